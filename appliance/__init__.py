@@ -1,0 +1,1 @@
+"""The Sluice appliance: settings, the `sluice` command, process roles, embedded PostgreSQL."""

@@ -1,0 +1,65 @@
+"""The process roles: gateway, worker and web, each runnable on its own."""
+
+import logging
+import os
+import shutil
+import signal
+
+from granian.constants import Interfaces, Loops
+from granian.server import Server
+
+from appliance.settings import Settings
+from engine.gateway.app import Gateway, GatewayOptions
+
+log = logging.getLogger(__name__)
+
+
+def gateway_options(settings: Settings) -> GatewayOptions:
+    if not settings.database_url:
+        raise SystemExit(
+            "SLUICE_DATABASE_URL is not set: the gateway needs a database "
+            "(or use `sluice run`, which starts one)"
+        )
+    return GatewayOptions(
+        database_url=settings.database_url,
+        public_url=settings.public_url,
+        max_message_bytes=settings.max_message_bytes,
+        max_request_bytes=settings.max_request_bytes,
+        commit_window=settings.commit_window_ms / 1000,
+    )
+
+
+def gateway_app() -> Gateway:
+    """The factory granian calls in each worker process."""
+    settings = Settings()
+    return Gateway(gateway_options(settings))
+
+
+def serve_gateway(settings: Settings) -> None:
+    gateway_options(settings)  # fail here, once, rather than in every worker
+    if settings.gateway_workers > 1:
+        # Worker processes share their metrics through files that /metrics adds up.
+        metrics_dir = settings.data_dir / "run" / "gateway-metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    Server(
+        "appliance.roles:gateway_app",
+        factory=True,
+        address=settings.gateway_host,
+        port=settings.gateway_port,
+        interface=Interfaces.RSGI,
+        workers=settings.gateway_workers,
+        loop=Loops.uvloop,
+        backlog=2048,
+        log_level=settings.log_level.lower(),  # type: ignore[arg-type]
+        websockets=False,
+    ).serve()
+
+
+def idle(role: str, arrives_with: str) -> None:
+    """Stand in for a role whose implementation has not landed, until told to stop."""
+    log.info("the %s role is not implemented yet (%s); idling", role, arrives_with)
+    stop = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+    signal.sigwait(stop)

@@ -1,0 +1,69 @@
+"""Settings: `SLUICE_*` environment variables over `/etc/sluice/sluice.toml` over defaults.
+
+The TOML file uses the names without the prefix (`database_url = "postgresql://…"`); its path
+can be changed with `SLUICE_CONFIG`.
+"""
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG = Path("/etc/sluice/sluice.toml")
+
+
+def _default_data_dir() -> Path:
+    if os.geteuid() == 0:
+        return Path("/var/lib/sluice")
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "sluice"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SLUICE_", extra="forbid")
+
+    database_url: str | None = Field(
+        None, description="PostgreSQL URL; without it `sluice run` starts an embedded server"
+    )
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    public_url: str | None = Field(
+        None, description="the gateway URL SDKs use, when it differs from what they request"
+    )
+    gateway_host: str = "0.0.0.0"
+    gateway_port: int = Field(8080, ge=1, le=65535)
+    gateway_workers: int = Field(1, ge=1, le=64)
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(8000, ge=1, le=65535)
+    embedded_db_port: int = Field(15432, ge=1, le=65535)
+    max_message_bytes: int = Field(32 * 1024, ge=1024)
+    max_request_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    commit_window_ms: float = Field(2.0, ge=0, le=100)
+    log_level: str = "info"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, config_file()))
+
+
+def config_file() -> Path:
+    """The TOML file in use; an explicitly named file that does not exist is an error."""
+    named = os.environ.get("SLUICE_CONFIG")
+    if named is None:
+        return DEFAULT_CONFIG
+    path = Path(named)
+    if not path.is_file():
+        raise FileNotFoundError(f"SLUICE_CONFIG names {path}, which does not exist")
+    return path

@@ -1,0 +1,121 @@
+"""`sluice run`: every role on one host, plus an embedded PostgreSQL when none is configured.
+
+Each role runs in its own child process, restarted if it dies, so a crash in one never takes
+the others down; the embedded database stops last, after every role has drained.
+"""
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from appliance.embedded import EmbeddedPostgres
+from appliance.settings import Settings
+from engine import migrate, workspace
+from engine.db import connection
+
+log = logging.getLogger(__name__)
+
+ROLES = ("gateway", "worker", "web")
+_RESTART_DELAY = 2.0
+
+
+@dataclass
+class _Child:
+    role: str
+    proc: subprocess.Popen[bytes]
+    started: float = field(default_factory=time.monotonic)
+
+
+def run_all(settings: Settings) -> None:
+    embedded = None
+    url = settings.database_url
+    if not url:
+        embedded = EmbeddedPostgres(settings.data_dir, settings.embedded_db_port)
+        url = embedded.start()
+        log.info("embedded PostgreSQL listening on 127.0.0.1:%d", settings.embedded_db_port)
+    try:
+        for done in asyncio.run(migrate.apply(url)):
+            log.info("applied migration %04d %s", done.version, done.name)
+        write_key = asyncio.run(_first_source(url))
+        env = {**os.environ, "SLUICE_DATABASE_URL": url}
+        _supervise(env, lambda: _announce(settings, write_key))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+async def _first_source(url: str) -> str | None:
+    """On an empty workspace, create a source so there is something to send events to."""
+    async with connection(url) as conn:
+        current = await workspace.export(conn)
+        if current.sources:
+            return None
+        report = await workspace.apply(
+            conn, workspace.WorkspaceSpec(sources=[workspace.SourceSpec(name="default")])
+        )
+        return report.new_write_keys.get("default")
+
+
+def _announce(settings: Settings, write_key: str | None) -> None:
+    base = settings.public_url or f"http://127.0.0.1:{settings.gateway_port}"
+    print(f"Sluice is running.\n  gateway: {base} (listening on "
+          f"{settings.gateway_host}:{settings.gateway_port})\n"
+          f"  web UI:  http://{settings.web_host}:{settings.web_port} "
+          "(the control plane arrives in a later release)")
+    if write_key:
+        print(
+            "A source named 'default' was created. Send it a test event with:\n"
+            f"  curl -u '{write_key}:' -H 'Content-Type: application/json' "
+            f"-d '{{\"userId\":\"u1\",\"event\":\"Hello Sluice\"}}' {base}/v1/track"
+        )
+    else:
+        print("Write keys: `sluice config export`. Send test traffic with:\n"
+              f"  sluice generate-events --write-key <KEY> --url {base}")
+    print("Stop with Ctrl-C.", flush=True)
+
+
+def _supervise(env: dict[str, str], announce: Callable[[], None]) -> None:
+    stopping = False
+
+    def request_stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    children = {role: _spawn(role, env) for role in ROLES}
+    announce()
+    while not stopping:
+        time.sleep(0.2)
+        for role, child in list(children.items()):
+            code = child.proc.poll()
+            if code is None or stopping:
+                continue
+            log.error("%s exited with status %s; restarting it", role, code)
+            if time.monotonic() - child.started < _RESTART_DELAY:
+                time.sleep(_RESTART_DELAY)
+            children[role] = _spawn(role, env)
+    for child in children.values():
+        if child.proc.poll() is None:
+            child.proc.send_signal(signal.SIGTERM)
+    for child in children.values():
+        try:
+            child.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            log.error("%s did not stop within 30 s; killing it", child.role)
+            child.proc.kill()
+            child.proc.wait()
+
+
+def _spawn(role: str, env: dict[str, str]) -> _Child:
+    # Children ignore the terminal's Ctrl-C; the supervisor stops them in order.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "appliance", role], env=env, start_new_session=True
+    )
+    return _Child(role, proc)

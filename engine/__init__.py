@@ -1,0 +1,1 @@
+"""Sluice's data plane: gateway, job store, pipeline, destinations and workspace config."""

@@ -1,0 +1,1 @@
+"""Destinations: one module per vendor, plus the catalogue of known types."""

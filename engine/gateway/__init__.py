@@ -1,0 +1,1 @@
+"""The ingestion gateway: Segment/RudderStack-compatible HTTP API in front of the ingest log."""

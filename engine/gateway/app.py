@@ -1,0 +1,345 @@
+"""The gateway's RSGI application: routing, request decoding, answers.
+
+It sits directly on granian's RSGI interface rather than on a framework router: the ingestion
+paths are the hottest code in Sluice and need nothing a framework adds. Every error is turned
+into an HTTP answer in `__rsgi__` and nowhere else.
+"""
+
+import asyncio
+import base64
+import binascii
+import logging
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+from urllib.parse import parse_qsl
+
+import msgspec
+from granian.rsgi import HTTPProtocol, Scope
+
+from engine.db import connection_pool
+from engine.errors import DatabaseUnavailable, Rejected
+from engine.gateway import browser, messages
+from engine.gateway.ingest import GroupCommit
+from engine.gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from engine.gateway.metrics import GatewayMetrics
+from engine.gateway.ratelimit import RateLimiter
+from engine.gateway.sources import Source, SourceDirectory
+
+log = logging.getLogger(__name__)
+
+Headers = list[tuple[str, str]]
+Answer = tuple[int, Headers, bytes]
+Handler = Callable[[Scope, HTTPProtocol], Awaitable[Answer]]
+
+_ERROR_CODES = {
+    400: "bad_request",
+    401: "invalid_write_key",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    429: "rate_limited",
+    503: "unavailable",
+}
+_JSON = ("content-type", "application/json")
+_TEXT = ("content-type", "text/plain; charset=utf-8")
+# a 1×1 transparent GIF, the answer to pixel requests
+_PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+_SINGLE = {
+    "track": "track",
+    "t": "track",
+    "identify": "identify",
+    "i": "identify",
+    "page": "page",
+    "p": "page",
+    "screen": "screen",
+    "s": "screen",
+    "group": "group",
+    "g": "group",
+    "alias": "alias",
+    "a": "alias",
+}
+
+
+@dataclass(frozen=True)
+class GatewayOptions:
+    database_url: str
+    public_url: str | None = None
+    max_message_bytes: int = 32 * 1024
+    max_request_bytes: int = 4 * 1024 * 1024
+    commit_window: float = 0.002
+    commit_max_rows: int = 2000
+    commit_inflight: int = 2
+    pool_size: int = 4
+
+
+class Gateway:
+    def __init__(self, options: GatewayOptions) -> None:
+        self._options = options
+        self._metrics = GatewayMetrics()
+        self._limiter = RateLimiter()
+        self._basic_keys: dict[str, str] = {}
+        self._routes: dict[tuple[str, str], Handler] = {
+            ("POST", "/v1/batch"): partial(self._ingest, None),
+            ("POST", "/v1/b"): partial(self._ingest, None),
+            ("POST", "/v1/import"): partial(self._ingest, None),
+            ("POST", "/beacon/v1/batch"): partial(self._ingest, None),
+            ("GET", "/pixel/v1/track"): partial(self._pixel, "track"),
+            ("GET", "/pixel/v1/page"): partial(self._pixel, "page"),
+            ("GET", "/sourceConfig"): self._source_config,
+            ("GET", "/health"): self._health,
+            ("GET", "/metrics"): self._render_metrics,
+        }
+        for path, call_type in _SINGLE.items():
+            self._routes["POST", f"/v1/{path}"] = partial(self._ingest, call_type)
+
+    # -- lifecycle, called by granian in each worker process --------------------------------
+
+    def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.run_until_complete(self.startup())
+
+    def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.run_until_complete(self.shutdown())
+
+    async def startup(self) -> None:
+        opts = self._options
+        self._pool = connection_pool(opts.database_url, max_size=opts.pool_size)
+        await self._pool.open(wait=False)
+        self._sources = SourceDirectory(self._pool, opts.database_url)
+        await self._sources.start()
+        self._commit = GroupCommit(
+            self._pool,
+            window=opts.commit_window,
+            max_rows=opts.commit_max_rows,
+            max_inflight=opts.commit_inflight,
+            observe=self._metrics.commit,
+        )
+        self._commit.start()
+
+    async def shutdown(self) -> None:
+        await self._commit.stop()
+        await self._sources.stop()
+        await self._pool.close()
+
+    # -- dispatch -------------------------------------------------------------------------
+
+    async def __rsgi__(self, scope: Scope, proto: HTTPProtocol) -> None:
+        try:
+            status, headers, body = await self._dispatch(scope, proto)
+        except Rejected as exc:
+            status, headers, body = _error(exc.status, exc.message)
+        except DatabaseUnavailable:
+            status, headers, body = _error(503, "the database is unavailable; retry later")
+        except Exception:
+            log.exception("unexpected error on %s %s", scope.method, scope.path)
+            status, headers, body = _error(500, "internal error")
+        headers.extend(_cors(scope))
+        proto.response_bytes(status, headers, body)
+
+    def _dispatch(self, scope: Scope, proto: HTTPProtocol) -> Awaitable[Answer]:
+        path = scope.path.rstrip("/") or "/"
+        handler = self._routes.get((scope.method, path))
+        if handler is not None:
+            return handler(scope, proto)
+        if scope.method == "OPTIONS":
+            return _preflight(scope)
+        if scope.method == "GET" and path.startswith("/v1/projects/") and path.endswith(
+            "/settings"
+        ):
+            return self._segment_settings(scope, path.split("/")[3])
+        if any(route_path == path for _, route_path in self._routes):
+            raise Rejected(405, f"{scope.method} is not allowed on {path}")
+        raise Rejected(404, f"no such endpoint: {path}")
+
+    # -- ingestion ------------------------------------------------------------------------
+
+    async def _ingest(self, call_type: str | None, scope: Scope, proto: HTTPProtocol) -> Answer:
+        source: Source | None = None
+        events = 1
+        try:
+            basic = _basic_key(scope, self._basic_keys)
+            if basic is not None:
+                source = await self._authenticate(basic)
+            data = _json_object(await self._read_body(scope, proto))
+            if call_type is None and isinstance(data.get("batch"), list):
+                events = max(len(data["batch"]), 1)
+            if source is None:
+                source = await self._authenticate(_key_from(data, scope))
+            facts = self._facts(scope, source)
+            if call_type is None:
+                rows = messages.from_batch(data, facts)
+            else:
+                rows = messages.from_single(data, call_type, facts)
+            self._check_rate(source, len(rows))
+            await self._commit.append(rows)
+        except (Rejected, DatabaseUnavailable):
+            self._metrics.count(source.name if source else "unknown", "rejected", events)
+            raise
+        self._metrics.count(source.name, "accepted", len(rows))
+        return 200, [_TEXT], b"OK"
+
+    async def _pixel(self, call_type: str, scope: Scope, proto: HTTPProtocol) -> Answer:
+        source: Source | None = None
+        try:
+            params = parse_qsl(scope.query_string, keep_blank_values=True)
+            source = await self._authenticate(dict(params).get("writeKey"))
+            row = messages.from_pixel(iter(params), call_type, self._facts(scope, source))
+            self._check_rate(source, 1)
+            await self._commit.append([row])
+        except (Rejected, DatabaseUnavailable):
+            self._metrics.count(source.name if source else "unknown", "rejected", 1)
+            raise
+        self._metrics.count(source.name, "accepted", 1)
+        return 200, [("content-type", "image/gif"), ("cache-control", "no-store")], _PIXEL
+
+    async def _authenticate(self, write_key: str | None) -> Source:
+        if not write_key:
+            raise Rejected(401, "no write key: send it as Basic auth user, or as writeKey")
+        source = await self._sources.find(write_key)
+        if source is None:
+            raise Rejected(401, "unknown write key")
+        if not source.enabled:
+            raise Rejected(404, f"source {source.name!r} is disabled")
+        return source
+
+    async def _read_body(self, scope: Scope, proto: HTTPProtocol) -> bytes:
+        limit = self._options.max_request_bytes
+        declared = scope.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise Rejected(413, f"the request is over the limit of {limit} bytes")
+        raw = await proto()
+        if len(raw) > limit:
+            raise Rejected(413, f"the request is over the limit of {limit} bytes")
+        return _decode(raw, scope.headers.get("content-encoding"), limit)
+
+    def _facts(self, scope: Scope, source: Source) -> messages.RequestFacts:
+        now = datetime.now(UTC)
+        return messages.RequestFacts(
+            source_id=source.id,
+            received_at=now,
+            received_at_text=now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            ip=_client_ip(scope),
+            max_message_bytes=self._options.max_message_bytes,
+        )
+
+    def _check_rate(self, source: Source, events: int) -> None:
+        if source.rate_limit and not self._limiter.allow(source.id, source.rate_limit, events):
+            raise Rejected(429, f"source {source.name!r} is over {source.rate_limit} events/s")
+
+    # -- browser SDK config, health, metrics -----------------------------------------------
+
+    async def _source_config(self, scope: Scope, proto: HTTPProtocol) -> Answer:
+        key = _basic_key(scope, self._basic_keys) or _query_key(scope)
+        source = await self._authenticate(key)
+        return 200, [_JSON], msgspec.json.encode(browser.rudderstack_source_config(source))
+
+    async def _segment_settings(self, scope: Scope, write_key: str) -> Answer:
+        source = await self._authenticate(write_key)
+        public_url = self._options.public_url or _request_base_url(scope)
+        return 200, [_JSON], msgspec.json.encode(browser.segment_settings(source, public_url))
+
+    async def _health(self, scope: Scope, proto: HTTPProtocol) -> Answer:
+        await self._commit.ping()
+        return 200, [_JSON], b'{"status":"ok"}'
+
+    async def _render_metrics(self, scope: Scope, proto: HTTPProtocol) -> Answer:
+        return 200, [("content-type", METRICS_CONTENT_TYPE)], self._metrics.render()
+
+
+def _error(status: int, message: str) -> Answer:
+    body = msgspec.json.encode({"code": _ERROR_CODES.get(status, "error"), "message": message})
+    return status, [_JSON], body
+
+
+def _cors(scope: Scope) -> Headers:
+    origin = scope.headers.get("origin")
+    if not origin:
+        return [("access-control-allow-origin", "*")]
+    return [
+        ("access-control-allow-origin", origin),
+        ("access-control-allow-credentials", "true"),
+        ("vary", "Origin"),
+    ]
+
+
+async def _preflight(scope: Scope) -> Answer:
+    requested = scope.headers.get("access-control-request-headers")
+    headers = [
+        ("access-control-allow-methods", "GET, POST, OPTIONS"),
+        ("access-control-max-age", "86400"),
+    ]
+    if requested:
+        headers.append(("access-control-allow-headers", requested))
+    return 204, headers, b""
+
+
+def _basic_key(scope: Scope, cache: dict[str, str]) -> str | None:
+    header = scope.headers.get("authorization")
+    if not header or not header[:6].lower() == "basic ":
+        return None
+    key = cache.get(header)
+    if key is None:
+        try:
+            decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise Rejected(401, "the Authorization header is not valid Basic auth") from None
+        key = decoded.partition(":")[0]
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[header] = key
+    return key
+
+
+def _query_key(scope: Scope) -> str | None:
+    if "writeKey" not in scope.query_string:
+        return None
+    return dict(parse_qsl(scope.query_string)).get("writeKey")
+
+
+def _key_from(data: dict[str, Any], scope: Scope) -> str | None:
+    key = data.get("writeKey")
+    return key if isinstance(key, str) and key else _query_key(scope)
+
+
+def _decode(raw: bytes, encoding: str | None, limit: int) -> bytes:
+    """Undo Content-Encoding, whatever Content-Type claims; cap the inflated size too."""
+    encoding = (encoding or "identity").strip().lower()
+    if encoding == "identity":
+        return raw
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        raise Rejected(400, f"unsupported Content-Encoding {encoding!r}; use gzip or none")
+    inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib, detected from the header
+    try:
+        body = inflater.decompress(raw, limit + 1)
+    except zlib.error as exc:
+        raise Rejected(400, f"the body is not valid {encoding}: {exc}") from None
+    if len(body) > limit or inflater.unconsumed_tail:
+        raise Rejected(413, f"the decompressed request is over the limit of {limit} bytes")
+    return body
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        data = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise Rejected(400, f"malformed JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise Rejected(400, "the body must be a JSON object")
+    return data
+
+
+def _client_ip(scope: Scope) -> str:
+    forwarded = scope.headers.get("x-forwarded-for")
+    if forwarded:
+        return forwarded.split(",", 1)[0].strip()
+    host = scope.client.rsplit(":", 1)[0]
+    return host.strip("[]")
+
+
+def _request_base_url(scope: Scope) -> str:
+    scheme = scope.headers.get("x-forwarded-proto") or scope.scheme
+    host = scope.headers.get("host") or scope.authority or "localhost"
+    return f"{scheme}://{host}"

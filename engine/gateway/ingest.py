@@ -1,0 +1,148 @@
+"""Group commit into the ingest log.
+
+Requests from every connection hand their rows to one `GroupCommit`. It gathers whatever has
+arrived for a short window (or until a batch is full), writes it all with one COPY and one
+commit, and only then resolves each request's future: a request is answered 200 only after its
+rows are durable. While one commit is in flight the next batch is already gathering.
+"""
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from engine.errors import DatabaseUnavailable, Rejected
+from engine.gateway.messages import Row
+from engine.sql import Queries
+
+_Q = Queries.beside(__file__, "ingest.sql")
+log = logging.getLogger(__name__)
+
+_Waiter = tuple[Sequence[Row], asyncio.Future[None]]
+
+
+class GroupCommit:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        *,
+        window: float,
+        max_rows: int,
+        max_inflight: int,
+        observe: Callable[[int, float], None] = lambda rows, seconds: None,
+    ) -> None:
+        self._pool = pool
+        self._window = window
+        self._max_rows = max_rows
+        self._slots = asyncio.Semaphore(max_inflight)
+        self._observe = observe
+        self._pending: deque[_Waiter] = deque()
+        self._pending_rows = 0
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._flushes: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._run(), name="group-commit")
+
+    async def stop(self) -> None:
+        """Commit everything already handed over, then return."""
+        self._closing = True
+        self._wake.set()
+        if self._loop_task is not None:
+            await self._loop_task
+        if self._flushes:
+            await asyncio.gather(*self._flushes)
+
+    async def append(self, rows: Sequence[Row]) -> None:
+        """Return once `rows` are committed; raise DatabaseUnavailable if they are not."""
+        if self._closing:
+            raise DatabaseUnavailable("the gateway is shutting down")
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((rows, future))
+        self._pending_rows += len(rows)
+        self._wake.set()
+        await future
+
+    async def ping(self) -> None:
+        try:
+            async with self._pool.connection(timeout=2.0) as conn:
+                await conn.execute(_Q["ping"])
+        except psycopg.Error as exc:
+            raise DatabaseUnavailable(str(exc)) from exc
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            if not self._pending:
+                if self._closing:
+                    return
+                self._wake.clear()
+                continue
+            if self._window and self._pending_rows < self._max_rows and not self._closing:
+                await asyncio.sleep(self._window)
+            await self._slots.acquire()
+            batch = self._take()
+            task = asyncio.create_task(self._flush(batch))
+            self._flushes.add(task)
+            task.add_done_callback(self._flush_done)
+
+    def _take(self) -> list[_Waiter]:
+        taken: list[_Waiter] = []
+        rows = 0
+        while self._pending and (rows < self._max_rows or not taken):
+            waiter = self._pending.popleft()
+            taken.append(waiter)
+            rows += len(waiter[0])
+        self._pending_rows -= rows
+        if not self._pending and not self._closing:
+            self._wake.clear()
+        return taken
+
+    def _flush_done(self, task: asyncio.Task[None]) -> None:
+        self._flushes.discard(task)
+        self._slots.release()
+
+    async def _flush(self, batch: list[_Waiter]) -> None:
+        started = time.perf_counter()
+        try:
+            await self._write(batch)
+        except psycopg.OperationalError as exc:
+            log.warning("ingest commit failed, %d request(s) answered 503: %s", len(batch), exc)
+            _settle(batch, DatabaseUnavailable("the database is unavailable; retry later"))
+            return
+        except psycopg.Error as exc:
+            # A row PostgreSQL refuses must fail only its own request, not the whole batch.
+            if len(batch) > 1:
+                await asyncio.gather(*(self._flush([waiter]) for waiter in batch))
+            else:
+                reason = exc.diag.message_primary or str(exc)
+                _settle(batch, Rejected(400, f"the database refused the message: {reason}"))
+            return
+        self._observe(sum(len(rows) for rows, _ in batch), time.perf_counter() - started)
+        _settle(batch, None)
+
+    async def _write(self, batch: list[_Waiter]) -> None:
+        async with (
+            self._pool.connection() as conn,
+            conn.cursor() as cur,
+            cur.copy(_Q["copy_rows"]) as copy,
+        ):
+            for rows, _ in batch:
+                for row in rows:
+                    await copy.write_row(row)
+
+
+def _settle(batch: list[_Waiter], error: Exception | None) -> None:
+    for _, future in batch:
+        if future.done():  # the client went away; its rows were still written or not
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)

@@ -1,0 +1,53 @@
+"""The gateway's Prometheus metrics.
+
+With several gateway worker processes, `PROMETHEUS_MULTIPROC_DIR` is set by the process that
+spawns them and each scrape adds up every worker's values.
+"""
+
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class GatewayMetrics:
+    def __init__(self) -> None:
+        self._registry = CollectorRegistry()
+        self._events = Counter(
+            "sluice_gateway_events",
+            "Events received by the gateway, by source and outcome (accepted / rejected)",
+            ["source", "outcome"],
+            registry=self._registry,
+        )
+        self._commit_rows = Histogram(
+            "sluice_gateway_commit_rows",
+            "Rows written per group commit",
+            buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500),
+            registry=self._registry,
+        )
+        self._commit_seconds = Histogram(
+            "sluice_gateway_commit_seconds",
+            "Time to COPY and commit one group of requests",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self._registry,
+        )
+        self._children: dict[tuple[str, str], Counter] = {}
+
+    def count(self, source: str, outcome: str, events: int) -> None:
+        child = self._children.get((source, outcome))
+        if child is None:
+            child = self._children[source, outcome] = self._events.labels(source, outcome)
+        child.inc(events)
+
+    def commit(self, rows: int, seconds: float) -> None:
+        self._commit_rows.observe(rows)
+        self._commit_seconds.observe(seconds)
+
+    def render(self) -> bytes:
+        if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+            return generate_latest(registry)
+        return generate_latest(self._registry)

@@ -1,0 +1,262 @@
+"""The workspace configuration store: sources, destinations, transformations, connections.
+
+`parse` turns a config file into validated specs; `apply` upserts them by name in one
+transaction (entries absent from the file are left alone); `export` writes the same shape back.
+"""
+
+import secrets
+import string
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+import msgspec
+import psycopg
+import yaml
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from engine.destinations.catalog import CATALOG
+from engine.errors import ConfigError
+from engine.sql import Queries
+
+_Q = Queries.beside(__file__, "workspace.sql")
+_KEY_ALPHABET = string.ascii_letters + string.digits
+_Spec = TypeVar("_Spec")
+
+
+class SourceSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    name: str
+    write_key: str | None = None
+    enabled: bool = True
+    rate_limit: int | None = None
+
+
+class DestinationSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    name: str
+    type: str
+    config: dict[str, Any] = {}
+    enabled: bool = True
+
+
+class TransformationSpec(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    code: str
+
+
+class ConnectionSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    source: str
+    destination: str
+    transformation: str | None = None
+    enabled: bool = True
+
+
+class WorkspaceSpec(msgspec.Struct, omit_defaults=True):
+    sources: list[SourceSpec] = []
+    destinations: list[DestinationSpec] = []
+    transformations: list[TransformationSpec] = []
+    connections: list[ConnectionSpec] = []
+
+
+Action = Literal["created", "updated", "unchanged"]
+
+
+@dataclass
+class ApplyReport:
+    changes: list[tuple[str, str, Action]] = field(default_factory=list)
+    # write keys generated for new sources, so the person applying the file can use them
+    new_write_keys: dict[str, str] = field(default_factory=dict)
+
+    def note(self, kind: str, name: str, row: tuple[Any, ...] | None) -> None:
+        action: Action = "unchanged" if row is None else ("created" if row[0] else "updated")
+        self.changes.append((kind, name, action))
+
+
+def new_write_key() -> str:
+    return "".join(secrets.choice(_KEY_ALPHABET) for _ in range(32))
+
+
+def parse(text: str) -> WorkspaceSpec:
+    """Validate a YAML or JSON workspace file; errors name the entry at fault."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError("file", f"not valid YAML or JSON: {exc}") from exc
+    if data is None:
+        return WorkspaceSpec()
+    if not isinstance(data, dict):
+        raise ConfigError("file", "the top level must be a mapping of sources, destinations, …")
+    unknown = set(data) - set(WorkspaceSpec.__struct_fields__)
+    if unknown:
+        raise ConfigError("file", f"unknown section(s): {', '.join(sorted(map(str, unknown)))}")
+    spec = WorkspaceSpec(
+        sources=_entries(data, "sources", SourceSpec),
+        destinations=_entries(data, "destinations", DestinationSpec),
+        transformations=_entries(data, "transformations", TransformationSpec),
+        connections=_entries(data, "connections", ConnectionSpec),
+    )
+    _check(spec)
+    return spec
+
+
+def _entries(data: dict[str, Any], section: str, spec: type[_Spec]) -> list[_Spec]:
+    raw = data.get(section) or []
+    if not isinstance(raw, list):
+        raise ConfigError(section, "must be a list")
+    entries = []
+    for i, item in enumerate(raw):
+        label = _label(section, i, item)
+        try:
+            entries.append(msgspec.convert(item, spec))
+        except msgspec.ValidationError as exc:
+            raise ConfigError(label, str(exc)) from None
+    return entries
+
+
+def _label(section: str, index: int, item: Any) -> str:
+    name = item.get("name") if isinstance(item, dict) else None
+    if section == "connections" and isinstance(item, dict):
+        name = f"{item.get('source')} → {item.get('destination')}"
+    return f"{section}[{index}]" + (f" ({name})" if name else "")
+
+
+def _check(spec: WorkspaceSpec) -> None:
+    for section in ("sources", "destinations", "transformations"):
+        seen: set[str] = set()
+        for i, entry in enumerate(getattr(spec, section)):
+            label = f"{section}[{i}] ({entry.name})"
+            if not entry.name.strip():
+                raise ConfigError(f"{section}[{i}]", "name must not be empty")
+            if entry.name in seen:
+                raise ConfigError(label, "the name is used twice in this file")
+            seen.add(entry.name)
+    for i, src in enumerate(spec.sources):
+        label = f"sources[{i}] ({src.name})"
+        if src.write_key is not None and (len(src.write_key) < 8 or ":" in src.write_key):
+            raise ConfigError(label, "write_key must be at least 8 characters, without ':'")
+        if src.rate_limit is not None and src.rate_limit <= 0:
+            raise ConfigError(label, "rate_limit must be a positive number of events per second")
+    for i, dest in enumerate(spec.destinations):
+        _check_destination(f"destinations[{i}] ({dest.name})", dest)
+    for i, tr in enumerate(spec.transformations):
+        if not tr.code.strip():
+            raise ConfigError(f"transformations[{i}] ({tr.name})", "code must not be empty")
+
+
+def _check_destination(label: str, dest: DestinationSpec) -> None:
+    kind = CATALOG.get(dest.type)
+    if kind is None:
+        raise ConfigError(
+            label, f"unknown type {dest.type!r}; known types: {', '.join(sorted(CATALOG))}"
+        )
+    missing = [key for key in kind.required if dest.config.get(key) in (None, "")]
+    if missing:
+        raise ConfigError(label, f"{kind.title} needs config {', '.join(missing)}")
+
+
+async def apply(conn: psycopg.AsyncConnection[Any], spec: WorkspaceSpec) -> ApplyReport:
+    """Upsert every entry by name in one transaction and wake the processes that cache it."""
+    report = ApplyReport()
+    async with conn.transaction():
+        for src in spec.sources:
+            await _apply_source(conn, src, report)
+        for dest in spec.destinations:
+            cur = await conn.execute(
+                _Q["upsert_destination"],
+                {
+                    "name": dest.name,
+                    "type": dest.type,
+                    "config": Jsonb(dest.config),
+                    "enabled": dest.enabled,
+                },
+            )
+            report.note("destination", dest.name, await cur.fetchone())
+        for tr in spec.transformations:
+            await _apply_transformation(conn, tr, report)
+        for i, con in enumerate(spec.connections):
+            await _apply_connection(conn, i, con, report)
+        await conn.execute(_Q["notify_changed"])
+    return report
+
+
+async def _apply_source(
+    conn: psycopg.AsyncConnection[Any], src: SourceSpec, report: ApplyReport
+) -> None:
+    params = {
+        "name": src.name,
+        "write_key": src.write_key,
+        "new_key": new_write_key(),
+        "enabled": src.enabled,
+        "rate_limit": src.rate_limit,
+    }
+    try:
+        async with conn.transaction():
+            cur = await conn.execute(_Q["upsert_source"], params)
+    except psycopg.errors.UniqueViolation:
+        raise ConfigError(
+            f"source {src.name}", "its write_key is already used by another source"
+        ) from None
+    row = await cur.fetchone()
+    report.note("source", src.name, row)
+    if row is not None and row[0] and src.write_key is None:
+        report.new_write_keys[src.name] = row[1]
+
+
+async def _apply_transformation(
+    conn: psycopg.AsyncConnection[Any], tr: TransformationSpec, report: ApplyReport
+) -> None:
+    cur = await conn.execute(_Q["upsert_transformation"], {"name": tr.name})
+    row = await cur.fetchone()
+    assert row is not None
+    version = await conn.execute(
+        _Q["add_transformation_version"], {"id": row[0], "code": tr.code}
+    )
+    changed = await version.fetchone() is not None
+    report.note("transformation", tr.name, (row[1],) if changed else None)
+
+
+async def _apply_connection(
+    conn: psycopg.AsyncConnection[Any], index: int, con: ConnectionSpec, report: ApplyReport
+) -> None:
+    label = f"connections[{index}] ({con.source} → {con.destination})"
+    ids = {
+        "source_id": await _id_of(conn, "source", con.source, label),
+        "destination_id": await _id_of(conn, "destination", con.destination, label),
+        "transformation_id": (
+            await _id_of(conn, "transformation", con.transformation, label)
+            if con.transformation
+            else None
+        ),
+    }
+    cur = await conn.execute(_Q["upsert_connection"], {**ids, "enabled": con.enabled})
+    report.note("connection", f"{con.source} → {con.destination}", await cur.fetchone())
+
+
+async def _id_of(conn: psycopg.AsyncConnection[Any], kind: str, name: str, label: str) -> Any:
+    cur = await conn.execute(_Q[f"{kind}_id"], {"name": name})
+    row = await cur.fetchone()
+    if row is None:
+        raise ConfigError(label, f"unknown {kind} {name!r}")
+    return row[0]
+
+
+async def export(conn: psycopg.AsyncConnection[Any]) -> WorkspaceSpec:
+    async def rows(query: str) -> list[dict[str, Any]]:
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(_Q[query])
+            return await cur.fetchall()
+
+    return WorkspaceSpec(
+        sources=msgspec.convert(await rows("export_sources"), list[SourceSpec]),
+        destinations=msgspec.convert(await rows("export_destinations"), list[DestinationSpec]),
+        transformations=msgspec.convert(
+            await rows("export_transformations"), list[TransformationSpec]
+        ),
+        connections=msgspec.convert(await rows("export_connections"), list[ConnectionSpec]),
+    )
+
+
+def dump(spec: WorkspaceSpec, fmt: Literal["yaml", "json"]) -> str:
+    plain = msgspec.to_builtins(spec)
+    if fmt == "json":
+        return msgspec.json.format(msgspec.json.encode(plain)).decode() + "\n"
+    return yaml.safe_dump(plain, sort_keys=False, allow_unicode=True)

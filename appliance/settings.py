@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     )
     gateway_host: str = "0.0.0.0"
     gateway_port: int = Field(8080, ge=1, le=65535)
-    gateway_workers: int = Field(1, ge=1, le=64)
+    gateway_workers: int = Field(2, ge=1, le=64, description="gateway processes")
     web_host: str = "127.0.0.1"
     web_port: int = Field(8000, ge=1, le=65535)
     embedded_db_port: int = Field(15432, ge=1, le=65535)

@@ -11,8 +11,6 @@ import binascii
 import logging
 import zlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
@@ -23,9 +21,11 @@ from granian.rsgi import HTTPProtocol, Scope
 from engine.db import connection_pool
 from engine.errors import DatabaseUnavailable, Rejected
 from engine.gateway import browser, messages
+from engine.gateway.clock import Clock
 from engine.gateway.ingest import GroupCommit
 from engine.gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from engine.gateway.metrics import GatewayMetrics
+from engine.gateway.options import GatewayOptions
 from engine.gateway.ratelimit import RateLimiter
 from engine.gateway.sources import Source, SourceDirectory
 
@@ -64,23 +64,12 @@ _SINGLE = {
 }
 
 
-@dataclass(frozen=True)
-class GatewayOptions:
-    database_url: str
-    public_url: str | None = None
-    max_message_bytes: int = 32 * 1024
-    max_request_bytes: int = 4 * 1024 * 1024
-    commit_window: float = 0.002
-    commit_max_rows: int = 2000
-    commit_inflight: int = 2
-    pool_size: int = 4
-
-
 class Gateway:
     def __init__(self, options: GatewayOptions) -> None:
         self._options = options
         self._metrics = GatewayMetrics()
         self._limiter = RateLimiter()
+        self._clock = Clock()
         self._basic_keys: dict[str, str] = {}
         self._routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/batch"): partial(self._ingest, None),
@@ -216,17 +205,15 @@ class Gateway:
         return _decode(raw, scope.headers.get("content-encoding"), limit)
 
     def _facts(self, scope: Scope, source: Source) -> messages.RequestFacts:
-        now = datetime.now(UTC)
         return messages.RequestFacts(
-            source_id=source.id,
-            received_at=now,
-            received_at_text=now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            ip=_client_ip(scope),
-            max_message_bytes=self._options.max_message_bytes,
+            source.id, self._clock.now(), _client_ip(scope), self._options.max_message_bytes
         )
 
     def _check_rate(self, source: Source, events: int) -> None:
-        if source.rate_limit and not self._limiter.allow(source.id, source.rate_limit, events):
+        if not source.rate_limit:
+            return
+        share = source.rate_limit / self._options.processes
+        if not self._limiter.allow(source.id, share, events):
             raise Rejected(429, f"source {source.name!r} is over {source.rate_limit} events/s")
 
     # -- browser SDK config, health, metrics -----------------------------------------------

@@ -1,8 +1,6 @@
 """Validation and normalisation of Segment-spec messages, from request body to ingest row."""
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import uuid4
 
@@ -15,13 +13,11 @@ CALL_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"}
 _NUL = b"\\u0000"
 
 
-@dataclass(frozen=True, slots=True)
-class RequestFacts:
+class RequestFacts(NamedTuple):
     """What the gateway knows about the request that carried the messages."""
 
     source_id: str
-    received_at: datetime
-    received_at_text: str
+    received_at: str  # ISO 8601, UTC, milliseconds
     ip: str
     max_message_bytes: int
 
@@ -31,7 +27,7 @@ class Row(NamedTuple):
 
     source_id: str
     partition: int
-    received_at: datetime
+    received_at: str
     message_id: str
     payload: str
 
@@ -111,7 +107,7 @@ def normalise(msg: Any, facts: RequestFacts, label: str) -> Row:
         message_id = str(uuid4())
     msg["messageId"] = message_id
     msg.pop("writeKey", None)
-    msg["receivedAt"] = facts.received_at_text
+    msg["receivedAt"] = facts.received_at
     msg["request_ip"] = facts.ip
     context.setdefault("ip", facts.ip)
     if call_type == "identify":

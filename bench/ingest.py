@@ -1,0 +1,193 @@
+"""Ingestion benchmark: requests/s, events/s and latency of the gateway, measured with wrk.
+
+Starts a private PostgreSQL (unless --database-url is given), a `sluice gateway`, and drives
+`/v1/track` with one event per request, then `/v1/batch` with ten, each request carrying its own
+messageIds as SDKs do. After each run it counts the rows in the ingest log: every 200 must be a
+committed event. Needs `wrk` (Debian package `wrk`).
+
+    python bench/ingest.py [--duration 15] [--connections 64] [--gateway-workers 1]
+"""
+
+import argparse
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from appliance.embedded import EmbeddedPostgres
+from engine import migrate, workspace
+from engine.db import connection
+
+WRITE_KEY = "bench-write-key-0123456789"
+
+_EVENT = (
+    '{"type":"track","event":"Product Viewed","userId":"user-%d","anonymousId":"anon-%d",'
+    '"messageId":"bench-%s","timestamp":"2026-11-27T10:00:00.000Z",'
+    '"properties":{"product_id":"sku-100","name":"Trail Shoe","price":89.0,"currency":"USD"},'
+    '"context":{"library":{"name":"analytics-python","version":"2.4.0"},'
+    '"userAgent":"Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0","locale":"en-US"}}'
+)
+
+# wrk's Lua: every request gets fresh messageIds and one of 1,000 users.
+_LUA = """
+local n = 0
+local event = '%s'
+local per_request = %d
+local prefix = tostring(math.random(1, 1000000000))
+request = function()
+  local parts = {}
+  for i = 1, per_request do
+    n = n + 1
+    parts[i] = string.format(event, n %% 1000, n %% 1000, prefix .. "-" .. n)
+  end
+  local body
+  if per_request == 1 then body = parts[1]
+  else body = '{"batch":[' .. table.concat(parts, ",") .. '],"sentAt":"2026-11-27T10:00:00.000Z"}'
+  end
+  return wrk.format("POST", "%s", {["Content-Type"] = "application/json",
+    ["Authorization"] = "Basic %s"}, body)
+end
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url")
+    parser.add_argument("--duration", type=int, default=15, help="seconds per scenario")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--gateway-workers", type=int, default=1)
+    parser.add_argument("--wrk-threads", type=int, default=1)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (apt-get install wrk)")
+    with _database(args.database_url) as url:
+        asyncio.run(_prepare(url))
+        port = _free_port()
+        with _gateway(url, port, args.gateway_workers):
+            print(f"gateway workers: {args.gateway_workers}, wrk connections: "
+                  f"{args.connections}, {args.duration} s per scenario, {os.cpu_count()} cores")
+            for name, path, per_request in (
+                ("single-event /v1/track", "/v1/track", 1),
+                ("10-event /v1/batch", "/v1/batch", 10),
+            ):
+                before = _count(url)
+                result = _wrk(port, path, per_request, args)
+                stored = _count(url) - before
+                _report(name, per_request, result, stored)
+
+
+def _report(name: str, per_request: int, result: dict[str, float], stored: int) -> None:
+    ok = result["requests"] - result["errors"]
+    print(
+        f"{name:<24} {result['rps']:>9,.0f} req/s {result['rps'] * per_request:>9,.0f} events/s"
+        f"  p50 {result['p50']:.2f} ms  p99 {result['p99']:.2f} ms"
+        f"  non-200 {result['errors']:.0f}  stored {stored:,} of {ok * per_request:,.0f} acked"
+    )
+    if stored < ok * per_request:
+        sys.exit("LOST EVENTS: fewer rows stored than events acknowledged")
+
+
+def _wrk(port: int, path: str, per_request: int, args: argparse.Namespace) -> dict[str, float]:
+    import base64
+
+    auth = base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(_LUA % (_EVENT, per_request, path, auth))
+    try:
+        done = subprocess.run(
+            ["wrk", "-t", str(args.wrk_threads), "-c", str(args.connections),
+             "-d", f"{args.duration}s", "--latency", "-s", script.name,
+             f"http://127.0.0.1:{port}"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+    finally:
+        os.unlink(script.name)
+    if done.returncode != 0:
+        sys.exit(f"wrk failed:\n{done.stdout}{done.stderr}")
+    out = done.stdout
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "requests": float(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
+        "errors": float(m.group(1)) if (m := re.search(r"Non-2xx.*?(\d+)", out)) else 0.0,
+        "p50": _ms(re.search(r"50%\s+([\d.]+)(\w+)", out)),
+        "p99": _ms(re.search(r"99%\s+([\d.]+)(\w+)", out)),
+    }
+
+
+def _ms(match: re.Match[str] | None) -> float:
+    assert match is not None
+    value, unit = float(match.group(1)), match.group(2)
+    return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def _count(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM ingest_log").fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+async def _prepare(url: str) -> None:
+    await migrate.apply(url)
+    async with connection(url) as conn:
+        spec = workspace.WorkspaceSpec(
+            sources=[workspace.SourceSpec(name="bench", write_key=WRITE_KEY)]
+        )
+        await workspace.apply(conn, spec)
+
+
+@contextlib.contextmanager
+def _database(url: str | None) -> Iterator[str]:
+    if url:
+        yield url
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
+    tmp.chmod(0o755)  # the server may run as another user, which must reach its data dir
+    server = EmbeddedPostgres(tmp, _free_port())
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _gateway(url: str, port: int, workers: int) -> Iterator[None]:
+    env = {**os.environ, "SLUICE_DATABASE_URL": url, "SLUICE_GATEWAY_PORT": str(port),
+           "SLUICE_GATEWAY_HOST": "127.0.0.1", "SLUICE_GATEWAY_WORKERS": str(workers),
+           "SLUICE_LOG_LEVEL": "warning", "SLUICE_DATA_DIR": tempfile.mkdtemp()}
+    proc = subprocess.Popen([sys.executable, "-m", "appliance", "gateway"], env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                    break
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit("the gateway did not start")
+            time.sleep(0.2)
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+if __name__ == "__main__":
+    main()

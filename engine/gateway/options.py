@@ -1,0 +1,17 @@
+"""What the gateway is told at start: database, limits, group-commit tuning."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GatewayOptions:
+    database_url: str
+    public_url: str | None = None
+    max_message_bytes: int = 32 * 1024
+    max_request_bytes: int = 4 * 1024 * 1024
+    commit_window: float = 0.002
+    commit_max_rows: int = 2000
+    commit_inflight: int = 4
+    pool_size: int = 4
+    # gateway processes sharing the port: each enforces its share of a source's rate limit
+    processes: int = 1

@@ -1,0 +1,111 @@
+"""Fixtures: a real PostgreSQL for the session, a fresh database per test, real gateways.
+
+PostgreSQL is the embedded server Sluice itself ships (started here in a temporary directory),
+unless SLUICE_TEST_DATABASE_URL names an existing server to use instead.
+"""
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from appliance.embedded import EmbeddedPostgres
+from engine import migrate, workspace
+from engine.db import connection
+from tests.servers import GatewayProcess, free_port, server_dir, start_gateway
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    given = os.environ.get("SLUICE_TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    with server_dir() as path:
+        server = EmbeddedPostgres(path, free_port())
+        try:
+            yield server.start()
+        finally:
+            server.stop()
+
+
+def _admin(url: str) -> psycopg.Connection[Any]:
+    return psycopg.connect(url, autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def template_database(postgres_url: str) -> Iterator[str]:
+    """A migrated database that each test's database is copied from."""
+    name = f"sluice_template_{uuid.uuid4().hex[:8]}"
+    with _admin(postgres_url) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    asyncio.run(migrate.apply(make_conninfo(postgres_url, dbname=name)))
+    yield name
+    with _admin(postgres_url) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def database_url(postgres_url: str, template_database: str) -> Iterator[str]:
+    name = f"sluice_test_{uuid.uuid4().hex[:12]}"
+    with _admin(postgres_url) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template_database)
+            )
+        )
+    yield make_conninfo(postgres_url, dbname=name)
+    with _admin(postgres_url) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def apply_config(database_url: str, text: str) -> workspace.ApplyReport:
+    async def go() -> workspace.ApplyReport:
+        async with connection(database_url) as conn:
+            return await workspace.apply(conn, workspace.parse(text))
+
+    return asyncio.run(go())
+
+
+def ingested(database_url: str) -> list[dict[str, Any]]:
+    """Every row of the ingest log, oldest first, payload decoded."""
+    with psycopg.connect(database_url) as conn:
+        cur = conn.execute(
+            "SELECT l.id, s.name AS source, l.partition, l.message_id, l.payload "
+            "FROM ingest_log l LEFT JOIN sources s ON s.id = l.source_id ORDER BY l.id",
+        )
+        names = [c.name for c in cur.description or []]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+WRITE_KEY = "test-write-key-website"
+DISABLED_KEY = "test-write-key-disabled"
+
+
+@pytest.fixture
+def workspace_config(database_url: str) -> str:
+    apply_config(
+        database_url,
+        f"""
+sources:
+  - {{name: website, write_key: {WRITE_KEY}}}
+  - {{name: legacy, write_key: {DISABLED_KEY}, enabled: false}}
+""",
+    )
+    return database_url
+
+
+@pytest.fixture
+def gateway(workspace_config: str, tmp_path: Path) -> Iterator[GatewayProcess]:
+    process = start_gateway(workspace_config, tmp_path)
+    try:
+        yield process
+    finally:
+        process.stop()

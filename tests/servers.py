@@ -1,0 +1,108 @@
+"""Real processes the tests drive: PostgreSQL servers and Sluice gateways."""
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def server_dir() -> Iterator[Path]:
+    """A fresh directory under /tmp that the PostgreSQL server user can enter.
+
+    When the tests run as root, the embedded server runs as the `sluice` user, which cannot
+    enter pytest's private temporary tree; only this one directory is opened to it.
+    """
+    path = Path(tempfile.mkdtemp(prefix="sluice-test-"))
+    path.chmod(0o711)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@dataclass
+class GatewayProcess:
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_gateway(
+    database_url: str, workdir: Path, wait_healthy: bool = True, **settings: str
+) -> GatewayProcess:
+    port = free_port()
+    env = {
+        **os.environ,
+        "SLUICE_DATABASE_URL": database_url,
+        "SLUICE_GATEWAY_HOST": "127.0.0.1",
+        "SLUICE_GATEWAY_PORT": str(port),
+        "SLUICE_GATEWAY_WORKERS": "1",
+        "SLUICE_DATA_DIR": str(workdir),
+        "SLUICE_CONFIG": str(_empty_config(workdir)),
+        **{f"SLUICE_{k.upper()}": v for k, v in settings.items()},
+    }
+    log = workdir / f"gateway-{port}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "appliance", "gateway"], env=env, stdout=out, stderr=out
+        )
+    gateway = GatewayProcess(f"http://127.0.0.1:{port}", proc, log)
+    _wait_listening(gateway, need_health=wait_healthy)
+    return gateway
+
+
+def _empty_config(workdir: Path) -> Path:
+    path = workdir / "sluice.toml"
+    path.touch()
+    return path
+
+
+def _wait_listening(gateway: GatewayProcess, need_health: bool) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if gateway.proc.poll() is not None:
+            raise RuntimeError(f"gateway exited:\n{gateway.output()}")
+        with contextlib.suppress(httpx.HTTPError):
+            answer = httpx.get(f"{gateway.url}/health", timeout=2)
+            if answer.status_code == 200 or not need_health:
+                return
+        time.sleep(0.1)
+    gateway.stop()
+    raise RuntimeError(f"gateway did not become ready:\n{gateway.output()}")
+
+
+@contextlib.contextmanager
+def running_gateway(database_url: str, workdir: Path, **settings: str) -> Iterator[GatewayProcess]:
+    gateway = start_gateway(database_url, workdir, **settings)
+    try:
+        yield gateway
+    finally:
+        gateway.stop()

@@ -10,3 +10,4 @@ def configure(level: str) -> None:
     )
     # psycopg's pool logs each failed reconnection attempt; our own warnings say it once.
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -64,6 +64,6 @@ def config_file() -> Path:
     if named is None:
         return DEFAULT_CONFIG
     path = Path(named)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"SLUICE_CONFIG names {path}, which does not exist")
     return path

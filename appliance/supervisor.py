@@ -5,6 +5,7 @@ the others down; the embedded database stops last, after every role has drained.
 """
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -13,6 +14,8 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import httpx
 
 from appliance.embedded import EmbeddedPostgres
 from appliance.settings import Settings
@@ -44,7 +47,7 @@ def run_all(settings: Settings) -> None:
             log.info("applied migration %04d %s", done.version, done.name)
         write_key = asyncio.run(_first_source(url))
         env = {**os.environ, "SLUICE_DATABASE_URL": url}
-        _supervise(env, lambda: _announce(settings, write_key))
+        _supervise(env, lambda: _announce_when_ready(settings, write_key))
     finally:
         if embedded is not None:
             embedded.stop()
@@ -60,6 +63,21 @@ async def _first_source(url: str) -> str | None:
             conn, workspace.WorkspaceSpec(sources=[workspace.SourceSpec(name="default")])
         )
         return report.new_write_keys.get("default")
+
+
+def _announce_when_ready(settings: Settings, write_key: str | None) -> None:
+    """Print how to use Sluice once the gateway answers, so the printed command works."""
+    host = "127.0.0.1" if settings.gateway_host in ("0.0.0.0", "::") else settings.gateway_host
+    health = f"http://{host}:{settings.gateway_port}/health"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(health, timeout=2).status_code == 200:
+                break
+        time.sleep(0.2)
+    else:
+        log.error("the gateway did not become healthy within 60 s (%s)", health)
+    _announce(settings, write_key)
 
 
 def _announce(settings: Settings, write_key: str | None) -> None:

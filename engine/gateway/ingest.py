@@ -22,6 +22,8 @@ from engine.sql import Queries
 _Q = Queries.beside(__file__, "ingest.sql")
 log = logging.getLogger(__name__)
 
+_BACKOFF = 1.0
+_CONNECTION_WAIT = 2.0
 _Waiter = tuple[Sequence[Row], asyncio.Future[None]]
 _BS, _BS2 = "\\", "\\\\"
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -48,6 +50,9 @@ class GroupCommit:
         self._closing = False
         self._flushes: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
+        # After a failed commit, requests are answered 503 at once for a moment instead of
+        # each waiting for a connection that is not coming; then one commit tries again.
+        self._down_until = 0.0
 
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._run(), name="group-commit")
@@ -65,6 +70,8 @@ class GroupCommit:
         """Return once `rows` are committed; raise DatabaseUnavailable if they are not."""
         if self._closing:
             raise DatabaseUnavailable("the gateway is shutting down")
+        if time.monotonic() < self._down_until:
+            raise DatabaseUnavailable("the database is unavailable; retry later")
         future = asyncio.get_running_loop().create_future()
         self._pending.append((rows, future))
         self._pending_rows += len(rows)
@@ -118,6 +125,7 @@ class GroupCommit:
             await self._write(batch)
         except psycopg.OperationalError as exc:
             log.warning("ingest commit failed, %d request(s) answered 503: %s", len(batch), exc)
+            self._down_until = time.monotonic() + _BACKOFF
             _settle(batch, DatabaseUnavailable("the database is unavailable; retry later"))
             return
         except psycopg.Error as exc:
@@ -133,7 +141,7 @@ class GroupCommit:
 
     async def _write(self, batch: list[_Waiter]) -> None:
         async with (
-            self._pool.connection() as conn,
+            self._pool.connection(timeout=_CONNECTION_WAIT) as conn,
             conn.cursor() as cur,
             cur.copy(_Q["copy_rows"]) as copy,
         ):

@@ -1,0 +1,100 @@
+"""`sluice run` on a fresh data directory: embedded PostgreSQL, every role, a clean stop."""
+
+import os
+import re
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+
+from appliance.embedded import EmbeddedPostgres
+from tests.servers import free_port, server_dir
+
+
+class SluiceRun:
+    """A `sluice run` child process whose output is read line by line as it comes."""
+
+    def __init__(self, data_dir: Path, ports: dict[str, int]) -> None:
+        env = {
+            **os.environ,
+            "SLUICE_DATA_DIR": str(data_dir),
+            "SLUICE_CONFIG": os.devnull,
+            "SLUICE_GATEWAY_HOST": "127.0.0.1",
+            "SLUICE_GATEWAY_PORT": str(ports["gateway"]),
+            "SLUICE_WEB_PORT": str(ports["web"]),
+            "SLUICE_EMBEDDED_DB_PORT": str(ports["db"]),
+            "SLUICE_GATEWAY_WORKERS": "1",
+        }
+        env.pop("SLUICE_DATABASE_URL", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "appliance", "run"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        self._lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._lines.put(line)
+
+    def read_until(self, pattern: str, timeout: float = 60) -> str:
+        """Everything printed up to the line matching `pattern`."""
+        seen = []
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
+                raise AssertionError("timed out; output so far:\n" + "".join(seen)) from None
+            seen.append(line)
+            if re.search(pattern, line):
+                return "".join(seen)
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=60)
+
+
+def test_run_starts_everything_and_the_printed_command_sends_an_event() -> None:
+    ports = {"gateway": free_port(), "web": free_port(), "db": free_port()}
+    with server_dir() as data_dir:
+        run = SluiceRun(data_dir, ports)
+        try:
+            said = run.read_until(r"curl -u ")
+            curl = next(line.strip() for line in said.splitlines() if line.strip().startswith("curl"))
+            assert f"http://127.0.0.1:{ports['gateway']}/v1/track" in curl
+            assert f"web UI:  http://127.0.0.1:{ports['web']}" in said
+            sent = subprocess.run(curl, shell=True, capture_output=True, text=True, timeout=30)
+            assert sent.stdout == "OK", sent.stdout + sent.stderr
+
+            url = EmbeddedPostgres(data_dir, ports["db"]).url
+            with psycopg.connect(url) as conn:
+                events = conn.execute("SELECT payload->>'event' FROM ingest_log").fetchall()
+                listen = conn.execute("SHOW listen_addresses").fetchone()
+                owner = conn.execute("SELECT current_setting('data_directory')").fetchone()
+            assert events == [("Hello Sluice",)]
+            assert listen == ("127.0.0.1",)
+            assert owner == (str(data_dir / "postgres"),)
+        finally:
+            code = run.stop()
+        assert code == 0
+        assert not (data_dir / "postgres" / "postmaster.pid").exists()  # stopped cleanly
+        if os.geteuid() == 0:
+            assert (data_dir / "postgres").stat().st_uid != 0  # never runs as root
+
+        # a second start keeps the data and creates no second source
+        again = SluiceRun(data_dir, ports)
+        try:
+            said = again.read_until(r"Stop with Ctrl-C")
+            assert "curl -u" not in said and "sluice generate-events" in said
+            with psycopg.connect(EmbeddedPostgres(data_dir, ports["db"]).url) as conn:
+                assert conn.execute("SELECT count(*) FROM ingest_log").fetchone() == (1,)
+                assert conn.execute("SELECT count(*) FROM sources").fetchone() == (1,)
+        finally:
+            again.stop()

@@ -1,0 +1,59 @@
+"""The real Python SDKs, pointed at a running gateway: every call type lands once."""
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import rudderstack.analytics as rudder
+import segment.analytics as segment
+
+from tests.conftest import WRITE_KEY, ingested
+from tests.servers import GatewayProcess
+
+
+def send_every_call_type(client: Any, ids: dict[str, str]) -> None:
+    client.identify("user-1", {"email": "ada@example.com", "plan": "pro"}, message_id=ids["identify"])
+    client.track("user-1", "Order Completed", {"order_id": "o-1", "total": 42.5},
+                 message_id=ids["track"])
+    client.page("user-1", "Docs", "Getting Started", {"path": "/docs"}, message_id=ids["page"])
+    client.screen("user-1", "App", "Cart", {"items": 2}, message_id=ids["screen"])
+    client.group("user-1", "org-7", {"name": "Example Inc"}, message_id=ids["group"])
+    client.alias("anon-7", "user-1", message_id=ids["alias"])
+    client.track(None, "Anonymous Visit", anonymous_id="anon-8", message_id=ids["anonymous"])
+
+
+@pytest.mark.parametrize(
+    ("name", "make_client"),
+    [
+        ("rudder-sdk-python", lambda url, errors: rudder.Client(
+            WRITE_KEY, host=url, on_error=lambda e, batch: errors.append(e), max_retries=0)),
+        ("segment-analytics-python", lambda url, errors: segment.Client(
+            WRITE_KEY, host=url, on_error=lambda e, batch: errors.append(e), max_retries=0)),
+    ],
+)
+def test_sdk_events_land_once_with_the_right_source(
+    gateway: GatewayProcess,
+    workspace_config: str,
+    name: str,
+    make_client: Callable[[str, list[Exception]], Any],
+) -> None:
+    errors: list[Exception] = []
+    client = make_client(gateway.url, errors)
+    ids = {kind: f"{name}-{kind}" for kind in
+           ("identify", "track", "page", "screen", "group", "alias", "anonymous")}
+    send_every_call_type(client, ids)
+    client.flush()
+    client.join()
+    assert errors == []
+
+    rows = ingested(workspace_config)
+    assert sorted(r["message_id"] for r in rows) == sorted(ids.values())
+    assert {r["source"] for r in rows} == {"website"}
+    by_id = {r["message_id"]: r["payload"] for r in rows}
+    assert {by_id[ids[k]]["type"] for k in ids if k != "anonymous"} == {
+        "identify", "track", "page", "screen", "group", "alias"}
+    assert by_id[ids["identify"]]["context"]["traits"]["email"] == "ada@example.com"
+    assert by_id[ids["track"]]["properties"]["total"] == 42.5
+    assert by_id[ids["group"]]["groupId"] == "org-7"
+    assert by_id[ids["alias"]]["previousId"] == "anon-7"
+    assert by_id[ids["anonymous"]]["anonymousId"] == "anon-8"

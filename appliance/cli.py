@@ -31,9 +31,7 @@ def _parser() -> argparse.ArgumentParser:
         "worker",
         help="run the delivery worker (placeholder: idles until the pipeline lands)",
     )
-    sub.add_parser(
-        "web", help="run the web control plane (placeholder: idles until the UI lands)"
-    )
+    sub.add_parser("web", help="run the web control plane (placeholder: idles until the UI lands)")
     sub.add_parser("migrate", help="bring the database schema up to date")
 
     config = sub.add_parser("config", help="workspace configuration as a file")

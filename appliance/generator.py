@@ -65,8 +65,12 @@ def _event(rng: random.Random, person: dict[str, Any]) -> dict[str, Any]:
                 ("Product Added", {**product, "quantity": rng.randint(1, 3)}),
                 (
                     "Order Completed",
-                    {"order_id": str(uuid.uuid4()), "total": product["price"],
-                     "currency": "USD", "products": [product]},
+                    {
+                        "order_id": str(uuid.uuid4()),
+                        "total": product["price"],
+                        "currency": "USD",
+                        "products": [product],
+                    },
                 ),
                 ("Signed Up", {"method": rng.choice(["email", "google"])}),
             ]

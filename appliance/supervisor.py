@@ -82,19 +82,23 @@ def _announce_when_ready(settings: Settings, write_key: str | None) -> None:
 
 def _announce(settings: Settings, write_key: str | None) -> None:
     base = settings.public_url or f"http://127.0.0.1:{settings.gateway_port}"
-    print(f"Sluice is running.\n  gateway: {base} (listening on "
-          f"{settings.gateway_host}:{settings.gateway_port})\n"
-          f"  web UI:  http://{settings.web_host}:{settings.web_port} "
-          "(the control plane arrives in a later release)")
+    print(
+        f"Sluice is running.\n  gateway: {base} (listening on "
+        f"{settings.gateway_host}:{settings.gateway_port})\n"
+        f"  web UI:  http://{settings.web_host}:{settings.web_port} "
+        "(the control plane arrives in a later release)"
+    )
     if write_key:
         print(
             "A source named 'default' was created. Send it a test event with:\n"
             f"  curl -u '{write_key}:' -H 'Content-Type: application/json' "
-            f"-d '{{\"userId\":\"u1\",\"event\":\"Hello Sluice\"}}' {base}/v1/track"
+            f'-d \'{{"userId":"u1","event":"Hello Sluice"}}\' {base}/v1/track'
         )
     else:
-        print("Write keys: `sluice config export`. Send test traffic with:\n"
-              f"  sluice generate-events --write-key <KEY> --url {base}")
+        print(
+            "Write keys: `sluice config export`. Send test traffic with:\n"
+            f"  sluice generate-events --write-key <KEY> --url {base}"
+        )
     print("Stop with Ctrl-C.", flush=True)
 
 

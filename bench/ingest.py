@@ -75,8 +75,10 @@ def main() -> None:
         asyncio.run(_prepare(url))
         port = _free_port()
         with _gateway(url, port, args.gateway_workers):
-            print(f"gateway workers: {args.gateway_workers}, wrk connections: "
-                  f"{args.connections}, {args.duration} s per scenario, {os.cpu_count()} cores")
+            print(
+                f"gateway workers: {args.gateway_workers}, wrk connections: "
+                f"{args.connections}, {args.duration} s per scenario, {os.cpu_count()} cores"
+            )
             for name, path, per_request in (
                 ("single-event /v1/track", "/v1/track", 1),
                 ("10-event /v1/batch", "/v1/batch", 10),
@@ -164,9 +166,15 @@ def _database(url: str | None) -> Iterator[str]:
 
 @contextlib.contextmanager
 def _gateway(url: str, port: int, workers: int) -> Iterator[None]:
-    env = {**os.environ, "SLUICE_DATABASE_URL": url, "SLUICE_GATEWAY_PORT": str(port),
-           "SLUICE_GATEWAY_HOST": "127.0.0.1", "SLUICE_GATEWAY_WORKERS": str(workers),
-           "SLUICE_LOG_LEVEL": "warning", "SLUICE_DATA_DIR": tempfile.mkdtemp()}
+    env = {
+        **os.environ,
+        "SLUICE_DATABASE_URL": url,
+        "SLUICE_GATEWAY_PORT": str(port),
+        "SLUICE_GATEWAY_HOST": "127.0.0.1",
+        "SLUICE_GATEWAY_WORKERS": str(workers),
+        "SLUICE_LOG_LEVEL": "warning",
+        "SLUICE_DATA_DIR": tempfile.mkdtemp(),
+    }
     proc = subprocess.Popen([sys.executable, "-m", "appliance", "gateway"], env=env)
     try:
         deadline = time.monotonic() + 30

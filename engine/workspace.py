@@ -207,9 +207,7 @@ async def _apply_transformation(
     cur = await conn.execute(_Q["upsert_transformation"], {"name": tr.name})
     row = await cur.fetchone()
     assert row is not None
-    version = await conn.execute(
-        _Q["add_transformation_version"], {"id": row[0], "code": tr.code}
-    )
+    version = await conn.execute(_Q["add_transformation_version"], {"id": row[0], "code": tr.code})
     changed = await version.fetchone() is not None
     report.note("transformation", tr.name, (row[1],) if changed else None)
 

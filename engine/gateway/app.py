@@ -16,7 +16,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import msgspec
-from granian.rsgi import HTTPProtocol, Scope
+from granian._granian import RSGIHTTPProtocol as HTTPProtocol
+from granian.rsgi import Scope
 
 from engine.db import connection_pool
 from engine.errors import DatabaseUnavailable, Rejected
@@ -46,7 +47,7 @@ _ERROR_CODES = {
 }
 _JSON = ("content-type", "application/json")
 _TEXT = ("content-type", "text/plain; charset=utf-8")
-# a 1×1 transparent GIF, the answer to pixel requests
+# a 1x1 transparent GIF, the answer to pixel requests
 _PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 _SINGLE = {
     "track": "track",
@@ -135,8 +136,10 @@ class Gateway:
             return handler(scope, proto)
         if scope.method == "OPTIONS":
             return _preflight(scope)
-        if scope.method == "GET" and path.startswith("/v1/projects/") and path.endswith(
-            "/settings"
+        if (
+            scope.method == "GET"
+            and path.startswith("/v1/projects/")
+            and path.endswith("/settings")
         ):
             return self._segment_settings(scope, path.split("/")[3])
         if any(route_path == path for _, route_path in self._routes):
@@ -265,7 +268,7 @@ async def _preflight(scope: Scope) -> Answer:
 
 def _basic_key(scope: Scope, cache: dict[str, str]) -> str | None:
     header = scope.headers.get("authorization")
-    if not header or not header[:6].lower() == "basic ":
+    if not header or header[:6].lower() != "basic ":
         return None
     key = cache.get(header)
     if key is None:
@@ -319,7 +322,7 @@ def _json_object(body: bytes) -> dict[str, Any]:
 
 
 def _client_ip(scope: Scope) -> str:
-    forwarded = scope.headers.get("x-forwarded-for")
+    forwarded: str | None = scope.headers.get("x-forwarded-for")
     if forwarded:
         return forwarded.split(",", 1)[0].strip()
     host = scope.client.rsplit(":", 1)[0]

@@ -91,9 +91,7 @@ def normalise(msg: Any, facts: RequestFacts, label: str) -> Row:
         raise Rejected(400, f"{label} must be a JSON object")
     call_type = msg.get("type")
     if call_type not in CALL_TYPES:
-        raise Rejected(
-            400, f"{label} needs a 'type', one of {', '.join(sorted(CALL_TYPES))}"
-        )
+        raise Rejected(400, f"{label} needs a 'type', one of {', '.join(sorted(CALL_TYPES))}")
     user_key = _identity(msg.get("userId")) or _identity(msg.get("anonymousId"))
     if user_key is None:
         raise Rejected(400, f"{label} needs a non-empty 'userId' or 'anonymousId'")

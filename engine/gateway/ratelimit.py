@@ -1,6 +1,6 @@
 """Per-source token buckets: `rate_limit` events per second with one second of burst.
 
-A request is let through while the bucket holds any token and may take it into debt, so a
+A request is let through while the bucket holds a whole token and may take it into debt, so a
 batch larger than the limit still gets through now and then instead of never; the debt keeps
 the average at the limit.
 """
@@ -16,7 +16,7 @@ class RateLimiter:
         now = time.monotonic()
         tokens, at = self._buckets.get(source_id, (limit, now))
         tokens = min(limit, tokens + (now - at) * limit)
-        if tokens <= 0:
+        if tokens < min(1.0, limit):
             self._buckets[source_id] = (tokens, now)
             return False
         self._buckets[source_id] = (tokens - events, now)

@@ -30,7 +30,9 @@ class Sender(threading.Thread):
             while not self.stop.is_set():
                 ids = [f"m-{n}-{i}" for i in range(5)]
                 n += 1
-                batch = [{"type": "track", "userId": "u", "event": "E", "messageId": m} for m in ids]
+                batch = [
+                    {"type": "track", "userId": "u", "event": "E", "messageId": m} for m in ids
+                ]
                 try:
                     status = client.post("/v1/batch", json={"batch": batch}).status_code
                 except httpx.HTTPError:

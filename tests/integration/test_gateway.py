@@ -68,7 +68,9 @@ def test_batch_endpoints_store_every_message_in_order(
 def test_normalisation_stamps_what_downstream_needs(
     gateway: GatewayProcess, workspace_config: str
 ) -> None:
-    post(gateway, "/v1/track", track(writeKey=WRITE_KEY), headers={"X-Forwarded-For": "203.0.113.9"})
+    post(
+        gateway, "/v1/track", track(writeKey=WRITE_KEY), headers={"X-Forwarded-For": "203.0.113.9"}
+    )
     post(gateway, "/v1/track", track(context={"ip": "198.51.100.1"}), auth=AUTH)
     first, second = (r["payload"] for r in ingested(workspace_config))
     received = datetime.fromisoformat(first["receivedAt"])
@@ -86,13 +88,20 @@ def test_identify_traits_are_read_from_either_place(
     gateway: GatewayProcess, workspace_config: str
 ) -> None:
     post(gateway, "/v1/identify", {"userId": "u1", "traits": {"plan": "pro"}}, auth=AUTH)
-    post(gateway, "/v1/identify", {"userId": "u2", "context": {"traits": {"plan": "free"}}}, auth=AUTH)
+    post(
+        gateway,
+        "/v1/identify",
+        {"userId": "u2", "context": {"traits": {"plan": "free"}}},
+        auth=AUTH,
+    )
     segment_style, rudder_style = (r["payload"] for r in ingested(workspace_config))
     assert segment_style["context"]["traits"] == {"plan": "pro"}
     assert rudder_style["traits"] == {"plan": "free"}
 
 
-def test_write_key_in_basic_auth_body_or_query(gateway: GatewayProcess, workspace_config: str) -> None:
+def test_write_key_in_basic_auth_body_or_query(
+    gateway: GatewayProcess, workspace_config: str
+) -> None:
     assert post(gateway, "/v1/track", track(), auth=AUTH).status_code == 200
     assert post(gateway, "/v1/track", track(writeKey=WRITE_KEY)).status_code == 200
     assert post(gateway, f"/v1/track?writeKey={WRITE_KEY}", track()).status_code == 200
@@ -133,8 +142,12 @@ def test_pixel_builds_an_event_from_query_parameters(
 ) -> None:
     answer = httpx.get(
         f"{gateway.url}/pixel/v1/track",
-        params={"writeKey": WRITE_KEY, "anonymousId": "a9", "event": "Email Opened",
-                "properties.campaign": "winter"},
+        params={
+            "writeKey": WRITE_KEY,
+            "anonymousId": "a9",
+            "event": "Email Opened",
+            "properties.campaign": "winter",
+        },
     )
     assert answer.status_code == 200
     assert answer.headers["content-type"] == "image/gif"
@@ -150,8 +163,13 @@ def rejection(answer: httpx.Response) -> tuple[int, str]:
     return answer.status_code, body["code"]
 
 
-def test_unknown_or_missing_write_key_is_401(gateway: GatewayProcess, workspace_config: str) -> None:
-    assert rejection(post(gateway, "/v1/track", track(), auth=("nope", ""))) == (401, "invalid_write_key")
+def test_unknown_or_missing_write_key_is_401(
+    gateway: GatewayProcess, workspace_config: str
+) -> None:
+    assert rejection(post(gateway, "/v1/track", track(), auth=("nope", ""))) == (
+        401,
+        "invalid_write_key",
+    )
     assert rejection(post(gateway, "/v1/track", track())) == (401, "invalid_write_key")
     assert ingested(workspace_config) == []
 
@@ -170,7 +188,10 @@ def test_disabled_source_is_404(gateway: GatewayProcess, workspace_config: str) 
         (b"[1, 2]", "JSON object"),
         (json.dumps({"batch": [{"userId": "u1"}]}).encode(), "'type'"),
         (json.dumps({"batch": [{"type": "track"}]}).encode(), "userId"),
-        (json.dumps({"batch": [{"type": "track", "userId": "", "anonymousId": None}]}).encode(), "userId"),
+        (
+            json.dumps({"batch": [{"type": "track", "userId": "", "anonymousId": None}]}).encode(),
+            "userId",
+        ),
         (json.dumps({"batch": []}).encode(), "empty"),
         (json.dumps({"batch": [track(type="track"), "text"]}).encode(), "message 1"),
     ],
@@ -184,7 +205,9 @@ def test_malformed_requests_are_400_and_store_nothing(
     assert ingested(workspace_config) == []
 
 
-def test_a_bad_message_rejects_its_whole_batch(gateway: GatewayProcess, workspace_config: str) -> None:
+def test_a_bad_message_rejects_its_whole_batch(
+    gateway: GatewayProcess, workspace_config: str
+) -> None:
     batch = [track(type="track"), {"type": "track", "event": "no user"}]
     assert post(gateway, "/v1/batch", {"batch": batch}, auth=AUTH).status_code == 400
     assert ingested(workspace_config) == []
@@ -195,21 +218,32 @@ def test_size_limits_are_413(workspace_config: str, tmp_path: Path) -> None:
         workspace_config, tmp_path, max_message_bytes="2048", max_request_bytes="8192"
     ) as gw:
         big_message = track(properties={"blob": "x" * 3000})
-        assert rejection(post(gw, "/v1/track", big_message, auth=AUTH)) == (413, "payload_too_large")
+        assert rejection(post(gw, "/v1/track", big_message, auth=AUTH)) == (
+            413,
+            "payload_too_large",
+        )
         many = {"batch": [track(type="track", properties={"n": "y" * 500}) for _ in range(20)]}
         assert rejection(post(gw, "/v1/batch", many, auth=AUTH)) == (413, "payload_too_large")
-        bomb = gzip.compress(json.dumps({"batch": [track(type="track")], "pad": "z" * 50_000}).encode())
-        answer = httpx.post(f"{gw.url}/v1/batch", content=bomb, auth=AUTH,
-                            headers={"Content-Encoding": "gzip"})
+        bomb = gzip.compress(
+            json.dumps({"batch": [track(type="track")], "pad": "z" * 50_000}).encode()
+        )
+        answer = httpx.post(
+            f"{gw.url}/v1/batch", content=bomb, auth=AUTH, headers={"Content-Encoding": "gzip"}
+        )
         assert rejection(answer) == (413, "payload_too_large")
         assert post(gw, "/v1/track", track(), auth=AUTH).status_code == 200
     assert len(ingested(workspace_config)) == 1
 
 
 def test_rate_limited_source_gets_429(workspace_config: str, tmp_path: Path) -> None:
-    apply_config(workspace_config, "sources: [{name: limited, write_key: limited-key-1, rate_limit: 5}]")
+    apply_config(
+        workspace_config, "sources: [{name: limited, write_key: limited-key-1, rate_limit: 5}]"
+    )
     with running_gateway(workspace_config, tmp_path) as gw:
-        codes = [post(gw, "/v1/track", track(), auth=("limited-key-1", "")).status_code for _ in range(12)]
+        codes = [
+            post(gw, "/v1/track", track(), auth=("limited-key-1", "")).status_code
+            for _ in range(12)
+        ]
         unlimited = post(gw, "/v1/track", track(), auth=AUTH).status_code
     assert codes[:5] == [200] * 5
     assert 429 in codes[5:]
@@ -234,9 +268,14 @@ def test_cors_preflight_echoes_requested_headers(gateway: GatewayProcess) -> Non
     )
     assert answer.status_code == 204
     assert answer.headers["access-control-allow-origin"] == "https://shop.example.com"
-    assert answer.headers["access-control-allow-headers"] == "authorization,content-type,anonymousid,sentat"
+    assert (
+        answer.headers["access-control-allow-headers"]
+        == "authorization,content-type,anonymousid,sentat"
+    )
     assert "POST" in answer.headers["access-control-allow-methods"]
-    posted = post(gateway, "/v1/page", track(), auth=AUTH, headers={"Origin": "https://shop.example.com"})
+    posted = post(
+        gateway, "/v1/page", track(), auth=AUTH, headers={"Origin": "https://shop.example.com"}
+    )
     assert posted.headers["access-control-allow-origin"] == "https://shop.example.com"
 
 
@@ -264,8 +303,12 @@ def test_segment_settings_point_back_at_the_gateway(gateway: GatewayProcess) -> 
 
 
 def test_segment_settings_use_the_public_url(workspace_config: str, tmp_path: Path) -> None:
-    with running_gateway(workspace_config, tmp_path, public_url="https://events.example.com/") as gw:
-        segment_io = httpx.get(f"{gw.url}/v1/projects/{WRITE_KEY}/settings").json()["integrations"]["Segment.io"]
+    with running_gateway(
+        workspace_config, tmp_path, public_url="https://events.example.com/"
+    ) as gw:
+        segment_io = httpx.get(f"{gw.url}/v1/projects/{WRITE_KEY}/settings").json()["integrations"][
+            "Segment.io"
+        ]
     assert (segment_io["apiHost"], segment_io["protocol"]) == ("events.example.com/v1", "https")
 
 
@@ -291,7 +334,9 @@ def test_a_new_source_works_at_once_and_disabling_takes_effect(
 ) -> None:
     apply_config(workspace_config, "sources: [{name: app, write_key: brand-new-key}]")
     assert post(gateway, "/v1/track", track(), auth=("brand-new-key", "")).status_code == 200
-    apply_config(workspace_config, "sources: [{name: app, write_key: brand-new-key, enabled: false}]")
+    apply_config(
+        workspace_config, "sources: [{name: app, write_key: brand-new-key, enabled: false}]"
+    )
     deadline = time.monotonic() + 10
     while post(gateway, "/v1/track", track(), auth=("brand-new-key", "")).status_code != 404:
         assert time.monotonic() < deadline, "disabling the source never took effect"

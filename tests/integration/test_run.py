@@ -1,8 +1,8 @@
 """`sluice run` on a fresh data directory: embedded PostgreSQL, every role, a clean stop."""
 
 import os
-import re
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -33,19 +33,24 @@ class SluiceRun:
         env.pop("SLUICE_DATABASE_URL", None)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "appliance", "run"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         self._lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._lines.put(line)
+        with self.proc.stdout:
+            for line in self.proc.stdout:
+                self._lines.put(line)
 
     def read_until(self, pattern: str, timeout: float = 60) -> str:
         """Everything printed up to the line matching `pattern`."""
-        seen = []
+        seen: list[str] = []
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -58,7 +63,9 @@ class SluiceRun:
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=60)
+        code = self.proc.wait(timeout=60)
+        self._reader.join(timeout=10)
+        return code
 
 
 def test_run_starts_everything_and_the_printed_command_sends_an_event() -> None:
@@ -67,7 +74,9 @@ def test_run_starts_everything_and_the_printed_command_sends_an_event() -> None:
         run = SluiceRun(data_dir, ports)
         try:
             said = run.read_until(r"curl -u ")
-            curl = next(line.strip() for line in said.splitlines() if line.strip().startswith("curl"))
+            curl = next(
+                line.strip() for line in said.splitlines() if line.strip().startswith("curl")
+            )
             assert f"http://127.0.0.1:{ports['gateway']}/v1/track" in curl
             assert f"web UI:  http://127.0.0.1:{ports['web']}" in said
             sent = subprocess.run(curl, shell=True, capture_output=True, text=True, timeout=30)

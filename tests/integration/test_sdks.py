@@ -12,9 +12,12 @@ from tests.servers import GatewayProcess
 
 
 def send_every_call_type(client: Any, ids: dict[str, str]) -> None:
-    client.identify("user-1", {"email": "ada@example.com", "plan": "pro"}, message_id=ids["identify"])
-    client.track("user-1", "Order Completed", {"order_id": "o-1", "total": 42.5},
-                 message_id=ids["track"])
+    client.identify(
+        "user-1", {"email": "ada@example.com", "plan": "pro"}, message_id=ids["identify"]
+    )
+    client.track(
+        "user-1", "Order Completed", {"order_id": "o-1", "total": 42.5}, message_id=ids["track"]
+    )
     client.page("user-1", "Docs", "Getting Started", {"path": "/docs"}, message_id=ids["page"])
     client.screen("user-1", "App", "Cart", {"items": 2}, message_id=ids["screen"])
     client.group("user-1", "org-7", {"name": "Example Inc"}, message_id=ids["group"])
@@ -25,10 +28,18 @@ def send_every_call_type(client: Any, ids: dict[str, str]) -> None:
 @pytest.mark.parametrize(
     ("name", "make_client"),
     [
-        ("rudder-sdk-python", lambda url, errors: rudder.Client(
-            WRITE_KEY, host=url, on_error=lambda e, batch: errors.append(e), max_retries=0)),
-        ("segment-analytics-python", lambda url, errors: segment.Client(
-            WRITE_KEY, host=url, on_error=lambda e, batch: errors.append(e), max_retries=0)),
+        (
+            "rudder-sdk-python",
+            lambda url, errors: rudder.Client(
+                WRITE_KEY, host=url, on_error=lambda e, batch: errors.append(e), max_retries=0
+            ),
+        ),
+        (
+            "segment-analytics-python",
+            lambda url, errors: segment.Client(
+                WRITE_KEY, host=url, on_error=lambda e, batch: errors.append(e), max_retries=0
+            ),
+        ),
     ],
 )
 def test_sdk_events_land_once_with_the_right_source(
@@ -39,8 +50,10 @@ def test_sdk_events_land_once_with_the_right_source(
 ) -> None:
     errors: list[Exception] = []
     client = make_client(gateway.url, errors)
-    ids = {kind: f"{name}-{kind}" for kind in
-           ("identify", "track", "page", "screen", "group", "alias", "anonymous")}
+    ids = {
+        kind: f"{name}-{kind}"
+        for kind in ("identify", "track", "page", "screen", "group", "alias", "anonymous")
+    }
     send_every_call_type(client, ids)
     client.flush()
     client.join()
@@ -51,7 +64,13 @@ def test_sdk_events_land_once_with_the_right_source(
     assert {r["source"] for r in rows} == {"website"}
     by_id = {r["message_id"]: r["payload"] for r in rows}
     assert {by_id[ids[k]]["type"] for k in ids if k != "anonymous"} == {
-        "identify", "track", "page", "screen", "group", "alias"}
+        "identify",
+        "track",
+        "page",
+        "screen",
+        "group",
+        "alias",
+    }
     assert by_id[ids["identify"]]["context"]["traits"]["email"] == "ada@example.com"
     assert by_id[ids["track"]]["properties"]["total"] == 42.5
     assert by_id[ids["group"]]["groupId"] == "org-7"

@@ -30,11 +30,18 @@ connections:
 """
 
 
-def sluice(database_url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def sluice(
+    database_url: str, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SLUICE_DATABASE_URL": database_url, "SLUICE_CONFIG": os.devnull}
     return subprocess.run(
         [sys.executable, "-m", "appliance", *args],
-        env=env, capture_output=True, text=True, input=stdin, timeout=60, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=60,
+        check=False,
     )
 
 
@@ -53,7 +60,10 @@ def test_apply_then_export_round_trips_and_is_idempotent(database_url: str) -> N
     assert exported["sources"][0]["write_key"] == first.new_write_keys["backend"]
     assert exported["destinations"][0]["config"] == {"webhookUrl": "http://127.0.0.1:9000/in"}
     assert exported["connections"][1] == {
-        "source": "website", "destination": "hooks", "transformation": "enrich"}
+        "source": "website",
+        "destination": "hooks",
+        "transformation": "enrich",
+    }
 
     # the export is itself a valid config that changes nothing
     again = apply_config(database_url, yaml.safe_dump(exported))
@@ -62,26 +72,36 @@ def test_apply_then_export_round_trips_and_is_idempotent(database_url: str) -> N
 
 def test_changes_update_in_place_and_new_code_is_a_new_version(database_url: str) -> None:
     apply_config(database_url, CONFIG)
-    report = apply_config(database_url, """
+    report = apply_config(
+        database_url,
+        """
 sources: [{name: website, enabled: false}]
 transformations: [{name: enrich, code: "export function transformEvent(e) { return null; }"}]
-""")
+""",
+    )
     assert ("source", "website", "updated") in report.changes
     assert ("transformation", "enrich", "updated") in report.changes
     with psycopg.connect(database_url) as conn:
-        key, enabled = conn.execute(
-            "SELECT write_key, enabled FROM sources WHERE name = 'website'").fetchone() or ()
+        key, enabled = (
+            conn.execute("SELECT write_key, enabled FROM sources WHERE name = 'website'").fetchone()
+            or ()
+        )
         versions = conn.execute("SELECT count(*) FROM transformation_versions").fetchone()
     assert (key, enabled) == ("fixed-key-123456", False)  # a key left out is kept
     assert versions == (2,)
 
 
 def test_a_bad_reference_names_the_entry_and_changes_nothing(database_url: str) -> None:
-    with pytest.raises(ConfigError, match=r"connections\[0\] \(website → nowhere\).*unknown destination"):
-        apply_config(database_url, """
+    with pytest.raises(
+        ConfigError, match=r"connections\[0\] \(website → nowhere\).*unknown destination"
+    ):
+        apply_config(
+            database_url,
+            """
 sources: [{name: website}]
 connections: [{source: website, destination: nowhere}]
-""")
+""",
+        )
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT count(*) FROM sources").fetchone() == (0,)
 
@@ -133,7 +153,9 @@ def test_migrations_are_applied_once_even_when_two_hosts_start_together(
             subprocess.Popen(
                 [sys.executable, "-m", "appliance", "migrate"],
                 env={**os.environ, "SLUICE_DATABASE_URL": url, "SLUICE_CONFIG": os.devnull},
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
             )
             for _ in range(3)
         ]

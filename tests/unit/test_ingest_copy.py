@@ -1,0 +1,16 @@
+"""The COPY text the group commit sends: escaping that PostgreSQL reads back exactly."""
+
+import asyncio
+
+from engine.gateway.ingest import _copy_text
+from engine.gateway.messages import Row
+
+
+def test_copy_lines_escape_user_text_and_double_json_backslashes() -> None:
+    future: asyncio.Future[None] = asyncio.Future(loop=asyncio.new_event_loop())
+    row = Row("s", 3, "2026-11-27T10:00:00.000Z", "id\twith\nodd\\chars\r", '{"a":"\\"q\\"\\n"}')
+    text = _copy_text([([row], future)])
+    assert text == (
+        's\t3\t2026-11-27T10:00:00.000Z\tid\\twith\\nodd\\\\chars\\r\t{"a":"\\\\"q\\\\"\\\\n"}\n'
+    )
+    future.get_loop().close()

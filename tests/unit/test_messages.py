@@ -1,0 +1,125 @@
+"""Normalisation of Segment-spec messages, without a server."""
+
+import msgspec
+import pytest
+
+from engine.errors import Rejected
+from engine.gateway import messages
+from engine.partitions import PARTITIONS, partition_of
+
+FACTS = messages.RequestFacts("src-1", "2026-11-27T10:00:00.000Z", "192.0.2.7", 32 * 1024)
+
+
+def payload(row: messages.Row) -> dict[str, object]:
+    return msgspec.json.decode(row.payload)  # type: ignore[no-any-return]
+
+
+def test_single_message_takes_its_type_from_the_path() -> None:
+    (row,) = messages.from_single({"type": "identify", "userId": "u1"}, "track", FACTS)
+    assert payload(row)["type"] == "track"
+
+
+def test_stamps_and_keeps() -> None:
+    (row,) = messages.from_single(
+        {"anonymousId": "a1", "messageId": "m1", "writeKey": "secret", "context": {"ip": "x"}},
+        "page",
+        FACTS,
+    )
+    body = payload(row)
+    assert body["receivedAt"] == FACTS.received_at
+    assert body["request_ip"] == "192.0.2.7"
+    assert body["context"] == {"ip": "x"}
+    assert "writeKey" not in body
+    assert (row.message_id, row.source_id, row.received_at) == ("m1", "src-1", FACTS.received_at)
+
+
+def test_generates_a_message_id_and_stringifies_numeric_ids() -> None:
+    (generated,) = messages.from_single({"userId": 42}, "track", FACTS)
+    (numeric,) = messages.from_single({"userId": "u", "messageId": 7}, "track", FACTS)
+    assert len(generated.message_id) == 36
+    assert numeric.message_id == "7"
+    assert generated.partition == partition_of("42")
+
+
+@pytest.mark.parametrize(
+    ("message", "needle"),
+    [
+        ({"type": "track"}, "userId"),
+        ({"type": "track", "userId": "", "anonymousId": None}, "userId"),
+        ({"type": "track", "userId": True}, "userId"),
+        ({"type": "launch", "userId": "u"}, "'type'"),
+        ({"userId": "u"}, "'type'"),
+        ({"type": "track", "userId": "u", "context": "web"}, "context"),
+        ("not an object", "JSON object"),
+    ],
+)
+def test_rejections_name_the_message(message: object, needle: str) -> None:
+    with pytest.raises(Rejected) as caught:
+        messages.from_batch({"batch": [{"type": "track", "userId": "ok"}, message]}, FACTS)
+    assert caught.value.status == 400
+    assert "message 1 of the batch" in caught.value.message
+    assert needle in caught.value.message
+
+
+def test_batch_level_fields_are_inherited_but_never_override() -> None:
+    rows = messages.from_batch(
+        {
+            "batch": [
+                {"type": "track", "userId": "u", "context": {"app": "mine"}},
+                {"type": "track", "userId": "u", "sentAt": "own", "integrations": {"All": False}},
+            ],
+            "sentAt": "shared",
+            "context": {"library": {"name": "lib"}, "app": "shared"},
+            "integrations": {"All": True},
+        },
+        FACTS,
+    )
+    first, second = (payload(r) for r in rows)
+    assert first["sentAt"] == "shared"
+    assert first["context"] == {"library": {"name": "lib"}, "app": "mine", "ip": "192.0.2.7"}
+    assert second["sentAt"] == "own"
+    assert second["integrations"] == {"All": False}
+
+
+def test_message_size_limit_is_413() -> None:
+    small = FACTS._replace(max_message_bytes=1024)
+    with pytest.raises(Rejected) as caught:
+        messages.from_single({"userId": "u", "properties": {"x": "y" * 2000}}, "track", small)
+    assert caught.value.status == 413
+
+
+def test_nul_characters_are_dropped_everywhere() -> None:
+    (row,) = messages.from_single(
+        {"userId": "u\x00", "messageId": "m\x001", "properties": {"k\x00": ["v\x00", "\\u0000"]}},
+        "track",
+        FACTS,
+    )
+    body = payload(row)
+    assert row.message_id == "m1"
+    assert body["userId"] == "u"
+    # an escaped backslash followed by "u0000" is text, not a NUL, and is kept
+    assert body["properties"] == {"k": ["v", "\\u0000"]}
+
+
+def test_pixel_parameters_nest_on_dots() -> None:
+    row = messages.from_pixel(
+        iter(
+            [
+                ("writeKey", "k"),
+                ("anonymousId", "a"),
+                ("context.page.path", "/x"),
+                ("context.page.title", "X"),
+                ("name", "Home"),
+            ]
+        ),
+        "page",
+        FACTS,
+    )
+    body = payload(row)
+    assert body["context"] == {"page": {"path": "/x", "title": "X"}, "ip": "192.0.2.7"}
+    assert body["name"] == "Home" and body["type"] == "page" and "writeKey" not in body
+
+
+def test_partitions_are_stable_and_in_range() -> None:
+    assert partition_of("user-1") == partition_of("user-1")
+    assert {partition_of(f"user-{i}") for i in range(5000)} == set(range(PARTITIONS))

@@ -1,0 +1,71 @@
+"""Named queries, the receivedAt clock, the rate limiter, settings."""
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from appliance.settings import Settings
+from engine.gateway.clock import Clock
+from engine.gateway.ratelimit import RateLimiter
+from engine.sql import Queries
+
+
+def test_named_queries(tmp_path: Path) -> None:
+    path = tmp_path / "q.sql"
+    path.write_text(
+        "-- a comment\n-- name: one\nSELECT 1\n\n-- name: two\nSELECT %(x)s\n  AND true\n"
+    )
+    queries = Queries(path)
+    assert queries["one"] == "SELECT 1"
+    assert queries["two"] == "SELECT %(x)s\n  AND true"
+    with pytest.raises(KeyError, match=r"no query named 'three' in q\.sql"):
+        queries["three"]
+
+
+def test_clock_is_iso_utc_milliseconds() -> None:
+    stamp = Clock().now()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", stamp)
+
+
+def test_rate_limiter_allows_the_limit_then_refills() -> None:
+    limiter = RateLimiter()
+    allowed = [limiter.allow("s", 3, 1) for _ in range(5)]
+    assert allowed == [True, True, True, False, False]
+    assert limiter.allow("other", 3, 1)  # buckets are per source
+    time.sleep(0.4)
+    assert limiter.allow("s", 3, 1)
+
+
+def test_rate_limiter_lets_an_oversized_batch_through_into_debt() -> None:
+    limiter = RateLimiter()
+    assert limiter.allow("s", 10, 50)
+    assert not limiter.allow("s", 10, 1)
+
+
+def test_settings_from_toml_file_and_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "sluice.toml"
+    config.write_text('gateway_port = 9090\ndatabase_url = "postgresql://db/sluice"\n')
+    monkeypatch.setenv("SLUICE_CONFIG", str(config))
+    monkeypatch.setenv("SLUICE_GATEWAY_PORT", "9191")
+    monkeypatch.delenv("SLUICE_DATABASE_URL", raising=False)
+    settings = Settings()
+    assert settings.gateway_port == 9191  # the environment wins over the file
+    assert settings.database_url == "postgresql://db/sluice"
+    assert settings.web_port == 8000
+
+
+def test_settings_reject_unknown_keys_and_missing_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "sluice.toml"
+    config.write_text("gatway_port = 1\n")
+    monkeypatch.setenv("SLUICE_CONFIG", str(config))
+    with pytest.raises(ValueError, match="gatway_port"):
+        Settings()
+    monkeypatch.setenv("SLUICE_CONFIG", str(tmp_path / "missing.toml"))
+    with pytest.raises(FileNotFoundError, match=r"missing\.toml"):
+        Settings()

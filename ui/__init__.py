@@ -1,0 +1,1 @@
+"""The control plane web app (arrives with the control-plane issues)."""

@@ -6,7 +6,7 @@ import shutil
 import signal
 from typing import TYPE_CHECKING
 
-from granian.constants import Interfaces, Loops
+from granian.constants import HTTPModes, Interfaces, Loops
 from granian.server import Server
 
 from appliance.settings import Settings
@@ -58,6 +58,7 @@ def serve_gateway(settings: Settings) -> None:
         address=settings.gateway_host,
         port=settings.gateway_port,
         interface=Interfaces.RSGI,
+        http=HTTPModes.http1,  # what SDKs speak; skipping HTTP/2 detection is measurably cheaper
         workers=settings.gateway_workers,
         loop=Loops.uvloop,
         backlog=2048,

@@ -12,7 +12,6 @@ import logging
 import zlib
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
 from urllib.parse import parse_qsl
 
 import msgspec
@@ -155,16 +154,15 @@ class Gateway:
             basic = _basic_key(scope, self._basic_keys)
             if basic is not None:
                 source = await self._authenticate(basic)
-            data = _json_object(await self._read_body(scope, proto))
-            if call_type is None and isinstance(data.get("batch"), list):
-                events = max(len(data["batch"]), 1)
-            if source is None:
-                source = await self._authenticate(_key_from(data, scope))
-            facts = self._facts(scope, source)
+            raw = await self._read_body(scope, proto)
             if call_type is None:
-                rows = messages.from_batch(data, facts)
+                body = messages.parse_batch(raw)
             else:
-                rows = messages.from_single(data, call_type, facts)
+                body = messages.parse_single(raw, call_type)
+            events = len(body.messages)
+            if source is None:
+                source = await self._authenticate(body.write_key or _query_key(scope))
+            rows = messages.rows(body, self._facts(scope, source))
             self._check_rate(source, len(rows))
             await self._commit.append(rows)
         except (Rejected, DatabaseUnavailable):
@@ -289,11 +287,6 @@ def _query_key(scope: Scope) -> str | None:
     return dict(parse_qsl(scope.query_string)).get("writeKey")
 
 
-def _key_from(data: dict[str, Any], scope: Scope) -> str | None:
-    key = data.get("writeKey")
-    return key if isinstance(key, str) and key else _query_key(scope)
-
-
 def _decode(raw: bytes, encoding: str | None, limit: int) -> bytes:
     """Undo Content-Encoding, whatever Content-Type claims; cap the inflated size too."""
     encoding = (encoding or "identity").strip().lower()
@@ -309,16 +302,6 @@ def _decode(raw: bytes, encoding: str | None, limit: int) -> bytes:
     if len(body) > limit or inflater.unconsumed_tail:
         raise Rejected(413, f"the decompressed request is over the limit of {limit} bytes")
     return body
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        data = msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
-        raise Rejected(400, f"malformed JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise Rejected(400, "the body must be a JSON object")
-    return data
 
 
 def _client_ip(scope: Scope) -> str:

@@ -1,16 +1,27 @@
-"""Validation and normalisation of Segment-spec messages, from request body to ingest row."""
+"""Validation and normalisation of Segment-spec messages, from request body to ingest row.
+
+Most messages take the quick way: only the fields the gateway checks or sets are decoded (an
+`_Envelope`), and the stored JSON is the message's own bytes with the stamped fields appended —
+the rest of the message is never turned into Python objects. A message that needs more than
+appending (an identify whose traits must be mirrored, a `writeKey` to remove, a U+0000 to drop,
+batch-level context to merge, a field of an unusual type) takes the full way: decoded into a
+dict, normalised, encoded again. Both ways store the same JSON.
+"""
 
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 from uuid import uuid4
 
 import msgspec
+from msgspec import UNSET, Raw, UnsetType
 
 from engine.errors import Rejected
 from engine.partitions import partition_of
 
 CALL_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
+_TYPES_TEXT = ", ".join(sorted(CALL_TYPES))
 _NUL = b"\\u0000"
+_encode = msgspec.json.encode
 
 
 class RequestFacts(NamedTuple):
@@ -32,26 +43,77 @@ class Row(NamedTuple):
     payload: str
 
 
-def from_single(body: dict[str, Any], call_type: str, facts: RequestFacts) -> list[Row]:
+class _Envelope(msgspec.Struct):
+    type: Any = UNSET
+    userId: Any = UNSET
+    anonymousId: Any = UNSET
+    messageId: Any = UNSET
+    sentAt: Any = UNSET
+    context: Raw | UnsetType = UNSET
+    writeKey: Any = UNSET
+    receivedAt: Any = UNSET
+    request_ip: Any = UNSET
+
+
+class _Batch(msgspec.Struct):
+    batch: list[Raw]
+    sentAt: Any = UNSET
+    context: Any = UNSET
+    integrations: Any = UNSET
+    writeKey: Any = UNSET
+
+
+class Body(NamedTuple):
+    """A decoded request body: its messages still raw, and what applies to all of them."""
+
+    messages: list[tuple[bytes, _Envelope]]
+    write_key: str | None
+    shared: dict[str, Any]  # batch-level sentAt, context, integrations
+    call_type: str | None  # set by the path of a single-message request
+
+
+_envelope = msgspec.json.Decoder(_Envelope)
+_batch = msgspec.json.Decoder(_Batch)
+
+
+def parse_single(body: bytes, call_type: str) -> Body:
     """A `/v1/<type>` request: the body is the message and the path decides its type."""
-    body["type"] = call_type
-    return [normalise(body, facts, label="the message")]
+    envelope = _decode(_envelope, body, "the body")
+    return Body([(body, envelope)], _text(envelope.writeKey), {}, call_type)
 
 
-def from_batch(body: dict[str, Any], facts: RequestFacts) -> list[Row]:
-    """A `/v1/batch` (or import, or beacon) request; any bad message rejects the whole request."""
-    batch = body.get("batch")
-    if not isinstance(batch, list):
-        raise Rejected(400, "the body needs a 'batch' array of messages")
-    if not batch:
+def parse_batch(body: bytes) -> Body:
+    """A `/v1/batch` (or import, or beacon) request."""
+    batch = _decode(_batch, body, "the body")
+    if not batch.batch:
         raise Rejected(400, "the batch is empty")
-    shared = _batch_defaults(body)
-    rows = []
-    for i, msg in enumerate(batch):
-        if isinstance(msg, dict) and shared:
-            _inherit(msg, shared)
-        rows.append(normalise(msg, facts, label=f"message {i} of the batch"))
-    return rows
+    shared = {
+        key: value
+        for key in ("sentAt", "context", "integrations")
+        if (value := getattr(batch, key)) is not UNSET
+    }
+    messages = []
+    for i, raw in enumerate(batch.batch):
+        data = bytes(raw)
+        messages.append((data, _decode(_envelope, data, f"message {i} of the batch")))
+    return Body(messages, _text(batch.writeKey), shared, None)
+
+
+def rows(body: Body, facts: RequestFacts) -> list[Row]:
+    """Every message normalised; any bad message rejects the whole request."""
+    result = []
+    for i, (raw, envelope) in enumerate(body.messages):
+        label = "the message" if body.call_type else f"message {i} of the batch"
+        row = _quick(raw, envelope, body, facts, label)
+        if row is None:
+            msg = msgspec.json.decode(raw)
+            if body.shared:
+                _inherit(msg, body.shared)
+            if body.call_type is not None:
+                msg["type"] = body.call_type
+            row = normalise(msg, facts, label)
+        result.append(row)
+    return result
 
 
 def from_pixel(params: Iterator[tuple[str, str]], call_type: str, facts: RequestFacts) -> Row:
@@ -72,26 +134,51 @@ def from_pixel(params: Iterator[tuple[str, str]], call_type: str, facts: Request
     return normalise(msg, facts, label="the pixel request")
 
 
-def _batch_defaults(body: dict[str, Any]) -> dict[str, Any]:
-    return {k: body[k] for k in ("sentAt", "context", "integrations") if k in body}
-
-
-def _inherit(msg: dict[str, Any], shared: dict[str, Any]) -> None:
-    """Batch-level sentAt, context and integrations apply to messages that lack their own."""
-    for key, value in shared.items():
-        own = msg.get(key)
-        if own is None:
-            msg[key] = value
-        elif isinstance(own, dict) and isinstance(value, dict):
-            msg[key] = {**value, **own}
+def _quick(raw: bytes, env: _Envelope, body: Body, facts: RequestFacts, label: str) -> Row | None:
+    """The stored row by appending to the message's own JSON, or None to take the full way."""
+    call_type = body.call_type or env.type
+    if body.call_type is not None and env.type not in (UNSET, body.call_type):
+        return None
+    if call_type not in CALL_TYPES or call_type == "identify":
+        return None
+    user_key = _identity(env.userId) or _identity(env.anonymousId)
+    if user_key is None:
+        return None
+    if env.writeKey is not UNSET or env.receivedAt is not UNSET or env.request_ip is not UNSET:
+        return None
+    if "context" in body.shared or "integrations" in body.shared or _NUL in raw:
+        return None
+    context = env.context
+    if context is not UNSET and not bytes(context).lstrip().startswith(b"{"):
+        return None
+    extra = [b'"receivedAt":', _encode(facts.received_at), b',"request_ip":', _encode(facts.ip)]
+    if env.type is UNSET:
+        extra += [b',"type":', _encode(call_type)]
+    message_id = env.messageId
+    if message_id is UNSET:
+        message_id = str(uuid4())
+        extra += [b',"messageId":"', message_id.encode(), b'"']
+    elif not isinstance(message_id, str) or not message_id:
+        return None
+    if env.sentAt is UNSET and "sentAt" in body.shared:
+        extra += [b',"sentAt":', _encode(body.shared["sentAt"])]
+    if context is UNSET:
+        extra.append(b',"context":{}')
+    end = raw.rindex(b"}")
+    payload = b"".join((raw[:end], b",", *extra, b"}"))
+    _check_size(payload, facts, label)
+    return Row(
+        facts.source_id, partition_of(user_key), facts.received_at, message_id, payload.decode()
+    )
 
 
 def normalise(msg: Any, facts: RequestFacts, label: str) -> Row:
+    """The full way: the message as a dict, checked, stamped and encoded again."""
     if not isinstance(msg, dict):
         raise Rejected(400, f"{label} must be a JSON object")
     call_type = msg.get("type")
     if call_type not in CALL_TYPES:
-        raise Rejected(400, f"{label} needs a 'type', one of {', '.join(sorted(CALL_TYPES))}")
+        raise Rejected(400, f"{label} needs a 'type', one of {_TYPES_TEXT}")
     user_key = _identity(msg.get("userId")) or _identity(msg.get("anonymousId"))
     if user_key is None:
         raise Rejected(400, f"{label} needs a non-empty 'userId' or 'anonymousId'")
@@ -107,21 +194,51 @@ def normalise(msg: Any, facts: RequestFacts, label: str) -> Row:
     msg.pop("writeKey", None)
     msg["receivedAt"] = facts.received_at
     msg["request_ip"] = facts.ip
-    context.setdefault("ip", facts.ip)
     if call_type == "identify":
         _unify_traits(msg, context)
-    payload = msgspec.json.encode(msg)
+    payload = _encode(msg)
     if _NUL in payload:
-        payload = msgspec.json.encode(_without_nul(msg))
+        payload = _encode(_without_nul(msg))
         message_id = message_id.replace("\x00", "")
+    _check_size(payload, facts, label)
+    return Row(
+        facts.source_id, partition_of(user_key), facts.received_at, message_id, payload.decode()
+    )
+
+
+def _decode(decoder: msgspec.json.Decoder[Any], data: bytes, label: str) -> Any:
+    try:
+        return decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        if "`$.batch" in str(exc) or "field `batch`" in str(exc):
+            raise Rejected(400, "the body needs a 'batch' array of messages") from None
+        raise Rejected(400, f"{label} must be a JSON object") from None
+    except msgspec.DecodeError as exc:
+        raise Rejected(400, f"malformed JSON: {exc}") from None
+
+
+def _check_size(payload: bytes, facts: RequestFacts, label: str) -> None:
     if len(payload) > facts.max_message_bytes:
         raise Rejected(
             413,
             f"{label} is {len(payload)} bytes; the limit is {facts.max_message_bytes} bytes",
         )
-    return Row(
-        facts.source_id, partition_of(user_key), facts.received_at, message_id, payload.decode()
-    )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _inherit(msg: Any, shared: dict[str, Any]) -> None:
+    """Batch-level sentAt, context and integrations apply to messages that lack their own."""
+    if not isinstance(msg, dict):
+        return
+    for key, value in shared.items():
+        own = msg.get(key)
+        if own is None:
+            msg[key] = value
+        elif isinstance(own, dict) and isinstance(value, dict):
+            msg[key] = {**value, **own}
 
 
 def _identity(value: Any) -> str | None:
@@ -142,7 +259,7 @@ def _unify_traits(msg: dict[str, Any], context: dict[str, Any]) -> None:
 
 
 def _without_nul(value: Any) -> Any:
-    """PostgreSQL cannot store U+0000 in text or jsonb; like RudderStack, drop the character."""
+    """PostgreSQL cannot store U+0000 in text or json; like RudderStack, drop the character."""
     if isinstance(value, str):
         return value.replace("\x00", "")
     if isinstance(value, dict):

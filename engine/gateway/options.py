@@ -11,7 +11,7 @@ class GatewayOptions:
     max_request_bytes: int = 4 * 1024 * 1024
     commit_window: float = 0.002
     commit_max_rows: int = 2000
-    commit_inflight: int = 4
+    commit_inflight: int = 2
     pool_size: int = 4
     # gateway processes sharing the port: each enforces its share of a source's rate limit
     processes: int = 1

@@ -72,8 +72,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url")
     parser.add_argument("--duration", type=int, default=15, help="seconds per scenario")
-    parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--gateway-workers", type=int, default=1)
+    parser.add_argument("--connections", type=int, default=128)
+    parser.add_argument("--gateway-workers", type=int, default=2)
     parser.add_argument("--wrk-threads", type=int, default=1)
     args = parser.parse_args()
     if shutil.which("wrk") is None:

@@ -149,7 +149,7 @@ def _quick(raw: bytes, env: _Envelope, body: Body, facts: RequestFacts, label: s
     if "context" in body.shared or "integrations" in body.shared or _NUL in raw:
         return None
     context = env.context
-    if context is not UNSET and not bytes(context).lstrip().startswith(b"{"):
+    if isinstance(context, Raw) and not bytes(context).lstrip().startswith(b"{"):
         return None
     extra = [b'"receivedAt":', _encode(facts.received_at), b',"request_ip":', _encode(facts.ip)]
     if env.type is UNSET:

@@ -93,9 +93,8 @@ class GroupCommit:
                     return
                 self._wake.clear()
                 continue
-            if not self._flushes and self._pending_rows < self._max_rows and not self._closing:
-                # Nothing in flight: wait a moment so that concurrent requests share a commit.
-                # Under load the wait for a free slot below does the gathering instead.
+            if self._pending_rows < self._max_rows and not self._closing:
+                # Gather for a moment: fewer, larger commits cost PostgreSQL far less per row.
                 await asyncio.sleep(self._window)
             await self._slots.acquire()
             batch = self._take()

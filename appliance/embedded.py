@@ -69,7 +69,10 @@ class EmbeddedPostgres:
         if not (self.pgdata / "PG_VERSION").exists():
             self._initdb(bindir, account)
         self._stop_orphan()
-        log_file = self._log_file.open("ab")
+        # The server log can hold query text; keep it as private as the data directory.
+        log_file = os.fdopen(
+            os.open(self._log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab"
+        )
         self._proc = subprocess.Popen(
             [
                 str(bindir / "postgres"),

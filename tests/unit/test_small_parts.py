@@ -2,6 +2,7 @@
 
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -44,12 +45,22 @@ def test_rate_limiter_lets_an_oversized_batch_through_into_debt() -> None:
     assert not limiter.allow("s", 10, 1)
 
 
+@pytest.fixture
+def toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """Point SLUICE_CONFIG at a file holding the given text."""
+
+    def write(text: str) -> None:
+        config = tmp_path / "sluice.toml"
+        config.write_text(text)
+        monkeypatch.setenv("SLUICE_CONFIG", str(config))
+
+    return write
+
+
 def test_settings_from_toml_file_and_environment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    toml: Callable[[str], None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = tmp_path / "sluice.toml"
-    config.write_text('gateway_port = 9090\ndatabase_url = "postgresql://db/sluice"\n')
-    monkeypatch.setenv("SLUICE_CONFIG", str(config))
+    toml('gateway_port = 9090\ndatabase_url = "postgresql://db/sluice"\n')
     monkeypatch.setenv("SLUICE_GATEWAY_PORT", "9191")
     monkeypatch.delenv("SLUICE_DATABASE_URL", raising=False)
     settings = Settings()
@@ -59,11 +70,9 @@ def test_settings_from_toml_file_and_environment(
 
 
 def test_settings_reject_unknown_keys_and_missing_files(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    toml: Callable[[str], None], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = tmp_path / "sluice.toml"
-    config.write_text("gatway_port = 1\n")
-    monkeypatch.setenv("SLUICE_CONFIG", str(config))
+    toml("gatway_port = 1\n")
     with pytest.raises(ValueError, match="gatway_port"):
         Settings()
     monkeypatch.setenv("SLUICE_CONFIG", str(tmp_path / "missing.toml"))

@@ -108,15 +108,14 @@ class EmbeddedPostgres:
     def _initdb(self, bindir: Path, account: _Account) -> None:
         log.info("initialising PostgreSQL in %s", self.pgdata)
         password = secrets.token_urlsafe(24)
-        self._password_file.write_text(password + "\n")
-        self._password_file.chmod(0o600)
+        _write_private(self._password_file, password)
         self.pgdata.mkdir(mode=0o700, exist_ok=True)
         os.chown(self.pgdata, account.uid, account.gid)
         _check_reachable(self.pgdata, account)
         # initdb reads the password from a file the server user owns, removed right after.
         pwfile = self.data_dir / ".initdb-password"
-        pwfile.write_text(password + "\n")
-        pwfile.chmod(0o600)
+        pwfile.unlink(missing_ok=True)
+        _write_private(pwfile, password)
         os.chown(pwfile, account.uid, account.gid)
         try:
             result = self._run_initdb(bindir, account, pwfile)
@@ -195,6 +194,14 @@ class EmbeddedPostgres:
             return "\n".join(self._log_file.read_text(errors="replace").splitlines()[-15:])
         except FileNotFoundError:
             return ""
+
+
+def _write_private(path: Path, secret: str) -> None:
+    """Write a secret into a file that is never readable by others, not even for a moment."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(secret + "\n")
+    path.chmod(0o600)  # an existing file keeps its mode through O_CREAT
 
 
 def _server_account() -> _Account:

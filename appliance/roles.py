@@ -1,5 +1,6 @@
 """The process roles: gateway, worker and web, each runnable on its own."""
 
+import gc
 import logging
 import os
 import shutil
@@ -31,6 +32,7 @@ def gateway_options(settings: Settings) -> GatewayOptions:
         max_request_bytes=settings.max_request_bytes,
         commit_window=settings.commit_window_ms / 1000,
         processes=settings.gateway_workers,
+        trusted_proxies=tuple(settings.trusted_proxies),
     )
 
 
@@ -41,7 +43,13 @@ def gateway_app() -> "Gateway":
     from engine.gateway.app import Gateway
 
     settings = Settings()
-    return Gateway(gateway_options(settings))
+    gateway = Gateway(gateway_options(settings))
+    # Each request allocates a few short-lived containers; collecting the young generation every
+    # 700 of them costs a measurable share of the request path. Reference counting frees them
+    # anyway, so cycles are looked for less often, and the startup objects are left out of it.
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 50)
+    return gateway
 
 
 def serve_gateway(settings: Settings) -> None:

@@ -5,6 +5,7 @@ can be changed with `SLUICE_CONFIG`.
 """
 
 import os
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 
 from pydantic import Field
@@ -26,7 +27,10 @@ def _default_data_dir() -> Path:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SLUICE_", extra="forbid")
+    # hide_input_in_errors: a database URL carries a password and must not reach error output
+    model_config = SettingsConfigDict(
+        env_prefix="SLUICE_", extra="forbid", hide_input_in_errors=True
+    )
 
     database_url: str | None = Field(
         None, description="PostgreSQL URL; without it `sluice run` starts an embedded server"
@@ -37,6 +41,10 @@ class Settings(BaseSettings):
     )
     gateway_host: str = "0.0.0.0"
     gateway_port: int = Field(8080, ge=1, le=65535)
+    trusted_proxies: list[IPv4Network | IPv6Network] = Field(
+        default_factory=list,
+        description="load balancers / proxies whose X-Forwarded-For gives the client address",
+    )
     gateway_workers: int = Field(2, ge=1, le=64, description="gateway processes")
     web_host: str = "127.0.0.1"
     web_port: int = Field(8000, ge=1, le=65535)

@@ -128,7 +128,9 @@ def _wrk(port: int, path: str, per_request: int, args: argparse.Namespace) -> di
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
         "requests": float(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
-        "errors": float(m.group(1)) if (m := re.search(r"Non-2xx.*?(\d+)", out)) else 0.0,
+        "errors": float(m.group(1))
+        if (m := re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out))
+        else 0.0,
         "p50": _ms(re.search(r"50%\s+([\d.]+)(\w+)", out)),
         "p99": _ms(re.search(r"99%\s+([\d.]+)(\w+)", out)),
     }

@@ -22,7 +22,7 @@ def connection_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> Async
         max_size=max_size,
         timeout=5.0,
         open=False,
-        kwargs={"application_name": "sluice"},
+        kwargs={"application_name": "sluice", "client_encoding": "utf8"},
     )
 
 

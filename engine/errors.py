@@ -9,6 +9,10 @@ class DatabaseUnavailable(SluiceError):
     """PostgreSQL could not be reached or failed mid-operation; the work was not committed."""
 
 
+class SchemaError(SluiceError):
+    """The database schema does not match what this version of Sluice expects."""
+
+
 class ConfigError(SluiceError):
     """A workspace config entry is invalid; `entry` names it the way the user wrote it."""
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.db import connection
+from engine.errors import SchemaError
 from engine.sql import Queries
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -30,6 +31,14 @@ def available() -> list[Migration]:
     return found
 
 
+def _check_unchanged(migration: Migration, checksum: str) -> None:
+    if checksum != migration.checksum:
+        raise SchemaError(
+            f"migration {migration.version:04d}_{migration.name}.sql differs from the one this "
+            "database applied; applied migrations must never change: add a new one instead"
+        )
+
+
 async def apply(url: str) -> list[Migration]:
     """Apply the migrations this database lacks and return them.
 
@@ -42,10 +51,11 @@ async def apply(url: str) -> list[Migration]:
         try:
             await conn.execute(_Q["create_table"])
             cur = await conn.execute(_Q["applied"])
-            done = {row[0] for row in await cur.fetchall()}
+            done = dict(await cur.fetchall())
             applied = []
             for migration in available():
                 if migration.version in done:
+                    _check_unchanged(migration, done[migration.version])
                     continue
                 async with conn.transaction():
                     await conn.execute(migration.sql.encode())

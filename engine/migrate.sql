@@ -13,7 +13,7 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 )
 
 -- name: applied
-SELECT version FROM schema_migrations ORDER BY version
+SELECT version, checksum FROM schema_migrations ORDER BY version
 
 -- name: record
 INSERT INTO schema_migrations (version, name, checksum)

@@ -12,28 +12,22 @@ class DestinationType:
     name: str
     title: str
     required: tuple[str, ...]
-    secrets: tuple[str, ...] = ()
 
 
 CATALOG: dict[str, DestinationType] = {
     t.name: t
     for t in (
         DestinationType("webhook", "Webhook", ("webhookUrl",)),
-        DestinationType("ga4", "Google Analytics 4", ("apiSecret",), ("apiSecret",)),
-        DestinationType("amplitude", "Amplitude", ("apiKey",), ("apiKey", "apiSecret")),
-        DestinationType("mixpanel", "Mixpanel", ("token",), ("apiSecret",)),
+        DestinationType("ga4", "Google Analytics 4", ("apiSecret",)),
+        DestinationType("amplitude", "Amplitude", ("apiKey",)),
+        DestinationType("mixpanel", "Mixpanel", ("token",)),
         DestinationType("adjust", "Adjust", ("appToken",)),
-        DestinationType("appsflyer", "AppsFlyer", ("devKey",), ("devKey", "s2sKey")),
+        DestinationType("appsflyer", "AppsFlyer", ("devKey",)),
+        DestinationType("facebook_pixel", "Facebook Pixel", ("pixelId", "accessToken")),
         DestinationType(
-            "facebook_pixel", "Facebook Pixel", ("pixelId", "accessToken"), ("accessToken",)
-        ),
-        DestinationType(
-            "facebook_conversions",
-            "Facebook Conversions",
-            ("datasetId", "accessToken"),
-            ("accessToken",),
+            "facebook_conversions", "Facebook Conversions", ("datasetId", "accessToken")
         ),
         DestinationType("facebook_app_events", "Facebook App Events", ("appID",)),
-        DestinationType("s3", "Amazon S3", ("bucketName",), ("accessKey",)),
+        DestinationType("s3", "Amazon S3", ("bucketName",)),
     )
 }

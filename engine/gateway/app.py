@@ -9,18 +9,17 @@ import asyncio
 import base64
 import binascii
 import logging
-import zlib
 from collections.abc import Awaitable, Callable
 from functools import partial
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from urllib.parse import parse_qsl
 
 import msgspec
-from granian._granian import RSGIHTTPProtocol as HTTPProtocol
-from granian.rsgi import Scope
+from granian.rsgi import HTTPProtocol, Scope  # type: ignore[attr-defined]
 
 from engine.db import connection_pool
 from engine.errors import DatabaseUnavailable, Rejected
-from engine.gateway import browser, messages
+from engine.gateway import body, browser, messages
 from engine.gateway.clock import Clock
 from engine.gateway.ingest import GroupCommit
 from engine.gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -46,6 +45,8 @@ _ERROR_CODES = {
 }
 _JSON = ("content-type", "application/json")
 _TEXT = ("content-type", "text/plain; charset=utf-8")
+# Browser config is per source and may echo request headers; each pixel hit must reach us.
+_NO_STORE = ("cache-control", "no-store")
 # a 1x1 transparent GIF, the answer to pixel requests
 _PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 _SINGLE = {
@@ -123,7 +124,8 @@ class Gateway:
         except DatabaseUnavailable:
             status, headers, body = _error(503, "the database is unavailable; retry later")
         except Exception:
-            log.exception("unexpected error on %s %s", scope.method, scope.path)
+            # not the path: /v1/projects/<writeKey>/settings carries a write key
+            log.exception("unexpected error answering a %s request", scope.method)
             status, headers, body = _error(500, "internal error")
         headers.extend(_cors(scope))
         proto.response_bytes(status, headers, body)
@@ -154,15 +156,15 @@ class Gateway:
             basic = _basic_key(scope, self._basic_keys)
             if basic is not None:
                 source = await self._authenticate(basic)
-            raw = await self._read_body(scope, proto)
+            raw = await body.read(scope, proto, self._options.max_request_bytes)
             if call_type is None:
-                body = messages.parse_batch(raw)
+                parsed = messages.parse_batch(raw)
             else:
-                body = messages.parse_single(raw, call_type)
-            events = len(body.messages)
+                parsed = messages.parse_single(raw, call_type)
+            events = len(parsed.messages)
             if source is None:
-                source = await self._authenticate(body.write_key or _query_key(scope))
-            rows = messages.rows(body, self._facts(scope, source))
+                source = await self._authenticate(parsed.write_key or _query_key(scope))
+            rows = messages.rows(parsed, self._facts(scope, source))
             self._check_rate(source, len(rows))
             await self._commit.append(rows)
         except (Rejected, DatabaseUnavailable):
@@ -183,7 +185,7 @@ class Gateway:
             self._metrics.count(source.name if source else "unknown", "rejected", 1)
             raise
         self._metrics.count(source.name, "accepted", 1)
-        return 200, [("content-type", "image/gif"), ("cache-control", "no-store")], _PIXEL
+        return 200, [("content-type", "image/gif"), _NO_STORE], _PIXEL
 
     async def _authenticate(self, write_key: str | None) -> Source:
         if not write_key:
@@ -195,20 +197,26 @@ class Gateway:
             raise Rejected(404, f"source {source.name!r} is disabled")
         return source
 
-    async def _read_body(self, scope: Scope, proto: HTTPProtocol) -> bytes:
-        limit = self._options.max_request_bytes
-        declared = scope.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            raise Rejected(413, f"the request is over the limit of {limit} bytes")
-        raw = await proto()
-        if len(raw) > limit:
-            raise Rejected(413, f"the request is over the limit of {limit} bytes")
-        return _decode(raw, scope.headers.get("content-encoding"), limit)
-
     def _facts(self, scope: Scope, source: Source) -> messages.RequestFacts:
         return messages.RequestFacts(
-            source.id, self._clock.now(), _client_ip(scope), self._options.max_message_bytes
+            source.id, self._clock.now(), self._client_ip(scope), self._options.max_message_bytes
         )
+
+    def _client_ip(self, scope: Scope) -> str:
+        """The peer's address, or the client's from X-Forwarded-For when a trusted proxy sent it."""
+        peer = scope.client.rsplit(":", 1)[0].strip("[]")
+        trusted = self._options.trusted_proxies
+        if not trusted:
+            return peer
+        forwarded: str | None = scope.headers.get("x-forwarded-for")
+        if not forwarded or not _within(peer, trusted):
+            return peer
+        # Right to left: the first hop that is not one of our proxies is the client.
+        hops = [hop.strip() for hop in forwarded.split(",")]
+        for hop in reversed(hops):
+            if not _within(hop, trusted):
+                return hop if _is_address(hop) else peer
+        return hops[0] if _is_address(hops[0]) else peer
 
     def _check_rate(self, source: Source, events: int) -> None:
         if not source.rate_limit:
@@ -222,12 +230,20 @@ class Gateway:
     async def _source_config(self, scope: Scope, proto: HTTPProtocol) -> Answer:
         key = _basic_key(scope, self._basic_keys) or _query_key(scope)
         source = await self._authenticate(key)
-        return 200, [_JSON], msgspec.json.encode(browser.rudderstack_source_config(source))
+        return (
+            200,
+            [_JSON, _NO_STORE],
+            msgspec.json.encode(browser.rudderstack_source_config(source)),
+        )
 
     async def _segment_settings(self, scope: Scope, write_key: str) -> Answer:
         source = await self._authenticate(write_key)
         public_url = self._options.public_url or _request_base_url(scope)
-        return 200, [_JSON], msgspec.json.encode(browser.segment_settings(source, public_url))
+        return (
+            200,
+            [_JSON, _NO_STORE],
+            msgspec.json.encode(browser.segment_settings(source, public_url)),
+        )
 
     async def _health(self, scope: Scope, proto: HTTPProtocol) -> Answer:
         await self._commit.ping()
@@ -239,7 +255,10 @@ class Gateway:
 
 def _error(status: int, message: str) -> Answer:
     body = msgspec.json.encode({"code": _ERROR_CODES.get(status, "error"), "message": message})
-    return status, [_JSON], body
+    headers = [_JSON]
+    if status in (429, 503):
+        headers.append(("retry-after", "1"))  # Segment's SDKs wait this long before retrying
+    return status, headers, body
 
 
 def _cors(scope: Scope) -> Headers:
@@ -287,29 +306,20 @@ def _query_key(scope: Scope) -> str | None:
     return dict(parse_qsl(scope.query_string)).get("writeKey")
 
 
-def _decode(raw: bytes, encoding: str | None, limit: int) -> bytes:
-    """Undo Content-Encoding, whatever Content-Type claims; cap the inflated size too."""
-    encoding = (encoding or "identity").strip().lower()
-    if encoding == "identity":
-        return raw
-    if encoding not in ("gzip", "x-gzip", "deflate"):
-        raise Rejected(400, f"unsupported Content-Encoding {encoding!r}; use gzip or none")
-    inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib, detected from the header
+def _within(address: str, networks: tuple[IPv4Network | IPv6Network, ...]) -> bool:
     try:
-        body = inflater.decompress(raw, limit + 1)
-    except zlib.error as exc:
-        raise Rejected(400, f"the body is not valid {encoding}: {exc}") from None
-    if len(body) > limit or inflater.unconsumed_tail:
-        raise Rejected(413, f"the decompressed request is over the limit of {limit} bytes")
-    return body
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
 
 
-def _client_ip(scope: Scope) -> str:
-    forwarded: str | None = scope.headers.get("x-forwarded-for")
-    if forwarded:
-        return forwarded.split(",", 1)[0].strip()
-    host = scope.client.rsplit(":", 1)[0]
-    return host.strip("[]")
+def _is_address(text: str) -> bool:
+    try:
+        ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _request_base_url(scope: Scope) -> str:

@@ -11,6 +11,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 _BACKOFF = 1.0
 _CONNECTION_WAIT = 2.0
 _Waiter = tuple[Sequence[Row], asyncio.Future[None]]
-_BS, _BS2 = "\\", "\\\\"
+_BS = "\\"
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -121,42 +122,68 @@ class GroupCommit:
     async def _flush(self, batch: list[_Waiter]) -> None:
         started = time.perf_counter()
         try:
-            await self._write(batch)
-        except psycopg.OperationalError as exc:
-            log.warning("ingest commit failed, %d request(s) answered 503: %s", len(batch), exc)
-            self._down_until = time.monotonic() + _BACKOFF
-            _settle(batch, DatabaseUnavailable("the database is unavailable; retry later"))
+            async with self._pool.connection(timeout=_CONNECTION_WAIT) as conn:
+                await _copy(conn, batch)
+        except psycopg.DataError:
+            # PostgreSQL refused a value (SQLSTATE class 22): that request alone is rejected.
+            await self._flush_each(batch)
             return
-        except psycopg.Error as exc:
-            # A row PostgreSQL refuses must fail only its own request, not the whole batch.
-            if len(batch) > 1:
-                await asyncio.gather(*(self._flush([waiter]) for waiter in batch))
-            else:
-                reason = exc.diag.message_primary or str(exc)
-                _settle(batch, Rejected(400, f"the database refused the message: {reason}"))
+        except Exception as exc:  # every request in the batch must be answered, whatever failed
+            self._fail(batch, exc)
             return
         self._observe(sum(len(rows) for rows, _ in batch), time.perf_counter() - started)
         _settle(batch, None)
 
-    async def _write(self, batch: list[_Waiter]) -> None:
-        async with (
-            self._pool.connection(timeout=_CONNECTION_WAIT) as conn,
-            conn.cursor() as cur,
-            cur.copy(_Q["copy_rows"]) as copy,
-        ):
-            await copy.write(_copy_text(batch))
+    async def _flush_each(self, batch: list[_Waiter]) -> None:
+        """One transaction, each request's rows under a savepoint of its own."""
+        refused: dict[int, str] = {}
+        try:
+            async with (
+                self._pool.connection(timeout=_CONNECTION_WAIT) as conn,
+                conn.transaction(),
+            ):
+                for i, waiter in enumerate(batch):
+                    try:
+                        async with conn.transaction():
+                            await _copy(conn, [waiter])
+                    except psycopg.DataError as exc:
+                        refused[i] = exc.diag.message_primary or type(exc).__name__
+        except Exception as exc:  # every request in the batch must be answered, whatever failed
+            self._fail(batch, exc)
+            return
+        for i, waiter in enumerate(batch):
+            reason = refused.get(i)
+            error = None if reason is None else Rejected(400, f"the database refused it: {reason}")
+            _settle([waiter], error)
+
+    def _fail(self, batch: list[_Waiter], exc: Exception) -> None:
+        """Answer 503: the client keeps the events and retries. Event data stays out of logs."""
+        reason = exc.diag.message_primary if isinstance(exc, psycopg.Error) else None
+        log.error(
+            "ingest commit failed, %d request(s) answered 503: %s: %s",
+            len(batch),
+            type(exc).__name__,
+            reason or "(see the database server's log)",
+        )
+        if isinstance(exc, psycopg.OperationalError):
+            self._down_until = time.monotonic() + _BACKOFF
+        _settle(batch, DatabaseUnavailable("the database is unavailable; retry later"))
+
+
+async def _copy(conn: psycopg.AsyncConnection[Any], batch: list[_Waiter]) -> None:
+    async with conn.cursor() as cur, cur.copy(_Q["copy_rows"]) as copy:
+        await copy.write(_copy_text(batch))
 
 
 def _copy_text(batch: list[_Waiter]) -> str:
     """COPY's text format, built in one pass: one tab-separated line per row.
 
-    The payload is JSON from msgspec, in which tabs, newlines and carriage returns only ever
-    appear escaped, so only its backslashes need doubling; message ids are user text and get
-    the full escaping.
+    Message ids and payloads are user text (a payload is often the client's own JSON, with its
+    whitespace), so backslashes, tabs, newlines and carriage returns are escaped in both.
     """
     return "".join(
         f"{row.source_id}\t{row.partition}\t{row.received_at}\t"
-        f"{_escape(row.message_id)}\t{row.payload.replace(_BS, _BS2)}\n"
+        f"{_escape(row.message_id)}\t{_escape(row.payload)}\n"
         for rows, _ in batch
         for row in rows
     )

@@ -8,6 +8,7 @@ batch-level context to merge, a field of an unusual type) takes the full way: de
 dict, normalised, encoded again. Both ways store the same JSON.
 """
 
+import re
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 from uuid import uuid4
@@ -74,6 +75,10 @@ class Body(NamedTuple):
 
 _envelope = msgspec.json.Decoder(_Envelope)
 _batch = msgspec.json.Decoder(_Batch)
+_any = msgspec.json.Decoder()
+# Numbers the full decoder may find out of range (huge exponents, very long integers): such a
+# message takes the full way, which rejects what it cannot read back.
+_HUGE_NUMBER = re.compile(rb"\d[eE][+-]?\d{3}|\d{20}")
 
 
 def parse_single(body: bytes, call_type: str) -> Body:
@@ -106,7 +111,7 @@ def rows(body: Body, facts: RequestFacts) -> list[Row]:
         label = "the message" if body.call_type else f"message {i} of the batch"
         row = _quick(raw, envelope, body, facts, label)
         if row is None:
-            msg = msgspec.json.decode(raw)
+            msg = _decode(_any, raw, label)
             if body.shared:
                 _inherit(msg, body.shared)
             if body.call_type is not None:
@@ -148,6 +153,8 @@ def _quick(raw: bytes, env: _Envelope, body: Body, facts: RequestFacts, label: s
         return None
     if "context" in body.shared or "integrations" in body.shared or _NUL in raw:
         return None
+    if env.sentAt is None or _HUGE_NUMBER.search(raw):
+        return None
     context = env.context
     if isinstance(context, Raw) and not bytes(context).lstrip().startswith(b"{"):
         return None
@@ -167,9 +174,11 @@ def _quick(raw: bytes, env: _Envelope, body: Body, facts: RequestFacts, label: s
     end = raw.rindex(b"}")
     payload = b"".join((raw[:end], b",", *extra, b"}"))
     _check_size(payload, facts, label)
-    return Row(
-        facts.source_id, partition_of(user_key), facts.received_at, message_id, payload.decode()
-    )
+    try:
+        text = payload.decode()  # msgspec does not check the UTF-8 of fields it skipped
+    except UnicodeDecodeError:
+        raise Rejected(400, f"{label} is not valid UTF-8") from None
+    return Row(facts.source_id, partition_of(user_key), facts.received_at, message_id, text)
 
 
 def normalise(msg: Any, facts: RequestFacts, label: str) -> Row:
@@ -212,6 +221,8 @@ def _decode(decoder: msgspec.json.Decoder[Any], data: bytes, label: str) -> Any:
     except msgspec.ValidationError as exc:
         if "`$.batch" in str(exc) or "field `batch`" in str(exc):
             raise Rejected(400, "the body needs a 'batch' array of messages") from None
+        if "out of range" in str(exc):
+            raise Rejected(400, f"{label} holds a number out of range: {exc}") from None
         raise Rejected(400, f"{label} must be a JSON object") from None
     except msgspec.DecodeError as exc:
         raise Rejected(400, f"malformed JSON: {exc}") from None

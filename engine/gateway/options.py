@@ -1,6 +1,7 @@
 """What the gateway is told at start: database, limits, group-commit tuning."""
 
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network
 
 
 @dataclass(frozen=True)
@@ -15,3 +16,5 @@ class GatewayOptions:
     pool_size: int = 4
     # gateway processes sharing the port: each enforces its share of a source's rate limit
     processes: int = 1
+    # proxies whose X-Forwarded-For is believed; from anyone else it could be made up
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()

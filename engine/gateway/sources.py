@@ -67,7 +67,7 @@ class SourceDirectory:
             async with self._pool.connection() as conn:
                 cur = await conn.execute(_Q["all_sources"])
                 rows = await cur.fetchall()
-        except psycopg.OperationalError as exc:
+        except psycopg.Error as exc:
             raise DatabaseUnavailable(f"cannot read sources: {exc}") from exc
         self._by_key = {row[2]: Source(*row) for row in rows}
         self._loaded_at = time.monotonic()

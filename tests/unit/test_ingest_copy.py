@@ -1,4 +1,4 @@
-"""The COPY text the group commit sends: escaping that PostgreSQL reads back exactly."""
+"""The COPY text the group commit sends (the PostgreSQL round trip is in the gateway tests)."""
 
 import asyncio
 
@@ -8,9 +8,9 @@ from engine.gateway.messages import Row
 
 def test_copy_lines_escape_user_text_and_double_json_backslashes() -> None:
     future: asyncio.Future[None] = asyncio.Future(loop=asyncio.new_event_loop())
-    row = Row("s", 3, "2026-11-27T10:00:00.000Z", "id\twith\nodd\\chars\r", '{"a":"\\"q\\"\\n"}')
+    row = Row("s", 3, "2026-11-27T10:00:00.000Z", "id\twith\nodd\\chars\r", '{\n\t"a":"\\"q\\""}')
     text = _copy_text([([row], future)])
     assert text == (
-        's\t3\t2026-11-27T10:00:00.000Z\tid\\twith\\nodd\\\\chars\\r\t{"a":"\\\\"q\\\\"\\\\n"}\n'
+        's\t3\t2026-11-27T10:00:00.000Z\tid\\twith\\nodd\\\\chars\\r\t{\\n\\t"a":"\\\\"q\\\\""}\n'
     )
     future.get_loop().close()

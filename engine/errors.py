@@ -23,9 +23,36 @@ class ConfigError(SluiceError):
 
 
 class Rejected(SluiceError):
-    """An ingestion request refused with an HTTP status and a user-facing message."""
+    """A request refused for what the client sent; the message tells them what to change."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, message: str) -> None:
         super().__init__(message)
-        self.status = status
         self.message = message
+
+
+class InvalidRequest(Rejected):
+    """Malformed or incomplete: sending it again unchanged will not help."""
+
+
+class Unauthenticated(Rejected):
+    """No write key, or one no source has."""
+
+
+class SourceDisabled(Rejected):
+    """The write key belongs to a source that is switched off."""
+
+
+class NoSuchEndpoint(Rejected):
+    pass
+
+
+class MethodNotAllowed(Rejected):
+    pass
+
+
+class TooLarge(Rejected):
+    """A message or request over the configured size limits."""
+
+
+class RateLimited(Rejected):
+    """The source is over its events-per-second limit; retrying later will work."""

@@ -18,7 +18,17 @@ import msgspec
 from granian.rsgi import HTTPProtocol, Scope  # type: ignore[attr-defined]
 
 from engine.db import connection_pool
-from engine.errors import DatabaseUnavailable, Rejected
+from engine.errors import (
+    DatabaseUnavailable,
+    InvalidRequest,
+    MethodNotAllowed,
+    NoSuchEndpoint,
+    RateLimited,
+    Rejected,
+    SourceDisabled,
+    TooLarge,
+    Unauthenticated,
+)
 from engine.gateway import body, browser, messages
 from engine.gateway.clock import Clock
 from engine.gateway.ingest import GroupCommit
@@ -34,14 +44,15 @@ Headers = list[tuple[str, str]]
 Answer = tuple[int, Headers, bytes]
 Handler = Callable[[Scope, HTTPProtocol], Awaitable[Answer]]
 
-_ERROR_CODES = {
-    400: "bad_request",
-    401: "invalid_write_key",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    429: "rate_limited",
-    503: "unavailable",
+# The one place where refusals become HTTP answers: status and the `code` SDKs see.
+_ANSWERS: dict[type[Rejected], tuple[int, str]] = {
+    InvalidRequest: (400, "bad_request"),
+    Unauthenticated: (401, "invalid_write_key"),
+    SourceDisabled: (404, "not_found"),
+    NoSuchEndpoint: (404, "not_found"),
+    MethodNotAllowed: (405, "method_not_allowed"),
+    TooLarge: (413, "payload_too_large"),
+    RateLimited: (429, "rate_limited"),
 }
 _JSON = ("content-type", "application/json")
 _TEXT = ("content-type", "text/plain; charset=utf-8")
@@ -120,13 +131,14 @@ class Gateway:
         try:
             status, headers, body = await self._dispatch(scope, proto)
         except Rejected as exc:
-            status, headers, body = _error(exc.status, exc.message)
+            status, code = _ANSWERS[type(exc)]
+            status, headers, body = _error(status, code, exc.message)
         except DatabaseUnavailable:
-            status, headers, body = _error(503, "the database is unavailable; retry later")
+            status, headers, body = _error(503, "unavailable", "the database is unavailable; retry")
         except Exception:
             # not the path: /v1/projects/<writeKey>/settings carries a write key
             log.exception("unexpected error answering a %s request", scope.method)
-            status, headers, body = _error(500, "internal error")
+            status, headers, body = _error(500, "internal_error", "internal error")
         headers.extend(_cors(scope))
         proto.response_bytes(status, headers, body)
 
@@ -144,8 +156,8 @@ class Gateway:
         ):
             return self._segment_settings(scope, path.split("/")[3])
         if any(route_path == path for _, route_path in self._routes):
-            raise Rejected(405, f"{scope.method} is not allowed on {path}")
-        raise Rejected(404, f"no such endpoint: {path}")
+            raise MethodNotAllowed(f"{scope.method} is not allowed on {path}")
+        raise NoSuchEndpoint(f"no such endpoint: {path}")
 
     # -- ingestion ------------------------------------------------------------------------
 
@@ -189,12 +201,12 @@ class Gateway:
 
     async def _authenticate(self, write_key: str | None) -> Source:
         if not write_key:
-            raise Rejected(401, "no write key: send it as Basic auth user, or as writeKey")
+            raise Unauthenticated("no write key: send it as Basic auth user, or as writeKey")
         source = await self._sources.find(write_key)
         if source is None:
-            raise Rejected(401, "unknown write key")
+            raise Unauthenticated("unknown write key")
         if not source.enabled:
-            raise Rejected(404, f"source {source.name!r} is disabled")
+            raise SourceDisabled(f"source {source.name!r} is disabled")
         return source
 
     def _facts(self, scope: Scope, source: Source) -> messages.RequestFacts:
@@ -223,7 +235,7 @@ class Gateway:
             return
         share = source.rate_limit / self._options.processes
         if not self._limiter.allow(source.id, share, events):
-            raise Rejected(429, f"source {source.name!r} is over {source.rate_limit} events/s")
+            raise RateLimited(f"source {source.name!r} is over {source.rate_limit} events/s")
 
     # -- browser SDK config, health, metrics -----------------------------------------------
 
@@ -253,8 +265,8 @@ class Gateway:
         return 200, [("content-type", METRICS_CONTENT_TYPE)], self._metrics.render()
 
 
-def _error(status: int, message: str) -> Answer:
-    body = msgspec.json.encode({"code": _ERROR_CODES.get(status, "error"), "message": message})
+def _error(status: int, code: str, message: str) -> Answer:
+    body = msgspec.json.encode({"code": code, "message": message})
     headers = [_JSON]
     if status in (429, 503):
         headers.append(("retry-after", "1"))  # Segment's SDKs wait this long before retrying
@@ -292,7 +304,7 @@ def _basic_key(scope: Scope, cache: dict[str, str]) -> str | None:
         try:
             decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
         except (binascii.Error, UnicodeDecodeError):
-            raise Rejected(401, "the Authorization header is not valid Basic auth") from None
+            raise Unauthenticated("the Authorization header is not valid Basic auth") from None
         key = decoded.partition(":")[0]
         if len(cache) > 10_000:
             cache.clear()

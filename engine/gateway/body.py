@@ -4,7 +4,7 @@ import zlib
 
 from granian.rsgi import HTTPProtocol, Scope  # type: ignore[attr-defined]
 
-from engine.errors import Rejected
+from engine.errors import InvalidRequest, TooLarge
 
 
 async def read(scope: Scope, proto: HTTPProtocol, limit: int) -> bytes:
@@ -16,14 +16,14 @@ async def read(scope: Scope, proto: HTTPProtocol, limit: int) -> bytes:
     declared = scope.headers.get("content-length")
     if declared is not None and declared.isdigit():
         if int(declared) > limit:
-            raise Rejected(413, f"the request is over the limit of {limit} bytes")
+            raise TooLarge(f"the request is over the limit of {limit} bytes")
         raw = await proto()
     else:
         parts, size = [], 0
         async for chunk in proto:
             size += len(chunk)
             if size > limit:
-                raise Rejected(413, f"the request is over the limit of {limit} bytes")
+                raise TooLarge(f"the request is over the limit of {limit} bytes")
             parts.append(chunk)
         raw = b"".join(parts)
     return _decode(raw, scope.headers.get("content-encoding"), limit)
@@ -35,7 +35,7 @@ def _decode(raw: bytes, encoding: str | None, limit: int) -> bytes:
     if encoding == "identity":
         return raw
     if encoding not in ("gzip", "x-gzip", "deflate"):
-        raise Rejected(400, f"unsupported Content-Encoding {encoding!r}; use gzip or none")
+        raise InvalidRequest(f"unsupported Content-Encoding {encoding!r}; use gzip or none")
     return _inflate(raw, encoding, limit)
 
 
@@ -49,12 +49,12 @@ def _inflate(raw: bytes, encoding: str, limit: int) -> bytes:
         try:
             part = inflater.decompress(rest, limit + 1 - size)
         except zlib.error as exc:
-            raise Rejected(400, f"the body is not valid {encoding}: {exc}") from None
+            raise InvalidRequest(f"the body is not valid {encoding}: {exc}") from None
         size += len(part)
         if size > limit or inflater.unconsumed_tail:
-            raise Rejected(413, f"the decompressed request is over the limit of {limit} bytes")
+            raise TooLarge(f"the decompressed request is over the limit of {limit} bytes")
         if not inflater.eof:
-            raise Rejected(400, f"the {encoding} body is truncated")
+            raise InvalidRequest(f"the {encoding} body is truncated")
         out.append(part)
         rest = inflater.unused_data
     return b"".join(out)

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from engine.errors import DatabaseUnavailable, Rejected
+from engine.errors import DatabaseUnavailable, InvalidRequest
 from engine.gateway.messages import Row
 from engine.sql import Queries
 
@@ -153,7 +153,7 @@ class GroupCommit:
             return
         for i, waiter in enumerate(batch):
             reason = refused.get(i)
-            error = None if reason is None else Rejected(400, f"the database refused it: {reason}")
+            error = None if reason is None else InvalidRequest(f"the database refused it: {reason}")
             _settle([waiter], error)
 
     def _fail(self, batch: list[_Waiter], exc: Exception) -> None:

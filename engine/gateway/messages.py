@@ -16,7 +16,7 @@ from uuid import uuid4
 import msgspec
 from msgspec import UNSET, Raw, UnsetType
 
-from engine.errors import Rejected
+from engine.errors import InvalidRequest, TooLarge
 from engine.partitions import partition_of
 
 CALL_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
@@ -91,7 +91,7 @@ def parse_batch(body: bytes) -> Body:
     """A `/v1/batch` (or import, or beacon) request."""
     batch = _decode(_batch, body, "the body")
     if not batch.batch:
-        raise Rejected(400, "the batch is empty")
+        raise InvalidRequest("the batch is empty")
     shared = {
         key: value
         for key in ("sentAt", "context", "integrations")
@@ -177,25 +177,25 @@ def _quick(raw: bytes, env: _Envelope, body: Body, facts: RequestFacts, label: s
     try:
         text = payload.decode()  # msgspec does not check the UTF-8 of fields it skipped
     except UnicodeDecodeError:
-        raise Rejected(400, f"{label} is not valid UTF-8") from None
+        raise InvalidRequest(f"{label} is not valid UTF-8") from None
     return Row(facts.source_id, partition_of(user_key), facts.received_at, message_id, text)
 
 
 def normalise(msg: Any, facts: RequestFacts, label: str) -> Row:
     """The full way: the message as a dict, checked, stamped and encoded again."""
     if not isinstance(msg, dict):
-        raise Rejected(400, f"{label} must be a JSON object")
+        raise InvalidRequest(f"{label} must be a JSON object")
     call_type = msg.get("type")
     if call_type not in CALL_TYPES:
-        raise Rejected(400, f"{label} needs a 'type', one of {_TYPES_TEXT}")
+        raise InvalidRequest(f"{label} needs a 'type', one of {_TYPES_TEXT}")
     user_key = _identity(msg.get("userId")) or _identity(msg.get("anonymousId"))
     if user_key is None:
-        raise Rejected(400, f"{label} needs a non-empty 'userId' or 'anonymousId'")
+        raise InvalidRequest(f"{label} needs a non-empty 'userId' or 'anonymousId'")
     context = msg.get("context")
     if context is None:
         context = msg["context"] = {}
     elif not isinstance(context, dict):
-        raise Rejected(400, f"{label}: 'context' must be an object")
+        raise InvalidRequest(f"{label}: 'context' must be an object")
     message_id = _identity(msg.get("messageId"))
     if message_id is None:
         message_id = str(uuid4())
@@ -220,18 +220,17 @@ def _decode(decoder: msgspec.json.Decoder[Any], data: bytes, label: str) -> Any:
         return decoder.decode(data)
     except msgspec.ValidationError as exc:
         if "`$.batch" in str(exc) or "field `batch`" in str(exc):
-            raise Rejected(400, "the body needs a 'batch' array of messages") from None
+            raise InvalidRequest("the body needs a 'batch' array of messages") from None
         if "out of range" in str(exc):
-            raise Rejected(400, f"{label} holds a number out of range: {exc}") from None
-        raise Rejected(400, f"{label} must be a JSON object") from None
+            raise InvalidRequest(f"{label} holds a number out of range: {exc}") from None
+        raise InvalidRequest(f"{label} must be a JSON object") from None
     except msgspec.DecodeError as exc:
-        raise Rejected(400, f"malformed JSON: {exc}") from None
+        raise InvalidRequest(f"malformed JSON: {exc}") from None
 
 
 def _check_size(payload: bytes, facts: RequestFacts, label: str) -> None:
     if len(payload) > facts.max_message_bytes:
-        raise Rejected(
-            413,
+        raise TooLarge(
             f"{label} is {len(payload)} bytes; the limit is {facts.max_message_bytes} bytes",
         )
 

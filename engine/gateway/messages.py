@@ -8,8 +8,8 @@ batch-level context to merge, a field of an unusual type) takes the full way: de
 dict, normalised, encoded again. Both ways store the same JSON.
 """
 
-import re
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any, NamedTuple
 from uuid import uuid4
 
@@ -22,7 +22,7 @@ from engine.partitions import partition_of
 CALL_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
 _TYPES_TEXT = ", ".join(sorted(CALL_TYPES))
 _NUL = b"\\u0000"
-_encode = msgspec.json.encode
+_encode = msgspec.json.Encoder(decimal_format="number").encode
 
 
 class RequestFacts(NamedTuple):
@@ -75,10 +75,10 @@ class Body(NamedTuple):
 
 _envelope = msgspec.json.Decoder(_Envelope)
 _batch = msgspec.json.Decoder(_Batch)
-_any = msgspec.json.Decoder()
-# Numbers the full decoder may find out of range (huge exponents, very long integers): such a
-# message takes the full way, which rejects what it cannot read back.
-_HUGE_NUMBER = re.compile(rb"\d[eE][+-]?\d{3}|\d{20}")
+# The full way reads numbers with a fraction or exponent as Decimal and writes them back as
+# numbers: no rounding, and 1e999 (valid JSON, too large for a float) is kept like the quick
+# way keeps it.
+_any = msgspec.json.Decoder(float_hook=Decimal)
 
 
 def parse_single(body: bytes, call_type: str) -> Body:
@@ -153,7 +153,7 @@ def _quick(raw: bytes, env: _Envelope, body: Body, facts: RequestFacts, label: s
         return None
     if "context" in body.shared or "integrations" in body.shared or _NUL in raw:
         return None
-    if env.sentAt is None or _HUGE_NUMBER.search(raw):
+    if env.sentAt is None:  # the full way gives it the batch's sentAt
         return None
     context = env.context
     if isinstance(context, Raw) and not bytes(context).lstrip().startswith(b"{"):
@@ -221,11 +221,11 @@ def _decode(decoder: msgspec.json.Decoder[Any], data: bytes, label: str) -> Any:
     except msgspec.ValidationError as exc:
         if "`$.batch" in str(exc) or "field `batch`" in str(exc):
             raise InvalidRequest("the body needs a 'batch' array of messages") from None
-        if "out of range" in str(exc):
-            raise InvalidRequest(f"{label} holds a number out of range: {exc}") from None
         raise InvalidRequest(f"{label} must be a JSON object") from None
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"malformed JSON: {exc}") from None
+    except UnicodeDecodeError:
+        raise InvalidRequest(f"{label} is not valid UTF-8") from None
 
 
 def _check_size(payload: bytes, facts: RequestFacts, label: str) -> None:

@@ -49,13 +49,28 @@ def test_pretty_printed_json_is_stored_exactly(
     assert second["name"] == "Home"
 
 
-def test_invalid_utf8_and_unreadable_numbers_are_400(
-    gateway: GatewayProcess, workspace_config: str
-) -> None:
-    for body in (b'{"userId":"u","event":"\xff"}', b'{"userId":"u","properties":{"n":1e999}}'):
-        answer = httpx.post(f"{gateway.url}/v1/track", content=body, auth=AUTH)
+def test_invalid_utf8_is_400(gateway: GatewayProcess, workspace_config: str) -> None:
+    for path in ("/v1/track", "/v1/identify"):  # the quick way and the full way
+        body = b'{"userId":"u","traits":{"name":"\xff"},"event":"\xff"}'
+        answer = httpx.post(f"{gateway.url}{path}", content=body, auth=AUTH)
         assert rejection(answer) == (400, "bad_request")
     assert ingested(workspace_config) == []
+
+
+def test_numbers_beyond_float_range_are_kept_exactly(
+    gateway: GatewayProcess, workspace_config: str
+) -> None:
+    body = b'{"userId":"u","traits":{"n":1e999,"x":0.1},"properties":{"n":1e999}}'
+    for path in ("/v1/track", "/v1/identify"):  # the quick way and the full way
+        assert httpx.post(f"{gateway.url}{path}", content=body, auth=AUTH).status_code == 200
+    with psycopg.connect(workspace_config) as conn:
+        stored = conn.execute(
+            "SELECT payload->'properties'->>'n', payload->'traits'->>'n', payload->'traits'->>'x'"
+            " FROM ingest_log ORDER BY id"
+        ).fetchall()
+    assert [tuple(float(v) for v in row) for row in stored] == [
+        (float("inf"), float("inf"), 0.1)
+    ] * 2
 
 
 def test_chunked_body_over_the_limit_is_refused(workspace_config: str, tmp_path: Path) -> None:

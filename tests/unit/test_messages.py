@@ -144,6 +144,7 @@ QUICK_AND_FULL = [
         "sentAt": "2026-01-01T00:00:00Z",
         "context": {"ip": "1.2.3.4"},
     },
+    {"type": "track", "userId": "u", "properties": {"price": 89.99, "tiny": 1e-7, "n": 12345}},
 ]
 
 

@@ -5,7 +5,7 @@ Starts a private PostgreSQL (unless --database-url is given), a `sluice gateway`
 messageIds as SDKs do. After each run it counts the rows in the ingest log: every 200 must be a
 committed event. Needs `wrk` (Debian package `wrk`).
 
-    python bench/ingest.py [--duration 15] [--connections 64] [--gateway-workers 1]
+    python bench/ingest.py [--duration 15] [--connections 512] [--gateway-workers 2]
 """
 
 import argparse
@@ -72,7 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url")
     parser.add_argument("--duration", type=int, default=15, help="seconds per scenario")
-    parser.add_argument("--connections", type=int, default=128)
+    parser.add_argument("--connections", type=int, default=512)
     parser.add_argument("--gateway-workers", type=int, default=2)
     parser.add_argument("--wrk-threads", type=int, default=1)
     args = parser.parse_args()

@@ -210,7 +210,7 @@ class Gateway:
         return source
 
     def _facts(self, scope: Scope, source: Source) -> messages.RequestFacts:
-        return messages.RequestFacts(
+        return messages.RequestFacts.of(
             source.id, self._clock.now(), self._client_ip(scope), self._options.max_message_bytes
         )
 

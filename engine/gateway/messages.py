@@ -32,6 +32,14 @@ class RequestFacts(NamedTuple):
     received_at: str  # ISO 8601, UTC, milliseconds
     ip: str
     max_message_bytes: int
+    stamp: bytes  # the JSON members every stored message gets, ready to append
+
+    @classmethod
+    def of(
+        cls, source_id: str, received_at: str, ip: str, max_message_bytes: int
+    ) -> "RequestFacts":
+        stamp = b"".join((b'"receivedAt":', _encode(received_at), b',"request_ip":', _encode(ip)))
+        return cls(source_id, received_at, ip, max_message_bytes, stamp)
 
 
 class Row(NamedTuple):
@@ -141,35 +149,19 @@ def from_pixel(params: Iterator[tuple[str, str]], call_type: str, facts: Request
 
 def _quick(raw: bytes, env: _Envelope, body: Body, facts: RequestFacts, label: str) -> Row | None:
     """The stored row by appending to the message's own JSON, or None to take the full way."""
-    call_type = body.call_type or env.type
-    if body.call_type is not None and env.type not in (UNSET, body.call_type):
-        return None
-    if call_type not in CALL_TYPES or call_type == "identify":
-        return None
-    user_key = _identity(env.userId) or _identity(env.anonymousId)
+    user_key = _quick_user(raw, env, body)
     if user_key is None:
         return None
-    if env.writeKey is not UNSET or env.receivedAt is not UNSET or env.request_ip is not UNSET:
-        return None
-    if "context" in body.shared or "integrations" in body.shared or _NUL in raw:
-        return None
-    if env.sentAt is None:  # the full way gives it the batch's sentAt
-        return None
-    context = env.context
-    if isinstance(context, Raw) and not bytes(context).lstrip().startswith(b"{"):
-        return None
-    extra = [b'"receivedAt":', _encode(facts.received_at), b',"request_ip":', _encode(facts.ip)]
-    if env.type is UNSET:
-        extra += [b',"type":', _encode(call_type)]
     message_id = env.messageId
+    extra = [facts.stamp]
+    if env.type is UNSET:
+        extra += [b',"type":"', str(body.call_type).encode(), b'"']
     if message_id is UNSET:
         message_id = str(uuid4())
         extra += [b',"messageId":"', message_id.encode(), b'"']
-    elif not isinstance(message_id, str) or not message_id:
-        return None
     if env.sentAt is UNSET and "sentAt" in body.shared:
         extra += [b',"sentAt":', _encode(body.shared["sentAt"])]
-    if context is UNSET:
+    if env.context is UNSET:
         extra.append(b',"context":{}')
     end = raw.rindex(b"}")
     payload = b"".join((raw[:end], b",", *extra, b"}"))
@@ -179,6 +171,31 @@ def _quick(raw: bytes, env: _Envelope, body: Body, facts: RequestFacts, label: s
     except UnicodeDecodeError:
         raise InvalidRequest(f"{label} is not valid UTF-8") from None
     return Row(facts.source_id, partition_of(user_key), facts.received_at, message_id, text)
+
+
+def _quick_user(raw: bytes, env: _Envelope, body: Body) -> str | None:
+    """The user key when appending stamps is all the message needs, else None.
+
+    Anything to remove, merge, mirror or replace — or a doubtful value the full way would
+    reject with a precise message — sends the message the full way.
+    """
+    if body.call_type is not None and env.type not in (UNSET, body.call_type):
+        return None
+    call_type = body.call_type or env.type
+    if call_type not in CALL_TYPES or call_type == "identify":
+        return None
+    if env.writeKey is not UNSET or env.receivedAt is not UNSET or env.request_ip is not UNSET:
+        return None
+    if "context" in body.shared or "integrations" in body.shared or _NUL in raw:
+        return None
+    message_id, context = env.messageId, env.context
+    if message_id is not UNSET and not (isinstance(message_id, str) and message_id):
+        return None
+    if env.sentAt is None:  # the full way gives it the batch's sentAt
+        return None
+    if isinstance(context, Raw) and not bytes(context).lstrip().startswith(b"{"):
+        return None
+    return _identity(env.userId) or _identity(env.anonymousId)
 
 
 def normalise(msg: Any, facts: RequestFacts, label: str) -> Row:

@@ -7,7 +7,7 @@ from engine.errors import InvalidRequest, TooLarge
 from engine.gateway import messages
 from engine.partitions import PARTITIONS, partition_of
 
-FACTS = messages.RequestFacts("src-1", "2026-11-27T10:00:00.000Z", "192.0.2.7", 32 * 1024)
+FACTS = messages.RequestFacts.of("src-1", "2026-11-27T10:00:00.000Z", "192.0.2.7", 32 * 1024)
 
 
 def payload(row: messages.Row) -> dict[str, object]:

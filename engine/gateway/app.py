@@ -131,7 +131,7 @@ class Gateway:
         try:
             status, headers, body = await self._dispatch(scope, proto)
         except Rejected as exc:
-            status, code = _ANSWERS[type(exc)]
+            status, code = _ANSWERS.get(type(exc), (400, "bad_request"))
             status, headers, body = _error(status, code, exc.message)
         except DatabaseUnavailable:
             status, headers, body = _error(503, "unavailable", "the database is unavailable; retry")

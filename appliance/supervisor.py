@@ -47,7 +47,7 @@ def run_all(settings: Settings) -> None:
             log.info("applied migration %04d %s", done.version, done.name)
         write_key = asyncio.run(_first_source(url))
         env = {**os.environ, "SLUICE_DATABASE_URL": url}
-        _supervise(env, lambda: _announce_when_ready(settings, write_key))
+        _supervise(env, _gateway_ready(settings), lambda: _announce(settings, write_key))
     finally:
         if embedded is not None:
             embedded.stop()
@@ -65,19 +65,16 @@ async def _first_source(url: str) -> str | None:
         return report.new_write_keys.get("default")
 
 
-def _announce_when_ready(settings: Settings, write_key: str | None) -> None:
-    """Print how to use Sluice once the gateway answers, so the printed command works."""
+def _gateway_ready(settings: Settings) -> Callable[[], bool]:
     host = "127.0.0.1" if settings.gateway_host in ("0.0.0.0", "::") else settings.gateway_host
     health = f"http://{host}:{settings.gateway_port}/health"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def ready() -> bool:
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(health, timeout=2).status_code == 200:
-                break
-        time.sleep(0.2)
-    else:
-        log.error("the gateway did not become healthy within 60 s (%s)", health)
-    _announce(settings, write_key)
+            return httpx.get(health, timeout=0.5).status_code == 200
+        return False
+
+    return ready
 
 
 def _announce(settings: Settings, write_key: str | None) -> None:
@@ -102,7 +99,11 @@ def _announce(settings: Settings, write_key: str | None) -> None:
     print("Stop with Ctrl-C.", flush=True)
 
 
-def _supervise(env: dict[str, str], announce: Callable[[], None]) -> None:
+def _supervise(
+    env: dict[str, str], ready: Callable[[], bool], announce: Callable[[], None]
+) -> None:
+    """Keep every role running until SIGINT or SIGTERM; `announce` once the gateway is ready,
+    so that the command it prints works when the user pastes it."""
     stopping = False
 
     def request_stop(signum: int, frame: object) -> None:
@@ -112,9 +113,12 @@ def _supervise(env: dict[str, str], announce: Callable[[], None]) -> None:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     children = {role: _spawn(role, env) for role in ROLES}
-    announce()
+    announced = False
     while not stopping:
         time.sleep(0.2)
+        if not announced and ready():
+            announce()
+            announced = True
         for role, child in list(children.items()):
             code = child.proc.poll()
             if code is None or stopping:
@@ -136,7 +140,7 @@ def _supervise(env: dict[str, str], announce: Callable[[], None]) -> None:
 
 
 def _spawn(role: str, env: dict[str, str]) -> _Child:
-    # Children ignore the terminal's Ctrl-C; the supervisor stops them in order.
+    # Children ignore the terminal's Ctrl-C: the supervisor stops them, then the database.
     proc = subprocess.Popen(
         [sys.executable, "-m", "appliance", role], env=env, start_new_session=True
     )

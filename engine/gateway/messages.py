@@ -9,7 +9,6 @@ dict, normalised, encoded again. Both ways store the same JSON.
 """
 
 from collections.abc import Iterator
-from decimal import Decimal
 from typing import Any, NamedTuple
 from uuid import uuid4
 
@@ -79,14 +78,18 @@ class Body(NamedTuple):
     write_key: str | None
     shared: dict[str, Any]  # batch-level sentAt, context, integrations
     call_type: str | None  # set by the path of a single-message request
+    sent_at: bytes = b""  # the batch-level sentAt as JSON, for messages without their own
 
 
-_envelope = msgspec.json.Decoder(_Envelope)
-_batch = msgspec.json.Decoder(_Batch)
-# The full way reads numbers with a fraction or exponent as Decimal and writes them back as
-# numbers: no rounding, and 1e999 (valid JSON, too large for a float) is kept like the quick
-# way keeps it.
-_any = msgspec.json.Decoder(float_hook=Decimal)
+# Numbers with a fraction or exponent are kept as their JSON text (a Raw), never as floats:
+# nothing is rounded, 1e999 is kept as sent, and an id like 1.50 reads the same both ways.
+def _number_text(text: str) -> Raw:
+    return Raw(text.encode())
+
+
+_envelope = msgspec.json.Decoder(_Envelope, float_hook=_number_text)
+_batch = msgspec.json.Decoder(_Batch, float_hook=_number_text)
+_any = msgspec.json.Decoder(float_hook=_number_text)
 
 
 def parse_single(body: bytes, call_type: str) -> Body:
@@ -109,7 +112,8 @@ def parse_batch(body: bytes) -> Body:
     for i, raw in enumerate(batch.batch):
         data = bytes(raw)
         messages.append((data, _decode(_envelope, data, f"message {i} of the batch")))
-    return Body(messages, _text(batch.writeKey), shared, None)
+    sent_at = _encode(shared["sentAt"]) if "sentAt" in shared else b""
+    return Body(messages, _text(batch.writeKey), shared, None, sent_at)
 
 
 def rows(body: Body, facts: RequestFacts) -> list[Row]:
@@ -124,7 +128,10 @@ def rows(body: Body, facts: RequestFacts) -> list[Row]:
                 _inherit(msg, body.shared)
             if body.call_type is not None:
                 msg["type"] = body.call_type
-            row = normalise(msg, facts, label)
+            try:
+                row = normalise(msg, facts, label)
+            except RecursionError:
+                raise InvalidRequest(f"{label} is nested too deeply") from None
         result.append(row)
     return result
 
@@ -159,8 +166,8 @@ def _quick(raw: bytes, env: _Envelope, body: Body, facts: RequestFacts, label: s
     if message_id is UNSET:
         message_id = str(uuid4())
         extra += [b',"messageId":"', message_id.encode(), b'"']
-    if env.sentAt is UNSET and "sentAt" in body.shared:
-        extra += [b',"sentAt":', _encode(body.shared["sentAt"])]
+    if env.sentAt is UNSET and body.sent_at:
+        extra += [b',"sentAt":', body.sent_at]
     if env.context is UNSET:
         extra.append(b',"context":{}')
     end = raw.rindex(b"}")
@@ -182,7 +189,7 @@ def _quick_user(raw: bytes, env: _Envelope, body: Body) -> str | None:
     if body.call_type is not None and env.type not in (UNSET, body.call_type):
         return None
     call_type = body.call_type or env.type
-    if call_type not in CALL_TYPES or call_type == "identify":
+    if not _is_call_type(call_type) or call_type == "identify":
         return None
     if env.writeKey is not UNSET or env.receivedAt is not UNSET or env.request_ip is not UNSET:
         return None
@@ -193,17 +200,19 @@ def _quick_user(raw: bytes, env: _Envelope, body: Body) -> str | None:
         return None
     if env.sentAt is None:  # the full way gives it the batch's sentAt
         return None
+    if env.sentAt is UNSET and _NUL in body.sent_at:
+        return None
     if isinstance(context, Raw) and not bytes(context).lstrip().startswith(b"{"):
         return None
     return _identity(env.userId) or _identity(env.anonymousId)
 
 
-def normalise(msg: Any, facts: RequestFacts, label: str) -> Row:
+def normalise(msg: Any, facts: RequestFacts, label: str, *, cleaned: bool = False) -> Row:
     """The full way: the message as a dict, checked, stamped and encoded again."""
     if not isinstance(msg, dict):
         raise InvalidRequest(f"{label} must be a JSON object")
     call_type = msg.get("type")
-    if call_type not in CALL_TYPES:
+    if not _is_call_type(call_type):
         raise InvalidRequest(f"{label} needs a 'type', one of {_TYPES_TEXT}")
     user_key = _identity(msg.get("userId")) or _identity(msg.get("anonymousId"))
     if user_key is None:
@@ -223,13 +232,17 @@ def normalise(msg: Any, facts: RequestFacts, label: str) -> Row:
     if call_type == "identify":
         _unify_traits(msg, context)
     payload = _encode(msg)
-    if _NUL in payload:
-        payload = _encode(_without_nul(msg))
-        message_id = message_id.replace("\x00", "")
+    if _NUL in payload and not cleaned:  # (or an escaped backslash before "u0000")
+        # Checked again once cleaned: an id may have been nothing but NULs.
+        return normalise(_without_nul(msg), facts, label, cleaned=True)
     _check_size(payload, facts, label)
     return Row(
         facts.source_id, partition_of(user_key), facts.received_at, message_id, payload.decode()
     )
+
+
+def _is_call_type(value: Any) -> bool:
+    return isinstance(value, str) and value in CALL_TYPES
 
 
 def _decode(decoder: msgspec.json.Decoder[Any], data: bytes, label: str) -> Any:
@@ -238,7 +251,11 @@ def _decode(decoder: msgspec.json.Decoder[Any], data: bytes, label: str) -> Any:
     except msgspec.ValidationError as exc:
         if "`$.batch" in str(exc) or "field `batch`" in str(exc):
             raise InvalidRequest("the body needs a 'batch' array of messages") from None
-        raise InvalidRequest(f"{label} must be a JSON object") from None
+        if str(exc).startswith("Expected `object`"):
+            raise InvalidRequest(f"{label} must be a JSON object") from None
+        raise InvalidRequest(f"{label}: {exc}") from None
+    except RecursionError:
+        raise InvalidRequest(f"{label} is nested too deeply") from None
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"malformed JSON: {exc}") from None
     except UnicodeDecodeError:
@@ -264,15 +281,18 @@ def _inherit(msg: Any, shared: dict[str, Any]) -> None:
         own = msg.get(key)
         if own is None:
             msg[key] = value
-        elif isinstance(own, dict) and isinstance(value, dict):
+        elif key != "sentAt" and isinstance(own, dict) and isinstance(value, dict):
             msg[key] = {**value, **own}
 
 
 def _identity(value: Any) -> str | None:
+    """An id as text: strings as they are, numbers as written in the JSON."""
     if isinstance(value, str):
         return value or None
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
+    if isinstance(value, Raw):
+        return bytes(value).decode()
     return None
 
 

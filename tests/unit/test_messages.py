@@ -145,6 +145,8 @@ QUICK_AND_FULL = [
         "context": {"ip": "1.2.3.4"},
     },
     {"type": "track", "userId": "u", "properties": {"price": 89.99, "tiny": 1e-7, "n": 12345}},
+    {"type": "track", "userId": 1.5},
+    {"type": "track", "anonymousId": "a", "userId": -1e-300},
 ]
 
 
@@ -155,8 +157,9 @@ def test_the_quick_way_stores_what_the_full_way_would(message: dict[str, object]
     ((raw, envelope),) = parsed.messages
     quick = messages._quick(raw, envelope, parsed, FACTS, "m")
     assert quick is not None, "this message should take the quick way"
+    decoded = messages._any.decode(msgspec.json.encode(message))  # as the full way reads it
     full = messages.normalise(
-        {"sentAt": "2026-11-27T09:59:59Z", **msgspec.json.decode(msgspec.json.encode(message))},
+        {"sentAt": "2026-11-27T09:59:59Z", **decoded},
         FACTS,
         "m",
     )
@@ -165,3 +168,47 @@ def test_the_quick_way_stores_what_the_full_way_would(message: dict[str, object]
         assert quick.message_id == quick_payload.pop("messageId") != full_payload.pop("messageId")
     assert quick_payload == full_payload
     assert quick._replace(payload="", message_id="") == full._replace(payload="", message_id="")
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        (b'{"batch": [{"type": [], "userId": "u"}]}', "'type'"),
+        (b'{"batch": [{"type": {}, "userId": "u"}]}', "'type'"),
+        (
+            b'{"batch": [{"type": "track", "userId": "u", "p": '
+            + b"[" * 3000
+            + b"]" * 3000
+            + b"}]}",
+            "nested too deeply",
+        ),
+    ],
+)
+def test_odd_shapes_are_400_not_crashes(body: bytes, needle: str) -> None:
+    with pytest.raises(InvalidRequest, match=needle):
+        messages.rows(messages.parse_batch(body), FACTS)
+
+
+def test_numbers_keep_their_text_even_beyond_any_float() -> None:
+    huge = b"1e1000000000000000000"
+    for call_type in ("track", "identify"):
+        raw = b'{"userId": 1.50, "properties": {"n": ' + huge + b', "x": 0.10}}'
+        (row,) = messages.rows(messages.parse_single(raw, call_type), FACTS)
+        assert huge in row.payload.encode() and b"0.10" in row.payload.encode()
+        assert row.partition == partition_of("1.50")
+
+
+def test_nul_only_ids_and_shared_values_are_cleaned_both_ways() -> None:
+    rows = batch(
+        {"batch": [{"type": "track", "userId": "u", "messageId": "\x00"}], "sentAt": "\x00"}
+    )
+    body = payload(rows[0])
+    assert len(rows[0].message_id) == 36 and body["messageId"] == rows[0].message_id
+    assert body["sentAt"] == ""
+
+
+def test_an_own_sent_at_is_never_merged_with_the_batch_one() -> None:
+    (row,) = batch(
+        {"batch": [{"type": "identify", "userId": "u", "sentAt": {"a": 1}}], "sentAt": {"b": 2}}
+    )
+    assert payload(row)["sentAt"] == {"a": 1}

@@ -31,6 +31,7 @@ class SluiceRun:
             "SLUICE_GATEWAY_WORKERS": "1",
         }
         env.pop("SLUICE_DATABASE_URL", None)
+        self.env = env
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "appliance", "run"],
             env=env,
@@ -88,6 +89,15 @@ def test_run_starts_everything_and_the_printed_command_sends_an_event() -> None:
                 listen = conn.execute("SHOW listen_addresses").fetchone()
                 owner = conn.execute("SELECT current_setting('data_directory')").fetchone()
             assert events == [("Hello Sluice",)]
+
+            # the admin commands find the embedded database of this data directory by themselves
+            exported = subprocess.run(
+                [sys.executable, "-m", "appliance", "config", "export"],
+                env={**run.env, "SLUICE_CONFIG": os.devnull},
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            assert exported.returncode == 0, exported.stderr
+            assert "name: default" in exported.stdout
             assert listen == ("127.0.0.1",)
             assert owner == (str(data_dir / "postgres"),)
         finally:

@@ -1,5 +1,8 @@
 """The real Python SDKs, pointed at a running gateway: every call type lands once."""
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -76,3 +79,32 @@ def test_sdk_events_land_once_with_the_right_source(
     assert by_id[ids["group"]]["groupId"] == "org-7"
     assert by_id[ids["alias"]]["previousId"] == "anon-7"
     assert by_id[ids["anonymous"]]["anonymousId"] == "anon-8"
+
+
+def test_generate_events_sends_every_call_type(
+    gateway: GatewayProcess, workspace_config: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "appliance", "generate-events", "--write-key", WRITE_KEY,
+         "--url", gateway.url, "--count", "250", "--users", "7"],
+        env={**os.environ, "SLUICE_CONFIG": os.devnull},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"sent 250 events to {gateway.url}" in done.stdout
+    rows = ingested(workspace_config)
+    assert len(rows) == 250
+    assert len({r["message_id"] for r in rows}) == 250
+    assert {r["payload"]["userId"] for r in rows} <= {f"user-{i:05d}" for i in range(7)}
+    assert {r["payload"]["type"] for r in rows} >= {"track", "page", "identify", "screen"}
+
+
+def test_generate_events_reports_a_refusal(gateway: GatewayProcess) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "appliance", "generate-events", "--write-key", "wrong",
+         "--url", gateway.url, "--count", "5"],
+        env={**os.environ, "SLUICE_CONFIG": os.devnull},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "gateway answered 401" in done.stderr

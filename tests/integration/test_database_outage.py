@@ -1,6 +1,7 @@
 """PostgreSQL stops in the middle of a stream: no 200 for anything not committed."""
 
 import asyncio
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import httpx
 from appliance.embedded import EmbeddedPostgres
 from engine import migrate
 from tests.conftest import WRITE_KEY, apply_config, ingested
-from tests.servers import free_port, running_gateway, server_dir
+from tests.servers import free_port, running_gateway, server_dir, start_gateway
 from tests.traffic import Sender
 
 
@@ -39,3 +40,38 @@ def test_no_acknowledgement_without_a_commit(tmp_path: Path) -> None:
     missing = [m for m in sender.acked if m not in stored]
     assert missing == [], f"{len(missing)} acknowledged events were not stored"
     assert max(stored.values()) == 1
+
+
+def test_a_gateway_started_without_its_database_answers_503_then_recovers(
+    tmp_path: Path,
+) -> None:
+    with server_dir() as pgdir:
+        server = EmbeddedPostgres(pgdir, free_port())
+        url = server.start()
+        try:
+            asyncio.run(migrate.apply(url))
+            apply_config(url, f"sources: [{{name: website, write_key: {WRITE_KEY}}}]")
+            server.stop()
+            gateway = start_gateway(url, tmp_path, healthy=False)
+            try:
+                event = {"userId": "u", "event": "E"}
+                started = time.monotonic()
+                refused = httpx.post(f"{gateway.url}/v1/track", json=event, auth=(WRITE_KEY, ""))
+                assert refused.status_code == 503  # not 401: the key is unknown only for now
+                assert time.monotonic() - started < 10
+                assert httpx.get(f"{gateway.url}/health").status_code == 503
+                server.start()
+                deadline = time.monotonic() + 30
+                while (
+                    httpx.post(
+                        f"{gateway.url}/v1/track", json=event, auth=(WRITE_KEY, "")
+                    ).status_code
+                    != 200
+                ):
+                    assert time.monotonic() < deadline, gateway.output()
+                    time.sleep(0.2)
+            finally:
+                gateway.stop()
+            assert len(ingested(url)) == 1
+        finally:
+            server.stop()

@@ -13,7 +13,7 @@ from tests.traffic import Sender
 def test_sigterm_under_load_loses_no_acknowledged_event(
     workspace_config: str, tmp_path: Path
 ) -> None:
-    gateway = start_gateway(workspace_config, tmp_path, gateway_workers="2")
+    gateway = start_gateway(workspace_config, tmp_path, {"gateway_workers": "2"})
     senders = [Sender(gateway.url, prefix=f"s{i}") for i in range(4)]
     for sender in senders:
         sender.start()

@@ -14,13 +14,16 @@ def connection_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> Async
     """A pool that is not yet open; callers `await pool.open()` inside their event loop.
 
     A short `timeout` makes a request fail fast with "database unavailable" instead of hanging
-    while PostgreSQL is down; the pool keeps reconnecting in the background.
+    while PostgreSQL is down. A short `reconnect_timeout` keeps the pool from backing off for
+    minutes during an outage: each wait for a connection starts a fresh attempt, so service
+    resumes as soon as PostgreSQL is back.
     """
     return AsyncConnectionPool(
         url,
         min_size=min_size,
         max_size=max_size,
         timeout=5.0,
+        reconnect_timeout=2.0,
         open=False,
         kwargs={"application_name": "sluice", "client_encoding": "utf8"},
     )

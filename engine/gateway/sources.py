@@ -22,6 +22,7 @@ _Q = Queries.beside(__file__, "sources.sql")
 log = logging.getLogger(__name__)
 
 _MISS_RELOAD_INTERVAL = 1.0
+_CONNECTION_WAIT = 2.0
 
 
 class Source(NamedTuple):
@@ -38,7 +39,8 @@ class SourceDirectory:
         self._url = url
         self._refresh = refresh
         self._by_key: dict[str, Source] = {}
-        self._loaded_at = 0.0
+        self._tried_at = -_MISS_RELOAD_INTERVAL  # the last reload attempt, successful or not
+        self._failing = False
         self._reload_lock = asyncio.Lock()
         self._watcher: asyncio.Task[None] | None = None
 
@@ -58,19 +60,24 @@ class SourceDirectory:
         if source is not None:
             return source
         async with self._reload_lock:
-            if time.monotonic() - self._loaded_at >= _MISS_RELOAD_INTERVAL:
+            if time.monotonic() - self._tried_at >= _MISS_RELOAD_INTERVAL:
                 await self.reload()
+            elif self._failing:
+                # Whether this key exists cannot be known now: 503 (retry), never 401 (drop).
+                raise DatabaseUnavailable("cannot read sources; retry later")
         return self._by_key.get(write_key)
 
     async def reload(self) -> None:
+        self._tried_at = time.monotonic()
         try:
-            async with self._pool.connection() as conn:
+            async with self._pool.connection(timeout=_CONNECTION_WAIT) as conn:
                 cur = await conn.execute(_Q["all_sources"])
                 rows = await cur.fetchall()
         except psycopg.Error as exc:
+            self._failing = True
             raise DatabaseUnavailable(f"cannot read sources: {exc}") from exc
         self._by_key = {row[2]: Source(*row) for row in rows}
-        self._loaded_at = time.monotonic()
+        self._failing = False
 
     async def _watch(self) -> None:
         while True:

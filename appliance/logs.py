@@ -11,3 +11,5 @@ def configure(level: str) -> None:
     # psycopg's pool logs each failed reconnection attempt; our own warnings say it once.
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # apscheduler logs every run of every job at INFO.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -1,12 +1,15 @@
 """The process roles: gateway, worker and web, each runnable on its own."""
 
+import asyncio
 import gc
 import logging
 import os
 import shutil
 import signal
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
+import uvloop
 from granian.constants import HTTPModes, Interfaces, Loops
 from granian.server import Server
 
@@ -15,6 +18,7 @@ from engine.gateway.options import GatewayOptions
 
 if TYPE_CHECKING:
     from engine.gateway.app import Gateway
+    from engine.pipeline.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +77,40 @@ def serve_gateway(settings: Settings) -> None:
         log_level=settings.log_level.lower(),  # type: ignore[arg-type]
         websockets=False,
     ).serve()
+
+
+def serve_worker(settings: Settings) -> None:
+    if not settings.database_url:
+        raise SystemExit(
+            "SLUICE_DATABASE_URL is not set: the worker needs a database "
+            "(or use `sluice run`, which starts one)"
+        )
+    # Imported here: prometheus_client must not be loaded before the gateway configures it.
+    from prometheus_client import start_http_server
+
+    from engine.pipeline.stats import WorkerMetrics
+    from engine.pipeline.worker import Worker, WorkerOptions
+
+    options = WorkerOptions(
+        database_url=settings.database_url,
+        dedup_window=timedelta(hours=settings.dedup_window_hours),
+        retention=timedelta(days=settings.retention_days),
+        grace=settings.worker_grace_seconds,
+    )
+    metrics = WorkerMetrics()
+    if settings.worker_metrics_port:
+        start_http_server(
+            settings.worker_metrics_port, settings.worker_metrics_host, metrics.registry
+        )
+    uvloop.run(_until_stopped(Worker(options, metrics)))
+
+
+async def _until_stopped(worker: "Worker") -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await worker.run(stop)
 
 
 def idle(role: str, arrives_with: str) -> None:

@@ -52,6 +52,19 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(32 * 1024, ge=1024)
     max_request_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     commit_window_ms: float = Field(2.0, ge=0, le=100)
+    dedup_window_hours: float = Field(
+        24.0, ge=0, description="drop events whose messageId was seen this recently; 0 is off"
+    )
+    retention_days: float = Field(
+        7.0, gt=0, description="keep ingested events and delivery jobs this long"
+    )
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = Field(
+        9101, ge=0, le=65535, description="the worker's /metrics for Prometheus; 0 is off"
+    )
+    worker_grace_seconds: float = Field(
+        10.0, ge=0, description="on stop, how long requests in flight get to finish"
+    )
     log_level: str = "info"
 
     @classmethod

@@ -15,8 +15,10 @@ import yaml
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from engine.destinations.catalog import CATALOG
+from engine.destinations.base import BadSettings
+from engine.destinations.catalog import CATALOG, IMPLEMENTED
 from engine.errors import ConfigError
+from engine.pipeline.policy import DeliveryPolicy
 from engine.sql import Queries
 
 _Q = Queries.beside(__file__, "workspace.sql")
@@ -36,6 +38,7 @@ class DestinationSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=
     type: str
     config: dict[str, Any] = {}
     enabled: bool = True
+    delivery: DeliveryPolicy = msgspec.field(default_factory=DeliveryPolicy)
 
 
 class TransformationSpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -151,6 +154,12 @@ def _check_destination(label: str, dest: DestinationSpec) -> None:
     missing = [key for key in kind.required if dest.config.get(key) in (None, "")]
     if missing:
         raise ConfigError(label, f"{kind.title} needs config {', '.join(missing)}")
+    plugin = IMPLEMENTED.get(dest.type)
+    if plugin is not None:
+        try:
+            plugin.parse_settings(dest.config)
+        except BadSettings as exc:
+            raise ConfigError(label, str(exc)) from None
 
 
 async def apply(conn: psycopg.AsyncConnection[Any], spec: WorkspaceSpec) -> ApplyReport:
@@ -167,6 +176,7 @@ async def apply(conn: psycopg.AsyncConnection[Any], spec: WorkspaceSpec) -> Appl
                     "type": dest.type,
                     "config": Jsonb(dest.config),
                     "enabled": dest.enabled,
+                    "delivery": Jsonb(msgspec.to_builtins(dest.delivery)),
                 },
             )
             report.note("destination", dest.name, await cur.fetchone())

@@ -13,15 +13,16 @@ ON CONFLICT (name) DO UPDATE
 RETURNING (xmax = 0) AS created, write_key
 
 -- name: upsert_destination
-INSERT INTO destinations (name, type, config, enabled)
-VALUES (%(name)s, %(type)s, %(config)s, %(enabled)s)
+INSERT INTO destinations (name, type, config, enabled, delivery)
+VALUES (%(name)s, %(type)s, %(config)s, %(enabled)s, %(delivery)s)
 ON CONFLICT (name) DO UPDATE
     SET type = EXCLUDED.type,
         config = EXCLUDED.config,
         enabled = EXCLUDED.enabled,
+        delivery = EXCLUDED.delivery,
         updated_at = now()
-    WHERE (destinations.type, destinations.config, destinations.enabled)
-          IS DISTINCT FROM (EXCLUDED.type, EXCLUDED.config, EXCLUDED.enabled)
+    WHERE (destinations.type, destinations.config, destinations.enabled, destinations.delivery)
+          IS DISTINCT FROM (EXCLUDED.type, EXCLUDED.config, EXCLUDED.enabled, EXCLUDED.delivery)
 RETURNING (xmax = 0) AS created
 
 -- name: upsert_transformation
@@ -65,7 +66,7 @@ SELECT pg_notify('sluice_workspace', '')
 SELECT name, write_key, enabled, rate_limit FROM sources ORDER BY name
 
 -- name: export_destinations
-SELECT name, type, config, enabled FROM destinations ORDER BY name
+SELECT name, type, config, enabled, delivery FROM destinations ORDER BY name
 
 -- name: export_transformations
 SELECT t.name, v.code

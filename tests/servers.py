@@ -1,4 +1,4 @@
-"""Real processes the tests drive: PostgreSQL servers and Sluice gateways."""
+"""Real processes the tests drive: PostgreSQL servers, Sluice gateways and workers."""
 
 import contextlib
 import os
@@ -112,3 +112,57 @@ def running_gateway(database_url: str, workdir: Path, **settings: str) -> Iterat
         yield gateway
     finally:
         gateway.stop()
+
+
+@dataclass
+class WorkerProcess:
+    proc: subprocess.Popen[bytes]
+    log: Path
+    metrics_url: str
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self) -> None:
+        """`kill -9`: no goodbye, no flush."""
+        self.proc.kill()
+        self.proc.wait()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_worker(
+    database_url: str, workdir: Path, settings: Mapping[str, str] | None = None
+) -> WorkerProcess:
+    """A `sluice worker` process (which needs no readiness wait: it reads the log on start)."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "SLUICE_DATABASE_URL": database_url,
+        "SLUICE_DATA_DIR": str(workdir),
+        "SLUICE_CONFIG": str(_empty_config(workdir)),
+        "SLUICE_WORKER_METRICS_PORT": str(port),
+        **{f"SLUICE_{k.upper()}": v for k, v in (settings or {}).items()},
+    }
+    log = workdir / f"worker-{port}.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "appliance", "worker"], env=env, stdout=out, stderr=out
+        )
+    return WorkerProcess(proc, log, f"http://127.0.0.1:{port}/metrics")
+
+
+@contextlib.contextmanager
+def running_worker(database_url: str, workdir: Path, **settings: str) -> Iterator[WorkerProcess]:
+    worker = start_worker(database_url, workdir, settings)
+    try:
+        yield worker
+    finally:
+        worker.stop()

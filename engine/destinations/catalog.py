@@ -1,10 +1,14 @@
 """The destination types Sluice knows, with the settings each one cannot do without.
 
 Setting keys are RudderStack's destination-definition names, so a RudderStack workspace config
-imports unchanged. Each destination's own module validates the rest of its settings.
+imports unchanged. Types with a plug-in in `IMPLEMENTED` are delivered; the others can be
+configured already, and their events wait as failed jobs (visible, replayable) until they are.
 """
 
 from dataclasses import dataclass
+
+from engine.destinations.base import Destination
+from engine.destinations.webhook import WEBHOOK
 
 
 @dataclass(frozen=True)
@@ -31,3 +35,5 @@ CATALOG: dict[str, DestinationType] = {
         DestinationType("s3", "Amazon S3", ("bucketName",)),
     )
 }
+
+IMPLEMENTED: dict[str, Destination] = {d.name: d for d in (WEBHOOK,)}

@@ -171,8 +171,11 @@ class GroupCommit:
 
 
 async def _copy(conn: psycopg.AsyncConnection[Any], batch: list[_Waiter]) -> None:
-    async with conn.cursor() as cur, cur.copy(_Q["copy_rows"]) as copy:
-        await copy.write(_copy_text(batch))
+    async with conn.cursor() as cur:
+        async with cur.copy(_Q["copy_rows"]) as copy:
+            await copy.write(_copy_text(batch))
+        # Wakes the worker's processor at commit (several in one transaction fold into one).
+        await cur.execute(_Q["notify"])
 
 
 def _copy_text(batch: list[_Waiter]) -> str:

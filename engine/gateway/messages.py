@@ -15,13 +15,14 @@ from uuid import uuid4
 import msgspec
 from msgspec import UNSET, Raw, UnsetType
 
+from engine import partitions
+from engine.codec import encode, number_text
 from engine.errors import InvalidRequest, TooLarge
-from engine.partitions import partition_of
+from engine.partitions import identity, partition_of
 
 CALL_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
 _TYPES_TEXT = ", ".join(sorted(CALL_TYPES))
 _NUL = b"\\u0000"
-_encode = msgspec.json.Encoder(decimal_format="number").encode
 
 
 class RequestFacts(NamedTuple):
@@ -37,7 +38,7 @@ class RequestFacts(NamedTuple):
     def of(
         cls, source_id: str, received_at: str, ip: str, max_message_bytes: int
     ) -> "RequestFacts":
-        stamp = b"".join((b'"receivedAt":', _encode(received_at), b',"request_ip":', _encode(ip)))
+        stamp = b"".join((b'"receivedAt":', encode(received_at), b',"request_ip":', encode(ip)))
         return cls(source_id, received_at, ip, max_message_bytes, stamp)
 
 
@@ -81,15 +82,9 @@ class Body(NamedTuple):
     sent_at: bytes = b""  # the batch-level sentAt as JSON, for messages without their own
 
 
-# Numbers with a fraction or exponent are kept as their JSON text (a Raw), never as floats:
-# nothing is rounded, 1e999 is kept as sent, and an id like 1.50 reads the same both ways.
-def _number_text(text: str) -> Raw:
-    return Raw(text.encode())
-
-
-_envelope = msgspec.json.Decoder(_Envelope, float_hook=_number_text)
-_batch = msgspec.json.Decoder(_Batch, float_hook=_number_text)
-_any = msgspec.json.Decoder(float_hook=_number_text)
+_envelope = msgspec.json.Decoder(_Envelope, float_hook=number_text)
+_batch = msgspec.json.Decoder(_Batch, float_hook=number_text)
+_any = msgspec.json.Decoder(float_hook=number_text)
 
 
 def parse_single(body: bytes, call_type: str) -> Body:
@@ -112,7 +107,7 @@ def parse_batch(body: bytes) -> Body:
     for i, raw in enumerate(batch.batch):
         data = bytes(raw)
         messages.append((data, _decode(_envelope, data, f"message {i} of the batch")))
-    sent_at = _encode(shared["sentAt"]) if "sentAt" in shared else b""
+    sent_at = encode(shared["sentAt"]) if "sentAt" in shared else b""
     return Body(messages, _text(batch.writeKey), shared, None, sent_at)
 
 
@@ -204,7 +199,7 @@ def _quick_user(raw: bytes, env: _Envelope, body: Body) -> str | None:
         return None
     if isinstance(context, Raw) and not bytes(context).lstrip().startswith(b"{"):
         return None
-    return _identity(env.userId) or _identity(env.anonymousId)
+    return identity(env.userId) or identity(env.anonymousId)
 
 
 def normalise(msg: Any, facts: RequestFacts, label: str, *, cleaned: bool = False) -> Row:
@@ -214,7 +209,7 @@ def normalise(msg: Any, facts: RequestFacts, label: str, *, cleaned: bool = Fals
     call_type = msg.get("type")
     if not _is_call_type(call_type):
         raise InvalidRequest(f"{label} needs a 'type', one of {_TYPES_TEXT}")
-    user_key = _identity(msg.get("userId")) or _identity(msg.get("anonymousId"))
+    user_key = partitions.user_key(msg)
     if user_key is None:
         raise InvalidRequest(f"{label} needs a non-empty 'userId' or 'anonymousId'")
     context = msg.get("context")
@@ -222,7 +217,7 @@ def normalise(msg: Any, facts: RequestFacts, label: str, *, cleaned: bool = Fals
         context = msg["context"] = {}
     elif not isinstance(context, dict):
         raise InvalidRequest(f"{label}: 'context' must be an object")
-    message_id = _identity(msg.get("messageId"))
+    message_id = identity(msg.get("messageId"))
     if message_id is None:
         message_id = str(uuid4())
     msg["messageId"] = message_id
@@ -231,7 +226,7 @@ def normalise(msg: Any, facts: RequestFacts, label: str, *, cleaned: bool = Fals
     msg["request_ip"] = facts.ip
     if call_type == "identify":
         _unify_traits(msg, context)
-    payload = _encode(msg)
+    payload = encode(msg)
     if _NUL in payload and not cleaned:  # (or an escaped backslash before "u0000")
         # Checked again once cleaned: an id may have been nothing but NULs.
         return normalise(_without_nul(msg), facts, label, cleaned=True)
@@ -283,17 +278,6 @@ def _inherit(msg: Any, shared: dict[str, Any]) -> None:
             msg[key] = value
         elif key != "sentAt" and isinstance(own, dict) and isinstance(value, dict):
             msg[key] = {**value, **own}
-
-
-def _identity(value: Any) -> str | None:
-    """An id as text: strings as they are, numbers as written in the JSON."""
-    if isinstance(value, str):
-        return value or None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, Raw):
-        return bytes(value).decode()
-    return None
 
 
 def _unify_traits(msg: dict[str, Any], context: dict[str, Any]) -> None:

@@ -1,0 +1,42 @@
+"""`sluice failed list | replay`: the failed-events services, for a terminal."""
+
+import argparse
+import json
+
+from engine.db import connection
+from engine.pipeline import failures
+from engine.pipeline.transform import NoRuntime
+
+_ERROR_WIDTH = 60
+
+
+async def failed_command(args: argparse.Namespace, url: str) -> None:
+    async with connection(url) as conn:
+        if args.failed_command == "replay":
+            report = await failures.replay(
+                conn, NoRuntime(), destination=args.destination, since=args.since
+            )
+            print(f"replayed {report.replayed} failed job(s) as {report.jobs} new job(s)")
+            if report.missing:
+                print(f"{report.missing} failed job(s) could not be replayed: their event is "
+                      "past the retention window")  # fmt: skip
+            return
+        jobs = await failures.failed(
+            conn, destination=args.destination, since=args.since, limit=args.limit
+        )
+    if args.json:
+        for job in jobs:
+            print(json.dumps(job.as_json(), ensure_ascii=False))
+        return
+    if not jobs:
+        print("no failed jobs")
+        return
+    print(f"{'JOB':>10}  {'FAILED AT (UTC)':<19}  {'DESTINATION':<20}  {'TRIES':>5}  "
+          f"{'EVENT':<24}  ERROR")  # fmt: skip
+    for job in jobs:
+        event = job.event_name or job.event_type
+        error = (job.error or "").replace("\n", " ")
+        if len(error) > _ERROR_WIDTH:
+            error = error[: _ERROR_WIDTH - 1] + "…"
+        print(f"{job.job_id:>10}  {job.failed_at:%Y-%m-%d %H:%M:%S}  {job.destination[:20]:<20}  "
+              f"{job.attempts:>5}  {event[:24]!s:<24}  {error}")  # fmt: skip

@@ -1,0 +1,37 @@
+"""`sluice preview`: the request(s) a destination would be sent for an event, as JSON."""
+
+import argparse
+from typing import Any
+
+import msgspec
+import yaml
+
+from engine.db import connection
+from engine.pipeline import preview
+
+
+def _load(path: Any, what: str) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise preview.PreviewError(f"{what} {path} is not valid JSON or YAML: {exc}") from None
+
+
+async def preview_command(args: argparse.Namespace, url: str | None) -> str:
+    event = (
+        msgspec.json.decode(args.event.read_bytes())
+        if args.event.suffix == ".json"
+        else (_load(args.event, "the event file"))
+    )
+    if args.destination:
+        assert url is not None
+        async with connection(url) as conn:
+            requests = await preview.of_destination(conn, args.destination, event)
+    else:
+        if args.config is None:
+            raise preview.PreviewError("--type needs --config FILE with the destination settings")
+        config = _load(args.config, "the config file")
+        if not isinstance(config, dict):
+            raise preview.PreviewError("the config file must hold a mapping of settings")
+        requests = preview.of_type(args.type, config, event)
+    return msgspec.json.format(msgspec.json.encode(requests)).decode()

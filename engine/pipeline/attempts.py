@@ -1,0 +1,130 @@
+"""The attempt log: what each delivery attempt came to, appended in group commits.
+
+Routers hand over attempt rows as they happen; every 100 ms (sooner when many pile up) one
+transaction writes them with one COPY, together with the stats they imply and the routers'
+read positions. A position is taken at the same instant as the rows, so it never claims a job
+finished whose attempt row is not in the same or an earlier commit. A crash loses at most the
+last moment's rows: those jobs are sent again (at-least-once), never lost.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, NamedTuple
+from uuid import UUID
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from engine.pipeline import stats
+from engine.sql import Queries
+
+_Q = Queries.beside(__file__, "attempts.sql")
+log = logging.getLogger(__name__)
+
+_INTERVAL = 0.1
+_RETRY = 1.0
+_EAGER = 5000  # rows that make a flush start before the interval is up
+
+PositionKey = tuple[UUID, int]  # (destination id, partition)
+
+
+class Attempt(NamedTuple):
+    """A job_attempts row, in the COPY's column order."""
+
+    job_id: int
+    job_created_at: datetime
+    destination_id: UUID
+    attempt: int
+    state: str
+    status_code: int | None
+    error: str | None
+    response: str | None
+    next_retry_at: datetime | None
+
+
+class AttemptLog:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        metrics: stats.WorkerMetrics,
+        names: Callable[[], dict[UUID, str]],
+    ) -> None:
+        self._pool = pool
+        self._metrics = metrics
+        self._names = names
+        self._rows: list[Attempt] = []
+        self._counts: stats.Counts = stats.Counts()
+        self._positions: dict[PositionKey, tuple[int, int]] = {}
+        self._wake = asyncio.Event()
+        self._closing = False
+
+    def add(self, attempt: Attempt, source_id: UUID, outcome: str) -> None:
+        self._rows.append(attempt)
+        self._counts[source_id, attempt.destination_id, outcome] += 1
+        if len(self._rows) >= _EAGER:
+            self._wake.set()
+
+    def position(self, key: PositionKey, position: tuple[int, int]) -> None:
+        """Every job of this destination and partition up to `position` is settled."""
+        self._positions[key] = position
+
+    async def run(self) -> None:
+        while not self._closing:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), _INTERVAL)
+            self._wake.clear()
+            if not await self.flush():
+                await asyncio.sleep(_RETRY)
+
+    async def stop(self) -> None:
+        """Write what is left, trying for a little while if the database is away."""
+        self._closing = True
+        self._wake.set()
+        for _ in range(5):
+            if await self.flush():
+                return
+            await asyncio.sleep(_RETRY)
+        log.error("attempt log: %d attempt row(s) not written; those jobs will be sent again",
+                  len(self._rows))  # fmt: skip
+
+    async def flush(self) -> bool:
+        if not (self._rows or self._counts or self._positions):
+            return True
+        # Taken together, with no await in between: see the module docstring.
+        rows, counts, positions = self._rows, self._counts, self._positions
+        self._rows, self._counts, self._positions = [], stats.Counts(), {}
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                if rows:
+                    async with conn.cursor() as cur, cur.copy(_Q["copy_attempts"]) as copy:
+                        for row in rows:
+                            await copy.write_row(row)
+                await stats.add(conn, counts)
+                if positions:
+                    await _save_positions(conn, positions)
+        except psycopg.Error as exc:
+            log.warning("attempt log: cannot write %d row(s), will retry: %s", len(rows), exc)
+            self._rows[:0] = rows
+            self._counts.update(counts)
+            self._positions = {**positions, **self._positions}
+            return False
+        self._metrics.count(counts, self._names())
+        return True
+
+
+async def _save_positions(
+    conn: psycopg.AsyncConnection[Any], positions: dict[PositionKey, tuple[int, int]]
+) -> None:
+    keys = sorted(positions)
+    await conn.execute(
+        _Q["save_positions"],
+        {
+            "destinations": [k[0] for k in keys],
+            "partitions": [k[1] for k in keys],
+            "txs": [str(positions[k][0]) for k in keys],
+            "ids": [positions[k][1] for k in keys],
+        },
+    )

@@ -1,0 +1,144 @@
+"""Failed jobs: list them, replay them. The CLI and the UI call these same services.
+
+A replay runs the original event (kept in the ingest log) through its connection again — the
+event filters, the transformation and the mapping with the destination's *current* settings,
+so fixing a setting and replaying is the way to recover — and writes new jobs with the same
+`messageId`. The old job gets a `replayed` attempt row and leaves the failed list.
+"""
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+import psycopg
+from psycopg.rows import class_row
+
+from engine import codec
+from engine.pipeline import jobstore
+from engine.pipeline.routing import NO_DESTINATION, Event, Routed, route
+from engine.pipeline.topology import Route, Topology, load
+from engine.pipeline.transform import Transformations
+from engine.sql import Queries
+
+_Q = Queries.beside(__file__, "failures.sql")
+_BATCH = 500
+_BEGINNING = datetime.fromisoformat("0001-01-01T00:00:00+00:00")
+
+
+@dataclass(frozen=True)
+class FailedJob:
+    job_id: int
+    created_at: datetime
+    destination_id: UUID
+    destination: str
+    source_id: UUID
+    message_id: str
+    event_type: str
+    event_name: str | None
+    user_key: str
+    failed_at: datetime
+    attempts: int
+    status_code: int | None
+    error: str | None
+    response: str | None
+    request: str
+    ingest_id: int
+    partition: int
+    received_at: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["request"] = codec.decode(self.request)
+        return msgspec.to_builtins(data)  # type: ignore[no-any-return]
+
+
+@dataclass
+class ReplayReport:
+    replayed: int = 0  # failed jobs sent on their way again
+    jobs: int = 0  # new jobs written for them (a transformation may fan out or drop)
+    missing: int = 0  # failed jobs whose event is past retention: nothing to replay
+
+
+async def failed(
+    conn: psycopg.AsyncConnection[Any],
+    *,
+    destination: str | None = None,
+    since: datetime | None = None,
+    limit: int = 1000,
+    after: tuple[datetime, int] = (_BEGINNING, 0),
+) -> list[FailedJob]:
+    async with conn.cursor(row_factory=class_row(FailedJob)) as cur:
+        params = {
+            "destination": destination,
+            "since": since,
+            "limit": limit,
+            "after_at": after[0],
+            "after_id": after[1],
+        }
+        await cur.execute(_Q["failed"], params)
+        return await cur.fetchall()
+
+
+async def replay(
+    conn: psycopg.AsyncConnection[Any],
+    transformations: Transformations,
+    *,
+    destination: str | None = None,
+    since: datetime | None = None,
+) -> ReplayReport:
+    """Re-enqueue every failed job matching the filter, in batches of one transaction each."""
+    report = ReplayReport()
+    topology = await load(conn)
+    after = (_BEGINNING, 0)
+    while True:
+        async with conn.transaction():
+            batch = await failed(conn, destination=destination, since=since, limit=_BATCH,
+                                 after=after)  # fmt: skip
+            if not batch:
+                return report
+            after = (batch[-1].failed_at, batch[-1].job_id)
+            await _replay_batch(conn, batch, topology, transformations, report)
+
+
+async def _replay_batch(
+    conn: psycopg.AsyncConnection[Any],
+    batch: list[FailedJob],
+    topology: Topology,
+    transformations: Transformations,
+    report: ReplayReport,
+) -> None:
+    cur = await conn.execute(_Q["events"], {"ids": [job.ingest_id for job in batch]})
+    payloads = {row[0]: codec.decode(row[1]) for row in await cur.fetchall()}
+    routed, replayed = Routed(), []
+    for job in batch:
+        payload = payloads.get(job.ingest_id)
+        target = topology.targets.get(job.destination_id)
+        if payload is None or target is None:
+            report.missing += 1
+            continue
+        connection = next(
+            (r for r in topology.routes_of(job.source_id) if r.target.id == target.id),
+            Route(target, None, None),
+        )
+        event = Event(job.ingest_id, job.partition, job.source_id, job.received_at,
+                      job.message_id, payload)  # fmt: skip
+        one = await route([event], Topology(topology.targets, {job.source_id: [connection]}),
+                          transformations)  # fmt: skip
+        one.counts.pop((job.source_id, NO_DESTINATION, "received"), None)  # counted once already
+        routed.jobs += one.jobs
+        routed.counts.update(one.counts)
+        replayed.append(job)
+    await jobstore.write(conn, routed)
+    await conn.execute(
+        _Q["mark_replayed"],
+        {
+            "ids": [job.job_id for job in replayed],
+            "created": [job.created_at for job in replayed],
+            "destinations": [job.destination_id for job in replayed],
+            "attempts": [job.attempts + 1 for job in replayed],
+        },
+    )
+    report.replayed += len(replayed)
+    report.jobs += len(routed.jobs)

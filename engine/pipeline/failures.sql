@@ -1,0 +1,27 @@
+-- name: failed
+-- Jobs whose latest attempt aborted them, oldest failure first, with their event if retained.
+SELECT j.id, j.created_at, j.destination_id, d.name, j.source_id, j.message_id, j.event_type,
+       j.event_name, j.user_key, a.at, a.attempt, a.status_code, a.error, a.response,
+       j.request::text, j.ingest_id, j.partition, j.received_at
+FROM job_attempts a
+JOIN jobs j ON j.id = a.job_id AND j.created_at = a.job_created_at
+JOIN destinations d ON d.id = a.destination_id
+WHERE a.state = 'aborted'
+  AND (%(destination)s::text IS NULL OR d.name = %(destination)s::text)
+  AND (%(since)s::timestamptz IS NULL OR a.at >= %(since)s::timestamptz)
+  AND (a.at, j.id) > (%(after_at)s::timestamptz, %(after_id)s::bigint)
+  AND NOT EXISTS (
+      SELECT 1 FROM job_attempts b
+      WHERE b.job_id = a.job_id AND b.job_created_at = a.job_created_at
+        AND b.attempt > a.attempt)
+ORDER BY a.at, j.id
+LIMIT %(limit)s
+
+-- name: events
+SELECT id, payload::text FROM ingest_log WHERE id = ANY(%(ids)s)
+
+-- name: mark_replayed
+INSERT INTO job_attempts (job_id, job_created_at, destination_id, attempt, state)
+SELECT * , 'replayed'
+FROM unnest(%(ids)s::bigint[], %(created)s::timestamptz[], %(destinations)s::uuid[],
+            %(attempts)s::integer[])

@@ -1,0 +1,334 @@
+"""The router: each destination delivers its own jobs, with its own concurrency and queue.
+
+A `DestinationRouter` reads its destination's jobs in commit order into per-user lines
+(`UserQueues`), sends the heads of the lines with up to `concurrency` requests in flight, and
+appends an attempt row for every outcome. A slow or failing destination only ever holds up its
+own lines: every destination has its own task, reader and in-flight budget.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
+from uuid import UUID
+
+import msgspec
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from engine import codec
+from engine.destinations.base import Request, Verdict
+from engine.pipeline.attempts import Attempt, AttemptLog
+from engine.pipeline.ordering import UserQueues
+from engine.pipeline.sender import Answer, InvalidRequest, Sender, TransportError
+from engine.pipeline.topology import Target, Topology
+from engine.sql import Queries
+
+_Q = Queries.beside(__file__, "router.sql")
+log = logging.getLogger(__name__)
+
+_POLL = 1.0
+_RETRY = 1.0
+_READ = 2000
+_BUFFER = 20_000  # jobs held in memory per destination
+_request = msgspec.json.Decoder(Request, float_hook=codec.number_text)
+
+Position = tuple[int, int]
+
+
+@dataclass(slots=True, eq=False)
+class Pending:
+    id: int
+    position: Position
+    created_at: datetime
+    partition: int
+    user_key: str
+    source_id: UUID
+    request: str
+    attempts: int
+    first_attempt: datetime | None
+    settled: bool = False
+
+
+class _Settled(NamedTuple):
+    """A job read from the table that an earlier run already settled: a position marker."""
+
+    position: Position
+    settled: bool = True
+
+
+@dataclass(frozen=True)
+class _Result:
+    verdict: Verdict
+    status: int | None = None
+    error: str | None = None
+    response: str | None = None
+    retry_after: float | None = None
+
+
+class DestinationRouter:
+    def __init__(
+        self,
+        target: Target,
+        pool: AsyncConnectionPool,
+        sender: Sender,
+        attempts: AttemptLog,
+        partitions: Sequence[int],
+    ) -> None:
+        self.target = target
+        self._pool = pool
+        self._sender = sender
+        self._attempts = attempts
+        self._partitions = list(partitions)
+        self._queues: UserQueues[Pending] = UserQueues()
+        self._lines: dict[int, deque[Pending | _Settled]] = {}  # per partition, read order
+        self._cursor: Position = (0, 0)
+        self._floors: dict[int, Position] = {}  # settled positions loaded at start
+        self._wake = asyncio.Event()
+        self._read_due = True
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._next_send = 0.0
+        self._stopping = False
+
+    def wake(self) -> None:
+        self._read_due = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        while not await self._start():
+            await asyncio.sleep(_RETRY)
+        next_poll = time.monotonic() + _POLL
+        while not self._stopping:
+            now = time.monotonic()
+            if now >= next_poll:
+                self._read_due, next_poll = True, now + _POLL
+            if self._read_due and len(self._queues) < _BUFFER:
+                await self._read()
+            due = self._queues.release(time.monotonic())
+            paced = self._dispatch()
+            wait = min(x for x in (next_poll, due, paced) if x is not None) - time.monotonic()
+            if wait > 0 and not (self._read_due and len(self._queues) < _BUFFER):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+            self._wake.clear()
+
+    async def stop(self, grace: float) -> None:
+        """Send nothing new; give requests in flight `grace` seconds to be answered."""
+        self._stopping = True
+        self._wake.set()
+        if self._inflight:
+            _, late = await asyncio.wait(self._inflight, timeout=grace)
+            for task in late:  # not settled: sent again after the restart
+                task.cancel()
+
+    async def _start(self) -> bool:
+        try:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(
+                    _Q["positions"],
+                    {"destination": self.target.id, "partitions": self._partitions},
+                )
+                rows = await cur.fetchall()
+        except psycopg.Error as exc:
+            log.warning("router %s: cannot read positions, retrying: %s", self.target.name, exc)
+            return False
+        self._floors = {row[0]: (int(row[1]), row[2]) for row in rows}
+        if len(self._floors) == len(self._partitions):
+            self._cursor = min(self._floors.values())
+        return True
+
+    async def _read(self) -> None:
+        try:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(
+                    _Q["read"],
+                    {
+                        "destination": self.target.id,
+                        "tx": str(self._cursor[0]),
+                        "id": self._cursor[1],
+                        "partitions": self._partitions,
+                        "limit": _READ,
+                    },
+                )
+                rows = await cur.fetchall()
+        except psycopg.Error as exc:
+            log.warning("router %s: cannot read jobs, retrying: %s", self.target.name, exc)
+            await asyncio.sleep(_RETRY)
+            return
+        self._read_due = len(rows) == _READ
+        for row in rows:
+            self._take_row(row)
+        if rows:
+            self._cursor = (int(rows[-1][1]), rows[-1][0])
+            # A partition with nothing outstanding is settled up to the cursor: saying so lets
+            # the next start read from there instead of from that partition's last job.
+            for partition in self._partitions:
+                if not self._lines.get(partition):
+                    self._attempts.position((self.target.id, partition), self._cursor)
+
+    def _take_row(self, row: tuple[Any, ...]) -> None:
+        job_id, tx, created_at, partition, user, source_id, request = row[:7]
+        settled, attempts, first_at, next_retry_at = row[7:]
+        position = (int(tx), job_id)
+        if position <= self._floors.get(partition, (0, 0)):
+            return
+        line = self._lines.setdefault(partition, deque())
+        if settled:
+            line.append(_Settled(position))
+            self._advance(partition)
+            return
+        job = Pending(
+            job_id, position, created_at, partition, user, source_id, request, attempts, first_at
+        )
+        line.append(job)
+        not_before = None
+        if next_retry_at is not None:
+            wait = (next_retry_at - datetime.now(UTC)).total_seconds()
+            not_before = time.monotonic() + wait if wait > 0 else None
+        self._queues.add(job, not_before)
+
+    def _dispatch(self) -> float | None:
+        """Start as many deliveries as the policy allows; return when pacing allows more."""
+        policy, plugin = self.target.policy, self.target.plugin
+        batch = plugin.batch_size if plugin is not None and plugin.combine is not None else 1
+        while not self._stopping and len(self._inflight) < policy.concurrency:
+            now = time.monotonic()
+            if policy.rate_limit is not None and now < self._next_send:
+                return self._next_send
+            jobs = self._queues.take(batch)
+            if not jobs:
+                return None
+            if policy.rate_limit is not None:
+                self._next_send = max(now, self._next_send) + len(jobs) / policy.rate_limit
+            task = asyncio.create_task(self._deliver(jobs))
+            self._inflight.add(task)
+            task.add_done_callback(self._delivered)
+        return None
+
+    def _delivered(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._wake.set()
+
+    async def _deliver(self, jobs: list[Pending]) -> None:
+        target = self.target
+        result = await _attempt(self._sender, target, jobs)
+        for job in jobs:
+            self._settle(job, result)
+
+    def _settle(self, job: Pending, result: _Result) -> None:
+        now = datetime.now(UTC)
+        job.attempts += 1
+        first = job.first_attempt = job.first_attempt or now
+        verdict, error = result.verdict, result.error
+        policy = self.target.policy
+        if verdict is Verdict.RETRY and policy.exhausted(job.attempts, first, now):
+            verdict = Verdict.ABORT
+            error = f"{error or f'HTTP {result.status}'}; gave up after {job.attempts} attempts"
+        next_retry = None
+        if verdict is Verdict.RETRY:
+            delay = policy.backoff(job.attempts, result.retry_after)
+            next_retry = now + timedelta(seconds=delay)
+            self._queues.retry(job, time.monotonic() + delay)
+        else:
+            self._queues.done(job)
+            job.settled = True
+        response = None if verdict is Verdict.DELIVERED else result.response
+        row = Attempt(
+            job.id, job.created_at, self.target.id, job.attempts, verdict.value,
+            result.status, error, response, next_retry,
+        )  # fmt: skip
+        outcome = "retried" if verdict is Verdict.RETRY else verdict.value
+        self._attempts.add(row, job.source_id, outcome)
+        if job.settled:
+            self._advance(job.partition)
+
+    def _advance(self, partition: int) -> None:
+        line = self._lines[partition]
+        last = None
+        while line and line[0].settled:
+            last = line.popleft().position
+        if last is not None:
+            self._attempts.position((self.target.id, partition), last)
+
+
+async def _attempt(sender: Sender, target: Target, jobs: list[Pending]) -> _Result:
+    """Send the jobs' request (combined, for a batch) and say what the answer means."""
+    plugin = target.plugin
+    if plugin is None or target.problem is not None:
+        return _Result(Verdict.ABORT, error=target.problem or "no destination plug-in")
+    try:
+        requests = [_request.decode(job.request) for job in jobs]
+        request = (
+            requests[0]
+            if len(requests) == 1 or plugin.combine is None
+            else (plugin.combine(requests))
+        )
+        answer: Answer = await sender.send(request, target.policy.timeout_seconds)
+    except TransportError as exc:
+        return _Result(Verdict.RETRY, error=str(exc))
+    except InvalidRequest as exc:
+        return _Result(Verdict.ABORT, error=str(exc))
+    verdict = plugin.classify(answer.status, answer.body)
+    error = None if verdict is Verdict.DELIVERED else f"HTTP {answer.status}"
+    return _Result(verdict, answer.status, error, answer.excerpt, answer.retry_after)
+
+
+class Router:
+    """One `DestinationRouter` per enabled destination, following workspace changes."""
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        sender: Sender,
+        attempts: AttemptLog,
+        partitions: Sequence[int],
+    ) -> None:
+        self._pool = pool
+        self._sender = sender
+        self._attempts = attempts
+        self._partitions = list(partitions)
+        self._routers: dict[UUID, tuple[DestinationRouter, asyncio.Task[None]]] = {}
+        self._retiring: set[asyncio.Task[None]] = set()
+
+    def sync(self, topology: Topology) -> None:
+        """Start routers for new or re-enabled destinations, stop those gone or disabled."""
+        wanted = {t.id: t for t in topology.targets.values() if t.enabled}
+        for dest_id in list(self._routers):
+            if dest_id not in wanted:
+                router, task = self._routers.pop(dest_id)
+                retiring = asyncio.create_task(self._retire(router, task))
+                self._retiring.add(retiring)
+                retiring.add_done_callback(self._retiring.discard)
+        for dest_id, target in wanted.items():
+            if dest_id in self._routers:
+                self._routers[dest_id][0].target = target  # new settings apply to new sends
+                continue
+            router = DestinationRouter(
+                target, self._pool, self._sender, self._attempts, self._partitions
+            )
+            task = asyncio.create_task(router.run(), name=f"router-{target.name}")
+            self._routers[dest_id] = (router, task)
+
+    def wake(self, destinations: set[UUID] | None = None) -> None:
+        for dest_id, (router, _) in self._routers.items():
+            if destinations is None or dest_id in destinations:
+                router.wake()
+
+    async def stop(self, grace: float) -> None:
+        routers, self._routers = self._routers, {}
+        await asyncio.gather(
+            *self._retiring, *(self._retire(r, t, grace) for r, t in routers.values())
+        )
+
+    async def _retire(
+        self, router: DestinationRouter, task: asyncio.Task[None], grace: float = 10.0
+    ) -> None:
+        await router.stop(grace)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,147 @@
+"""From ingested events to router jobs: filters, the transformation seam, the mapping.
+
+Pure of the database, so that what the processor writes can be tested on its own. Each event
+fails alone: a transformation error, a mapping that raises or an event the destination cannot
+take becomes a failed job with the reason, never an error for the batch.
+"""
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple
+from uuid import UUID
+
+from engine import codec
+from engine.destinations.base import Unsendable
+from engine.partitions import user_key
+from engine.pipeline.topology import Route, Target, Topology
+from engine.pipeline.transform import Metadata, Transformations
+
+log = logging.getLogger(__name__)
+
+NO_DESTINATION = UUID(int=0)  # the destination of source-level stats rows
+_NO_REQUEST = "null"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    ingest_id: int
+    partition: int
+    source_id: UUID
+    received_at: datetime
+    message_id: str
+    payload: dict[str, Any]
+
+
+class Job(NamedTuple):
+    """A jobs row, in the COPY's column order, plus why it failed if it did."""
+
+    destination_id: UUID
+    source_id: UUID
+    partition: int
+    user_key: str
+    ingest_id: int
+    received_at: datetime
+    message_id: str
+    event_type: str
+    event_name: str | None
+    request: str
+    error: str | None = None
+
+
+@dataclass
+class Routed:
+    jobs: list[Job] = field(default_factory=list)
+    # (source id, destination id, outcome) → events
+    counts: Counter[tuple[UUID, UUID, str]] = field(default_factory=Counter)
+
+    @property
+    def failed(self) -> list[Job]:
+        return [job for job in self.jobs if job.error is not None]
+
+    @property
+    def sendable(self) -> list[Job]:
+        return [job for job in self.jobs if job.error is None]
+
+
+def event_name(payload: dict[str, Any]) -> str | None:
+    name = payload.get("event") if payload.get("type") == "track" else payload.get("name")
+    return name if isinstance(name, str) else None
+
+
+def _job(
+    event: Event, payload: dict[str, Any], target: Target, request: str, error: str | None
+) -> Job:
+    return Job(
+        target.id, event.source_id, event.partition, user_key(event.payload) or "",
+        event.ingest_id, event.received_at, event.message_id, str(payload.get("type")),
+        event_name(payload), request, error,
+    )  # fmt: skip
+
+
+def failed_job(event: Event, target: Target, error: str) -> Job:
+    return _job(event, event.payload, target, _NO_REQUEST, error)
+
+
+def jobs_for(event: Event, payload: dict[str, Any], target: Target) -> list[Job]:
+    """The job(s) one (possibly transformed) event makes for one destination."""
+    if target.problem is not None or target.plugin is None:
+        return [failed_job(event, target, target.problem or "no destination plug-in")]
+    try:
+        requests = target.plugin.map(payload, target.settings)
+    except Unsendable as exc:
+        return [failed_job(event, target, str(exc))]
+    except Exception as exc:  # a mapping bug must fail this event only, and say so
+        log.exception("the %s mapping raised for message %s", target.type, event.message_id)
+        error = f"the {target.type} mapping failed: {type(exc).__name__}: {exc}"
+        return [failed_job(event, target, error)]
+    return [
+        _job(event, payload, target, codec.encode(request).decode(), None) for request in requests
+    ]
+
+
+async def route(
+    events: list[Event], topology: Topology, transformations: Transformations
+) -> Routed:
+    routed = Routed()
+    groups: dict[tuple[UUID, UUID], tuple[Route, list[tuple[int, Event]]]] = {}
+    for index, event in enumerate(events):
+        routed.counts[event.source_id, NO_DESTINATION, "received"] += 1
+        for r in topology.routes_of(event.source_id):
+            if not r.target.filter.admits(event.payload):
+                routed.counts[event.source_id, r.target.id, "filtered"] += 1
+                continue
+            groups.setdefault((event.source_id, r.target.id), (r, []))[1].append((index, event))
+    ordered: list[tuple[int, int, Job]] = []
+    for r, members in groups.values():
+        for (index, event), outputs in zip(
+            members, await _transform(r, [e for _, e in members], transformations), strict=True
+        ):
+            if isinstance(outputs, str):
+                failed = failed_job(event, r.target, f"transformation failed: {outputs}")
+                ordered.append((index, len(ordered), failed))
+                continue
+            if not outputs:
+                routed.counts[event.source_id, r.target.id, "dropped"] += 1
+            for payload in outputs:
+                ordered.extend((index, len(ordered), j) for j in jobs_for(event, payload, r.target))
+    # A user's jobs for a destination keep the order of their events, whichever source or
+    # connection produced them.
+    ordered.sort(key=lambda item: (item[0], item[1]))
+    routed.jobs = [job for _, _, job in ordered]
+    for job in routed.failed:
+        routed.counts[job.source_id, job.destination_id, "aborted"] += 1
+    return routed
+
+
+async def _transform(
+    r: Route, events: list[Event], transformations: Transformations
+) -> list[list[dict[str, Any]] | str]:
+    if r.transformation_version is None:
+        return [[event.payload] for event in events]
+    metadata = [
+        (e.payload, Metadata(e.source_id, r.target.id, r.target.type, e.message_id)) for e in events
+    ]
+    results = await transformations.run(r.transformation_version, metadata)
+    return [res.error if res.error is not None else res.events for res in results]

@@ -1,0 +1,46 @@
+from engine.destinations.base import ALL_TYPES
+from engine.pipeline.filters import EventFilter
+
+
+def track(name: str) -> dict[str, str]:
+    return {"type": "track", "event": name}
+
+
+def test_no_filter_admits_every_supported_type() -> None:
+    f = EventFilter.of({}, frozenset({"track", "identify"}))
+    assert f.admits(track("Anything"))
+    assert f.admits({"type": "identify"})
+    assert not f.admits({"type": "page"})
+
+
+def test_allow_list_admits_only_listed_track_events() -> None:
+    config = {
+        "eventFilteringOption": "whitelistedEvents",
+        "whitelistedEvents": [{"eventName": "Order Completed "}, {"eventName": ""}],
+    }
+    f = EventFilter.of(config, ALL_TYPES)
+    assert f.admits(track("Order Completed"))
+    assert not f.admits(track("Product Viewed"))
+    assert f.admits({"type": "identify"})  # names filter track events only
+
+
+def test_block_list_holds_back_listed_track_events() -> None:
+    config = {
+        "eventFilteringOption": "blacklistedEvents",
+        "blacklistedEvents": [{"eventName": "Heartbeat"}],
+        "whitelistedEvents": [{"eventName": "Ignored"}],
+    }
+    f = EventFilter.of(config, ALL_TYPES)
+    assert not f.admits(track("Heartbeat"))
+    assert f.admits(track("Ignored"))
+    assert f.admits(track("Signed Up"))
+
+
+def test_an_empty_allow_list_lets_no_track_event_through() -> None:
+    f = EventFilter.of({"eventFilteringOption": "whitelistedEvents"}, ALL_TYPES)
+    assert not f.admits(track("Signed Up"))
+
+
+def test_disabled_filtering_ignores_the_lists() -> None:
+    config = {"eventFilteringOption": "disable", "blacklistedEvents": [{"eventName": "X"}]}
+    assert EventFilter.of(config, ALL_TYPES).admits(track("X"))

@@ -1,0 +1,135 @@
+"""From events to jobs: filters, the transformation seam, mapping failures one by one."""
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+from engine.destinations.base import Destination, Request
+from engine.pipeline.routing import NO_DESTINATION, Event, route
+from engine.pipeline.topology import Route, Target, Topology, target
+from engine.pipeline.transform import Metadata, NoRuntime, Transformed
+
+SOURCE = uuid4()
+
+
+def dest(kind: str = "webhook", **config: Any) -> Target:
+    config.setdefault("webhookUrl", "https://example.com/in")
+    row = {"id": uuid4(), "name": f"{kind}-dest", "type": kind, "config": config,
+           "delivery": {}, "enabled": True}  # fmt: skip
+    return target(row)
+
+
+def events(*payloads: dict[str, Any]) -> list[Event]:
+    now = datetime.now(UTC)
+    return [
+        Event(i + 1, 0, SOURCE, now, f"m{i}", {"userId": "u", **p}) for i, p in enumerate(payloads)
+    ]
+
+
+def topology(*routes: Route) -> Topology:
+    return Topology({r.target.id: r.target for r in routes}, {SOURCE: list(routes)})
+
+
+async def test_each_connected_destination_gets_a_job_per_event_in_order() -> None:
+    a, b = dest(), dest()
+    routed = await route(
+        events({"type": "track", "event": "A"}, {"type": "identify"}),
+        topology(Route(a, None, None), Route(b, None, None)),
+        NoRuntime(),
+    )
+    assert [(j.destination_id, j.ingest_id) for j in routed.jobs] == [
+        (a.id, 1), (b.id, 1), (a.id, 2), (b.id, 2)
+    ]  # fmt: skip
+    assert json.loads(routed.jobs[0].request)["body"]["event"] == "A"
+    assert routed.jobs[0].event_name == "A" and routed.jobs[2].event_type == "identify"
+    assert routed.counts[SOURCE, NO_DESTINATION, "received"] == 2
+
+
+async def test_filtered_events_make_no_job_and_are_counted() -> None:
+    only = dest(eventFilteringOption="whitelistedEvents", whitelistedEvents=[{"eventName": "A"}])
+    routed = await route(
+        events({"type": "track", "event": "A"}, {"type": "track", "event": "B"}),
+        topology(Route(only, None, None)),
+        NoRuntime(),
+    )
+    assert [j.ingest_id for j in routed.jobs] == [1]
+    assert routed.counts[SOURCE, only.id, "filtered"] == 1
+
+
+async def test_an_event_the_mapping_refuses_fails_alone_with_the_reason() -> None:
+    hook = dest()
+    routed = await route(
+        events({"type": "track", "header": {"X": "a\nb"}}, {"type": "track"}),
+        topology(Route(hook, None, None)),
+        NoRuntime(),
+    )
+    failed, ok = routed.jobs
+    assert failed.error is not None and "not a valid HTTP header" in failed.error
+    assert failed.request == "null"
+    assert ok.error is None
+    assert routed.counts[SOURCE, hook.id, "aborted"] == 1
+
+
+def _exploding_map(event: dict[str, Any], settings: Any) -> list[Request]:
+    if event.get("boom"):
+        raise KeyError("surprise")
+    return [Request("POST", "https://example.com", body=event)]
+
+
+async def test_a_mapping_that_raises_fails_that_event_only() -> None:
+    broken = Destination(name="webhook", title="Broken", settings=dest().plugin.settings,  # type: ignore[union-attr]
+                         map=_exploding_map)  # fmt: skip
+    good = dest()
+    bad = Target(**{**good.__dict__, "id": uuid4(), "plugin": broken})
+    routed = await route(
+        events({"type": "track", "boom": True}, {"type": "track"}),
+        topology(Route(bad, None, None)),
+        NoRuntime(),
+    )
+    assert routed.jobs[0].error is not None and "KeyError" in routed.jobs[0].error
+    assert routed.jobs[1].error is None
+
+
+async def test_a_destination_type_without_a_plug_in_fails_its_jobs_visibly() -> None:
+    ga4 = dest("ga4", apiSecret="s")
+    routed = await route(events({"type": "track"}), topology(Route(ga4, None, None)), NoRuntime())
+    assert routed.jobs[0].error is not None and "cannot deliver" in routed.jobs[0].error
+
+
+class Doubling:
+    """A stand-in runtime: drops `drop` events, doubles the rest, fails `fail` ones."""
+
+    async def run(
+        self, version: int, batch: Sequence[tuple[dict[str, Any], Metadata]]
+    ) -> list[Transformed]:
+        out = []
+        for event, meta in batch:
+            if event.get("fail"):
+                out.append(Transformed([], "TypeError: x is undefined (line 3)"))
+            elif event.get("drop"):
+                out.append(Transformed([]))
+            else:
+                out.append(Transformed([event, {**event, "copy": meta.message_id}]))
+        return out
+
+
+async def test_transformations_drop_fan_out_and_fail_per_event() -> None:
+    hook = dest()
+    routed = await route(
+        events({"type": "track", "drop": True}, {"type": "track", "fail": True}, {"type": "track"}),
+        topology(Route(hook, UUID(int=1), 7)),
+        Doubling(),
+    )
+    assert routed.counts[SOURCE, hook.id, "dropped"] == 1
+    failed, *sent = routed.jobs
+    assert failed.error == "transformation failed: TypeError: x is undefined (line 3)"
+    assert [json.loads(j.request)["body"].get("copy") for j in sent] == [None, "m2"]
+
+
+async def test_without_a_runtime_a_transformed_connection_fails_visibly() -> None:
+    routed = await route(
+        events({"type": "track"}), topology(Route(dest(), UUID(int=1), 1)), NoRuntime()
+    )
+    assert routed.jobs[0].error is not None and "cannot run" in routed.jobs[0].error

@@ -99,9 +99,15 @@ def serve_worker(settings: Settings) -> None:
     )
     metrics = WorkerMetrics()
     if settings.worker_metrics_port:
-        start_http_server(
-            settings.worker_metrics_port, settings.worker_metrics_host, metrics.registry
-        )
+        try:
+            start_http_server(
+                settings.worker_metrics_port, settings.worker_metrics_host, metrics.registry
+            )
+        except OSError as exc:  # metrics are worth a warning, never a stopped pipeline
+            log.error(
+                "worker metrics not served on %s:%d: %s",
+                settings.worker_metrics_host, settings.worker_metrics_port, exc,
+            )  # fmt: skip
     uvloop.run(_until_stopped(Worker(options, metrics)))
 
 

@@ -109,3 +109,17 @@ def gateway(workspace_config: str, tmp_path: Path) -> Iterator[GatewayProcess]:
         yield process
     finally:
         process.stop()
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[tuple[EmbeddedPostgres, str]]:
+    """A PostgreSQL of this test's own, migrated, with the website source: free to stop."""
+    with server_dir() as pgdir:
+        server = EmbeddedPostgres(pgdir, free_port())
+        url = server.start()
+        try:
+            asyncio.run(migrate.apply(url))
+            apply_config(url, f"sources: [{{name: website, write_key: {WRITE_KEY}}}]")
+            yield server, url
+        finally:
+            server.stop()

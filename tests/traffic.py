@@ -12,10 +12,11 @@ from tests.conftest import WRITE_KEY
 class Sender(threading.Thread):
     """Posts small batches with unique messageIds until stopped, remembering each answer."""
 
-    def __init__(self, url: str, prefix: str = "m") -> None:
+    def __init__(self, url: str, prefix: str = "m", users: int = 1) -> None:
         super().__init__(daemon=True)
         self.url = url
         self.prefix = prefix
+        self.users = users
         self.acked: list[str] = []
         self.statuses: Counter[int] = Counter()
         self.stop = threading.Event()
@@ -26,9 +27,12 @@ class Sender(threading.Thread):
             while not self.stop.is_set():
                 ids = [f"{self.prefix}-{n}-{i}" for i in range(5)]
                 n += 1
+                # Each user's events carry increasing `seq` numbers, for order checks downstream.
                 batch = [
-                    {"type": "track", "userId": "u", "event": "E", "messageId": m} for m in ids
-                ]
+                    {"type": "track", "userId": f"u{(n * 5 + i) % self.users}", "event": "E",
+                     "messageId": m, "properties": {"seq": n * 5 + i}}
+                    for i, m in enumerate(ids)
+                ]  # fmt: skip
                 try:
                     status = client.post("/v1/batch", json={"batch": batch}).status_code
                 except httpx.HTTPError:

@@ -1,8 +1,9 @@
 -- name: failed
 -- Jobs whose latest attempt aborted them, oldest failure first, with their event if retained.
-SELECT j.id, j.created_at, j.destination_id, d.name, j.source_id, j.message_id, j.event_type,
-       j.event_name, j.user_key, a.at, a.attempt, a.status_code, a.error, a.response,
-       j.request::text, j.ingest_id, j.partition, j.received_at
+SELECT j.id AS job_id, j.created_at, j.destination_id, d.name AS destination, j.source_id,
+       j.message_id, j.event_type, j.event_name, j.user_key, a.at AS failed_at,
+       a.attempt AS attempts, a.status_code, a.error, a.response, j.request::text AS request,
+       j.ingest_id, j.partition, j.received_at
 FROM job_attempts a
 JOIN jobs j ON j.id = a.job_id AND j.created_at = a.job_created_at
 JOIN destinations d ON d.id = a.destination_id

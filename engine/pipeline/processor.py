@@ -93,6 +93,8 @@ class Processor:
             events, invalid = _events(rows, positions)
             events, duplicates = await self._without_duplicates(conn, events, start)
             routed = await route(events, topology, self._transformations)
+            for row in rows:
+                routed.counts[row[3], NO_DESTINATION, "received"] += 1
             for event in duplicates:
                 routed.counts[event.source_id, NO_DESTINATION, "duplicate"] += 1
             for source_id in invalid:

@@ -107,7 +107,6 @@ async def route(
     routed = Routed()
     groups: dict[tuple[UUID, UUID], tuple[Route, list[tuple[int, Event]]]] = {}
     for index, event in enumerate(events):
-        routed.counts[event.source_id, NO_DESTINATION, "received"] += 1
         for r in topology.routes_of(event.source_id):
             if not r.target.filter.admits(event.payload):
                 routed.counts[event.source_id, r.target.id, "filtered"] += 1

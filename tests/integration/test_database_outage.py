@@ -1,33 +1,15 @@
 """PostgreSQL stops in the middle of a stream: no 200 for anything not committed."""
 
-import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from appliance.embedded import EmbeddedPostgres
-from engine import migrate
-from tests.conftest import WRITE_KEY, apply_config, ingested
-from tests.servers import free_port, running_gateway, server_dir, start_gateway
+from tests.conftest import WRITE_KEY, ingested
+from tests.servers import running_gateway, start_gateway
 from tests.traffic import Sender
-
-
-@pytest.fixture
-def private_postgres() -> Iterator[tuple[EmbeddedPostgres, str]]:
-    """A PostgreSQL of this test's own, migrated, with the website source: free to stop."""
-    with server_dir() as pgdir:
-        server = EmbeddedPostgres(pgdir, free_port())
-        url = server.start()
-        try:
-            asyncio.run(migrate.apply(url))
-            apply_config(url, f"sources: [{{name: website, write_key: {WRITE_KEY}}}]")
-            yield server, url
-        finally:
-            server.stop()
 
 
 def test_no_acknowledgement_without_a_commit(

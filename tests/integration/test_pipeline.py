@@ -1,0 +1,253 @@
+"""End to end: real gateway and worker processes, local HTTP servers playing destinations."""
+
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import rudderstack.analytics as rudder
+
+from tests.conftest import WRITE_KEY, apply_config
+from tests.servers import GatewayProcess, WorkerProcess, running_worker
+from tests.sink import Answer, Arrival, Sink
+
+FAST_RETRIES = "{min_backoff_seconds: 0.1, max_backoff_seconds: 0.5}"
+
+
+def connect(database_url: str, **sinks: str) -> None:
+    """Webhook destinations named after the keywords, connected to the website source."""
+    apply_config(
+        database_url,
+        "destinations:\n"
+        + "".join(
+            f"  - {{name: {name}, type: webhook, config: {{webhookUrl: '{url}/in/{name}'}}, "
+            f"delivery: {FAST_RETRIES}}}\n"
+            for name, url in sinks.items()
+        )
+        + "connections:\n"
+        + "".join(f"  - {{source: website, destination: {name}}}\n" for name in sinks),
+    )
+
+
+def sluice(database_url: str, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "appliance", *args],
+        env={**os.environ, "SLUICE_DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def post(gateway: GatewayProcess, batch: list[dict[str, Any]]) -> None:
+    answer = httpx.post(f"{gateway.url}/v1/batch", json={"batch": batch}, auth=(WRITE_KEY, ""))
+    assert answer.status_code == 200, answer.text
+
+
+def attempts(database_url: str, delivered: int) -> Counter[str]:
+    """Attempt rows by state, once `delivered` deliveries are recorded (they trail the sink)."""
+    deadline = time.monotonic() + 10
+    while True:
+        with psycopg.connect(database_url) as conn:
+            states = Counter(
+                dict(conn.execute("SELECT state, count(*) FROM job_attempts GROUP BY 1"))
+            )
+        if states["delivered"] >= delivered or time.monotonic() > deadline:
+            return states
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def worker(workspace_config: str, tmp_path: Path) -> Iterator[WorkerProcess]:
+    with running_worker(workspace_config, tmp_path) as process:
+        yield process
+
+
+def test_sdk_events_arrive_exactly_once(
+    workspace_config: str, gateway: GatewayProcess, worker: WorkerProcess
+) -> None:
+    with Sink() as sink:
+        connect(workspace_config, hook=sink.url)
+        client = rudder.Client(WRITE_KEY, host=gateway.url, max_retries=0, upload_size=100)
+        sent = []
+        for n in range(600):
+            kind = ("track", "identify", "page")[n % 3]
+            message_id = f"sdk-{n}"
+            user = f"user-{n % 7}"
+            if kind == "track":
+                client.track(user, "Clicked", {"n": n}, message_id=message_id)
+            elif kind == "identify":
+                client.identify(user, {"n": n}, message_id=message_id)
+            else:
+                client.page(user, "Docs", "Intro", {"n": n}, message_id=message_id)
+            sent.append(message_id)
+        client.flush()
+        client.join()
+        sink.wait_for(len(sent))
+        time.sleep(0.5)  # anything extra would arrive now
+        bodies = sink.bodies()
+
+    assert sorted(b["messageId"] for b in bodies) == sorted(sent)
+    assert {b["type"] for b in bodies} == {"track", "identify", "page"}
+    assert all(a.path == "/in/hook" for a in sink.delivered)
+    assert attempts(workspace_config, 600) == {"delivered": 600}
+    metrics = httpx.get(worker.metrics_url).text
+    assert 'sluice_router_events_total{destination="hook",outcome="delivered"} 600.0' in metrics
+
+
+def test_duplicate_message_ids_are_delivered_once(
+    workspace_config: str, gateway: GatewayProcess, worker: WorkerProcess
+) -> None:
+    with Sink() as sink:
+        connect(workspace_config, hook=sink.url)
+        event = {"type": "track", "userId": "u", "event": "Paid", "messageId": "same"}
+        post(gateway, [event, event])
+        post(gateway, [event, {**event, "messageId": "other"}])
+        sink.wait_for(2)
+        time.sleep(1.0)
+        assert sorted(b["messageId"] for b in sink.bodies()) == ["other", "same"]
+    with psycopg.connect(workspace_config) as conn:
+        counts = dict(conn.execute("SELECT outcome, sum(events) FROM stats_minute GROUP BY 1"))
+    assert counts == {"received": 4, "duplicate": 2, "delivered": 2}
+
+
+def test_per_user_order_holds_while_the_destination_fails_now_and_then(
+    workspace_config: str, gateway: GatewayProcess, worker: WorkerProcess
+) -> None:
+    flaky_until = time.time() + 4
+    rng = random.Random(7)
+    lock = threading.Lock()
+
+    def flaky(arrival: Arrival) -> Answer:
+        with lock:
+            roll = rng.random()
+        if time.time() < flaky_until and roll < 0.3:
+            return Answer(500) if roll < 0.15 else Answer(429, {"Retry-After": "0.2"})
+        return Answer()
+
+    users, per_user = 50, 20
+    with Sink(flaky) as sink:
+        connect(workspace_config, hook=sink.url)
+        events = [
+            {"type": "track", "userId": f"u{u}", "event": "Step", "properties": {"seq": s},
+             "messageId": f"u{u}-{s}"}
+            for s in range(per_user) for u in range(users)
+        ]  # fmt: skip
+        for start in range(0, len(events), 100):
+            post(gateway, events[start : start + 100])
+        sink.wait_for(users * per_user)
+        bodies = sink.bodies()
+        failures = len(sink.arrivals) - len(sink.delivered)
+
+    seen: dict[str, list[int]] = defaultdict(list)
+    for body in bodies:
+        seen[body["userId"]].append(body["properties"]["seq"])
+    assert failures > 0, "the sink never failed: the test proves nothing"
+    assert {user: order for user, order in seen.items()} == {
+        f"u{u}": list(range(per_user)) for u in range(users)
+    }
+    states = attempts(workspace_config, users * per_user)
+    assert states["delivered"] == users * per_user and states["retry"] > 0
+
+
+def test_a_refused_event_is_aborted_listed_and_replayed_after_the_fix(
+    workspace_config: str, gateway: GatewayProcess, worker: WorkerProcess
+) -> None:
+    fixed = threading.Event()
+
+    def picky(arrival: Arrival) -> Answer:
+        if arrival.json().get("event") == "Bad" and not fixed.is_set():
+            return Answer(400, body='{"error": "field <x> is not allowed"}')
+        return Answer()
+
+    with Sink(picky) as sink:
+        connect(workspace_config, hook=sink.url)
+        post(gateway, [
+            {"type": "track", "userId": "u1", "event": "Bad", "messageId": "bad-1"},
+            {"type": "track", "userId": "u1", "event": "Good", "messageId": "good-1"},
+        ])  # fmt: skip
+        sink.wait_for(1)
+        listing = _wait_for_failed(workspace_config, 1)
+        [failed] = listing
+        assert failed["message_id"] == "bad-1" and failed["status_code"] == 400
+        assert failed["destination"] == "hook" and failed["attempts"] == 1
+        assert "is not allowed" in failed["response"]
+        assert failed["request"]["body"]["event"] == "Bad"
+        table = sluice(workspace_config, "failed", "list", "--destination", "hook")
+        assert "HTTP 400" in table and "Bad" in table
+
+        fixed.set()
+        out = sluice(workspace_config, "failed", "replay", "--destination", "hook")
+        assert "replayed 1 failed job(s) as 1 new job(s)" in out
+        sink.wait_for(2)
+        assert [b["messageId"] for b in sink.bodies()] == ["good-1", "bad-1"]
+    assert _failed(workspace_config) == []
+    assert sluice(workspace_config, "failed", "replay").startswith("replayed 0")
+
+
+def _failed(database_url: str) -> list[dict[str, Any]]:
+    out = sluice(database_url, "failed", "list", "--json")
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def _wait_for_failed(database_url: str, count: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 30
+    while len(listing := _failed(database_url)) < count:
+        assert time.monotonic() < deadline, listing
+        time.sleep(0.2)
+    return listing
+
+
+def test_an_event_the_mapping_refuses_fails_alone_and_visibly(
+    workspace_config: str, gateway: GatewayProcess, worker: WorkerProcess
+) -> None:
+    with Sink() as sink:
+        connect(workspace_config, hook=sink.url)
+        post(gateway, [
+            {"type": "track", "userId": "u1", "event": "A", "messageId": "ok-1"},
+            {"type": "track", "userId": "u1", "event": "B", "messageId": "evil",
+             "header": {"X-Inject": "a\r\nSet-Cookie: x=1"}},
+            {"type": "track", "userId": "u1", "event": "C", "messageId": "ok-2"},
+        ])  # fmt: skip
+        sink.wait_for(2)
+        [failed] = _wait_for_failed(workspace_config, 1)
+        time.sleep(0.5)
+        assert [b["messageId"] for b in sink.bodies()] == ["ok-1", "ok-2"]
+    assert failed["message_id"] == "evil"
+    assert "not a valid HTTP header" in failed["error"]
+    assert failed["request"] is None
+
+
+def test_a_slow_destination_does_not_slow_another(
+    workspace_config: str, gateway: GatewayProcess, worker: WorkerProcess
+) -> None:
+    def slow_or_fast(arrival: Arrival) -> Answer:
+        return Answer(delay=5.0) if arrival.path.endswith("/slow") else Answer()
+
+    with Sink(slow_or_fast) as sink:
+        connect(workspace_config, slow=sink.url, fast=sink.url)
+        events = [
+            {"type": "track", "userId": f"u{n}", "event": "E", "messageId": f"m{n}"}
+            for n in range(300)
+        ]
+        post(gateway, events)
+        deadline = time.monotonic() + 30
+        while sum(a.path.endswith("/fast") for a in sink.delivered) < 300:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        slow_done = sum(a.path.endswith("/slow") for a in sink.delivered)
+    # The slow destination, 32 requests at a time and 5 s each, has finished at most a batch
+    # or two while the fast one delivered everything.
+    assert slow_done < 300 // 2, slow_done

@@ -61,9 +61,8 @@ def attempts(database_url: str, delivered: int) -> Counter[str]:
     deadline = time.monotonic() + 10
     while True:
         with psycopg.connect(database_url) as conn:
-            states = Counter(
-                dict(conn.execute("SELECT state, count(*) FROM job_attempts GROUP BY 1"))
-            )
+            rows = conn.execute("SELECT state, count(*) FROM job_attempts GROUP BY 1")
+            states: Counter[str] = Counter(dict(rows.fetchall()))
         if states["delivered"] >= delivered or time.monotonic() > deadline:
             return states
         time.sleep(0.1)
@@ -119,7 +118,8 @@ def test_duplicate_message_ids_are_delivered_once(
         time.sleep(1.0)
         assert sorted(b["messageId"] for b in sink.bodies()) == ["other", "same"]
     with psycopg.connect(workspace_config) as conn:
-        counts = dict(conn.execute("SELECT outcome, sum(events) FROM stats_minute GROUP BY 1"))
+        rows = conn.execute("SELECT outcome, sum(events)::int FROM stats_minute GROUP BY 1")
+        counts: dict[str, int] = dict(rows.fetchall())
     assert counts == {"received": 4, "duplicate": 2, "delivered": 2}
 
 

@@ -1,0 +1,119 @@
+"""The processor and housekeeping against a real PostgreSQL, in this process."""
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.types.json import Json
+
+from engine.db import connection, connection_pool
+from engine.partitions import partition_of
+from engine.pipeline import topology
+from engine.pipeline.housekeeping import housekeep
+from engine.pipeline.processor import Processor
+from engine.pipeline.stats import WorkerMetrics
+from engine.pipeline.transform import NoRuntime
+from tests.conftest import apply_config
+
+CONFIG = """
+sources: [{name: website, write_key: processor-test-key}]
+destinations:
+  - {name: hook, type: webhook, config: {webhookUrl: "http://127.0.0.1:9/in"}}
+connections: [{source: website, destination: hook}]
+"""
+
+
+def _source_id(conn: psycopg.Connection[Any]) -> Any:
+    row = conn.execute("SELECT id FROM sources WHERE name = 'website'").fetchone()
+    assert row is not None
+    return row[0]
+
+
+def _insert(conn: psycopg.Connection[Any], source_id: Any, message_id: str) -> None:
+    conn.execute(
+        "INSERT INTO ingest_log (source_id, partition, received_at, message_id, payload) "
+        "VALUES (%s, %s, now(), %s, %s)",
+        (source_id, partition_of("u"), message_id,
+         Json({"type": "track", "userId": "u", "event": "E", "messageId": message_id})),
+    )  # fmt: skip
+
+
+async def _processor(url: str) -> tuple[Processor, Any]:
+    pool = connection_pool(url)
+    await pool.open()
+    async with connection(url) as conn:
+        view = await topology.load(conn)
+    processor = Processor(
+        pool, lambda: view, NoRuntime(), WorkerMetrics(),
+        partitions=range(64), dedup_window=timedelta(hours=24),
+    )  # fmt: skip
+    return processor, pool
+
+
+def _jobs(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        return [r[0] for r in conn.execute("SELECT message_id FROM jobs ORDER BY id")]
+
+
+@pytest.fixture
+def configured(database_url: str) -> str:
+    apply_config(database_url, CONFIG)
+    return database_url
+
+
+async def test_a_transaction_still_open_holds_back_later_commits(configured: str) -> None:
+    database_url = configured
+    processor, pool = await _processor(database_url)
+    with psycopg.connect(database_url) as slow, psycopg.connect(database_url) as quick:
+        source_id = _source_id(quick)
+        _insert(slow, source_id, "first")  # its transaction stays open
+        _insert(quick, source_id, "second")
+        quick.commit()
+        await processor.step()
+        assert _jobs(database_url) == []  # "second" must not be read before "first" commits
+        slow.commit()
+        await processor.step()
+    assert _jobs(database_url) == ["first", "second"]
+    assert await processor.step() == 0  # the position moved past both
+    await pool.close()
+
+
+async def test_expired_partitions_are_dropped_once_every_job_is_settled(configured: str) -> None:
+    database_url = configured
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for table in ("jobs", "job_attempts"):
+            conn.execute(
+                "SELECT sluice_ensure_daily_partitions(%s, current_date - 12, 3)", (table,)
+            )
+        dest = conn.execute("SELECT id FROM destinations").fetchone()
+        assert dest is not None
+        for days, settled in ((12, True), (11, False)):
+            row = conn.execute(
+                "INSERT INTO jobs (created_at, destination_id, source_id, partition, user_key,"
+                " ingest_id, received_at, message_id, event_type, request)"
+                " VALUES (now() - make_interval(days => %s), %s, %s, 0, 'u', 1, now(), 'm',"
+                " 'track', 'null') RETURNING id, created_at",
+                (days, dest[0], uuid.uuid4()),
+            ).fetchone()
+            assert row is not None
+            if settled:
+                conn.execute(
+                    "INSERT INTO job_attempts (job_id, job_created_at, destination_id, attempt,"
+                    " state) VALUES (%s, %s, %s, 1, 'delivered')",
+                    (row[0], row[1], dest[0]),
+                )
+        day = conn.execute("SELECT to_char(current_date - 12, 'YYYYMMDD')").fetchone()
+    async with connection(database_url) as aconn:
+        await aconn.set_autocommit(True)
+        dropped = await housekeep(aconn, timedelta(days=7))
+    assert day is not None
+    d12 = day[0]
+    assert f"jobs_p{d12}" in dropped and f"job_attempts_p{d12}" in dropped
+    with psycopg.connect(database_url) as conn:
+        tables = {r[0] for r in conn.execute("SELECT relname FROM pg_class WHERE relkind = 'r'")}
+        kept = conn.execute("SELECT count(*) FROM jobs").fetchone()
+    assert f"jobs_p{d12}" not in tables
+    assert kept == (1,)  # the unsettled job's partition stays
+    assert len([t for t in tables if t.startswith("jobs_p")]) >= 8  # the coming days exist

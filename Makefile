@@ -27,7 +27,8 @@ test: lint
 
 bench: setup
 	@command -v wrk >/dev/null || apt-get install -y wrk
-	$(BIN)/python bench/ingest.py
+	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.pipeline
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -5,31 +5,21 @@ Starts a private PostgreSQL (unless --database-url is given), a `sluice gateway`
 messageIds as SDKs do. After each run it counts the rows in the ingest log: every 200 must be a
 committed event. Needs `wrk` (Debian package `wrk`).
 
-    python bench/ingest.py [--duration 15] [--connections 512] [--gateway-workers 2]
+    python -m bench.ingest [--duration 15] [--connections 512] [--gateway-workers 2]
 """
 
 import argparse
 import asyncio
-import contextlib
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import psycopg
 
-from appliance.embedded import EmbeddedPostgres
-from engine import migrate, workspace
-from engine.db import connection
-
-WRITE_KEY = "bench-write-key-0123456789"
+from bench.harness import WRITE_KEY, database, free_port, gateway, prepare
 
 _EVENT = (
     '{"type":"track","event":"Product Viewed","userId":"user-%d","anonymousId":"anon-%d",'
@@ -78,10 +68,10 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install wrk)")
-    with _database(args.database_url) as url:
-        asyncio.run(_prepare(url))
-        port = _free_port()
-        with _gateway(url, port, args.gateway_workers):
+    with database(args.database_url) as url:
+        asyncio.run(prepare(url))
+        port = free_port()
+        with gateway(url, port, args.gateway_workers):
             print(
                 f"gateway workers: {args.gateway_workers}, wrk connections: "
                 f"{args.connections}, {args.duration} s per scenario, {os.cpu_count()} cores"
@@ -147,63 +137,6 @@ def _count(url: str) -> int:
         row = conn.execute("SELECT count(*) FROM ingest_log").fetchone()
         assert row is not None
         return int(row[0])
-
-
-async def _prepare(url: str) -> None:
-    await migrate.apply(url)
-    async with connection(url) as conn:
-        spec = workspace.WorkspaceSpec(
-            sources=[workspace.SourceSpec(name="bench", write_key=WRITE_KEY)]
-        )
-        await workspace.apply(conn, spec)
-
-
-@contextlib.contextmanager
-def _database(url: str | None) -> Iterator[str]:
-    if url:
-        yield url
-        return
-    tmp = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
-    tmp.chmod(0o755)  # the server may run as another user, which must reach its data dir
-    server = EmbeddedPostgres(tmp, _free_port())
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _gateway(url: str, port: int, workers: int) -> Iterator[None]:
-    env = {
-        **os.environ,
-        "SLUICE_DATABASE_URL": url,
-        "SLUICE_GATEWAY_PORT": str(port),
-        "SLUICE_GATEWAY_HOST": "127.0.0.1",
-        "SLUICE_GATEWAY_WORKERS": str(workers),
-        "SLUICE_LOG_LEVEL": "warning",
-        "SLUICE_DATA_DIR": tempfile.mkdtemp(),
-    }
-    proc = subprocess.Popen([sys.executable, "-m", "appliance", "gateway"], env=env)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
-                    break
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise SystemExit("the gateway did not start")
-            time.sleep(0.2)
-        yield
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from engine.copytext import escape
 from engine.errors import DatabaseUnavailable, InvalidRequest
 from engine.gateway.messages import Row
 from engine.sql import Queries
@@ -26,8 +27,6 @@ log = logging.getLogger(__name__)
 _BACKOFF = 1.0
 _CONNECTION_WAIT = 2.0
 _Waiter = tuple[Sequence[Row], asyncio.Future[None]]
-_BS = "\\"
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 class GroupCommit:
@@ -186,16 +185,10 @@ def _copy_text(batch: list[_Waiter]) -> str:
     """
     return "".join(
         f"{row.source_id}\t{row.partition}\t{row.received_at}\t"
-        f"{_escape(row.message_id)}\t{_escape(row.payload)}\n"
+        f"{escape(row.message_id)}\t{escape(row.payload)}\n"
         for rows, _ in batch
         for row in rows
     )
-
-
-def _escape(text: str) -> str:
-    if _BS in text or "\t" in text or "\n" in text or "\r" in text:
-        return text.translate(_COPY_ESCAPES)
-    return text
 
 
 def _settle(batch: list[_Waiter], error: Exception | None) -> None:

@@ -18,6 +18,7 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from engine import copytext
 from engine.pipeline import stats
 from engine.sql import Queries
 
@@ -100,8 +101,7 @@ class AttemptLog:
             async with self._pool.connection() as conn, conn.transaction():
                 if rows:
                     async with conn.cursor() as cur, cur.copy(_Q["copy_attempts"]) as copy:
-                        for row in rows:
-                            await copy.write_row(row)
+                        await copy.write("".join(copytext.line(row) for row in rows))
                 await stats.add(conn, counts)
                 if positions:
                     await _save_positions(conn, positions)

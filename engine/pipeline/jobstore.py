@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 
+from engine import copytext
 from engine.pipeline import stats
 from engine.pipeline.routing import Routed
 from engine.sql import Queries
@@ -20,8 +21,7 @@ async def write(conn: psycopg.AsyncConnection[Any], routed: Routed) -> None:
     sendable = routed.sendable
     if sendable:
         async with conn.cursor() as cur, cur.copy(_Q["copy_jobs"]) as copy:
-            for job in sendable:
-                await copy.write_row(job[:10])
+            await copy.write("".join(copytext.line(job[:10]) for job in sendable))
         await conn.execute(_Q["notify_jobs"])
     failed = routed.failed
     if failed:

@@ -54,19 +54,25 @@ class Processor:
         self._batch_size = batch_size
         self._on_jobs = on_jobs
         self._wake = asyncio.Event()
+        self._stopping = False
 
     def wake(self) -> None:
         self._wake.set()
 
+    def stop(self) -> None:
+        """Finish the batch in hand, then return from `run`."""
+        self._stopping = True
+        self._wake.set()
+
     async def run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 read = await self.step()
             except psycopg.Error as exc:
                 log.warning("processor: database error, retrying: %s", exc)
                 await asyncio.sleep(_RETRY)
                 continue
-            if read < self._batch_size:
+            if read < self._batch_size and not self._stopping:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), _POLL)
                 self._wake.clear()
@@ -84,21 +90,18 @@ class Processor:
                     "id": start[1],
                     "partitions": self._partitions,
                     "limit": self._batch_size,
+                    "window": self._window,
                 },
             )
             rows = await cur.fetchall()
             if not rows:
                 return 0
             last = (int(rows[-1][1]), rows[-1][0])
-            events, invalid = _events(rows, positions)
-            events, duplicates = await self._without_duplicates(conn, events, start)
+            events, skipped = _events(rows, positions)
             routed = await route(events, topology, self._transformations)
             for row in rows:
                 routed.counts[row[3], NO_DESTINATION, "received"] += 1
-            for event in duplicates:
-                routed.counts[event.source_id, NO_DESTINATION, "duplicate"] += 1
-            for source_id in invalid:
-                routed.counts[source_id, NO_DESTINATION, "invalid"] += 1
+            routed.counts.update(skipped)
             await jobstore.write(conn, routed)
             await conn.execute(
                 _Q["advance"], {"tx": str(last[0]), "id": last[1], "partitions": self._partitions}
@@ -109,34 +112,6 @@ class Processor:
             self._on_jobs({job.destination_id for job in routed.sendable})
         return len(rows)
 
-    async def _without_duplicates(
-        self, conn: psycopg.AsyncConnection[Any], events: list[Event], start: Position
-    ) -> tuple[list[Event], list[Event]]:
-        if not events or self._window <= timedelta(0):
-            return events, []
-        cur = await conn.execute(
-            _Q["duplicates"],
-            {
-                "sources": [e.source_id for e in events],
-                "messages": [e.message_id for e in events],
-                "received": [e.received_at for e in events],
-                "window": self._window,
-                "tx": str(start[0]),
-                "id": start[1],
-                "oldest": min(e.received_at for e in events),
-            },
-        )
-        seen = {(row[0], row[1]) for row in await cur.fetchall()}
-        kept, dropped = [], []
-        for event in events:
-            key = (event.source_id, event.message_id)
-            if key in seen:
-                dropped.append(event)
-            else:
-                seen.add(key)  # a second copy later in this batch is a duplicate too
-                kept.append(event)
-        return kept, dropped
-
 
 async def _lock_positions(
     conn: psycopg.AsyncConnection[Any], partitions: list[int]
@@ -145,19 +120,23 @@ async def _lock_positions(
     return {row[0]: (int(row[1]), row[2]) for row in await cur.fetchall()}
 
 
-def _events(rows: list[Any], positions: dict[int, Position]) -> tuple[list[Event], list[UUID]]:
-    """Decode the rows past their partition's position; note the source of any that fail."""
-    events, invalid = [], []
-    for ingest_id, tx, partition, source_id, received_at, message_id, payload in rows:
+def _events(rows: list[Any], positions: dict[int, Position]) -> tuple[list[Event], stats.Counts]:
+    """The rows to route: past their partition's position, not duplicates, JSON objects.
+    The others are counted by source (`duplicate`, `invalid`)."""
+    events, skipped = [], stats.Counts()
+    for ingest_id, tx, partition, source_id, received_at, message_id, payload, dup in rows:
         if (int(tx), ingest_id) <= positions[partition]:
             continue  # this partition was read further before (by a previous owner)
+        if dup:
+            skipped[source_id, NO_DESTINATION, "duplicate"] += 1
+            continue
         try:
             data = codec.decode(payload)
         except msgspec.DecodeError:
             data = None
         if not isinstance(data, dict):
             log.error("ingest row %d is not a JSON object; skipped", ingest_id)
-            invalid.append(source_id)
+            skipped[source_id, NO_DESTINATION, "invalid"] += 1
             continue
         events.append(Event(ingest_id, partition, source_id, received_at, message_id, data))
-    return events, invalid
+    return events, skipped

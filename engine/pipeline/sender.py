@@ -1,16 +1,18 @@
-"""HTTP to vendors: one aiohttp session per worker, answers reduced to what the router keeps.
+"""HTTP to vendors: one client per worker, answers reduced to what the router keeps.
 
-aiohttp rather than httpx: the router keeps hundreds of requests in flight, and aiohttp's
-client does that at several times httpx's requests per second for the same CPU.
+pyreqwest (Rust's reqwest, with its connection pool and HTTP/1.1 and HTTP/2 stacks) rather
+than a pure-Python client: the router keeps hundreds of requests in flight, and measured on
+this kind of machine it costs about half the CPU per request of aiohttp (and a third of httpx).
 """
 
 import email.utils
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlencode
 
-import aiohttp
+from pyreqwest import exceptions
+from pyreqwest.client import Client, ClientBuilder
 
 from engine import codec
 from engine.destinations.base import Request
@@ -39,53 +41,53 @@ class InvalidRequest(Exception):
 
 class Sender:
     def __init__(self) -> None:
-        self._session: aiohttp.ClientSession | None = None
+        self._client: Client | None = None
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=60, enable_cleanup_closed=True)
-        self._session = aiohttp.ClientSession(
-            connector=connector, auto_decompress=True, raise_for_status=False, trust_env=False
+        self._client = (
+            ClientBuilder()
+            .follow_redirects(False)
+            .pool_idle_timeout(timedelta(seconds=60))
+            .error_for_status(False)
+            .build()
         )
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        if self._client is not None:
+            await self._client.close()
 
     async def send(self, request: Request, timeout: float) -> Answer:
-        assert self._session is not None, "start() first"
-        url, data = request.url, None
+        assert self._client is not None, "start() first"
+        url = request.url
         if request.params:
             url += ("&" if "?" in url else "?") + urlencode(request.params)
-        if request.body is not None:
-            data = (
-                urlencode(request.body).encode()
-                if request.body_format == "form"
-                else codec.encode(request.body)
-            )
         try:
-            async with self._session.request(
-                request.method,
-                url,
-                headers=request.headers,
-                data=data,
-                timeout=aiohttp.ClientTimeout(total=timeout),
-                allow_redirects=False,
-            ) as response:
-                body = await response.read()
-                return Answer(response.status, body, _retry_after(response.headers))
-        except TimeoutError:
+            builder = (
+                self._client.request(request.method, url)
+                .headers(request.headers)
+                .timeout(timedelta(seconds=timeout))
+            )
+            if request.body is not None:
+                builder = builder.body_bytes(
+                    urlencode(request.body).encode()
+                    if request.body_format == "form"
+                    else codec.encode(request.body)
+                )
+            response = await builder.build().send()
+            body = bytes(await response.bytes())
+        except exceptions.RequestTimeoutError:
             raise TransportError(f"no answer within {timeout:g} s") from None
-        except aiohttp.InvalidURL as exc:
-            raise InvalidRequest(f"invalid URL: {exc}") from None
-        except aiohttp.ClientError as exc:
+        except exceptions.TransportError as exc:
             raise TransportError(f"{type(exc).__name__}: {exc}") from None
-        except ValueError as exc:  # e.g. a header value aiohttp refuses
-            raise InvalidRequest(str(exc)) from None
+        except (exceptions.BuilderError, ValueError) as exc:
+            raise InvalidRequest(f"{type(exc).__name__}: {exc}") from None
+        except exceptions.RequestError as exc:
+            raise TransportError(f"{type(exc).__name__}: {exc}") from None
+        return Answer(response.status, body, _retry_after(response.get_header("Retry-After")))
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
+def _retry_after(value: str | None) -> float | None:
     """Retry-After in seconds, from either of its forms (seconds, or an HTTP date)."""
-    value = headers.get("Retry-After")
     if not value:
         return None
     try:

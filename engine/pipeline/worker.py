@@ -88,8 +88,8 @@ class Worker:
             next_run_time=datetime.now(UTC), id="housekeeping", coalesce=True, max_instances=1,
         )  # fmt: skip
         scheduler.start()
+        processing = asyncio.create_task(processor.run(), name="processor")
         tasks = [
-            asyncio.create_task(processor.run(), name="processor"),
             asyncio.create_task(listener.run(), name="listener"),
             asyncio.create_task(self._follow_workspace(pool, router), name="workspace"),
         ]
@@ -98,9 +98,10 @@ class Worker:
         await stop.wait()
         log.info("worker stopping: finishing requests in flight")
         scheduler.shutdown(wait=False)
-        for task in tasks:  # an interrupted processor batch rolls back and is read again
+        processor.stop()
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(processing, *tasks, return_exceptions=True)
         await router.stop(opts.grace)
         flusher.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -14,3 +14,13 @@ def test_copy_lines_escape_user_text_and_double_json_backslashes() -> None:
         's\t3\t2026-11-27T10:00:00.000Z\tid\\twith\\nodd\\\\chars\\r\t{\\n\\t"a":"\\\\"q\\\\""}\n'
     )
     future.get_loop().close()
+
+
+def test_copy_line_writes_nulls_numbers_and_escaped_text() -> None:
+    from uuid import UUID
+
+    from engine.copytext import line
+
+    assert line((UUID(int=1), 7, None, "a\tb\\")) == (
+        "00000000-0000-0000-0000-000000000001\t7\t\\N\ta\\tb\\\\\n"
+    )

@@ -102,7 +102,7 @@ async def _step(gateway_url: str, sink_url: str, rate: int, duration: float) -> 
         start = time.monotonic()
         acked = await _offer(gateway_url, rate, duration)
         elapsed = time.monotonic() - start
-        delivered = (await _stats(sink, sink_url))["count"]
+        delivered = int((await _stats(sink, sink_url))["count"])
         stopped = time.monotonic()
         while (stats := await _stats(sink, sink_url))["count"] < acked:
             if time.monotonic() - stopped > 120:

@@ -14,6 +14,7 @@ import psycopg
 
 from appliance.embedded import EmbeddedPostgres
 from tests.servers import free_port, server_dir
+from tests.sink import Sink
 
 
 class SluiceRun:
@@ -29,6 +30,7 @@ class SluiceRun:
             "SLUICE_WEB_PORT": str(ports["web"]),
             "SLUICE_EMBEDDED_DB_PORT": str(ports["db"]),
             "SLUICE_GATEWAY_WORKERS": "1",
+            "SLUICE_WORKER_METRICS_PORT": str(ports["metrics"]),
         }
         env.pop("SLUICE_DATABASE_URL", None)
         self.env = env
@@ -70,8 +72,8 @@ class SluiceRun:
 
 
 def test_run_starts_everything_and_the_printed_command_sends_an_event() -> None:
-    ports = {"gateway": free_port(), "web": free_port(), "db": free_port()}
-    with server_dir() as data_dir:
+    ports = {"gateway": free_port(), "web": free_port(), "db": free_port(), "metrics": free_port()}
+    with server_dir() as data_dir, Sink() as sink:
         run = SluiceRun(data_dir, ports)
         try:
             said = run.read_until(r"curl -u ")
@@ -80,8 +82,21 @@ def test_run_starts_everything_and_the_printed_command_sends_an_event() -> None:
             )
             assert f"http://127.0.0.1:{ports['gateway']}/v1/track" in curl
             assert f"web UI:  http://127.0.0.1:{ports['web']}" in said
+            hook = data_dir / "hook.yaml"
+            hook.write_text(
+                "destinations: [{name: hook, type: webhook, "
+                f"config: {{webhookUrl: '{sink.url}'}}}}]\n"
+                "connections: [{source: default, destination: hook}]\n"
+            )
+            applied = subprocess.run(
+                [sys.executable, "-m", "appliance", "config", "apply", str(hook)],
+                env=run.env, capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            assert applied.returncode == 0, applied.stderr
             sent = subprocess.run(curl, shell=True, capture_output=True, text=True, timeout=30)
             assert sent.stdout == "OK", sent.stdout + sent.stderr
+            [delivered] = sink.wait_for(1)  # the worker role delivers it
+            assert delivered.json()["event"] == "Hello Sluice"
 
             url = EmbeddedPostgres(data_dir, ports["db"]).url
             with psycopg.connect(url) as conn:

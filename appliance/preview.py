@@ -6,6 +6,7 @@ from typing import Any
 import msgspec
 import yaml
 
+from engine import codec
 from engine.db import connection
 from engine.pipeline import preview
 
@@ -18,11 +19,10 @@ def _load(path: Any, what: str) -> Any:
 
 
 async def preview_command(args: argparse.Namespace, url: str | None) -> str:
-    event = (
-        msgspec.json.decode(args.event.read_bytes())
-        if args.event.suffix == ".json"
-        else (_load(args.event, "the event file"))
-    )
+    try:
+        event = codec.decode(args.event.read_bytes())
+    except msgspec.DecodeError as exc:
+        raise preview.PreviewError(f"{args.event} is not valid JSON: {exc}") from None
     if args.destination:
         assert url is not None
         async with connection(url) as conn:

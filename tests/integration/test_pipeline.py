@@ -18,20 +18,20 @@ import pytest
 import rudderstack.analytics as rudder
 
 from tests.conftest import WRITE_KEY, apply_config
-from tests.servers import GatewayProcess, WorkerProcess, running_worker
+from tests.servers import GatewayProcess, WorkerProcess, free_port, running_worker
 from tests.sink import Answer, Arrival, Sink
 
 FAST_RETRIES = "{min_backoff_seconds: 0.1, max_backoff_seconds: 0.5}"
 
 
-def connect(database_url: str, **sinks: str) -> None:
+def connect(database_url: str, delivery: str = FAST_RETRIES, **sinks: str) -> None:
     """Webhook destinations named after the keywords, connected to the website source."""
     apply_config(
         database_url,
         "destinations:\n"
         + "".join(
             f"  - {{name: {name}, type: webhook, config: {{webhookUrl: '{url}/in/{name}'}}, "
-            f"delivery: {FAST_RETRIES}}}\n"
+            f"delivery: {delivery}}}\n"
             for name, url in sinks.items()
         )
         + "connections:\n"
@@ -251,3 +251,84 @@ def test_a_slow_destination_does_not_slow_another(
     # The slow destination, 32 requests at a time and 5 s each, has finished at most a batch
     # or two while the fast one delivered everything.
     assert slow_done < 300 // 2, slow_done
+
+
+def test_an_unreachable_destination_is_retried_then_aborted_with_the_reason(
+    workspace_config: str, gateway: GatewayProcess, worker: WorkerProcess
+) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    budget = "{retry_hours: 0, min_attempts: 3, min_backoff_seconds: 0.1, max_backoff_seconds: 0.2}"
+    connect(workspace_config, budget, nowhere=closed)
+    post(gateway, [{"type": "track", "userId": "u", "event": "E", "messageId": "lost-1"}])
+    [failed] = _wait_for_failed(workspace_config, 1)
+    assert failed["message_id"] == "lost-1" and failed["attempts"] == 3
+    assert failed["status_code"] is None
+    assert "Connect" in failed["error"] and "gave up after 3 attempts" in failed["error"]
+    assert attempts(workspace_config, 0)["retry"] == 2
+
+
+def test_a_rate_limited_destination_is_paced(
+    workspace_config: str, gateway: GatewayProcess, worker: WorkerProcess
+) -> None:
+    with Sink() as sink:
+        connect(workspace_config, "{rate_limit: 20}", paced=sink.url)
+        post(gateway, [
+            {"type": "track", "userId": f"u{n}", "event": "E", "messageId": f"m{n}"}
+            for n in range(60)
+        ])  # fmt: skip
+        arrivals = sink.wait_for(60)
+    spread = arrivals[-1].at - arrivals[0].at
+    assert spread >= 2.0, f"60 events at 20/s arrived within {spread:.2f} s"
+
+
+def test_a_stopping_worker_lets_requests_in_flight_finish(
+    workspace_config: str, gateway: GatewayProcess, tmp_path: Path
+) -> None:
+    with Sink(lambda arrival: Answer(delay=1.5)) as sink:
+        connect(workspace_config, hook=sink.url)
+        with running_worker(workspace_config, tmp_path) as worker:
+            post(gateway, [
+                {"type": "track", "userId": f"u{n}", "event": "E", "messageId": f"m{n}"}
+                for n in range(10)
+            ])  # fmt: skip
+            deadline = time.monotonic() + 30
+            while len(sink.arrivals) < 10:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            worker.stop()  # SIGTERM while all ten wait for their answer
+            assert worker.proc.returncode == 0, worker.output()
+        assert attempts(workspace_config, 10)["delivered"] == 10
+        with running_worker(workspace_config, tmp_path):
+            time.sleep(2.0)
+        assert len(sink.arrivals) == 10  # nothing was sent twice
+
+
+def test_preview_prints_the_request_without_sending_it(
+    workspace_config: str, tmp_path: Path
+) -> None:
+    with Sink() as sink:
+        connect(workspace_config, hook=sink.url)
+        event = tmp_path / "event.json"
+        event.write_text('{"type":"track","event":"Try","userId":"u","properties":{"p":1.50}}')
+        [request] = json.loads(
+            sluice(workspace_config, "preview", "--destination", "hook", "--event", str(event))
+        )
+        assert sink.arrivals == []
+    assert request["method"] == "POST" and request["url"] == f"{sink.url}/in/hook"
+    assert request["body"]["event"] == "Try"
+    assert request["headers"]["content-type"] == "application/json"
+
+    config = tmp_path / "config.yaml"
+    config.write_text("webhookUrl: https://example.com/x\nwebhookMethod: GET\n")
+    [get] = json.loads(
+        sluice("", "preview", "--type", "webhook", "--config", str(config), "--event", str(event))
+    )
+    assert get == {"method": "GET", "url": "https://example.com/x", "params": {"p": "1.50"}}
+
+    event.write_text("{not json")
+    refused = subprocess.run(
+        [sys.executable, "-m", "appliance", "preview", "--type", "webhook",
+         "--config", str(config), "--event", str(event)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "is not valid JSON" in refused.stderr

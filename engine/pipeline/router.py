@@ -263,11 +263,8 @@ async def _attempt(sender: Sender, target: Target, jobs: list[Pending]) -> _Resu
         return _Result(Verdict.ABORT, error=target.problem or "no destination plug-in")
     try:
         requests = [_request.decode(job.request) for job in jobs]
-        request = (
-            requests[0]
-            if len(requests) == 1 or plugin.combine is None
-            else (plugin.combine(requests))
-        )
+        # A batching destination always gets its batch shape, even for a batch of one.
+        request = requests[0] if plugin.combine is None else plugin.combine(requests)
         answer: Answer = await sender.send(request, target.policy.timeout_seconds)
     except TransportError as exc:
         return _Result(Verdict.RETRY, error=str(exc))

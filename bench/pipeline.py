@@ -7,6 +7,7 @@ this machine. For each offered rate it sends 100-event batches on a fixed timeta
 left when offering stopped, how long it took to drain, and the latency from the gateway's
 `receivedAt` to arrival at the sink (p50/p99). A rate is *sustained* when the backlog left is
 under two seconds' worth. Finally it runs at half the highest sustained rate, for latency.
+Before any load it measures the worker's CPU use while idle.
 
     python -m bench.pipeline [--rates 2500,5000,7500,10000] [--duration 20]
 """
@@ -23,6 +24,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 
@@ -31,6 +33,7 @@ from engine.pipeline.policy import DeliveryPolicy
 from engine.workspace import DestinationSpec
 
 PER_REQUEST = 100
+IDLE_SECONDS = 10.0
 IN_FLIGHT = 32
 _EVENT = (
     '{"type":"track","event":"Product Viewed","userId":"user-%d","messageId":"%s-%d",'
@@ -80,11 +83,16 @@ def main() -> None:
     )  # fmt: skip
     with database(args.database_url) as url, _process("bench.sink", str(sink_port)):
         asyncio.run(prepare(url, [hook]))
-        with gateway(url, gateway_port, args.gateway_workers), _worker(url):
+        with gateway(url, gateway_port, args.gateway_workers), _worker(url) as worker_pid:
             gateway_url = f"http://127.0.0.1:{gateway_port}"
             print(f"{os.cpu_count()} cores; gateway workers {args.gateway_workers}; "
                   f"{PER_REQUEST}-event batches; {args.duration:g} s per rate; "
                   "PostgreSQL, gateway, worker, sink and load on this machine")  # fmt: skip
+            time.sleep(3.0)  # let it settle
+            idle = _cpu_seconds(worker_pid)
+            time.sleep(IDLE_SECONDS)
+            idle = (_cpu_seconds(worker_pid) - idle) / IDLE_SECONDS
+            print(f"worker CPU while idle: {idle:.2%} of one core over {IDLE_SECONDS:g} s")
             steps = []
             for rate in rates:
                 steps.append(asyncio.run(_step(gateway_url, sink_url, rate, args.duration)))
@@ -172,8 +180,14 @@ def _process(module: str, *args: str) -> Iterator[None]:
         proc.wait(timeout=30)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
-def _worker(url: str) -> Iterator[None]:
+def _worker(url: str) -> Iterator[int]:
     env = {
         **os.environ,
         "SLUICE_DATABASE_URL": url,
@@ -183,7 +197,7 @@ def _worker(url: str) -> Iterator[None]:
     }
     proc = subprocess.Popen([sys.executable, "-m", "appliance", "worker"], env=env)
     try:
-        yield
+        yield proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=60)

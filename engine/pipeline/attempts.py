@@ -1,14 +1,13 @@
 """The attempt log: what each delivery attempt came to, appended in group commits.
 
-Routers hand over attempt rows as they happen; every 100 ms (sooner when many pile up) one
-transaction writes them with one COPY, together with the stats they imply and the routers'
+Routers hand over attempt rows as they happen; at most every 100 ms (sooner when many pile up)
+one transaction writes them with one COPY, together with the stats they imply and the routers'
 read positions. A position is taken at the same instant as the rows, so it never claims a job
 finished whose attempt row is not in the same or an earlier commit. A crash loses at most the
 last moment's rows: those jobs are sent again (at-least-once), never lost.
 """
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -65,19 +64,22 @@ class AttemptLog:
     def add(self, attempt: Attempt, source_id: UUID, outcome: str) -> None:
         self._rows.append(attempt)
         self._counts[source_id, attempt.destination_id, outcome] += 1
-        if len(self._rows) >= _EAGER:
-            self._wake.set()
+        self._wake.set()
 
     def position(self, key: PositionKey, position: tuple[int, int]) -> None:
         """Every job of this destination and partition up to `position` is settled."""
         self._positions[key] = position
+        self._wake.set()
 
     async def run(self) -> None:
+        """Idle until something is handed over, then flush at most every `_INTERVAL`."""
         while not self._closing:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), _INTERVAL)
+            await self._wake.wait()
+            if len(self._rows) < _EAGER:
+                await asyncio.sleep(_INTERVAL)
             self._wake.clear()
             if not await self.flush():
+                self._wake.set()
                 await asyncio.sleep(_RETRY)
 
     async def stop(self) -> None:

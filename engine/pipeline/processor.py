@@ -28,7 +28,7 @@ _Q = Queries.beside(__file__, "processor.sql")
 log = logging.getLogger(__name__)
 
 Position = tuple[int, int]  # (transaction id, row id): commit order
-_POLL = 1.0
+_POLL = 2.0  # NOTIFY wakes the processor at each ingest commit; the poll is the guarantee
 _RETRY = 1.0
 
 

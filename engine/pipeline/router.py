@@ -32,7 +32,7 @@ from engine.sql import Queries
 _Q = Queries.beside(__file__, "router.sql")
 log = logging.getLogger(__name__)
 
-_POLL = 1.0
+_POLL = 5.0  # NOTIFY wakes a router when jobs arrive; the poll is the guarantee
 _RETRY = 1.0
 _READ = 2000
 _BUFFER = 20_000  # jobs held in memory per destination

@@ -28,7 +28,13 @@ def _parser() -> argparse.ArgumentParser:
         "SLUICE_DATABASE_URL is not set",
     )
     sub.add_parser("gateway", help="run the ingestion gateway (SDKs send events here)")
-    sub.add_parser("worker", help="run the delivery worker (processor and routers)")
+    worker = sub.add_parser("worker", help="run the delivery worker (processor and routers)")
+    worker.add_argument(
+        "--stage",
+        choices=("process", "deliver"),
+        help="run one stage only (by default both run, in two processes unless "
+        "SLUICE_WORKER_SPLIT=false)",
+    )
     sub.add_parser("web", help="run the web control plane (placeholder: idles until the UI lands)")
     sub.add_parser("migrate", help="bring the database schema up to date")
 
@@ -99,7 +105,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
         case "gateway":
             roles.serve_gateway(settings)
         case "worker":
-            roles.serve_worker(settings)
+            roles.serve_worker(settings, args.stage)
         case "web":
             roles.idle("web", "the control plane lands with issue #7")
         case "migrate":

@@ -1,11 +1,14 @@
 """The process roles: gateway, worker and web, each runnable on its own."""
 
 import asyncio
+import ctypes
 import gc
 import logging
 import os
 import shutil
 import signal
+import subprocess
+import sys
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
     from engine.pipeline.worker import Worker
 
 log = logging.getLogger(__name__)
+_PR_SET_PDEATHSIG = 1
 
 
 def gateway_options(settings: Settings) -> GatewayOptions:
@@ -79,30 +83,67 @@ def serve_gateway(settings: Settings) -> None:
     ).serve()
 
 
-def serve_worker(settings: Settings) -> None:
+def serve_worker(settings: Settings, stage: str | None = None) -> None:
+    """The worker; by default its two stages run in two processes (this one delivers)."""
     if not settings.database_url:
         raise SystemExit(
             "SLUICE_DATABASE_URL is not set: the worker needs a database "
             "(or use `sluice run`, which starts one)"
         )
+    child = None
+    if stage is None and settings.worker_split:
+        # Both processes count into files that this one's /metrics adds up; set before
+        # prometheus_client is first imported, as it picks its storage then.
+        metrics_dir = settings.data_dir / "run" / f"worker-metrics-{os.getpid()}"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+        child = _spawn_stage("process")
+        stage = "deliver"
+    try:
+        _run_worker(settings, stage)
+    finally:
+        if child is not None:
+            child.terminate()
+            child.wait()
+            shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
+
+def _spawn_stage(stage: str) -> subprocess.Popen[bytes]:
+    def die_with_parent() -> None:
+        # A `kill -9` of the worker must not leave its other stage running on its own.
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "appliance", "worker", "--stage", stage],
+        preexec_fn=die_with_parent,
+    )
+
+
+def _run_worker(settings: Settings, stage: str | None) -> None:
     # Imported here: prometheus_client must not be loaded before the gateway configures it.
-    from prometheus_client import start_http_server
+    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client.multiprocess import MultiProcessCollector
 
     from engine.pipeline.stats import WorkerMetrics
-    from engine.pipeline.worker import Worker, WorkerOptions
+    from engine.pipeline.worker import STAGES, Worker, WorkerOptions
 
+    assert settings.database_url is not None
     options = WorkerOptions(
         database_url=settings.database_url,
         dedup_window=timedelta(hours=settings.dedup_window_hours),
         retention=timedelta(days=settings.retention_days),
         grace=settings.worker_grace_seconds,
+        stages=frozenset(s for s in STAGES if stage in (None, s)),
     )
     metrics = WorkerMetrics()
     if settings.worker_metrics_port:
+        registry = metrics.registry
+        if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         try:
-            start_http_server(
-                settings.worker_metrics_port, settings.worker_metrics_host, metrics.registry
-            )
+            start_http_server(settings.worker_metrics_port, settings.worker_metrics_host, registry)
         except OSError as exc:  # metrics are worth a warning, never a stopped pipeline
             log.error(
                 "worker metrics not served on %s:%d: %s",

@@ -3,6 +3,7 @@
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -130,8 +131,9 @@ class WorkerProcess:
                 self.proc.wait()
 
     def kill(self) -> None:
-        """`kill -9`: no goodbye, no flush."""
-        self.proc.kill()
+        """`kill -9` of every worker process (both stages): no goodbye, no flush."""
+        with contextlib.suppress(ProcessLookupError):  # all gone already
+            os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
 
     def output(self) -> str:
@@ -154,8 +156,9 @@ def start_worker(
     log = workdir / f"worker-{port}.log"
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "appliance", "worker"], env=env, stdout=out, stderr=out
-        )
+            [sys.executable, "-m", "appliance", "worker"],
+            env=env, stdout=out, stderr=out, start_new_session=True,
+        )  # fmt: skip
     return WorkerProcess(proc, log, f"http://127.0.0.1:{port}/metrics")
 
 

@@ -11,6 +11,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 from uuid import UUID
 
 import psycopg
@@ -32,6 +33,8 @@ from engine.pipeline.transform import NoRuntime
 
 log = logging.getLogger(__name__)
 
+Stage = Literal["process", "deliver"]
+STAGES: tuple[Stage, ...] = ("process", "deliver")
 _REFRESH = 10.0  # seconds between workspace reloads when no notification comes
 _HOUSEKEEPING = timedelta(hours=1)
 
@@ -42,6 +45,9 @@ class WorkerOptions:
     dedup_window: timedelta
     retention: timedelta
     grace: float = 10.0  # seconds in-flight requests get to finish on stop
+    # "process": ingest log → jobs (and housekeeping); "deliver": the routers. One process can
+    # run both, or each in its own process to use two cores.
+    stages: frozenset[Stage] = frozenset({"process", "deliver"})
     partitions: tuple[int, ...] = tuple(range(PARTITIONS))
 
 
@@ -69,44 +75,39 @@ class Worker:
         opts = self._options
         attempts = AttemptLog(pool, self._metrics, self._names)
         router = Router(pool, sender, attempts, opts.partitions)
-        router.sync(self._topology)
         processor = Processor(
             pool, lambda: self._topology, NoRuntime(), self._metrics,
             partitions=opts.partitions, dedup_window=opts.dedup_window, on_jobs=router.wake,
         )  # fmt: skip
-        listener = Listener(
-            opts.database_url,
-            {
-                "sluice_ingest": processor.wake,
-                "sluice_jobs": router.wake,
-                "sluice_workspace": self._reload.set,
-            },
-        )
+        wakes = {"sluice_workspace": self._reload.set}
+        background = [asyncio.create_task(self._follow_workspace(pool, router), name="workspace")]
+        stages: list[asyncio.Task[None]] = []
         scheduler = AsyncIOScheduler(timezone=UTC)
-        scheduler.add_job(
-            self._housekeep, "interval", seconds=_HOUSEKEEPING.total_seconds(),
-            next_run_time=datetime.now(UTC), id="housekeeping", coalesce=True, max_instances=1,
-        )  # fmt: skip
+        if "process" in opts.stages:
+            wakes["sluice_ingest"] = processor.wake
+            stages.append(asyncio.create_task(processor.run(), name="processor"))
+            scheduler.add_job(
+                self._housekeep, "interval", seconds=_HOUSEKEEPING.total_seconds(),
+                next_run_time=datetime.now(UTC), id="housekeeping", coalesce=True,
+                max_instances=1,
+            )  # fmt: skip
+        if "deliver" in opts.stages:
+            wakes["sluice_jobs"] = router.wake
+            router.sync(self._topology)
+            stages.append(asyncio.create_task(attempts.run(), name="attempt-log"))
+        background.append(asyncio.create_task(Listener(opts.database_url, wakes).run()))
         scheduler.start()
-        processing = asyncio.create_task(processor.run(), name="processor")
-        tasks = [
-            asyncio.create_task(listener.run(), name="listener"),
-            asyncio.create_task(self._follow_workspace(pool, router), name="workspace"),
-        ]
-        flusher = asyncio.create_task(attempts.run(), name="attempt-log")
-        log.info("worker running: %d partitions", len(opts.partitions))
+        log.info("worker running (%s): %d partitions", ", ".join(sorted(opts.stages)),
+                 len(opts.partitions))  # fmt: skip
         await stop.wait()
-        log.info("worker stopping: finishing requests in flight")
+        log.info("worker stopping: finishing the batch and requests in flight")
         scheduler.shutdown(wait=False)
         processor.stop()
-        for task in tasks:
+        for task in background:
             task.cancel()
-        await asyncio.gather(processing, *tasks, return_exceptions=True)
         await router.stop(opts.grace)
-        flusher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await flusher
         await attempts.stop()
+        await asyncio.gather(*stages, *background, return_exceptions=True)
         log.info("worker stopped")
 
     def _names(self) -> dict[UUID, str]:
@@ -125,6 +126,7 @@ class Worker:
         return False
 
     async def _follow_workspace(self, pool: AsyncConnectionPool, router: Router) -> None:
+        """Reload the workspace on a hint or every `_REFRESH` s; routers follow if running."""
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._reload.wait(), _REFRESH)
@@ -135,7 +137,8 @@ class Worker:
             except psycopg.Error as exc:
                 log.warning("worker cannot reload the workspace: %s", exc)
                 continue
-            router.sync(self._topology)
+            if "deliver" in self._options.stages:
+                router.sync(self._topology)
 
     async def _housekeep(self) -> None:
         try:

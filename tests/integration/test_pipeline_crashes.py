@@ -109,3 +109,30 @@ def test_postgresql_restarting_mid_flow_loses_nothing(
             assert worker.proc.poll() is None, worker.output()
         _assert_user_order(sink)
     assert len(sender.acked) > 0
+
+
+def test_the_processing_stage_does_not_outlive_a_killed_worker(
+    workspace_config: str, tmp_path: Path
+) -> None:
+    worker = start_worker(workspace_config, tmp_path)
+    try:
+        children = Path(f"/proc/{worker.proc.pid}/task/{worker.proc.pid}/children")
+        deadline = time.monotonic() + 30
+        while not children.read_text().split():
+            assert time.monotonic() < deadline, "the worker started no processing stage"
+            time.sleep(0.1)
+        [child] = [int(pid) for pid in children.read_text().split()]
+        worker.proc.kill()  # only the delivering parent
+        worker.proc.wait()
+        while Path(f"/proc/{child}").exists() and "zombie" not in _state(child):
+            assert time.monotonic() < deadline + 30, "the processing stage kept running"
+            time.sleep(0.1)
+    finally:
+        worker.kill()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().lower()
+    except FileNotFoundError:
+        return "zombie"

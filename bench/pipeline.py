@@ -181,9 +181,11 @@ def _process(module: str, *args: str) -> Iterator[None]:
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (all its threads)."""
+    """User + system CPU time so far of a process and its children (all their threads)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return own + sum(_cpu_seconds(int(child)) for child in children)
 
 
 @contextlib.contextmanager

@@ -38,8 +38,9 @@ def server_dir() -> Iterator[Path]:
 
 
 @dataclass
-class GatewayProcess:
-    url: str
+class SluiceProcess:
+    """A Sluice role running as a child process, its output going to `log`."""
+
     proc: subprocess.Popen[bytes]
     log: Path
 
@@ -54,6 +55,11 @@ class GatewayProcess:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+@dataclass
+class GatewayProcess(SluiceProcess):
+    url: str
 
 
 def start_gateway(
@@ -81,7 +87,7 @@ def start_gateway(
         proc = subprocess.Popen(
             [sys.executable, "-m", "appliance", "gateway"], env=env, stdout=out, stderr=out
         )
-    gateway = GatewayProcess(f"http://127.0.0.1:{port}", proc, log)
+    gateway = GatewayProcess(proc, log, f"http://127.0.0.1:{port}")
     _wait_answering(gateway, healthy)
     return gateway
 
@@ -116,28 +122,14 @@ def running_gateway(database_url: str, workdir: Path, **settings: str) -> Iterat
 
 
 @dataclass
-class WorkerProcess:
-    proc: subprocess.Popen[bytes]
-    log: Path
+class WorkerProcess(SluiceProcess):
     metrics_url: str
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
     def kill(self) -> None:
         """`kill -9` of every worker process (both stages): no goodbye, no flush."""
         with contextlib.suppress(ProcessLookupError):  # all gone already
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
 
 
 def start_worker(

@@ -54,7 +54,6 @@ CREATE TABLE ingest_log_default PARTITION OF ingest_log DEFAULT;
 -- The processor reads in commit order; duplicates are looked up by message id.
 CREATE INDEX ingest_log_order ON ingest_log (tx, id);
 CREATE INDEX ingest_log_message ON ingest_log (message_id);
-CREATE INDEX ingest_log_id ON ingest_log (id);
 
 -- Router jobs: one outgoing request each, written by the processor in the same transaction
 -- that advances its read position. `user_key` and `partition` keep per-user order.
@@ -67,6 +66,7 @@ CREATE TABLE jobs (
     source_id       uuid NOT NULL,
     partition       smallint NOT NULL,
     user_key        text NOT NULL,
+    ingest_tx       xid8 NOT NULL,  -- (ingest_tx, ingest_id): the event, for a replay
     ingest_id       bigint NOT NULL,
     received_at     timestamptz NOT NULL,
     message_id      text NOT NULL,

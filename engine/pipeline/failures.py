@@ -44,6 +44,7 @@ class FailedJob:
     error: str | None
     response: str | None
     request: str
+    ingest_tx: str
     ingest_id: int
     partition: int
     received_at: datetime
@@ -109,7 +110,10 @@ async def _replay_batch(
     transformations: Transformations,
     report: ReplayReport,
 ) -> None:
-    cur = await conn.execute(_Q["events"], {"ids": [job.ingest_id for job in batch]})
+    cur = await conn.execute(
+        _Q["events"],
+        {"txs": [job.ingest_tx for job in batch], "ids": [job.ingest_id for job in batch]},
+    )
     payloads = {row[0]: codec.decode(row[1]) for row in await cur.fetchall()}
     routed, replayed = Routed(), []
     for job in batch:
@@ -122,8 +126,8 @@ async def _replay_batch(
             (r for r in topology.routes_of(job.source_id) if r.target.id == target.id),
             Route(target, None, None),
         )
-        event = Event(job.ingest_id, job.partition, job.source_id, job.received_at,
-                      job.message_id, payload)  # fmt: skip
+        event = Event(int(job.ingest_tx), job.ingest_id, job.partition, job.source_id,
+                      job.received_at, job.message_id, payload)  # fmt: skip
         one = await route([event], Topology(topology.targets, {job.source_id: [connection]}),
                           transformations)  # fmt: skip
         routed.jobs += one.jobs

@@ -3,7 +3,7 @@
 SELECT j.id AS job_id, j.created_at, j.destination_id, d.name AS destination, j.source_id,
        j.message_id, j.event_type, j.event_name, j.user_key, a.at AS failed_at,
        a.attempt AS attempts, a.status_code, a.error, a.response, j.request::text AS request,
-       j.ingest_id, j.partition, j.received_at
+       j.ingest_tx::text AS ingest_tx, j.ingest_id, j.partition, j.received_at
 FROM job_attempts a
 JOIN jobs j ON j.id = a.job_id AND j.created_at = a.job_created_at
 JOIN destinations d ON d.id = a.destination_id
@@ -19,7 +19,8 @@ ORDER BY a.at, j.id
 LIMIT %(limit)s
 
 -- name: events
-SELECT id, payload::text FROM ingest_log WHERE id = ANY(%(ids)s)
+SELECT id, payload::text FROM ingest_log
+WHERE (tx, id) IN (SELECT * FROM unnest(%(txs)s::text[]::xid8[], %(ids)s::bigint[]))
 
 -- name: mark_replayed
 INSERT INTO job_attempts (job_id, job_created_at, destination_id, attempt, state)

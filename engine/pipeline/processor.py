@@ -138,5 +138,7 @@ def _events(rows: list[Any], positions: dict[int, Position]) -> tuple[list[Event
             log.error("ingest row %d is not a JSON object; skipped", ingest_id)
             skipped[source_id, NO_DESTINATION, "invalid"] += 1
             continue
-        events.append(Event(ingest_id, partition, source_id, received_at, message_id, data))
+        events.append(
+            Event(int(tx), ingest_id, partition, source_id, received_at, message_id, data)
+        )
     return events, skipped

@@ -26,6 +26,7 @@ _NO_REQUEST = "null"
 
 @dataclass(frozen=True, slots=True)
 class Event:
+    ingest_tx: int
     ingest_id: int
     partition: int
     source_id: UUID
@@ -41,6 +42,7 @@ class Job(NamedTuple):
     source_id: UUID
     partition: int
     user_key: str
+    ingest_tx: int
     ingest_id: int
     received_at: datetime
     message_id: str
@@ -75,8 +77,8 @@ def _job(
 ) -> Job:
     return Job(
         target.id, event.source_id, event.partition, user_key(event.payload) or "",
-        event.ingest_id, event.received_at, event.message_id, str(payload.get("type")),
-        event_name(payload), request, error,
+        event.ingest_tx, event.ingest_id, event.received_at, event.message_id,
+        str(payload.get("type")), event_name(payload), request, error,
     )  # fmt: skip
 
 

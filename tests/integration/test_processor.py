@@ -92,8 +92,8 @@ async def test_expired_partitions_are_dropped_once_every_job_is_settled(configur
         for days, settled in ((12, True), (11, False)):
             row = conn.execute(
                 "INSERT INTO jobs (created_at, destination_id, source_id, partition, user_key,"
-                " ingest_id, received_at, message_id, event_type, request)"
-                " VALUES (now() - make_interval(days => %s), %s, %s, 0, 'u', 1, now(), 'm',"
+                " ingest_tx, ingest_id, received_at, message_id, event_type, request)"
+                " VALUES (now() - make_interval(days => %s), %s, %s, 0, 'u', '1', 1, now(), 'm',"
                 " 'track', 'null') RETURNING id, created_at",
                 (days, dest[0], uuid.uuid4()),
             ).fetchone()

@@ -43,9 +43,9 @@ def _insert_jobs(url: str, destination: Any, jobs: list[tuple[str, int]], sink_u
         for user, n in jobs:
             request = json.dumps({"method": "POST", "url": sink_url, "body": {"u": user, "n": n}})
             conn.execute(
-                "INSERT INTO jobs (destination_id, source_id, partition, user_key, ingest_id,"
-                " received_at, message_id, event_type, request)"
-                " VALUES (%s, %s, 0, %s, 0, now(), %s, 'track', %s)",
+                "INSERT INTO jobs (destination_id, source_id, partition, user_key, ingest_tx,"
+                " ingest_id, received_at, message_id, event_type, request)"
+                " VALUES (%s, %s, 0, %s, '0', 0, now(), %s, 'track', %s)",
                 (destination, uuid4(), user, f"{user}-{n}", request),
             )
 

@@ -24,7 +24,8 @@ def dest(kind: str = "webhook", **config: Any) -> Target:
 def events(*payloads: dict[str, Any]) -> list[Event]:
     now = datetime.now(UTC)
     return [
-        Event(i + 1, 0, SOURCE, now, f"m{i}", {"userId": "u", **p}) for i, p in enumerate(payloads)
+        Event(1, i + 1, 0, SOURCE, now, f"m{i}", {"userId": "u", **p})
+        for i, p in enumerate(payloads)
     ]
 
 

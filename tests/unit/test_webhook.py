@@ -13,7 +13,7 @@ from engine.destinations.webhook import WEBHOOK
 CASES = [
     case
     for case in json.loads(
-        (Path(__file__).parents[3] / "shared/conformance/destinations.json").read_text()
+        (Path(__file__).parents[1] / "conformance/destinations.json").read_text()
     )
     if case["destination"] == "webhook"
 ]

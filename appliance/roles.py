@@ -101,10 +101,11 @@ def serve_worker(settings: Settings, stage: str | None = None) -> None:
         child = _spawn_stage("process")
         stage = "deliver"
     try:
-        _run_worker(settings, stage)
+        _run_worker(settings, stage, child)
     finally:
         if child is not None:
-            child.terminate()
+            if child.poll() is None:
+                child.terminate()
             child.wait()
             shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
@@ -114,13 +115,17 @@ def _spawn_stage(stage: str) -> subprocess.Popen[bytes]:
         # A `kill -9` of the worker must not leave its other stage running on its own.
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
+    # This process serves /metrics for both (preexec_fn is safe: no threads run yet).
     return subprocess.Popen(
         [sys.executable, "-m", "appliance", "worker", "--stage", stage],
+        env={**os.environ, "SLUICE_WORKER_METRICS_PORT": "0"},
         preexec_fn=die_with_parent,
     )
 
 
-def _run_worker(settings: Settings, stage: str | None) -> None:
+def _run_worker(
+    settings: Settings, stage: str | None, child: subprocess.Popen[bytes] | None
+) -> None:
     # Imported here: prometheus_client must not be loaded before the gateway configures it.
     from prometheus_client import CollectorRegistry, start_http_server
     from prometheus_client.multiprocess import MultiProcessCollector
@@ -149,15 +154,35 @@ def _run_worker(settings: Settings, stage: str | None) -> None:
                 "worker metrics not served on %s:%d: %s",
                 settings.worker_metrics_host, settings.worker_metrics_port, exc,
             )  # fmt: skip
-    uvloop.run(_until_stopped(Worker(options, metrics)))
+    worker = Worker(options, metrics)
+    if not uvloop.run(_until_stopped(worker, child)) or worker.failed:
+        raise SystemExit(1)  # systemd or `sluice run` starts the worker again
 
 
-async def _until_stopped(worker: "Worker") -> None:
+async def _until_stopped(worker: "Worker", child: subprocess.Popen[bytes] | None) -> bool:
+    """Run until SIGTERM/SIGINT; False when the other stage's process ended on its own."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    healthy = True
+    if child is not None:
+
+        async def watch(child: subprocess.Popen[bytes]) -> None:
+            nonlocal healthy
+            code = await asyncio.to_thread(child.wait)
+            if not stop.is_set():
+                log.critical("the worker's processing stage exited (status %s); stopping", code)
+                healthy = False
+                stop.set()
+
+        watcher = asyncio.create_task(watch(child))
     await worker.run(stop)
+    if child is not None:
+        if child.poll() is None:
+            child.terminate()  # it finishes its batch and exits
+        await watcher
+    return healthy
 
 
 def idle(role: str, arrives_with: str) -> None:

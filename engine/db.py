@@ -37,3 +37,11 @@ async def connection(url: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
             yield conn
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(f"database unavailable: {exc}") from exc
+
+
+def describe(exc: psycopg.Error) -> str:
+    """A database error for a log line, without its CONTEXT (which can quote event data)."""
+    primary = exc.diag.message_primary
+    if primary is None and isinstance(exc, psycopg.OperationalError):
+        primary = str(exc).strip()  # connection trouble: no row data in it
+    return f"{type(exc).__name__}: {primary or '(see the database server log)'}"

@@ -11,6 +11,8 @@ from collections.abc import Callable
 import psycopg
 from psycopg import sql
 
+from engine.db import describe
+
 log = logging.getLogger(__name__)
 
 
@@ -32,5 +34,5 @@ class Listener:
                     async for note in conn.notifies():
                         self._handlers[note.channel]()
             except psycopg.Error as exc:
-                log.warning("lost the notification connection, reconnecting: %s", exc)
+                log.warning("lost the notification connection, reconnecting: %s", describe(exc))
                 await asyncio.sleep(1.0)

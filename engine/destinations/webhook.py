@@ -20,6 +20,7 @@ _METHODS = _BODY_METHODS | {"GET", "DELETE"}
 _ROUTING_KEYS = ("header", "appendPath", "fullPath")
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
+_RESERVED = frozenset({"host", "content-length", "transfer-encoding", "connection", "expect"})
 
 
 class Header(msgspec.Struct):
@@ -44,8 +45,13 @@ class WebhookSettings(msgspec.Struct):
 def map_event(event: dict[str, Any], settings: WebhookSettings) -> list[Request]:
     method = settings.webhookMethod.upper()
     headers = {"content-type": "application/json"} if method in _BODY_METHODS else {}
-    headers.update({h.from_.lower(): h.to for h in settings.headers if h.from_ and h.to})
-    headers.update(_event_headers(event))
+    configured = {h.from_.lower(): h.to for h in settings.headers if h.from_ and h.to}
+    headers.update(configured)
+    for name, value in _event_headers(event).items():
+        # An event (anyone with the write key) may add headers, never replace a configured
+        # one (an API key) or one that frames the request.
+        if name.lower() not in configured and name.lower() not in _RESERVED:
+            headers[name] = value
     url = _url(event, settings.webhookUrl)
     if method in _BODY_METHODS:
         return [Request(method, url, headers=headers, body=_body(event))]
@@ -69,7 +75,10 @@ def _url(event: dict[str, Any], configured: str) -> str:
     full = _routing(event, "fullPath")
     url = full if isinstance(full, str) and full else configured
     extra = _routing(event, "appendPath")
-    if isinstance(extra, str):
+    if isinstance(extra, str) and extra:
+        # Only a path or a query: text like "@other.host/" would change the host.
+        if extra[0] not in "/?":
+            raise Unsendable(f"appendPath {extra[:100]!r} must start with '/' or '?'")
         url += extra
     _check_url(url, Unsendable)
     return url

@@ -17,6 +17,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from engine.copytext import escape
+from engine.db import describe
 from engine.errors import DatabaseUnavailable, InvalidRequest
 from engine.gateway.messages import Row
 from engine.sql import Queries
@@ -157,13 +158,8 @@ class GroupCommit:
 
     def _fail(self, batch: list[_Waiter], exc: Exception) -> None:
         """Answer 503: the client keeps the events and retries. Event data stays out of logs."""
-        reason = exc.diag.message_primary if isinstance(exc, psycopg.Error) else None
-        log.error(
-            "ingest commit failed, %d request(s) answered 503: %s: %s",
-            len(batch),
-            type(exc).__name__,
-            reason or "(see the database server's log)",
-        )
+        reason = describe(exc) if isinstance(exc, psycopg.Error) else type(exc).__name__
+        log.error("ingest commit failed, %d request(s) answered 503: %s", len(batch), reason)
         if isinstance(exc, psycopg.OperationalError):
             self._down_until = time.monotonic() + _BACKOFF
         _settle(batch, DatabaseUnavailable("the database is unavailable; retry later"))

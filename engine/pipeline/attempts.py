@@ -18,6 +18,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from engine import copytext
+from engine.db import describe
 from engine.pipeline import stats
 from engine.sql import Queries
 
@@ -60,6 +61,9 @@ class AttemptLog:
         self._positions: dict[PositionKey, tuple[int, int]] = {}
         self._wake = asyncio.Event()
         self._closing = False
+        # One flush at a time: a later one must never commit positions while an earlier one,
+        # whose rows those positions rely on, could still fail and put its rows back.
+        self._flushing = asyncio.Lock()
 
     def add(self, attempt: Attempt, source_id: UUID, outcome: str) -> None:
         self._rows.append(attempt)
@@ -94,6 +98,10 @@ class AttemptLog:
                   len(self._rows))  # fmt: skip
 
     async def flush(self) -> bool:
+        async with self._flushing:
+            return await self._flush()
+
+    async def _flush(self) -> bool:
         if not (self._rows or self._counts or self._positions):
             return True
         # Taken together, with no await in between: see the module docstring.
@@ -108,7 +116,9 @@ class AttemptLog:
                 if positions:
                     await _save_positions(conn, positions)
         except psycopg.Error as exc:
-            log.warning("attempt log: cannot write %d row(s), will retry: %s", len(rows), exc)
+            log.warning(
+                "attempt log: cannot write %d row(s), will retry: %s", len(rows), describe(exc)
+            )
             self._rows[:0] = rows
             self._counts.update(counts)
             self._positions = {**positions, **self._positions}

@@ -8,3 +8,4 @@ SELECT d, p, t::xid8, i
 FROM unnest(%(destinations)s::uuid[], %(partitions)s::smallint[], %(txs)s::text[],
             %(ids)s::bigint[]) AS x(d, p, t, i)
 ON CONFLICT (destination_id, partition) DO UPDATE SET tx = EXCLUDED.tx, id = EXCLUDED.id
+    WHERE (router_positions.tx, router_positions.id) < (EXCLUDED.tx, EXCLUDED.id)

@@ -67,6 +67,7 @@ async def failed(
     *,
     destination: str | None = None,
     since: datetime | None = None,
+    until: datetime | None = None,
     limit: int = 1000,
     after: tuple[datetime, int] = (_BEGINNING, 0),
 ) -> list[FailedJob]:
@@ -74,6 +75,7 @@ async def failed(
         params = {
             "destination": destination,
             "since": since,
+            "until": until,
             "limit": limit,
             "after_at": after[0],
             "after_id": after[1],
@@ -92,11 +94,17 @@ async def replay(
     """Re-enqueue every failed job matching the filter, in batches of one transaction each."""
     report = ReplayReport()
     topology = await load(conn)
+    # Only what had failed when the replay began: an event that fails again while being
+    # replayed is a new failure, not more work for this replay.
+    cur = await conn.execute(_Q["now"])
+    started = await cur.fetchone()
+    assert started is not None
     after = (_BEGINNING, 0)
     while True:
         async with conn.transaction():
-            batch = await failed(conn, destination=destination, since=since, limit=_BATCH,
-                                 after=after)  # fmt: skip
+            await conn.execute(_Q["lock_replays"])
+            batch = await failed(conn, destination=destination, since=since, until=started[0],
+                                 limit=_BATCH, after=after)  # fmt: skip
             if not batch:
                 return report
             after = (batch[-1].failed_at, batch[-1].job_id)

@@ -10,6 +10,7 @@ JOIN destinations d ON d.id = a.destination_id
 WHERE a.state = 'aborted'
   AND (%(destination)s::text IS NULL OR d.name = %(destination)s::text)
   AND (%(since)s::timestamptz IS NULL OR a.at >= %(since)s::timestamptz)
+  AND (%(until)s::timestamptz IS NULL OR a.at <= %(until)s::timestamptz)
   AND (a.at, j.id) > (%(after_at)s::timestamptz, %(after_id)s::bigint)
   AND NOT EXISTS (
       SELECT 1 FROM job_attempts b
@@ -17,6 +18,13 @@ WHERE a.state = 'aborted'
         AND b.attempt > a.attempt)
 ORDER BY a.at, j.id
 LIMIT %(limit)s
+
+-- name: now
+SELECT clock_timestamp()
+
+-- name: lock_replays
+-- One replay at a time: a second one then finds the jobs the first replayed already marked.
+SELECT pg_advisory_xact_lock(hashtext('sluice: failed replay'))
 
 -- name: events
 SELECT id, payload::text FROM ingest_log

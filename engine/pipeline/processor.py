@@ -18,6 +18,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from engine import codec
+from engine.db import describe
 from engine.pipeline import jobstore, stats
 from engine.pipeline.routing import NO_DESTINATION, Event, route
 from engine.pipeline.topology import Topology
@@ -69,7 +70,7 @@ class Processor:
             try:
                 read = await self.step()
             except psycopg.Error as exc:
-                log.warning("processor: database error, retrying: %s", exc)
+                log.warning("processor: database error, retrying: %s", describe(exc))
                 await asyncio.sleep(_RETRY)
                 continue
             if read < self._batch_size and not self._stopping:

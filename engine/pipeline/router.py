@@ -8,6 +8,7 @@ own lines: every destination has its own task, reader and in-flight budget.
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import deque
@@ -22,6 +23,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from engine import codec
+from engine.db import describe
 from engine.destinations.base import Request, Verdict
 from engine.pipeline.attempts import Attempt, AttemptLog
 from engine.pipeline.ordering import UserQueues
@@ -135,7 +137,9 @@ class DestinationRouter:
                 )
                 rows = await cur.fetchall()
         except psycopg.Error as exc:
-            log.warning("router %s: cannot read positions, retrying: %s", self.target.name, exc)
+            log.warning(
+                "router %s: cannot read positions, retrying: %s", self.target.name, describe(exc)
+            )
             return False
         self._floors = {row[0]: (int(row[1]), row[2]) for row in rows}
         if len(self._floors) == len(self._partitions):
@@ -157,7 +161,9 @@ class DestinationRouter:
                 )
                 rows = await cur.fetchall()
         except psycopg.Error as exc:
-            log.warning("router %s: cannot read jobs, retrying: %s", self.target.name, exc)
+            log.warning(
+                "router %s: cannot read jobs, retrying: %s", self.target.name, describe(exc)
+            )
             await asyncio.sleep(_RETRY)
             return
         self._read_due = len(rows) == _READ
@@ -216,7 +222,11 @@ class DestinationRouter:
 
     async def _deliver(self, jobs: list[Pending]) -> None:
         target = self.target
-        result = await _attempt(self._sender, target, jobs)
+        try:
+            result = await _attempt(self._sender, target, jobs)
+        except Exception as exc:  # a bug must not leave jobs in flight forever: retry them
+            log.exception("router %s: delivery failed unexpectedly", target.name)
+            result = _Result(Verdict.RETRY, error=f"internal error: {type(exc).__name__}: {exc}")
         for job in jobs:
             self._settle(job, result)
 
@@ -237,6 +247,7 @@ class DestinationRouter:
         else:
             self._queues.done(job)
             job.settled = True
+            job.request = ""  # it may wait in its partition's line a while: keep it light
         response = None if verdict is Verdict.DELIVERED else result.response
         row = Attempt(
             job.id, job.created_at, self.target.id, job.attempts, verdict.value,
@@ -290,7 +301,8 @@ class Router:
         self._attempts = attempts
         self._partitions = list(partitions)
         self._routers: dict[UUID, tuple[DestinationRouter, asyncio.Task[None]]] = {}
-        self._retiring: set[asyncio.Task[None]] = set()
+        self._retiring: dict[UUID, asyncio.Task[None]] = {}
+        self.broken = asyncio.Event()  # a destination's router ended with an error
 
     def sync(self, topology: Topology) -> None:
         """Start routers for new or re-enabled destinations, stop those gone or disabled."""
@@ -299,17 +311,28 @@ class Router:
             if dest_id not in wanted:
                 router, task = self._routers.pop(dest_id)
                 retiring = asyncio.create_task(self._retire(router, task))
-                self._retiring.add(retiring)
-                retiring.add_done_callback(self._retiring.discard)
+                self._retiring[dest_id] = retiring
+                retiring.add_done_callback(functools.partial(self._retired, dest_id))
         for dest_id, target in wanted.items():
             if dest_id in self._routers:
                 self._routers[dest_id][0].target = target  # new settings apply to new sends
                 continue
+            if dest_id in self._retiring:
+                continue  # its old router is finishing; the next sync starts a fresh one
             router = DestinationRouter(
                 target, self._pool, self._sender, self._attempts, self._partitions
             )
             task = asyncio.create_task(router.run(), name=f"router-{target.name}")
+            task.add_done_callback(self._ended)
             self._routers[dest_id] = (router, task)
+
+    def _retired(self, dest_id: UUID, task: asyncio.Task[None]) -> None:
+        self._retiring.pop(dest_id, None)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.critical("%s failed", task.get_name(), exc_info=task.exception())
+            self.broken.set()
 
     def wake(self, destinations: set[UUID] | None = None) -> None:
         for dest_id, (router, _) in self._routers.items():
@@ -319,7 +342,7 @@ class Router:
     async def stop(self, grace: float) -> None:
         routers, self._routers = self._routers, {}
         await asyncio.gather(
-            *self._retiring, *(self._retire(r, t, grace) for r, t in routers.values())
+            *self._retiring.values(), *(self._retire(r, t, grace) for r, t in routers.values())
         )
 
     async def _retire(

@@ -13,11 +13,13 @@ from urllib.parse import urlencode
 
 from pyreqwest import exceptions
 from pyreqwest.client import Client, ClientBuilder
+from pyreqwest.response import Response
 
 from engine import codec
 from engine.destinations.base import Request
 
 EXCERPT = 2000  # characters of an answer kept with the attempt
+_MAX_BODY = 256 * 1024  # bytes of an answer read (vendors answer batches with per-event detail)
 
 
 @dataclass(frozen=True)
@@ -73,17 +75,37 @@ class Sender:
                     if request.body_format == "form"
                     else codec.encode(request.body)
                 )
-            response = await builder.build().send()
-            body = bytes(await response.bytes())
+            async with builder.build_streamed() as response:
+                body = await _read_some(response, _MAX_BODY)
+                retry_after = _retry_after(_header(response, "Retry-After"))
+                status = response.status
         except exceptions.RequestTimeoutError:
             raise TransportError(f"no answer within {timeout:g} s") from None
         except exceptions.TransportError as exc:
             raise TransportError(f"{type(exc).__name__}: {exc}") from None
-        except (exceptions.BuilderError, ValueError) as exc:
+        except (exceptions.BuilderError, ValueError, UnicodeError) as exc:
             raise InvalidRequest(f"{type(exc).__name__}: {exc}") from None
         except exceptions.RequestError as exc:
             raise TransportError(f"{type(exc).__name__}: {exc}") from None
-        return Answer(response.status, body, _retry_after(response.get_header("Retry-After")))
+        return Answer(status, body, retry_after)
+
+
+def _header(response: Response, name: str) -> str | None:
+    try:
+        return response.get_header(name)
+    except ValueError:  # not valid text: as good as absent
+        return None
+
+
+async def _read_some(response: Response, limit: int) -> bytes:
+    """The start of an answer's body: enough to show and to classify, never unbounded."""
+    reader = response.body_reader
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit and (chunk := await reader.read(limit - size)) is not None:
+        chunks.append(bytes(chunk))
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def _retry_after(value: str | None) -> float | None:

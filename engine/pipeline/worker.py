@@ -11,14 +11,14 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 import psycopg
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from psycopg_pool import AsyncConnectionPool
 
-from engine.db import connection, connection_pool
+from engine.db import connection, connection_pool, describe
 from engine.errors import DatabaseUnavailable
 from engine.listener import Listener
 from engine.partitions import PARTITIONS
@@ -30,6 +30,7 @@ from engine.pipeline.router import Router
 from engine.pipeline.sender import Sender
 from engine.pipeline.stats import WorkerMetrics
 from engine.pipeline.transform import NoRuntime
+from engine.sql import Queries
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ Stage = Literal["process", "deliver"]
 STAGES: tuple[Stage, ...] = ("process", "deliver")
 _REFRESH = 10.0  # seconds between workspace reloads when no notification comes
 _HOUSEKEEPING = timedelta(hours=1)
+_LOCK_RETRY = 5.0  # seconds between delivery-lock attempts and checks
+_Q = Queries.beside(__file__, "worker.sql")
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class Worker:
         self._metrics = metrics
         self._topology = topology.Topology({}, {})
         self._reload = asyncio.Event()
+        self._delivering = False
+        self.failed = False  # set when a part of the worker ended on its own
 
     async def run(self, stop: asyncio.Event) -> None:
         opts = self._options
@@ -80,12 +85,13 @@ class Worker:
             partitions=opts.partitions, dedup_window=opts.dedup_window, on_jobs=router.wake,
         )  # fmt: skip
         wakes = {"sluice_workspace": self._reload.set}
-        background = [asyncio.create_task(self._follow_workspace(pool, router), name="workspace")]
-        stages: list[asyncio.Task[None]] = []
+        tasks: list[asyncio.Task[Any]] = [
+            asyncio.create_task(self._follow_workspace(pool, router), name="workspace")
+        ]
         scheduler = AsyncIOScheduler(timezone=UTC)
         if "process" in opts.stages:
             wakes["sluice_ingest"] = processor.wake
-            stages.append(asyncio.create_task(processor.run(), name="processor"))
+            tasks.append(asyncio.create_task(processor.run(), name="processor"))
             scheduler.add_job(
                 self._housekeep, "interval", seconds=_HOUSEKEEPING.total_seconds(),
                 next_run_time=datetime.now(UTC), id="housekeeping", coalesce=True,
@@ -93,22 +99,85 @@ class Worker:
             )  # fmt: skip
         if "deliver" in opts.stages:
             wakes["sluice_jobs"] = router.wake
-            router.sync(self._topology)
-            stages.append(asyncio.create_task(attempts.run(), name="attempt-log"))
-        background.append(asyncio.create_task(Listener(opts.database_url, wakes).run()))
+            tasks.append(asyncio.create_task(attempts.run(), name="attempt-log"))
+            tasks.append(asyncio.create_task(self._deliver(router, attempts, stop), name="deliver"))
+            tasks.append(asyncio.create_task(router.broken.wait(), name="routers"))
+        tasks.append(asyncio.create_task(Listener(opts.database_url, wakes).run(), name="listen"))
         scheduler.start()
         log.info("worker running (%s): %d partitions", ", ".join(sorted(opts.stages)),
                  len(opts.partitions))  # fmt: skip
-        await stop.wait()
+        await self._until_stop_or_failure(stop, tasks)
         log.info("worker stopping: finishing the batch and requests in flight")
         scheduler.shutdown(wait=False)
         processor.stop()
-        for task in background:
-            task.cancel()
         await router.stop(opts.grace)
         await attempts.stop()
-        await asyncio.gather(*stages, *background, return_exceptions=True)
+        for task in tasks:
+            if task.get_name() not in ("processor", "deliver"):
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         log.info("worker stopped")
+
+    async def _until_stop_or_failure(
+        self, stop: asyncio.Event, tasks: list[asyncio.Task[Any]]
+    ) -> None:
+        """Wait for a stop request; a task that ends before it is a failure of the worker, which
+        stops so that its supervisor (systemd, `sluice run`) starts it afresh."""
+        stopping = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if stopping in done:
+            return
+        for task in done:
+            error = None if task.cancelled() else task.exception()
+            log.critical("worker: %s ended unexpectedly: %r", task.get_name(), error,
+                         exc_info=error)  # fmt: skip
+            self.failed = True
+        stop.set()
+
+    async def _deliver(self, router: Router, attempts: AttemptLog, stop: asyncio.Event) -> None:
+        """Run the routers while holding the delivery lock: one worker delivers at a time (two
+        would send every job twice); another one stands by and takes over if this one goes."""
+        announced = False
+        while not stop.is_set():
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._options.database_url, autocommit=True
+                ) as conn:
+                    cur = await conn.execute(_Q["try_lock"])
+                    row = await cur.fetchone()
+                    if row is None or not row[0]:
+                        if not announced:
+                            log.warning("another worker is delivering; standing by")
+                            announced = True
+                    else:
+                        await self._hold_and_deliver(conn, router, attempts, stop)
+            except psycopg.Error as exc:
+                log.warning("worker lost the delivery lock: %s", describe(exc))
+            finally:
+                await router.stop(self._options.grace)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), _LOCK_RETRY)
+
+    async def _hold_and_deliver(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        router: Router,
+        attempts: AttemptLog,
+        stop: asyncio.Event,
+    ) -> None:
+        while not await attempts.flush():  # what an earlier turn settled, before reading again
+            await asyncio.sleep(_LOCK_RETRY)
+        self._delivering = True
+        router.sync(self._topology)
+        log.info("worker delivering")
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), _LOCK_RETRY)
+                await conn.execute(_Q["ping"])  # the lock lives as long as this connection
+        finally:
+            self._delivering = False
 
     def _names(self) -> dict[UUID, str]:
         return {t.id: t.name for t in self._topology.targets.values()}
@@ -120,7 +189,7 @@ class Worker:
                     self._topology = await topology.load(conn)
                 return True
             except psycopg.Error as exc:
-                log.warning("worker waiting for the database: %s", exc)
+                log.warning("worker waiting for the database: %s", describe(exc))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 2.0)
         return False
@@ -135,9 +204,12 @@ class Worker:
                 async with pool.connection() as conn:
                     self._topology = await topology.load(conn)
             except psycopg.Error as exc:
-                log.warning("worker cannot reload the workspace: %s", exc)
+                log.warning("worker cannot reload the workspace: %s", describe(exc))
                 continue
-            if "deliver" in self._options.stages:
+            except Exception:  # keep following: the next reload may well work
+                log.exception("worker cannot reload the workspace")
+                continue
+            if self._delivering:
                 router.sync(self._topology)
 
     async def _housekeep(self) -> None:
@@ -145,5 +217,7 @@ class Worker:
             async with connection(self._options.database_url) as conn:
                 await conn.set_autocommit(True)
                 await housekeep(conn, self._options.retention)
-        except (psycopg.Error, DatabaseUnavailable) as exc:
+        except psycopg.Error as exc:
+            log.warning("housekeeping failed, will try again: %s", describe(exc))
+        except DatabaseUnavailable as exc:
             log.warning("housekeeping failed, will try again: %s", exc)

@@ -124,3 +124,16 @@ def test_browser_config_is_never_cached(gateway: GatewayProcess) -> None:
     settings = httpx.get(f"{gateway.url}/v1/projects/{WRITE_KEY}/settings")
     config = httpx.get(f"{gateway.url}/sourceConfig/?writeKey={WRITE_KEY}")
     assert settings.headers["cache-control"] == config.headers["cache-control"] == "no-store"
+
+
+def test_a_huge_message_id_is_stored_like_any_other(
+    gateway: GatewayProcess, workspace_config: str
+) -> None:
+    huge = "m" * 20_000  # far past what a B-tree index entry can hold
+    batch = [
+        {"type": "track", "userId": "u", "event": "E", "messageId": huge},
+        {"type": "track", "userId": "u", "event": "E", "messageId": "normal"},
+    ]
+    answer = httpx.post(f"{gateway.url}/v1/batch", json={"batch": batch}, auth=AUTH)
+    assert answer.status_code == 200, answer.text
+    assert sorted(len(row["message_id"]) for row in ingested(workspace_config)) == [6, 20_000]

@@ -228,6 +228,11 @@ def test_an_event_the_mapping_refuses_fails_alone_and_visibly(
     assert failed["message_id"] == "evil"
     assert "not a valid HTTP header" in failed["error"]
     assert failed["request"] is None
+    # Replaying it fails it again, once: the replay ends, and the new failure is listed.
+    out = sluice(workspace_config, "failed", "replay")
+    assert "replayed 1 failed job(s) as 1 new job(s)" in out
+    [again] = _failed(workspace_config)
+    assert again["message_id"] == "evil" and again["job_id"] != failed["job_id"]
 
 
 def test_a_slow_destination_does_not_slow_another(

@@ -4,13 +4,15 @@ Whatever happens, every event the gateway acknowledged reaches the destination; 
 appear only around a kill, and each user's events first arrive in the order they were sent.
 """
 
+import os
 import random
+import signal
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from appliance.embedded import EmbeddedPostgres
-from tests.integration.test_pipeline import connect
+from tests.integration.test_pipeline import connect, post
 from tests.servers import GatewayProcess, running_gateway, running_worker, start_worker
 from tests.sink import Sink
 from tests.traffic import Sender
@@ -136,3 +138,51 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/status").read_text().lower()
     except FileNotFoundError:
         return "zombie"
+
+
+def test_a_second_worker_stands_by_and_takes_over(
+    workspace_config: str, gateway: GatewayProcess, tmp_path: Path
+) -> None:
+    def burst(prefix: str) -> set[str]:
+        batch = [
+            {"type": "track", "userId": f"u{n}", "event": "E", "messageId": f"{prefix}-{n}"}
+            for n in range(200)
+        ]
+        post(gateway, batch)
+        return {event["messageId"] for event in batch}
+
+    with Sink() as sink:
+        connect(workspace_config, hook=sink.url)
+        first = start_worker(workspace_config, tmp_path)
+        second = start_worker(workspace_config, tmp_path)
+        try:
+            sent = burst("a")
+            _wait_delivered(sink, sent)
+            first.kill()
+            sent |= burst("b")
+            _wait_delivered(sink, sent, timeout=60)
+            time.sleep(1.0)
+        finally:
+            first.kill()
+            second.stop()
+        counts = Counter(body["messageId"] for body in sink.bodies())
+    assert set(counts) == sent
+    assert [m for m, n in counts.items() if n > 1 and m.startswith("a-")] == []  # one deliverer
+    assert "standing by" in second.output()
+
+
+def test_a_worker_whose_processing_stage_dies_exits_to_be_restarted(
+    workspace_config: str, tmp_path: Path
+) -> None:
+    worker = start_worker(workspace_config, tmp_path)
+    try:
+        children = Path(f"/proc/{worker.proc.pid}/task/{worker.proc.pid}/children")
+        deadline = time.monotonic() + 30
+        while not children.read_text().split():
+            assert time.monotonic() < deadline, "the worker started no processing stage"
+            time.sleep(0.1)
+        os.kill(int(children.read_text().split()[0]), signal.SIGKILL)
+        assert worker.proc.wait(timeout=60) == 1
+    finally:
+        worker.kill()
+    assert "processing stage exited" in worker.output()

@@ -24,3 +24,9 @@ def test_copy_line_writes_nulls_numbers_and_escaped_text() -> None:
     assert line((UUID(int=1), 7, None, "a\tb\\")) == (
         "00000000-0000-0000-0000-000000000001\t7\t\\N\ta\\tb\\\\\n"
     )
+
+
+def test_a_nul_that_postgresql_text_cannot_hold_is_replaced() -> None:
+    from engine.copytext import line
+
+    assert line(("bad\x00answer",)) == "bad\ufffdanswer\n"

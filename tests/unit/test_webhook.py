@@ -81,3 +81,20 @@ def test_numbers_keep_their_text_and_identify_sends_traits_on_get() -> None:
     assert request.params == {"score": "1e999", "plan.tier": "pro"}
     [post] = WEBHOOK.map(event, SETTINGS)
     assert b'"score":1e999' in codec.encode(post.body)
+
+
+def test_event_headers_cannot_replace_configured_or_framing_ones() -> None:
+    settings = WEBHOOK.parse_settings(
+        {"webhookUrl": "https://x/y", "headers": [{"from": "Authorization", "to": "Bearer s"}]}
+    )
+    event = {"type": "track", "header": {"authorization": "mine", "Host": "evil", "X-Ok": "1"}}
+    [request] = WEBHOOK.map(event, settings)
+    assert request.headers["authorization"] == "Bearer s"
+    assert "Host" not in request.headers and request.headers["X-Ok"] == "1"
+
+
+def test_append_path_cannot_change_the_host() -> None:
+    with pytest.raises(Unsendable, match="must start with"):
+        WEBHOOK.map({"type": "track", "appendPath": "@evil.example/x"}, SETTINGS)
+    [request] = WEBHOOK.map({"type": "track", "appendPath": "?q=1"}, SETTINGS)
+    assert request.url == "https://example.com/hook?q=1"

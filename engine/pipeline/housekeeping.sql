@@ -32,10 +32,11 @@ SELECT EXISTS (
     WHERE (l.tx, l.id) > (m.tx, m.id))
 
 -- name: unsettled_in
--- Any job of this partition, for a destination that still exists, not yet delivered or aborted?
+-- Any job of this partition, for an enabled destination, not yet delivered or aborted? (Jobs
+-- of a destination switched off for longer than the retention go with their day.)
 SELECT EXISTS (
     SELECT 1 FROM {partition} j
-    JOIN destinations d ON d.id = j.destination_id
+    JOIN destinations d ON d.id = j.destination_id AND d.enabled
     WHERE NOT EXISTS (
         SELECT 1 FROM job_attempts a
         WHERE a.job_id = j.id AND a.job_created_at = j.created_at AND a.state <> 'retry'))

@@ -12,6 +12,8 @@ _ERROR_WIDTH = 60
 
 async def failed_command(args: argparse.Namespace, url: str) -> None:
     async with connection(url) as conn:
+        # Each replay batch commits on its own: no long transaction holding back delivery.
+        await conn.set_autocommit(True)
         if args.failed_command == "replay":
             report = await failures.replay(
                 conn, NoRuntime(), destination=args.destination, since=args.since

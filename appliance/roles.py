@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
+_CHILD_GRACE = 30.0
 
 
 def gateway_options(settings: Settings) -> GatewayOptions:
@@ -177,11 +178,19 @@ async def _until_stopped(worker: "Worker", child: subprocess.Popen[bytes] | None
                 stop.set()
 
         watcher = asyncio.create_task(watch(child))
-    await worker.run(stop)
-    if child is not None:
-        if child.poll() is None:
-            child.terminate()  # it finishes its batch and exits
-        await watcher
+    try:
+        await worker.run(stop)
+    finally:
+        if child is not None:
+            # Before this loop closes: it waits for the thread that waits for the child.
+            if child.poll() is None:
+                child.terminate()  # it finishes its batch and exits
+            try:
+                await asyncio.wait_for(asyncio.shield(watcher), _CHILD_GRACE)
+            except TimeoutError:
+                log.error("the worker's processing stage did not stop; killing it")
+                child.kill()
+                await watcher
     return healthy
 
 

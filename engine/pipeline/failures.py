@@ -91,7 +91,8 @@ async def replay(
     destination: str | None = None,
     since: datetime | None = None,
 ) -> ReplayReport:
-    """Re-enqueue every failed job matching the filter, in batches of one transaction each."""
+    """Re-enqueue every failed job matching the filter, in batches of one transaction each
+    (`conn` in autocommit mode, so that each batch really commits on its own)."""
     report = ReplayReport()
     topology = await load(conn)
     # Only what had failed when the replay began: an event that fails again while being

@@ -303,9 +303,12 @@ class Router:
         self._routers: dict[UUID, tuple[DestinationRouter, asyncio.Task[None]]] = {}
         self._retiring: dict[UUID, asyncio.Task[None]] = {}
         self.broken = asyncio.Event()  # a destination's router ended with an error
+        self.closed = True  # routers run only between `open()` and `stop()`
 
     def sync(self, topology: Topology) -> None:
         """Start routers for new or re-enabled destinations, stop those gone or disabled."""
+        if self.closed:
+            return
         wanted = {t.id: t for t in topology.targets.values() if t.enabled}
         for dest_id in list(self._routers):
             if dest_id not in wanted:
@@ -334,21 +337,30 @@ class Router:
             log.critical("%s failed", task.get_name(), exc_info=task.exception())
             self.broken.set()
 
+    def open(self, topology: Topology) -> None:
+        self.closed = False
+        self.sync(topology)
+
     def wake(self, destinations: set[UUID] | None = None) -> None:
         for dest_id, (router, _) in self._routers.items():
             if destinations is None or dest_id in destinations:
                 router.wake()
 
     async def stop(self, grace: float) -> None:
+        """Stop every router; return once all are stopped, whoever else is stopping them."""
+        self.closed = True
         routers, self._routers = self._routers, {}
-        await asyncio.gather(
-            *self._retiring.values(), *(self._retire(r, t, grace) for r, t in routers.values())
-        )
+        for dest_id, (router, task) in routers.items():
+            retiring = asyncio.create_task(self._retire(router, task, grace))
+            self._retiring[dest_id] = retiring
+            retiring.add_done_callback(functools.partial(self._retired, dest_id))
+        await asyncio.gather(*self._retiring.values())
 
     async def _retire(
         self, router: DestinationRouter, task: asyncio.Task[None], grace: float = 10.0
     ) -> None:
         await router.stop(grace)
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        # A router that failed has said why (`_ended`); stopping the others must go on.
+        with contextlib.suppress(asyncio.CancelledError, Exception):
             await task

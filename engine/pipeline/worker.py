@@ -38,7 +38,10 @@ Stage = Literal["process", "deliver"]
 STAGES: tuple[Stage, ...] = ("process", "deliver")
 _REFRESH = 10.0  # seconds between workspace reloads when no notification comes
 _HOUSEKEEPING = timedelta(hours=1)
-_LOCK_RETRY = 5.0  # seconds between delivery-lock attempts and checks
+_LOCK_RETRY = 5.0  # seconds between attempts to take the delivery lock
+_CHECK = 1.0  # seconds between checks that the delivery lock is still held
+_CHECK_TIMEOUT = 5  # seconds a lock connection or check may take
+_SHUTDOWN_MARGIN = 5.0
 _Q = Queries.beside(__file__, "worker.sql")
 
 
@@ -60,7 +63,6 @@ class Worker:
         self._metrics = metrics
         self._topology = topology.Topology({}, {})
         self._reload = asyncio.Event()
-        self._delivering = False
         self.failed = False  # set when a part of the worker ended on its own
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -110,11 +112,15 @@ class Worker:
         log.info("worker stopping: finishing the batch and requests in flight")
         scheduler.shutdown(wait=False)
         processor.stop()
+        # The stages end on their own now that `stop` is set (delivery after its requests in
+        # flight); they get a bounded time, then whatever remains is cancelled.
+        finishing = [t for t in tasks if t.get_name() in ("processor", "deliver")]
+        if finishing:
+            await asyncio.wait(finishing, timeout=opts.grace + _SHUTDOWN_MARGIN)
         await router.stop(opts.grace)
         await attempts.stop()
         for task in tasks:
-            if task.get_name() not in ("processor", "deliver"):
-                task.cancel()
+            task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         log.info("worker stopped")
 
@@ -138,22 +144,23 @@ class Worker:
     async def _deliver(self, router: Router, attempts: AttemptLog, stop: asyncio.Event) -> None:
         """Run the routers while holding the delivery lock: one worker delivers at a time (two
         would send every job twice); another one stands by and takes over if this one goes."""
-        announced = False
+        standing_by = False
         while not stop.is_set():
             try:
                 async with await psycopg.AsyncConnection.connect(
-                    self._options.database_url, autocommit=True
+                    self._options.database_url, autocommit=True, connect_timeout=_CHECK_TIMEOUT
                 ) as conn:
                     cur = await conn.execute(_Q["try_lock"])
                     row = await cur.fetchone()
-                    if row is None or not row[0]:
-                        if not announced:
-                            log.warning("another worker is delivering; standing by")
-                            announced = True
-                    else:
-                        await self._hold_and_deliver(conn, router, attempts, stop)
-            except psycopg.Error as exc:
-                log.warning("worker lost the delivery lock: %s", describe(exc))
+                    if row is not None and row[0]:
+                        await self._hold_and_deliver(conn, router, attempts, stop, standing_by)
+                        standing_by = False
+                    elif not standing_by:
+                        log.warning("another worker is delivering; standing by")
+                        standing_by = True
+            except (psycopg.Error, TimeoutError) as exc:
+                reason = describe(exc) if isinstance(exc, psycopg.Error) else "no answer"
+                log.warning("worker lost the delivery lock: %s", reason)
             finally:
                 await router.stop(self._options.grace)
             with contextlib.suppress(TimeoutError):
@@ -165,19 +172,26 @@ class Worker:
         router: Router,
         attempts: AttemptLog,
         stop: asyncio.Event,
+        taking_over: bool,
     ) -> None:
-        while not await attempts.flush():  # what an earlier turn settled, before reading again
-            await asyncio.sleep(_LOCK_RETRY)
-        self._delivering = True
-        router.sync(self._topology)
+        if taking_over:
+            # The worker that held the lock may still be finishing its last requests (it stops
+            # within a check interval and its grace period) and writing their attempts.
+            log.info("worker taking over delivery")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._options.grace + 2 * _CHECK + 1)
+        # What an earlier turn of this worker settled is written before jobs are read again.
+        while not stop.is_set() and not await attempts.flush():
+            await asyncio.sleep(_CHECK)
+        if stop.is_set():
+            return
+        router.open(self._topology)
         log.info("worker delivering")
-        try:
-            while not stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), _LOCK_RETRY)
-                await conn.execute(_Q["ping"])  # the lock lives as long as this connection
-        finally:
-            self._delivering = False
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), _CHECK)
+            # The lock lives as long as this connection: stop at once when it does not answer.
+            await asyncio.wait_for(conn.execute(_Q["ping"]), _CHECK_TIMEOUT)
 
     def _names(self) -> dict[UUID, str]:
         return {t.id: t.name for t in self._topology.targets.values()}
@@ -209,8 +223,7 @@ class Worker:
             except Exception:  # keep following: the next reload may well work
                 log.exception("worker cannot reload the workspace")
                 continue
-            if self._delivering:
-                router.sync(self._topology)
+            router.sync(self._topology)  # (nothing to do while not delivering)
 
     async def _housekeep(self) -> None:
         try:

@@ -153,22 +153,23 @@ def test_a_second_worker_stands_by_and_takes_over(
 
     with Sink() as sink:
         connect(workspace_config, hook=sink.url)
-        first = start_worker(workspace_config, tmp_path)
-        second = start_worker(workspace_config, tmp_path)
+        workers = [start_worker(workspace_config, tmp_path) for _ in range(2)]
         try:
             sent = burst("a")
             _wait_delivered(sink, sent)
-            first.kill()
+            [delivering] = [w for w in workers if "worker delivering" in w.output()]
+            [standby] = [w for w in workers if w is not delivering]
+            delivering.kill()
             sent |= burst("b")
             _wait_delivered(sink, sent, timeout=60)
             time.sleep(1.0)
         finally:
-            first.kill()
-            second.stop()
+            for worker in workers:
+                worker.kill()
         counts = Counter(body["messageId"] for body in sink.bodies())
     assert set(counts) == sent
     assert [m for m, n in counts.items() if n > 1 and m.startswith("a-")] == []  # one deliverer
-    assert "standing by" in second.output()
+    assert "standing by" in standby.output() and "taking over" in standby.output()
 
 
 def test_a_worker_whose_processing_stage_dies_exits_to_be_restarted(

@@ -94,7 +94,8 @@ class DestinationRouter:
         self._wake = asyncio.Event()
         self._read_due = True
         self._inflight: set[asyncio.Task[None]] = set()
-        self._next_send = 0.0
+        self._next_send = 0.0  # rate limit pacing
+        self._paused_until = 0.0  # after a 429: the vendor throttles the destination as a whole
         self._stopping = False
 
     def wake(self) -> None:
@@ -204,6 +205,8 @@ class DestinationRouter:
         batch = plugin.batch_size if plugin is not None and plugin.combine is not None else 1
         while not self._stopping and len(self._inflight) < policy.concurrency:
             now = time.monotonic()
+            if now < self._paused_until:
+                return self._paused_until
             if policy.rate_limit is not None and now < self._next_send:
                 return self._next_send
             jobs = self._queues.take(batch)
@@ -244,6 +247,10 @@ class DestinationRouter:
             delay = policy.backoff(job.attempts, result.retry_after)
             next_retry = now + timedelta(seconds=delay)
             self._queues.retry(job, time.monotonic() + delay)
+            if result.status == 429 and result.retry_after is not None:
+                # Told when to come back: nothing more goes until then, for any user.
+                pause = min(result.retry_after, policy.max_backoff_seconds)
+                self._paused_until = max(self._paused_until, time.monotonic() + pause)
         else:
             self._queues.done(job)
             job.settled = True

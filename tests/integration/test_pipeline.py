@@ -337,3 +337,27 @@ def test_preview_prints_the_request_without_sending_it(
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert refused.returncode != 0 and "is not valid JSON" in refused.stderr
+
+
+def test_a_429_with_retry_after_pauses_the_whole_destination(
+    workspace_config: str, gateway: GatewayProcess, worker: WorkerProcess
+) -> None:
+    throttled = threading.Event()
+
+    def throttle_once(arrival: Arrival) -> Answer:
+        if not throttled.is_set():
+            throttled.set()
+            return Answer(429, {"Retry-After": "2"})
+        return Answer()
+
+    with Sink(throttle_once) as sink:
+        policy = "{concurrency: 1, min_backoff_seconds: 0.1, max_backoff_seconds: 5}"
+        connect(workspace_config, policy, hook=sink.url)
+        post(gateway, [
+            {"type": "track", "userId": f"u{n}", "event": "E", "messageId": f"m{n}"}
+            for n in range(5)
+        ])  # fmt: skip
+        sink.wait_for(5)
+        refused, following = sink.arrivals[0], sink.arrivals[1]
+    # Other users' events waited too, although each has its own line.
+    assert following.at - refused.at >= 1.9

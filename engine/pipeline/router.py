@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 from uuid import UUID
 
 import msgspec
@@ -39,6 +39,20 @@ _RETRY = 1.0
 _READ = 2000
 _BUFFER = 20_000  # jobs held in memory per destination
 _request = msgspec.json.Decoder(Request, float_hook=codec.number_text)
+
+
+class _Stored(msgspec.Struct):
+    """A stored request whose body is sent as it was stored, never decoded and encoded again."""
+
+    method: str
+    url: str
+    headers: dict[str, str] = {}
+    params: dict[str, str] = {}
+    body: msgspec.Raw = msgspec.Raw()  # empty: no body
+    body_format: Literal["json", "form"] = "json"
+
+
+_stored = msgspec.json.Decoder(_Stored)
 
 Position = tuple[int, int]
 
@@ -280,9 +294,13 @@ async def _attempt(sender: Sender, target: Target, jobs: list[Pending]) -> _Resu
     if plugin is None or target.problem is not None:
         return _Result(Verdict.ABORT, error=target.problem or "no destination plug-in")
     try:
-        requests = [_request.decode(job.request) for job in jobs]
-        # A batching destination always gets its batch shape, even for a batch of one.
-        request = requests[0] if plugin.combine is None else plugin.combine(requests)
+        if plugin.combine is None:
+            stored = _stored.decode(jobs[0].request)
+            request = Request(stored.method, stored.url, stored.headers, stored.params,
+                              stored.body if len(stored.body) else None,
+                              stored.body_format)  # fmt: skip
+        else:  # a batching destination always gets its batch shape, even for a batch of one
+            request = plugin.combine([_request.decode(job.request) for job in jobs])
         answer: Answer = await sender.send(request, target.policy.timeout_seconds)
     except TransportError as exc:
         return _Result(Verdict.RETRY, error=str(exc))

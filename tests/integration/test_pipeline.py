@@ -361,3 +361,22 @@ def test_a_429_with_retry_after_pauses_the_whole_destination(
         refused, following = sink.arrivals[0], sink.arrivals[1]
     # Other users' events waited too, although each has its own line.
     assert following.at - refused.at >= 1.9
+
+
+def test_numbers_reach_the_destination_as_they_were_sent(
+    workspace_config: str, gateway: GatewayProcess, worker: WorkerProcess
+) -> None:
+    with Sink() as sink:
+        connect(workspace_config, hook=sink.url)
+        body = (
+            b'{"userId":"u","event":"E",'
+            b'"properties":{"price":1.50,"huge":1e999,"n":12345678901234567890}}'
+        )
+        answer = httpx.post(
+            f"{gateway.url}/v1/track", content=body, auth=(WRITE_KEY, ""),
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        assert answer.status_code == 200
+        [arrival] = sink.wait_for(1)
+    assert b'"price":1.50' in arrival.body and b'"huge":1e999' in arrival.body
+    assert b'"n":12345678901234567890' in arrival.body

@@ -29,6 +29,7 @@ bench: setup
 	@command -v wrk >/dev/null || apt-get install -y wrk
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.transform
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

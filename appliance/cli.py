@@ -67,6 +67,15 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--type", metavar="TYPE", help="a destination type, with --config")
     preview.add_argument("--config", type=Path, help="destination settings (JSON or YAML)")
 
+    transform = sub.add_parser("transform", help="user transformations")
+    transform_sub = transform.add_subparsers(dest="transform_command", required=True,
+                                             metavar="ACTION")  # fmt: skip
+    trial = transform_sub.add_parser(
+        "test", help="run transformation code on a sample event; print output, logs, errors"
+    )
+    trial.add_argument("--code", type=Path, required=True, help="a JavaScript file")
+    trial.add_argument("--event", type=Path, required=True, help="a JSON event (or a list)")
+
     gen = sub.add_parser("generate-events", help="send realistic test traffic to a gateway")
     gen.add_argument("--write-key", required=True)
     gen.add_argument("--url", default="http://127.0.0.1:8080")
@@ -122,6 +131,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
 
             url = _database_url(settings) if args.destination else None
             print(asyncio.run(preview_command(args, url)))
+        case "transform":
+            from appliance.trial import trial_command
+
+            code = asyncio.run(trial_command(args))
+            if code:
+                sys.exit(code)
         case "generate-events":
             from appliance.generator import generate
 

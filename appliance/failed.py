@@ -2,12 +2,32 @@
 
 import argparse
 import json
+from typing import Any
 
-from engine.db import connection
+import psycopg
+
+from engine.db import connection, connection_pool
 from engine.pipeline import failures
-from engine.pipeline.transform import NoRuntime
+from engine.transformations.runtime import JavaScript
+from engine.transformations.store import CodeStore
 
 _ERROR_WIDTH = 60
+
+
+async def _replay(
+    conn: psycopg.AsyncConnection[Any], url: str, args: argparse.Namespace
+) -> failures.ReplayReport:
+    """Replays run transformations again: this process gets a runtime of its own."""
+    pool = connection_pool(url, max_size=2)
+    await pool.open()
+    javascript = JavaScript(CodeStore(pool).code)
+    try:
+        return await failures.replay(
+            conn, javascript, destination=args.destination, since=args.since
+        )
+    finally:
+        await javascript.close()
+        await pool.close()
 
 
 async def failed_command(args: argparse.Namespace, url: str) -> None:
@@ -15,9 +35,7 @@ async def failed_command(args: argparse.Namespace, url: str) -> None:
         # Each replay batch commits on its own: no long transaction holding back delivery.
         await conn.set_autocommit(True)
         if args.failed_command == "replay":
-            report = await failures.replay(
-                conn, NoRuntime(), destination=args.destination, since=args.since
-            )
+            report = await _replay(conn, url, args)
             print(f"replayed {report.replayed} failed job(s) as {report.jobs} new job(s)")
             if report.missing:
                 print(f"{report.missing} failed job(s) could not be replayed: their event is "

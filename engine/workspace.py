@@ -4,6 +4,7 @@
 transaction (entries absent from the file are left alone); `export` writes the same shape back.
 """
 
+import asyncio
 import secrets
 import string
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from engine.destinations.catalog import CATALOG, IMPLEMENTED
 from engine.errors import ConfigError
 from engine.pipeline.policy import DeliveryPolicy
 from engine.sql import Queries
+from engine.transformations import runtime as transformations
 
 _Q = Queries.beside(__file__, "workspace.sql")
 _KEY_ALPHABET = string.ascii_letters + string.digits
@@ -164,6 +166,11 @@ def _check_destination(label: str, dest: DestinationSpec) -> None:
 
 async def apply(conn: psycopg.AsyncConnection[Any], spec: WorkspaceSpec) -> ApplyReport:
     """Upsert every entry by name in one transaction and wake the processes that cache it."""
+    for i, tr in enumerate(spec.transformations):
+        try:  # in a thread: a V8 instance is not to be made inside a running event loop
+            await asyncio.to_thread(transformations.check, tr.code)
+        except transformations.BadCode as exc:
+            raise ConfigError(f"transformations[{i}] ({tr.name})", str(exc)) from None
     report = ApplyReport()
     async with conn.transaction():
         for src in spec.sources:

@@ -2,12 +2,12 @@
 
 The processor hands each connection's events to `Transformations.run` in chunks and gets back,
 per event, the events to map (none: dropped; several: fanned out) or the error that fails it.
-The sandboxed JavaScript runtime plugs in here; until it does, a connection that names a
-transformation fails its events visibly (they can be replayed once the runtime is there).
+`engine.transformations.runtime.JavaScript` is the implementation: RudderStack-style code in
+V8 isolates.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -24,19 +24,10 @@ class Metadata:
 class Transformed:
     events: list[dict[str, Any]]
     error: str | None = None
+    logs: list[str] = field(default_factory=list)  # what the code log()ged for this event
 
 
 class Transformations(Protocol):
     async def run(
         self, version: int, events: Sequence[tuple[dict[str, Any], Metadata]]
     ) -> list[Transformed]: ...
-
-
-class NoRuntime:
-    """Stands in until the JavaScript runtime lands: every transformed event fails, visibly."""
-
-    async def run(
-        self, version: int, events: Sequence[tuple[dict[str, Any], Metadata]]
-    ) -> list[Transformed]:
-        error = "user transformations cannot run in this version of Sluice"
-        return [Transformed([], error) for _ in events]

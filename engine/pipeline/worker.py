@@ -29,8 +29,9 @@ from engine.pipeline.processor import Processor
 from engine.pipeline.router import Router
 from engine.pipeline.sender import Sender
 from engine.pipeline.stats import WorkerMetrics
-from engine.pipeline.transform import NoRuntime
 from engine.sql import Queries
+from engine.transformations.runtime import JavaScript
+from engine.transformations.store import CodeStore
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,9 @@ class Worker:
         opts = self._options
         attempts = AttemptLog(pool, self._metrics, self._names)
         router = Router(pool, sender, attempts, opts.partitions)
+        javascript = JavaScript(CodeStore(pool).code)
         processor = Processor(
-            pool, lambda: self._topology, NoRuntime(), self._metrics,
+            pool, lambda: self._topology, javascript, self._metrics,
             partitions=opts.partitions, dedup_window=opts.dedup_window, on_jobs=router.wake,
         )  # fmt: skip
         wakes = {"sluice_workspace": self._reload.set}
@@ -122,6 +124,7 @@ class Worker:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await javascript.close()  # an isolate left open keeps the process from exiting
         log.info("worker stopped")
 
     async def _until_stop_or_failure(

@@ -380,3 +380,37 @@ def test_numbers_reach_the_destination_as_they_were_sent(
         [arrival] = sink.wait_for(1)
     assert b'"price":1.50' in arrival.body and b'"huge":1e999' in arrival.body
     assert b'"n":12345678901234567890' in arrival.body
+
+
+def test_events_arrive_transformed_and_a_throwing_one_fails_alone(
+    workspace_config: str, gateway: GatewayProcess, worker: WorkerProcess
+) -> None:
+    code = """export function transformEvent(event, metadata) {
+  if (event.event === "Boom") { return event.nothing.here; }
+  if (event.event === "Secret") { return null; }
+  event.properties = { ...event.properties, source: metadata(event).sourceId };
+  return event;
+}"""
+    with Sink() as sink:
+        config = {
+            "transformations": [{"name": "enrich", "code": code}],
+            "destinations": [
+                {"name": "hook", "type": "webhook", "config": {"webhookUrl": sink.url}}
+            ],
+            "connections": [
+                {"source": "website", "destination": "hook", "transformation": "enrich"}
+            ],
+        }
+        apply_config(workspace_config, json.dumps(config))
+        post(gateway, [
+            {"type": "track", "userId": "u", "event": name, "messageId": name}
+            for name in ("First", "Boom", "Secret", "Last")
+        ])  # fmt: skip
+        sink.wait_for(2)
+        [failed] = _wait_for_failed(workspace_config, 1)
+        time.sleep(0.5)
+        bodies = sink.bodies()
+    assert [b["event"] for b in bodies] == ["First", "Last"]
+    assert all(len(b["properties"]["source"]) == 36 for b in bodies)  # the source's id
+    assert failed["message_id"] == "Boom"
+    assert "TypeError" in failed["error"] and "(line 2:" in failed["error"]

@@ -14,7 +14,8 @@ from engine.pipeline import topology
 from engine.pipeline.housekeeping import housekeep
 from engine.pipeline.processor import Processor
 from engine.pipeline.stats import WorkerMetrics
-from engine.pipeline.transform import NoRuntime
+from engine.transformations.runtime import JavaScript
+from engine.transformations.store import CodeStore
 from tests.conftest import apply_config
 
 CONFIG = """
@@ -46,7 +47,7 @@ async def _processor(url: str) -> tuple[Processor, Any]:
     async with connection(url) as conn:
         view = await topology.load(conn)
     processor = Processor(
-        pool, lambda: view, NoRuntime(), WorkerMetrics(),
+        pool, lambda: view, JavaScript(CodeStore(pool).code), WorkerMetrics(),
         partitions=range(64), dedup_window=timedelta(hours=24),
     )  # fmt: skip
     return processor, pool

@@ -1,6 +1,7 @@
 """`sluice config apply / export` and the workspace store against a real PostgreSQL."""
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -170,3 +171,14 @@ def test_migrations_are_applied_once_even_when_two_hosts_start_together(
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_transformation_code_that_does_not_compile_is_refused_with_its_line(
+    database_url: str,
+) -> None:
+    code = "function transformEvent(e) {\n  return e +;\n}"
+    broken = {"transformations": [{"name": "broken", "code": code}]}
+    with pytest.raises(ConfigError, match=r"transformations\[0\] \(broken\): line 2: SyntaxError"):
+        apply_config(database_url, json.dumps(broken))
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM transformations").fetchone() == (0,)

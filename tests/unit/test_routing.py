@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 from engine.destinations.base import Destination, Request
 from engine.pipeline.routing import Event, route
 from engine.pipeline.topology import Route, Target, Topology, target
-from engine.pipeline.transform import Metadata, NoRuntime, Transformed
+from engine.pipeline.transform import Metadata, Transformed
 
 SOURCE = uuid4()
 
@@ -38,7 +38,7 @@ async def test_each_connected_destination_gets_a_job_per_event_in_order() -> Non
     routed = await route(
         events({"type": "track", "event": "A"}, {"type": "identify"}),
         topology(Route(a, None, None), Route(b, None, None)),
-        NoRuntime(),
+        Doubling(),
     )
     assert [(j.destination_id, j.ingest_id) for j in routed.jobs] == [
         (a.id, 1), (b.id, 1), (a.id, 2), (b.id, 2)
@@ -52,7 +52,7 @@ async def test_filtered_events_make_no_job_and_are_counted() -> None:
     routed = await route(
         events({"type": "track", "event": "A"}, {"type": "track", "event": "B"}),
         topology(Route(only, None, None)),
-        NoRuntime(),
+        Doubling(),
     )
     assert [j.ingest_id for j in routed.jobs] == [1]
     assert routed.counts[SOURCE, only.id, "filtered"] == 1
@@ -63,7 +63,7 @@ async def test_an_event_the_mapping_refuses_fails_alone_with_the_reason() -> Non
     routed = await route(
         events({"type": "track", "header": {"X": "a\nb"}}, {"type": "track"}),
         topology(Route(hook, None, None)),
-        NoRuntime(),
+        Doubling(),
     )
     failed, ok = routed.jobs
     assert failed.error is not None and "not a valid HTTP header" in failed.error
@@ -86,7 +86,7 @@ async def test_a_mapping_that_raises_fails_that_event_only() -> None:
     routed = await route(
         events({"type": "track", "boom": True}, {"type": "track"}),
         topology(Route(bad, None, None)),
-        NoRuntime(),
+        Doubling(),
     )
     assert routed.jobs[0].error is not None and "KeyError" in routed.jobs[0].error
     assert routed.jobs[1].error is None
@@ -94,7 +94,7 @@ async def test_a_mapping_that_raises_fails_that_event_only() -> None:
 
 async def test_a_destination_type_without_a_plug_in_fails_its_jobs_visibly() -> None:
     ga4 = dest("ga4", apiSecret="s")
-    routed = await route(events({"type": "track"}), topology(Route(ga4, None, None)), NoRuntime())
+    routed = await route(events({"type": "track"}), topology(Route(ga4, None, None)), Doubling())
     assert routed.jobs[0].error is not None and "cannot deliver" in routed.jobs[0].error
 
 
@@ -126,10 +126,3 @@ async def test_transformations_drop_fan_out_and_fail_per_event() -> None:
     failed, *sent = routed.jobs
     assert failed.error == "transformation failed: TypeError: x is undefined (line 3)"
     assert [json.loads(j.request)["body"].get("copy") for j in sent] == [None, "m2"]
-
-
-async def test_without_a_runtime_a_transformed_connection_fails_visibly() -> None:
-    routed = await route(
-        events({"type": "track"}), topology(Route(dest(), UUID(int=1), 1)), NoRuntime()
-    )
-    assert routed.jobs[0].error is not None and "cannot run" in routed.jobs[0].error

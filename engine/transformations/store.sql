@@ -1,0 +1,2 @@
+-- name: code
+SELECT code FROM transformation_versions WHERE id = %(version)s

@@ -1,0 +1,46 @@
+"""Trying a transformation on sample events: what `sluice transform test` and the UI's editor
+show — the output events, what the code logged, and the error with its line."""
+
+import asyncio
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from engine.pipeline.transform import Metadata
+from engine.transformations.runtime import BadCode, JavaScript, check
+
+
+class TrialResult(msgspec.Struct):
+    events: list[Any]
+    logs: list[str]
+    error: str | None = None
+
+
+async def trial(
+    code: str, events: list[dict[str, Any]], destination_type: str = "webhook"
+) -> TrialResult:
+    try:  # in a thread: a V8 instance is not to be made inside a running event loop
+        await asyncio.to_thread(check, code)
+    except BadCode as exc:
+        return TrialResult([], [], f"the code does not compile: {exc}")
+
+    async def this_code(version: int) -> str:
+        return code
+
+    nobody = UUID(int=0)
+    samples = [
+        (event, Metadata(nobody, nobody, destination_type, str(event.get("messageId", ""))))
+        for event in events
+    ]
+    javascript = JavaScript(this_code)
+    try:
+        results = await javascript.run(0, samples)
+    finally:
+        await javascript.close()
+    out = TrialResult([], [])
+    for result in results:
+        out.events += result.events
+        out.logs += result.logs
+        out.error = out.error or result.error
+    return out

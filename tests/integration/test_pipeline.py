@@ -414,3 +414,33 @@ def test_events_arrive_transformed_and_a_throwing_one_fails_alone(
     assert all(len(b["properties"]["source"]) == 36 for b in bodies)  # the source's id
     assert failed["message_id"] == "Boom"
     assert "TypeError" in failed["error"] and "(line 2:" in failed["error"]
+
+
+def test_new_transformation_code_is_picked_up_without_a_restart(
+    workspace_config: str, gateway: GatewayProcess, worker: WorkerProcess
+) -> None:
+    def config(version: int, url: str) -> str:
+        code = f"export function transformEvent(e) {{ e.version = {version}; return e; }}"
+        return json.dumps({
+            "transformations": [{"name": "stamp", "code": code}],
+            "destinations": [{"name": "hook", "type": "webhook", "config": {"webhookUrl": url}}],
+            "connections": [
+                {"source": "website", "destination": "hook", "transformation": "stamp"}
+            ],
+        })  # fmt: skip
+
+    with Sink() as sink:
+        apply_config(workspace_config, config(1, sink.url))
+        post(gateway, [{"type": "track", "userId": "u", "event": "E", "messageId": "one"}])
+        sink.wait_for(1)
+        apply_config(workspace_config, config(2, sink.url))
+        deadline = time.monotonic() + 30
+        n = 0
+        while sink.bodies()[-1]["version"] != 2:  # the reload is quick but not instant
+            assert time.monotonic() < deadline
+            n += 1
+            post(gateway, [{"type": "track", "userId": "u", "event": "E", "messageId": f"m{n}"}])
+            sink.wait_for(1 + n)
+        versions = [b["version"] for b in sink.bodies()]
+    assert versions[0] == 1 and versions[-1] == 2
+    assert versions == sorted(versions)  # once on the new version, never back

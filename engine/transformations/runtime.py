@@ -12,6 +12,7 @@ created inside a running event loop.
 """
 
 import asyncio
+import contextlib
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,8 +32,12 @@ _DRIVER = Path(__file__).with_name("driver.js").read_text()
 # script does not take. Dropping the keyword keeps every line where it was.
 _EXPORT = re.compile(r"^(\s*)export\s+(?:default\s+)?(?=(?:async\s+)?function|const|let|var|class)",
                      re.MULTILINE)  # fmt: skip
-_LIMIT_ERRORS = (js.JSTimeoutException, js.JSOOMException)
-_WHERE = re.compile(r"<anonymous>:(\d+):(\d+)")
+# `export { transformEvent };` lists: the functions are declared anyway; blanked, lines kept.
+_EXPORT_LIST = re.compile(r"^\s*export\s*\{[^}]*\}\s*;?", re.MULTILINE)
+_SOURCE_URL = "\n//# sourceURL=transformation.js"  # names the user's frames in stack traces
+_WHERE = re.compile(r"transformation\.js:(\d+):(\d+)")
+_SETTLE = 0.5  # seconds leftover work may take after a call before the isolate is rebuilt
+_GIVE_UP = 3  # single events in a row over a limit before the rest of a chunk is not tried
 
 
 class BadCode(SluiceError):
@@ -49,36 +54,63 @@ _results = msgspec.json.Decoder(list[_Result], float_hook=codec.number_text)
 
 
 class _Isolate:
-    def __init__(self, code: str, memory_limit: int) -> None:
+    def __init__(self, code: str, memory_limit: int, time_limit: float) -> None:
+        self.spoiled = False
         self.context = MiniRacer()
         try:
             self.context.set_hard_memory_limit(memory_limit)
-            self.context.eval(_DRIVER)
-            self.context.eval(script(code))
+            self.context.eval(_DRIVER + "\n//# sourceURL=sluice-driver.js")
+            # Top-level statements run here: they get the same time limit as a call.
+            self.context.eval(script(code) + _SOURCE_URL, timeout_sec=time_limit)
             missing = self.context.eval("__sluice.check()")
         except js.JSEvalException as exc:
-            self.context.close()
+            self.close()
             raise BadCode(_first_line(exc)) from None
         if missing:
-            self.context.close()
+            self.close()
             raise BadCode(str(missing))
 
-    def run(self, items: bytes, time_limit: float) -> list[_Result]:
-        text = self.context.call("__sluice.run", items.decode(), timeout_sec=time_limit)
-        return _results.decode(text)
+    def run(self, items: bytes, count: int, time_limit: float) -> list[_Result]:
+        # eval, not call: mini-racer's call goes through the isolate's JSON, which user code
+        # may have replaced. The input travels as a string literal, the output as a string.
+        text = self.context.eval(
+            f"__sluice.run({codec.encode(items.decode()).decode()})", timeout_sec=time_limit
+        )
+        if not isinstance(text, str):
+            raise _Broken("the driver answered something other than text")
+        results = _results.decode(text)
+        if len(results) != count:
+            raise _Broken(f"{len(results)} results for {count} events")
+        try:
+            # Code must not go on running once its call has returned (a promise callback,
+            # say): if it does, these results stand but the isolate is not used again.
+            self.context.eval("0", timeout_sec=_SETTLE)
+        except js.JSTimeoutException:
+            self.spoiled = True
+        return results
 
     def close(self) -> None:
+        # After a timeout, V8 reports the stopped task a moment later; one more (trivial) call
+        # lets that report arrive before the context goes, instead of into a closed one.
+        with contextlib.suppress(js.MiniRacerBaseException):
+            self.context.eval("0", timeout_sec=_SETTLE)
         self.context.close()
+
+
+class _Broken(Exception):
+    """The driver's answer cannot be trusted (the user's code interfered with it)."""
 
 
 def script(code: str) -> str:
     """User code as a classic script: ES module `export`s dropped, line numbers kept."""
+    code = _EXPORT_LIST.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), code)
     return _EXPORT.sub(r"\1", code)
 
 
 def _first_line(exc: Exception) -> str:
-    """V8's message: '<anonymous>:3: SyntaxError: …' then the source line; keep the first."""
-    return str(exc).strip().splitlines()[0].replace("<anonymous>:", "line ", 1)
+    """V8's message: 'transformation.js:3: SyntaxError: …' then the source; keep the first."""
+    first = str(exc).strip().splitlines()[0]
+    return re.sub(r"^(?:transformation\.js|<anonymous>):", "line ", first)
 
 
 class JavaScript:
@@ -102,7 +134,10 @@ class JavaScript:
     async def run(
         self, version: int, events: Sequence[tuple[dict[str, Any], Metadata]]
     ) -> list[Transformed]:
-        code = await self._code_of(version)
+        try:
+            code = await self._code_of(version)
+        except SluiceError as exc:  # (a database error propagates: the batch is retried)
+            return [Transformed([], str(exc)) for _ in events]
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._thread, self._run, version, code, events)
 
@@ -121,7 +156,7 @@ class JavaScript:
         isolate = self._isolates.get(version)
         if isolate is None:
             try:
-                isolate = _Isolate(code, self._memory_limit)
+                isolate = _Isolate(code, self._memory_limit, self._time_limit)
             except BadCode as exc:
                 isolate = exc
             self._isolates[version] = isolate
@@ -129,13 +164,15 @@ class JavaScript:
             raise isolate
         return isolate
 
+    def _discard(self, version: int) -> None:
+        """Throw an isolate away (out of memory, or its state tampered with): built anew next."""
+        isolate = self._isolates.pop(version, None)
+        if isinstance(isolate, _Isolate):
+            isolate.close()
+
     def _run(
         self, version: int, code: str, events: Sequence[tuple[dict[str, Any], Metadata]]
     ) -> list[Transformed]:
-        try:
-            self._isolate(version, code)
-        except BadCode as exc:
-            return [Transformed([], f"the code does not compile: {exc}") for _ in events]
         out: list[Transformed] = []
         for start in range(0, len(events), self._chunk):
             out += self._chunked(version, code, events[start : start + self._chunk])
@@ -146,11 +183,23 @@ class JavaScript:
     ) -> list[Transformed]:
         try:
             return [_transformed(r) for r in self._call(version, code, events)]
-        except _LIMIT_ERRORS as exc:
+        except BadCode as exc:
+            return [Transformed([], f"the code does not compile: {exc}") for _ in events]
+        except (js.MiniRacerBaseException, msgspec.MsgspecError, _Broken) as exc:
             if len(events) == 1:
-                return [Transformed([], self._limit_message(exc))]
-        # One of them ran out of time or memory: find which, one event per call.
-        return [t for event in events for t in self._chunked(version, code, [event])]
+                return [Transformed([], self._message(exc))]
+        # Something in this chunk went wrong: find which event, one per call.
+        out: list[Transformed] = []
+        over_limit = 0
+        for event in events:
+            if over_limit >= _GIVE_UP:  # not hours on end for a chunk of slow events
+                out.append(Transformed([], "not run: the events before it kept hitting limits"))
+                continue
+            [result] = self._chunked(version, code, [event])
+            hit = result.error is not None and result.error.startswith("the transformation ")
+            over_limit = over_limit + 1 if hit else 0
+            out.append(result)
+        return out
 
     def _call(
         self, version: int, code: str, events: Sequence[tuple[dict[str, Any], Metadata]]
@@ -160,16 +209,22 @@ class JavaScript:
         )
         isolate = self._isolate(version, code)
         try:
-            return isolate.run(items, self._time_limit)
-        except js.JSOOMException:
-            isolate.close()  # not to be trusted any more: the next call builds a new one
-            del self._isolates[version]
+            results = isolate.run(items, len(events), self._time_limit)
+        except js.JSTimeoutException:
+            raise  # the isolate is fine once V8 has stopped the code
+        except Exception:
+            self._discard(version)
             raise
+        if isolate.spoiled:
+            self._discard(version)
+        return results
 
-    def _limit_message(self, exc: Exception) -> str:
+    def _message(self, exc: Exception) -> str:
         if isinstance(exc, js.JSTimeoutException):
             return f"the transformation ran longer than {self._time_limit:g} s"
-        return f"the transformation used more than {self._memory_limit // 2**20} MB"
+        if isinstance(exc, js.JSOOMException):
+            return f"the transformation used more than {self._memory_limit // 2**20} MB"
+        return f"the transformation broke its own runtime: {_first_line(exc)}"
 
 
 def _error_text(stack: str) -> str:
@@ -199,4 +254,4 @@ def _transformed(result: _Result) -> Transformed:
 
 def check(code: str) -> None:
     """Raise BadCode (with the line) unless `code` compiles and defines a transform function."""
-    _Isolate(code, 128 * 1024 * 1024).close()
+    _Isolate(code, 128 * 1024 * 1024, 4.0).close()

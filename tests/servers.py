@@ -72,16 +72,10 @@ def start_gateway(
     """A `sluice gateway` process; waits until /health says 200 (or, unless `healthy`, answers
     at all)."""
     port = free_port()
-    env = {
-        **os.environ,
-        "SLUICE_DATABASE_URL": database_url,
-        "SLUICE_GATEWAY_HOST": "127.0.0.1",
-        "SLUICE_GATEWAY_PORT": str(port),
-        "SLUICE_GATEWAY_WORKERS": "1",
-        "SLUICE_DATA_DIR": str(workdir),
-        "SLUICE_CONFIG": str(_empty_config(workdir)),
-        **{f"SLUICE_{k.upper()}": v for k, v in (settings or {}).items()},
-    }
+    env = _role_env(
+        database_url, workdir, settings,
+        gateway_host="127.0.0.1", gateway_port=str(port), gateway_workers="1",
+    )  # fmt: skip
     log = workdir / f"gateway-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -90,6 +84,19 @@ def start_gateway(
     gateway = GatewayProcess(proc, log, f"http://127.0.0.1:{port}")
     _wait_answering(gateway, healthy)
     return gateway
+
+
+def _role_env(
+    database_url: str, workdir: Path, settings: Mapping[str, str] | None, **defaults: str
+) -> dict[str, str]:
+    """The environment of a role process: `defaults`, then the test's own `settings`."""
+    return {
+        **os.environ,
+        "SLUICE_DATABASE_URL": database_url,
+        "SLUICE_DATA_DIR": str(workdir),
+        "SLUICE_CONFIG": str(_empty_config(workdir)),
+        **{f"SLUICE_{k.upper()}": v for k, v in {**defaults, **(settings or {})}.items()},
+    }
 
 
 def _empty_config(workdir: Path) -> Path:
@@ -137,14 +144,7 @@ def start_worker(
 ) -> WorkerProcess:
     """A `sluice worker` process (which needs no readiness wait: it reads the log on start)."""
     port = free_port()
-    env = {
-        **os.environ,
-        "SLUICE_DATABASE_URL": database_url,
-        "SLUICE_DATA_DIR": str(workdir),
-        "SLUICE_CONFIG": str(_empty_config(workdir)),
-        "SLUICE_WORKER_METRICS_PORT": str(port),
-        **{f"SLUICE_{k.upper()}": v for k, v in (settings or {}).items()},
-    }
+    env = _role_env(database_url, workdir, settings, worker_metrics_port=str(port))
     log = workdir / f"worker-{port}.log"
     with log.open("ab") as out:
         proc = subprocess.Popen(

@@ -21,7 +21,8 @@ async def write(conn: psycopg.AsyncConnection[Any], routed: Routed) -> None:
     sendable = routed.sendable
     if sendable:
         async with conn.cursor() as cur, cur.copy(_Q["copy_jobs"]) as copy:
-            await copy.write("".join(copytext.line(job[:11]) for job in sendable))
+            # Every column but the last, `error`, which only failed jobs have.
+            await copy.write("".join(copytext.line(job[:-1]) for job in sendable))
         await conn.execute(_Q["notify_jobs"])
     failed = routed.failed
     if failed:

@@ -13,7 +13,13 @@ from pathlib import Path
 
 from appliance.embedded import EmbeddedPostgres
 from tests.integration.test_pipeline import connect, post
-from tests.servers import GatewayProcess, running_gateway, running_worker, start_worker
+from tests.servers import (
+    GatewayProcess,
+    WorkerProcess,
+    running_gateway,
+    running_worker,
+    start_worker,
+)
 from tests.sink import Sink
 from tests.traffic import Sender
 
@@ -118,19 +124,26 @@ def test_the_processing_stage_does_not_outlive_a_killed_worker(
 ) -> None:
     worker = start_worker(workspace_config, tmp_path)
     try:
-        children = Path(f"/proc/{worker.proc.pid}/task/{worker.proc.pid}/children")
-        deadline = time.monotonic() + 30
-        while not children.read_text().split():
-            assert time.monotonic() < deadline, "the worker started no processing stage"
-            time.sleep(0.1)
-        [child] = [int(pid) for pid in children.read_text().split()]
+        child = _processing_stage(worker)
         worker.proc.kill()  # only the delivering parent
         worker.proc.wait()
+        deadline = time.monotonic() + 30
         while Path(f"/proc/{child}").exists() and "zombie" not in _state(child):
-            assert time.monotonic() < deadline + 30, "the processing stage kept running"
+            assert time.monotonic() < deadline, "the processing stage kept running"
             time.sleep(0.1)
     finally:
         worker.kill()
+
+
+def _processing_stage(worker: WorkerProcess) -> int:
+    """The pid of the child process a worker runs its processing stage in."""
+    children = Path(f"/proc/{worker.proc.pid}/task/{worker.proc.pid}/children")
+    deadline = time.monotonic() + 30
+    while not (pids := children.read_text().split()):
+        assert time.monotonic() < deadline, "the worker started no processing stage"
+        time.sleep(0.1)
+    [child] = pids
+    return int(child)
 
 
 def _state(pid: int) -> str:
@@ -177,12 +190,7 @@ def test_a_worker_whose_processing_stage_dies_exits_to_be_restarted(
 ) -> None:
     worker = start_worker(workspace_config, tmp_path)
     try:
-        children = Path(f"/proc/{worker.proc.pid}/task/{worker.proc.pid}/children")
-        deadline = time.monotonic() + 30
-        while not children.read_text().split():
-            assert time.monotonic() < deadline, "the worker started no processing stage"
-            time.sleep(0.1)
-        os.kill(int(children.read_text().split()[0]), signal.SIGKILL)
+        os.kill(_processing_stage(worker), signal.SIGKILL)
         assert worker.proc.wait(timeout=60) == 1
     finally:
         worker.kill()

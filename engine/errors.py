@@ -9,6 +9,11 @@ class DatabaseUnavailable(SluiceError):
     """PostgreSQL could not be reached or failed mid-operation; the work was not committed."""
 
 
+class SandboxUnavailable(SluiceError):
+    """A transformation sandbox process could not be started: not the code's fault, so the
+    work that needed it is tried again rather than failed."""
+
+
 class SchemaError(SluiceError):
     """The database schema does not match what this version of Sluice expects."""
 

@@ -4,7 +4,6 @@
 transaction (entries absent from the file are left alone); `export` writes the same shape back.
 """
 
-import asyncio
 import secrets
 import string
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from engine.errors import ConfigError
 from engine.pipeline.policy import DeliveryPolicy
 from engine.sql import Queries
 from engine.transformations import runtime as transformations
+from engine.transformations.process import BadCode
 
 _Q = Queries.beside(__file__, "workspace.sql")
 _KEY_ALPHABET = string.ascii_letters + string.digits
@@ -167,9 +167,9 @@ def _check_destination(label: str, dest: DestinationSpec) -> None:
 async def apply(conn: psycopg.AsyncConnection[Any], spec: WorkspaceSpec) -> ApplyReport:
     """Upsert every entry by name in one transaction and wake the processes that cache it."""
     for i, tr in enumerate(spec.transformations):
-        try:  # in a thread: a V8 instance is not to be made inside a running event loop
-            await asyncio.to_thread(transformations.check, tr.code)
-        except transformations.BadCode as exc:
+        try:
+            await transformations.check(tr.code)
+        except BadCode as exc:
             raise ConfigError(f"transformations[{i}] ({tr.name})", str(exc)) from None
     report = ApplyReport()
     async with conn.transaction():

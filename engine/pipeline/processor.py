@@ -19,6 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from engine import codec
 from engine.db import describe
+from engine.errors import SandboxUnavailable
 from engine.pipeline import jobstore, stats
 from engine.pipeline.routing import NO_DESTINATION, Event, route
 from engine.pipeline.topology import Topology
@@ -71,6 +72,10 @@ class Processor:
                 read = await self.step()
             except psycopg.Error as exc:
                 log.warning("processor: database error, retrying: %s", describe(exc))
+                await asyncio.sleep(_RETRY)
+                continue
+            except SandboxUnavailable as exc:
+                log.warning("processor: %s; retrying", exc)
                 await asyncio.sleep(_RETRY)
                 continue
             if read < self._batch_size and not self._stopping:

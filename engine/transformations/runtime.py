@@ -1,47 +1,33 @@
-"""User transformations: RudderStack-style JavaScript run in V8 isolates (mini-racer).
+"""User transformations: RudderStack-style JavaScript, run in sandbox processes.
 
-Each transformation version gets its own isolate, built once and reused: user code never runs
-in the Python process's namespace and cannot see another transformation's state, the network or
-the filesystem (V8 alone has none of them). Events go through in chunks, one call per chunk, so
-the JSON crossing is paid once per chunk. Each call has a time and a memory limit; when a chunk
-fails on one, its events are run one by one so that only the guilty event fails, and an isolate
-that hit its memory limit is thrown away and built again.
-
-All V8 work happens on one thread of its own: mini-racer calls block, and instances must not be
-created inside a running event loop.
+Each transformation version gets its own sandbox (`engine.transformations.sandbox`): a process
+holding a V8 isolate, started once and reused, stopped after it has been idle a while. User code
+never runs in the worker's process, cannot see another transformation's state, the network or
+the filesystem, and is held to a time and a memory limit per call. Events go through in chunks,
+one call per chunk, so the JSON crossing is paid once per chunk; when a chunk fails on a limit
+or breaks its sandbox, its events are run one by one so that only the guilty event fails, and a
+sandbox that is no longer fit is replaced.
 """
 
 import asyncio
-import contextlib
 import re
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from py_mini_racer import MiniRacer
-from py_mini_racer import _exc as js
 
 from engine import codec
 from engine.errors import SluiceError
 from engine.pipeline.transform import Metadata, Transformed
+from engine.transformations.process import BadCode, Sandbox, SandboxFailed, describe
 
-_DRIVER = Path(__file__).with_name("driver.js").read_text()
-# `export function …`, `export default function …`, `export const …`: ES module syntax, which a
-# script does not take. Dropping the keyword keeps every line where it was.
-_EXPORT = re.compile(r"^(\s*)export\s+(?:default\s+)?(?=(?:async\s+)?function|const|let|var|class)",
-                     re.MULTILINE)  # fmt: skip
-# `export { transformEvent };` lists: the functions are declared anyway; blanked, lines kept.
-_EXPORT_LIST = re.compile(r"^\s*export\s*\{[^}]*\}\s*;?", re.MULTILINE)
-_SOURCE_URL = "\n//# sourceURL=transformation.js"  # names the user's frames in stack traces
 _WHERE = re.compile(r"transformation\.js:(\d+):(\d+)")
-_SETTLE = 0.5  # seconds leftover work may take after a call before the isolate is rebuilt
 _GIVE_UP = 3  # single events in a row over a limit before the rest of a chunk is not tried
-
-
-class BadCode(SluiceError):
-    """Transformation code that does not compile or defines no transformEvent/transformBatch."""
+_IDLE = 600.0  # seconds a sandbox is kept without calls
+TIME_LIMIT = 4.0  # seconds per call: RudderStack's
+MEMORY_LIMIT = 128 * 1024 * 1024  # bytes of V8 heap per sandbox (see the sandbox for the rest)
 
 
 class _Result(msgspec.Struct):
@@ -53,64 +39,14 @@ class _Result(msgspec.Struct):
 _results = msgspec.json.Decoder(list[_Result], float_hook=codec.number_text)
 
 
-class _Isolate:
-    def __init__(self, code: str, memory_limit: int, time_limit: float) -> None:
-        self.spoiled = False
-        self.context = MiniRacer()
-        try:
-            self.context.set_hard_memory_limit(memory_limit)
-            self.context.eval(_DRIVER + "\n//# sourceURL=sluice-driver.js")
-            # Top-level statements run here: they get the same time limit as a call.
-            self.context.eval(script(code) + _SOURCE_URL, timeout_sec=time_limit)
-            missing = self.context.eval("__sluice.check()")
-        except js.JSEvalException as exc:
-            self.close()
-            raise BadCode(_first_line(exc)) from None
-        if missing:
-            self.close()
-            raise BadCode(str(missing))
+@dataclass
+class _Slot:
+    """A version's sandbox (or why its code was refused), and the lock that keeps its calls one
+    at a time."""
 
-    def run(self, items: bytes, count: int, time_limit: float) -> list[_Result]:
-        # eval, not call: mini-racer's call goes through the isolate's JSON, which user code
-        # may have replaced. The input travels as a string literal, the output as a string.
-        text = self.context.eval(
-            f"__sluice.run({codec.encode(items.decode()).decode()})", timeout_sec=time_limit
-        )
-        if not isinstance(text, str):
-            raise _Broken("the driver answered something other than text")
-        results = _results.decode(text)
-        if len(results) != count:
-            raise _Broken(f"{len(results)} results for {count} events")
-        try:
-            # Code must not go on running once its call has returned (a promise callback,
-            # say): if it does, these results stand but the isolate is not used again.
-            self.context.eval("0", timeout_sec=_SETTLE)
-        except js.JSTimeoutException:
-            self.spoiled = True
-        return results
-
-    def close(self) -> None:
-        # After a timeout, V8 reports the stopped task a moment later; one more (trivial) call
-        # lets that report arrive before the context goes, instead of into a closed one.
-        with contextlib.suppress(js.MiniRacerBaseException):
-            self.context.eval("0", timeout_sec=_SETTLE)
-        self.context.close()
-
-
-class _Broken(Exception):
-    """The driver's answer cannot be trusted (the user's code interfered with it)."""
-
-
-def script(code: str) -> str:
-    """User code as a classic script: ES module `export`s dropped, line numbers kept."""
-    code = _EXPORT_LIST.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), code)
-    return _EXPORT.sub(r"\1", code)
-
-
-def _first_line(exc: Exception) -> str:
-    """V8's message: 'transformation.js:3: SyntaxError: …' then the source; keep the first."""
-    first = str(exc).strip().splitlines()[0]
-    return re.sub(r"^(?:transformation\.js|<anonymous>):", "line ", first)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    sandbox: Sandbox | BadCode | None = None
+    used: float = field(default_factory=time.monotonic)
 
 
 class JavaScript:
@@ -120,16 +56,15 @@ class JavaScript:
         self,
         code_of: Callable[[int], Awaitable[str]],
         *,
-        time_limit: float = 4.0,
-        memory_limit: int = 128 * 1024 * 1024,
+        time_limit: float = TIME_LIMIT,
+        memory_limit: int = MEMORY_LIMIT,
         chunk: int = 500,
     ) -> None:
         self._code_of = code_of
         self._time_limit = time_limit
         self._memory_limit = memory_limit
         self._chunk = chunk
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="v8")
-        self._isolates: dict[int, _Isolate | BadCode] = {}
+        self._slots: dict[int, _Slot] = {}
 
     async def run(
         self, version: int, events: Sequence[tuple[dict[str, Any], Metadata]]
@@ -138,56 +73,52 @@ class JavaScript:
             code = await self._code_of(version)
         except SluiceError as exc:  # (a database error propagates: the batch is retried)
             return [Transformed([], str(exc)) for _ in events]
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, self._run, version, code, events)
-
-    async def close(self) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._thread, self._close_all)
-        self._thread.shutdown()
-
-    def _close_all(self) -> None:
-        for isolate in self._isolates.values():
-            if isinstance(isolate, _Isolate):
-                isolate.close()
-        self._isolates.clear()
-
-    def _isolate(self, version: int, code: str) -> _Isolate:
-        isolate = self._isolates.get(version)
-        if isolate is None:
-            try:
-                isolate = _Isolate(code, self._memory_limit, self._time_limit)
-            except BadCode as exc:
-                isolate = exc
-            self._isolates[version] = isolate
-        if isinstance(isolate, BadCode):
-            raise isolate
-        return isolate
-
-    def _discard(self, version: int) -> None:
-        """Throw an isolate away (out of memory, or its state tampered with): built anew next."""
-        isolate = self._isolates.pop(version, None)
-        if isinstance(isolate, _Isolate):
-            isolate.close()
-
-    def _run(
-        self, version: int, code: str, events: Sequence[tuple[dict[str, Any], Metadata]]
-    ) -> list[Transformed]:
+        slot = self._slots.setdefault(version, _Slot())
         out: list[Transformed] = []
-        for start in range(0, len(events), self._chunk):
-            out += self._chunked(version, code, events[start : start + self._chunk])
+        async with slot.lock:
+            for start in range(0, len(events), self._chunk):
+                out += await self._chunked(slot, code, events[start : start + self._chunk])
+            slot.used = time.monotonic()
+        await self._stop_idle()
         return out
 
-    def _chunked(
-        self, version: int, code: str, events: Sequence[tuple[dict[str, Any], Metadata]]
+    async def close(self) -> None:
+        slots, self._slots = self._slots, {}
+        for slot in slots.values():
+            async with slot.lock:
+                await _stop(slot)
+
+    async def _stop_idle(self) -> None:
+        """Stop the sandboxes of versions no longer called (code replaced by a newer version)."""
+        horizon = time.monotonic() - _IDLE
+        for version, slot in list(self._slots.items()):
+            if slot.used < horizon and not slot.lock.locked():
+                del self._slots[version]
+                await _stop(slot)
+
+    async def _sandbox(self, slot: _Slot, code: str) -> Sandbox:
+        if slot.sandbox is None:
+            try:
+                slot.sandbox = await Sandbox.start(
+                    code, time_limit=self._time_limit, memory_limit=self._memory_limit
+                )
+            except BadCode as exc:
+                slot.sandbox = exc
+        if isinstance(slot.sandbox, BadCode):
+            raise slot.sandbox
+        return slot.sandbox
+
+    async def _chunked(
+        self, slot: _Slot, code: str, events: Sequence[tuple[dict[str, Any], Metadata]]
     ) -> list[Transformed]:
         try:
-            return [_transformed(r) for r in self._call(version, code, events)]
+            return [_transformed(r) for r in await self._call(slot, code, events)]
         except BadCode as exc:
             return [Transformed([], f"the code does not compile: {exc}") for _ in events]
-        except (js.MiniRacerBaseException, msgspec.MsgspecError, _Broken) as exc:
+        except SandboxFailed as exc:
             if len(events) == 1:
-                return [Transformed([], self._message(exc))]
+                what = describe(exc, self._time_limit, self._memory_limit)
+                return [Transformed([], f"the transformation {what}")]
         # Something in this chunk went wrong: find which event, one per call.
         out: list[Transformed] = []
         over_limit = 0
@@ -195,36 +126,38 @@ class JavaScript:
             if over_limit >= _GIVE_UP:  # not hours on end for a chunk of slow events
                 out.append(Transformed([], "not run: the events before it kept hitting limits"))
                 continue
-            [result] = self._chunked(version, code, [event])
+            [result] = await self._chunked(slot, code, [event])
             hit = result.error is not None and result.error.startswith("the transformation ")
             over_limit = over_limit + 1 if hit else 0
             out.append(result)
         return out
 
-    def _call(
-        self, version: int, code: str, events: Sequence[tuple[dict[str, Any], Metadata]]
+    async def _call(
+        self, slot: _Slot, code: str, events: Sequence[tuple[dict[str, Any], Metadata]]
     ) -> list[_Result]:
         items = codec.encode(
             [{"event": event, "metadata": _metadata(meta)} for event, meta in events]
         )
-        isolate = self._isolate(version, code)
+        sandbox = await self._sandbox(slot, code)
         try:
-            results = isolate.run(items, len(events), self._time_limit)
-        except js.JSTimeoutException:
-            raise  # the isolate is fine once V8 has stopped the code
-        except Exception:
-            self._discard(version)
-            raise
-        if isolate.spoiled:
-            self._discard(version)
+            text = await sandbox.run(items)
+            results = _results.decode(text)
+        except msgspec.DecodeError as exc:
+            sandbox.usable = False  # the driver's answer cannot be trusted any more
+            raise SandboxFailed("broken", f"unreadable results ({exc})") from None
+        finally:
+            if not sandbox.usable:
+                await _stop(slot)
+        if len(results) != len(events):
+            await _stop(slot)
+            raise SandboxFailed("broken", f"{len(results)} results for {len(events)} events")
         return results
 
-    def _message(self, exc: Exception) -> str:
-        if isinstance(exc, js.JSTimeoutException):
-            return f"the transformation ran longer than {self._time_limit:g} s"
-        if isinstance(exc, js.JSOOMException):
-            return f"the transformation used more than {self._memory_limit // 2**20} MB"
-        return f"the transformation broke its own runtime: {_first_line(exc)}"
+
+async def _stop(slot: _Slot) -> None:
+    sandbox, slot.sandbox = slot.sandbox, None
+    if isinstance(sandbox, Sandbox):
+        await sandbox.stop()
 
 
 def _error_text(stack: str) -> str:
@@ -252,6 +185,8 @@ def _transformed(result: _Result) -> Transformed:
     return Transformed(events, None, result.logs)
 
 
-def check(code: str) -> None:
-    """Raise BadCode (with the line) unless `code` compiles and defines a transform function."""
-    _Isolate(code, 128 * 1024 * 1024, 4.0).close()
+async def check(code: str) -> None:
+    """Raise BadCode (with the line) unless `code` compiles and defines a transform function;
+    SandboxUnavailable if no sandbox can be started to find out."""
+    sandbox = await Sandbox.start(code, time_limit=TIME_LIMIT, memory_limit=MEMORY_LIMIT)
+    await sandbox.stop()

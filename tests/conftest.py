@@ -19,7 +19,14 @@ from psycopg.conninfo import make_conninfo
 from appliance.embedded import EmbeddedPostgres
 from engine import migrate, workspace
 from engine.db import connection
-from tests.servers import GatewayProcess, free_port, server_dir, start_gateway
+from tests.servers import (
+    GatewayProcess,
+    WorkerProcess,
+    free_port,
+    running_worker,
+    server_dir,
+    start_gateway,
+)
 
 
 @pytest.fixture(scope="session")
@@ -123,3 +130,9 @@ def private_postgres() -> Iterator[tuple[EmbeddedPostgres, str]]:
             yield server, url
         finally:
             server.stop()
+
+
+@pytest.fixture
+def worker(workspace_config: str, tmp_path: Path) -> Iterator[WorkerProcess]:
+    with running_worker(workspace_config, tmp_path) as process:
+        yield process

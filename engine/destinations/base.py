@@ -8,11 +8,14 @@ and what the vendor's answers mean.
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import Enum
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
+from engine import codec
 from engine.errors import SluiceError
 
 ALL_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
@@ -29,6 +32,14 @@ class Request(msgspec.Struct, omit_defaults=True):
     body_format: Literal["json", "form"] = "json"
 
 
+_requests = msgspec.json.Decoder(Request, float_hook=codec.number_text)
+
+
+def decode_request(text: str | bytes) -> Request:
+    """A stored request (JSON), numbers kept as they were written."""
+    return _requests.decode(text)
+
+
 class Verdict(Enum):
     DELIVERED = "delivered"
     RETRY = "retry"
@@ -43,7 +54,20 @@ class BadSettings(SluiceError):
     """The destination's settings are incomplete or of the wrong type."""
 
 
-def classify_status(status: int, body: bytes) -> Verdict:
+@dataclass(frozen=True)
+class Judgement:
+    """What a vendor's answer means for one event of a batch, and why (the vendor's words)."""
+
+    verdict: Verdict
+    reason: str | None = None
+
+
+# A vendor's answer, judged: one verdict for the whole request, or one per event it carried
+# (in the order they were combined) when the vendor accepts some and refuses others.
+Classify = Callable[[int, bytes, int], Verdict | Sequence[Judgement]]
+
+
+def classify_status(status: int, body: bytes, count: int = 1) -> Verdict:
     """The generic rule: 2xx delivered, 429 and 5xx retried, any other answer aborted."""
     if 200 <= status < 300:
         return Verdict.DELIVERED
@@ -52,20 +76,59 @@ def classify_status(status: int, body: bytes) -> Verdict:
     return Verdict.ABORT
 
 
+def same_endpoint(request: Request) -> str | None:
+    """The default batch key: requests to the same method and URL combine."""
+    return f"{request.method} {request.url}"
+
+
+def base_url(endpoint: str | None, default: str) -> str:
+    """The vendor's base URL, or the `endpoint` setting that replaces it (a regional host, a
+    proxy, a test server); API paths are added to it."""
+    return (endpoint or default).rstrip("/")
+
+
+def check_endpoint(endpoint: str | None) -> None:
+    """For settings' `__post_init__`: an `endpoint` must be an http(s) URL without a query."""
+    if endpoint is None or endpoint == "":
+        return
+    try:
+        parts = urlsplit(endpoint)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"endpoint {endpoint!r} is not an http(s) URL")
+    if parts.query or parts.fragment or any(c.isspace() for c in endpoint):
+        raise ValueError(f"endpoint {endpoint!r} must be a base URL, without query or spaces")
+
+
 @dataclass(frozen=True)
 class Destination:
     name: str  # the type name in the workspace config, e.g. "webhook"
     title: str
     settings: type[msgspec.Struct]
-    map: Callable[[dict[str, Any], Any], list[Request]]
+    # event, settings, now (UTC) → the request(s) to send, in order; Unsendable if none can be.
+    map: Callable[[dict[str, Any], Any, datetime], list[Request]]
     supported_types: frozenset[str] = ALL_TYPES
-    # More than 1: up to this many jobs (of different users) travel in one request.
+    # Settings keys whose values are secrets: masked wherever requests, errors and answers are
+    # shown (`sluice failed list`, previews, the UI).
+    secret_keys: tuple[str, ...] = ()
+    more_secrets: Callable[[dict[str, Any]], list[str]] | None = None  # secrets kept elsewhere
+    # More than 1: up to this many jobs (of different users) travel in one request, as long as
+    # their requests have the same `batch_key` (None: never combined) and the stored requests
+    # add up to at most `batch_bytes`.
     batch_size: int = 1
+    batch_bytes: int = 1_000_000
+    batch_key: Callable[[Request], str | None] = field(default=same_endpoint)
     combine: Callable[[Sequence[Request]], Request] | None = None
-    classify: Callable[[int, bytes], Verdict] = field(default=classify_status)
+    classify: Classify = field(default=classify_status)
 
     def parse_settings(self, config: dict[str, Any]) -> Any:
         try:
             return msgspec.convert(config, self.settings)
         except msgspec.ValidationError as exc:
             raise BadSettings(f"{self.title} settings: {exc}") from None
+
+    def secrets(self, config: dict[str, Any]) -> list[str]:
+        """The secret values in a destination's config (see `engine.destinations.secrets`)."""
+        found = [v for k in self.secret_keys if isinstance(v := config.get(k), str) and v]
+        return found + (self.more_secrets(config) if self.more_secrets is not None else [])

@@ -7,6 +7,7 @@ extends it (also accepted under `integrations.webhook`); these routing keys are 
 """
 
 import re
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,6 +22,7 @@ _ROUTING_KEYS = ("header", "appendPath", "fullPath")
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
 _RESERVED = frozenset({"host", "content-length", "transfer-encoding", "connection", "expect"})
+_CREDENTIAL = re.compile(r"auth|key|token|secret|signature|cookie|password", re.IGNORECASE)
 
 
 class Header(msgspec.Struct):
@@ -42,7 +44,7 @@ class WebhookSettings(msgspec.Struct):
                 raise ValueError(f"header name {header.from_!r} is not a valid HTTP header name")
 
 
-def map_event(event: dict[str, Any], settings: WebhookSettings) -> list[Request]:
+def map_event(event: dict[str, Any], settings: WebhookSettings, now: datetime) -> list[Request]:
     method = settings.webhookMethod.upper()
     headers = {"content-type": "application/json"} if method in _BODY_METHODS else {}
     configured = {h.from_.lower(): h.to for h in settings.headers if h.from_ and h.to}
@@ -127,4 +129,18 @@ def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix[:-1], text)]
 
 
-WEBHOOK = Destination(name="webhook", title="Webhook", settings=WebhookSettings, map=map_event)
+def _header_secrets(config: dict[str, Any]) -> list[str]:
+    """Configured header values that look like credentials (Authorization, X-Api-Key, …)."""
+    rows = config.get("headers")
+    return [
+        row["to"]
+        for row in (rows if isinstance(rows, list) else [])
+        if isinstance(row, dict) and isinstance(row.get("to"), str)
+        and _CREDENTIAL.search(str(row.get("from", "")))
+    ]
+
+
+WEBHOOK = Destination(
+    name="webhook", title="Webhook", settings=WebhookSettings, map=map_event,
+    more_secrets=_header_secrets,
+)  # fmt: skip

@@ -6,7 +6,7 @@ so fixing a setting and replaying is the way to recover — and writes new jobs 
 `messageId`. The old job gets a `replayed` attempt row and leaves the failed list.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -18,7 +18,7 @@ from psycopg.rows import class_row
 from engine import codec
 from engine.pipeline import jobstore
 from engine.pipeline.routing import Event, Routed, route
-from engine.pipeline.topology import Route, Topology, load
+from engine.pipeline.topology import Route, Target, Topology, load
 from engine.pipeline.transform import Transformations
 from engine.sql import Queries
 
@@ -81,7 +81,21 @@ async def failed(
             "after_id": after[1],
         }
         await cur.execute(_Q["failed"], params)
-        return await cur.fetchall()
+        jobs = await cur.fetchall()
+    targets = (await load(conn)).targets if jobs else {}
+    return [_masked(job, targets.get(job.destination_id)) for job in jobs]
+
+
+def _masked(job: FailedJob, target: Target | None) -> FailedJob:
+    """The job as it may be shown: the destination's secrets masked in request, error, answer."""
+    if target is None:
+        return job
+    return replace(
+        job,
+        request=target.mask(job.request),
+        error=None if job.error is None else target.mask(job.error),
+        response=None if job.response is None else target.mask(job.response),
+    )
 
 
 async def replay(

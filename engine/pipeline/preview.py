@@ -1,9 +1,10 @@
 """What a destination's mapping would send for an event, without sending anything.
 
 Used by `sluice preview` and by the UI's "send test event". Secrets in the request (API keys
-in headers or URLs) are shown: this is for the people who configure the destination.
+in headers, URLs or bodies) are masked.
 """
 
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -32,13 +33,16 @@ async def of_destination(
     return requests(target(row), event)
 
 
-def of_type(kind: str, config: dict[str, Any], event: Any) -> list[Request]:
+def of_type(
+    kind: str, config: dict[str, Any], event: Any, now: datetime | None = None
+) -> list[Request]:
     row = {"id": None, "name": kind, "type": kind, "config": config, "delivery": {},
            "enabled": True}  # fmt: skip
-    return requests(target(row), event)
+    return requests(target(row), event, now)
 
 
-def requests(dest: Target, event: Any) -> list[Request]:
+def requests(dest: Target, event: Any, now: datetime | None = None) -> list[Request]:
+    """The requests for `event` as they would be sent at `now` (default: now), secrets masked."""
     if not isinstance(event, dict):
         raise PreviewError("the event must be a JSON object")
     if dest.problem is not None or dest.plugin is None:
@@ -46,6 +50,7 @@ def requests(dest: Target, event: Any) -> list[Request]:
     if not dest.filter.admits(event):
         raise PreviewError(f"{dest.name} does not take this event (its type or event filters)")
     try:
-        return dest.plugin.map(event, dest.settings)
+        made = dest.plugin.map(event, dest.settings, now or datetime.now(UTC))
     except Unsendable as exc:
         raise PreviewError(f"{dest.name} cannot send this event: {exc}") from None
+    return [dest.masked(request) for request in made]

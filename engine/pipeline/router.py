@@ -22,9 +22,8 @@ import msgspec
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from engine import codec
 from engine.db import describe
-from engine.destinations.base import Request, Verdict
+from engine.destinations.base import Destination, Judgement, Request, Verdict, decode_request
 from engine.pipeline.attempts import Attempt, AttemptLog
 from engine.pipeline.ordering import UserQueues
 from engine.pipeline.sender import Answer, InvalidRequest, Sender, TransportError
@@ -38,7 +37,6 @@ _POLL = 5.0  # NOTIFY wakes a router when jobs arrive; the poll is the guarantee
 _RETRY = 1.0
 _READ = 2000
 _BUFFER = 20_000  # jobs held in memory per destination
-_request = msgspec.json.Decoder(Request, float_hook=codec.number_text)
 
 
 class _Stored(msgspec.Struct):
@@ -228,23 +226,25 @@ class DestinationRouter:
                 return None
             if policy.rate_limit is not None:
                 self._next_send = max(now, self._next_send) + len(jobs) / policy.rate_limit
-            task = asyncio.create_task(self._deliver(jobs))
-            self._inflight.add(task)
-            task.add_done_callback(self._delivered)
+            for group in _batches(plugin, jobs) if batch > 1 and plugin else [(jobs, None)]:
+                task = asyncio.create_task(self._deliver(*group))
+                self._inflight.add(task)
+                task.add_done_callback(self._delivered)
         return None
 
     def _delivered(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
         self._wake.set()
 
-    async def _deliver(self, jobs: list[Pending]) -> None:
+    async def _deliver(self, jobs: list[Pending], requests: list[Request] | None) -> None:
         target = self.target
         try:
-            result = await _attempt(self._sender, target, jobs)
+            results = await _attempt(self._sender, target, jobs, requests)
         except Exception as exc:  # a bug must not leave jobs in flight forever: retry them
             log.exception("router %s: delivery failed unexpectedly", target.name)
-            result = _Result(Verdict.RETRY, error=f"internal error: {type(exc).__name__}: {exc}")
-        for job in jobs:
+            error = target.mask(f"internal error: {type(exc).__name__}: {exc}")
+            results = [_Result(Verdict.RETRY, error=error)] * len(jobs)
+        for job, result in zip(jobs, results, strict=True):
             self._settle(job, result)
 
     def _settle(self, job: Pending, result: _Result) -> None:
@@ -288,27 +288,67 @@ class DestinationRouter:
             self._attempts.position((self.target.id, partition), last)
 
 
-async def _attempt(sender: Sender, target: Target, jobs: list[Pending]) -> _Result:
-    """Send the jobs' request (combined, for a batch) and say what the answer means."""
+def _batches(
+    plugin: Destination, jobs: list[Pending]
+) -> list[tuple[list[Pending], list[Request] | None]]:
+    """Jobs taken together, split into the requests they can share: same batch key, and within
+    the destination's size limit. A job whose request takes no part in batches goes alone."""
+    groups: dict[str, list[tuple[list[Pending], list[Request]]]] = {}
+    alone: list[tuple[list[Pending], list[Request] | None]] = []
+    for job in jobs:
+        request = decode_request(job.request)
+        key = plugin.batch_key(request)
+        if key is None:
+            alone.append(([job], [request]))
+            continue
+        chunks = groups.setdefault(key, [])
+        size = sum(len(j.request) for j in chunks[-1][0]) if chunks else 0
+        if not chunks or size + len(job.request) > plugin.batch_bytes:
+            chunks.append(([], []))
+        chunks[-1][0].append(job)
+        chunks[-1][1].append(request)
+    return alone + [(jobs_, requests) for chunks in groups.values() for jobs_, requests in chunks]
+
+
+async def _attempt(
+    sender: Sender, target: Target, jobs: list[Pending], requests: list[Request] | None
+) -> list[_Result]:
+    """Send the jobs' request (combined, for a batch) and say what the answer means for each."""
     plugin = target.plugin
     if plugin is None or target.problem is not None:
-        return _Result(Verdict.ABORT, error=target.problem or "no destination plug-in")
+        return [_Result(Verdict.ABORT, error=target.problem or "no destination plug-in")] * len(
+            jobs
+        )
     try:
-        if plugin.combine is None:
+        if requests is None:
             stored = _stored.decode(jobs[0].request)
             request = Request(stored.method, stored.url, stored.headers, stored.params,
                               stored.body if len(stored.body) else None,
                               stored.body_format)  # fmt: skip
+        elif plugin.combine is None:
+            [request] = requests
         else:  # a batching destination always gets its batch shape, even for a batch of one
-            request = plugin.combine([_request.decode(job.request) for job in jobs])
+            request = plugin.combine(requests)
         answer: Answer = await sender.send(request, target.policy.timeout_seconds)
     except TransportError as exc:
-        return _Result(Verdict.RETRY, error=str(exc))
+        return [_Result(Verdict.RETRY, error=target.mask(str(exc)))] * len(jobs)
     except InvalidRequest as exc:
-        return _Result(Verdict.ABORT, error=str(exc))
-    verdict = plugin.classify(answer.status, answer.body)
-    error = None if verdict is Verdict.DELIVERED else f"HTTP {answer.status}"
-    return _Result(verdict, answer.status, error, answer.excerpt, answer.retry_after)
+        return [_Result(Verdict.ABORT, error=target.mask(str(exc)))] * len(jobs)
+    judged = plugin.classify(answer.status, answer.body, len(jobs))
+    response = target.mask(answer.excerpt) if answer.excerpt is not None else None
+    if isinstance(judged, Verdict) or len(judged) != len(jobs):
+        verdict = judged if isinstance(judged, Verdict) else Verdict.RETRY
+        error = None if verdict is Verdict.DELIVERED else f"HTTP {answer.status}"
+        return [_Result(verdict, answer.status, error, response, answer.retry_after)] * len(jobs)
+    return [_judged(j, answer, response, target) for j in judged]
+
+
+def _judged(j: Judgement, answer: Answer, response: str | None, target: Target) -> _Result:
+    """One event's result in a batch the vendor took in part: its verdict and the reason."""
+    error = None
+    if j.verdict is not Verdict.DELIVERED:
+        error = f"HTTP {answer.status}" + (f": {target.mask(j.reason)}" if j.reason else "")
+    return _Result(j.verdict, answer.status, error, response, answer.retry_after)
 
 
 class Router:

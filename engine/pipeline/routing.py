@@ -8,7 +8,7 @@ take becomes a failed job with the reason, never an error for the batch.
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -91,7 +91,7 @@ def jobs_for(event: Event, payload: dict[str, Any], target: Target) -> list[Job]
     if target.problem is not None or target.plugin is None:
         return [failed_job(event, target, target.problem or "no destination plug-in")]
     try:
-        requests = target.plugin.map(payload, target.settings)
+        requests = target.plugin.map(payload, target.settings, datetime.now(UTC))
     except Unsendable as exc:
         return [failed_job(event, target, str(exc))]
     except Exception as exc:  # a mapping bug must fail this event only, and say so

@@ -12,7 +12,9 @@ import msgspec
 import psycopg
 from psycopg.rows import dict_row
 
-from engine.destinations.base import ALL_TYPES, BadSettings, Destination
+from engine import codec
+from engine.destinations import secrets
+from engine.destinations.base import ALL_TYPES, BadSettings, Destination, Request, decode_request
 from engine.destinations.catalog import CATALOG, IMPLEMENTED
 from engine.pipeline.filters import EventFilter
 from engine.pipeline.policy import DeliveryPolicy
@@ -35,6 +37,13 @@ class Target:
     settings: Any
     problem: str | None
     filter: EventFilter
+    secrets: tuple[str, ...] = ()  # values in `config` never to be shown
+
+    def mask(self, text: str) -> str:
+        return secrets.mask(text, self.secrets)
+
+    def masked(self, request: Request) -> Request:
+        return decode_request(self.mask(codec.encode(request).decode()))
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,7 @@ def target(row: dict[str, Any]) -> Target:
         row["id"], row["name"], row["type"], row["config"], row["enabled"],
         policy, plugin, settings, problem,
         EventFilter.of(row["config"], plugin.supported_types if plugin else ALL_TYPES),
+        tuple(plugin.secrets(row["config"])) if plugin else (),
     )  # fmt: skip
 
 

@@ -1,78 +1,30 @@
 """End to end: real gateway and worker processes, local HTTP servers playing destinations."""
 
 import json
-import os
 import random
 import re
 import subprocess
 import sys
 import threading
 import time
-from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psycopg
-import pytest
 import rudderstack.analytics as rudder
 
 from tests.conftest import WRITE_KEY, apply_config
+from tests.delivery import (
+    attempts,
+    connect,
+    failed_jobs,
+    post,
+    sluice,
+    wait_for_failed,
+)
 from tests.servers import GatewayProcess, WorkerProcess, free_port, running_worker
 from tests.sink import Answer, Arrival, Sink
-
-FAST_RETRIES = "{min_backoff_seconds: 0.1, max_backoff_seconds: 0.5}"
-
-
-def connect(database_url: str, delivery: str = FAST_RETRIES, **sinks: str) -> None:
-    """Webhook destinations named after the keywords, connected to the website source."""
-    apply_config(
-        database_url,
-        "destinations:\n"
-        + "".join(
-            f"  - {{name: {name}, type: webhook, config: {{webhookUrl: '{url}/in/{name}'}}, "
-            f"delivery: {delivery}}}\n"
-            for name, url in sinks.items()
-        )
-        + "connections:\n"
-        + "".join(f"  - {{source: website, destination: {name}}}\n" for name in sinks),
-    )
-
-
-def sluice(database_url: str, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "appliance", *args],
-        env={**os.environ, "SLUICE_DATABASE_URL": database_url},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def post(gateway: GatewayProcess, batch: list[dict[str, Any]]) -> None:
-    answer = httpx.post(f"{gateway.url}/v1/batch", json={"batch": batch}, auth=(WRITE_KEY, ""))
-    assert answer.status_code == 200, answer.text
-
-
-def attempts(database_url: str, delivered: int) -> Counter[str]:
-    """Attempt rows by state, once `delivered` deliveries are recorded (they trail the sink)."""
-    deadline = time.monotonic() + 10
-    while True:
-        with psycopg.connect(database_url) as conn:
-            rows = conn.execute("SELECT state, count(*) FROM job_attempts GROUP BY 1")
-            states: Counter[str] = Counter(dict(rows.fetchall()))
-        if states["delivered"] >= delivered or time.monotonic() > deadline:
-            return states
-        time.sleep(0.1)
-
-
-@pytest.fixture
-def worker(workspace_config: str, tmp_path: Path) -> Iterator[WorkerProcess]:
-    with running_worker(workspace_config, tmp_path) as process:
-        yield process
 
 
 def test_sdk_events_arrive_exactly_once(
@@ -180,7 +132,7 @@ def test_a_refused_event_is_aborted_listed_and_replayed_after_the_fix(
             {"type": "track", "userId": "u1", "event": "Good", "messageId": "good-1"},
         ])  # fmt: skip
         sink.wait_for(1)
-        listing = _wait_for_failed(workspace_config, 1)
+        listing = wait_for_failed(workspace_config, 1)
         [failed] = listing
         assert failed["message_id"] == "bad-1" and failed["status_code"] == 400
         assert failed["destination"] == "hook" and failed["attempts"] == 1
@@ -194,21 +146,8 @@ def test_a_refused_event_is_aborted_listed_and_replayed_after_the_fix(
         assert "replayed 1 failed job(s) as 1 new job(s)" in out
         sink.wait_for(2)
         assert [b["messageId"] for b in sink.bodies()] == ["good-1", "bad-1"]
-    assert _failed(workspace_config) == []
+    assert failed_jobs(workspace_config) == []
     assert sluice(workspace_config, "failed", "replay").startswith("replayed 0")
-
-
-def _failed(database_url: str) -> list[dict[str, Any]]:
-    out = sluice(database_url, "failed", "list", "--json")
-    return [json.loads(line) for line in out.splitlines()]
-
-
-def _wait_for_failed(database_url: str, count: int) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + 30
-    while len(listing := _failed(database_url)) < count:
-        assert time.monotonic() < deadline, listing
-        time.sleep(0.2)
-    return listing
 
 
 def test_an_event_the_mapping_refuses_fails_alone_and_visibly(
@@ -223,7 +162,7 @@ def test_an_event_the_mapping_refuses_fails_alone_and_visibly(
             {"type": "track", "userId": "u1", "event": "C", "messageId": "ok-2"},
         ])  # fmt: skip
         sink.wait_for(2)
-        [failed] = _wait_for_failed(workspace_config, 1)
+        [failed] = wait_for_failed(workspace_config, 1)
         time.sleep(0.5)
         assert [b["messageId"] for b in sink.bodies()] == ["ok-1", "ok-2"]
     assert failed["message_id"] == "evil"
@@ -232,7 +171,7 @@ def test_an_event_the_mapping_refuses_fails_alone_and_visibly(
     # Replaying it fails it again, once: the replay ends, and the new failure is listed.
     out = sluice(workspace_config, "failed", "replay")
     assert "replayed 1 failed job(s) as 1 new job(s)" in out
-    [again] = _failed(workspace_config)
+    [again] = failed_jobs(workspace_config)
     assert again["message_id"] == "evil" and again["job_id"] != failed["job_id"]
 
 
@@ -266,7 +205,7 @@ def test_an_unreachable_destination_is_retried_then_aborted_with_the_reason(
     budget = "{retry_hours: 0, min_attempts: 3, min_backoff_seconds: 0.1, max_backoff_seconds: 0.2}"
     connect(workspace_config, budget, nowhere=closed)
     post(gateway, [{"type": "track", "userId": "u", "event": "E", "messageId": "lost-1"}])
-    [failed] = _wait_for_failed(workspace_config, 1)
+    [failed] = wait_for_failed(workspace_config, 1)
     assert failed["message_id"] == "lost-1" and failed["attempts"] == 3
     assert failed["status_code"] is None
     assert "Connect" in failed["error"] and "gave up after 3 attempts" in failed["error"]
@@ -409,7 +348,7 @@ def test_events_arrive_transformed_and_failing_ones_fail_alone(
             for name in ("First", "Boom", "Hog", "Secret", "Last")
         ])  # fmt: skip
         sink.wait_for(2)
-        failed = {f["message_id"]: f["error"] for f in _wait_for_failed(workspace_config, 2)}
+        failed = {f["message_id"]: f["error"] for f in wait_for_failed(workspace_config, 2)}
         time.sleep(0.5)
         bodies = sink.bodies()
     assert [b["event"] for b in bodies] == ["First", "Last"]

@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from appliance.embedded import EmbeddedPostgres
-from tests.integration.test_pipeline import connect, post
+from tests.delivery import connect, post
 from tests.servers import (
     GatewayProcess,
     WorkerProcess,

@@ -3,6 +3,7 @@
 import asyncio
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 from uuid import uuid4
 
@@ -25,7 +26,7 @@ class Settings(msgspec.Struct):
     url: str
 
 
-def _map(event: dict[str, Any], settings: Settings) -> list[Request]:
+def _map(event: dict[str, Any], settings: Settings, now: datetime) -> list[Request]:
     return [Request("POST", settings.url, body=event)]
 
 

@@ -72,7 +72,7 @@ async def test_an_event_the_mapping_refuses_fails_alone_with_the_reason() -> Non
     assert routed.counts[SOURCE, hook.id, "aborted"] == 1
 
 
-def _exploding_map(event: dict[str, Any], settings: Any) -> list[Request]:
+def _exploding_map(event: dict[str, Any], settings: Any, now: datetime) -> list[Request]:
     if event.get("boom"):
         raise KeyError("surprise")
     return [Request("POST", "https://example.com", body=event)]

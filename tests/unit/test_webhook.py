@@ -1,8 +1,7 @@
-"""The webhook mapping against the conformance cases, and what it refuses."""
+"""The webhook mapping: what it refuses, and how it keeps what it sends safe."""
 
-import json
 import re
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -10,37 +9,7 @@ import pytest
 from engine.destinations.base import BadSettings, Unsendable
 from engine.destinations.webhook import WEBHOOK
 
-CASES = [
-    case
-    for case in json.loads(
-        (Path(__file__).parents[1] / "conformance/destinations.json").read_text()
-    )
-    if case["destination"] == "webhook"
-]
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
-def test_conformance(case: dict[str, Any]) -> None:
-    expected = case["expected"]
-    [request] = WEBHOOK.map(case["event"], WEBHOOK.parse_settings(case["config"]))
-    assert request.method == expected["method"]
-    assert request.url == expected["endpoint"]
-    # loose field: header names compare case-insensitively
-    assert {k.lower(): v for k, v in request.headers.items()} == {
-        k.lower(): v for k, v in expected.get("headers", {}).items()
-    }
-    assert request.params == {k: _text(v) for k, v in expected.get("params", {}).items()}
-    assert request.body == expected.get("body")
-
-
-def test_there_are_webhook_cases() -> None:
-    assert len(CASES) == 8
-
-
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 SETTINGS = WEBHOOK.parse_settings({"webhookUrl": "https://example.com/hook"})
 
 
@@ -55,7 +24,7 @@ SETTINGS = WEBHOOK.parse_settings({"webhookUrl": "https://example.com/hook"})
 )
 def test_an_event_that_cannot_make_a_safe_request_is_refused(event: dict[str, Any]) -> None:
     with pytest.raises(Unsendable):
-        WEBHOOK.map(event, SETTINGS)
+        WEBHOOK.map(event, SETTINGS, NOW)
 
 
 @pytest.mark.parametrize(
@@ -77,9 +46,9 @@ def test_numbers_keep_their_text_and_identify_sends_traits_on_get() -> None:
 
     event = codec.decode(b'{"type":"identify","traits":{"score":1e999,"plan":{"tier":"pro"}}}')
     settings = WEBHOOK.parse_settings({"webhookUrl": "https://x/y", "webhookMethod": "get"})
-    [request] = WEBHOOK.map(event, settings)
+    [request] = WEBHOOK.map(event, settings, NOW)
     assert request.params == {"score": "1e999", "plan.tier": "pro"}
-    [post] = WEBHOOK.map(event, SETTINGS)
+    [post] = WEBHOOK.map(event, SETTINGS, NOW)
     assert b'"score":1e999' in codec.encode(post.body)
 
 
@@ -88,13 +57,13 @@ def test_event_headers_cannot_replace_configured_or_framing_ones() -> None:
         {"webhookUrl": "https://x/y", "headers": [{"from": "Authorization", "to": "Bearer s"}]}
     )
     event = {"type": "track", "header": {"authorization": "mine", "Host": "evil", "X-Ok": "1"}}
-    [request] = WEBHOOK.map(event, settings)
+    [request] = WEBHOOK.map(event, settings, NOW)
     assert request.headers["authorization"] == "Bearer s"
     assert "Host" not in request.headers and request.headers["X-Ok"] == "1"
 
 
 def test_append_path_cannot_change_the_host() -> None:
     with pytest.raises(Unsendable, match="must start with"):
-        WEBHOOK.map({"type": "track", "appendPath": "@evil.example/x"}, SETTINGS)
-    [request] = WEBHOOK.map({"type": "track", "appendPath": "?q=1"}, SETTINGS)
+        WEBHOOK.map({"type": "track", "appendPath": "@evil.example/x"}, SETTINGS, NOW)
+    [request] = WEBHOOK.map({"type": "track", "appendPath": "?q=1"}, SETTINGS, NOW)
     assert request.url == "https://example.com/hook?q=1"

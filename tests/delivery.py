@@ -1,0 +1,75 @@
+"""Driving the pipeline in end-to-end tests: connect destinations, post events, read what was
+delivered and what failed (through the CLI, as a user would)."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+import httpx
+import psycopg
+
+from tests.conftest import WRITE_KEY, apply_config
+from tests.servers import GatewayProcess
+
+FAST_RETRIES = "{min_backoff_seconds: 0.1, max_backoff_seconds: 0.5}"
+
+
+def connect(database_url: str, delivery: str = FAST_RETRIES, **sinks: str) -> None:
+    """Webhook destinations named after the keywords, connected to the website source."""
+    apply_config(
+        database_url,
+        "destinations:\n"
+        + "".join(
+            f"  - {{name: {name}, type: webhook, config: {{webhookUrl: '{url}/in/{name}'}}, "
+            f"delivery: {delivery}}}\n"
+            for name, url in sinks.items()
+        )
+        + "connections:\n"
+        + "".join(f"  - {{source: website, destination: {name}}}\n" for name in sinks),
+    )
+
+
+def sluice(database_url: str, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "appliance", *args],
+        env={**os.environ, "SLUICE_DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def post(gateway: GatewayProcess, batch: list[dict[str, Any]]) -> None:
+    answer = httpx.post(f"{gateway.url}/v1/batch", json={"batch": batch}, auth=(WRITE_KEY, ""))
+    assert answer.status_code == 200, answer.text
+
+
+def attempts(database_url: str, delivered: int) -> Counter[str]:
+    """Attempt rows by state, once `delivered` deliveries are recorded (they trail the sink)."""
+    deadline = time.monotonic() + 10
+    while True:
+        with psycopg.connect(database_url) as conn:
+            rows = conn.execute("SELECT state, count(*) FROM job_attempts GROUP BY 1")
+            states: Counter[str] = Counter(dict(rows.fetchall()))
+        if states["delivered"] >= delivered or time.monotonic() > deadline:
+            return states
+        time.sleep(0.1)
+
+
+def failed_jobs(database_url: str) -> list[dict[str, Any]]:
+    out = sluice(database_url, "failed", "list", "--json")
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def wait_for_failed(database_url: str, count: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 30
+    while len(listing := failed_jobs(database_url)) < count:
+        assert time.monotonic() < deadline, listing
+        time.sleep(0.2)
+    return listing

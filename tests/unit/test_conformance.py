@@ -1,0 +1,141 @@
+"""Every destination against the conformance cases (tests/conformance/destinations.json), through
+the preview service: the request(s) each event makes, or its refusal.
+
+Strict on the vendor's fields; a case's `loose_fields` (RudderStack conventions) are left out of
+the comparison on both sides. Fields that travel as JSON text are compared decoded, numbers by
+value, header names without regard to case.
+"""
+
+import fnmatch
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine import codec
+from engine.destinations.catalog import IMPLEMENTED
+from engine.pipeline import preview
+
+CASES = json.loads((Path(__file__).parents[1] / "conformance/destinations.json").read_text())
+HERE = [case for case in CASES if case["destination"] in IMPLEMENTED]
+
+
+def test_every_destination_has_cases() -> None:
+    assert {case["destination"] for case in CASES} <= set(IMPLEMENTED)
+
+
+@pytest.mark.parametrize("case", HERE, ids=[case["id"] for case in HERE])
+def test_conformance(case: dict[str, Any]) -> None:
+    # The event as the pipeline has it: decoded by the payload codec (numbers keep their text).
+    event = codec.decode(json.dumps(case["event"]))
+    frozen = case.get("frozen_now")
+    now = datetime.fromisoformat(frozen.replace("Z", "+00:00")) if frozen else datetime.now(UTC)
+    expected = case["expected"]
+    if "error" in expected:
+        with pytest.raises(preview.PreviewError, match="cannot send this event"):
+            preview.of_type(case["destination"], case["config"], event, now)
+        return
+    made = [
+        json.loads(codec.encode(request))
+        for request in preview.of_type(case["destination"], case["config"], event, now)
+    ]
+    wanted = expected.get("requests", [expected])
+    assert len(made) == len(wanted), made
+    loose = [_path(field) for field in case.get("loose_fields") or []]
+    for ours, theirs in zip(made, wanted, strict=True):
+        assert _comparable(ours, loose) == _expected(theirs, loose)
+
+
+def _comparable(request: dict[str, Any], loose: list[tuple[list[str], str]]) -> dict[str, Any]:
+    """Our request in the shape of an expected one; JSON text fields decoded."""
+    shape = {
+        "method": request["method"],
+        "endpoint": request["url"],
+        "headers": {k.lower(): v for k, v in request.get("headers", {}).items()},
+        "params": request.get("params", {}),
+        "body_format": request.get("body_format", "json"),
+        "body": request.get("body"),
+    }
+    for section in ("params", "body"):
+        if isinstance(shape[section], dict):
+            shape[section] = {k: _decoded(v) for k, v in shape[section].items()}
+    return _relaxed(shape, loose)
+
+
+def _expected(request: dict[str, Any], loose: list[tuple[list[str], str]]) -> dict[str, Any]:
+    shape = {
+        "method": request["method"],
+        "endpoint": request["endpoint"],
+        "headers": {k.lower(): v for k, v in request.get("headers", {}).items()},
+        "params": {k: _as_param(v) for k, v in request.get("params", {}).items()},
+        "body_format": request.get("body_format", "json"),
+        "body": request.get("body"),
+    }
+    if shape["body_format"] == "form" and isinstance(shape["body"], dict):
+        shape["body"] = {k: _as_param(v) for k, v in shape["body"].items()}
+    return _relaxed(shape, loose)
+
+
+def _as_param(value: Any) -> Any:
+    """An expected query/form value as it travels: text (objects stay decoded: JSON fields)."""
+    if isinstance(value, dict | list):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _decoded(value: Any) -> Any:
+    """A text value holding a JSON object or array, decoded; anything else as it is."""
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _path(field: str) -> tuple[list[str], str]:
+    """'body.events[].params.a/b_* (why)' → (['body', 'events[]', 'params', 'a/b_*'], '');
+    '… custom_data keys other than x/y (why)' → ([…, 'custom_data'], 'x/y')."""
+    head, _, rest = field.partition(" ")
+    keep = ""
+    if rest.startswith("keys other than "):
+        keep = rest.removeprefix("keys other than ").split(" ")[0]
+    segments = head.replace("[].", "[] ").replace(".", " ").split()
+    if segments and segments[0] == "headers" and len(segments) > 1:
+        segments[1] = segments[1].lower()
+    return segments, keep
+
+
+def _relaxed(shape: dict[str, Any], loose: list[tuple[list[str], str]]) -> dict[str, Any]:
+    for segments, keep in loose:
+        _drop(shape, segments, keep)
+    return shape
+
+
+def _drop(node: Any, segments: list[str], keep: str) -> None:
+    if not segments:
+        if isinstance(node, dict) and keep:
+            for key in [k for k in node if not _matches(k, keep)]:
+                del node[key]
+        return
+    first, rest = segments[0], segments[1:]
+    if first.endswith("[]"):
+        child = node.get(first[:-2]) if isinstance(node, dict) else None
+        for item in child if isinstance(child, list) else []:
+            _drop(item, rest, keep)
+        return
+    if not isinstance(node, dict):
+        return
+    if rest or keep:
+        _drop(node.get(first), rest, keep)
+        return
+    for key in [k for k in node if _matches(k, first)]:
+        del node[key]
+
+
+def _matches(key: str, patterns: str) -> bool:
+    return any(fnmatch.fnmatchcase(key, pattern) for pattern in patterns.split("/"))

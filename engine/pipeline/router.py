@@ -13,7 +13,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NamedTuple
 from uuid import UUID
@@ -37,6 +37,7 @@ _POLL = 5.0  # NOTIFY wakes a router when jobs arrive; the poll is the guarantee
 _RETRY = 1.0
 _READ = 2000
 _BUFFER = 20_000  # jobs held in memory per destination
+_TOO_LARGE = 413
 
 
 class _Stored(msgspec.Struct):
@@ -67,6 +68,7 @@ class Pending:
     attempts: int
     first_attempt: datetime | None
     settled: bool = False
+    alone: bool = False  # refused as part of a too-large batch: goes in a request of its own
 
 
 class _Settled(NamedTuple):
@@ -244,6 +246,14 @@ class DestinationRouter:
             log.exception("router %s: delivery failed unexpectedly", target.name)
             error = target.mask(f"internal error: {type(exc).__name__}: {exc}")
             results = [_Result(Verdict.RETRY, error=error)] * len(jobs)
+        if len(jobs) > 1 and results[0].status == _TOO_LARGE:
+            # The vendor's size limit, which the batch limits should have kept: each job goes
+            # again in a request of its own (§0.2 of the contracts: split and resend).
+            for job in jobs:
+                job.alone = True
+            results = [replace(r, verdict=Verdict.RETRY) for r in results]
+        elif results[0].status == _TOO_LARGE:  # one event alone is too large: it never fits
+            results = [replace(r, verdict=Verdict.ABORT) for r in results]
         for job, result in zip(jobs, results, strict=True):
             self._settle(job, result)
 
@@ -292,12 +302,13 @@ def _batches(
     plugin: Destination, jobs: list[Pending]
 ) -> list[tuple[list[Pending], list[Request] | None]]:
     """Jobs taken together, split into the requests they can share: same batch key, and within
-    the destination's size limit. A job whose request takes no part in batches goes alone."""
+    the destination's size limit. A job whose request takes no part in batches (or that was in
+    a batch the vendor found too large) goes alone."""
     groups: dict[str, list[tuple[list[Pending], list[Request]]]] = {}
     alone: list[tuple[list[Pending], list[Request] | None]] = []
     for job in jobs:
         request = decode_request(job.request)
-        key = plugin.batch_key(request)
+        key = None if job.alone else plugin.batch_key(request)
         if key is None:
             alone.append(([job], [request]))
             continue

@@ -1,8 +1,10 @@
 """A router in this process, against a real PostgreSQL and a local HTTP server."""
 
 import asyncio
+import contextlib
+import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import uuid4
@@ -11,7 +13,14 @@ import msgspec
 import psycopg
 
 from engine.db import connection_pool
-from engine.destinations.base import ALL_TYPES, Destination, Request
+from engine.destinations.base import (
+    ALL_TYPES,
+    Destination,
+    Judgement,
+    Request,
+    Verdict,
+    classify_status,
+)
 from engine.pipeline.attempts import AttemptLog
 from engine.pipeline.filters import EventFilter
 from engine.pipeline.policy import DeliveryPolicy
@@ -19,7 +28,7 @@ from engine.pipeline.router import DestinationRouter
 from engine.pipeline.sender import Sender
 from engine.pipeline.stats import WorkerMetrics
 from engine.pipeline.topology import Target
-from tests.sink import Sink
+from tests.sink import Answer, Arrival, Sink
 
 
 class Settings(msgspec.Struct):
@@ -51,35 +60,65 @@ def _insert_jobs(url: str, destination: Any, jobs: list[tuple[str, int]], sink_u
             )
 
 
+@contextlib.asynccontextmanager
+async def running(database_url: str, target: Target) -> AsyncIterator[None]:
+    """`target`'s router delivering in this process until the block ends."""
+    pool = connection_pool(database_url)
+    await pool.open()
+    sender = Sender()
+    await sender.start()
+    attempts = AttemptLog(pool, WorkerMetrics(), lambda: {})
+    router = DestinationRouter(target, pool, sender, attempts, range(64))
+    tasks = [asyncio.create_task(router.run()), asyncio.create_task(attempts.run())]
+    try:
+        yield
+    finally:
+        await router.stop(5)
+        await attempts.stop()
+        for task in tasks:
+            task.cancel()
+        await sender.close()
+        await pool.close()
+
+
+async def until(done: Callable[[], bool], timeout: float = 20) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not done():
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.05)
+
+
+def batching(plugin: Destination, url: str) -> Target:
+    return Target(
+        uuid4(), "batchy", "batching", {}, True,
+        DeliveryPolicy(concurrency=2, min_backoff_seconds=0.05, max_backoff_seconds=0.1),
+        plugin, Settings(url), None, EventFilter(ALL_TYPES),
+    )  # fmt: skip
+
+
+def states(database_url: str) -> dict[str, list[str]]:
+    """Each job's attempt states, in order, by message id."""
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT j.message_id, a.state FROM job_attempts a JOIN jobs j ON j.id = a.job_id"
+            " ORDER BY a.attempt"
+        ).fetchall()
+    found: dict[str, list[str]] = {}
+    for message_id, state in rows:
+        found.setdefault(message_id, []).append(state)
+    return found
+
+
 async def test_batching_destinations_get_batches_and_users_keep_their_order(
     database_url: str,
 ) -> None:
     with Sink() as sink:
-        target = Target(
-            uuid4(), "batchy", "batching", {}, True, DeliveryPolicy(concurrency=2),
-            BATCHING, Settings(sink.url), None, EventFilter(ALL_TYPES),
-        )  # fmt: skip
+        target = batching(BATCHING, sink.url)
         jobs = [(f"user-{n}", 0) for n in range(25)] + [("busy", n) for n in range(3)]
         _insert_jobs(database_url, target.id, jobs, sink.url)
-        pool = connection_pool(database_url)
-        await pool.open()
-        sender = Sender()
-        await sender.start()
-        attempts = AttemptLog(pool, WorkerMetrics(), lambda: {})
-        router = DestinationRouter(target, pool, sender, attempts, range(64))
-        running = asyncio.create_task(router.run())
-        try:
-            deadline = asyncio.get_running_loop().time() + 20
-            while sum(len(a.json()) for a in sink.delivered) < len(jobs):
-                assert asyncio.get_running_loop().time() < deadline
-                await asyncio.sleep(0.05)
+        async with running(database_url, target):
+            await until(lambda: sum(len(a.json()) for a in sink.delivered) >= len(jobs))
             arrivals = list(sink.delivered)
-        finally:
-            await router.stop(5)
-            running.cancel()
-            await attempts.stop()
-            await sender.close()
-            await pool.close()
     batches = [a.json() for a in arrivals]
     assert all(isinstance(b, list) and 1 <= len(b) <= 10 for b in batches)
     assert len(batches) < len(jobs) // 2  # they really travelled together
@@ -88,3 +127,96 @@ async def test_batching_destinations_get_batches_and_users_keep_their_order(
     assert [e["n"] for e in events if e["u"] == "busy"] == [0, 1, 2]
     # one job of a user per request: "busy" jobs never share a batch
     assert all(sum(e["u"] == "busy" for e in batch) <= 1 for batch in batches)
+
+
+def _judge(status: int, body: bytes, count: int) -> Verdict | list[Judgement]:
+    """Like a vendor that names the events it refused: {"refused": [index, …]}."""
+    if status != 400:
+        return classify_status(status, body)
+    refused = json.loads(body)["refused"]
+    return [
+        Judgement(Verdict.ABORT, f"event {i} is invalid") if i in refused
+        else Judgement(Verdict.DELIVERED)
+        for i in range(count)
+    ]  # fmt: skip
+
+
+def _refusing(arrival: Arrival) -> Answer:
+    """Refuses the events of users named "bad-…", takes the others."""
+    refused = [i for i, event in enumerate(arrival.json()) if event["u"].startswith("bad")]
+    return Answer(400 if refused else 200, body=json.dumps({"refused": refused}))
+
+
+async def test_a_vendor_taking_part_of_a_batch_settles_each_event_on_its_own(
+    database_url: str,
+) -> None:
+    plugin = dataclasses.replace(BATCHING, classify=_judge)
+    with Sink(_refusing) as sink:
+        target = batching(plugin, sink.url)
+        users = ["user-0", "bad-1", "user-2", "user-3", "bad-4"]
+        _insert_jobs(database_url, target.id, [(user, 0) for user in users], sink.url)
+        async with running(database_url, target):
+            await until(lambda: len(states(database_url)) == 5)
+            arrivals = [a.json() for a in sink.arrivals]
+    assert len(arrivals) == 1 and len(arrivals[0]) == 5  # one batch, answered once
+    assert states(database_url) == {
+        "user-0-0": ["delivered"], "bad-1-0": ["aborted"], "user-2-0": ["delivered"],
+        "user-3-0": ["delivered"], "bad-4-0": ["aborted"],
+    }  # fmt: skip
+    with psycopg.connect(database_url) as conn:
+        errors = conn.execute("SELECT error FROM job_attempts WHERE state = 'aborted'").fetchall()
+    batch_order = [e["u"] for e in arrivals[0]]
+    assert sorted(e for (e,) in errors) == [
+        f"HTTP 400: event {batch_order.index(u)} is invalid" for u in ("bad-1", "bad-4")
+    ]
+
+
+def _small(arrival: Arrival) -> Answer:
+    return Answer(413, body='{"error": "too large"}') if len(arrival.json()) > 4 else Answer()
+
+
+async def test_a_batch_the_vendor_finds_too_large_is_sent_again_event_by_event(
+    database_url: str,
+) -> None:
+    with Sink(_small) as sink:
+        target = batching(BATCHING, sink.url)
+        users = [f"user-{n}" for n in range(8)]
+        _insert_jobs(database_url, target.id, [(user, 0) for user in users], sink.url)
+        async with running(database_url, target):
+            await until(lambda: len(sink.delivered) == 8)
+            arrivals = [a.json() for a in sink.arrivals]
+    assert len(arrivals[0]) == 8 and all(len(batch) == 1 for batch in arrivals[1:])
+    assert sorted(batch[0]["u"] for batch in arrivals[1:]) == users
+    assert all(s == ["retry", "delivered"] for s in states(database_url).values())
+
+
+def _by_kind(request: Request) -> str | None:
+    kind = request.body["kind"]
+    return None if kind == "solo" else kind
+
+
+async def test_only_requests_with_the_same_batch_key_combine_and_within_the_size_limit(
+    database_url: str,
+) -> None:
+    plugin = dataclasses.replace(BATCHING, batch_key=_by_kind, batch_bytes=400)
+    with Sink() as sink:
+        target = batching(plugin, sink.url)
+        with psycopg.connect(database_url) as conn:
+            for n in range(12):
+                kind = ("a", "b", "solo")[n % 3]
+                body = {"kind": kind, "u": f"user-{n}", "pad": "x" * 50}
+                request = json.dumps({"method": "POST", "url": sink.url, "body": body})
+                conn.execute(
+                    "INSERT INTO jobs (destination_id, source_id, partition, user_key, ingest_tx,"
+                    " ingest_id, received_at, message_id, event_type, request)"
+                    " VALUES (%s, %s, 0, %s, '0', 0, now(), %s, 'track', %s)",
+                    (target.id, uuid4(), f"user-{n}", f"m-{n}", request),
+                )
+        async with running(database_url, target):
+            await until(lambda: sum(len(a.json()) for a in sink.delivered) >= 12)
+            batches = [a.json() for a in sink.delivered]
+    assert all(len({e["kind"] for e in batch}) == 1 for batch in batches)
+    assert all(len(batch) == 1 for batch in batches if batch[0]["kind"] == "solo")
+    # Each stored request is about 150 bytes: at most two fit in 400.
+    assert all(len(batch) <= 2 for batch in batches)
+    assert sorted(e["u"] for b in batches for e in b) == sorted(f"user-{n}" for n in range(12))

@@ -1,4 +1,4 @@
-"""Named queries, the receivedAt clock, the rate limiter, settings."""
+"""Named queries, the receivedAt clock, the rate limiter, settings, secret masking."""
 
 import re
 import time
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from appliance.settings import Settings
+from engine.destinations import secrets
 from engine.gateway.clock import Clock
 from engine.gateway.ratelimit import RateLimiter
 from engine.sql import Queries
@@ -78,3 +79,15 @@ def test_settings_reject_unknown_keys_and_missing_files(
     monkeypatch.setenv("SLUICE_CONFIG", str(tmp_path / "missing.toml"))
     with pytest.raises(FileNotFoundError, match=r"missing\.toml"):
         Settings()
+
+
+def test_secrets_are_masked_wherever_they_appear() -> None:
+    shown = secrets.mask(
+        '{"url": "https://x/collect?api_secret=s3cr3t-value", "body": {"api_key": "k-123456"},'
+        ' "headers": {"Authorization": "Basic bXAyOg==", "X-Other": "bearer abc.def"}}',
+        ["s3cr3t-value", "k-123456", "", "ab"],
+    )
+    assert "s3cr3t-value" not in shown and "k-123456" not in shown
+    assert "bXAyOg" not in shown and "abc.def" not in shown
+    assert '"Basic ****"' in shown and "api_secret=****" in shown
+    assert secrets.mask("a cab", ["ab"]) == "a cab"  # too short to be a secret worth the noise

@@ -1,7 +1,7 @@
 """The process roles: gateway, worker and web, each runnable on its own."""
 
 import asyncio
-import ctypes
+import functools
 import gc
 import logging
 import os
@@ -17,6 +17,7 @@ from granian.constants import HTTPModes, Interfaces, Loops
 from granian.server import Server
 
 from appliance.settings import Settings
+from engine.children import die_with_parent
 from engine.gateway.options import GatewayOptions
 
 if TYPE_CHECKING:
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
     from engine.pipeline.worker import Worker
 
 log = logging.getLogger(__name__)
-_PR_SET_PDEATHSIG = 1
 _CHILD_GRACE = 30.0
 
 
@@ -112,15 +112,12 @@ def serve_worker(settings: Settings, stage: str | None = None) -> None:
 
 
 def _spawn_stage(stage: str) -> subprocess.Popen[bytes]:
-    def die_with_parent() -> None:
-        # A `kill -9` of the worker must not leave its other stage running on its own.
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-    # This process serves /metrics for both (preexec_fn is safe: no threads run yet).
+    # A `kill -9` of the worker must not leave its other stage running on its own. This
+    # process serves /metrics for both (preexec_fn is safe: no threads run yet).
     return subprocess.Popen(
         [sys.executable, "-m", "appliance", "worker", "--stage", stage],
         env={**os.environ, "SLUICE_WORKER_METRICS_PORT": "0"},
-        preexec_fn=die_with_parent,
+        preexec_fn=functools.partial(die_with_parent, signal.SIGTERM),
     )
 
 

@@ -120,4 +120,9 @@
   ["setTimeout", "clearTimeout", "setInterval", "clearInterval"].forEach(function (name) {
     if (name in global) global[name] = noTimers;
   });
+  // Other ways to have code run after its call has returned: a timed wait on shared memory,
+  // callbacks after garbage collection, WebAssembly's background compilation.
+  if (typeof Atomics === "object") delete Atomics.waitAsync;
+  delete global.FinalizationRegistry;
+  delete global.WebAssembly;
 })(globalThis);

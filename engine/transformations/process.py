@@ -12,12 +12,10 @@ import os
 import signal
 import sys
 import time
-from pathlib import Path
 from typing import Literal
 
 import msgspec
 
-import engine
 from engine.errors import SandboxUnavailable, SluiceError
 from engine.transformations import protocol
 
@@ -26,7 +24,7 @@ _SETTLE = 0.5  # what the sandbox may add to a call's time limit (see the sandbo
 _MARGIN = 5.0  # seconds past that before a call V8 did not stop is killed
 _STOP = 2.0  # seconds a sandbox has to leave after its input is closed
 _TAIL = 4096  # bytes of stderr kept
-_ROOT = str(Path(engine.__file__).resolve().parent.parent)  # where `engine` is importable from
+_OUT_OF_MEMORY = (b"out of memory", b"MemoryError")  # V8's fatal report; Python's
 
 # Why a call failed: a limit, the runtime broken by the code, or the process gone.
 Kind = Literal["time", "memory", "broken", "crashed"]
@@ -51,6 +49,7 @@ class Sandbox:
         self._process = process
         self._time_limit = time_limit
         self._stderr = b""
+        self._out_of_memory = False  # said so on stderr (V8's report may be long)
         assert process.stderr is not None
         self._draining = asyncio.create_task(self._keep_stderr(process.stderr))
         self.usable = True  # False once a call left it unfit for another
@@ -62,10 +61,14 @@ class Sandbox:
         sandbox process can be started."""
         try:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "engine.transformations.sandbox",
+                sys.executable, "-P", "-m", "engine.transformations.sandbox", str(os.getpid()),
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env={"PATH": os.defpath, "PYTHONPATH": _ROOT},  # none of the worker's secrets
+                stderr=asyncio.subprocess.PIPE, cwd="/",
+                # Its own session: a Ctrl-C or a stop signal for the worker's process group is
+                # the worker's to handle. Its environment: only where Python finds Sluice,
+                # none of the worker's settings or secrets.
+                start_new_session=True,
+                env={"PATH": os.defpath, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
             )  # fmt: skip
         except OSError as exc:
             raise SandboxUnavailable(f"cannot start a transformation sandbox: {exc}") from None
@@ -79,28 +82,40 @@ class Sandbox:
 
     async def _opened(self, code: str, time_limit: float, memory_limit: int) -> None:
         try:
-            ready = await self._receive(_START)
+            ready = await self._exchange(None, _START)
         except SandboxFailed as exc:
             why = exc.detail or f"no answer within {_START:g} s"
             raise SandboxUnavailable(f"a transformation sandbox did not start: {why}") from None
         if not isinstance(ready, protocol.Ready):
             raise SandboxUnavailable("a transformation sandbox did not start as expected")
-        self._send(protocol.Open(code, time_limit, memory_limit))
+        request = protocol.Open(code, time_limit, memory_limit)
         try:
-            opened = await self._receive(time_limit + _SETTLE + _MARGIN)
-        except SandboxFailed as exc:  # the code's top-level statements were too much
-            raise BadCode(f"its top-level code {describe(exc, time_limit, memory_limit)}") from None
+            opened = await self._exchange(request, time_limit + _SETTLE + _MARGIN)
+        except SandboxFailed as exc:
+            if exc.kind in ("time", "memory"):  # the code's top-level statements were too much
+                what = describe(exc, time_limit, memory_limit)
+                raise BadCode(f"its top-level code {what}") from None
+            raise SandboxUnavailable(f"a transformation sandbox failed: {exc.detail}") from None
         if not isinstance(opened, protocol.Opened):
-            raise BadCode("its top-level code interfered with the sandbox")
+            raise SandboxUnavailable("a transformation sandbox answered out of turn")
         if opened.error is not None:
             raise BadCode(opened.error)
+
+    @property
+    def alive(self) -> bool:
+        """Still there to be called: not ended (by a crash of its own, or killed)."""
+        stdin = self._process.stdin
+        return self._process.returncode is None and stdin is not None and not stdin.is_closing()
 
     async def run(self, items: bytes) -> str:
         """The driver's JSON text for a chunk (see `protocol.Run`); SandboxFailed if the call
         failed, after which `usable` says whether the sandbox may be called again."""
         self.used = time.monotonic()
-        self._send(protocol.Run(items))
-        answer = await self._receive(self._time_limit + _SETTLE + _MARGIN)
+        try:
+            answer = await self._exchange(protocol.Run(items), self._time_limit + _SETTLE + _MARGIN)
+        except BaseException:
+            self.usable = False
+            raise
         if not isinstance(answer, protocol.Ran):
             self.usable = False
             raise SandboxFailed("broken", "the sandbox answered out of turn")
@@ -110,23 +125,25 @@ class Sandbox:
             raise SandboxFailed(answer.failure, answer.detail)
         return answer.text
 
-    def _send(self, message: protocol.Message) -> None:
-        assert self._process.stdin is not None
-        self._process.stdin.write(protocol.frame(message))
-
-    async def _receive(self, deadline: float) -> protocol.Message:
-        assert self._process.stdin is not None and self._process.stdout is not None
+    async def _exchange(
+        self, message: protocol.Message | None, deadline: float
+    ) -> protocol.Message:
+        """Send `message` (if any) and read the answer within `deadline` seconds."""
+        stdin, stdout = self._process.stdin, self._process.stdout
+        assert stdin is not None and stdout is not None
         try:
             async with asyncio.timeout(deadline):
-                await self._process.stdin.drain()
-                header = await self._process.stdout.readexactly(protocol.HEADER)
-                return protocol.decode(
-                    await self._process.stdout.readexactly(protocol.length(header))
-                )
+                if message is not None:
+                    stdin.write(protocol.frame(message))
+                    await stdin.drain()
+                header = await stdout.readexactly(protocol.HEADER)
+                return protocol.decode(await stdout.readexactly(protocol.length(header)))
         except TimeoutError:
             self._kill()
             raise SandboxFailed("time") from None
-        except (asyncio.IncompleteReadError, ConnectionError):
+        # (A pipe to a process that has gone: an error on reading or writing, or, with uvloop,
+        # a RuntimeError on writing to the closed transport.)
+        except (asyncio.IncompleteReadError, ConnectionError, RuntimeError):
             raise SandboxFailed(*await self._death()) from None
         except msgspec.DecodeError as exc:
             self._kill()
@@ -155,9 +172,9 @@ class Sandbox:
         self.usable = False
         status = await self._ended()
         await self._draining
-        lines = [line.strip() for line in self._stderr.decode(errors="replace").splitlines()]
-        if any("out of memory" in line or "MemoryError" in line for line in lines):
+        if self._out_of_memory:
             return "memory", ""
+        lines = [line.strip() for line in self._stderr.decode(errors="replace").splitlines()]
         said = next((line for line in reversed(lines) if "Error" in line or "Fatal" in line), "")
         if status < 0:
             name = signal.strsignal(-status) or f"signal {-status}"
@@ -167,6 +184,10 @@ class Sandbox:
     async def _keep_stderr(self, stderr: asyncio.StreamReader) -> None:
         while chunk := await stderr.read(65536):
             self._stderr = (self._stderr + chunk)[-_TAIL:]
+            # (Looked for in the tail: a marker may straddle two reads.)
+            self._out_of_memory = self._out_of_memory or any(
+                marker in self._stderr for marker in _OUT_OF_MEMORY
+            )
 
     async def stop(self) -> None:
         """Close the sandbox's input (it leaves at once); kill it if it does not."""

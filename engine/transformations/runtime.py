@@ -10,6 +10,7 @@ sandbox that is no longer fit is replaced.
 """
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -23,6 +24,7 @@ from engine.errors import SluiceError
 from engine.pipeline.transform import Metadata, Transformed
 from engine.transformations.process import BadCode, Sandbox, SandboxFailed, describe
 
+log = logging.getLogger(__name__)
 _WHERE = re.compile(r"transformation\.js:(\d+):(\d+)")
 _GIVE_UP = 3  # single events in a row over a limit before the rest of a chunk is not tried
 _IDLE = 600.0  # seconds a sandbox is kept without calls
@@ -65,6 +67,7 @@ class JavaScript:
         self._memory_limit = memory_limit
         self._chunk = chunk
         self._slots: dict[int, _Slot] = {}
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def run(
         self, version: int, events: Sequence[tuple[dict[str, Any], Metadata]]
@@ -73,30 +76,39 @@ class JavaScript:
             code = await self._code_of(version)
         except SluiceError as exc:  # (a database error propagates: the batch is retried)
             return [Transformed([], str(exc)) for _ in events]
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep(), name="transformation-sandboxes")
         slot = self._slots.setdefault(version, _Slot())
         out: list[Transformed] = []
         async with slot.lock:
             for start in range(0, len(events), self._chunk):
                 out += await self._chunked(slot, code, events[start : start + self._chunk])
             slot.used = time.monotonic()
-        await self._stop_idle()
         return out
 
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
         slots, self._slots = self._slots, {}
         for slot in slots.values():
             async with slot.lock:
                 await _stop(slot)
 
-    async def _stop_idle(self) -> None:
-        """Stop the sandboxes of versions no longer called (code replaced by a newer version)."""
-        horizon = time.monotonic() - _IDLE
-        for version, slot in list(self._slots.items()):
-            if slot.used < horizon and not slot.lock.locked():
-                del self._slots[version]
-                await _stop(slot)
+    async def _sweep(self) -> None:
+        """Stop the sandboxes of versions no longer called (code replaced by a newer version,
+        a connection removed)."""
+        while True:
+            await asyncio.sleep(_IDLE / 4)
+            horizon = time.monotonic() - _IDLE
+            for version, slot in list(self._slots.items()):
+                if slot.used < horizon and not slot.lock.locked():
+                    del self._slots[version]
+                    await _stop(slot)
 
     async def _sandbox(self, slot: _Slot, code: str) -> Sandbox:
+        if isinstance(slot.sandbox, Sandbox) and not slot.sandbox.alive:
+            await _stop(slot)  # it ended between calls (killed, say): not this call's doing
         if slot.sandbox is None:
             try:
                 slot.sandbox = await Sandbox.start(
@@ -109,13 +121,21 @@ class JavaScript:
         return slot.sandbox
 
     async def _chunked(
-        self, slot: _Slot, code: str, events: Sequence[tuple[dict[str, Any], Metadata]]
+        self,
+        slot: _Slot,
+        code: str,
+        events: Sequence[tuple[dict[str, Any], Metadata]],
+        tries: int = 2,
     ) -> list[Transformed]:
         try:
             return [_transformed(r) for r in await self._call(slot, code, events)]
         except BadCode as exc:
             return [Transformed([], f"the code does not compile: {exc}") for _ in events]
         except SandboxFailed as exc:
+            if len(events) == 1 and exc.kind == "crashed" and tries > 1:
+                # A crash may come from outside (a signal, the host out of memory): one more
+                # try in a fresh sandbox before the event is blamed.
+                return await self._chunked(slot, code, events, tries - 1)
             if len(events) == 1:
                 what = describe(exc, self._time_limit, self._memory_limit)
                 return [Transformed([], f"the transformation {what}")]
@@ -145,6 +165,12 @@ class JavaScript:
         except msgspec.DecodeError as exc:
             sandbox.usable = False  # the driver's answer cannot be trusted any more
             raise SandboxFailed("broken", f"unreadable results ({exc})") from None
+        except SandboxFailed:
+            raise
+        except Exception as exc:  # whatever else goes wrong fails these events, not the worker
+            log.exception("transformation sandbox call failed")
+            sandbox.usable = False
+            raise SandboxFailed("crashed", f"{type(exc).__name__}: {exc}") from None
         finally:
             if not sandbox.usable:
                 await _stop(slot)

@@ -1,6 +1,6 @@
 """The sandbox process: one transformation version's V8 isolate, in a process of its own.
 
-    python -m engine.transformations.sandbox   (started by `engine.transformations.process`)
+    python -m engine.transformations.sandbox WORKER_PID   (started by `.process`)
 
 User code runs in a V8 isolate (mini-racer), which has no network, filesystem or process
 access. The isolate lives in this separate process so that what V8 cannot hold to a limit is
@@ -17,6 +17,7 @@ prints goes to stderr, which the worker keeps the end of to explain a crash.
 import os
 import re
 import resource
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -26,6 +27,7 @@ import msgspec
 from py_mini_racer import MiniRacer
 from py_mini_racer import _exc as js
 
+from engine.children import die_with_parent
 from engine.transformations import protocol
 
 _DRIVER = Path(__file__).with_name("driver.js").read_text()
@@ -73,8 +75,12 @@ class Isolate:
         self.time_limit = request.time_limit
         self.context.set_hard_memory_limit(request.memory_limit)
         self.context.eval(_DRIVER + "\n//# sourceURL=sluice-driver.js")
+        # Only the soft limit: a hard limit set for the whole service stays as it is.
+        _, hard = resource.getrlimit(resource.RLIMIT_DATA)
         cap = _data_size() + _MEMORY_FACTOR * request.memory_limit
-        resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
+        if hard != resource.RLIM_INFINITY:
+            cap = min(cap, hard)
+        resource.setrlimit(resource.RLIMIT_DATA, (cap, hard))
         try:
             # Top-level statements run here: they get the same time limit as a call.
             self.context.eval(script(request.code) + _SOURCE_URL, timeout_sec=self.time_limit)
@@ -141,6 +147,13 @@ def serve(requests: BinaryIO, answers: BinaryIO) -> None:
 
 
 def main() -> None:
+    # Ended by the worker only: by closing its input, or with it (`kill -9` included). A
+    # Ctrl-C or a service stop reaches the worker, which finishes its calls and closes them.
+    die_with_parent(signal.SIGKILL)
+    if os.getppid() != int(sys.argv[1]):
+        return  # the worker was already gone
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash leaves no core file behind
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # V8's own printing goes to stderr

@@ -7,7 +7,8 @@ from uuid import UUID
 import msgspec
 
 from engine.pipeline.transform import Metadata
-from engine.transformations.runtime import JavaScript
+from engine.transformations.process import BadCode
+from engine.transformations.runtime import JavaScript, check
 
 
 class TrialResult(msgspec.Struct):
@@ -19,6 +20,13 @@ class TrialResult(msgspec.Struct):
 async def trial(
     code: str, events: list[dict[str, Any]], destination_type: str = "webhook"
 ) -> TrialResult:
+    if not events:  # nothing to run: whether the code loads is all there is to show
+        try:
+            await check(code)
+        except BadCode as exc:
+            return TrialResult([], [], f"the code does not compile: {exc}")
+        return TrialResult([], [])
+
     async def this_code(version: int) -> str:
         return code
 

@@ -66,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--destination", metavar="NAME", help="a configured destination")
     which.add_argument("--type", metavar="TYPE", help="a destination type, with --config")
     preview.add_argument("--config", type=Path, help="destination settings (JSON or YAML)")
+    preview.add_argument(
+        "--validate", action="store_true",
+        help="also ask the vendor's validation endpoint (GA4) what it thinks of the request(s)",
+    )  # fmt: skip
 
     transform = sub.add_parser("transform", help="user transformations")
     transform_sub = transform.add_subparsers(dest="transform_command", required=True,

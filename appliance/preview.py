@@ -26,12 +26,16 @@ async def preview_command(args: argparse.Namespace, url: str | None) -> str:
     if args.destination:
         assert url is not None
         async with connection(url) as conn:
-            requests = await preview.of_destination(conn, args.destination, event)
+            dest = await preview.destination(conn, args.destination)
     else:
         if args.config is None:
             raise preview.PreviewError("--type needs --config FILE with the destination settings")
         config = _load(args.config, "the config file")
         if not isinstance(config, dict):
             raise preview.PreviewError("the config file must hold a mapping of settings")
-        requests = preview.of_type(args.type, config, event)
-    return msgspec.json.format(msgspec.json.encode(requests)).decode()
+        dest = preview.unsaved(args.type, config)
+    if args.validate:
+        shown: Any = await preview.validate(dest, event)
+    else:
+        shown = preview.requests(dest, event)
+    return msgspec.json.format(msgspec.json.encode(shown)).decode()

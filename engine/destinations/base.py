@@ -102,6 +102,15 @@ def check_endpoint(endpoint: str | None) -> None:
 
 
 @dataclass(frozen=True)
+class Validation:
+    """A vendor endpoint that checks requests without recording them (GA4's debug endpoint):
+    how a request is addressed to it, and how its answer reads as messages (none: valid)."""
+
+    request: Callable[[Request], Request]
+    messages: Callable[[bytes], list[str]]
+
+
+@dataclass(frozen=True)
 class Destination:
     name: str  # the type name in the workspace config, e.g. "webhook"
     title: str
@@ -121,6 +130,7 @@ class Destination:
     batch_key: Callable[[Request], str | None] = field(default=same_endpoint)
     combine: Callable[[Sequence[Request]], Request] | None = None
     classify: Classify = field(default=classify_status)
+    validation: Validation | None = None  # for previews
 
     def parse_settings(self, config: dict[str, Any]) -> Any:
         try:

@@ -7,7 +7,15 @@ configured already, and their events wait as failed jobs (visible, replayable) u
 
 from dataclasses import dataclass
 
+from engine.destinations.adjust import ADJUST
+from engine.destinations.amplitude import AMPLITUDE
+from engine.destinations.appsflyer import APPSFLYER
 from engine.destinations.base import Destination
+from engine.destinations.facebook_app_events import FACEBOOK_APP_EVENTS
+from engine.destinations.facebook_conversions import FACEBOOK_CONVERSIONS
+from engine.destinations.facebook_pixel import FACEBOOK_PIXEL
+from engine.destinations.ga4 import GA4
+from engine.destinations.mixpanel import MIXPANEL
 from engine.destinations.webhook import WEBHOOK
 
 
@@ -26,7 +34,7 @@ CATALOG: dict[str, DestinationType] = {
         DestinationType("amplitude", "Amplitude", ("apiKey",)),
         DestinationType("mixpanel", "Mixpanel", ("token",)),
         DestinationType("adjust", "Adjust", ("appToken",)),
-        DestinationType("appsflyer", "AppsFlyer", ("devKey",)),
+        DestinationType("appsflyer", "AppsFlyer", ()),  # devKey or s2sKey, per authVersion
         DestinationType("facebook_pixel", "Facebook Pixel", ("pixelId", "accessToken")),
         DestinationType(
             "facebook_conversions", "Facebook Conversions", ("datasetId", "accessToken")
@@ -36,4 +44,17 @@ CATALOG: dict[str, DestinationType] = {
     )
 }
 
-IMPLEMENTED: dict[str, Destination] = {d.name: d for d in (WEBHOOK,)}
+IMPLEMENTED: dict[str, Destination] = {
+    d.name: d
+    for d in (
+        AMPLITUDE,
+        WEBHOOK,
+        ADJUST,
+        APPSFLYER,
+        GA4,
+        MIXPANEL,
+        FACEBOOK_PIXEL,
+        FACEBOOK_CONVERSIONS,
+        FACEBOOK_APP_EVENTS,
+    )
+}

@@ -135,7 +135,8 @@ def _header_secrets(config: dict[str, Any]) -> list[str]:
     return [
         row["to"]
         for row in (rows if isinstance(rows, list) else [])
-        if isinstance(row, dict) and isinstance(row.get("to"), str)
+        if isinstance(row, dict)
+        and isinstance(row.get("to"), str)
         and _CREDENTIAL.search(str(row.get("from", "")))
     ]
 

@@ -1,17 +1,20 @@
 """What a destination's mapping would send for an event, without sending anything.
 
 Used by `sluice preview` and by the UI's "send test event". Secrets in the request (API keys
-in headers, URLs or bodies) are masked.
+in headers, URLs or bodies) are masked. Where the vendor has an endpoint that validates
+requests without recording them (GA4), `validate` asks it.
 """
 
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import psycopg
 from psycopg.rows import dict_row
 
-from engine.destinations.base import Request, Unsendable
+from engine.destinations.base import Request, Unsendable, Validation
 from engine.errors import SluiceError
+from engine.pipeline.sender import InvalidRequest, Sender, TransportError
 from engine.pipeline.topology import Target, target
 from engine.sql import Queries
 
@@ -22,27 +25,40 @@ class PreviewError(SluiceError):
     pass
 
 
-async def of_destination(
-    conn: psycopg.AsyncConnection[Any], name: str, event: Any
-) -> list[Request]:
+async def destination(conn: psycopg.AsyncConnection[Any], name: str) -> Target:
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(_Q["destination"], {"name": name})
         row = await cur.fetchone()
     if row is None:
         raise PreviewError(f"no destination named {name!r}")
-    return requests(target(row), event)
+    return target(row)
+
+
+def unsaved(kind: str, config: dict[str, Any]) -> Target:
+    """A destination of type `kind` with these settings, as if it were configured."""
+    row = {"id": None, "name": kind, "type": kind, "config": config, "delivery": {},
+           "enabled": True}  # fmt: skip
+    return target(row)
+
+
+async def of_destination(
+    conn: psycopg.AsyncConnection[Any], name: str, event: Any
+) -> list[Request]:
+    return requests(await destination(conn, name), event)
 
 
 def of_type(
     kind: str, config: dict[str, Any], event: Any, now: datetime | None = None
 ) -> list[Request]:
-    row = {"id": None, "name": kind, "type": kind, "config": config, "delivery": {},
-           "enabled": True}  # fmt: skip
-    return requests(target(row), event, now)
+    return requests(unsaved(kind, config), event, now)
 
 
 def requests(dest: Target, event: Any, now: datetime | None = None) -> list[Request]:
     """The requests for `event` as they would be sent at `now` (default: now), secrets masked."""
+    return [dest.masked(request) for request in _made(dest, event, now)]
+
+
+def _made(dest: Target, event: Any, now: datetime | None) -> list[Request]:
     if not isinstance(event, dict):
         raise PreviewError("the event must be a JSON object")
     if dest.problem is not None or dest.plugin is None:
@@ -50,7 +66,42 @@ def requests(dest: Target, event: Any, now: datetime | None = None) -> list[Requ
     if not dest.filter.admits(event):
         raise PreviewError(f"{dest.name} does not take this event (its type or event filters)")
     try:
-        made = dest.plugin.map(event, dest.settings, now or datetime.now(UTC))
+        return dest.plugin.map(event, dest.settings, now or datetime.now(UTC))
     except Unsendable as exc:
         raise PreviewError(f"{dest.name} cannot send this event: {exc}") from None
-    return [dest.masked(request) for request in made]
+
+
+class Checked(msgspec.Struct):
+    """A request as the vendor's validation endpoint judged it: no messages, no problem."""
+
+    request: Request
+    status: int | None
+    messages: list[str]
+
+
+async def validate(dest: Target, event: Any) -> list[Checked]:
+    """Send the event's requests to the vendor's validation endpoint (GA4's debug endpoint),
+    which checks them without recording anything, and say what it found."""
+    made = _made(dest, event, None)
+    assert dest.plugin is not None
+    validation = dest.plugin.validation
+    if validation is None:
+        raise PreviewError(f"{dest.plugin.title} has no validation endpoint to ask")
+    sender = Sender()
+    await sender.start()
+    try:
+        return [await _check(sender, dest, validation, request) for request in made]
+    finally:
+        await sender.close()
+
+
+async def _check(sender: Sender, dest: Target, validation: Validation, request: Request) -> Checked:
+    try:
+        answer = await sender.send(validation.request(request), dest.policy.timeout_seconds)
+    except (TransportError, InvalidRequest) as exc:
+        return Checked(dest.masked(request), None, [dest.mask(f"no answer: {exc}")])
+    if not 200 <= answer.status < 300:
+        messages = [dest.mask(f"HTTP {answer.status}: {answer.excerpt}")]
+    else:
+        messages = [dest.mask(m) for m in validation.messages(answer.body)]
+    return Checked(dest.masked(request), answer.status, messages)

@@ -336,8 +336,8 @@ async def _attempt(
             request = Request(stored.method, stored.url, stored.headers, stored.params,
                               stored.body if len(stored.body) else None,
                               stored.body_format)  # fmt: skip
-        elif plugin.combine is None:
-            [request] = requests
+        elif plugin.combine is None or plugin.batch_key(requests[0]) is None:
+            [request] = requests  # (a request that never travels in a batch keeps its shape)
         else:  # a batching destination always gets its batch shape, even for a batch of one
             request = plugin.combine(requests)
         answer: Answer = await sender.send(request, target.policy.timeout_seconds)

@@ -34,6 +34,9 @@ class Answer:
         return self.body[:EXCERPT].decode("utf-8", "replace")
 
 
+_FORM = "application/x-www-form-urlencoded"
+
+
 class TransportError(Exception):
     """No answer: connection refused or reset, DNS failure, timeout. Worth retrying."""
 
@@ -58,6 +61,9 @@ class Sender:
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()
+            # Dropped now, not when the interpreter finalizes: the client's runtime threads
+            # must not outlive a short-lived process's Python state.
+            self._client = None
 
     async def send(self, request: Request, timeout: float) -> Answer:
         assert self._client is not None, "start() first"
@@ -67,7 +73,7 @@ class Sender:
         try:
             builder = (
                 self._client.request(request.method, url)
-                .headers(request.headers)
+                .headers(_headers(request))
                 .timeout(timedelta(seconds=timeout))
             )
             if request.body is not None:
@@ -85,6 +91,14 @@ class Sender:
         except exceptions.RequestError as exc:
             raise TransportError(f"{type(exc).__name__}: {exc}") from None
         return Answer(status, body, retry_after)
+
+
+def _headers(request: Request) -> dict[str, str]:
+    """The request's headers; a form body says what it is unless the destination already did."""
+    labelled = any(name.lower() == "content-type" for name in request.headers)
+    if request.body_format == "form" and request.body is not None and not labelled:
+        return {**request.headers, "Content-Type": _FORM}
+    return request.headers
 
 
 def _body(request: Request) -> bytes:

@@ -1,25 +1,39 @@
 """Every destination against the conformance cases (tests/conformance/destinations.json), through
 the preview service: the request(s) each event makes, or its refusal.
 
-Strict on the vendor's fields; a case's `loose_fields` (RudderStack conventions) are left out of
+Strict on the vendor's fields (secrets masked on both sides, as the preview shows them); a
+case's `loose_fields` (RudderStack conventions) are left out of
 the comparison on both sides. Fields that travel as JSON text are compared decoded, numbers by
 value, header names without regard to case.
 """
 
 import fnmatch
+import hashlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
 from engine import codec
+from engine.destinations import secrets
 from engine.destinations.catalog import IMPLEMENTED
 from engine.pipeline import preview
 
 CASES = json.loads((Path(__file__).parents[1] / "conformance/destinations.json").read_text())
 HERE = [case for case in CASES if case["destination"] in IMPLEMENTED]
+
+# Where a case disagrees with the vendor's contract, the contract wins (listed in the issue):
+CORRECTIONS: dict[str, dict[str, Any]] = {
+    # Meta matches names hashed after trimming and lower-casing (destinations.md §6.1); the
+    # case hashes "Rudder" and "Test" as written.
+    "fbp-02": {
+        "0.body.data.0.user_data.fn": hashlib.sha256(b"rudder").hexdigest(),
+        "0.body.data.0.user_data.ln": hashlib.sha256(b"test").hexdigest(),
+    },
+}
 
 
 def test_every_destination_has_cases() -> None:
@@ -41,7 +55,11 @@ def test_conformance(case: dict[str, Any]) -> None:
         json.loads(codec.encode(request))
         for request in preview.of_type(case["destination"], case["config"], event, now)
     ]
-    wanted = expected.get("requests", [expected])
+    # The preview masks the destination's secrets: the expected requests get the same mask.
+    hidden = IMPLEMENTED[case["destination"]].secrets(case["config"])
+    wanted = json.loads(secrets.mask(json.dumps(expected.get("requests", [expected])), hidden))
+    for path, value in CORRECTIONS.get(case["id"], {}).items():
+        _set(wanted, path, value)
     assert len(made) == len(wanted), made
     loose = [_path(field) for field in case.get("loose_fields") or []]
     for ours, theirs in zip(made, wanted, strict=True):
@@ -50,11 +68,12 @@ def test_conformance(case: dict[str, Any]) -> None:
 
 def _comparable(request: dict[str, Any], loose: list[tuple[list[str], str]]) -> dict[str, Any]:
     """Our request in the shape of an expected one; JSON text fields decoded."""
+    url = urlsplit(request["url"])
     shape = {
         "method": request["method"],
-        "endpoint": request["url"],
+        "endpoint": url._replace(query="").geturl(),
         "headers": {k.lower(): v for k, v in request.get("headers", {}).items()},
-        "params": request.get("params", {}),
+        "params": {**dict(parse_qsl(url.query)), **request.get("params", {})},
         "body_format": request.get("body_format", "json"),
         "body": request.get("body"),
     }
@@ -65,11 +84,15 @@ def _comparable(request: dict[str, Any], loose: list[tuple[list[str], str]]) -> 
 
 
 def _expected(request: dict[str, Any], loose: list[tuple[list[str], str]]) -> dict[str, Any]:
+    # A query in the URL (a configured webhook URL; cases that write `…/events?access_token=…`
+    # into the endpoint) holds parameters all the same: on both sides.
+    url = urlsplit(request["endpoint"])
+    params = {**dict(parse_qsl(url.query)), **request.get("params", {})}
     shape = {
         "method": request["method"],
-        "endpoint": request["endpoint"],
+        "endpoint": url._replace(query="").geturl(),
         "headers": {k.lower(): v for k, v in request.get("headers", {}).items()},
-        "params": {k: _as_param(v) for k, v in request.get("params", {}).items()},
+        "params": {k: _as_param(v) for k, v in params.items()},
         "body_format": request.get("body_format", "json"),
         "body": request.get("body"),
     }
@@ -139,3 +162,11 @@ def _drop(node: Any, segments: list[str], keep: str) -> None:
 
 def _matches(key: str, patterns: str) -> bool:
     return any(fnmatch.fnmatchcase(key, pattern) for pattern in patterns.split("/"))
+
+
+def _set(node: Any, path: str, value: Any) -> None:
+    """Set the value at a dotted path of keys and list indexes ("0.body.data.0.user_data.fn")."""
+    *parents, last = path.split(".")
+    for key in parents:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    node[int(last) if isinstance(node, list) else last] = value

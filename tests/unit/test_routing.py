@@ -93,8 +93,8 @@ async def test_a_mapping_that_raises_fails_that_event_only() -> None:
 
 
 async def test_a_destination_type_without_a_plug_in_fails_its_jobs_visibly() -> None:
-    ga4 = dest("ga4", apiSecret="s")
-    routed = await route(events({"type": "track"}), topology(Route(ga4, None, None)), Doubling())
+    s3 = dest("s3", bucketName="b")
+    routed = await route(events({"type": "track"}), topology(Route(s3, None, None)), Doubling())
     assert routed.jobs[0].error is not None and "cannot deliver" in routed.jobs[0].error
 
 

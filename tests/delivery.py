@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -18,19 +19,29 @@ from tests.servers import GatewayProcess
 FAST_RETRIES = "{min_backoff_seconds: 0.1, max_backoff_seconds: 0.5}"
 
 
-def connect(database_url: str, delivery: str = FAST_RETRIES, **sinks: str) -> None:
-    """Webhook destinations named after the keywords, connected to the website source."""
+def connect_destinations(
+    database_url: str, *destinations: tuple[str, str, dict[str, Any]], delivery: str = FAST_RETRIES
+) -> None:
+    """Destinations given as (name, type, config), each connected to the website source."""
     apply_config(
         database_url,
         "destinations:\n"
         + "".join(
-            f"  - {{name: {name}, type: webhook, config: {{webhookUrl: '{url}/in/{name}'}}, "
+            f"  - {{name: {name}, type: {kind}, config: {json.dumps(config)}, "
             f"delivery: {delivery}}}\n"
-            for name, url in sinks.items()
+            for name, kind, config in destinations
         )
         + "connections:\n"
-        + "".join(f"  - {{source: website, destination: {name}}}\n" for name in sinks),
+        + "".join(f"  - {{source: website, destination: {name}}}\n" for name, _, _ in destinations),
     )
+
+
+def connect(database_url: str, delivery: str = FAST_RETRIES, **sinks: str) -> None:
+    """Webhook destinations named after the keywords, connected to the website source."""
+    webhooks = [
+        (name, "webhook", {"webhookUrl": f"{url}/in/{name}"}) for name, url in sinks.items()
+    ]
+    connect_destinations(database_url, *webhooks, delivery=delivery)
 
 
 def sluice(database_url: str, *args: str) -> str:
@@ -65,6 +76,13 @@ def attempts(database_url: str, delivered: int) -> Counter[str]:
 def failed_jobs(database_url: str) -> list[dict[str, Any]]:
     out = sluice(database_url, "failed", "list", "--json")
     return [json.loads(line) for line in out.splitlines()]
+
+
+def wait_until(check: Callable[[], object], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
 
 
 def wait_for_failed(database_url: str, count: int) -> list[dict[str, Any]]:

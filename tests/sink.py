@@ -28,6 +28,11 @@ class Arrival:
     def json(self) -> Any:
         return json.loads(self.body)
 
+    def header(self, name: str) -> str:
+        """A header's value whatever the case of its name (HTTP/2 and hyper send lower case)."""
+        wanted = name.lower()
+        return next((v for k, v in self.headers.items() if k.lower() == wanted), "")
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -35,6 +40,11 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     body: str = '{"ok": true}'
+
+    @classmethod
+    def json(cls, status: int, value: Any) -> "Answer":
+        """An answer with a JSON body, labelled as one."""
+        return cls(status, {"Content-Type": "application/json"}, body=json.dumps(value))
 
 
 Behaviour = Callable[[Arrival], Answer]

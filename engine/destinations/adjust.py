@@ -238,5 +238,5 @@ def _shown(value: Any) -> str:
 
 ADJUST = Destination(
     name="adjust", title="Adjust", settings=AdjustSettings, map=map_event,
-    secret_keys=("s2sToken",), classify=classify_status,
+    supported_types=frozenset({"track"}), secret_keys=("s2sToken",), classify=classify_status,
 )  # fmt: skip

@@ -62,7 +62,7 @@ import msgspec
 from msgspec import Raw
 
 from engine import codec
-from engine.destinations import segment
+from engine.destinations import segment, useragent
 from engine.destinations.base import (
     Destination,
     Judgement,
@@ -251,7 +251,7 @@ def _session(event: dict[str, Any], ctx: dict[str, Any]) -> int:
 
 def _device(event: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
     if str(event.get("channel")).lower() == "web":
-        return {"platform": "Web", **_browser(segment.text(ctx.get("userAgent")))}
+        return {"platform": "Web", **_web_device(segment.text(ctx.get("userAgent")))}
     os = segment.mapping(ctx.get("os"))
     device = segment.mapping(ctx.get("device"))
     os_name = segment.text(os.get("name"))
@@ -274,39 +274,17 @@ def _device(event: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-_BROWSERS = (
-    ("Edge", re.compile(r"\bEdg(?:e|A|iOS)?/([\d.]+)")),
-    ("Opera", re.compile(r"\bOPR/([\d.]+)")),
-    ("Samsung Internet", re.compile(r"\bSamsungBrowser/([\d.]+)")),
-    ("Firefox", re.compile(r"\b(?:Firefox|FxiOS)/([\d.]+)")),
-    ("Chrome", re.compile(r"\b(?:Chrome|CriOS)/([\d.]+)")),
-    ("Safari", re.compile(r"\bVersion/([\d.]+)[^()]*\bSafari/")),
-)
-_SYSTEMS = (
-    ("iPhone", "iPhone"),
-    ("iPad", "iPad"),
-    ("Android", "Android"),
-    ("CrOS", "Chrome OS"),
-    ("Windows", "Windows"),
-    ("Macintosh", "Mac"),
-    ("Linux", "Linux"),
-)
-
-
-def _browser(agent: str | None) -> dict[str, Any]:
-    """Browser name and version, and the OS family, from a user agent (the common ones)."""
+def _web_device(agent: str | None) -> dict[str, Any]:
+    """The browser as `os_name`/`os_version` and the OS as `device_model`, which is how
+    Amplitude's browser SDK reports them."""
     if not agent:
         return {}
-    agent = agent[:1000]  # enough for any real user agent; keeps the regexes cheap
+    found = useragent.read(agent)
     fields: dict[str, Any] = {}
-    for name, pattern in _BROWSERS:
-        if found := pattern.search(agent):
-            fields["os_name"], fields["os_version"] = name, found.group(1)
-            break
-    for marker, system in _SYSTEMS:
-        if marker in agent:
-            fields["device_model"] = system
-            break
+    if found.browser is not None:
+        fields["os_name"], fields["os_version"] = found.browser
+    if found.system is not None:
+        fields["device_model"] = found.system.name
     return fields
 
 

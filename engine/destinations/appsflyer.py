@@ -251,5 +251,6 @@ def _shown(value: Any) -> str:
 
 APPSFLYER = Destination(
     name="appsflyer", title="AppsFlyer", settings=AppsFlyerSettings, map=map_event,
-    secret_keys=("devKey", "s2sKey"), classify=classify_status,
+    supported_types=frozenset({"track", "page", "screen"}), secret_keys=("devKey", "s2sKey"),
+    classify=classify_status,
 )  # fmt: skip

@@ -65,7 +65,7 @@ import msgspec
 from msgspec import Raw
 
 from engine import codec
-from engine.destinations import segment
+from engine.destinations import segment, useragent
 from engine.destinations.base import (
     Destination,
     Judgement,
@@ -282,34 +282,18 @@ def _insert_id(event: dict[str, Any], distinct: str, name: str, time_ms: int) ->
     return hashlib.sha256(seed.encode()).hexdigest()[:36]
 
 
-# (ordered) name → what it is called in the user agent
-_BROWSERS = (
-    ("Edge", re.compile(r"\bEdg(?:e|A|iOS)?/([\d.]+)")),
-    ("Opera", re.compile(r"\b(?:OPR|Opera)/([\d.]+)")),
-    ("Samsung Internet", re.compile(r"\bSamsungBrowser/([\d.]+)")),
-    ("Firefox", re.compile(r"\b(?:Firefox|FxiOS)/([\d.]+)")),
-    ("Chrome", re.compile(r"\b(?:Chrome|CriOS)/([\d.]+)")),
-    ("Mobile Safari", re.compile(r"\bVersion/([\d.]+) Mobile/\S+ Safari/")),
-    ("Safari", re.compile(r"\bVersion/([\d.]+) Safari/")),
-    ("IE", re.compile(r"\bMSIE ([\d.]+)|\bTrident/[\d.]+;.*?\brv:([\d.]+)")),
-)
-
-
-def browser(user_agent: str) -> tuple[str, str] | None:
-    """The browser's name and version, as Mixpanel's `$browser` and `$browser_version`."""
-    text = user_agent[:1000]
-    for name, pattern in _BROWSERS:
-        if match := pattern.search(text):
-            return name, next(group for group in match.groups() if group)
-    return None
-
-
 def _browser_fields(event: dict[str, Any]) -> dict[str, Any]:
+    """The browser, as Mixpanel's JavaScript SDK reports it, for web events."""
     user_agent = segment.context(event).get("userAgent")
     if event.get("channel") != "web" or not isinstance(user_agent, str):
         return {}
-    found = browser(user_agent)
-    return {"$browser": found[0], "$browser_version": found[1]} if found else {}
+    browser = useragent.read(user_agent).browser
+    if browser is None:
+        return {}
+    fields = {"$browser": browser.name}
+    if browser.version is not None:
+        fields["$browser_version"] = browser.version
+    return fields
 
 
 # ---------------------------------------------------------------------------------------------

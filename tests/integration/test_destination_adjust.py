@@ -4,8 +4,7 @@
 import json
 from typing import Any
 
-from tests.conftest import apply_config
-from tests.delivery import attempts, post, sluice, wait_for_failed
+from tests.delivery import attempts, connect_destinations, post, sluice, wait_for_failed
 from tests.servers import GatewayProcess, WorkerProcess
 from tests.sink import Sink
 from tests.vendors.adjust import AdjustDouble
@@ -15,17 +14,9 @@ MAPPINGS = [{"from": "Purchase", "to": "pur123"}, {"from": "Signup", "to": "sig4
 
 
 def connect(database_url: str, endpoint: str, **config: Any) -> None:
-    destination = {
-        "name": "adjust",
-        "type": "adjust",
-        "config": {"appToken": "app123", "customMappings": MAPPINGS, "environment": True,
-                   "s2sToken": S2S_TOKEN, "endpoint": endpoint, **config},
-        "delivery": {"min_backoff_seconds": 0.1, "max_backoff_seconds": 0.5},
-    }  # fmt: skip
-    apply_config(database_url, json.dumps({
-        "destinations": [destination],
-        "connections": [{"source": "website", "destination": "adjust"}],
-    }))  # fmt: skip
+    config = {"appToken": "app123", "customMappings": MAPPINGS, "environment": True,
+              "s2sToken": S2S_TOKEN, "endpoint": endpoint, **config}  # fmt: skip
+    connect_destinations(database_url, ("adjust", "adjust", config))
 
 
 def purchase(message_id: str, **properties: Any) -> dict[str, Any]:

@@ -5,8 +5,14 @@ import time
 from collections import Counter, defaultdict
 from typing import Any
 
-from tests.conftest import apply_config
-from tests.delivery import FAST_RETRIES, attempts, post, sluice, wait_for_failed
+from tests.delivery import (
+    attempts,
+    connect_destinations,
+    post,
+    sluice,
+    wait_for_failed,
+    wait_until,
+)
 from tests.servers import GatewayProcess, WorkerProcess
 from tests.sink import Sink
 from tests.vendors.amplitude import MAX_BYTES, MAX_EVENTS, AmplitudeDouble
@@ -14,27 +20,10 @@ from tests.vendors.amplitude import MAX_BYTES, MAX_EVENTS, AmplitudeDouble
 API_KEY = "amp-test-key-0f3a9c"
 
 
-def connect(database_url: str, url: str, api_key: str = API_KEY, extra: str = "") -> None:
-    apply_config(
-        database_url,
-        f"""
-destinations:
-  - name: amp
-    type: amplitude
-    config: {{apiKey: {api_key}, endpoint: '{url}', groupTypeTrait: kind,
-              groupValueTrait: title{extra}}}
-    delivery: {FAST_RETRIES}
-connections:
-  - {{source: website, destination: amp}}
-""",
-    )
-
-
-def wait_until(check: Any, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+def connect(database_url: str, url: str, api_key: str = API_KEY) -> None:
+    config = {"apiKey": api_key, "endpoint": url, "groupTypeTrait": "kind",
+              "groupValueTrait": "title"}  # fmt: skip
+    connect_destinations(database_url, ("amp", "amplitude", config))
 
 
 def test_every_call_arrives_shaped_and_authenticated_after_throttling(

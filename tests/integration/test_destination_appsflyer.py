@@ -4,8 +4,7 @@
 import json
 from typing import Any
 
-from tests.conftest import apply_config
-from tests.delivery import attempts, post, sluice, wait_for_failed
+from tests.delivery import attempts, connect_destinations, post, sluice, wait_for_failed
 from tests.servers import GatewayProcess, WorkerProcess
 from tests.sink import Sink
 from tests.vendors.appsflyer import AppsFlyerDouble
@@ -15,17 +14,9 @@ APPS = frozenset({"com.example.app", "id123456789"})
 
 
 def connect(database_url: str, endpoint: str, **config: Any) -> None:
-    destination = {
-        "name": "af",
-        "type": "appsflyer",
-        "config": {"authVersion": "v2", "s2sKey": S2S_KEY, "androidAppId": "com.example.app",
-                   "appleAppId": "123456789", "endpoint": endpoint, **config},
-        "delivery": {"min_backoff_seconds": 0.1, "max_backoff_seconds": 0.5},
-    }  # fmt: skip
-    apply_config(database_url, json.dumps({
-        "destinations": [destination],
-        "connections": [{"source": "website", "destination": "af"}],
-    }))  # fmt: skip
+    config = {"authVersion": "v2", "s2sKey": S2S_KEY, "androidAppId": "com.example.app",
+              "appleAppId": "123456789", "endpoint": endpoint, **config}  # fmt: skip
+    connect_destinations(database_url, ("af", "appsflyer", config))
 
 
 def event(message_id: str, os: str = "android", **fields: Any) -> dict[str, Any]:

@@ -6,8 +6,14 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.conftest import apply_config
-from tests.delivery import FAST_RETRIES, attempts, failed_jobs, post, sluice, wait_for_failed
+from tests.delivery import (
+    attempts,
+    connect_destinations,
+    failed_jobs,
+    post,
+    sluice,
+    wait_for_failed,
+)
 from tests.servers import GatewayProcess, WorkerProcess
 from tests.sink import Sink
 from tests.vendors.facebook import GraphDouble
@@ -25,16 +31,8 @@ def connect(database_url: str, url: str, token: str = TOKEN, *, all_three: bool 
         ("app", "facebook_app_events", {"appID": APP, "accessToken": APP_TOKEN}),
     ]  # fmt: skip
     chosen = configs if all_three else configs[:1]
-    apply_config(
-        database_url,
-        "destinations:\n"
-        + "".join(
-            f"  - {{name: {name}, type: {kind}, config: {json.dumps({**config, 'endpoint': url})}"
-            f", delivery: {FAST_RETRIES}}}\n"
-            for name, kind, config in chosen
-        )
-        + "connections:\n"
-        + "".join(f"  - {{source: website, destination: {name}}}\n" for name, _, _ in chosen),
+    connect_destinations(
+        database_url, *((name, kind, {**config, "endpoint": url}) for name, kind, config in chosen)
     )
 
 

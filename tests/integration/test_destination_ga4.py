@@ -9,8 +9,14 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import apply_config
-from tests.delivery import FAST_RETRIES, attempts, failed_jobs, post, sluice, wait_for_failed
+from tests.delivery import (
+    attempts,
+    connect_destinations,
+    failed_jobs,
+    post,
+    sluice,
+    wait_for_failed,
+)
 from tests.servers import GatewayProcess, WorkerProcess
 from tests.sink import Answer, Sink
 from tests.vendors.ga4 import COLLECT, GA4Double
@@ -19,15 +25,9 @@ SECRET = "e2e-api-secret-value"
 MEASUREMENT = "G-E2ETEST1"
 
 
-def connect_ga4(database_url: str, url: str, secret: str) -> None:
-    config = {"apiSecret": secret, "measurementId": MEASUREMENT, "typesOfClient": "gtag",
-              "endpoint": url}  # fmt: skip
-    apply_config(
-        database_url,
-        f"destinations:\n  - {{name: ga4, type: ga4, config: {json.dumps(config)}, "
-        f"delivery: {FAST_RETRIES}}}\n"
-        "connections:\n  - {source: website, destination: ga4}\n",
-    )
+def config(url: str) -> dict[str, Any]:
+    return {"apiSecret": SECRET, "measurementId": MEASUREMENT, "typesOfClient": "gtag",
+            "endpoint": url}  # fmt: skip
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def ga4(workspace_config: str) -> Iterator[tuple[GA4Double, Sink]]:
     this fixture before `worker`), whose routers then see the first jobs at once."""
     double = GA4Double(SECRET, measurement_id=MEASUREMENT)
     with Sink(double) as sink:
-        connect_ga4(workspace_config, sink.url, SECRET)
+        connect_destinations(workspace_config, ("ga4", "ga4", config(sink.url)))
         yield double, sink
 
 
@@ -128,11 +128,10 @@ def test_a_refused_secret_and_an_unsendable_event_end_as_visible_failed_jobs(
 
 
 def _preview(tmp_path: Path, url: str) -> list[dict[str, Any]]:
-    config, event = tmp_path / "ga4.json", tmp_path / "event.json"
-    config.write_text(json.dumps({"apiSecret": SECRET, "measurementId": MEASUREMENT,
-                                  "typesOfClient": "gtag", "endpoint": url}))  # fmt: skip
+    settings, event = tmp_path / "ga4.json", tmp_path / "event.json"
+    settings.write_text(json.dumps(config(url)))
     event.write_text(json.dumps({"type": "track", "event": "Signed Up", "anonymousId": "a-1"}))
-    out = sluice("", "preview", "--type", "ga4", "--config", str(config), "--event", str(event),
+    out = sluice("", "preview", "--type", "ga4", "--config", str(settings), "--event", str(event),
                  "--validate")  # fmt: skip
     assert SECRET not in out
     checked: list[dict[str, Any]] = json.loads(out)

@@ -1,13 +1,17 @@
 """Mixpanel end to end: gateway → worker → a double of Mixpanel's ingestion API
 (tests.vendors.mixpanel) reached through the destination's `endpoint` setting."""
 
-import json
 import time
 from collections import Counter
-from typing import Any
 
-from tests.conftest import apply_config
-from tests.delivery import FAST_RETRIES, attempts, post, sluice, wait_for_failed
+from tests.delivery import (
+    attempts,
+    connect_destinations,
+    post,
+    sluice,
+    wait_for_failed,
+    wait_until,
+)
 from tests.servers import GatewayProcess, WorkerProcess
 from tests.sink import Sink
 from tests.vendors.mixpanel import MixpanelDouble
@@ -22,25 +26,7 @@ OPS = ("$set", "$append")
 def connect(database_url: str, url: str, **config: str) -> None:
     settings = {"token": TOKEN, "endpoint": url, "groupKeySettings": [{"groupKey": "company"}],
                 **config}  # fmt: skip
-    apply_config(
-        database_url,
-        f"""
-destinations:
-  - name: mp
-    type: mixpanel
-    config: {json.dumps(settings)}
-    delivery: {FAST_RETRIES}
-connections:
-  - {{source: website, destination: mp}}
-""",
-    )
-
-
-def wait_until(check: Any, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+    connect_destinations(database_url, ("mp", "mixpanel", settings))
 
 
 def test_every_call_arrives_shaped_and_authenticated_after_throttling(

@@ -7,27 +7,21 @@ Parameters are read from the query string and, for a form POST, from the body.
 """
 
 import json
-import threading
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
 from tests.sink import Answer, Arrival
+from tests.vendors import VendorDouble
 
 DEVICE_IDS = ("idfa", "gps_adid", "fire_adid", "oaid", "web_uuid", "idfv", "android_id", "adid")
 
 
-def _header(arrival: Arrival, name: str) -> str:
-    """A header's value whatever the case of its name (HTTP/2 and hyper send lower case)."""
-    return next((v for k, v in arrival.headers.items() if k.lower() == name), "")
-
-
 def _error(status: int, reason: str) -> Answer:
-    return Answer(status, {"Content-Type": "application/json"},
-                  body=json.dumps({"error": f"Event request failed ({reason})"}))  # fmt: skip
+    return Answer.json(status, {"error": f"Event request failed ({reason})"})
 
 
 @dataclass
-class AdjustDouble:
+class AdjustDouble(VendorDouble):
     """`accepted` holds the parameters of every event Adjust would record."""
 
     app_token: str
@@ -35,19 +29,10 @@ class AdjustDouble:
     s2s_token: str | None = None  # S2S Security on: requests must carry this Bearer token
     inactive: bool = False  # the app is inactive: every event refused for good (403)
     accepted: list[dict[str, str]] = field(default_factory=list)
-    _throttled: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def throttle_next(self, count: int) -> None:
-        """Answer the next `count` requests 429, as Adjust's front does under load."""
-        with self._lock:
-            self._throttled = count
 
     def __call__(self, arrival: Arrival) -> Answer:
-        with self._lock:
-            if self._throttled > 0:
-                self._throttled -= 1
-                return _error(429, "Too many requests")
+        if self.throttled():  # as Adjust's front does under load
+            return _error(429, "Too many requests")
         answer = self._judge(arrival)
         if answer.status == 200:
             with self._lock:
@@ -57,14 +42,14 @@ class AdjustDouble:
     @staticmethod
     def params(arrival: Arrival) -> dict[str, str]:
         params = dict(arrival.query)
-        if _header(arrival, "content-type").startswith("application/x-www-form-urlencoded"):
+        if arrival.header("content-type").startswith("application/x-www-form-urlencoded"):
             params.update(parse_qsl(arrival.body.decode()))
         return params
 
     def _judge(self, arrival: Arrival) -> Answer:
         if arrival.path != "/event" or arrival.method not in ("GET", "POST"):
             return Answer(404, body="Not Found")
-        if self.s2s_token and _header(arrival, "authorization") != f"Bearer {self.s2s_token}":
+        if self.s2s_token and arrival.header("authorization") != f"Bearer {self.s2s_token}":
             return _error(401, "Authorization token is missing or wrong")
         params = self.params(arrival)
         if params.get("s2s") != "1":
@@ -100,4 +85,4 @@ class AdjustDouble:
                 value = None
             if not isinstance(value, dict):
                 return _error(400, f"Invalid {name.replace('_', ' ')}")
-        return Answer(200, {"Content-Type": "application/json"}, body='{"status": "OK"}')
+        return Answer.json(200, {"status": "OK"})

@@ -12,7 +12,6 @@ JSON text field (`identification`, `mapping`).
 """
 
 import json
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,22 +19,18 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from tests.sink import Answer, Arrival
+from tests.vendors import VendorDouble
 
 MAX_EVENTS = 2000
 MAX_BYTES = 1_000_000
-JSON = {"Content-Type": "application/json"}
-
-
-def _header(arrival: Arrival, name: str) -> str:
-    return next((v for k, v in arrival.headers.items() if k.lower() == name), "")
 
 
 def _answer(status: int, **fields: Any) -> Answer:
-    return Answer(status, dict(JSON), body=json.dumps({"code": status, **fields}))
+    return Answer.json(status, {"code": status, **fields})
 
 
 @dataclass
-class AmplitudeDouble:
+class AmplitudeDouble(VendorDouble):
     """`events` holds every event Amplitude ingested (in arrival order); `groups` and
     `mappings` the group identifications and user mappings it took; `requests` the size in
     events of every events request answered."""
@@ -47,14 +42,6 @@ class AmplitudeDouble:
     groups: list[dict[str, Any]] = field(default_factory=list)
     mappings: list[dict[str, Any]] = field(default_factory=list)
     requests: list[int] = field(default_factory=list)
-    _throttled: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def throttle_next(self, count: int) -> None:
-        """Answer the next `count` events requests 429, as Amplitude does past 30 events/s
-        for a user or device."""
-        with self._lock:
-            self._throttled = count
 
     def insert_ids(self) -> list[str]:
         with self._lock:
@@ -74,7 +61,7 @@ class AmplitudeDouble:
     def _events(self, arrival: Arrival) -> Answer:
         if len(arrival.body) > MAX_BYTES:
             return _answer(413, error="Payload too large")
-        if not _header(arrival, "content-type").startswith("application/json"):
+        if not arrival.header("content-type").startswith("application/json"):
             return _answer(400, error="Invalid request content type")
         try:
             body = json.loads(arrival.body)
@@ -94,13 +81,12 @@ class AmplitudeDouble:
         refused = _refusals(events, options.get("min_id_length", 5), self.invalid)
         if refused:
             return _answer(400, error="Invalid field values on some events", **refused)
+        if self.throttled():  # only events requests, as past 30 events/s for a user or device
+            users = {e["user_id"]: 31 for e in events if e.get("user_id")}
+            return _answer(429, error="Too many requests for some devices and users",
+                           eps_threshold=30, throttled_users=users, throttled_devices={},
+                           throttled_events=list(range(len(events))))  # fmt: skip
         with self._lock:
-            if self._throttled > 0:
-                self._throttled -= 1
-                users = {e["user_id"]: 31 for e in events if e.get("user_id")}
-                return _answer(429, error="Too many requests for some devices and users",
-                               eps_threshold=30, throttled_users=users, throttled_devices={},
-                               throttled_events=list(range(len(events))))  # fmt: skip
             self.events.extend(events)
             self.requests.append(len(events))
         return _answer(200, events_ingested=len(events), payload_size_bytes=len(arrival.body),
@@ -115,7 +101,7 @@ class AmplitudeDouble:
     ) -> Answer:
         if len(arrival.body) > MAX_BYTES:
             return Answer(413, body="Payload too large")
-        if not _header(arrival, "content-type").startswith("application/x-www-form-urlencoded"):
+        if not arrival.header("content-type").startswith("application/x-www-form-urlencoded"):
             return Answer(400, body=f"missing {name}")  # the form is not read without it
         form = dict(parse_qsl(arrival.body.decode()))
         if form.get("api_key") != self.api_key:

@@ -9,18 +9,13 @@ answers 200 to an event for an iOS app id without its `id` prefix and records no
 
 import json
 import re
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from tests.sink import Answer, Arrival
+from tests.vendors import VendorDouble
 
 _PATH = re.compile(r"^/inappevent/([^/]+)$")
-
-
-def _header(arrival: Arrival, name: str) -> str:
-    """A header's value whatever the case of its name (HTTP/2 and hyper send lower case)."""
-    return next((v for k, v in arrival.headers.items() if k.lower() == name), "")
 
 
 def _text(status: int, body: str) -> Answer:
@@ -28,7 +23,7 @@ def _text(status: int, body: str) -> Answer:
 
 
 @dataclass
-class AppsFlyerDouble:
+class AppsFlyerDouble(VendorDouble):
     """`accepted` holds (app id, body) of every event AppsFlyer would record."""
 
     key: str  # the dev key or S2S key the account has
@@ -36,28 +31,19 @@ class AppsFlyerDouble:
     key_revoked: bool = False  # every request refused for good (401)
     accepted: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     dropped: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    _throttled: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def throttle_next(self, count: int) -> None:
-        """Answer the next `count` requests 429 (beyond the account's rate)."""
-        with self._lock:
-            self._throttled = count
 
     def __call__(self, arrival: Arrival) -> Answer:
-        with self._lock:
-            if self._throttled > 0:
-                self._throttled -= 1
-                return _text(429, "Too Many Requests")
+        if self.throttled():  # beyond the account's rate
+            return _text(429, "Too Many Requests")
         return self._judge(arrival)
 
     def _judge(self, arrival: Arrival) -> Answer:
         match = _PATH.match(arrival.path)
         if match is None or arrival.method != "POST":
             return _text(404, "Not Found")
-        if self.key_revoked or _header(arrival, "authentication") != self.key:
+        if self.key_revoked or arrival.header("authentication") != self.key:
             return _text(401, "Unauthorized")
-        if not _header(arrival, "content-type").startswith("application/json"):
+        if not arrival.header("content-type").startswith("application/json"):
             return _text(400, "Bad Request: Content-Type must be application/json")
         try:
             body = json.loads(arrival.body)

@@ -15,13 +15,13 @@ user limit, 4 app limit, 80003 business-use-case limit); `revoke()` makes the to
 import itertools
 import json
 import re
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
 from tests.sink import Answer, Arrival
+from tests.vendors import VendorDouble
 
 VERSION = "v25.0"
 _PATH = re.compile(r"/(v\d+\.\d+)/([A-Za-z0-9_-]+)/(events|activities)")
@@ -53,11 +53,7 @@ def graph_error(
     if subcode is not None:
         error["error_subcode"] = subcode
     error["fbtrace_id"] = _trace()
-    return _json(400, {"error": error})
-
-
-def _json(status: int, body: dict[str, Any]) -> Answer:
-    return Answer(status, {"Content-Type": "application/json"}, body=json.dumps(body))
+    return Answer.json(400, {"error": error})
 
 
 def _trace() -> str:
@@ -65,7 +61,7 @@ def _trace() -> str:
 
 
 @dataclass
-class GraphDouble:
+class GraphDouble(VendorDouble):
     """Graph for one access token: any pixel/dataset id takes events with it; `app_token`
     (when set) is the app access token `/activities` requires."""
 
@@ -74,25 +70,22 @@ class GraphDouble:
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (id, event)
     app_events: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # (app, form)
     refused: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
-    _throttled: int = 0
     _throttle_code: int = 17
     _revoked: bool = False
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def throttle_next(self, count: int, code: int = 17) -> None:
         with self._lock:
-            self._throttled, self._throttle_code = count, code
+            self._throttle_code = code
+        super().throttle_next(count)
 
     def revoke(self) -> None:
         with self._lock:
             self._revoked = True
 
     def __call__(self, arrival: Arrival) -> Answer:
-        with self._lock:
-            if self._throttled > 0:
-                self._throttled -= 1
-                code = self._throttle_code
-                return graph_error(_THROTTLES.get(code, f"(#{code}) Rate limited"), code)
+        if self.throttled():
+            code = self._throttle_code
+            return graph_error(_THROTTLES.get(code, f"(#{code}) Rate limited"), code)
         try:
             return self._answer(arrival)
         except Refused as exc:
@@ -121,17 +114,17 @@ class GraphDouble:
             data = _server_events(form)
             with self._lock:
                 self.events.extend((object_id, event) for event in data)
-            return _json(200, {"events_received": len(data), "messages": [],
-                               "fbtrace_id": _trace()})  # fmt: skip
+            return Answer.json(200, {"events_received": len(data), "messages": [],
+                                     "fbtrace_id": _trace()})  # fmt: skip
         _check_app_event(form)
         with self._lock:
             self.app_events.append((object_id, form))
-        return _json(200, {"success": True})
+        return Answer.json(200, {"success": True})
 
 
 def _form(arrival: Arrival) -> dict[str, str]:
     """The form fields, as Graph reads them: only from a urlencoded body."""
-    kind = arrival.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    kind = arrival.header("content-type").split(";")[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
         return {}
     try:

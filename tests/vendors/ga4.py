@@ -12,17 +12,18 @@ misconfigured request) can: the only way to see a permanent failure end to end.
 
 import json
 import re
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from tests.sink import Answer, Arrival
+from tests.vendors import VendorDouble
 
 COLLECT = "/mp/collect"
 DEBUG = "/debug/mp/collect"
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}")
 _USER_PROPERTY = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,23}")
+# Written out again on purpose, not imported from engine.destinations.ga4: an independent oracle.
 _RESERVED_EVENTS = frozenset({
     "ad_activeview", "ad_click", "ad_exposure", "ad_impression", "ad_query", "adunit_exposure",
     "app_clear_data", "app_install", "app_update", "app_remove", "error", "first_open",
@@ -33,8 +34,7 @@ _RESERVED_PREFIXES = ("_", "firebase_", "ga_", "google_")
 
 
 def _google_error(status: int, message: str, code: str) -> Answer:
-    body = {"error": {"code": status, "message": message, "status": code}}
-    return Answer(status, {"Content-Type": "application/json"}, body=json.dumps(body))
+    return Answer.json(status, {"error": {"code": status, "message": message, "status": code}})
 
 
 def _problem(path: str, description: str, code: str = "VALUE_INVALID") -> dict[str, str]:
@@ -42,7 +42,7 @@ def _problem(path: str, description: str, code: str = "VALUE_INVALID") -> dict[s
 
 
 @dataclass
-class GA4Double:
+class GA4Double(VendorDouble):
     """Plays one GA4 data stream: a web stream (`measurement_id`) or an app stream
     (`firebase_app_id`), with its Measurement Protocol API secret."""
 
@@ -53,19 +53,10 @@ class GA4Double:
     collected: list[dict[str, Any]] = field(default_factory=list)
     dropped: list[tuple[bytes, list[str]]] = field(default_factory=list)
     validated: list[dict[str, Any]] = field(default_factory=list)  # payloads sent to DEBUG
-    _throttled: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def throttle_next(self, count: int) -> None:
-        """Answer the next `count` requests 429 RESOURCE_EXHAUSTED, as Google's front does."""
-        with self._lock:
-            self._throttled = count
 
     def __call__(self, arrival: Arrival) -> Answer:
-        with self._lock:
-            if self._throttled > 0:
-                self._throttled -= 1
-                return _google_error(429, "Quota exceeded", "RESOURCE_EXHAUSTED")
+        if self.throttled():  # as Google's front does
+            return _google_error(429, "Quota exceeded", "RESOURCE_EXHAUSTED")
         if arrival.path not in (COLLECT, DEBUG):
             return Answer(404, body="Not Found")
         if arrival.method != "POST":
@@ -78,8 +69,7 @@ class GA4Double:
             with self._lock:
                 if isinstance(payload, dict):
                     self.validated.append(payload)
-            return Answer(200, {"Content-Type": "application/json"},
-                          body=json.dumps({"validationMessages": problems}))  # fmt: skip
+            return Answer.json(200, {"validationMessages": problems})
         reasons = auth + [p["description"] for p in problems]
         with self._lock:
             if reasons or not isinstance(payload, dict):

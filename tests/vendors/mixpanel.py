@@ -21,16 +21,15 @@ Mixpanel does, they answer 200 even to a refused batch: `{"error": …, "status"
 import base64
 import json
 import re
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from tests.sink import Answer, Arrival
+from tests.vendors import VendorDouble
 
 MAX_ITEMS = 2000
 MAX_BYTES = 10 * 1024 * 1024
-JSON = {"Content-Type": "application/json"}
 PLACEHOLDER_IDS = frozenset({
     "", "0", "-1", "00000000-0000-0000-0000-000000000000", "<nil>", "[]", "{}", "anon",
     "anonymous", "nil", "none", "null", "n/a", "na", "undefined", "unknown", "lmy47d",
@@ -42,17 +41,12 @@ _GROUP_OPS = ("$set", "$set_once", "$union", "$remove", "$unset", "$delete")
 _THROTTLED = "Project exceeded rate limits. Please retry the request with exponential backoff."
 
 
-def _header(arrival: Arrival, name: str) -> str:
-    return next((v for k, v in arrival.headers.items() if k.lower() == name), "")
-
-
 def _answer(status: int, text: str, **fields: Any) -> Answer:
-    body = {"code": status, "status": text, **fields}
-    return Answer(status, dict(JSON), body=json.dumps(body))
+    return Answer.json(status, {"code": status, "status": text, **fields})
 
 
 @dataclass
-class MixpanelDouble:
+class MixpanelDouble(VendorDouble):
     """`events` holds every event Mixpanel ingested, `profiles` and `groups` every update it
     applied; `imports` the number of events in each `/import` request that got an answer."""
 
@@ -64,13 +58,6 @@ class MixpanelDouble:
     profiles: list[dict[str, Any]] = field(default_factory=list)
     groups: list[dict[str, Any]] = field(default_factory=list)
     imports: list[int] = field(default_factory=list)
-    _throttled: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def throttle_next(self, count: int) -> None:
-        """Answer the next `count` requests 429, as Mixpanel does past a project's rate limit."""
-        with self._lock:
-            self._throttled = count
 
     def insert_ids(self) -> list[str]:
         with self._lock:
@@ -79,10 +66,8 @@ class MixpanelDouble:
     def __call__(self, arrival: Arrival) -> Answer:
         if arrival.method != "POST":
             return Answer(405, body="Method Not Allowed")
-        with self._lock:
-            if self._throttled > 0:
-                self._throttled -= 1
-                return _answer(429, "Too Many Requests", error=_THROTTLED)
+        if self.throttled():  # past the project's rate limit
+            return _answer(429, "Too Many Requests", error=_THROTTLED)
         path = arrival.path.rstrip("/")
         if path == "/import":
             return self._import(arrival)
@@ -128,7 +113,7 @@ class MixpanelDouble:
         return _answer(200, "OK", num_records_imported=len(good))
 
     def _auth(self, arrival: Arrival) -> Answer | None:
-        scheme, _, encoded = _header(arrival, "authorization").partition(" ")
+        scheme, _, encoded = arrival.header("authorization").partition(" ")
         try:
             user, _, secret = base64.b64decode(encoded, validate=True).decode().partition(":")
         except ValueError:
@@ -159,9 +144,7 @@ class MixpanelDouble:
                 into.extend(updates or [])
         if not verbose:
             return Answer(200, body="0" if error else "1")
-        return Answer(
-            200, dict(JSON), body=json.dumps({"error": error, "status": 0 if error else 1})
-        )
+        return Answer.json(200, {"error": error, "status": 0 if error else 1})
 
     def _owned(self, update: Any) -> str | None:
         if not isinstance(update, dict):
@@ -200,7 +183,7 @@ class MixpanelDouble:
 
 
 def _array(arrival: Arrival) -> list[Any] | None:
-    if not _header(arrival, "content-type").startswith("application/json"):
+    if not arrival.header("content-type").startswith("application/json"):
         return None
     try:
         body = json.loads(arrival.body)

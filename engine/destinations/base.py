@@ -6,12 +6,13 @@ which call types it takes, how an event becomes request(s), how requests combine
 and what the vendor's answers mean.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from typing import Any, Literal
 from urllib.parse import urlsplit
+from uuid import UUID
 
 import msgspec
 
@@ -111,6 +112,30 @@ class Validation:
 
 
 @dataclass(frozen=True)
+class Stored:
+    """The outcome of storing one file of events (see `Files`): the storage service's verdict,
+    its HTTP status and, when it failed, its own error message."""
+
+    verdict: Verdict
+    status: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Files:
+    """A destination that stores events as files (S3) rather than sending requests: the batch
+    router gathers a source's jobs, in order, into gzipped newline-delimited JSON files.
+
+    `key(settings, source id, first job's creation time, first job id)` names a file: the same
+    first job always gives the same key, so a file uploaded again after a crash replaces the
+    first upload rather than doubling it. `store(settings, key, gzipped body)` uploads it.
+    """
+
+    key: Callable[[Any, UUID, datetime, int], str]
+    store: Callable[[Any, str, bytes], Awaitable[Stored]]
+
+
+@dataclass(frozen=True)
 class Destination:
     name: str  # the type name in the workspace config, e.g. "webhook"
     title: str
@@ -131,6 +156,7 @@ class Destination:
     combine: Callable[[Sequence[Request]], Request] | None = None
     classify: Classify = field(default=classify_status)
     validation: Validation | None = None  # for previews
+    files: Files | None = None  # a batch destination: its jobs' request bodies go into files
 
     def parse_settings(self, config: dict[str, Any]) -> Any:
         try:

@@ -1,4 +1,5 @@
-"""Per-destination delivery policy: concurrency, rate limit, retry budget and backoff."""
+"""Per-destination delivery policy: concurrency, rate limit, retry budget and backoff, and for
+batch destinations when a file is uploaded."""
 
 import random
 from datetime import datetime, timedelta
@@ -14,6 +15,11 @@ class DeliveryPolicy(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
     timeout_seconds: float = 30.0
     min_backoff_seconds: float = 1.0
     max_backoff_seconds: float = 300.0
+    # Batch destinations (files): a file is uploaded when it holds this many events or bytes
+    # (uncompressed), or when its first event has waited this long.
+    file_events: int = 10_000
+    file_bytes: int = 32 * 1024 * 1024
+    file_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency <= 1000:
@@ -26,6 +32,8 @@ class DeliveryPolicy(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
             raise ValueError("timeout_seconds must be positive")
         if not 0 < self.min_backoff_seconds <= self.max_backoff_seconds:
             raise ValueError("backoff bounds must satisfy 0 < min_backoff ≤ max_backoff")
+        if self.file_events < 1 or self.file_bytes < 1 or self.file_seconds <= 0:
+            raise ValueError("file_events, file_bytes and file_seconds must be positive")
 
     def exhausted(self, attempts: int, first_attempt: datetime, now: datetime) -> bool:
         """Whether a job that has just failed `attempts` times must be aborted."""

@@ -8,7 +8,6 @@ own lines: every destination has its own task, reader and in-flight budget.
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from collections import deque
@@ -27,7 +26,7 @@ from engine.destinations.base import Destination, Judgement, Request, Verdict, d
 from engine.pipeline.attempts import Attempt, AttemptLog
 from engine.pipeline.ordering import UserQueues
 from engine.pipeline.sender import Answer, InvalidRequest, Sender, TransportError
-from engine.pipeline.topology import Target, Topology
+from engine.pipeline.topology import Target
 from engine.sql import Queries
 
 _Q = Queries.beside(__file__, "router.sql")
@@ -52,6 +51,12 @@ class _Stored(msgspec.Struct):
 
 
 _stored = msgspec.json.Decoder(_Stored)
+
+
+def stored_body(request: str) -> bytes:
+    """The body of a stored request, byte for byte as it was stored."""
+    return bytes(_stored.decode(request).body)
+
 
 Position = tuple[int, int]
 
@@ -79,7 +84,9 @@ class _Settled(NamedTuple):
 
 
 @dataclass(frozen=True)
-class _Result:
+class Result:
+    """What one delivery attempt of a job came to."""
+
     verdict: Verdict
     status: int | None = None
     error: str | None = None
@@ -124,12 +131,12 @@ class DestinationRouter:
             now = time.monotonic()
             if now >= next_poll:
                 self._read_due, next_poll = True, now + _POLL
-            if self._read_due and len(self._queues) < _BUFFER:
+            if self._read_due and self._pending() < _BUFFER:
                 await self._read()
-            due = self._queues.release(time.monotonic())
+            due = self._release(time.monotonic())
             paced = self._dispatch()
             wait = min(x for x in (next_poll, due, paced) if x is not None) - time.monotonic()
-            if wait > 0 and not (self._read_due and len(self._queues) < _BUFFER):
+            if wait > 0 and not (self._read_due and self._pending() < _BUFFER):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait)
             self._wake.clear()
@@ -211,7 +218,26 @@ class DestinationRouter:
         if next_retry_at is not None:
             wait = (next_retry_at - datetime.now(UTC)).total_seconds()
             not_before = time.monotonic() + wait if wait > 0 else None
+        self._enqueue(job, not_before)
+
+    # How jobs wait for delivery: in per-user lines, one request per user in flight. (A batch
+    # destination's router gathers them into files instead: `engine.pipeline.files`.)
+
+    def _enqueue(self, job: Pending, not_before: float | None) -> None:
         self._queues.add(job, not_before)
+
+    def _pending(self) -> int:
+        return len(self._queues)
+
+    def _release(self, now: float) -> float | None:
+        """Make jobs whose wait is over ready; return when the next wait ends, if any."""
+        return self._queues.release(now)
+
+    def _later(self, job: Pending, at: float) -> None:
+        self._queues.retry(job, at)
+
+    def _finished(self, job: Pending) -> None:
+        self._queues.done(job)
 
     def _dispatch(self) -> float | None:
         """Start as many deliveries as the policy allows; return when pacing allows more."""
@@ -245,7 +271,7 @@ class DestinationRouter:
         except Exception as exc:  # a bug must not leave jobs in flight forever: retry them
             log.exception("router %s: delivery failed unexpectedly", target.name)
             error = target.mask(f"internal error: {type(exc).__name__}: {exc}")
-            results = [_Result(Verdict.RETRY, error=error)] * len(jobs)
+            results = [Result(Verdict.RETRY, error=error)] * len(jobs)
         if len(jobs) > 1 and results[0].status == _TOO_LARGE:
             # The vendor's size limit, which the batch limits should have kept: each job goes
             # again in a request of its own (§0.2 of the contracts: split and resend).
@@ -257,7 +283,7 @@ class DestinationRouter:
         for job, result in zip(jobs, results, strict=True):
             self._settle(job, result)
 
-    def _settle(self, job: Pending, result: _Result) -> None:
+    def _settle(self, job: Pending, result: Result) -> None:
         now = datetime.now(UTC)
         job.attempts += 1
         first = job.first_attempt = job.first_attempt or now
@@ -270,13 +296,13 @@ class DestinationRouter:
         if verdict is Verdict.RETRY:
             delay = policy.backoff(job.attempts, result.retry_after)
             next_retry = now + timedelta(seconds=delay)
-            self._queues.retry(job, time.monotonic() + delay)
+            self._later(job, time.monotonic() + delay)
             if result.status == 429 and result.retry_after is not None:
                 # Told when to come back: nothing more goes until then, for any user.
                 pause = min(result.retry_after, policy.max_backoff_seconds)
                 self._paused_until = max(self._paused_until, time.monotonic() + pause)
         else:
-            self._queues.done(job)
+            self._finished(job)
             job.settled = True
             job.request = ""  # it may wait in its partition's line a while: keep it light
         response = None if verdict is Verdict.DELIVERED else result.response
@@ -323,13 +349,11 @@ def _batches(
 
 async def _attempt(
     sender: Sender, target: Target, jobs: list[Pending], requests: list[Request] | None
-) -> list[_Result]:
+) -> list[Result]:
     """Send the jobs' request (combined, for a batch) and say what the answer means for each."""
     plugin = target.plugin
     if plugin is None or target.problem is not None:
-        return [_Result(Verdict.ABORT, error=target.problem or "no destination plug-in")] * len(
-            jobs
-        )
+        return [Result(Verdict.ABORT, error=target.problem or "no destination plug-in")] * len(jobs)
     try:
         if requests is None:
             stored = _stored.decode(jobs[0].request)
@@ -342,101 +366,21 @@ async def _attempt(
             request = plugin.combine(requests)
         answer: Answer = await sender.send(request, target.policy.timeout_seconds)
     except TransportError as exc:
-        return [_Result(Verdict.RETRY, error=target.mask(str(exc)))] * len(jobs)
+        return [Result(Verdict.RETRY, error=target.mask(str(exc)))] * len(jobs)
     except InvalidRequest as exc:
-        return [_Result(Verdict.ABORT, error=target.mask(str(exc)))] * len(jobs)
+        return [Result(Verdict.ABORT, error=target.mask(str(exc)))] * len(jobs)
     judged = plugin.classify(answer.status, answer.body, len(jobs))
     response = target.mask(answer.excerpt) if answer.excerpt is not None else None
     if isinstance(judged, Verdict) or len(judged) != len(jobs):
         verdict = judged if isinstance(judged, Verdict) else Verdict.RETRY
         error = None if verdict is Verdict.DELIVERED else f"HTTP {answer.status}"
-        return [_Result(verdict, answer.status, error, response, answer.retry_after)] * len(jobs)
+        return [Result(verdict, answer.status, error, response, answer.retry_after)] * len(jobs)
     return [_judged(j, answer, response, target) for j in judged]
 
 
-def _judged(j: Judgement, answer: Answer, response: str | None, target: Target) -> _Result:
+def _judged(j: Judgement, answer: Answer, response: str | None, target: Target) -> Result:
     """One event's result in a batch the vendor took in part: its verdict and the reason."""
     error = None
     if j.verdict is not Verdict.DELIVERED:
         error = f"HTTP {answer.status}" + (f": {target.mask(j.reason)}" if j.reason else "")
-    return _Result(j.verdict, answer.status, error, response, answer.retry_after)
-
-
-class Router:
-    """One `DestinationRouter` per enabled destination, following workspace changes."""
-
-    def __init__(
-        self,
-        pool: AsyncConnectionPool,
-        sender: Sender,
-        attempts: AttemptLog,
-        partitions: Sequence[int],
-    ) -> None:
-        self._pool = pool
-        self._sender = sender
-        self._attempts = attempts
-        self._partitions = list(partitions)
-        self._routers: dict[UUID, tuple[DestinationRouter, asyncio.Task[None]]] = {}
-        self._retiring: dict[UUID, asyncio.Task[None]] = {}
-        self.broken = asyncio.Event()  # a destination's router ended with an error
-        self.closed = True  # routers run only between `open()` and `stop()`
-
-    def sync(self, topology: Topology) -> None:
-        """Start routers for new or re-enabled destinations, stop those gone or disabled."""
-        if self.closed:
-            return
-        wanted = {t.id: t for t in topology.targets.values() if t.enabled}
-        for dest_id in list(self._routers):
-            if dest_id not in wanted:
-                router, task = self._routers.pop(dest_id)
-                retiring = asyncio.create_task(self._retire(router, task))
-                self._retiring[dest_id] = retiring
-                retiring.add_done_callback(functools.partial(self._retired, dest_id))
-        for dest_id, target in wanted.items():
-            if dest_id in self._routers:
-                self._routers[dest_id][0].target = target  # new settings apply to new sends
-                continue
-            if dest_id in self._retiring:
-                continue  # its old router is finishing; the next sync starts a fresh one
-            router = DestinationRouter(
-                target, self._pool, self._sender, self._attempts, self._partitions
-            )
-            task = asyncio.create_task(router.run(), name=f"router-{target.name}")
-            task.add_done_callback(self._ended)
-            self._routers[dest_id] = (router, task)
-
-    def _retired(self, dest_id: UUID, task: asyncio.Task[None]) -> None:
-        self._retiring.pop(dest_id, None)
-
-    def _ended(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.critical("%s failed", task.get_name(), exc_info=task.exception())
-            self.broken.set()
-
-    def open(self, topology: Topology) -> None:
-        self.closed = False
-        self.sync(topology)
-
-    def wake(self, destinations: set[UUID] | None = None) -> None:
-        for dest_id, (router, _) in self._routers.items():
-            if destinations is None or dest_id in destinations:
-                router.wake()
-
-    async def stop(self, grace: float) -> None:
-        """Stop every router; return once all are stopped, whoever else is stopping them."""
-        self.closed = True
-        routers, self._routers = self._routers, {}
-        for dest_id, (router, task) in routers.items():
-            retiring = asyncio.create_task(self._retire(router, task, grace))
-            self._retiring[dest_id] = retiring
-            retiring.add_done_callback(functools.partial(self._retired, dest_id))
-        await asyncio.gather(*self._retiring.values())
-
-    async def _retire(
-        self, router: DestinationRouter, task: asyncio.Task[None], grace: float = 10.0
-    ) -> None:
-        await router.stop(grace)
-        task.cancel()
-        # A router that failed has said why (`_ended`); stopping the others must go on.
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+    return Result(j.verdict, answer.status, error, response, answer.retry_after)

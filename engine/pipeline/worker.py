@@ -26,7 +26,7 @@ from engine.pipeline import topology
 from engine.pipeline.attempts import AttemptLog
 from engine.pipeline.housekeeping import housekeep
 from engine.pipeline.processor import Processor
-from engine.pipeline.router import Router
+from engine.pipeline.routers import Router
 from engine.pipeline.sender import Sender
 from engine.pipeline.stats import WorkerMetrics
 from engine.sql import Queries

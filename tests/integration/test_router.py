@@ -3,11 +3,12 @@
 import asyncio
 import contextlib
 import dataclasses
+import gzip
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import msgspec
 import psycopg
@@ -16,12 +17,15 @@ from engine.db import connection_pool
 from engine.destinations.base import (
     ALL_TYPES,
     Destination,
+    Files,
     Judgement,
     Request,
+    Stored,
     Verdict,
     classify_status,
 )
 from engine.pipeline.attempts import AttemptLog
+from engine.pipeline.files import FileRouter
 from engine.pipeline.filters import EventFilter
 from engine.pipeline.policy import DeliveryPolicy
 from engine.pipeline.router import DestinationRouter
@@ -61,14 +65,16 @@ def _insert_jobs(url: str, destination: Any, jobs: list[tuple[str, int]], sink_u
 
 
 @contextlib.asynccontextmanager
-async def running(database_url: str, target: Target) -> AsyncIterator[None]:
+async def running(
+    database_url: str, target: Target, kind: type[DestinationRouter] = DestinationRouter
+) -> AsyncIterator[None]:
     """`target`'s router delivering in this process until the block ends."""
     pool = connection_pool(database_url)
     await pool.open()
     sender = Sender()
     await sender.start()
     attempts = AttemptLog(pool, WorkerMetrics(), lambda: {})
-    router = DestinationRouter(target, pool, sender, attempts, range(64))
+    router = kind(target, pool, sender, attempts, range(64))
     tasks = [asyncio.create_task(router.run()), asyncio.create_task(attempts.run())]
     try:
         yield
@@ -230,3 +236,101 @@ def _events(arrivals: list[Arrival]) -> list[dict[str, Any]]:
     """The events that arrived, whether batched (a list) or alone (an object)."""
     bodies = [a.json() for a in arrivals]
     return [e for body in bodies for e in (body if isinstance(body, list) else [body])]
+
+
+class Shelf:
+    """A storage service in memory for a `Files` plug-in: keeps the last body per key, and
+    answers with the verdicts it is given first."""
+
+    def __init__(self, *verdicts: Verdict) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.uploads: list[str] = []
+        self._verdicts = list(verdicts)
+
+    def key(self, settings: Any, source: UUID, created: datetime, first: int) -> str:
+        return f"{source}/{created:%Y-%m-%d/%H}/{first}.json.gz"
+
+    async def store(self, settings: Any, key: str, body: bytes) -> Stored:
+        self.uploads.append(key)
+        verdict = self._verdicts.pop(0) if self._verdicts else Verdict.DELIVERED
+        if verdict is not Verdict.DELIVERED:
+            return Stored(verdict, 503 if verdict is Verdict.RETRY else 403, "Nope: not now")
+        self.objects[key] = body
+        return Stored(Verdict.DELIVERED, 200)
+
+    def lines(self) -> dict[str, list[dict[str, Any]]]:
+        return {
+            key: [json.loads(line) for line in gzip.decompress(body).splitlines()]
+            for key, body in self.objects.items()
+        }
+
+
+def filing(shelf: Shelf, **policy: Any) -> Target:
+    plugin = dataclasses.replace(BATCHING, combine=None, files=Files(shelf.key, shelf.store))
+    return Target(
+        uuid4(), "files", "files", {}, True,
+        DeliveryPolicy(min_backoff_seconds=0.05, max_backoff_seconds=0.1, **policy),
+        plugin, Settings("s3://bucket"), None, EventFilter(ALL_TYPES),
+    )  # fmt: skip
+
+
+def _insert_events(url: str, destination: Any, events: list[tuple[UUID, int]]) -> None:
+    with psycopg.connect(url) as conn:
+        for source, n in events:
+            # (as the processor writes it: compact, numbers as the client wrote them)
+            request = f'{{"method":"PUT","url":"s3://bucket","body":{{"n":{n},"price":1.50}}}}'
+            conn.execute(
+                "INSERT INTO jobs (destination_id, source_id, partition, user_key, ingest_tx,"
+                " ingest_id, received_at, message_id, event_type, request)"
+                " VALUES (%s, %s, %s, %s, '0', 0, now(), %s, 'track', %s)",
+                (destination, source, n % 64, f"user-{n % 7}", f"m-{n}", request),
+            )
+
+
+async def test_a_batch_destination_gets_files_of_each_source_with_every_event_once(
+    database_url: str,
+) -> None:
+    shelf = Shelf()
+    target = filing(shelf, file_events=4, file_seconds=0.2)
+    one, two = uuid4(), uuid4()
+    events = [(one if n % 3 else two, n) for n in range(20)]
+    _insert_events(database_url, target.id, events)
+    async with running(database_url, target, FileRouter):
+        await until(lambda: sum(len(lines) for lines in shelf.lines().values()) >= 20)
+    files = shelf.lines()
+    assert all(len(lines) <= 4 for lines in files.values())
+    by_source = {str(one): [], str(two): []}  # type: dict[str, list[int]]
+    for key, lines in sorted(files.items(), key=lambda item: int(item[0].rsplit("/", 1)[1][:-8])):
+        by_source[key.split("/")[0]] += [line["n"] for line in lines]
+    assert by_source == {
+        str(one): [n for s, n in events if s == one], str(two): [n for s, n in events if s == two]
+    }  # fmt: skip
+    # The event as stored, byte for byte (1.50 stays 1.50).
+    first = gzip.decompress(next(iter(shelf.objects.values()))).splitlines()[0]
+    assert first == b'{"n":0,"price":1.50}'
+    assert all(s == ["delivered"] for s in states(database_url).values())
+
+
+async def test_a_failed_upload_is_retried_under_the_same_key_and_a_refused_one_aborts(
+    database_url: str,
+) -> None:
+    shelf = Shelf(Verdict.RETRY)
+    target = filing(shelf, file_events=100, file_seconds=0.1)
+    source = uuid4()
+    _insert_events(database_url, target.id, [(source, n) for n in range(5)])
+    async with running(database_url, target, FileRouter):
+        await until(lambda: len(shelf.objects) == 1)
+    assert len(shelf.uploads) == 2 and shelf.uploads[0] == shelf.uploads[1]
+    assert all(s == ["retry", "delivered"] for s in states(database_url).values())
+
+    refusing = Shelf(Verdict.ABORT)
+    target = filing(refusing, file_events=100, file_seconds=0.1)
+    _insert_events(database_url, target.id, [(source, n) for n in range(5, 8)])
+    async with running(database_url, target, FileRouter):
+        await until(lambda: len(refusing.uploads) == 1)
+        await asyncio.sleep(0.3)
+    with psycopg.connect(database_url) as conn:
+        aborted = conn.execute(
+            "SELECT status_code, error FROM job_attempts WHERE state = 'aborted'"
+        ).fetchall()
+    assert aborted == [(403, "Nope: not now")] * 3 and not refusing.objects

@@ -58,6 +58,31 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--destination", metavar="NAME")
     replay.add_argument("--since", type=_timestamp, metavar="ISO")
 
+    replay_archive = sub.add_parser(
+        "replay", help="send a source's archived events (SLUICE_ARCHIVE_BUCKET) through again"
+    )
+    replay_archive.add_argument("--source", metavar="NAME", required=True)
+    replay_archive.add_argument(
+        "--from",
+        dest="since",
+        type=_timestamp,
+        metavar="ISO",
+        required=True,
+        help="first receivedAt to replay (inclusive)",
+    )
+    replay_archive.add_argument(
+        "--to",
+        dest="until",
+        type=_timestamp,
+        metavar="ISO",
+        required=True,
+        help="receivedAt to stop at (exclusive)",
+    )
+    replay_archive.add_argument(
+        "--destination", metavar="NAME", help="only this destination (default: every one "
+        "connected to the source)",
+    )  # fmt: skip
+
     preview = sub.add_parser(
         "preview", help="print the request(s) a destination would be sent, without sending"
     )
@@ -130,6 +155,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
             from appliance.failed import failed_command
 
             asyncio.run(failed_command(args, _database_url(settings)))
+        case "replay":
+            from appliance.replay import replay_command
+
+            asyncio.run(replay_command(args, _database_url(settings), settings))
         case "preview":
             from appliance.preview import preview_command
 

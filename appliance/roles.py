@@ -138,6 +138,7 @@ def _run_worker(
         retention=timedelta(days=settings.retention_days),
         grace=settings.worker_grace_seconds,
         stages=frozenset(s for s in STAGES if stage in (None, s)),
+        archive=settings.archive(),
     )
     metrics = WorkerMetrics()
     if settings.worker_metrics_port:

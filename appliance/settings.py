@@ -7,14 +7,18 @@ can be changed with `SLUICE_CONFIG`.
 import os
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+if TYPE_CHECKING:
+    from engine.pipeline.archive import ArchiveOptions
 
 DEFAULT_CONFIG = Path("/etc/sluice/sluice.toml")
 
@@ -69,6 +73,40 @@ class Settings(BaseSettings):
         10.0, ge=0, description="on stop, how long requests in flight get to finish"
     )
     log_level: str = "info"
+    archive_bucket: str | None = Field(
+        None, description="archive every accepted event to this S3 bucket; unset is off"
+    )
+    archive_prefix: str = Field("", description="folder of the archive in the bucket")
+    archive_region: str = ""
+    archive_endpoint: str | None = Field(
+        None, description="URL of an S3-compatible store (MinIO); unset is Amazon S3"
+    )
+    archive_access_key_id: str = Field(
+        "", description="empty: the host's AWS credential chain (environment, files, role)"
+    )
+    archive_secret_access_key: SecretStr = SecretStr("")
+    archive_batch_events: int = Field(10_000, ge=1, description="events per archive upload")
+    archive_batch_seconds: float = Field(
+        30.0, gt=0, description="upload at least this often when events are waiting"
+    )
+
+    def archive(self) -> "ArchiveOptions | None":
+        """The raw-event archive's options, or None when it is off; BadSettings when the
+        bucket settings are invalid."""
+        if not self.archive_bucket:
+            return None
+        from engine.destinations.s3 import S3
+        from engine.pipeline.archive import ArchiveOptions
+
+        config = {
+            "bucketName": self.archive_bucket, "prefix": self.archive_prefix,
+            "region": self.archive_region, "endpoint": self.archive_endpoint,
+            "accessKeyID": self.archive_access_key_id,
+            "accessKey": self.archive_secret_access_key.get_secret_value(),
+        }  # fmt: skip
+        return ArchiveOptions(
+            S3.parse_settings(config), self.archive_batch_events, self.archive_batch_seconds
+        )
 
     @classmethod
     def settings_customise_sources(

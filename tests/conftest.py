@@ -19,6 +19,7 @@ from psycopg.conninfo import make_conninfo
 from appliance.embedded import EmbeddedPostgres
 from engine import migrate, workspace
 from engine.db import connection
+from tests.s3server import s3_server  # noqa: F401  (a fixture, for every test module)
 from tests.servers import (
     GatewayProcess,
     WorkerProcess,

@@ -73,6 +73,12 @@ class Sink:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
+    def clear(self) -> None:
+        """Forget every request received so far (as if the destination's copy were wiped)."""
+        with self._lock:
+            self.arrivals.clear()
+            self.delivered.clear()
+
     def bodies(self) -> list[Any]:
         with self._lock:
             return [a.json() for a in self.delivered]

@@ -16,6 +16,7 @@ from engine.destinations.facebook_conversions import FACEBOOK_CONVERSIONS
 from engine.destinations.facebook_pixel import FACEBOOK_PIXEL
 from engine.destinations.ga4 import GA4
 from engine.destinations.mixpanel import MIXPANEL
+from engine.destinations.s3 import S3
 from engine.destinations.webhook import WEBHOOK
 
 
@@ -56,5 +57,6 @@ IMPLEMENTED: dict[str, Destination] = {
         FACEBOOK_PIXEL,
         FACEBOOK_CONVERSIONS,
         FACEBOOK_APP_EVENTS,
+        S3,
     )
 }

@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from engine.sql import Queries
 
@@ -48,6 +48,25 @@ class WorkerMetrics:
             "Events read from the ingest log by the processor",
             registry=self.registry,
         )
+
+        self._archived = Counter(
+            "sluice_archive_events", "Events stored in the raw-event archive",
+            registry=self.registry,
+        )  # fmt: skip
+        self._archive_files = Counter(
+            "sluice_archive_files", "Objects uploaded to the raw-event archive",
+            registry=self.registry,
+        )  # fmt: skip
+        self._archive_last = Gauge(
+            "sluice_archive_last_upload_timestamp_seconds",
+            "When the raw-event archive last advanced (Unix time)",
+            registry=self.registry, multiprocess_mode="max",
+        )  # fmt: skip
+
+    def archived(self, events: int, files: int) -> None:
+        self._archived.inc(events)
+        self._archive_files.inc(files)
+        self._archive_last.set_to_current_time()
 
     def processed(self, events: int) -> None:
         self._processed.inc(events)

@@ -23,6 +23,7 @@ from engine.errors import DatabaseUnavailable
 from engine.listener import Listener
 from engine.partitions import PARTITIONS
 from engine.pipeline import topology
+from engine.pipeline.archive import ArchiveOptions, Archiver
 from engine.pipeline.attempts import AttemptLog
 from engine.pipeline.housekeeping import housekeep
 from engine.pipeline.processor import Processor
@@ -56,6 +57,7 @@ class WorkerOptions:
     # run both, or each in its own process to use two cores.
     stages: frozenset[Stage] = frozenset({"process", "deliver"})
     partitions: tuple[int, ...] = tuple(range(PARTITIONS))
+    archive: ArchiveOptions | None = None  # the raw-event archive (a task of "process")
 
 
 class Worker:
@@ -89,6 +91,9 @@ class Worker:
             partitions=opts.partitions, dedup_window=opts.dedup_window, on_jobs=router.wake,
         )  # fmt: skip
         wakes = {"sluice_workspace": self._reload.set}
+        archiver = None
+        if opts.archive is not None and "process" in opts.stages:
+            archiver = Archiver(pool, opts.archive, self._metrics, partitions=opts.partitions)
         tasks: list[asyncio.Task[Any]] = [
             asyncio.create_task(self._follow_workspace(pool, router), name="workspace")
         ]
@@ -101,6 +106,8 @@ class Worker:
                 next_run_time=datetime.now(UTC), id="housekeeping", coalesce=True,
                 max_instances=1,
             )  # fmt: skip
+        if archiver is not None:
+            tasks.append(asyncio.create_task(archiver.run(), name="archiver"))
         if "deliver" in opts.stages:
             wakes["sluice_jobs"] = router.wake
             tasks.append(asyncio.create_task(attempts.run(), name="attempt-log"))
@@ -114,9 +121,11 @@ class Worker:
         log.info("worker stopping: finishing the batch and requests in flight")
         scheduler.shutdown(wait=False)
         processor.stop()
+        if archiver is not None:
+            archiver.stop()
         # The stages end on their own now that `stop` is set (delivery after its requests in
         # flight); they get a bounded time, then whatever remains is cancelled.
-        finishing = [t for t in tasks if t.get_name() in ("processor", "deliver")]
+        finishing = [t for t in tasks if t.get_name() in ("processor", "deliver", "archiver")]
         if finishing:
             await asyncio.wait(finishing, timeout=opts.grace + _SHUTDOWN_MARGIN)
         await router.stop(opts.grace)

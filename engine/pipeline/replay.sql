@@ -1,0 +1,2 @@
+-- name: source
+SELECT id FROM sources WHERE name = %(name)s

@@ -53,6 +53,8 @@ import base64
 import hashlib
 import ipaddress
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -256,20 +258,9 @@ class Uploader:
             from aiobotocore.session import get_session
 
             self._session = get_session()
-        credentials = (
-            {"aws_access_key_id": settings.accessKeyID, "aws_secret_access_key": settings.accessKey}
-            if settings.accessKeyID
-            else {}
-        )
         extra = {"ServerSideEncryption": "AES256"} if settings.enableSSE else {}
-        async with self._session.create_client(
-            "s3",
-            region_name=settings.region_name,
-            endpoint_url=settings.endpoint_url,
-            config=_config(settings),
-            **credentials,
-        ) as client:
-            answer = await client.put_object(
+        async with client(settings, self._session) as s3:
+            answer = await s3.put_object(
                 Bucket=settings.bucketName,
                 Key=key,
                 Body=body,
@@ -279,6 +270,29 @@ class Uploader:
             )
         status = _mapping(_mapping(answer).get("ResponseMetadata")).get("HTTPStatusCode")
         return status if isinstance(status, int) else None
+
+
+@asynccontextmanager
+async def client(settings: S3Settings, session: "AioSession | None" = None) -> AsyncIterator[Any]:
+    """An S3 client for the bucket these settings describe: their keys, else the host's AWS
+    credential chain; one attempt per call (callers decide about retrying)."""
+    if session is None:
+        from aiobotocore.session import get_session
+
+        session = get_session()
+    credentials = (
+        {"aws_access_key_id": settings.accessKeyID, "aws_secret_access_key": settings.accessKey}
+        if settings.accessKeyID
+        else {}
+    )
+    async with session.create_client(
+        "s3",
+        region_name=settings.region_name,
+        endpoint_url=settings.endpoint_url,
+        config=_config(settings),
+        **credentials,
+    ) as s3:
+        yield s3
 
 
 def _md5(body: bytes) -> str:

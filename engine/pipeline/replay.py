@@ -12,8 +12,6 @@ a replayed job that fails again is replayed from the archive, not with `sluice f
 """
 
 import gzip
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,6 +22,7 @@ import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
 
 from engine import codec, partitions
+from engine.destinations import s3
 from engine.destinations.s3 import S3Settings, object_key
 from engine.errors import SluiceError
 from engine.pipeline import jobstore
@@ -83,7 +82,7 @@ class ArchiveReplay:
         self._source_id = row[0]
         self._topology = await self._routes(row[0])
         found: list[str] = []
-        async with _client(self._bucket) as client:
+        async with s3.client(self._bucket) as client:
             for hour in _hours(self._since, self._until):
                 folder = object_key(self._bucket, row[0], hour, 0).rsplit("/", 1)[0] + "/"
                 found += await _list(client, self._bucket.bucketName, folder)
@@ -91,7 +90,7 @@ class ArchiveReplay:
 
     async def replay(self, key: str) -> None:
         assert self._source_id is not None, "keys() first"
-        async with _client(self._bucket) as client:
+        async with s3.client(self._bucket) as client:
             body = await _get(client, self._bucket.bucketName, key)
         events = [e for line in gzip.decompress(body).splitlines() if (e := self._event(line))]
         for start in range(0, len(events), _BATCH):
@@ -139,26 +138,6 @@ def _hours(since: datetime, until: datetime) -> list[datetime]:
         hours.append(hour)
         hour += _HOUR
     return hours
-
-
-@asynccontextmanager
-async def _client(bucket: S3Settings) -> AsyncIterator[Any]:
-    # Imported here, as in the S3 destination: the SDK is slow to import.
-    from aiobotocore.config import AioConfig
-    from aiobotocore.session import get_session
-
-    credentials = (
-        {"aws_access_key_id": bucket.accessKeyID, "aws_secret_access_key": bucket.accessKey}
-        if bucket.accessKeyID
-        else {}
-    )
-    config = AioConfig(s3={"addressing_style": "path" if bucket.path_style else "auto"},
-                       user_agent_extra="sluice")  # fmt: skip
-    async with get_session().create_client(
-        "s3", region_name=bucket.region_name, endpoint_url=bucket.endpoint_url, config=config,
-        **credentials,
-    ) as client:  # fmt: skip
-        yield client
 
 
 async def _list(client: Any, bucket: str, folder: str) -> list[str]:

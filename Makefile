@@ -30,6 +30,7 @@ bench: setup
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.transform
+	$(BIN)/python -m bench.s3
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

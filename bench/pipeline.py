@@ -81,9 +81,9 @@ def main() -> None:
         name="sink", type="webhook", config={"webhookUrl": f"{sink_url}/in"},
         delivery=DeliveryPolicy(concurrency=64),
     )  # fmt: skip
-    with database(args.database_url) as url, _process("bench.sink", str(sink_port)):
+    with database(args.database_url) as url, process("bench.sink", str(sink_port)):
         asyncio.run(prepare(url, [hook]))
-        with gateway(url, gateway_port, args.gateway_workers), _worker(url) as worker_pid:
+        with gateway(url, gateway_port, args.gateway_workers), worker_process(url) as worker_pid:
             gateway_url = f"http://127.0.0.1:{gateway_port}"
             print(f"{os.cpu_count()} cores; gateway workers {args.gateway_workers}; "
                   f"{PER_REQUEST}-event batches; {args.duration:g} s per rate; "
@@ -108,7 +108,7 @@ async def _step(gateway_url: str, sink_url: str, rate: int, duration: float) -> 
     async with aiohttp.ClientSession() as sink:
         await sink.post(f"{sink_url}/reset")
         start = time.monotonic()
-        acked = await _offer(gateway_url, rate, duration)
+        acked = await offer(gateway_url, rate, duration)
         elapsed = time.monotonic() - start
         delivered = int((await _stats(sink, sink_url))["count"])
         stopped = time.monotonic()
@@ -126,7 +126,7 @@ async def _stats(session: aiohttp.ClientSession, sink_url: str) -> dict[str, flo
         return await answer.json()  # type: ignore[no-any-return]
 
 
-async def _offer(gateway_url: str, rate: int, duration: float) -> int:
+async def offer(gateway_url: str, rate: int, duration: float) -> int:
     """Send batches on a fixed timetable; return how many events were acknowledged."""
     interval = PER_REQUEST / rate
     prefix = uuid.uuid4().hex[:8]
@@ -170,7 +170,7 @@ async def _offer(gateway_url: str, rate: int, duration: float) -> int:
 
 
 @contextlib.contextmanager
-def _process(module: str, *args: str) -> Iterator[None]:
+def process(module: str, *args: str) -> Iterator[None]:
     proc = subprocess.Popen([sys.executable, "-m", module, *args])
     try:
         time.sleep(1.0)
@@ -189,7 +189,8 @@ def _cpu_seconds(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def _worker(url: str) -> Iterator[int]:
+def worker_process(url: str) -> Iterator[int]:
+    """A `sluice worker` on `url`, quiet; yields its pid."""
     env = {
         **os.environ,
         "SLUICE_DATABASE_URL": url,

@@ -148,3 +148,21 @@ def stored_payload(url: str, ingest_id: int) -> bytes:
         text = row.fetchone()
     assert text is not None
     return str(text[0]).encode()
+
+
+def test_an_archive_with_wrong_credentials_says_why_and_catches_up_once_fixed(
+    s3_server: S3Server, workspace_config: str, gateway: GatewayProcess, tmp_path: Path
+) -> None:
+    s3_server.create_bucket(BUCKET)
+    wrong = archive_settings(s3_server, archive_secret_access_key="not-the-archive-secret")
+    with running_worker(workspace_config, tmp_path, **wrong) as worker:
+        post(gateway, events(10))
+        wait_until(lambda: "SignatureDoesNotMatch" in worker.output())
+        assert not s3_server.objects(BUCKET)
+        assert "not-the-archive-secret" not in worker.output()
+        assert "archive upload of s3://archive/raw/" in worker.output()
+    # Delivery never waited for the archive; with the right keys it catches up, once each.
+    with running_worker(workspace_config, tmp_path, **archive_settings(s3_server)):
+        wait_until(lambda: len(archived_lines(s3_server)) >= 10)
+        time.sleep(1.0)
+    assert len(archived_lines(s3_server)) == 10

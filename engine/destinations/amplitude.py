@@ -525,11 +525,9 @@ def batch_key(request: Request) -> str | None:
 
 
 def combine(requests: Sequence[Request]) -> Request:
-    """One HTTP V2 request with the events of all, in order: index i is the i-th job. The
-    router also hands over requests that go alone (form calls): those go as they are."""
+    """One HTTP V2 request with the events of all, in order: index i is the i-th job. (Form
+    calls never get here: their batch key is None, and the router sends them as they are.)"""
     first = requests[0]
-    if len(requests) == 1 and batch_key(first) is None:
-        return first
     body = first.body if isinstance(first.body, dict) else {}
     events = [
         e

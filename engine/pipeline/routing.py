@@ -86,12 +86,12 @@ def failed_job(event: Event, target: Target, error: str) -> Job:
     return _job(event, event.payload, target, _NO_REQUEST, error)
 
 
-def jobs_for(event: Event, payload: dict[str, Any], target: Target) -> list[Job]:
+def jobs_for(event: Event, payload: dict[str, Any], target: Target, now: datetime) -> list[Job]:
     """The job(s) one (possibly transformed) event makes for one destination."""
     if target.problem is not None or target.plugin is None:
         return [failed_job(event, target, target.problem or "no destination plug-in")]
     try:
-        requests = target.plugin.map(payload, target.settings, datetime.now(UTC))
+        requests = target.plugin.map(payload, target.settings, now)
     except Unsendable as exc:
         return [failed_job(event, target, str(exc))]
     except Exception as exc:  # a mapping bug must fail this event only, and say so
@@ -107,6 +107,7 @@ async def route(
     events: list[Event], topology: Topology, transformations: Transformations
 ) -> Routed:
     routed = Routed()
+    now = datetime.now(UTC)  # the mappings' clock (time windows), once per batch
     groups: dict[tuple[UUID, UUID], tuple[Route, list[tuple[int, Event]]]] = {}
     for index, event in enumerate(events):
         for r in topology.routes_of(event.source_id):
@@ -126,7 +127,8 @@ async def route(
             if not outputs:
                 routed.counts[event.source_id, r.target.id, "dropped"] += 1
             for payload in outputs:
-                ordered.extend((index, len(ordered), j) for j in jobs_for(event, payload, r.target))
+                jobs = jobs_for(event, payload, r.target, now)
+                ordered.extend((index, len(ordered), j) for j in jobs)
     # A user's jobs for a destination keep the order of their events, whichever source or
     # connection produced them.
     ordered.sort(key=lambda item: (item[0], item[1]))

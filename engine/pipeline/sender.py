@@ -95,10 +95,11 @@ class Sender:
 
 def _headers(request: Request) -> dict[str, str]:
     """The request's headers; a form body says what it is unless the destination already did."""
-    labelled = any(name.lower() == "content-type" for name in request.headers)
-    if request.body_format == "form" and request.body is not None and not labelled:
-        return {**request.headers, "Content-Type": _FORM}
-    return request.headers
+    if request.body_format != "form" or request.body is None:
+        return request.headers
+    if any(name.lower() == "content-type" for name in request.headers):
+        return request.headers
+    return {**request.headers, "Content-Type": _FORM}
 
 
 def _body(request: Request) -> bytes:

@@ -6,11 +6,11 @@ which call types it takes, how an event becomes request(s), how requests combine
 and what the vendor's answers mean.
 """
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -121,6 +121,14 @@ class Stored:
     error: str | None = None
 
 
+class Uploads(Protocol):
+    """A batch router's connection to a storage service, kept open between its files."""
+
+    async def store(self, settings: Any, key: str, body: bytes) -> Stored: ...
+
+    async def aclose(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class Files:
     """A destination that stores events as files (S3) rather than sending requests: the batch
@@ -128,11 +136,12 @@ class Files:
 
     `key(settings, source id, first job's creation time, first job id)` names a file: the same
     first job always gives the same key, so a file uploaded again after a crash replaces the
-    first upload rather than doubling it. `store(settings, key, gzipped body)` uploads it.
+    first upload rather than doubling it. `uploads()` gives each batch router its own `Uploads`,
+    whose `store(settings, key, gzipped body)` uploads a file.
     """
 
     key: Callable[[Any, UUID, datetime, int], str]
-    store: Callable[[Any, str, bytes], Awaitable[Stored]]
+    uploads: Callable[[], Uploads]
 
 
 @dataclass(frozen=True)

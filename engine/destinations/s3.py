@@ -42,10 +42,11 @@ Decisions:
   attempt: the batch router owns retries and backoff, so every failed attempt shows. An upload
   has an overall deadline growing with its size, since the SDK's read timeout does not end an
   upload whose store never answers `Expect: 100-continue`.
-* The SDK is imported on the first upload, not with the catalog. One botocore session is kept
-  per process (loading the service model costs ~0.1 s of CPU on the event loop) and resolves
-  host credentials once, refreshing them as they expire; each upload opens and closes its own
-  client (uploads are rare: one per file).
+* The SDK is imported on the first upload, not with the catalog. Each batch router keeps one
+  botocore session (loading the service model costs ~0.1 s of CPU on the event loop), which
+  resolves host credentials once and refreshes them as they expire, and one client between
+  files (making a client loads the host's CA certificates: ~50 ms of CPU). A failed upload
+  closes the client, so the next one starts afresh (new host credentials, new connections).
 """
 
 import asyncio
@@ -54,7 +55,8 @@ import hashlib
 import ipaddress
 import re
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -222,11 +224,23 @@ def object_key(
     return f"{settings.folder}/{name}" if settings.folder else name
 
 
+@dataclass
+class _Client:
+    settings: tuple[Any, ...]
+    stack: AsyncExitStack
+    s3: Any
+    users: int = 0  # uploads using it now
+    retired: bool = False  # closed once its uploads are done; the next upload makes another
+
+
 class Uploader:
-    """Stores files with PutObject; holds the process's botocore session (made on first use)."""
+    """Stores files with PutObject through one client, kept between uploads for as long as the
+    settings stay the same and uploads succeed; `aclose` when done."""
 
     def __init__(self) -> None:
         self._session: AioSession | None = None
+        self._client: _Client | None = None
+        self._making = asyncio.Lock()
 
     async def store(self, settings: S3Settings, key: str, body: bytes) -> Stored:
         deadline = CONNECT_TIMEOUT + READ_TIMEOUT + len(body) / SLOWEST_BYTES_PER_SECOND
@@ -244,23 +258,47 @@ class Uploader:
         except (BotoCoreError, OSError) as exc:
             # Connection refused or reset, timeouts, DNS, instance metadata out of reach.
             stored = Stored(Verdict.RETRY, error=str(exc) or type(exc).__name__)
+        if stored.verdict is not Verdict.DELIVERED:
+            await self._retire()
         if stored.error is not None and settings.accessKey:
             stored = Stored(
                 stored.verdict, stored.status, secrets.mask(stored.error, [settings.accessKey])
             )
         return stored
 
+    async def aclose(self) -> None:
+        await self._retire()
+
+    async def _retire(self) -> None:
+        current, self._client = self._client, None
+        if current is not None:
+            current.retired = True
+            if not current.users:
+                await current.stack.aclose()
+
+    async def _hold(self, settings: S3Settings) -> _Client:
+        wanted = msgspec.structs.astuple(settings)
+        async with self._making:
+            if self._client is None or self._client.settings != wanted:
+                await self._retire()
+                if self._session is None:
+                    # The SDK takes ~0.6 s to import, which every process that reads the
+                    # catalog (the CLI, the gateway) would otherwise pay.
+                    from aiobotocore.session import get_session
+
+                    self._session = get_session()
+                stack = AsyncExitStack()
+                s3 = await stack.enter_async_context(client(settings, self._session))
+                self._client = _Client(wanted, stack, s3)
+            self._client.users += 1
+            return self._client
+
     async def _put(self, settings: S3Settings, key: str, body: bytes) -> int | None:
         """PutObject; the service's HTTP status when it succeeded."""
-        if self._session is None:
-            # The SDK takes ~0.6 s to import, which every process that reads the catalog (the
-            # CLI, the gateway) would otherwise pay.
-            from aiobotocore.session import get_session
-
-            self._session = get_session()
         extra = {"ServerSideEncryption": "AES256"} if settings.enableSSE else {}
-        async with client(settings, self._session) as s3:
-            answer = await s3.put_object(
+        held = await self._hold(settings)
+        try:
+            answer = await held.s3.put_object(
                 Bucket=settings.bucketName,
                 Key=key,
                 Body=body,
@@ -268,6 +306,10 @@ class Uploader:
                 ContentMD5=_md5(body),
                 **extra,
             )
+        finally:
+            held.users -= 1
+            if held.retired and not held.users:
+                await held.stack.aclose()
         status = _mapping(_mapping(answer).get("ResponseMetadata")).get("HTTPStatusCode")
         return status if isinstance(status, int) else None
 
@@ -340,5 +382,5 @@ S3 = Destination(
     settings=S3Settings,
     map=map_event,
     secret_keys=("accessKey",),
-    files=Files(key=object_key, store=Uploader().store),
+    files=Files(key=object_key, uploads=Uploader),
 )

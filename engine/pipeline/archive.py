@@ -93,6 +93,10 @@ class Archiver:
         self._stop.set()
 
     async def run(self) -> None:
+        async with contextlib.aclosing(self._uploader):
+            await self._archive()
+
+    async def _archive(self) -> None:
         failures = 0
         while not self._stop.is_set():
             try:

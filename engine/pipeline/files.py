@@ -55,6 +55,11 @@ class FileRouter(DestinationRouter):
     ) -> None:
         super().__init__(target, pool, sender, attempts, partitions)
         self._sources: dict[UUID, _Source] = {}
+        self._uploads = self._files().uploads()
+
+    async def stop(self, grace: float) -> None:
+        await super().stop(grace)
+        await self._uploads.aclose()
 
     def _files(self) -> Files:
         plugin = self.target.plugin
@@ -126,8 +131,10 @@ class FileRouter(DestinationRouter):
         target, files = self.target, self._files()
         try:
             key = files.key(target.settings, source_id, jobs[0].created_at, jobs[0].id)
-            body = gzip.compress(b"".join(stored_body(job.request) + b"\n" for job in jobs))
-            stored = await files.store(target.settings, key, body)
+            body = gzip.compress(
+                b"".join(stored_body(job.request) + b"\n" for job in jobs), compresslevel=6
+            )
+            stored = await self._uploads.store(target.settings, key, body)
         except Exception as exc:  # a bug must not leave jobs in flight forever: retry them
             log.exception("router %s: upload failed unexpectedly", target.name)
             stored = Stored(Verdict.RETRY, error=f"internal error: {type(exc).__name__}: {exc}")

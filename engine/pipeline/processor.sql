@@ -16,7 +16,10 @@ SELECT l.id, l.tx::text, l.partition, l.source_id, l.received_at, l.message_id,
            SELECT 1
            FROM (SELECT d.tx, d.id FROM ingest_log d
                  WHERE d.message_id = l.message_id AND d.source_id = l.source_id
+                   -- Both bounds, so that run-time pruning skips the other days' partitions
+                   -- (a row committed earlier yet received a whole window later means a clock jump).
                    AND d.received_at > l.received_at - %(window)s::interval
+                   AND d.received_at < l.received_at + %(window)s::interval
                  OFFSET 0) earlier
            WHERE (earlier.tx, earlier.id) < (l.tx, l.id)
        ) AS duplicate

@@ -32,11 +32,13 @@ def _source_id(conn: psycopg.Connection[Any]) -> Any:
     return row[0]
 
 
-def _insert(conn: psycopg.Connection[Any], source_id: Any, message_id: str) -> None:
+def _insert(
+    conn: psycopg.Connection[Any], source_id: Any, message_id: str, hours_ago: float = 0
+) -> None:
     conn.execute(
         "INSERT INTO ingest_log (source_id, partition, received_at, message_id, payload) "
-        "VALUES (%s, %s, now(), %s, %s)",
-        (source_id, partition_of("u"), message_id,
+        "VALUES (%s, %s, now() - make_interval(hours => %s), %s, %s)",
+        (source_id, partition_of("u"), hours_ago, message_id,
          Json({"type": "track", "userId": "u", "event": "E", "messageId": message_id})),
     )  # fmt: skip
 
@@ -79,6 +81,22 @@ async def test_a_transaction_still_open_holds_back_later_commits(configured: str
     assert _jobs(database_url) == ["first", "second"]
     assert await processor.step() == 0  # the position moved past both
     await pool.close()
+
+
+async def test_a_message_id_is_a_duplicate_only_within_the_window(configured: str) -> None:
+    database_url = configured  # the window: 24 hours
+    processor, pool = await _processor(database_url)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        source_id = _source_id(conn)
+        # In commit order, with the hours before now each was received.
+        for message_id, hours_ago in (("m", 30), ("m", 3), ("m", 1), ("n", 0), ("n", 26)):
+            _insert(conn, source_id, message_id, hours_ago)
+    await processor.step()
+    await pool.close()
+    # m at 3 h ago is 27 h after the first (not a duplicate), m at 1 h ago 2 h after that one
+    # (a duplicate); the second n was committed after the first but received 26 h before it:
+    # a clock jump, not a repeat within the window.
+    assert _jobs(database_url) == ["m", "m", "n", "n"]
 
 
 async def test_expired_partitions_are_dropped_once_every_job_is_settled(configured: str) -> None:

@@ -246,6 +246,7 @@ class Shelf:
         self.objects: dict[str, bytes] = {}
         self.uploads: list[str] = []
         self._verdicts = list(verdicts)
+        self.closed = False
 
     def key(self, settings: Any, source: UUID, created: datetime, first: int) -> str:
         return f"{source}/{created:%Y-%m-%d/%H}/{first}.json.gz"
@@ -258,6 +259,9 @@ class Shelf:
         self.objects[key] = body
         return Stored(Verdict.DELIVERED, 200)
 
+    async def aclose(self) -> None:
+        self.closed = True
+
     def lines(self) -> dict[str, list[dict[str, Any]]]:
         return {
             key: [json.loads(line) for line in gzip.decompress(body).splitlines()]
@@ -266,7 +270,7 @@ class Shelf:
 
 
 def filing(shelf: Shelf, **policy: Any) -> Target:
-    plugin = dataclasses.replace(BATCHING, combine=None, files=Files(shelf.key, shelf.store))
+    plugin = dataclasses.replace(BATCHING, combine=None, files=Files(shelf.key, lambda: shelf))
     return Target(
         uuid4(), "files", "files", {}, True,
         DeliveryPolicy(min_backoff_seconds=0.05, max_backoff_seconds=0.1, **policy),
@@ -309,6 +313,7 @@ async def test_a_batch_destination_gets_files_of_each_source_with_every_event_on
     first = gzip.decompress(next(iter(shelf.objects.values()))).splitlines()[0]
     assert first == b'{"n":0,"price":1.50}'
     assert all(s == ["delivered"] for s in states(database_url).values())
+    assert shelf.closed  # the router's connection to the store ends with it
 
 
 async def test_a_failed_upload_is_retried_under_the_same_key_and_a_refused_one_aborts(

@@ -1,6 +1,7 @@
 """Storing files in a real S3 API (moto on loopback, checking credentials as S3 does): what
 arrives, and how every kind of failure is judged and reported."""
 
+import contextlib
 import gzip
 import socket
 import threading
@@ -15,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from engine.destinations import s3
 from engine.destinations.base import Stored, Verdict
-from engine.destinations.s3 import S3, S3Settings, Uploader
+from engine.destinations.s3 import S3, S3Settings
 from tests.s3server import S3Server
 from tests.servers import free_port
 
@@ -33,7 +34,8 @@ def settings(config: dict[str, Any]) -> S3Settings:
 
 async def store(config: dict[str, Any], key: str, body: bytes) -> Stored:
     assert S3.files is not None
-    return await S3.files.store(settings(config), key, body)
+    async with contextlib.aclosing(S3.files.uploads()) as uploads:
+        return await uploads.store(settings(config), key, body)
 
 
 def key(config: dict[str, Any], first_job: int = 1) -> str:
@@ -205,7 +207,7 @@ async def test_empty_keys_use_the_host_credentials(
         f"[default]\naws_access_key_id = {keys.id}\naws_secret_access_key = {keys.secret}\n"
     )
     config = {**s3_server.settings("events"), "accessKeyID": "", "accessKey": ""}
-    stored = await Uploader().store(settings(config), key(config), gzip.compress(LINES))
+    stored = await store(config, key(config), gzip.compress(LINES))
     assert stored == Stored(Verdict.DELIVERED, 200)
     assert list(s3_server.objects("events")) == [key(config)]
 
@@ -216,5 +218,27 @@ async def test_no_credentials_anywhere_aborts_saying_so(
     s3_server.create_bucket("events")
     host_chain(monkeypatch, tmp_path)
     config = {**s3_server.settings("events"), "accessKeyID": "", "accessKey": ""}
-    stored = await Uploader().store(settings(config), key(config), gzip.compress(LINES))
+    stored = await store(config, key(config), gzip.compress(LINES))
     assert stored == Stored(Verdict.ABORT, None, "AWS credentials: Unable to locate credentials")
+
+
+async def test_after_a_failed_upload_the_next_one_starts_afresh(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """One uploader keeps its client between files; a failure drops it, so host credentials
+    that appear later are found without a restart."""
+    s3_server.create_bucket("events")
+    host_chain(monkeypatch, tmp_path)
+    config = {**s3_server.settings("events"), "accessKeyID": "", "accessKey": ""}
+    assert S3.files is not None
+    async with contextlib.aclosing(S3.files.uploads()) as uploads:
+        stored = await uploads.store(settings(config), key(config, 1), gzip.compress(LINES))
+        assert stored.verdict is Verdict.ABORT
+        keys = s3_server.create_access_key("host")
+        (tmp_path / "credentials").write_text(
+            f"[default]\naws_access_key_id = {keys.id}\naws_secret_access_key = {keys.secret}\n"
+        )
+        for first_job in (2, 3):
+            stored = await uploads.store(settings(config), key(config, first_job), b"x")
+            assert stored == Stored(Verdict.DELIVERED, 200)
+    assert sorted(s3_server.objects("events")) == sorted([key(config, 2), key(config, 3)])

@@ -54,7 +54,7 @@ async def failed_command(args: argparse.Namespace, url: str) -> None:
     print(f"{'JOB':>10}  {'FAILED AT (UTC)':<19}  {'DESTINATION':<20}  {'TRIES':>5}  "
           f"{'EVENT':<24}  ERROR")  # fmt: skip
     for job in jobs:
-        event = job.event_name or job.event_type
+        event = f"{job.events} events" if job.events > 1 else job.event_name or job.event_type
         error = (job.error or "").replace("\n", " ")
         if len(error) > _ERROR_WIDTH:
             error = error[: _ERROR_WIDTH - 1] + "…"

@@ -65,9 +65,9 @@ class AttemptLog:
         # whose rows those positions rely on, could still fail and put its rows back.
         self._flushing = asyncio.Lock()
 
-    def add(self, attempt: Attempt, source_id: UUID, outcome: str) -> None:
+    def add(self, attempt: Attempt, source_id: UUID, outcome: str, events: int = 1) -> None:
         self._rows.append(attempt)
-        self._counts[source_id, attempt.destination_id, outcome] += 1
+        self._counts[source_id, attempt.destination_id, outcome] += events
         self._wake.set()
 
     def position(self, key: PositionKey, position: tuple[int, int]) -> None:

@@ -48,6 +48,16 @@ class FailedJob:
     ingest_id: int
     partition: int
     received_at: datetime
+    events: int  # more than one: a bundle of a file destination (S3), replayed whole
+    member_txs: list[str] | None  # bundles only
+    member_ids: list[int] | None
+
+    @property
+    def members(self) -> list[tuple[str, int]]:
+        """The ingest log rows of the job's event(s)."""
+        if self.member_txs is None or self.member_ids is None:
+            return [(self.ingest_tx, self.ingest_id)]
+        return list(zip(self.member_txs, self.member_ids, strict=True))
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -133,28 +143,31 @@ async def _replay_batch(
     transformations: Transformations,
     report: ReplayReport,
 ) -> None:
+    members = [member for job in batch for member in job.members]
     cur = await conn.execute(
-        _Q["events"],
-        {"txs": [job.ingest_tx for job in batch], "ids": [job.ingest_id for job in batch]},
+        _Q["events"], {"txs": [tx for tx, _ in members], "ids": [id_ for _, id_ in members]}
     )
-    payloads = {row[0]: codec.decode(row[1]) for row in await cur.fetchall()}
+    logged = {row[0]: row[1:] for row in await cur.fetchall()}
     routed, replayed = Routed(), []
     for job in batch:
-        payload = payloads.get(job.ingest_id)
         target = topology.targets.get(job.destination_id)
-        if payload is None or target is None:
+        events = [
+            Event(int(tx), id_, job.partition, job.source_id, logged[id_][1], logged[id_][2],
+                  codec.decode(logged[id_][0]))
+            for tx, id_ in job.members
+            if id_ in logged
+        ]  # fmt: skip
+        if not events or target is None:
             report.missing += 1
             continue
         connection = next(
             (r for r in topology.routes_of(job.source_id) if r.target.id == target.id),
             Route(target, None, None),
         )
-        event = Event(int(job.ingest_tx), job.ingest_id, job.partition, job.source_id,
-                      job.received_at, job.message_id, payload)  # fmt: skip
-        one = await route([event], Topology(topology.targets, {job.source_id: [connection]}),
-                          transformations)  # fmt: skip
-        routed.jobs += one.jobs
-        routed.counts.update(one.counts)
+        again = await route(events, Topology(topology.targets, {job.source_id: [connection]}),
+                            transformations)  # fmt: skip
+        routed.jobs += again.jobs
+        routed.counts.update(again.counts)
         replayed.append(job)
     await jobstore.write(conn, routed)
     await conn.execute(

@@ -3,7 +3,8 @@
 SELECT j.id AS job_id, j.created_at, j.destination_id, d.name AS destination, j.source_id,
        j.message_id, j.event_type, j.event_name, j.user_key, a.at AS failed_at,
        a.attempt AS attempts, a.status_code, a.error, a.response, j.request::text AS request,
-       j.ingest_tx::text AS ingest_tx, j.ingest_id, j.partition, j.received_at
+       j.ingest_tx::text AS ingest_tx, j.ingest_id, j.partition, j.received_at, j.events,
+       j.member_txs::text[] AS member_txs, j.member_ids
 FROM job_attempts a
 JOIN jobs j ON j.id = a.job_id AND j.created_at = a.job_created_at
 JOIN destinations d ON d.id = a.destination_id
@@ -27,7 +28,7 @@ SELECT clock_timestamp()
 SELECT pg_advisory_xact_lock(hashtext('sluice: failed replay'))
 
 -- name: events
-SELECT id, payload::text FROM ingest_log
+SELECT id, payload::text, received_at, message_id FROM ingest_log
 WHERE (tx, id) IN (SELECT * FROM unnest(%(txs)s::text[]::xid8[], %(ids)s::bigint[]))
 
 -- name: mark_replayed

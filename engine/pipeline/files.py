@@ -1,9 +1,11 @@
 """The batch router: a batch destination's jobs become files (S3 objects), not requests.
 
 Jobs are read like any destination's (commit order, positions per partition, attempt rows) and
-gathered per source, in order, into gzipped newline-delimited JSON — one event per line, the
-event exactly as its job stored it. A file goes when it holds the policy's `file_events` events
-or `file_bytes` bytes, or when its first job has waited `file_seconds`.
+gathered per source, in job order, into gzipped newline-delimited JSON — one event per line, the
+event exactly as its job stored it. Most jobs here are bundles (`engine.pipeline.routing`):
+their body is a list, one element per event. A file goes when it holds the policy's
+`file_events` events or `file_bytes` bytes (give or take a bundle: one is never split), or
+when its first job has waited `file_seconds`.
 
 Exactly once across files: a file's jobs are marked delivered only after the upload succeeded,
 and only once those rows are committed does the next file of that source start. So a crash
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID
 
+import msgspec
 from psycopg_pool import AsyncConnectionPool
 
 from engine.destinations.base import Files, Stored, Verdict
@@ -39,6 +42,7 @@ class _Source:
     """One source's jobs waiting to be filed, oldest first; at most one file in flight."""
 
     jobs: deque[Pending] = field(default_factory=deque)
+    events: int = 0
     size: int = 0  # bytes of the jobs' stored requests
     busy: bool = False
     not_before: float = 0.0  # after a failed upload: when to try again
@@ -69,12 +73,13 @@ class FileRouter(DestinationRouter):
     def _enqueue(self, job: Pending, not_before: float | None) -> None:
         source = self._sources.setdefault(job.source_id, _Source())
         source.jobs.append(job)
+        source.events += job.events
         source.size += len(job.request)
         if not_before is not None:
             source.not_before = max(source.not_before, not_before)
 
     def _pending(self) -> int:
-        return sum(len(source.jobs) for source in self._sources.values())
+        return sum(source.events for source in self._sources.values())
 
     def _release(self, now: float) -> float | None:
         """When the next file is due (full files are due now). A source with a file in flight
@@ -84,7 +89,7 @@ class FileRouter(DestinationRouter):
 
     def _due(self, source: _Source, now: float) -> float:
         policy = self.target.policy
-        if len(source.jobs) >= policy.file_events or source.size >= policy.file_bytes:
+        if source.events >= policy.file_events or source.size >= policy.file_bytes:
             ready = now
         else:
             waited = (datetime.now(UTC) - source.jobs[0].created_at).total_seconds()
@@ -99,6 +104,7 @@ class FileRouter(DestinationRouter):
         source = self._sources[job.source_id]
         first = source.jobs.popleft()
         assert first is job, "a source's files are settled in order"
+        source.events -= job.events
         source.size -= len(job.request)
 
     def _dispatch(self) -> float | None:
@@ -118,12 +124,13 @@ class FileRouter(DestinationRouter):
         """The jobs of the next file: from the oldest, within the policy's limits."""
         policy = self.target.policy
         jobs: list[Pending] = []
-        size = 0
+        events = size = 0
         for job in source.jobs:
-            full = len(jobs) >= policy.file_events or size + len(job.request) > policy.file_bytes
+            full = events >= policy.file_events or size + len(job.request) > policy.file_bytes
             if jobs and full:
                 break
             jobs.append(job)
+            events += job.events
             size += len(job.request)
         return jobs
 
@@ -131,9 +138,7 @@ class FileRouter(DestinationRouter):
         target, files = self.target, self._files()
         try:
             key = files.key(target.settings, source_id, jobs[0].created_at, jobs[0].id)
-            body = gzip.compress(
-                b"".join(stored_body(job.request) + b"\n" for job in jobs), compresslevel=6
-            )
+            body = gzip.compress(b"".join(map(_lines, jobs)), compresslevel=6)
             stored = await self._uploads.store(target.settings, key, body)
         except Exception as exc:  # a bug must not leave jobs in flight forever: retry them
             log.exception("router %s: upload failed unexpectedly", target.name)
@@ -149,3 +154,14 @@ class FileRouter(DestinationRouter):
                 await asyncio.sleep(1.0)
         finally:
             source.busy = False
+
+
+_bundle = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def _lines(job: Pending) -> bytes:
+    """A job's events, a line each, exactly as stored (a bundle's body is a list of them)."""
+    body = stored_body(job.request)
+    if not body.startswith(b"["):  # one event: always a JSON object
+        return body + b"\n"
+    return b"".join(bytes(event) + b"\n" for event in _bundle.decode(body))

@@ -2,7 +2,8 @@
 
 -- name: copy_jobs
 COPY jobs (destination_id, source_id, partition, user_key, ingest_tx, ingest_id, received_at,
-           message_id, event_type, event_name, request) FROM STDIN
+           message_id, event_type, event_name, request, events, member_txs, member_ids)
+FROM STDIN
 
 -- name: insert_failed_job
 WITH job AS (

@@ -1,8 +1,13 @@
 """The processor: ingest log → router jobs, in commit order, one transaction per batch.
 
-Reading a batch, writing its jobs and advancing the read positions commit together, so a crash
-anywhere replays the batch from the last committed position: nothing is lost or skipped, and
-the deterministic duplicate check gives the same answer the second time.
+Writing a batch's jobs and advancing the read positions commit together, under the positions'
+row locks, so a crash anywhere replays the batch from the last committed position: nothing is
+lost or skipped, and the deterministic duplicate check gives the same answer the second time.
+
+While there is a backlog, the next batch is read ahead (on another connection) while this one
+is routed and written. A read depends only on where it starts and on what has committed, not
+on the locks, so a batch read ahead from exactly the position the lock then shows is the batch
+a locked read would get; read from anywhere else, it is dropped and read again.
 """
 
 import asyncio
@@ -57,6 +62,7 @@ class Processor:
         self._on_jobs = on_jobs
         self._wake = asyncio.Event()
         self._stopping = False
+        self._ahead: tuple[Position, asyncio.Task[list[Any]]] | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -67,6 +73,12 @@ class Processor:
         self._wake.set()
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            self._drop_ahead()
+
+    async def _run(self) -> None:
         while not self._stopping:
             try:
                 read = await self.step()
@@ -89,20 +101,16 @@ class Processor:
         async with self._pool.connection() as conn, conn.transaction():
             positions = await _lock_positions(conn, self._partitions)
             start = min(positions.values())
-            cur = await conn.execute(
-                _Q["read"],
-                {
-                    "tx": str(start[0]),
-                    "id": start[1],
-                    "partitions": self._partitions,
-                    "limit": self._batch_size,
-                    "window": self._window,
-                },
-            )
-            rows = await cur.fetchall()
+            rows = await self._read_ahead(start)
+            if rows is None:
+                rows = await self._read(conn, start)
             if not rows:
                 return 0
             last = (int(rows[-1][1]), rows[-1][0])
+            if len(rows) == self._batch_size and not self._stopping:
+                ahead = asyncio.create_task(self._read_apart(last))
+                ahead.add_done_callback(_retrieved)
+                self._ahead = (last, ahead)
             events, skipped = _events(rows, positions)
             routed = await route(events, topology, self._transformations)
             for row in rows:
@@ -117,6 +125,47 @@ class Processor:
         if routed.jobs:
             self._on_jobs({job.destination_id for job in routed.sendable})
         return len(rows)
+
+    async def _read(self, conn: psycopg.AsyncConnection[Any], start: Position) -> list[Any]:
+        cur = await conn.execute(
+            _Q["read"],
+            {
+                "tx": str(start[0]),
+                "id": start[1],
+                "partitions": self._partitions,
+                "limit": self._batch_size,
+                "window": self._window,
+            },
+        )
+        return await cur.fetchall()
+
+    async def _read_apart(self, start: Position) -> list[Any]:
+        async with self._pool.connection() as conn:
+            return await self._read(conn, start)
+
+    async def _read_ahead(self, start: Position) -> list[Any] | None:
+        """The batch read ahead from `start`, if that is where it was read from and it could
+        be read; else None."""
+        if self._ahead is None or self._ahead[0] != start:
+            self._drop_ahead()
+            return None
+        task = self._ahead[1]
+        self._ahead = None
+        try:
+            return await task
+        except psycopg.Error:
+            return None  # read again, under the lock, where an error is handled as usual
+
+    def _drop_ahead(self) -> None:
+        if self._ahead is not None:
+            self._ahead[1].cancel()
+            self._ahead = None
+
+
+def _retrieved(task: asyncio.Task[Any]) -> None:
+    """A read ahead that is dropped may have failed: that is no news (it is read again)."""
+    if not task.cancelled():
+        task.exception()
 
 
 async def _lock_positions(

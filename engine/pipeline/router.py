@@ -70,6 +70,7 @@ class Pending:
     user_key: str
     source_id: UUID
     request: str
+    events: int  # more than one: a bundle (see engine.pipeline.routing)
     attempts: int
     first_attempt: datetime | None
     settled: bool = False
@@ -200,8 +201,8 @@ class DestinationRouter:
                     self._attempts.position((self.target.id, partition), self._cursor)
 
     def _take_row(self, row: tuple[Any, ...]) -> None:
-        job_id, tx, created_at, partition, user, source_id, request = row[:7]
-        settled, attempts, first_at, next_retry_at = row[7:]
+        job_id, tx, created_at, partition, user, source_id, request, events = row[:8]
+        settled, attempts, first_at, next_retry_at = row[8:]
         position = (int(tx), job_id)
         if position <= self._floors.get(partition, (0, 0)):
             return
@@ -211,8 +212,9 @@ class DestinationRouter:
             self._advance(partition)
             return
         job = Pending(
-            job_id, position, created_at, partition, user, source_id, request, attempts, first_at
-        )
+            job_id, position, created_at, partition, user, source_id, request, events,
+            attempts, first_at,
+        )  # fmt: skip
         line.append(job)
         not_before = None
         if next_retry_at is not None:
@@ -311,7 +313,7 @@ class DestinationRouter:
             result.status, error, response, next_retry,
         )  # fmt: skip
         outcome = "retried" if verdict is Verdict.RETRY else verdict.value
-        self._attempts.add(row, job.source_id, outcome)
+        self._attempts.add(row, job.source_id, outcome, job.events)
         if job.settled:
             self._advance(job.partition)
 

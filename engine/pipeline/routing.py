@@ -3,6 +3,12 @@
 Pure of the database, so that what the processor writes can be tested on its own. Each event
 fails alone: a transformation error, a mapping that raises or an event the destination cannot
 take becomes a failed job with the reason, never an error for the batch.
+
+A destination that stores files (S3) gets one job per source and partition for the whole
+batch, a *bundle*: its request's body is the list of the events' bodies, in order, and the job
+names its member events so that a replay can find them. Files are written a bundle at a time,
+so a bundle settles all its events together; what the bookkeeping costs is then paid per
+bundle, not per event.
 """
 
 import logging
@@ -13,7 +19,7 @@ from typing import Any, NamedTuple
 from uuid import UUID
 
 from engine import codec
-from engine.destinations.base import Unsendable
+from engine.destinations.base import Request, Unsendable
 from engine.partitions import user_key
 from engine.pipeline.topology import Route, Target, Topology
 from engine.pipeline.transform import Metadata, Transformations
@@ -49,6 +55,9 @@ class Job(NamedTuple):
     event_type: str
     event_name: str | None
     request: str
+    events: int = 1  # more than one in a bundle
+    member_txs: str | None = None  # a bundle's events (PostgreSQL array text), for a replay
+    member_ids: str | None = None
     error: str | None = None
 
 
@@ -78,7 +87,7 @@ def _job(
     return Job(
         target.id, event.source_id, event.partition, user_key(event.payload) or "",
         event.ingest_tx, event.ingest_id, event.received_at, event.message_id,
-        str(payload.get("type")), event_name(payload), request, error,
+        str(payload.get("type")), event_name(payload), request, error=error,
     )  # fmt: skip
 
 
@@ -86,21 +95,63 @@ def failed_job(event: Event, target: Target, error: str) -> Job:
     return _job(event, event.payload, target, _NO_REQUEST, error)
 
 
-def jobs_for(event: Event, payload: dict[str, Any], target: Target, now: datetime) -> list[Job]:
-    """The job(s) one (possibly transformed) event makes for one destination."""
+def _mapped(
+    event: Event, payload: dict[str, Any], target: Target, now: datetime
+) -> list[Request] | str:
+    """The request(s) one (possibly transformed) event makes for one destination, or why it
+    makes none."""
     if target.problem is not None or target.plugin is None:
-        return [failed_job(event, target, target.problem or "no destination plug-in")]
+        return target.problem or "no destination plug-in"
     try:
-        requests = target.plugin.map(payload, target.settings, now)
+        return target.plugin.map(payload, target.settings, now)
     except Unsendable as exc:
-        return [failed_job(event, target, str(exc))]
+        return str(exc)
     except Exception as exc:  # a mapping bug must fail this event only, and say so
         log.exception("the %s mapping raised for message %s", target.type, event.message_id)
-        error = f"the {target.type} mapping failed: {type(exc).__name__}: {exc}"
-        return [failed_job(event, target, error)]
+        return f"the {target.type} mapping failed: {type(exc).__name__}: {exc}"
+
+
+def jobs_for(event: Event, payload: dict[str, Any], target: Target, now: datetime) -> list[Job]:
+    """The job(s) one (possibly transformed) event makes for one destination."""
+    requests = _mapped(event, payload, target, now)
+    if isinstance(requests, str):
+        return [failed_job(event, target, requests)]
     return [
         _job(event, payload, target, codec.encode(request).decode(), None) for request in requests
     ]
+
+
+@dataclass
+class _Bundle:
+    """A file destination's events of one source and partition in this batch: one job."""
+
+    event: Event  # the first, which names the job
+    payload: dict[str, Any]
+    target: Target
+    requests: list[Request] = field(default_factory=list)
+    txs: list[int] = field(default_factory=list)
+    ids: list[int] = field(default_factory=list)
+
+    def add(self, event: Event, requests: list[Request]) -> None:
+        self.requests += requests
+        if not self.ids or self.ids[-1] != event.ingest_id:  # fanned-out events: once
+            self.txs.append(event.ingest_tx)
+            self.ids.append(event.ingest_id)
+
+    def job(self) -> Job:
+        first = self.requests[0]
+        request = Request(first.method, first.url, body=[r.body for r in self.requests])
+        return _job(
+            self.event, self.payload, self.target, codec.encode(request).decode(), None
+        )._replace(
+            events=len(self.requests),
+            member_txs=_array(self.txs),
+            member_ids=_array(self.ids),
+        )
+
+
+def _array(values: list[int]) -> str:
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 async def route(
@@ -116,7 +167,9 @@ async def route(
                 continue
             groups.setdefault((event.source_id, r.target.id), (r, []))[1].append((index, event))
     ordered: list[tuple[int, int, Job]] = []
+    bundles: dict[tuple[UUID, UUID, int], tuple[int, _Bundle]] = {}
     for r, members in groups.values():
+        files = r.target.plugin is not None and r.target.plugin.files is not None
         for (index, event), outputs in zip(
             members, await _transform(r, [e for _, e in members], transformations), strict=True
         ):
@@ -127,8 +180,18 @@ async def route(
             if not outputs:
                 routed.counts[event.source_id, r.target.id, "dropped"] += 1
             for payload in outputs:
-                jobs = jobs_for(event, payload, r.target, now)
-                ordered.extend((index, len(ordered), j) for j in jobs)
+                if not files:
+                    jobs = jobs_for(event, payload, r.target, now)
+                    ordered.extend((index, len(ordered), j) for j in jobs)
+                    continue
+                requests = _mapped(event, payload, r.target, now)
+                if isinstance(requests, str):
+                    ordered.append((index, len(ordered), failed_job(event, r.target, requests)))
+                elif requests:
+                    key = (r.target.id, event.source_id, event.partition)
+                    bundle = bundles.setdefault(key, (index, _Bundle(event, payload, r.target)))
+                    bundle[1].add(event, requests)
+    ordered.extend((index, len(ordered), bundle.job()) for index, bundle in bundles.values())
     # A user's jobs for a destination keep the order of their events, whichever source or
     # connection produced them.
     ordered.sort(key=lambda item: (item[0], item[1]))

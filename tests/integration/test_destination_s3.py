@@ -16,7 +16,11 @@ QUICK = "{file_seconds: 0.5, min_backoff_seconds: 0.1, max_backoff_seconds: 0.5}
 
 def delivered(database_url: str) -> int:
     with psycopg.connect(database_url) as conn:
-        row = conn.execute("SELECT count(*) FROM job_attempts WHERE state = 'delivered'").fetchone()
+        row = conn.execute(
+            "SELECT coalesce(sum(j.events), 0) FROM job_attempts a"
+            " JOIN jobs j ON j.id = a.job_id AND j.created_at = a.job_created_at"
+            " WHERE a.state = 'delivered'"
+        ).fetchone()
     assert row is not None
     return int(row[0])
 
@@ -84,6 +88,10 @@ def test_wrong_credentials_fail_visibly_and_events_arrive_once_the_config_is_fix
         failed = wait_for_failed(workspace_config, 5)
         assert {f["status_code"] for f in failed} == {403}
         assert all("SignatureDoesNotMatch" in f["error"] for f in failed), failed[0]["error"]
+        # The events travel in bundles (one job per source and partition), each naming its
+        # events: together, the five, once each.
+        members = [m for f in failed for m in f["member_ids"]]
+        assert sum(f["events"] for f in failed) == len(set(members)) == len(members) == 5
         listing = sluice(workspace_config, "failed", "list")
         assert "not-the-secret-at-all" not in listing and good["accessKey"] not in listing
         connect_destinations(workspace_config, ("lake", "s3", good), delivery=QUICK)

@@ -43,14 +43,14 @@ def _insert(
     )  # fmt: skip
 
 
-async def _processor(url: str) -> tuple[Processor, Any]:
+async def _processor(url: str, batch_size: int = 2000) -> tuple[Processor, Any]:
     pool = connection_pool(url)
     await pool.open()
     async with connection(url) as conn:
         view = await topology.load(conn)
     processor = Processor(
         pool, lambda: view, JavaScript(CodeStore(pool).code), WorkerMetrics(),
-        partitions=range(64), dedup_window=timedelta(hours=24),
+        partitions=range(64), dedup_window=timedelta(hours=24), batch_size=batch_size,
     )  # fmt: skip
     return processor, pool
 
@@ -97,6 +97,30 @@ async def test_a_message_id_is_a_duplicate_only_within_the_window(configured: st
     # (a duplicate); the second n was committed after the first but received 26 h before it:
     # a clock jump, not a repeat within the window.
     assert _jobs(database_url) == ["m", "m", "n", "n"]
+
+
+async def test_a_batch_read_ahead_is_used_only_from_where_the_positions_are(
+    configured: str,
+) -> None:
+    database_url = configured
+    processor, pool = await _processor(database_url, batch_size=2)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        source_id = _source_id(conn)
+        for n in range(7):
+            _insert(conn, source_id, f"e{n}")
+    assert await processor.step() == 2  # e0, e1; e2 and e3 are read ahead meanwhile
+    assert await processor.step() == 2  # ... and used: e2, e3; e4, e5 read ahead
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        # Another owner of the partitions got as far as e4 in between: what was read ahead
+        # from e3 is not used, e4 is not processed twice.
+        conn.execute(
+            "UPDATE processor_positions SET (tx, id) = (SELECT tx, id FROM ingest_log"
+            " WHERE message_id = 'e4')"
+        )
+    assert await processor.step() == 2  # e5, e6
+    assert await processor.step() == 0
+    await pool.close()
+    assert _jobs(database_url) == ["e0", "e1", "e2", "e3", "e5", "e6"]
 
 
 async def test_expired_partitions_are_dropped_once_every_job_is_settled(configured: str) -> None:

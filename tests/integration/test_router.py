@@ -339,3 +339,33 @@ async def test_a_failed_upload_is_retried_under_the_same_key_and_a_refused_one_a
             "SELECT status_code, error FROM job_attempts WHERE state = 'aborted'"
         ).fetchall()
     assert aborted == [(403, "Nope: not now")] * 3 and not refusing.objects
+
+
+async def test_bundles_are_filed_whole_a_line_per_event_and_counted_per_event(
+    database_url: str,
+) -> None:
+    shelf = Shelf()
+    target = filing(shelf, file_events=4, file_seconds=0.1)
+    source = uuid4()
+    with psycopg.connect(database_url) as conn:
+        for first in (0, 3, 6):  # three bundles of three events, as the processor writes them
+            bodies = ",".join(f'{{"n":{n}}}' for n in range(first, first + 3))
+            conn.execute(
+                "INSERT INTO jobs (destination_id, source_id, partition, user_key, ingest_tx,"
+                " ingest_id, received_at, message_id, event_type, request, events, member_txs,"
+                " member_ids) VALUES (%s, %s, 0, '', '1', %s, now(), %s, 'track', %s, 3,"
+                " '{1,1,1}', %s)",
+                (target.id, source, first + 1, f"m-{first}",
+                 f'{{"method":"PUT","url":"s3://bucket","body":[{bodies}]}}',
+                 [first + 1, first + 2, first + 3]),
+            )  # fmt: skip
+    async with running(database_url, target, FileRouter):
+        await until(lambda: sum(len(lines) for lines in shelf.lines().values()) >= 9)
+    files = sorted(shelf.lines().items(), key=lambda item: int(item[0].rsplit("/", 1)[1][:-8]))
+    # A bundle is never split: the first file takes two (past file_events), the next the third.
+    assert [[line["n"] for line in lines] for _, lines in files] == [[0, 1, 2, 3, 4, 5], [6, 7, 8]]
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT sum(events) FROM stats_minute WHERE outcome = 'delivered'"
+        ).fetchone()
+    assert row == (9,)

@@ -1,5 +1,6 @@
 """From events to jobs: filters, the transformation seam, mapping failures one by one."""
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -15,7 +16,8 @@ SOURCE = uuid4()
 
 
 def dest(kind: str = "webhook", **config: Any) -> Target:
-    config.setdefault("webhookUrl", "https://example.com/in")
+    if kind == "webhook":
+        config.setdefault("webhookUrl", "https://example.com/in")
     row = {"id": uuid4(), "name": f"{kind}-dest", "type": kind, "config": config,
            "delivery": {}, "enabled": True}  # fmt: skip
     return target(row)
@@ -130,3 +132,27 @@ async def test_transformations_drop_fan_out_and_fail_per_event() -> None:
     failed, *sent = routed.jobs
     assert failed.error == "transformation failed: TypeError: x is undefined (line 3)"
     assert [json.loads(j.request)["body"].get("copy") for j in sent] == [None, "m2"]
+
+
+async def test_a_file_destination_gets_one_bundle_per_partition_naming_its_events() -> None:
+    lake = dest("s3", bucketName="events-bucket", accessKeyID="AKIA1", accessKey="s3cret")
+    assert lake.problem is None
+    batch = [
+        dataclasses.replace(e, partition=p)
+        for e, p in zip(
+            events({"type": "track", "n": 1}, {"type": "track", "fail": True},
+                   {"type": "track", "n": 3}, {"type": "identify", "n": 4}),
+            (0, 0, 5, 0),
+            strict=True,
+        )
+    ]  # fmt: skip
+    routed = await route(batch, topology(Route(lake, UUID(int=1), 7)), Doubling())
+    # In the order of each one's first event: the partition 0 bundle, the failure, partition 5.
+    zero, failed, five = routed.jobs
+    assert failed.error is not None and failed.ingest_id == 2 and failed.events == 1
+    assert (zero.partition, zero.events, zero.member_ids, zero.ingest_id) == (0, 4, "{1,4}", 1)
+    assert (five.partition, five.events, five.member_ids, five.ingest_id) == (5, 2, "{3}", 3)
+    assert zero.member_txs == "{1,1}" and zero.message_id == "m0"
+    body = json.loads(zero.request)["body"]
+    assert [(e.get("n"), e.get("copy")) for e in body] == [(1, None), (1, "m0"), (4, None),
+                                                           (4, "m3")]  # fmt: skip

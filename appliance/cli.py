@@ -11,7 +11,8 @@ from pydantic import ValidationError
 from appliance import logs, roles
 from appliance.embedded import EmbeddedPostgres
 from appliance.settings import Settings
-from engine import migrate, workspace
+from engine import accounts, audit, migrate, workspace
+from engine.accounts import ROLES
 from engine.db import connection
 from engine.errors import SluiceError
 
@@ -35,7 +36,17 @@ def _parser() -> argparse.ArgumentParser:
         help="run one stage only (by default both run, in two processes unless "
         "SLUICE_WORKER_SPLIT=false)",
     )
-    sub.add_parser("web", help="run the web control plane (placeholder: idles until the UI lands)")
+    sub.add_parser("web", help="run the web control plane (SLUICE_WEB_HOST:SLUICE_WEB_PORT)")
+    admin = sub.add_parser("admin", help="control-plane users")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
+    create_user = admin_sub.add_parser("create-user", help="add a user who can sign in")
+    create_user.add_argument("--email", required=True)
+    create_user.add_argument("--role", choices=ROLES, required=True)
+    create_user.add_argument(
+        "--password-stdin", action="store_true", required=True,
+        help="read the password from standard input (never from the command line, where "
+        "other users of the host could see it)",
+    )  # fmt: skip
     sub.add_parser("migrate", help="bring the database schema up to date")
 
     config = sub.add_parser("config", help="workspace configuration as a file")
@@ -145,7 +156,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
         case "worker":
             roles.serve_worker(settings, args.stage)
         case "web":
-            roles.idle("web", "the control plane lands with issue #7")
+            roles.serve_web(settings)
+        case "admin":
+            asyncio.run(_create_user(args, _database_url(settings)))
         case "migrate":
             applied = asyncio.run(migrate.apply(_database_url(settings)))
             print(f"applied {len(applied)} migration(s)" if applied else "schema is up to date")
@@ -198,3 +211,11 @@ async def _config(args: argparse.Namespace, url: str) -> None:
         print(f"{kind:<15} {name:<30} {action}")
     for name, key in report.new_write_keys.items():
         print(f"source {name!r} write key: {key}")
+
+
+async def _create_user(args: argparse.Namespace, url: str) -> None:
+    password = sys.stdin.readline().rstrip("\r\n")
+    async with connection(url) as conn:
+        user = await accounts.create(conn, args.email, args.role, password)
+        await audit.record(conn, "cli", "user.create", user.email, role=user.role)
+    print(f"created {user.role} {user.email}")

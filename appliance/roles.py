@@ -21,8 +21,11 @@ from engine.children import die_with_parent
 from engine.gateway.options import GatewayOptions
 
 if TYPE_CHECKING:
+    from litestar import Litestar
+
     from engine.gateway.app import Gateway
     from engine.pipeline.worker import Worker
+    from ui.app import WebOptions
 
 log = logging.getLogger(__name__)
 _CHILD_GRACE = 30.0
@@ -80,6 +83,45 @@ def serve_gateway(settings: Settings) -> None:
         loop=Loops.uvloop,
         backlog=2048,
         log_level=settings.log_level.lower(),  # type: ignore[arg-type]
+        websockets=False,
+    ).serve()
+
+
+def web_options(settings: Settings) -> "WebOptions":
+    from ui.app import WebOptions
+
+    if not settings.database_url:
+        raise SystemExit(
+            "SLUICE_DATABASE_URL is not set: the web UI needs a database "
+            "(or use `sluice run`, which starts one)"
+        )
+    host = "127.0.0.1" if settings.gateway_host in ("0.0.0.0", "::") else settings.gateway_host
+    return WebOptions(
+        database_url=settings.database_url,
+        gateway_url=settings.public_url or f"http://{host}:{settings.gateway_port}",
+        secure_cookies=settings.web_secure_cookies,
+    )
+
+
+def web_app() -> "Litestar":
+    """The factory granian calls in the web process."""
+    from ui.app import create_app
+
+    return create_app(web_options(Settings()))
+
+
+def serve_web(settings: Settings) -> None:
+    web_options(settings)  # fail here, with the reason, rather than inside granian
+    Server(
+        "appliance.roles:web_app",
+        factory=True,
+        address=settings.web_host,
+        port=settings.web_port,
+        interface=Interfaces.ASGI,
+        workers=1,
+        loop=Loops.uvloop,
+        log_level=settings.log_level.lower(),  # type: ignore[arg-type]
+        log_access=False,
         websockets=False,
     ).serve()
 
@@ -190,11 +232,3 @@ async def _until_stopped(worker: "Worker", child: subprocess.Popen[bytes] | None
                 child.kill()
                 await watcher
     return healthy
-
-
-def idle(role: str, arrives_with: str) -> None:
-    """Stand in for a role whose implementation has not landed, until told to stop."""
-    log.info("the %s role is not implemented yet (%s); idling", role, arrives_with)
-    stop = {signal.SIGTERM, signal.SIGINT}
-    signal.pthread_sigmask(signal.SIG_BLOCK, stop)
-    signal.sigwait(stop)

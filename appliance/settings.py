@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     gateway_workers: int = Field(2, ge=1, le=64, description="gateway processes")
     web_host: str = "127.0.0.1"
     web_port: int = Field(8000, ge=1, le=65535)
+    web_secure_cookies: bool = Field(
+        False, description="the UI is reached over HTTPS (directly or through a proxy): "
+        "its cookies are then only ever sent over HTTPS",
+    )  # fmt: skip
     embedded_db_port: int = Field(15432, ge=1, le=65535)
     max_message_bytes: int = Field(32 * 1024, ge=1024)
     max_request_bytes: int = Field(4 * 1024 * 1024, ge=1024)

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -19,12 +20,13 @@ import httpx
 
 from appliance.embedded import EmbeddedPostgres
 from appliance.settings import Settings
-from engine import migrate, workspace
+from engine import accounts, audit, migrate, workspace
 from engine.db import connection
 
 log = logging.getLogger(__name__)
 
 ROLES = ("gateway", "worker", "web")
+FIRST_ADMIN = "admin@localhost"
 _RESTART_DELAY = 2.0
 
 
@@ -46,8 +48,9 @@ def run_all(settings: Settings) -> None:
         for done in asyncio.run(migrate.apply(url)):
             log.info("applied migration %04d %s", done.version, done.name)
         write_key = asyncio.run(_first_source(url))
+        admin = asyncio.run(_first_admin(url))
         env = {**os.environ, "SLUICE_DATABASE_URL": url}
-        _supervise(env, _gateway_ready(settings), lambda: _announce(settings, write_key))
+        _supervise(env, _gateway_ready(settings), lambda: _announce(settings, write_key, admin))
     finally:
         if embedded is not None:
             embedded.stop()
@@ -65,6 +68,18 @@ async def _first_source(url: str) -> str | None:
         return report.new_write_keys.get("default")
 
 
+async def _first_admin(url: str) -> tuple[str, str] | None:
+    """With nobody to sign in yet, an admin with a one-time password (changed at first sign-in;
+    there is never a fixed default). Returns their email and that password."""
+    async with connection(url) as conn:
+        if await accounts.count(conn):
+            return None
+        password = secrets.token_urlsafe(12)
+        user = await accounts.create(conn, FIRST_ADMIN, "admin", password, must_change=True)
+        await audit.record(conn, "sluice run", "user.create", user.email, role=user.role)
+        return user.email, password
+
+
 def _gateway_ready(settings: Settings) -> Callable[[], bool]:
     host = "127.0.0.1" if settings.gateway_host in ("0.0.0.0", "::") else settings.gateway_host
     health = f"http://{host}:{settings.gateway_port}/health"
@@ -77,14 +92,18 @@ def _gateway_ready(settings: Settings) -> Callable[[], bool]:
     return ready
 
 
-def _announce(settings: Settings, write_key: str | None) -> None:
+def _announce(settings: Settings, write_key: str | None, admin: tuple[str, str] | None) -> None:
     base = settings.public_url or f"http://127.0.0.1:{settings.gateway_port}"
     print(
         f"Sluice is running.\n  gateway: {base} (listening on "
         f"{settings.gateway_host}:{settings.gateway_port})\n"
-        f"  web UI:  http://{settings.web_host}:{settings.web_port} "
-        "(the control plane arrives in a later release)"
+        f"  web UI:  http://{settings.web_host}:{settings.web_port}"
     )
+    if admin:
+        print(
+            f"Sign in to the web UI as {admin[0]} with this one-time password, then choose "
+            f"your own:\n  {admin[1]}"
+        )
     if write_key:
         print(
             "A source named 'default' was created. Send it a test event with:\n"

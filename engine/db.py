@@ -9,6 +9,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from engine.errors import DatabaseUnavailable
 
+Pool = AsyncConnectionPool  # what callers outside the engine hold: they pass its connections in
+
 
 def connection_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> AsyncConnectionPool:
     """A pool that is not yet open; callers `await pool.open()` inside their event loop.

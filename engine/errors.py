@@ -61,3 +61,20 @@ class TooLarge(Rejected):
 
 class RateLimited(Rejected):
     """The source is over its events-per-second limit; retrying later will work."""
+
+
+class AccountError(SluiceError):
+    """A request about users or passwords that cannot be done; the message says why."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class SignInRefused(AccountError):
+    """Wrong email or password (which of the two is not said), or too many failed tries:
+    then `retry_after` says how many seconds to wait."""
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,0 +1,205 @@
+"""People who sign in to the control plane: their roles, passwords and sign-in throttling.
+
+Roles: `admin` (everything, users included), `editor` (sources, destinations,
+transformations, connections), `viewer` (reads; never sees secrets). Passwords are hashed with
+argon2id (argon2-cffi's defaults, re-hashed at sign-in when those change), in a thread: a hash
+takes tens of milliseconds of CPU that the event loop must not wait on. Sign-in is throttled
+per account and per client address; the answer never says whether the email exists.
+"""
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal, get_args
+from uuid import UUID
+
+import psycopg
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from psycopg.rows import class_row
+
+from engine.errors import AccountError, SignInRefused
+from engine.sql import Queries
+
+_Q = Queries.beside(__file__, "accounts.sql")
+
+Role = Literal["admin", "editor", "viewer"]
+ROLES: tuple[Role, ...] = get_args(Role)
+MIN_PASSWORD = 12
+MAX_PASSWORD = 1024  # argon2 takes any length; a megabyte "password" is an attack
+THROTTLE_WINDOW = timedelta(minutes=15)
+MAX_FAILURES_PER_ACCOUNT = 5
+MAX_FAILURES_PER_CLIENT = 20
+_WRONG = "wrong email or password"
+
+_hasher = PasswordHasher()  # argon2id
+# Verified against when the email is unknown, so that the answer takes as long either way.
+_DECOY = _hasher.hash("not anybody's password")
+
+
+@dataclass(frozen=True)
+class User:
+    id: UUID
+    email: str
+    role: Role
+    must_change_password: bool
+    disabled: bool
+    created_at: datetime
+    last_login_at: datetime | None
+
+    def may(self, needed: Role) -> bool:
+        """Whether this user's role includes `needed` (admin ⊃ editor ⊃ viewer)."""
+        return ROLES.index(self.role) <= ROLES.index(needed)
+
+
+@dataclass(frozen=True)
+class _Stored(User):
+    password_hash: str
+
+
+def email_address(text: str) -> str:
+    """An email address as stored: trimmed, lower case, plausibly an address."""
+    email = text.strip().lower()
+    local, at, domain = email.partition("@")
+    if not (local and at and domain) or len(email) > 254 or any(c.isspace() for c in email):
+        raise AccountError(f"{text!r} is not an email address")
+    return email
+
+
+def check_password(password: str, email: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise AccountError(f"a password needs at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise AccountError(f"a password may have at most {MAX_PASSWORD} characters")
+    if password.strip().lower() == email:
+        raise AccountError("the password must not be the email address")
+
+
+def _role(role: str) -> Role:
+    if role not in ROLES:
+        raise AccountError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    return role
+
+
+async def _hash(password: str) -> str:
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def create(
+    conn: psycopg.AsyncConnection[Any],
+    email: str,
+    role: str,
+    password: str,
+    *,
+    must_change: bool = False,
+) -> User:
+    address = email_address(email)
+    check_password(password, address)
+    params = {
+        "email": address,
+        "role": _role(role),
+        "password_hash": await _hash(password),
+        "must_change": must_change,
+    }
+    async with conn.cursor(row_factory=class_row(User)) as cur:
+        await cur.execute(_Q["create"], params)
+        user = await cur.fetchone()
+    if user is None:
+        raise AccountError(f"there is already a user {address}")
+    return user
+
+
+async def count(conn: psycopg.AsyncConnection[Any]) -> int:
+    cur = await conn.execute(_Q["count"])
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def by_id(conn: psycopg.AsyncConnection[Any], user_id: UUID) -> User | None:
+    async with conn.cursor(row_factory=class_row(User)) as cur:
+        await cur.execute(_Q["by_id"], {"id": user_id})
+        return await cur.fetchone()
+
+
+async def everyone(conn: psycopg.AsyncConnection[Any]) -> list[User]:
+    async with conn.cursor(row_factory=class_row(User)) as cur:
+        await cur.execute(_Q["all"])
+        return await cur.fetchall()
+
+
+async def sign_in(
+    conn: psycopg.AsyncConnection[Any], email: str, password: str, client: str | None
+) -> User:
+    """The user with this email and password; SignInRefused when they do not match, when the
+    account is disabled, or when there were too many failures lately (the try is not even
+    checked then, so guessing gets nowhere)."""
+    address = email.strip().lower()
+    await _throttle(conn, address, client)
+    async with conn.cursor(row_factory=class_row(_Stored)) as cur:
+        await cur.execute(_Q["by_email"], {"email": address})
+        stored = await cur.fetchone()
+    if not await _verify(stored.password_hash if stored else _DECOY, password[:MAX_PASSWORD]):
+        stored = None
+    if stored is None or stored.disabled:
+        await conn.execute(_Q["record_failure"], {"email": address, "client": client})
+        raise SignInRefused(_WRONG if stored is None else "this account is disabled")
+    await conn.execute(_Q["forget_failures"], {"email": address})
+    await conn.execute(_Q["signed_in"], {"id": stored.id})
+    if _hasher.check_needs_rehash(stored.password_hash):
+        await conn.execute(_Q["rehash"], {"id": stored.id, "password_hash": await _hash(password)})
+    return User(**{k: v for k, v in vars(stored).items() if k != "password_hash"})
+
+
+async def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return await asyncio.to_thread(_hasher.verify, password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+async def _throttle(conn: psycopg.AsyncConnection[Any], email: str, client: str | None) -> None:
+    await conn.execute(_Q["expire_failures"], {"window": THROTTLE_WINDOW})
+    cur = await conn.execute(
+        _Q["recent_failures"], {"email": email, "client": client, "window": THROTTLE_WINDOW}
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    by_account, by_client, first_account, first_client, now = row
+    for failures, limit, first in (
+        (by_account, MAX_FAILURES_PER_ACCOUNT, first_account),
+        (by_client, MAX_FAILURES_PER_CLIENT, first_client),
+    ):
+        if failures >= limit:
+            wait = max(1, int((first + THROTTLE_WINDOW - now).total_seconds()) + 1)
+            raise SignInRefused(
+                f"too many failed sign-ins; try again in {(wait + 59) // 60} minute(s)", wait
+            )
+
+
+async def set_password(
+    conn: psycopg.AsyncConnection[Any], user: User, password: str, *, must_change: bool = False
+) -> None:
+    check_password(password, user.email)
+    params = {"id": user.id, "password_hash": await _hash(password), "must_change": must_change}
+    cur = await conn.execute(_Q["set_password"], params)
+    if await cur.fetchone() is None:
+        raise AccountError(f"there is no user {user.email} any more")
+
+
+async def update(
+    conn: psycopg.AsyncConnection[Any], user: User, *, role: str, disabled: bool
+) -> User:
+    """Change a user's role or switch the account off; never the last active admin's."""
+    new_role = _role(role)
+    if user.role == "admin" and (new_role != "admin" or disabled):
+        await conn.execute(_Q["lock_admins"])
+        cur = await conn.execute(_Q["other_active_admins"], {"id": user.id})
+        row = await cur.fetchone()
+        if not row or not row[0]:
+            raise AccountError(f"{user.email} is the only admin left: make another admin first")
+    async with conn.cursor(row_factory=class_row(User)) as cur:
+        await cur.execute(_Q["update"], {"id": user.id, "role": new_role, "disabled": disabled})
+        updated = await cur.fetchone()
+    if updated is None:
+        raise AccountError(f"there is no user {user.email} any more")
+    return updated

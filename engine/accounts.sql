@@ -1,0 +1,69 @@
+-- name: create
+INSERT INTO users (email, role, password_hash, must_change_password)
+VALUES (%(email)s, %(role)s, %(password_hash)s, %(must_change)s)
+ON CONFLICT (email) DO NOTHING
+RETURNING id, email, role, must_change_password, disabled, created_at, last_login_at
+
+-- name: by_email
+SELECT id, email, role, must_change_password, disabled, created_at, last_login_at,
+       password_hash
+FROM users WHERE email = %(email)s
+
+-- name: by_id
+SELECT id, email, role, must_change_password, disabled, created_at, last_login_at
+FROM users WHERE id = %(id)s
+
+-- name: all
+SELECT id, email, role, must_change_password, disabled, created_at, last_login_at
+FROM users ORDER BY email
+
+-- name: count
+SELECT count(*) FROM users
+
+-- name: recent_failures
+-- Failed sign-ins within the throttle window, for this email and from this client.
+SELECT count(*) FILTER (WHERE email = %(email)s),
+       count(*) FILTER (WHERE client = %(client)s::inet),
+       min(at) FILTER (WHERE email = %(email)s),
+       min(at) FILTER (WHERE client = %(client)s::inet),
+       now()
+FROM login_failures
+WHERE at > now() - %(window)s::interval
+  AND (email = %(email)s OR client = %(client)s::inet)
+
+-- name: record_failure
+INSERT INTO login_failures (email, client) VALUES (%(email)s, %(client)s::inet)
+
+-- name: forget_failures
+-- A successful sign-in clears the account's count (not the client's: one good password must
+-- not reset a guessing spree across other accounts).
+DELETE FROM login_failures WHERE email = %(email)s
+
+-- name: expire_failures
+DELETE FROM login_failures WHERE at < now() - %(window)s::interval
+
+-- name: signed_in
+UPDATE users SET last_login_at = now() WHERE id = %(id)s
+
+-- name: set_password
+UPDATE users
+SET password_hash = %(password_hash)s, must_change_password = %(must_change)s, updated_at = now()
+WHERE id = %(id)s
+RETURNING id
+
+-- name: rehash
+UPDATE users SET password_hash = %(password_hash)s WHERE id = %(id)s
+
+-- name: lock_admins
+-- Changes that could leave no admin take this first, so two of them cannot both pass the check.
+SELECT pg_advisory_xact_lock(hashtext('sluice: admins'))
+
+-- name: other_active_admins
+SELECT count(*) FROM users
+WHERE role = 'admin' AND NOT disabled AND id <> %(id)s
+
+-- name: update
+UPDATE users
+SET role = %(role)s, disabled = %(disabled)s, updated_at = now()
+WHERE id = %(id)s
+RETURNING id, email, role, must_change_password, disabled, created_at, last_login_at

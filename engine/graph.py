@@ -1,0 +1,77 @@
+"""The workspace as the control plane draws it: sources, destinations, and the connections
+between them, with their ids and whether each is switched on."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import class_row
+
+from engine.destinations.catalog import CATALOG
+from engine.sql import Queries
+
+_Q = Queries.beside(__file__, "graph.sql")
+
+
+@dataclass(frozen=True)
+class SourceNode:
+    id: UUID
+    name: str
+    enabled: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class DestinationNode:
+    id: UUID
+    name: str
+    type: str
+    enabled: bool
+    created_at: datetime
+
+    @property
+    def title(self) -> str:
+        kind = CATALOG.get(self.type)
+        return kind.title if kind else self.type
+
+
+@dataclass(frozen=True)
+class Edge:
+    id: UUID
+    source_id: UUID
+    destination_id: UUID
+    transformation: str | None
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class Graph:
+    sources: list[SourceNode]
+    destinations: list[DestinationNode]
+    connections: list[Edge]
+
+    def live(self, edge: Edge) -> bool:
+        """Whether events flow along this connection: it and both its ends are switched on."""
+        ends = {s.id: s.enabled for s in self.sources} | {
+            d.id: d.enabled for d in self.destinations
+        }
+        return (
+            edge.enabled
+            and ends.get(edge.source_id, False)
+            and ends.get(edge.destination_id, False)
+        )
+
+
+async def load(conn: psycopg.AsyncConnection[Any]) -> Graph:
+    async with conn.cursor(row_factory=class_row(SourceNode)) as cur:
+        await cur.execute(_Q["sources"])
+        sources = await cur.fetchall()
+    async with conn.cursor(row_factory=class_row(DestinationNode)) as cur:
+        await cur.execute(_Q["destinations"])
+        destinations = await cur.fetchall()
+    async with conn.cursor(row_factory=class_row(Edge)) as cur:
+        await cur.execute(_Q["connections"])
+        edges = await cur.fetchall()
+    return Graph(sources, destinations, edges)

@@ -1,0 +1,61 @@
+"""Control-plane sessions: a random token in an HttpOnly cookie, its SHA-256 in the database.
+
+A session ends after `IDLE` without a request, after `LIFETIME` in any case, at sign-out, and
+when its user's password changes (everywhere but the browser that changed it) or the account
+is disabled.
+"""
+
+import hashlib
+import secrets
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import class_row
+
+from engine.accounts import User
+from engine.sql import Queries
+
+_Q = Queries.beside(__file__, "sessions.sql")
+
+IDLE = timedelta(hours=12)
+LIFETIME = timedelta(days=7)
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+async def start(conn: psycopg.AsyncConnection[Any], user: User) -> str:
+    """A new session for `user`; returns the token for the cookie."""
+    token = secrets.token_urlsafe(32)
+    await conn.execute(
+        _Q["create"], {"token_hash": _digest(token), "user_id": user.id, "idle": IDLE}
+    )
+    return token
+
+
+async def user(conn: psycopg.AsyncConnection[Any], token: str) -> User | None:
+    """The signed-in user of a current session, else None."""
+    async with conn.cursor(row_factory=class_row(User)) as cur:
+        await cur.execute(
+            _Q["user"], {"token_hash": _digest(token), "idle": IDLE, "lifetime": LIFETIME}
+        )
+        return await cur.fetchone()
+
+
+async def end(conn: psycopg.AsyncConnection[Any], token: str) -> None:
+    await conn.execute(_Q["end"], {"token_hash": _digest(token)})
+
+
+async def end_others(
+    conn: psycopg.AsyncConnection[Any], user_id: UUID, keep: str | None = None
+) -> None:
+    """End every session of the user but `keep` (all of them when it is None)."""
+    keep_hash = _digest(keep) if keep is not None else None
+    await conn.execute(_Q["end_all"], {"user_id": user_id, "keep": keep_hash})
+
+
+async def expire(conn: psycopg.AsyncConnection[Any]) -> None:
+    await conn.execute(_Q["expire"])

@@ -1,0 +1,1 @@
+"""The control plane's pages, one module per page family; each exports `handlers`."""

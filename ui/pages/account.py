@@ -1,0 +1,109 @@
+"""Signing in and out, and changing one's own password."""
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
+from litestar.response import Redirect, Template
+
+from engine import accounts, audit, sessions
+from engine.errors import AccountError, SignInRefused
+from ui.requests import current_user, pool_of, signed_in
+from ui.security import session_cookie
+
+Form = Body(media_type=RequestEncodingType.URL_ENCODED)
+
+
+class SignIn(msgspec.Struct):
+    email: str = ""
+    password: str = ""
+    next: str = "/"
+
+
+class NewPassword(msgspec.Struct):
+    current: str = ""
+    password: str = ""
+    repeat: str = ""
+
+
+def _next(target: str) -> str:
+    """Only a path on this site: never another host (`//evil.example`, `https://…`)."""
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
+
+
+@get("/login", opt={"public": True})
+async def login_page(request: Request[Any, Any, Any], next: str = "/") -> Response[Any]:
+    if current_user(request) is not None:
+        return Redirect(_next(next), status_code=303)
+    return Template("login.html", context={"next": _next(next), "email": "", "error": None})
+
+
+@post("/login", opt={"public": True}, status_code=303)
+async def login(request: Request[Any, Any, Any], data: Annotated[SignIn, Form]) -> Response[Any]:
+    client = request.client.host if request.client else None
+    async with pool_of(request).connection() as conn:
+        try:
+            user = await accounts.sign_in(conn, data.email, data.password, client)
+        except SignInRefused as exc:
+            await audit.record(conn, data.email.strip().lower()[:254], "login.failed",
+                               reason=exc.message)  # fmt: skip
+            headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
+            return Template(
+                "login.html",
+                context={"next": _next(data.next), "email": data.email, "error": exc.message},
+                status_code=429 if exc.retry_after else 400,
+                headers=headers,
+            )
+        token = await sessions.start(conn, user)
+        await audit.record(conn, user.email, "login")
+    return Redirect(_next(data.next), status_code=303, cookies=[session_cookie(request, token)])
+
+
+@post("/logout", opt={"role": "viewer", "before_password_change": True}, status_code=303)
+async def logout(request: Request[Any, Any, Any]) -> Response[Any]:
+    async with pool_of(request).connection() as conn:
+        await sessions.end(conn, request.state.session)
+        await audit.record(conn, signed_in(request).email, "logout")
+    return Redirect("/login", status_code=303, cookies=[session_cookie(request, None)])
+
+
+@get("/account/password", opt={"before_password_change": True})
+async def password_page(request: Request[Any, Any, Any]) -> Template:
+    return Template("password.html", context={"user": signed_in(request), "error": None})
+
+
+@post(
+    "/account/password",
+    opt={"role": "viewer", "before_password_change": True},
+    status_code=303,
+)
+async def change_password(
+    request: Request[Any, Any, Any], data: Annotated[NewPassword, Form]
+) -> Response[Any]:
+    user = signed_in(request)
+    error = "the two new passwords differ" if data.password != data.repeat else None
+    if error is None:
+        async with pool_of(request).connection() as conn:
+            client = request.client.host if request.client else None
+            try:  # a wrong current password counts towards the throttle like any sign-in
+                await accounts.sign_in(conn, user.email, data.current, client)
+            except SignInRefused as exc:
+                error = exc.message if exc.retry_after else "the current password is wrong"
+            else:
+                try:
+                    async with conn.transaction():
+                        await accounts.set_password(conn, user, data.password)
+                        await sessions.end_others(conn, user.id, keep=request.state.session)
+                        await audit.record(conn, user.email, "password.change", user.email)
+                except AccountError as exc:
+                    error = exc.message
+    if error is not None:
+        return Template("password.html", context={"user": user, "error": error}, status_code=400)
+    return Redirect("/connections", status_code=303)
+
+
+handlers = [login_page, login, logout, password_page, change_password]

@@ -1,0 +1,86 @@
+"""Users (admins only): who may sign in, with which role; new users get a password to change."""
+
+from typing import Annotated, Any
+from uuid import UUID
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import NotFoundException
+from litestar.params import Body
+from litestar.response import Redirect, Template
+
+from engine import accounts, audit, sessions
+from engine.errors import AccountError
+from ui.requests import pool_of, signed_in
+
+Form = Body(media_type=RequestEncodingType.URL_ENCODED)
+_ADMIN = {"role": "admin"}
+
+
+class NewUser(msgspec.Struct):
+    email: str = ""
+    role: str = "viewer"
+    password: str = ""
+
+
+class UserChange(msgspec.Struct):
+    role: str = "viewer"
+    disabled: bool = False
+
+
+async def _page(request: Request[Any, Any, Any], status: int = 200, **context: Any) -> Template:
+    async with pool_of(request).connection() as conn:
+        people = await accounts.everyone(conn)
+    defaults = {"error": None, "form": NewUser(), "created": None}
+    return Template(
+        "users.html",
+        context={"user": signed_in(request), "people": people, "roles": accounts.ROLES,
+                 **defaults, **context},
+        status_code=status,
+    )  # fmt: skip
+
+
+@get("/users", opt=_ADMIN)
+async def users_page(request: Request[Any, Any, Any]) -> Template:
+    return await _page(request)
+
+
+@post("/users", opt=_ADMIN, status_code=200)
+async def create_user(request: Request[Any, Any, Any], data: Annotated[NewUser, Form]) -> Template:
+    admin = signed_in(request)
+    try:
+        async with pool_of(request).connection() as conn:
+            made = await accounts.create(
+                conn, data.email, data.role, data.password, must_change=True
+            )
+            await audit.record(conn, admin.email, "user.create", made.email, role=made.role)
+    except AccountError as exc:
+        return await _page(request, 400, error=exc.message, form=data)
+    return await _page(request, created=made.email)
+
+
+@post("/users/{user_id:uuid}", opt=_ADMIN, status_code=303)
+async def change_user(
+    request: Request[Any, Any, Any], user_id: UUID, data: Annotated[UserChange, Form]
+) -> Response[Any]:
+    admin = signed_in(request)
+    async with pool_of(request).connection() as conn:
+        person = await accounts.by_id(conn, user_id)
+        if person is None:
+            raise NotFoundException("no such user")
+        try:
+            async with conn.transaction():
+                changed = await accounts.update(
+                    conn, person, role=data.role, disabled=data.disabled
+                )
+                if changed.disabled:
+                    await sessions.end_others(conn, changed.id)
+                await audit.record(conn, admin.email, "user.update", changed.email,
+                                   role=changed.role, disabled=changed.disabled)  # fmt: skip
+        except AccountError as exc:
+            return await _page(request, 400, error=exc.message)
+    return Redirect("/users", status_code=303)
+
+
+handlers = [users_page, create_user, change_user]

@@ -1,0 +1,138 @@
+"""Who may do what in the control plane.
+
+Every request passes `Sessions` (the session cookie → the signed-in user) and then the app's
+guard, `allowed`: a handler is public only when its `opt` says so; otherwise a visitor without
+a session goes to /login, and the user's role must reach what the handler needs — its
+`opt["role"]`, else `viewer` to read and `editor` to change anything. Someone whose password
+was chosen for them (the first admin, a reset) may only change it until they have. CSRF tokens
+are checked by Litestar's CSRF middleware on every unsafe method, htmx requests included (the
+token travels in a header set on <body>).
+"""
+
+from typing import Any
+from urllib.parse import quote
+
+from litestar import Request, Response
+from litestar.connection import ASGIConnection
+from litestar.datastructures import Cookie, State
+from litestar.enums import ScopeType
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+)
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import ASGIMiddleware
+from litestar.response import Redirect, Template
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from engine import sessions
+from engine.accounts import Role, User
+from engine.db import Pool
+from engine.errors import DatabaseUnavailable
+from ui.requests import current_user, pool_of
+
+SESSION_COOKIE = "sluice_session"
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def state(pool: Pool, gateway_url: str, secure_cookies: bool) -> State:
+    return State({"pool": pool, "gateway_url": gateway_url, "secure_cookies": secure_cookies})
+
+
+def session_cookie(request: Request[Any, Any, Any], token: str | None) -> Cookie:
+    """The session cookie to set (a token) or to clear (None)."""
+    return Cookie(
+        key=SESSION_COOKIE,
+        value=token or "",
+        path="/",
+        httponly=True,
+        samesite="lax",  # sent when following a link to the UI; never on cross-site posts
+        secure=bool(request.app.state.secure_cookies),
+        max_age=int(sessions.LIFETIME.total_seconds()) if token else 0,
+    )
+
+
+class Sessions(ASGIMiddleware):
+    """Looks the session cookie up; the user (or None) is then `request.state.user`."""
+
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        connection: ASGIConnection[Any, Any, Any, Any] = ASGIConnection(scope)
+        token = connection.cookies.get(SESSION_COOKIE)
+        user = None
+        if token:
+            async with pool_of(connection).connection() as conn:
+                user = await sessions.user(conn, token)
+        connection.state.user = user
+        connection.state.session = token if user else None
+        await next_app(scope, receive, send)
+
+
+class MustChangePassword(HTTPException):
+    status_code = 303
+
+
+def allowed(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    if handler.opt.get("public"):
+        return
+    user = current_user(connection)
+    if user is None:
+        raise NotAuthorizedException("sign in first")
+    if user.must_change_password and not handler.opt.get("before_password_change"):
+        raise MustChangePassword()
+    needed: Role = handler.opt.get("role") or (
+        "viewer" if connection.scope.get("method") in _SAFE else "editor"
+    )
+    if not user.may(needed):
+        raise PermissionDeniedException(f"this needs the {needed} role; you are a {user.role}")
+
+
+def _to_login(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    url = f"/login?next={quote(target, safe='')}" if request.method in _SAFE else "/login"
+    return _redirect(request, url)
+
+
+def _to_password(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    return _redirect(request, "/account/password")
+
+
+def _redirect(request: Request[Any, Any, Any], url: str) -> Response[Any]:
+    if request.headers.get("hx-request"):  # htmx follows this header, not a 3xx
+        return Response(content=b"", status_code=200, headers={"HX-Redirect": url})
+    return Redirect(url, status_code=303)
+
+
+def _error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if isinstance(exc, HTTPException):
+        status, detail = exc.status_code, exc.detail
+    elif isinstance(exc, DatabaseUnavailable):
+        status, detail = 503, "the database is not reachable just now; try again shortly"
+    else:
+        request.logger.exception("control plane: unexpected error on %s", request.url.path)
+        status, detail = HTTP_500_INTERNAL_SERVER_ERROR, "something went wrong on our side"
+    return Template(
+        "error.html",
+        context={"status": status, "detail": detail, "user": current_user(request)},
+        status_code=status,
+    )
+
+
+exception_handlers: dict[type[Exception] | int, Any] = {
+    NotAuthorizedException: _to_login,
+    MustChangePassword: _to_password,
+    PermissionDeniedException: _error_page,
+    NotFoundException: _error_page,
+    HTTPException: _error_page,
+    DatabaseUnavailable: _error_page,
+    Exception: _error_page,
+}
+
+
+def actor(user: User) -> str:
+    """How the audit log names a signed-in user."""
+    return user.email

@@ -22,7 +22,12 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint
+# The e2e tests drive Debian's Chromium (Playwright cannot download its own browsers here).
+CHROMIUM = /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+
+test: lint $(CHROMIUM)
 	$(BIN)/pytest
 
 bench: setup

@@ -207,6 +207,10 @@ async def _config(args: argparse.Namespace, url: str) -> None:
             return
         spec = workspace.parse(args.file.read_text())
         report = await workspace.apply(conn, spec)
+        changed = [f"{kind} {name}: {action}" for kind, name, action in report.changes
+                   if action != "unchanged"]  # fmt: skip
+        if changed:
+            await audit.record(conn, "cli", "config.apply", str(args.file), changes=changed)
     for kind, name, action in report.changes:
         print(f"{kind:<15} {name:<30} {action}")
     for name, key in report.new_write_keys.items():

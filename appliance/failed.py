@@ -40,6 +40,9 @@ async def failed_command(args: argparse.Namespace, url: str) -> None:
             if report.missing:
                 print(f"{report.missing} failed job(s) could not be replayed: their event is "
                       "past the retention window")  # fmt: skip
+            if report.missing_events:
+                print(f"{report.missing_events} event(s) of replayed files could not be sent "
+                      "again: they are past the retention window")  # fmt: skip
             return
         jobs = await failures.failed(
             conn, destination=args.destination, since=args.since, limit=args.limit

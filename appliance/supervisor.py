@@ -50,7 +50,7 @@ def run_all(settings: Settings) -> None:
         write_key = asyncio.run(_first_source(url))
         admin = asyncio.run(_first_admin(url))
         env = {**os.environ, "SLUICE_DATABASE_URL": url}
-        _supervise(env, _gateway_ready(settings), lambda: _announce(settings, write_key, admin))
+        _supervise(env, _ready(settings), lambda: _announce(settings, write_key, admin))
     finally:
         if embedded is not None:
             embedded.stop()
@@ -80,13 +80,20 @@ async def _first_admin(url: str) -> tuple[str, str] | None:
         return user.email, password
 
 
-def _gateway_ready(settings: Settings) -> Callable[[], bool]:
-    host = "127.0.0.1" if settings.gateway_host in ("0.0.0.0", "::") else settings.gateway_host
-    health = f"http://{host}:{settings.gateway_port}/health"
+def _ready(settings: Settings) -> Callable[[], bool]:
+    """Whether the gateway and the web UI both answer their health checks."""
+
+    def local(host: str) -> str:
+        return "127.0.0.1" if host in ("0.0.0.0", "::") else host
+
+    checks = (
+        f"http://{local(settings.gateway_host)}:{settings.gateway_port}/health",
+        f"http://{local(settings.web_host)}:{settings.web_port}/health",
+    )
 
     def ready() -> bool:
         with contextlib.suppress(httpx.HTTPError):
-            return httpx.get(health, timeout=0.5).status_code == 200
+            return all(httpx.get(url, timeout=0.5).status_code == 200 for url in checks)
         return False
 
     return ready
@@ -121,8 +128,8 @@ def _announce(settings: Settings, write_key: str | None, admin: tuple[str, str] 
 def _supervise(
     env: dict[str, str], ready: Callable[[], bool], announce: Callable[[], None]
 ) -> None:
-    """Keep every role running until SIGINT or SIGTERM; `announce` once the gateway is ready,
-    so that the command it prints works when the user pastes it."""
+    """Keep every role running until SIGINT or SIGTERM; `announce` once the gateway and the UI
+    are ready, so that what it prints works when the user pastes it."""
     stopping = False
 
     def request_stop(signum: int, frame: object) -> None:

@@ -8,6 +8,8 @@ per account and per client address; the answer never says whether the email exis
 """
 
 import asyncio
+import functools
+import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, get_args
@@ -33,8 +35,13 @@ MAX_FAILURES_PER_CLIENT = 20
 _WRONG = "wrong email or password"
 
 _hasher = PasswordHasher()  # argon2id
-# Verified against when the email is unknown, so that the answer takes as long either way.
-_DECOY = _hasher.hash("not anybody's password")
+
+
+@functools.cache
+def _decoy() -> str:
+    """Verified against when the email is unknown, so that the answer takes as long either
+    way. Made on first use: a hash costs ~0.2 s, which every CLI command would pay at import."""
+    return _hasher.hash("not anybody's password")
 
 
 @dataclass(frozen=True)
@@ -134,11 +141,13 @@ async def sign_in(
     account is disabled, or when there were too many failures lately (the try is not even
     checked then, so guessing gets nowhere)."""
     address = email.strip().lower()
+    client = _ip(client)
     await _throttle(conn, address, client)
     async with conn.cursor(row_factory=class_row(_Stored)) as cur:
         await cur.execute(_Q["by_email"], {"email": address})
         stored = await cur.fetchone()
-    if not await _verify(stored.password_hash if stored else _DECOY, password[:MAX_PASSWORD]):
+    known = stored.password_hash if stored else await asyncio.to_thread(_decoy)
+    if not await _verify(known, password[:MAX_PASSWORD]):
         stored = None
     if stored is None or stored.disabled:
         await conn.execute(_Q["record_failure"], {"email": address, "client": client})
@@ -148,6 +157,14 @@ async def sign_in(
     if _hasher.check_needs_rehash(stored.password_hash):
         await conn.execute(_Q["rehash"], {"id": stored.id, "password_hash": await _hash(password)})
     return User(**{k: v for k, v in vars(stored).items() if k != "password_hash"})
+
+
+def _ip(client: str | None) -> str | None:
+    """The client's IP address, or None when it has none (a Unix socket, a test client)."""
+    try:
+        return str(ipaddress.ip_address(client)) if client else None
+    except ValueError:
+        return None
 
 
 async def _verify(password_hash: str, password: str) -> bool:

@@ -8,6 +8,7 @@ import secrets
 import string
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
+from uuid import UUID
 
 import msgspec
 import psycopg
@@ -165,7 +166,9 @@ def _check_destination(label: str, dest: DestinationSpec) -> None:
 
 
 async def apply(conn: psycopg.AsyncConnection[Any], spec: WorkspaceSpec) -> ApplyReport:
-    """Upsert every entry by name in one transaction and wake the processes that cache it."""
+    """Upsert every entry by name in one transaction and wake the processes that cache it.
+    ConfigError names the entry at fault when one is invalid."""
+    _check(spec)
     for i, tr in enumerate(spec.transformations):
         try:
             await transformations.check(tr.code)
@@ -268,6 +271,26 @@ async def export(conn: psycopg.AsyncConnection[Any]) -> WorkspaceSpec:
         ),
         connections=msgspec.convert(await rows("export_connections"), list[ConnectionSpec]),
     )
+
+
+_ENTRIES: dict[str, type[Any]] = {
+    "source": SourceSpec,
+    "destination": DestinationSpec,
+    "connection": ConnectionSpec,
+}
+
+
+async def entry(
+    conn: psycopg.AsyncConnection[Any],
+    kind: Literal["source", "destination", "connection"],
+    id: UUID,
+) -> Any:
+    """One entry as `export` writes it (a SourceSpec, DestinationSpec or ConnectionSpec), found
+    by id; None when there is none. Change it and `apply` it to edit it."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_Q[f"{kind}_by_id"], {"id": id})
+        row = await cur.fetchone()
+    return None if row is None else msgspec.convert(row, _ENTRIES[kind])
 
 
 def dump(spec: WorkspaceSpec, fmt: Literal["yaml", "json"]) -> str:

@@ -84,3 +84,17 @@ JOIN sources s ON s.id = c.source_id
 JOIN destinations d ON d.id = c.destination_id
 LEFT JOIN transformations t ON t.id = c.transformation_id
 ORDER BY s.name, d.name
+
+-- name: source_by_id
+SELECT name, write_key, enabled, rate_limit FROM sources WHERE id = %(id)s
+
+-- name: destination_by_id
+SELECT name, type, config, enabled, delivery FROM destinations WHERE id = %(id)s
+
+-- name: connection_by_id
+SELECT s.name AS source, d.name AS destination, t.name AS transformation, c.enabled
+FROM connections c
+JOIN sources s ON s.id = c.source_id
+JOIN destinations d ON d.id = c.destination_id
+LEFT JOIN transformations t ON t.id = c.transformation_id
+WHERE c.id = %(id)s

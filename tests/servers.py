@@ -58,8 +58,18 @@ class SluiceProcess:
 
 
 @dataclass
-class GatewayProcess(SluiceProcess):
+class ServingProcess(SluiceProcess):
+    """A role that answers HTTP at `url` (its /health included)."""
+
     url: str
+
+
+class GatewayProcess(ServingProcess):
+    pass
+
+
+class WebProcess(ServingProcess):
+    pass
 
 
 def start_gateway(
@@ -76,14 +86,22 @@ def start_gateway(
         database_url, workdir, settings,
         gateway_host="127.0.0.1", gateway_port=str(port), gateway_workers="1",
     )  # fmt: skip
-    log = workdir / f"gateway-{port}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "appliance", "gateway"], env=env, stdout=out, stderr=out
-        )
+    proc, log = _spawn("gateway", port, env, workdir)
     gateway = GatewayProcess(proc, log, f"http://127.0.0.1:{port}")
     _wait_answering(gateway, healthy)
     return gateway
+
+
+def _spawn(
+    role: str, port: int, env: dict[str, str], workdir: Path
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """`sluice <role>`, its output going to <role>-<port>.log in `workdir`."""
+    log = workdir / f"{role}-{port}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "appliance", role], env=env, stdout=out, stderr=out
+        )
+    return proc, log
 
 
 def _role_env(
@@ -105,18 +123,30 @@ def _empty_config(workdir: Path) -> Path:
     return path
 
 
-def _wait_answering(gateway: GatewayProcess, healthy: bool) -> None:
+def start_web(
+    database_url: str, workdir: Path, settings: Mapping[str, str] | None = None
+) -> WebProcess:
+    """A `sluice web` process (the control plane); waits until /health says 200."""
+    port = free_port()
+    env = _role_env(database_url, workdir, settings, web_host="127.0.0.1", web_port=str(port))
+    proc, log = _spawn("web", port, env, workdir)
+    web = WebProcess(proc, log, f"http://127.0.0.1:{port}")
+    _wait_answering(web, True)
+    return web
+
+
+def _wait_answering(server: ServingProcess, healthy: bool) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if gateway.proc.poll() is not None:
-            raise RuntimeError(f"gateway exited:\n{gateway.output()}")
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"{server.url} exited:\n{server.output()}")
         with contextlib.suppress(httpx.HTTPError):
-            answer = httpx.get(f"{gateway.url}/health", timeout=2)
+            answer = httpx.get(f"{server.url}/health", timeout=2)
             if answer.status_code == 200 or not healthy:
                 return
         time.sleep(0.1)
-    gateway.stop()
-    raise RuntimeError(f"gateway did not become ready:\n{gateway.output()}")
+    server.stop()
+    raise RuntimeError(f"{server.url} did not become ready:\n{server.output()}")
 
 
 @contextlib.contextmanager

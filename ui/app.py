@@ -17,7 +17,7 @@ from litestar.template.config import TemplateConfig
 from engine import keyring
 from engine.db import connection_pool
 from ui import security
-from ui.pages import account, audit, connections, users
+from ui.pages import account, audit, connections, sources, users
 
 _HERE = Path(__file__).parent
 
@@ -72,6 +72,7 @@ def create_app(options: WebOptions) -> Litestar:
             ),
             *account.handlers,
             *connections.handlers,
+            *sources.handlers,
             *users.handlers,
             *audit.handlers,
         ],

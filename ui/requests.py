@@ -23,3 +23,11 @@ def signed_in(connection: ASGIConnection[Any, Any, Any, Any]) -> User:
     user = current_user(connection)
     assert user is not None
     return user
+
+
+def local_path(target: str) -> str:
+    """`target` if it is a path on this site, else `/`: never another host (`//evil.example`,
+    `https://…`), whatever a form or a link says."""
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"

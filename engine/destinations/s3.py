@@ -46,7 +46,8 @@ Decisions:
   botocore session (loading the service model costs ~0.1 s of CPU on the event loop), which
   resolves host credentials once and refreshes them as they expire, and one client between
   files (making a client loads the host's CA certificates: ~50 ms of CPU). A failed upload
-  closes the client, so the next one starts afresh (new host credentials, new connections).
+  closes its client, so the next one starts afresh: new connections, and host credentials
+  that were missing are looked for again.
 """
 
 import asyncio
@@ -81,6 +82,9 @@ if TYPE_CHECKING:
 CONTENT_TYPE = "application/gzip"
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0  # per socket read
+# The batch router caps uploads in flight by the destination's `concurrency` (at most 1,000);
+# the SDK's own pool (10 by default) must not queue them behind its back.
+MAX_UPLOADS = 1000
 # The whole upload's deadline grows with the file at this rate: the SDK's read timeout alone
 # does not end an upload whose store never answers its `Expect: 100-continue`.
 SLOWEST_BYTES_PER_SECOND = 256 * 1024
@@ -258,8 +262,6 @@ class Uploader:
         except (BotoCoreError, OSError) as exc:
             # Connection refused or reset, timeouts, DNS, instance metadata out of reach.
             stored = Stored(Verdict.RETRY, error=str(exc) or type(exc).__name__)
-        if stored.verdict is not Verdict.DELIVERED:
-            await self._retire()
         if stored.error is not None and settings.accessKey:
             stored = Stored(
                 stored.verdict, stored.status, secrets.mask(stored.error, [settings.accessKey])
@@ -267,20 +269,23 @@ class Uploader:
         return stored
 
     async def aclose(self) -> None:
-        await self._retire()
+        if self._client is not None:
+            await self._retire(self._client)
 
-    async def _retire(self) -> None:
-        current, self._client = self._client, None
-        if current is not None:
-            current.retired = True
-            if not current.users:
-                await current.stack.aclose()
+    async def _retire(self, client: _Client) -> None:
+        """Hand `client` out no more; close it once its uploads are done."""
+        if self._client is client:
+            self._client = None
+        client.retired = True
+        if not client.users:
+            await client.stack.aclose()
 
     async def _hold(self, settings: S3Settings) -> _Client:
         wanted = msgspec.structs.astuple(settings)
         async with self._making:
-            if self._client is None or self._client.settings != wanted:
-                await self._retire()
+            if self._client is not None and self._client.settings != wanted:
+                await self._retire(self._client)
+            if self._client is None:
                 if self._session is None:
                     # The SDK takes ~0.6 s to import, which every process that reads the
                     # catalog (the CLI, the gateway) would otherwise pay.
@@ -306,10 +311,13 @@ class Uploader:
                 ContentMD5=_md5(body),
                 **extra,
             )
-        finally:
+        except BaseException:
             held.users -= 1
-            if held.retired and not held.users:
-                await held.stack.aclose()
+            await self._retire(held)  # the next upload starts afresh
+            raise
+        held.users -= 1
+        if held.retired and not held.users:
+            await held.stack.aclose()
         status = _mapping(_mapping(answer).get("ResponseMetadata")).get("HTTPStatusCode")
         return status if isinstance(status, int) else None
 
@@ -348,6 +356,7 @@ def _config(settings: S3Settings) -> "AioConfig":
         connect_timeout=CONNECT_TIMEOUT,
         read_timeout=READ_TIMEOUT,
         retries={"total_max_attempts": 1},
+        max_pool_connections=MAX_UPLOADS,
         s3={"addressing_style": "path" if settings.path_style else "auto"},
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",

@@ -23,7 +23,7 @@ from engine.pipeline.transform import Transformations
 from engine.sql import Queries
 
 _Q = Queries.beside(__file__, "failures.sql")
-_BATCH = 500
+_BATCH = 100  # failed jobs per transaction; a bundle's events count as one
 _BEGINNING = datetime.fromisoformat("0001-01-01T00:00:00+00:00")
 
 
@@ -70,6 +70,7 @@ class ReplayReport:
     replayed: int = 0  # failed jobs sent on their way again
     jobs: int = 0  # new jobs written for them (a transformation may fan out or drop)
     missing: int = 0  # failed jobs whose event is past retention: nothing to replay
+    missing_events: int = 0  # events of bundles replayed in part (the rest past retention)
 
 
 async def failed(
@@ -160,6 +161,7 @@ async def _replay_batch(
         if not events or target is None:
             report.missing += 1
             continue
+        report.missing_events += len(job.members) - len(events)
         connection = next(
             (r for r in topology.routes_of(job.source_id) if r.target.id == target.id),
             Route(target, None, None),

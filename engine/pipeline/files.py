@@ -30,7 +30,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from engine.destinations.base import Files, Stored, Verdict
 from engine.pipeline.attempts import AttemptLog
-from engine.pipeline.router import DestinationRouter, Pending, Result, stored_body
+from engine.pipeline.router import BUFFER, DestinationRouter, Pending, Result, stored_body
+from engine.pipeline.routing import BUNDLE_EVENTS
 from engine.pipeline.sender import Sender
 from engine.pipeline.topology import Target
 
@@ -60,6 +61,8 @@ class FileRouter(DestinationRouter):
         super().__init__(target, pool, sender, attempts, partitions)
         self._sources: dict[UUID, _Source] = {}
         self._uploads = self._files().uploads()
+        # Bundles hold up to BUNDLE_EVENTS events: one read never takes more than the buffer.
+        self._read_limit = BUFFER // BUNDLE_EVENTS
 
     async def stop(self, grace: float) -> None:
         await super().stop(grace)
@@ -110,6 +113,8 @@ class FileRouter(DestinationRouter):
     def _dispatch(self) -> float | None:
         now = time.monotonic()
         for source_id, source in self._sources.items():
+            if len(self._inflight) >= self.target.policy.concurrency:
+                break  # the end of an upload wakes the router
             if self._stopping or source.busy or not source.jobs:
                 continue
             if self._due(source, now) > now:

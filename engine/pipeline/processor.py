@@ -76,7 +76,10 @@ class Processor:
         try:
             await self._run()
         finally:
-            self._drop_ahead()
+            if self._ahead is not None:  # let it hand its connection back before the pool goes
+                task = self._ahead[1]
+                self._drop_ahead()
+                await asyncio.wait([task])
 
     async def _run(self) -> None:
         while not self._stopping:

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 _POLL = 5.0  # NOTIFY wakes a router when jobs arrive; the poll is the guarantee
 _RETRY = 1.0
 _READ = 2000
-_BUFFER = 20_000  # jobs held in memory per destination
+BUFFER = 20_000  # events held in memory per destination
 _TOO_LARGE = 413
 
 
@@ -115,6 +115,7 @@ class DestinationRouter:
         self._floors: dict[int, Position] = {}  # settled positions loaded at start
         self._wake = asyncio.Event()
         self._read_due = True
+        self._read_limit = _READ  # jobs per read
         self._inflight: set[asyncio.Task[None]] = set()
         self._next_send = 0.0  # rate limit pacing
         self._paused_until = 0.0  # after a 429: the vendor throttles the destination as a whole
@@ -132,12 +133,12 @@ class DestinationRouter:
             now = time.monotonic()
             if now >= next_poll:
                 self._read_due, next_poll = True, now + _POLL
-            if self._read_due and self._pending() < _BUFFER:
+            if self._read_due and self._pending() < BUFFER:
                 await self._read()
             due = self._release(time.monotonic())
             paced = self._dispatch()
             wait = min(x for x in (next_poll, due, paced) if x is not None) - time.monotonic()
-            if wait > 0 and not (self._read_due and self._pending() < _BUFFER):
+            if wait > 0 and not (self._read_due and self._pending() < BUFFER):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait)
             self._wake.clear()
@@ -179,7 +180,7 @@ class DestinationRouter:
                         "tx": str(self._cursor[0]),
                         "id": self._cursor[1],
                         "partitions": self._partitions,
-                        "limit": _READ,
+                        "limit": self._read_limit,
                     },
                 )
                 rows = await cur.fetchall()
@@ -189,7 +190,7 @@ class DestinationRouter:
             )
             await asyncio.sleep(_RETRY)
             return
-        self._read_due = len(rows) == _READ
+        self._read_due = len(rows) == self._read_limit
         for row in rows:
             self._take_row(row)
         if rows:

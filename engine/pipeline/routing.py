@@ -27,6 +27,7 @@ from engine.pipeline.transform import Metadata, Transformations
 log = logging.getLogger(__name__)
 
 NO_DESTINATION = UUID(int=0)  # the destination of source-level stats rows
+BUNDLE_EVENTS = 200  # at most, in one bundle: what a router reads at once stays bounded
 _NO_REQUEST = "null"
 
 
@@ -189,6 +190,9 @@ async def route(
                     ordered.append((index, len(ordered), failed_job(event, r.target, requests)))
                 elif requests:
                     key = (r.target.id, event.source_id, event.partition)
+                    if key in bundles and len(bundles[key][1].requests) >= BUNDLE_EVENTS:
+                        full_index, full = bundles.pop(key)
+                        ordered.append((full_index, len(ordered), full.job()))
                     bundle = bundles.setdefault(key, (index, _Bundle(event, payload, r.target)))
                     bundle[1].add(event, requests)
     ordered.extend((index, len(ordered), bundle.job()) for index, bundle in bundles.values())

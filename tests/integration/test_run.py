@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import psycopg
 
 from appliance.embedded import EmbeddedPostgres
@@ -82,6 +83,23 @@ def test_run_starts_everything_and_the_printed_command_sends_an_event() -> None:
             )
             assert f"http://127.0.0.1:{ports['gateway']}/v1/track" in curl
             assert f"web UI:  http://127.0.0.1:{ports['web']}" in said
+            # the first admin's one-time password signs in, and must be changed first
+            password = said.split("then choose your own:\n", 1)[1].splitlines()[0].strip()
+            with httpx.Client(base_url=f"http://127.0.0.1:{ports['web']}") as web:
+                form = web.get("/login").text
+                token = re.search(r'name="_csrf_token" value="([^"]+)"', form)
+                assert token is not None
+                signed = web.post(
+                    "/login",
+                    data={
+                        "_csrf_token": token[1],
+                        "next": "/users",
+                        "email": "admin@localhost",
+                        "password": password,
+                    },
+                )
+                assert signed.status_code == 303 and signed.headers["location"] == "/users"
+                assert web.get("/users").headers["location"] == "/account/password"
             hook = data_dir / "hook.yaml"
             hook.write_text(
                 "destinations: [{name: hook, type: webhook, "
@@ -127,6 +145,7 @@ def test_run_starts_everything_and_the_printed_command_sends_an_event() -> None:
         try:
             said = again.read_until(r"Stop with Ctrl-C")
             assert "curl -u" not in said and "sluice generate-events" in said
+            assert "one-time password" not in said  # the admin exists already
             with psycopg.connect(EmbeddedPostgres(data_dir, ports["db"]).url) as conn:
                 assert conn.execute("SELECT count(*) FROM ingest_log").fetchone() == (1,)
                 assert conn.execute("SELECT count(*) FROM sources").fetchone() == (1,)

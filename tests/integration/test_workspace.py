@@ -120,6 +120,15 @@ def test_cli_apply_reports_and_rejects_bad_files(database_url: str, tmp_path: Pa
     assert done.returncode == 0, done.stderr
     assert "hooks" in done.stdout and "created" in done.stdout
     assert "'backend' write key:" in done.stdout
+    again = sluice(database_url, "config", "apply", str(good))  # nothing changes: not audited
+    assert again.returncode == 0, again.stderr
+    with psycopg.connect(database_url) as conn:
+        audited = conn.execute(
+            "SELECT actor, action, target, detail->'changes' FROM audit_log"
+        ).fetchall()
+    [(actor, action, target, changes)] = audited
+    assert (actor, action, target) == ("cli", "config.apply", str(good))
+    assert "destination hooks: created" in changes
 
     bad = tmp_path / "bad.json"
     bad.write_text('{"destinations": [{"name": "ga", "type": "ga4", "config": {}}]}')

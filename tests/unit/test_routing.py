@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from engine.destinations.base import Destination, Request
-from engine.pipeline.routing import Event, route
+from engine.pipeline.routing import BUNDLE_EVENTS, Event, route
 from engine.pipeline.topology import Route, Target, Topology, target
 from engine.pipeline.transform import Metadata, Transformed
 
@@ -156,3 +156,12 @@ async def test_a_file_destination_gets_one_bundle_per_partition_naming_its_event
     body = json.loads(zero.request)["body"]
     assert [(e.get("n"), e.get("copy")) for e in body] == [(1, None), (1, "m0"), (4, None),
                                                            (4, "m3")]  # fmt: skip
+
+
+async def test_a_bundle_holds_at_most_bundle_events_and_the_rest_follow_in_order() -> None:
+    lake = dest("s3", bucketName="events-bucket", accessKeyID="AKIA1", accessKey="s3cret")
+    batch = events(*({"type": "track", "n": n} for n in range(BUNDLE_EVENTS * 2 + 50)))
+    routed = await route(batch, topology(Route(lake, None, None)), Doubling())
+    assert [job.events for job in routed.jobs] == [BUNDLE_EVENTS, BUNDLE_EVENTS, 50]
+    bodies = [e["n"] for job in routed.jobs for e in json.loads(job.request)["body"]]
+    assert bodies == list(range(BUNDLE_EVENTS * 2 + 50))

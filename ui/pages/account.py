@@ -1,19 +1,16 @@
 """Signing in and out, and changing one's own password."""
 
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 from litestar import Request, Response, get, post
-from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 
 from engine import accounts, audit, sessions
 from engine.errors import AccountError, SignInRefused
-from ui.requests import current_user, pool_of, signed_in
+from ui.requests import current_user, local_path, pool_of, signed_in
 from ui.security import session_cookie
-
-Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 
 
 class SignIn(msgspec.Struct):
@@ -28,22 +25,15 @@ class NewPassword(msgspec.Struct):
     repeat: str = ""
 
 
-def _next(target: str) -> str:
-    """Only a path on this site: never another host (`//evil.example`, `https://…`)."""
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return "/"
-
-
 @get("/login", opt={"public": True})
-async def login_page(request: Request[Any, Any, Any], next: str = "/") -> Response[Any]:
+async def login_page(request: Request[Any, Any, Any], next: FromQuery[str] = "/") -> Response[Any]:
     if current_user(request) is not None:
-        return Redirect(_next(next), status_code=303)
-    return Template("login.html", context={"next": _next(next), "email": "", "error": None})
+        return Redirect(local_path(next), status_code=303)
+    return Template("login.html", context={"next": local_path(next), "email": "", "error": None})
 
 
 @post("/login", opt={"public": True}, status_code=303)
-async def login(request: Request[Any, Any, Any], data: Annotated[SignIn, Form]) -> Response[Any]:
+async def login(request: Request[Any, Any, Any], data: URLEncodedBody[SignIn]) -> Response[Any]:
     client = request.client.host if request.client else None
     async with pool_of(request).connection() as conn:
         try:
@@ -54,13 +44,15 @@ async def login(request: Request[Any, Any, Any], data: Annotated[SignIn, Form]) 
             headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
             return Template(
                 "login.html",
-                context={"next": _next(data.next), "email": data.email, "error": exc.message},
+                context={"next": local_path(data.next), "email": data.email, "error": exc.message},
                 status_code=429 if exc.retry_after else 400,
                 headers=headers,
             )
         token = await sessions.start(conn, user)
         await audit.record(conn, user.email, "login")
-    return Redirect(_next(data.next), status_code=303, cookies=[session_cookie(request, token)])
+    return Redirect(
+        local_path(data.next), status_code=303, cookies=[session_cookie(request, token)]
+    )
 
 
 @post("/logout", opt={"role": "viewer", "before_password_change": True}, status_code=303)
@@ -82,7 +74,7 @@ async def password_page(request: Request[Any, Any, Any]) -> Template:
     status_code=303,
 )
 async def change_password(
-    request: Request[Any, Any, Any], data: Annotated[NewPassword, Form]
+    request: Request[Any, Any, Any], data: URLEncodedBody[NewPassword]
 ) -> Response[Any]:
     user = signed_in(request)
     error = "the two new passwords differ" if data.password != data.repeat else None

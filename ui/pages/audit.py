@@ -3,6 +3,7 @@
 from typing import Any
 
 from litestar import Request, get
+from litestar.params import FromQuery
 from litestar.response import Template
 
 from engine import audit
@@ -12,7 +13,9 @@ _PAGE = 100
 
 
 @get("/audit", opt={"role": "admin"})
-async def audit_page(request: Request[Any, Any, Any], before: int | None = None) -> Template:
+async def audit_page(
+    request: Request[Any, Any, Any], before: FromQuery[int | None] = None
+) -> Template:
     async with pool_of(request).connection() as conn:
         entries = await audit.recent(conn, limit=_PAGE, before=before)
     more = entries[-1].id if len(entries) == _PAGE else None

@@ -1,20 +1,18 @@
 """Users (admins only): who may sign in, with which role; new users get a password to change."""
 
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
 import msgspec
 from litestar import Request, Response, get, post
-from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
-from litestar.params import Body
+from litestar.params import FromPath, URLEncodedBody
 from litestar.response import Redirect, Template
 
 from engine import accounts, audit, sessions
 from engine.errors import AccountError
 from ui.requests import pool_of, signed_in
 
-Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 _ADMIN = {"role": "admin"}
 
 
@@ -47,7 +45,7 @@ async def users_page(request: Request[Any, Any, Any]) -> Template:
 
 
 @post("/users", opt=_ADMIN, status_code=200)
-async def create_user(request: Request[Any, Any, Any], data: Annotated[NewUser, Form]) -> Template:
+async def create_user(request: Request[Any, Any, Any], data: URLEncodedBody[NewUser]) -> Template:
     admin = signed_in(request)
     try:
         async with pool_of(request).connection() as conn:
@@ -62,7 +60,7 @@ async def create_user(request: Request[Any, Any, Any], data: Annotated[NewUser, 
 
 @post("/users/{user_id:uuid}", opt=_ADMIN, status_code=303)
 async def change_user(
-    request: Request[Any, Any, Any], user_id: UUID, data: Annotated[UserChange, Form]
+    request: Request[Any, Any, Any], user_id: FromPath[UUID], data: URLEncodedBody[UserChange]
 ) -> Response[Any]:
     admin = signed_in(request)
     async with pool_of(request).connection() as conn:

@@ -1,0 +1,81 @@
+"""The served control plane in a real Chromium (Debian's, driven by Playwright), on a real
+PostgreSQL. Screenshots of each page go to e2e/artifacts/ for a reviewer to look at."""
+
+import asyncio
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from engine import accounts
+from engine.db import connection
+from tests.conftest import database_url, postgres_url, template_database  # noqa: F401 (fixtures)
+from tests.servers import WebProcess, server_dir, start_web
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+ARTIFACTS = Path(__file__).parent / "artifacts"
+PASSWORD = "an-e2e-password-long-enough"
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="module")
+def browser(template_database: str) -> Iterator[Browser]:  # noqa: F811
+    # Playwright's sync API keeps an event loop running in this thread while it is started,
+    # where asyncio.run (which made the template database, first) and async tests cannot
+    # run: so it is stopped with each module.
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def web(database_url: str) -> Iterator[WebProcess]:  # noqa: F811 (the fixture above)
+    async def people() -> None:
+        async with connection(database_url) as conn:
+            for role in accounts.ROLES:
+                await accounts.create(conn, f"{role}@example.com", role, PASSWORD)
+
+    run(people())
+    with server_dir() as workdir:
+        web = start_web(database_url, workdir)
+        try:
+            yield web
+        finally:
+            web.stop()
+
+
+@pytest.fixture
+def page(browser: Browser, web: WebProcess) -> Iterator[Page]:
+    context = browser.new_context(base_url=web.url, viewport={"width": 1366, "height": 820})
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def run(work: Coroutine[Any, Any, T]) -> T:
+    """Run engine work to completion from a test. In a thread of its own: Playwright's sync
+    API keeps an event loop running in this one."""
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, work).result()
+
+
+def shot(page: Page, name: str) -> None:
+    """A full-page screenshot, e2e/artifacts/<name>.png."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def sign_in(page: Page, email: str, password: str = PASSWORD) -> None:
+    page.goto("/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()

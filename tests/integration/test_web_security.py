@@ -1,0 +1,282 @@
+"""The control plane's access rules, against the real app and a real PostgreSQL (in process):
+sessions, roles, CSRF, sign-in throttling, escaping, and secrets kept from pages."""
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+from uuid import uuid4
+
+import psycopg
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from engine import accounts, workspace
+from engine.db import connection
+from ui.app import WebOptions, create_app
+
+PASSWORD = "a-long-enough-password"
+SECRET = "s3cr3t-api-key-never-shown"
+HOSTILE = "<script>alert(1)</script>"
+
+
+@pytest.fixture
+async def app(database_url: str) -> AsyncIterator[Litestar]:
+    async with connection(database_url) as conn:
+        for role in accounts.ROLES:
+            await accounts.create(conn, f"{role}@example.com", role, PASSWORD)
+    yield browser(database_url)
+
+
+def browser(database_url: str) -> Litestar:
+    """The app as one browser sees it (a second browser gets its own, with its own pool)."""
+    return create_app(WebOptions(database_url, "http://127.0.0.1:8080"))
+
+
+async def csrf(client: AsyncTestClient[Litestar]) -> str:
+    """The CSRF token of a form page (the cookie that goes with it is kept by the client)."""
+    page = await client.get("/login")
+    match = re.search(r'name="_csrf_token" value="([^"]+)"', page.text)
+    assert match is not None
+    return match[1]
+
+
+async def sign_in(
+    client: AsyncTestClient[Litestar], email: str, password: str = PASSWORD, next: str = "/"
+) -> Any:
+    form = {"_csrf_token": await csrf(client), "email": email, "password": password, "next": next}
+    return await client.post("/login", data=form, follow_redirects=False)
+
+
+def routes(app: Litestar) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every (method, path, opt) the app serves, path parameters filled in."""
+    found = []
+    for route in app.routes:
+        path = re.sub(r"\{(\w+):uuid\}", str(uuid4()), route.path)
+        path = re.sub(r"\{[^}]+\}", "x", path)
+        for handler in getattr(route, "route_handlers", []):
+            for method in handler.http_methods:
+                if method not in ("HEAD", "OPTIONS"):
+                    found.append((method, path, handler.opt))
+    return found
+
+
+async def test_without_a_session_every_route_but_login_static_and_health_goes_to_login(
+    app: Litestar,
+) -> None:
+    async with AsyncTestClient(app) as client:
+        token = await csrf(client)
+        checked = 0
+        for method, path, opt in routes(app):
+            if opt.get("public"):
+                continue
+            answer = await client.request(
+                method, path, data={"_csrf_token": token}, follow_redirects=False
+            )
+            assert answer.status_code == 303, (method, path, answer.status_code)
+            assert answer.headers["location"].startswith("/login"), (method, path)
+            checked += 1
+        assert checked >= 8
+        # htmx asks: told where to go in a header htmx follows
+        answer = await client.get("/connections", headers={"HX-Request": "true"})
+        assert answer.headers["HX-Redirect"] == "/login?next=%2Fconnections"
+        for public in ("/login", "/health", "/static/app.css", "/static/htmx-2.0.11.min.js"):
+            assert (await client.get(public)).status_code == 200, public
+
+
+async def test_a_viewer_reads_but_every_write_is_refused_with_403(app: Litestar) -> None:
+    async with AsyncTestClient(app) as client:
+        assert (await sign_in(client, "viewer@example.com")).status_code == 303
+        assert (await client.get("/connections")).status_code == 200
+        token = await csrf(client)
+        refused = 0
+        for method, path, opt in routes(app):
+            if opt.get("public") or opt.get("role") == "viewer":
+                continue  # sign-in, sign-out and one's own password
+            data = {"_csrf_token": token}
+            answer = await client.request(method, path, data=data, follow_redirects=False)
+            if method == "GET" and opt.get("role") != "admin":
+                assert answer.status_code in (200, 303, 404), (path, answer.status_code)
+                continue
+            assert answer.status_code == 403, (method, path, answer.status_code)
+            refused += 1
+        assert refused >= 4  # the writes, and the admin pages
+
+
+async def test_a_write_without_the_csrf_token_is_refused_and_changes_nothing(
+    app: Litestar, database_url: str
+) -> None:
+    async with AsyncTestClient(app) as client:
+        await sign_in(client, "admin@example.com")
+        form = {"email": "mallory@example.com", "role": "admin", "password": PASSWORD}
+        answer = await client.post("/users", data=form)
+        assert answer.status_code == 403
+        forged = await client.post("/users", data={**form, "_csrf_token": "0" * 128})
+        assert forged.status_code == 403
+        htmx = await client.post("/users", data=form, headers={"x-csrftoken": await csrf(client)})
+        assert htmx.status_code == 200  # the header htmx sends is accepted
+    with psycopg.connect(database_url) as conn:
+        made = conn.execute(
+            "SELECT count(*) FROM users WHERE email = 'mallory@example.com'"
+        ).fetchone()
+    assert made == (1,)  # only the request that carried the token
+
+
+async def test_names_from_the_workspace_are_shown_escaped_and_secrets_never(
+    app: Litestar, database_url: str
+) -> None:
+    text = f"""
+sources: [{{name: "{HOSTILE}"}}]
+destinations:
+  - name: "amp {HOSTILE}"
+    type: amplitude
+    config: {{apiKey: "{SECRET}"}}
+connections: [{{source: "{HOSTILE}", destination: "amp {HOSTILE}"}}]
+"""
+    async with connection(database_url) as conn:
+        await workspace.apply(conn, workspace.parse(text))
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT id, write_key FROM sources").fetchone()
+    assert row is not None
+    source_id, write_key = row
+    async with AsyncTestClient(app) as client:
+        await sign_in(client, "viewer@example.com")
+        page = (await client.get("/connections")).text
+        source = (await client.get(f"/sources/{source_id}")).text
+    for html in (page, source):
+        assert HOSTILE not in html
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+        assert SECRET not in html
+    assert write_key not in source and write_key[-4:] in source  # a viewer sees its end only
+
+
+async def test_sign_in_is_throttled_after_repeated_failures(
+    app: Litestar, database_url: str
+) -> None:
+    async with AsyncTestClient(app) as client:
+        for _ in range(accounts.MAX_FAILURES_PER_ACCOUNT):
+            wrong = await sign_in(client, "editor@example.com", "not-the-password-at-all")
+            assert wrong.status_code == 400 and "wrong email or password" in wrong.text
+        refused = await sign_in(client, "editor@example.com")  # even the right password
+        assert refused.status_code == 429 and "too many failed sign-ins" in refused.text
+        assert int(refused.headers["Retry-After"]) > 0
+        assert "sluice_session" not in refused.cookies
+        # another account from elsewhere is not affected
+        assert (await sign_in(client, "viewer@example.com")).status_code == 303
+    with psycopg.connect(database_url) as conn:
+        audited = conn.execute(
+            "SELECT count(*) FROM audit_log WHERE action = 'login.failed'"
+            " AND actor = 'editor@example.com'"
+        ).fetchone()
+    assert audited == (accounts.MAX_FAILURES_PER_ACCOUNT + 1,)
+
+
+async def test_unknown_and_wrong_answers_say_the_same(app: Litestar) -> None:
+    async with AsyncTestClient(app) as client:
+        unknown = await sign_in(client, "nobody@example.com")
+        wrong = await sign_in(client, "admin@example.com", "not-the-password-at-all")
+    assert unknown.status_code == wrong.status_code == 400
+    assert "wrong email or password" in unknown.text and "wrong email or password" in wrong.text
+
+
+async def test_the_session_cookie_is_httponly_and_samesite_and_secure_when_asked(
+    database_url: str, app: Litestar
+) -> None:
+    async with AsyncTestClient(app) as client:
+        plain = (await sign_in(client, "admin@example.com")).headers["set-cookie"]
+    assert "HttpOnly" in plain and "SameSite=lax" in plain and "Secure" not in plain
+    secure = create_app(WebOptions(database_url, "http://gw", secure_cookies=True))
+    async with AsyncTestClient(secure, base_url="https://testserver.local") as client:
+        cookie = (await sign_in(client, "admin@example.com")).headers["set-cookie"]
+    assert "HttpOnly" in cookie and "Secure" in cookie
+
+
+async def test_sign_in_goes_back_only_to_a_page_of_this_site(app: Litestar) -> None:
+    async with AsyncTestClient(app) as client:
+        targets = [("/users", "/users"), ("//evil.example/x", "/"),
+                   ("https://evil.example", "/"), ("/\\evil.example", "/")]  # fmt: skip
+        for target, expected in targets:
+            client.cookies.clear()
+            answer = await sign_in(client, "admin@example.com", next=target)
+            assert answer.headers["location"] == expected, target
+
+
+async def test_a_password_chosen_by_someone_else_must_be_changed_first(
+    app: Litestar, database_url: str
+) -> None:
+    async with connection(database_url) as conn:
+        await accounts.create(conn, "new@example.com", "editor", PASSWORD, must_change=True)
+    async with AsyncTestClient(app) as client, AsyncTestClient(browser(database_url)) as other:
+        await sign_in(other, "new@example.com")
+        await sign_in(client, "new@example.com")
+        answer = await client.get("/connections", follow_redirects=False)
+        assert answer.headers["location"] == "/account/password"
+        token = await csrf(client)
+        form = {"_csrf_token": token, "current": PASSWORD, "password": "my-own-new-password",
+                "repeat": "my-own-new-password"}  # fmt: skip
+        changed = await client.post("/account/password", data=form, follow_redirects=False)
+        assert changed.status_code == 303
+        assert (await client.get("/connections")).status_code == 200
+        # the other browser's session ended with the password change
+        assert (await other.get("/connections", follow_redirects=False)).status_code == 303
+        client.cookies.clear()
+        assert (await sign_in(client, "new@example.com", "my-own-new-password")).status_code == 303
+
+
+async def test_the_last_admin_cannot_be_demoted_or_disabled(
+    app: Litestar, database_url: str
+) -> None:
+    async with AsyncTestClient(app) as client:
+        await sign_in(client, "admin@example.com")
+        token = await csrf(client)
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute("SELECT id FROM users WHERE email = 'admin@example.com'").fetchone()
+        assert row is not None
+        for change in ({"role": "editor"}, {"role": "admin", "disabled": "true"}):
+            answer = await client.post(f"/users/{row[0]}", data={"_csrf_token": token, **change})
+            assert answer.status_code == 400
+            assert "the only admin left" in answer.text
+
+
+async def test_disabling_a_user_ends_their_sessions(app: Litestar, database_url: str) -> None:
+    async with AsyncTestClient(app) as admin, AsyncTestClient(browser(database_url)) as editor:
+        await sign_in(admin, "admin@example.com")
+        await sign_in(editor, "editor@example.com")
+        assert (await editor.get("/connections")).status_code == 200
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute("SELECT id FROM users WHERE email = 'editor@example.com'").fetchone()
+        assert row is not None
+        form = {"_csrf_token": await csrf(admin), "role": "editor", "disabled": "true"}
+        assert (await admin.post(f"/users/{row[0]}", data=form)).status_code == 200
+        assert (await editor.get("/connections", follow_redirects=False)).status_code == 303
+        again = await sign_in(editor, "editor@example.com")
+        assert again.status_code == 400 and "disabled" in again.text
+        audit = (await admin.get("/audit")).text
+    assert "user.update" in audit and "editor@example.com" in audit
+
+
+async def test_sign_out_ends_the_session(app: Litestar) -> None:
+    async with AsyncTestClient(app) as client:
+        await sign_in(client, "viewer@example.com")
+        cookie = client.cookies.get("sluice_session")
+        out = await client.post("/logout", data={"_csrf_token": await csrf(client)},
+                                follow_redirects=False)  # fmt: skip
+        assert out.status_code == 303 and out.headers["location"] == "/login"
+        client.cookies.set("sluice_session", cookie or "")  # an old copy of the cookie
+        again = await client.get("/connections", follow_redirects=False)
+    assert again.status_code == 303 and again.headers["location"].startswith("/login")
+
+
+def test_concurrent_first_key_requests_agree(database_url: str) -> None:
+    from engine import keyring
+
+    async def both() -> list[str]:
+        async def one() -> str:
+            async with connection(database_url) as conn:
+                return await keyring.key(conn, "shared")
+
+        return list(await asyncio.gather(one(), one(), one()))
+
+    keys = asyncio.run(both())
+    assert len(set(keys)) == 1 and len(keys[0]) >= 40

@@ -1,0 +1,115 @@
+"""A source's page: its write key (copy, rotate), where SDKs send events, ready-to-paste
+snippets; creating sources and switching them on and off. Changes go through the workspace
+store's `apply`, the same path as `sluice config apply`."""
+
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, URLEncodedBody
+from litestar.response import Redirect, Template
+
+from engine import audit, graph, workspace
+from engine.errors import ConfigError
+from engine.workspace import SourceSpec, WorkspaceSpec
+from ui.requests import local_path, pool_of, signed_in
+
+
+class NewSource(msgspec.Struct):
+    name: str = ""
+
+
+class Switch(msgspec.Struct):
+    enabled: bool = False
+    back: str = "/connections"  # the page to return to
+
+
+@get("/sources/{source_id:uuid}")
+async def source_page(request: Request[Any, Any, Any], source_id: FromPath[UUID]) -> Template:
+    user = signed_in(request)
+    async with pool_of(request).connection() as conn:
+        spec: SourceSpec | None = await workspace.entry(conn, "source", source_id)
+        if spec is None:
+            raise NotFoundException("there is no such source (any more)")
+        shape = await graph.load(conn)
+    node = next(s for s in shape.sources if s.id == source_id)
+    return Template(
+        "source.html",
+        context={
+            "user": user,
+            "source": node,
+            "spec": spec,
+            # A write key is not a password (it ships inside websites and apps), but it lets
+            # anyone send events as this source: viewers see its end only.
+            "write_key": spec.write_key if user.may("editor") else None,
+            "key_hint": (spec.write_key or "")[-4:],
+            "gateway_url": request.app.state.gateway_url.rstrip("/"),
+            "destinations": [
+                (d, edge) for edge in shape.connections if edge.source_id == source_id
+                for d in shape.destinations if d.id == edge.destination_id
+            ],
+        },
+    )  # fmt: skip
+
+
+@post("/sources", status_code=303)
+async def create_source(
+    request: Request[Any, Any, Any], data: URLEncodedBody[NewSource]
+) -> Response[Any]:
+    user = signed_in(request)
+    name = data.name.strip()
+    async with pool_of(request).connection() as conn:
+        try:
+            if any(s.name == name for s in (await graph.load(conn)).sources):
+                raise ConfigError(f"source {name}", "there is a source of that name already")
+            await workspace.apply(conn, WorkspaceSpec(sources=[SourceSpec(name=name)]))
+        except ConfigError as exc:
+            return await _connections_with_error(request, exc.message)
+        made = next(s for s in (await graph.load(conn)).sources if s.name == name)
+        await audit.record(conn, user.email, "source.create", name)
+    return Redirect(f"/sources/{made.id}", status_code=303)
+
+
+async def _connections_with_error(request: Request[Any, Any, Any], error: str) -> Template:
+    async with pool_of(request).connection() as conn:
+        shape = await graph.load(conn)
+    return Template(
+        "connections.html",
+        context={"user": signed_in(request), "graph": shape, "error": error},
+        status_code=400,
+    )
+
+
+@post("/sources/{source_id:uuid}/key", status_code=303)
+async def rotate_key(request: Request[Any, Any, Any], source_id: FromPath[UUID]) -> Response[Any]:
+    """A new write key; the old one stops working at once (every gateway reloads)."""
+    user = signed_in(request)
+    async with pool_of(request).connection() as conn:
+        spec: SourceSpec | None = await workspace.entry(conn, "source", source_id)
+        if spec is None:
+            raise NotFoundException("there is no such source (any more)")
+        new = msgspec.structs.replace(spec, write_key=workspace.new_write_key())
+        await workspace.apply(conn, WorkspaceSpec(sources=[new]))
+        await audit.record(conn, user.email, "source.rotate_key", spec.name)
+    return Redirect(f"/sources/{source_id}", status_code=303)
+
+
+@post("/sources/{source_id:uuid}/enabled", status_code=303)
+async def switch_source(
+    request: Request[Any, Any, Any], source_id: FromPath[UUID], data: URLEncodedBody[Switch]
+) -> Response[Any]:
+    user = signed_in(request)
+    async with pool_of(request).connection() as conn:
+        spec: SourceSpec | None = await workspace.entry(conn, "source", source_id)
+        if spec is None:
+            raise NotFoundException("there is no such source (any more)")
+        new = msgspec.structs.replace(spec, enabled=data.enabled)
+        await workspace.apply(conn, WorkspaceSpec(sources=[new]))
+        action = "source.enable" if data.enabled else "source.disable"
+        await audit.record(conn, user.email, action, spec.name)
+    return Redirect(local_path(data.back), status_code=303)
+
+
+handlers = [source_page, create_source, rotate_key, switch_source]

@@ -13,7 +13,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from engine import accounts
 from engine.db import connection
 from tests.conftest import database_url, postgres_url, template_database  # noqa: F401 (fixtures)
-from tests.servers import WebProcess, server_dir, start_web
+from tests.servers import GatewayProcess, WebProcess, server_dir, start_gateway, start_web
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -37,19 +37,40 @@ def browser(template_database: str) -> Iterator[Browser]:  # noqa: F811
 
 
 @pytest.fixture
-def web(database_url: str) -> Iterator[WebProcess]:  # noqa: F811 (the fixture above)
+def workdir() -> Iterator[Path]:
+    with server_dir() as path:
+        yield path
+
+
+@pytest.fixture
+def gateway(database_url: str, workdir: Path) -> Iterator[GatewayProcess]:  # noqa: F811
+    gateway = start_gateway(database_url, workdir)
+    try:
+        yield gateway
+    finally:
+        gateway.stop()
+
+
+@pytest.fixture
+def web(
+    database_url: str,  # noqa: F811 (the fixture imported above)
+    workdir: Path,
+    gateway: GatewayProcess,
+) -> Iterator[WebProcess]:
+    """The UI (showing `gateway` as where SDKs send events), with an admin, an editor and a
+    viewer who sign in with PASSWORD."""
+
     async def people() -> None:
         async with connection(database_url) as conn:
             for role in accounts.ROLES:
                 await accounts.create(conn, f"{role}@example.com", role, PASSWORD)
 
     run(people())
-    with server_dir() as workdir:
-        web = start_web(database_url, workdir)
-        try:
-            yield web
-        finally:
-            web.stop()
+    web = start_web(database_url, workdir, {"public_url": gateway.url})
+    try:
+        yield web
+    finally:
+        web.stop()
 
 
 @pytest.fixture
@@ -71,6 +92,7 @@ def run(work: Coroutine[Any, Any, T]) -> T:
 def shot(page: Page, name: str) -> None:
     """A full-page screenshot, e2e/artifacts/<name>.png."""
     ARTIFACTS.mkdir(exist_ok=True)
+    page.evaluate("window.scrollTo(0, 0)")  # else the sticky header is drawn mid-page
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 

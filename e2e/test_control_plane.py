@@ -1,12 +1,17 @@
 """Signing in, the connections page, users and the audit log, in Chromium."""
 
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
 from e2e.conftest import PASSWORD, run, shot, sign_in
 from engine import workspace
 from engine.db import connection
+from tests.servers import GatewayProcess, running_worker
+from tests.sink import Sink
 
 WORKSPACE = """
 sources: [{name: website}, {name: ios-app, enabled: false}]
@@ -122,3 +127,58 @@ def test_an_editor_adds_a_source_copies_its_key_and_rotates_it(page: Page) -> No
     expect(page.get_by_role("button", name="Enable source")).to_be_visible()
     page.get_by_role("link", name="Connections").first.click()
     expect(page.locator(".node.off .name")).to_have_text(["checkout <web>"])
+
+
+def test_source_to_webhook_from_scratch_with_an_event_delivered(
+    page: Page, gateway: GatewayProcess, workdir: Path, database_url: str
+) -> None:
+    """The issue's walk-through: sign in, create a source, copy its key, create a webhook
+    destination with a bad URL (inline error) then a good one, connect them, send events with
+    `sluice generate-events`, see them delivered."""
+    with Sink() as sink, running_worker(database_url, workdir):
+        sign_in(page, "admin@example.com")
+        page.get_by_label("New source name").fill("website")
+        page.get_by_role("button", name="Add source").click()
+        page.locator("button[data-copy='#write-key']").click()
+        key = page.evaluate("navigator.clipboard.readText()")
+        expect(page.locator("#gateway-url")).to_have_text(gateway.url)
+
+        page.get_by_role("link", name="Connections").first.click()
+        page.get_by_role("link", name="Add destination").click()
+        shot(page, "destination-types")
+        page.get_by_role("link", name="Webhook").click()
+        page.get_by_label("Name").fill("order hook")
+        page.get_by_label("Webhook url").fill("ftp://not-a-web-address")
+        page.get_by_role("button", name="Create destination").click()
+        error = page.locator("#e-webhookUrl")
+        expect(error).to_contain_text("is not an http(s) URL")
+        expect(page.get_by_label("Webhook url")).to_have_attribute("aria-invalid", "true")
+        shot(page, "destination-invalid")
+        page.get_by_label("Webhook url").fill(f"{sink.url}/in")
+        page.get_by_role("button", name="Create destination").click()
+        expect(page.get_by_role("heading", name="order hook")).to_be_visible()
+
+        page.get_by_label("Source to connect").select_option(label="website")
+        page.get_by_role("button", name="Connect source").click()
+        expect(page.locator("ul.plain")).to_contain_text("website")
+
+        page.get_by_role("button", name="Send test event").click()
+        result = page.locator("#test-result")
+        expect(result).to_contain_text("delivered")
+        expect(result).to_contain_text("HTTP 200")
+        expect(result).to_contain_text(f"POST {sink.url}/in")
+        shot(page, "destination")
+        [test] = sink.wait_for(1)
+        assert test.json()["event"] == "Sluice Test Event"
+
+        sent = subprocess.run(
+            [sys.executable, "-m", "appliance", "generate-events", "--write-key", key,
+             "--url", gateway.url, "--count", "5", "--users", "2"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert sent.returncode == 0, sent.stderr
+        delivered = sink.wait_for(6)
+    assert len({a.json()["messageId"] for a in delivered}) == 6
+    page.goto("/connections")
+    expect(page.locator("path.wire.live")).to_have_count(1)
+    shot(page, "connections-after")

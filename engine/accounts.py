@@ -12,7 +12,7 @@ import functools
 import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Protocol, get_args
 from uuid import UUID
 
 import psycopg
@@ -42,6 +42,21 @@ def _decoy() -> str:
     """Verified against when the email is unknown, so that the answer takes as long either
     way. Made on first use: a hash costs ~0.2 s, which every CLI command would pay at import."""
     return _hasher.hash("not anybody's password")
+
+
+class Principal(Protocol):
+    """Someone or something acting in the control plane: a signed-in user, an API token."""
+
+    @property
+    def email(self) -> str: ...  # how the audit log names them
+
+    @property
+    def role(self) -> Role: ...
+
+    @property
+    def must_change_password(self) -> bool: ...
+
+    def may(self, needed: Role) -> bool: ...
 
 
 @dataclass(frozen=True)

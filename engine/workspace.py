@@ -293,6 +293,21 @@ async def entry(
     return None if row is None else msgspec.convert(row, _ENTRIES[kind])
 
 
+async def switch(
+    conn: psycopg.AsyncConnection[Any],
+    kind: Literal["source", "destination", "connection"],
+    id: UUID,
+    enabled: bool,
+) -> str | None:
+    """Switch an entry on or off; returns its name (None when there is no such entry)."""
+    spec = await entry(conn, kind, id)
+    if spec is None:
+        return None
+    changed = msgspec.structs.replace(spec, enabled=enabled)
+    await apply(conn, WorkspaceSpec(**{f"{kind}s": [changed]}))
+    return f"{spec.source} → {spec.destination}" if kind == "connection" else str(spec.name)
+
+
 def dump(spec: WorkspaceSpec, fmt: Literal["yaml", "json"]) -> str:
     plain = msgspec.to_builtins(spec)
     if fmt == "json":

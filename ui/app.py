@@ -1,23 +1,29 @@
 """The control plane: a Litestar app whose pages are Jinja templates, their blocks doubling as
 htmx fragments (jinja2-fragments). Static files (htmx, CSS) are served from `ui/static/`."""
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from litestar import Litestar, get
+import msgspec
+from litestar import Litestar, Router, get
 from litestar.config.csrf import CSRFConfig
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.htmx import HTMXPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from engine import keyring
+from engine import codec, keyring
 from engine.db import connection_pool
-from ui import security
-from ui.pages import account, audit, connections, sources, users
+from ui import api, security
+from ui.pages import account, audit, connections, destinations, sources, users
 
 _HERE = Path(__file__).parent
 
@@ -29,7 +35,7 @@ class WebOptions:
     secure_cookies: bool = False  # the UI is served over HTTPS (directly or by a proxy)
 
 
-@get("/health", opt={"public": True}, sync_to_thread=False)
+@get("/health", opt={"public": True}, sync_to_thread=False, include_in_schema=False)
 def health() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -38,8 +44,20 @@ def _utc(value: datetime, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
     return value.astimezone(UTC).strftime(fmt)
 
 
+def _humanize(key: str) -> str:
+    """`webhookUrl` → `Webhook url`: a settings key as words."""
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|_", " ", key).split()
+    text = " ".join(w if w.isupper() else w.lower() for w in words)
+    return text[:1].upper() + text[1:]
+
+
+def _pretty(value: Any) -> str:
+    """A request body as indented JSON, numbers exactly as they were written."""
+    return msgspec.json.format(codec.encode(value), indent=2).decode()
+
+
 def _filters(engine: JinjaTemplateEngine) -> None:
-    engine.engine.filters["utc"] = _utc
+    engine.engine.filters.update(utc=_utc, humanize=_humanize, pretty=_pretty)
 
 
 def create_app(options: WebOptions) -> Litestar:
@@ -50,7 +68,7 @@ def create_app(options: WebOptions) -> Litestar:
         cookie_name="sluice_csrf",
         cookie_secure=options.secure_cookies,
         cookie_samesite="strict",
-        exclude=["/health", "/static"],
+        exclude=["^/health$", "^/static/", "^/api/"],
     )
     pool = connection_pool(options.database_url, min_size=1, max_size=8)
 
@@ -64,18 +82,43 @@ def create_app(options: WebOptions) -> Litestar:
         finally:
             await pool.close()
 
+    pages = Router(
+        path="/",
+        route_handlers=[
+            *account.handlers,
+            *connections.handlers,
+            *sources.handlers,
+            *destinations.handlers,
+            *users.handlers,
+            *audit.handlers,
+        ],
+        include_in_schema=False,
+    )
     return Litestar(
         route_handlers=[
             health,
             create_static_files_router(
-                "/static", directories=[_HERE / "static"], opt={"public": True}
+                "/static",
+                directories=[_HERE / "static"],
+                opt={"public": True},
+                include_in_schema=False,
             ),
-            *account.handlers,
-            *connections.handlers,
-            *sources.handlers,
-            *users.handlers,
-            *audit.handlers,
+            pages,
+            api.router,
         ],
+        openapi_config=OpenAPIConfig(
+            title="Sluice config API",
+            version="1",
+            description=api.__doc__,
+            path="/api/v1/openapi",
+            # The document itself, as JSON and YAML: the browser viewers load from CDNs.
+            render_plugins=[JsonRenderPlugin(), YamlRenderPlugin()],
+            openapi_router=Router(path="/api/v1/openapi", route_handlers=[], opt={"public": True}),
+            security=[{"bearer": []}],
+            components=Components(
+                security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}
+            ),
+        ),
         lifespan=[lifespan],
         state=security.state(pool, options.gateway_url, options.secure_cookies),
         middleware=[security.Sessions()],
@@ -86,5 +129,4 @@ def create_app(options: WebOptions) -> Litestar:
             directory=_HERE / "templates", engine=JinjaTemplateEngine, engine_callback=_filters
         ),
         exception_handlers=security.exception_handlers,
-        openapi_config=None,
     )

@@ -4,7 +4,7 @@ from typing import Any
 
 from litestar.connection import ASGIConnection
 
-from engine.accounts import User
+from engine.accounts import Principal, User
 from engine.db import Pool
 
 
@@ -14,8 +14,15 @@ def pool_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Pool:
 
 
 def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User | None:
+    """The user signed in with the session cookie (pages), if any."""
     user: User | None = connection.state.get("user")
     return user
+
+
+def principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
+    """Who is asking: the signed-in user, or the API token of a config API request."""
+    token: Principal | None = connection.state.get("token")
+    return token or current_user(connection)
 
 
 def signed_in(connection: ASGIConnection[Any, Any, Any, Any]) -> User:

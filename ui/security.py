@@ -1,12 +1,14 @@
 """Who may do what in the control plane.
 
-Every request passes `Sessions` (the session cookie → the signed-in user) and then the app's
-guard, `allowed`: a handler is public only when its `opt` says so; otherwise a visitor without
-a session goes to /login, and the user's role must reach what the handler needs — its
+Every request passes `Sessions` (the session cookie → the signed-in user; for the config API
+under /api, the bearer token instead — never the cookie) and then the app's guard, `allowed`:
+a handler is public only when its `opt` says so; otherwise a visitor without a session goes to
+/login (the API answers 401), and the role must reach what the handler needs — its
 `opt["role"]`, else `viewer` to read and `editor` to change anything. Someone whose password
 was chosen for them (the first admin, a reset) may only change it until they have. CSRF tokens
-are checked by Litestar's CSRF middleware on every unsafe method, htmx requests included (the
-token travels in a header set on <body>).
+are checked by Litestar's CSRF middleware on every unsafe method of the pages, htmx requests
+included (the token travels in a header set on <body>); the API, which takes no cookies, needs
+none.
 """
 
 from typing import Any
@@ -28,13 +30,14 @@ from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from engine import sessions
-from engine.accounts import Role, User
+from engine import sessions, tokens
+from engine.accounts import Role
 from engine.db import Pool
-from engine.errors import DatabaseUnavailable
-from ui.requests import current_user, pool_of
+from engine.errors import ConfigError, DatabaseUnavailable
+from ui.requests import current_user, pool_of, principal
 
 SESSION_COOKIE = "sluice_session"
+API = "/api/"
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -62,14 +65,24 @@ class Sessions(ASGIMiddleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         connection: ASGIConnection[Any, Any, Any, Any] = ASGIConnection(scope)
-        token = connection.cookies.get(SESSION_COOKIE)
-        user = None
-        if token:
+        connection.state.user = connection.state.session = connection.state.token = None
+        if is_api(connection):
+            # A browser sends its cookies along to any site's request: honouring them here
+            # would let another site drive the API in a signed-in admin's name.
+            scheme, _, secret = connection.headers.get("authorization", "").partition(" ")
+            if scheme.lower() == "bearer" and secret:
+                async with pool_of(connection).connection() as conn:
+                    connection.state.token = await tokens.verify(conn, secret.strip())
+        elif cookie := connection.cookies.get(SESSION_COOKIE):
             async with pool_of(connection).connection() as conn:
-                user = await sessions.user(conn, token)
-        connection.state.user = user
-        connection.state.session = token if user else None
+                user = await sessions.user(conn, cookie)
+            connection.state.user = user
+            connection.state.session = cookie if user else None
         await next_app(scope, receive, send)
+
+
+def is_api(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    return connection.scope["path"].startswith(API)
 
 
 class MustChangePassword(HTTPException):
@@ -79,9 +92,11 @@ class MustChangePassword(HTTPException):
 def allowed(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     if handler.opt.get("public"):
         return
-    user = current_user(connection)
+    user = principal(connection)
     if user is None:
-        raise NotAuthorizedException("sign in first")
+        raise NotAuthorizedException(
+            "a bearer API token is needed" if is_api(connection) else "sign in first"
+        )
     if user.must_change_password and not handler.opt.get("before_password_change"):
         raise MustChangePassword()
     needed: Role = handler.opt.get("role") or (
@@ -92,6 +107,8 @@ def allowed(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHa
 
 
 def _to_login(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if is_api(request):
+        return _api_error(request, exc)
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     url = f"/login?next={quote(target, safe='')}" if request.method in _SAFE else "/login"
     return _redirect(request, url)
@@ -107,7 +124,31 @@ def _redirect(request: Request[Any, Any, Any], url: str) -> Response[Any]:
     return Redirect(url, status_code=303)
 
 
+def _api_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """The config API's errors: JSON, `{"error": ..., "message": ...}`."""
+    headers = {}
+    if isinstance(exc, NotAuthorizedException):
+        status, code, message = 401, "unauthenticated", exc.detail
+        headers["WWW-Authenticate"] = 'Bearer realm="sluice"'
+    elif isinstance(exc, PermissionDeniedException):
+        status, code, message = 403, "forbidden", exc.detail
+    elif isinstance(exc, ConfigError):
+        status, code, message = 400, "invalid", str(exc)
+    elif isinstance(exc, HTTPException):
+        status, code, message = exc.status_code, "refused", exc.detail
+        if isinstance(exc.extra, list):  # Litestar's validation errors: what was wrong, where
+            message += ": " + "; ".join(str(item.get("message", item)) for item in exc.extra)
+    elif isinstance(exc, DatabaseUnavailable):
+        status, code, message = 503, "unavailable", "the database is not reachable just now"
+    else:
+        request.logger.exception("config API: unexpected error on %s", request.url.path)
+        status, code, message = 500, "internal", "something went wrong on our side"
+    return Response({"error": code, "message": message}, status_code=status, headers=headers)
+
+
 def _error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if is_api(request):
+        return _api_error(request, exc)
     if isinstance(exc, HTTPException):
         status, detail = exc.status_code, exc.detail
     elif isinstance(exc, DatabaseUnavailable):
@@ -129,10 +170,6 @@ exception_handlers: dict[type[Exception] | int, Any] = {
     NotFoundException: _error_page,
     HTTPException: _error_page,
     DatabaseUnavailable: _error_page,
+    ConfigError: _error_page,
     Exception: _error_page,
 }
-
-
-def actor(user: User) -> str:
-    """How the audit log names a signed-in user."""
-    return user.email

@@ -1,5 +1,5 @@
 -- The control plane: people who sign in, their sessions, failed sign-ins (for throttling),
--- the audit log, and secrets the appliance makes for itself.
+-- API tokens, the audit log, and secrets the appliance makes for itself.
 
 CREATE TABLE users (
     id                    uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -32,6 +32,17 @@ CREATE TABLE login_failures (
 );
 CREATE INDEX login_failures_email ON login_failures (email, at);
 CREATE INDEX login_failures_client ON login_failures (client, at);
+
+-- Bearer tokens for the config API, made by admins; only a SHA-256 of each is kept.
+CREATE TABLE api_tokens (
+    id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    name          text NOT NULL UNIQUE,
+    role          text NOT NULL CHECK (role IN ('admin', 'editor', 'viewer')),
+    token_hash    bytea NOT NULL UNIQUE,
+    created_by    text NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    last_used_at  timestamptz
+);
 
 -- Who changed what: appended, never updated.
 CREATE TABLE audit_log (

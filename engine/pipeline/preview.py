@@ -5,14 +5,18 @@ in headers, URLs or bodies) are masked. Where the vendor has an endpoint that va
 requests without recording them (GA4), `validate` asks it.
 """
 
+import contextlib
+import gzip
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import msgspec
 import psycopg
 from psycopg.rows import dict_row
 
-from engine.destinations.base import Request, Unsendable, Validation
+from engine import codec
+from engine.destinations.base import Files, Request, Unsendable, Validation, Verdict
 from engine.errors import SluiceError
 from engine.pipeline.sender import InvalidRequest, Sender, TransportError
 from engine.pipeline.topology import Target, target
@@ -105,3 +109,49 @@ async def _check(sender: Sender, dest: Target, validation: Validation, request: 
     else:
         messages = [dest.mask(m) for m in validation.messages(answer.body)]
     return Checked(dest.masked(request), answer.status, messages)
+
+
+class Tried(msgspec.Struct):
+    """A request sent for real (the UI's "send test event") and what the vendor said of it."""
+
+    request: Request  # secrets masked
+    status: int | None
+    verdict: str  # delivered, retry or aborted, by the destination's own reading of the answer
+    answer: str  # the vendor's answer (its start), the error, or where a file was stored
+
+
+async def send(dest: Target, event: Any) -> list[Tried]:
+    """Send the event's requests to the vendor, once each, without retries or jobs; a file
+    destination stores a file of the event (under the all-zero source id)."""
+    made = _made(dest, event, None)
+    assert dest.plugin is not None
+    if dest.plugin.files is not None:
+        return [await _store(dest, dest.plugin.files, made)]
+    sender = Sender()
+    await sender.start()
+    try:
+        return [await _send(sender, dest, request) for request in made]
+    finally:
+        await sender.close()
+
+
+async def _send(sender: Sender, dest: Target, request: Request) -> Tried:
+    assert dest.plugin is not None
+    try:
+        answer = await sender.send(request, dest.policy.timeout_seconds)
+    except (TransportError, InvalidRequest) as exc:
+        return Tried(
+            dest.masked(request), None, Verdict.RETRY.value, dest.mask(f"no answer: {exc}")
+        )
+    judged = dest.plugin.classify(answer.status, answer.body, 1)
+    verdict = judged if isinstance(judged, Verdict) else judged[0].verdict
+    return Tried(dest.masked(request), answer.status, verdict.value, dest.mask(answer.excerpt))
+
+
+async def _store(dest: Target, files: Files, made: list[Request]) -> Tried:
+    key = files.key(dest.settings, UUID(int=0), datetime.now(UTC), 0)
+    body = gzip.compress(b"".join(codec.encode(r.body) + b"\n" for r in made))
+    async with contextlib.aclosing(files.uploads()) as uploads:
+        stored = await uploads.store(dest.settings, key, body)
+    said = stored.error if stored.error is not None else f"stored as {key}"
+    return Tried(dest.masked(made[0]), stored.status, stored.verdict.value, dest.mask(said))

@@ -2,7 +2,7 @@
 snippets; creating sources and switching them on and off. Changes go through the workspace
 store's `apply`, the same path as `sluice config apply`."""
 
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -100,15 +100,23 @@ async def rotate_key(request: Request[Any, Any, Any], source_id: FromPath[UUID])
 async def switch_source(
     request: Request[Any, Any, Any], source_id: FromPath[UUID], data: URLEncodedBody[Switch]
 ) -> Response[Any]:
+    return await switched(request, "source", source_id, data)
+
+
+async def switched(
+    request: Request[Any, Any, Any],
+    kind: Literal["source", "destination", "connection"],
+    entry_id: UUID,
+    data: Switch,
+) -> Response[Any]:
+    """Switch a source, destination or connection on or off, then back to the page."""
     user = signed_in(request)
     async with pool_of(request).connection() as conn:
-        spec: SourceSpec | None = await workspace.entry(conn, "source", source_id)
-        if spec is None:
-            raise NotFoundException("there is no such source (any more)")
-        new = msgspec.structs.replace(spec, enabled=data.enabled)
-        await workspace.apply(conn, WorkspaceSpec(sources=[new]))
-        action = "source.enable" if data.enabled else "source.disable"
-        await audit.record(conn, user.email, action, spec.name)
+        name = await workspace.switch(conn, kind, entry_id, data.enabled)
+        if name is None:
+            raise NotFoundException(f"there is no such {kind} (any more)")
+        await audit.record(conn, user.email, f"{kind}.{'enable' if data.enabled else 'disable'}",
+                           name)  # fmt: skip
     return Redirect(local_path(data.back), status_code=303)
 
 

@@ -9,7 +9,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, URLEncodedBody
 from litestar.response import Redirect, Template
 
-from engine import accounts, audit, sessions
+from engine import accounts, audit, sessions, tokens
 from engine.errors import AccountError
 from ui.requests import pool_of, signed_in
 
@@ -27,14 +27,20 @@ class UserChange(msgspec.Struct):
     disabled: bool = False
 
 
+class NewToken(msgspec.Struct):
+    name: str = ""
+    role: str = "viewer"
+
+
 async def _page(request: Request[Any, Any, Any], status: int = 200, **context: Any) -> Template:
     async with pool_of(request).connection() as conn:
         people = await accounts.everyone(conn)
-    defaults = {"error": None, "form": NewUser(), "created": None}
+        keys = await tokens.everyone(conn)
+    defaults = {"error": None, "form": NewUser(), "created": None, "new_token": None}
     return Template(
         "users.html",
         context={"user": signed_in(request), "people": people, "roles": accounts.ROLES,
-                 **defaults, **context},
+                 "tokens": keys, **defaults, **context},
         status_code=status,
     )  # fmt: skip
 
@@ -81,4 +87,28 @@ async def change_user(
     return Redirect("/users", status_code=303)
 
 
-handlers = [users_page, create_user, change_user]
+@post("/users/tokens", opt=_ADMIN, status_code=200)
+async def create_token(request: Request[Any, Any, Any], data: URLEncodedBody[NewToken]) -> Template:
+    """A config API token; its secret is shown on this one page and never again."""
+    admin = signed_in(request)
+    try:
+        async with pool_of(request).connection() as conn:
+            secret, made = await tokens.create(conn, data.name, data.role, admin.email)
+            await audit.record(conn, admin.email, "token.create", made.name, role=made.role)
+    except AccountError as exc:
+        return await _page(request, 400, error=exc.message)
+    return await _page(request, new_token=(made.name, secret))
+
+
+@post("/users/tokens/{token_id:uuid}/revoke", opt=_ADMIN, status_code=303)
+async def revoke_token(request: Request[Any, Any, Any], token_id: FromPath[UUID]) -> Redirect:
+    admin = signed_in(request)
+    async with pool_of(request).connection() as conn:
+        name = await tokens.revoke(conn, token_id)
+        if name is None:
+            raise NotFoundException("no such token")
+        await audit.record(conn, admin.email, "token.revoke", name)
+    return Redirect("/users", status_code=303)
+
+
+handlers = [users_page, create_user, change_user, create_token, revoke_token]

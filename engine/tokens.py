@@ -1,0 +1,82 @@
+"""Bearer tokens for the config API, made by admins and shown once; each carries a role, like
+a person's. Only a SHA-256 of a token is stored."""
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import class_row
+
+from engine.accounts import ROLES, Role
+from engine.errors import AccountError
+from engine.sql import Queries
+
+_Q = Queries.beside(__file__, "tokens.sql")
+PREFIX = "slc_"  # recognisable in a leaked log or a secret scanner
+
+
+@dataclass(frozen=True)
+class Token:
+    id: UUID
+    name: str
+    role: Role
+    created_by: str
+    created_at: datetime
+    last_used_at: datetime | None
+    must_change_password = False  # (as a principal: tokens have no password)
+
+    @property
+    def email(self) -> str:
+        """How the audit log names what this token did."""
+        return f"token {self.name}"
+
+    def may(self, needed: Role) -> bool:
+        return ROLES.index(self.role) <= ROLES.index(needed)
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+async def create(
+    conn: psycopg.AsyncConnection[Any], name: str, role: str, created_by: str
+) -> tuple[str, Token]:
+    """A new token: the secret (shown once, never stored) and its record."""
+    label = name.strip()
+    if not label or len(label) > 100:
+        raise AccountError("a token needs a name (up to 100 characters)")
+    if role not in ROLES:
+        raise AccountError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    secret = PREFIX + secrets.token_urlsafe(32)
+    params = {"name": label, "role": role, "token_hash": _digest(secret), "created_by": created_by}
+    async with conn.cursor(row_factory=class_row(Token)) as cur:
+        await cur.execute(_Q["create"], params)
+        token = await cur.fetchone()
+    if token is None:
+        raise AccountError(f"there is a token called {label!r} already")
+    return secret, token
+
+
+async def verify(conn: psycopg.AsyncConnection[Any], secret: str) -> Token | None:
+    if not secret.startswith(PREFIX):
+        return None
+    async with conn.cursor(row_factory=class_row(Token)) as cur:
+        await cur.execute(_Q["verify"], {"token_hash": _digest(secret)})
+        return await cur.fetchone()
+
+
+async def everyone(conn: psycopg.AsyncConnection[Any]) -> list[Token]:
+    async with conn.cursor(row_factory=class_row(Token)) as cur:
+        await cur.execute(_Q["all"])
+        return await cur.fetchall()
+
+
+async def revoke(conn: psycopg.AsyncConnection[Any], token_id: UUID) -> str | None:
+    """Revoke a token (it stops working at once); its name, or None if there was none."""
+    cur = await conn.execute(_Q["revoke"], {"id": token_id})
+    row = await cur.fetchone()
+    return str(row[0]) if row else None

@@ -1,0 +1,183 @@
+"""The config API under /api/v1, against the real app and a real PostgreSQL (in process)."""
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+import psycopg
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from engine import accounts, tokens, workspace
+from engine.db import connection
+from tests.integration.test_web_security import PASSWORD, SECRET, csrf, sign_in
+from ui.app import WebOptions, create_app
+
+WORKSPACE = f"""
+sources: [{{name: web, write_key: web-write-key-0123456789}}]
+destinations:
+  - {{name: amp, type: amplitude, config: {{apiKey: "{SECRET}"}}}}
+connections: [{{source: web, destination: amp}}]
+"""
+
+
+@pytest.fixture
+async def app(database_url: str) -> AsyncIterator[Litestar]:
+    async with connection(database_url) as conn:
+        await accounts.create(conn, "admin@example.com", "admin", PASSWORD)
+        await workspace.apply(conn, workspace.parse(WORKSPACE))
+    yield create_app(WebOptions(database_url, "http://127.0.0.1:8080"))
+
+
+async def bearer(database_url: str, role: str, name: str | None = None) -> dict[str, str]:
+    async with connection(database_url) as conn:
+        secret, _ = await tokens.create(conn, name or f"{role}-token", role, "test")
+    return {"Authorization": f"Bearer {secret}"}
+
+
+async def test_without_a_valid_token_the_api_answers_401_in_json(
+    app: Litestar, database_url: str
+) -> None:
+    async with AsyncTestClient(app) as client:
+        for headers in ({}, {"Authorization": "Bearer slc_not-a-real-token"},
+                        {"Authorization": "Basic YWRtaW46eA=="}):  # fmt: skip
+            answer = await client.get("/api/v1/workspace", headers=headers)
+            assert answer.status_code == 401, headers
+            assert answer.json()["error"] == "unauthenticated"
+            assert answer.headers["WWW-Authenticate"].startswith("Bearer")
+        # a signed-in browser's cookies are not credentials for the API
+        assert (await sign_in(client, "admin@example.com")).status_code == 303
+        assert (await client.get("/api/v1/workspace")).status_code == 401
+        put = await client.put("/api/v1/sources/sneaky", json={})
+        assert put.status_code == 401
+
+
+async def test_a_viewer_token_reads_without_secrets_and_cannot_write(
+    app: Litestar, database_url: str
+) -> None:
+    headers = await bearer(database_url, "viewer")
+    async with AsyncTestClient(app) as client:
+        client.headers.update(headers)
+        answer = await client.get("/api/v1/workspace")
+        assert answer.status_code == 200
+        assert SECRET not in answer.text and "web-write-key-0123456789" not in answer.text
+        assert answer.json()["sources"][0]["write_key"] == "****6789"
+        assert answer.json()["destinations"][0]["config"]["apiKey"] == "****"
+        refused = await client.put("/api/v1/sources/other", json={})
+        assert refused.status_code == 403 and refused.json()["error"] == "forbidden"
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM sources").fetchone() == (1,)
+
+
+async def test_an_editor_token_builds_a_workspace_entry_by_entry(
+    app: Litestar, database_url: str
+) -> None:
+    headers = await bearer(database_url, "editor", "ci")
+    async with AsyncTestClient(app) as client:
+        client.headers.update(headers)
+        made = await client.put("/api/v1/sources/ios", json={"rate_limit": 500})
+        assert made.status_code == 200
+        assert made.json()["changes"] == [["source", "ios", "created"]]
+        key = made.json()["new_write_keys"]["ios"]
+        assert re.fullmatch(r"[A-Za-z0-9]{32}", key)
+
+        bad = await client.put(
+            "/api/v1/destinations/hook",
+            json={"type": "webhook", "config": {"webhookUrl": "ftp://nope"}},
+        )
+        assert bad.status_code == 400 and bad.json()["error"] == "invalid"
+        assert "is not an http(s) URL" in bad.json()["message"]
+        unknown = await client.put("/api/v1/destinations/hook", json={"typo": 1})
+        assert unknown.status_code == 400
+
+        good = await client.put(
+            "/api/v1/destinations/hook",
+            json={"type": "webhook", "config": {"webhookUrl": "https://example.com/in"}},
+        )
+        assert good.json()["changes"] == [["destination", "hook", "created"]]
+        linked = await client.put(
+            "/api/v1/connections", json={"source": "ios", "destination": "hook"}
+        )
+        assert linked.json()["changes"] == [["connection", "ios → hook", "created"]]
+        code = "export function transformEvent(event) { return event; }"
+        saved = await client.put("/api/v1/transformations/pass", json={"code": code})
+        assert saved.json()["changes"] == [["transformation", "pass", "created"]]
+
+        one = (await client.get("/api/v1/sources/ios")).json()
+        assert one == {"name": "ios", "write_key": key, "rate_limit": 500}
+        assert (await client.get("/api/v1/sources/nope")).status_code == 404
+        listed = (await client.get("/api/v1/connections")).json()
+        assert {"source": "ios", "destination": "hook"} in listed
+        whole = (await client.get("/api/v1/workspace")).json()
+    assert whole["destinations"][0]["config"]["apiKey"] == SECRET  # editors get it all
+    async with connection(database_url) as conn:
+        exported = await workspace.export(conn)
+    assert whole == _plain(exported)
+    with psycopg.connect(database_url) as conn:
+        actors = conn.execute(
+            "SELECT DISTINCT actor, action FROM audit_log WHERE action = 'api.apply'"
+        ).fetchall()
+    assert actors == [("token ci", "api.apply")]
+
+
+def _plain(spec: workspace.WorkspaceSpec) -> Any:
+    return msgspec.to_builtins(spec)
+
+
+async def test_putting_the_whole_workspace_applies_it_and_reports(
+    app: Litestar, database_url: str
+) -> None:
+    headers = await bearer(database_url, "admin")
+    document = {
+        "sources": [{"name": "web", "enabled": False, "write_key": "web-write-key-0123456789"}]
+    }
+    async with AsyncTestClient(app) as client:
+        client.headers.update(headers)
+        answer = await client.put("/api/v1/workspace", json=document)
+        assert answer.json()["changes"] == [["source", "web", "updated"]]
+        again = await client.put("/api/v1/workspace", json=document)
+        assert again.json()["changes"] == [["source", "web", "unchanged"]]
+
+
+async def test_a_revoked_token_stops_working(app: Litestar, database_url: str) -> None:
+    headers = await bearer(database_url, "editor", "temporary")
+    async with AsyncTestClient(app) as client:
+        assert (await client.get("/api/v1/sources", headers=headers)).status_code == 200
+        await sign_in(client, "admin@example.com")
+        page = (await client.get("/users")).text
+        token_id = re.search(r"/users/tokens/([0-9a-f-]{36})/revoke", page)
+        assert token_id is not None
+        revoked = await client.post(f"/users/tokens/{token_id[1]}/revoke",
+                                    data={"_csrf_token": await csrf(client)})  # fmt: skip
+        assert revoked.status_code == 200
+        assert (await client.get("/api/v1/sources", headers=headers)).status_code == 401
+
+
+async def test_an_admin_makes_a_token_on_the_users_page_and_sees_it_once(
+    app: Litestar,
+) -> None:
+    async with AsyncTestClient(app) as client:
+        await sign_in(client, "admin@example.com")
+        made = await client.post(
+            "/users/tokens",
+            data={"_csrf_token": await csrf(client), "name": "deploy", "role": "editor"},
+        )
+        secret = re.search(r'<code id="new-token">(slc_[^<]+)</code>', made.text)
+        assert secret is not None
+        assert secret[1] not in (await client.get("/users")).text  # never shown again
+        answer = await client.get(
+            "/api/v1/sources", headers={"Authorization": f"Bearer {secret[1]}"}
+        )
+    assert answer.status_code == 200 and answer.json()[0]["name"] == "web"
+
+
+async def test_the_openapi_document_is_served_and_covers_the_api_only(app: Litestar) -> None:
+    async with AsyncTestClient(app) as client:
+        answer = await client.get("/api/v1/openapi/openapi.json")
+    assert answer.status_code == 200
+    paths = answer.json()["paths"]
+    assert {"/api/v1/workspace", "/api/v1/sources/{name}", "/api/v1/connections"} <= set(paths)
+    assert not [p for p in paths if not p.startswith("/api/v1/")]
+    assert answer.json()["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"

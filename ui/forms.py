@@ -1,0 +1,159 @@
+"""Destination settings forms, made from each plug-in's settings struct (msgspec), and the
+config a submitted form stands for.
+
+Strings are text inputs (password inputs for secrets, which are never sent to the browser: left
+blank, the saved value stays), booleans checkboxes, numbers number inputs, a fixed set of values
+a select, and anything structured (lists, mappings) JSON in a text area.
+"""
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import msgspec
+from msgspec import inspect
+
+from engine.destinations.base import Destination
+from engine.destinations.secrets import MASK, mask
+
+Kind = Literal["text", "secret", "bool", "number", "choice", "json"]
+_FIELD_IN_MESSAGE = re.compile(r"\$\.(\w+)|\b(\w+)\b")
+
+
+@dataclass(frozen=True)
+class Field:
+    key: str
+    kind: Kind
+    required: bool
+    value: str  # as the input shows it ("" for a secret)
+    choices: tuple[str, ...] = ()
+    has_value: bool = False  # a secret that is set (shown as "saved")
+
+
+class FormError(ValueError):
+    """A value the form cannot turn into config; `key` is the field."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = message
+
+
+def fields(plugin: Destination, config: dict[str, Any]) -> list[Field]:
+    """The form's fields, showing `config`; secrets elsewhere in it (a webhook's header
+    values) appear masked."""
+    info = inspect.type_info(plugin.settings)
+    assert isinstance(info, inspect.StructType)
+    hidden = plugin.secrets(config)
+    found = []
+    for field in info.fields:
+        kind = _kind(field.type, field.name in plugin.secret_keys)
+        current = config.get(field.name, _default(field))
+        found.append(
+            Field(
+                key=field.name,
+                kind=kind,
+                required=field.required,
+                value="" if kind == "secret" else mask(_shown(kind, current), hidden),
+                choices=_choices(field.type),
+                has_value=kind == "secret" and bool(current),
+            )
+        )
+    return found
+
+
+def _kind(t: inspect.Type, secret: bool) -> Kind:
+    if isinstance(t, inspect.UnionType):  # `X | None`: the X
+        others = [x for x in t.types if not isinstance(x, inspect.NoneType)]
+        t = others[0] if len(others) == 1 else t
+    if isinstance(t, inspect.StrType):
+        return "secret" if secret else "text"
+    if isinstance(t, inspect.BoolType):
+        return "bool"
+    if isinstance(t, inspect.IntType | inspect.FloatType):
+        return "number"
+    if isinstance(t, inspect.LiteralType) and all(isinstance(v, str) for v in t.values):
+        return "choice"
+    return "json"
+
+
+def _choices(t: inspect.Type) -> tuple[str, ...]:
+    return tuple(str(v) for v in t.values) if isinstance(t, inspect.LiteralType) else ()
+
+
+def _default(field: inspect.Field) -> Any:
+    if field.default is not msgspec.NODEFAULT:
+        return field.default
+    if field.default_factory is not msgspec.NODEFAULT:
+        return field.default_factory()
+    return None
+
+
+def _shown(kind: Kind, value: Any) -> str:
+    if value is None:
+        return ""
+    if kind == "json":
+        return json.dumps(msgspec.to_builtins(value), indent=2, ensure_ascii=False)
+    if kind == "bool":
+        return "true" if value else ""
+    return str(value)
+
+
+def config(plugin: Destination, form: dict[str, str], saved: dict[str, Any]) -> dict[str, Any]:
+    """The config a submitted form stands for; blank optional fields are left out (their
+    default applies), blank secrets keep their saved value."""
+    result: dict[str, Any] = {}
+    for field in fields(plugin, saved):
+        raw = form.get(field.key, "")
+        if field.kind not in ("bool", "secret") and MASK in raw:
+            if raw.strip() != field.value.strip():
+                raise FormError(
+                    field.key,
+                    f"holds masked secrets ({MASK}): leave it as it is, or write it out in full",
+                )
+            if field.key in saved:
+                result[field.key] = saved[field.key]  # unchanged: the saved secrets stay
+            continue
+        if field.kind == "bool":
+            result[field.key] = raw in ("true", "on")
+        elif field.kind == "secret":
+            if raw:
+                result[field.key] = raw
+            elif saved.get(field.key):
+                result[field.key] = saved[field.key]
+        elif not raw.strip():
+            continue
+        elif field.kind == "number":
+            result[field.key] = _number(field.key, raw)
+        elif field.kind == "json":
+            try:
+                result[field.key] = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise FormError(
+                    field.key, f"not valid JSON ({exc.msg}, line {exc.lineno})"
+                ) from None
+        else:
+            result[field.key] = raw.strip()
+    return result
+
+
+def _number(key: str, raw: str) -> int | float:
+    try:
+        return int(raw)
+    except ValueError:
+        try:
+            return float(raw)
+        except ValueError:
+            raise FormError(key, f"{raw!r} is not a number") from None
+
+
+def field_of(message: str, form: dict[str, str], keys: list[str]) -> str | None:
+    """The settings key an error message is about: one it names, else the one whose submitted
+    value it quotes."""
+    for match in _FIELD_IN_MESSAGE.finditer(message):
+        word = match[1] or match[2]
+        if word in keys:
+            return word
+    quoted = [k for k in keys if form.get(k) and repr(form[k]) in message]
+    return quoted[0] if len(quoted) == 1 else None

@@ -1,0 +1,252 @@
+"""Destination pages: pick a type, fill in a form made from its settings, see what is wrong
+where it is wrong, connect sources, and send a test event to see the exact request and the
+vendor's answer. Changes go through the workspace store's `apply`, like `sluice config apply`;
+secrets are never sent back to the browser."""
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, FromQuery, URLEncodedBody
+from litestar.response import Redirect, Template
+
+from engine import audit, graph, workspace
+from engine.destinations.base import Destination
+from engine.destinations.catalog import CATALOG, IMPLEMENTED
+from engine.errors import ConfigError, SluiceError
+from engine.pipeline import preview
+from engine.pipeline.topology import target
+from engine.workspace import ConnectionSpec, DestinationSpec, WorkspaceSpec
+from ui import forms
+from ui.pages.sources import Switch, switched
+from ui.requests import pool_of, signed_in
+
+SAMPLE_NAME = "Sluice Test Event"
+
+
+class Link(msgspec.Struct):
+    source_id: UUID
+    enabled: bool = True
+
+
+def _plugin(kind: str) -> Destination:
+    plugin = IMPLEMENTED.get(kind)
+    if plugin is None:
+        raise NotFoundException(f"there is no destination type {kind!r}")
+    return plugin
+
+
+def sample_event() -> dict[str, Any]:
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return {
+        "type": "track", "event": SAMPLE_NAME, "messageId": str(uuid4()),
+        "userId": "sluice-test-user", "anonymousId": "sluice-test-anonymous-id",
+        "properties": {"revenue": 30, "currency": "EUR", "test": True},
+        "context": {"library": {"name": "sluice", "version": "test"}, "ip": "127.0.0.1"},
+        "timestamp": now, "originalTimestamp": now, "sentAt": now,
+    }  # fmt: skip
+
+
+@get("/destinations/new")
+async def new_destination(
+    request: Request[Any, Any, Any], type: FromQuery[str | None] = None
+) -> Template:
+    user = signed_in(request)
+    if type is None:
+        kinds = [CATALOG[name] for name in sorted(IMPLEMENTED, key=lambda n: CATALOG[n].title)]
+        return Template("destination_types.html", context={"user": user, "kinds": kinds})
+    plugin = _plugin(type)
+    return _form(request, plugin, name="", config={})
+
+
+def _form(
+    request: Request[Any, Any, Any],
+    plugin: Destination,
+    *,
+    name: str,
+    config: dict[str, Any],
+    node: graph.DestinationNode | None = None,
+    error: str | None = None,
+    field_errors: dict[str, str] | None = None,
+    status: int = 200,
+    **more: Any,
+) -> Template:
+    return Template(
+        "destination.html",
+        context={
+            "user": signed_in(request), "plugin": plugin, "kind": CATALOG[plugin.name],
+            "name": name, "fields": forms.fields(plugin, config), "node": node,
+            "error": error, "field_errors": field_errors or {}, **more,
+        },
+        status_code=status,
+    )  # fmt: skip
+
+
+async def _submitted(request: Request[Any, Any, Any]) -> dict[str, str]:
+    form = await request.form()
+    return {key: str(value) for key, value in form.items() if isinstance(value, str)}
+
+
+@post("/destinations", status_code=303)
+async def create_destination(request: Request[Any, Any, Any]) -> Response[Any]:
+    user = signed_in(request)
+    form = await _submitted(request)
+    plugin = _plugin(form.get("type", ""))
+    name = form.get("name", "").strip()
+    async with pool_of(request).connection() as conn:
+        if any(d.name == name for d in (await graph.load(conn)).destinations):
+            return _form(request, plugin, name=name, config={}, status=400,
+                         error=f"there is a destination called {name!r} already")  # fmt: skip
+        try:
+            config = forms.config(plugin, form, {})
+            spec = DestinationSpec(name=name, type=plugin.name, config=config)
+            await workspace.apply(conn, WorkspaceSpec(destinations=[spec]))
+        except (forms.FormError, ConfigError) as exc:
+            return _refused(request, plugin, name, form, exc)
+        made = next(d for d in (await graph.load(conn)).destinations if d.name == name)
+        await audit.record(conn, user.email, "destination.create", name, type=plugin.name)
+    return Redirect(f"/destinations/{made.id}", status_code=303)
+
+
+def _refused(
+    request: Request[Any, Any, Any],
+    plugin: Destination,
+    name: str,
+    form: dict[str, str],
+    exc: Exception,
+    node: graph.DestinationNode | None = None,
+    saved: dict[str, Any] | None = None,
+    **more: Any,
+) -> Template:
+    """The form again, as submitted (secrets excepted), the error beside its field."""
+    message = exc.message if isinstance(exc, forms.FormError | ConfigError) else str(exc)
+    keys = [f.key for f in forms.fields(plugin, {})]
+    key = exc.key if isinstance(exc, forms.FormError) else forms.field_of(message, form, keys)
+    shown = {**(saved or {})}
+    shown.update({k: v for k, v in form.items() if k in keys and v})
+    try:
+        echoed = forms.config(plugin, shown, saved or {})
+    except forms.FormError:
+        echoed = {k: v for k, v in shown.items() if isinstance(v, str)}
+    return _form(
+        request, plugin, name=name, config=echoed, node=node, status=400,
+        error=None if key else message, field_errors={key: message} if key else {}, **more,
+    )  # fmt: skip
+
+
+async def _load(request: Request[Any, Any, Any], destination_id: UUID) -> tuple[Any, Any, Any]:
+    async with pool_of(request).connection() as conn:
+        spec: DestinationSpec | None = await workspace.entry(conn, "destination", destination_id)
+        if spec is None:
+            raise NotFoundException("there is no such destination (any more)")
+        shape = await graph.load(conn)
+    node = next(d for d in shape.destinations if d.id == destination_id)
+    return spec, node, shape
+
+
+@get("/destinations/{destination_id:uuid}")
+async def destination_page(
+    request: Request[Any, Any, Any], destination_id: FromPath[UUID]
+) -> Template:
+    spec, node, shape = await _load(request, destination_id)
+    return _form(
+        request, _plugin(spec.type), name=spec.name, config=spec.config, node=node,
+        **_connections(shape, destination_id),
+    )  # fmt: skip
+
+
+def _connections(shape: graph.Graph, destination_id: UUID) -> dict[str, Any]:
+    linked = {e.source_id: e for e in shape.connections if e.destination_id == destination_id}
+    return {
+        "linked": [(s, linked[s.id]) for s in shape.sources if s.id in linked],
+        "unlinked": [s for s in shape.sources if s.id not in linked],
+    }
+
+
+@post("/destinations/{destination_id:uuid}", status_code=303)
+async def update_destination(
+    request: Request[Any, Any, Any], destination_id: FromPath[UUID]
+) -> Response[Any]:
+    user = signed_in(request)
+    form = await _submitted(request)
+    spec, node, shape = await _load(request, destination_id)
+    plugin = _plugin(spec.type)
+    async with pool_of(request).connection() as conn:
+        try:
+            config = forms.config(plugin, form, spec.config)
+            changed = msgspec.structs.replace(spec, config=config)
+            await workspace.apply(conn, WorkspaceSpec(destinations=[changed]))
+        except (forms.FormError, ConfigError) as exc:
+            return _refused(request, plugin, spec.name, form, exc, node, spec.config,
+                            **_connections(shape, destination_id))  # fmt: skip
+        keys = sorted(k for k in set(config) | set(spec.config)
+                      if config.get(k) != spec.config.get(k))  # fmt: skip
+        await audit.record(conn, user.email, "destination.update", spec.name, settings=keys)
+    return Redirect(f"/destinations/{destination_id}?saved=1", status_code=303)
+
+
+@post("/destinations/{destination_id:uuid}/enabled", status_code=303)
+async def switch_destination(
+    request: Request[Any, Any, Any], destination_id: FromPath[UUID], data: URLEncodedBody[Switch]
+) -> Response[Any]:
+    return await switched(request, "destination", destination_id, data)
+
+
+@post("/destinations/{destination_id:uuid}/connections", status_code=303)
+async def connect_source(
+    request: Request[Any, Any, Any], destination_id: FromPath[UUID], data: URLEncodedBody[Link]
+) -> Response[Any]:
+    """Connect a source to this destination, or switch an existing connection on or off."""
+    user = signed_in(request)
+    spec, _, shape = await _load(request, destination_id)
+    source = next((s for s in shape.sources if s.id == data.source_id), None)
+    if source is None:
+        raise NotFoundException("there is no such source (any more)")
+    edges = [e for e in shape.connections if e.destination_id == destination_id]
+    edge = next((e for e in edges if e.source_id == source.id), None)
+    async with pool_of(request).connection() as conn:
+        current: ConnectionSpec | None = (
+            await workspace.entry(conn, "connection", edge.id) if edge else None
+        )
+        link = ConnectionSpec(
+            source=source.name, destination=spec.name, enabled=data.enabled,
+            transformation=current.transformation if current else None,
+        )  # fmt: skip
+        await workspace.apply(conn, WorkspaceSpec(connections=[link]))
+        action = "connection.create" if edge is None else (
+            "connection.enable" if data.enabled else "connection.disable"
+        )  # fmt: skip
+        await audit.record(conn, user.email, action, f"{source.name} → {spec.name}")
+    return Redirect(f"/destinations/{destination_id}", status_code=303)
+
+
+@post("/destinations/{destination_id:uuid}/test", status_code=200)
+async def send_test_event(
+    request: Request[Any, Any, Any], destination_id: FromPath[UUID]
+) -> Template:
+    """Send a sample event now (no job, no retry) and show the request and the answer."""
+    user = signed_in(request)
+    spec, _, _ = await _load(request, destination_id)
+    row = {"id": destination_id, "name": spec.name, "type": spec.type, "config": spec.config,
+           "delivery": msgspec.to_builtins(spec.delivery), "enabled": spec.enabled}  # fmt: skip
+    event = sample_event()
+    try:
+        tried = await preview.send(target(row), event)
+        error = None
+    except SluiceError as exc:
+        tried, error = [], str(exc)
+    async with pool_of(request).connection() as conn:
+        await audit.record(conn, user.email, "destination.test", spec.name)
+    return Template(
+        "test_result.html",
+        context={"user": user, "tried": tried, "error": error, "event": event},
+    )
+
+
+handlers = [
+    new_destination, create_destination, destination_page, update_destination,
+    switch_destination, connect_source, send_test_event,
+]  # fmt: skip

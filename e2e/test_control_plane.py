@@ -182,3 +182,46 @@ def test_source_to_webhook_from_scratch_with_an_event_delivered(
     page.goto("/connections")
     expect(page.locator("path.wire.live")).to_have_count(1)
     shot(page, "connections-after")
+
+
+def test_a_connection_gets_a_transformation_and_event_filters(
+    page: Page, database_url: str
+) -> None:
+    configure(database_url)
+
+    async def add_transformation() -> None:
+        async with connection(database_url) as conn:
+            await workspace.apply(conn, workspace.parse(
+                "transformations: [{name: tag-orders, code: 'export function transformEvent(e)"
+                " { e.properties = {...e.properties, tagged: true}; return e; }'}]"
+            ))  # fmt: skip
+
+    run(add_transformation())
+    sign_in(page, "editor@example.com")
+    page.locator("a.name", has_text="warehouse hook").click()
+    page.get_by_role("link", name="transformation and filters").click()
+    expect(page.get_by_role("heading", name="website → warehouse hook")).to_be_visible()
+    page.get_by_label("Run on each event before it is sent").select_option("tag-orders")
+    page.get_by_label("only the track events named below").check()
+    page.get_by_label("Event names, one per line").fill("Order Completed\nCheckout Started\n")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_contain_text("Saved")
+    expect(page.get_by_label("Event names, one per line")).to_have_value(
+        "Order Completed\nCheckout Started"
+    )
+    shot(page, "connection")
+
+    async def saved() -> workspace.WorkspaceSpec:
+        async with connection(database_url) as conn:
+            return await workspace.export(conn)
+
+    spec = run(saved())
+    hook = next(d for d in spec.destinations if d.name == "warehouse hook")
+    assert hook.config["eventFilteringOption"] == "whitelistedEvents"
+    assert hook.config["whitelistedEvents"] == [
+        {"eventName": "Order Completed"},
+        {"eventName": "Checkout Started"},
+    ]
+    assert hook.config["webhookUrl"] == "https://hooks.example.com/in"
+    link = next(c for c in spec.connections if c.destination == "warehouse hook")
+    assert link.transformation == "tag-orders"

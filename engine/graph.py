@@ -1,9 +1,9 @@
-"""The workspace as the control plane draws it: sources, destinations, and the connections
-between them, with their ids and whether each is switched on."""
+"""The workspace as the control plane draws it: sources, destinations, the connections
+between them (with their ids and whether each is switched on), and the transformations."""
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
@@ -13,6 +13,7 @@ from engine.destinations.catalog import CATALOG
 from engine.sql import Queries
 
 _Q = Queries.beside(__file__, "graph.sql")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -47,10 +48,17 @@ class Edge:
 
 
 @dataclass(frozen=True)
+class TransformationNode:
+    id: UUID
+    name: str
+
+
+@dataclass(frozen=True)
 class Graph:
     sources: list[SourceNode]
     destinations: list[DestinationNode]
     connections: list[Edge]
+    transformations: list[TransformationNode]
 
     def live(self, edge: Edge) -> bool:
         """Whether events flow along this connection: it and both its ends are switched on."""
@@ -65,13 +73,15 @@ class Graph:
 
 
 async def load(conn: psycopg.AsyncConnection[Any]) -> Graph:
-    async with conn.cursor(row_factory=class_row(SourceNode)) as cur:
-        await cur.execute(_Q["sources"])
-        sources = await cur.fetchall()
-    async with conn.cursor(row_factory=class_row(DestinationNode)) as cur:
-        await cur.execute(_Q["destinations"])
-        destinations = await cur.fetchall()
-    async with conn.cursor(row_factory=class_row(Edge)) as cur:
-        await cur.execute(_Q["connections"])
-        edges = await cur.fetchall()
-    return Graph(sources, destinations, edges)
+    return Graph(
+        await _rows(conn, "sources", SourceNode),
+        await _rows(conn, "destinations", DestinationNode),
+        await _rows(conn, "connections", Edge),
+        await _rows(conn, "transformations", TransformationNode),
+    )
+
+
+async def _rows(conn: psycopg.AsyncConnection[Any], query: str, shape: type[T]) -> list[T]:
+    async with conn.cursor(row_factory=class_row(shape)) as cur:
+        await cur.execute(_Q[query])
+        return await cur.fetchall()

@@ -102,9 +102,12 @@ def _shown(kind: Kind, value: Any) -> str:
 
 def config(plugin: Destination, form: dict[str, str], saved: dict[str, Any]) -> dict[str, Any]:
     """The config a submitted form stands for; blank optional fields are left out (their
-    default applies), blank secrets keep their saved value."""
-    result: dict[str, Any] = {}
-    for field in fields(plugin, saved):
+    default applies), blank secrets keep their saved value, and saved keys the form does not
+    show (event filters, keys of other RudderStack versions) are kept as they are."""
+    shown = fields(plugin, saved)
+    known = {field.key for field in shown}
+    result: dict[str, Any] = {k: v for k, v in saved.items() if k not in known}
+    for field in shown:
         raw = form.get(field.key, "")
         if field.kind not in ("bool", "secret") and MASK in raw:
             if raw.strip() != field.value.strip():

@@ -360,3 +360,35 @@ async def test_a_blank_secret_keeps_the_saved_one(app: Litestar, database_url: s
     async with connection(database_url) as conn:
         spec = await workspace.entry(conn, "destination", ids["amp"])
     assert spec.config["apiKey"] == f"{SECRET}-amp" and spec.config["groupTypeTrait"] == "company"
+
+
+async def test_saving_the_form_keeps_the_settings_it_does_not_show(
+    app: Litestar, database_url: str
+) -> None:
+    async with connection(database_url) as conn:
+        await workspace.apply(
+            conn,
+            workspace.parse("""
+destinations:
+  - name: filtered
+    type: webhook
+    config:
+      webhookUrl: https://hooks.example.com/in
+      eventFilteringOption: whitelistedEvents
+      whitelistedEvents: [{eventName: Order Completed}]
+"""),
+        )
+        cur = await conn.execute("SELECT id FROM destinations")
+        row = await cur.fetchone()
+    assert row is not None
+    async with AsyncTestClient(app) as client:
+        await sign_in(client, "editor@example.com")
+        form = {"_csrf_token": await csrf(client), "webhookUrl": "https://hooks.example.com/v2",
+                "webhookMethod": "POST", "headers": "[]"}  # fmt: skip
+        saved = await client.post(f"/destinations/{row[0]}", data=form, follow_redirects=False)
+        assert saved.status_code == 303
+    async with connection(database_url) as conn:
+        spec = await workspace.entry(conn, "destination", row[0])
+    assert spec.config["webhookUrl"] == "https://hooks.example.com/v2"
+    assert spec.config["eventFilteringOption"] == "whitelistedEvents"
+    assert spec.config["whitelistedEvents"] == [{"eventName": "Order Completed"}]

@@ -1,12 +1,34 @@
-"""The connections page: sources on one side, destinations on the other, lines between."""
+"""The connections page — sources on one side, destinations on the other, lines between — and
+a connection's own page: its transformation and the destination's event filters."""
 
 from typing import Any
+from uuid import UUID
 
-from litestar import Request, get
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, URLEncodedBody
 from litestar.response import Redirect, Template
 
-from engine import graph
+from engine import audit, graph, workspace
+from engine.errors import ConfigError
+from engine.workspace import ConnectionSpec, DestinationSpec, WorkspaceSpec
 from ui.requests import pool_of, signed_in
+
+FILTERS = {
+    "disable": "every event",
+    "whitelistedEvents": "only the track events named below",
+    "blacklistedEvents": "every event but the track events named below",
+}
+
+
+_FILTER_KEYS = ("eventFilteringOption", "whitelistedEvents", "blacklistedEvents")
+
+
+class ConnectionForm(msgspec.Struct):
+    transformation: str = ""  # a transformation's name; empty: none
+    filter: str = "disable"
+    names: str = ""  # event names, one per line
 
 
 @get("/")
@@ -17,8 +39,90 @@ async def home() -> Redirect:
 @get("/connections")
 async def connections_page(request: Request[Any, Any, Any]) -> Template:
     async with pool_of(request).connection() as conn:
-        workspace = await graph.load(conn)
-    return Template("connections.html", context={"user": signed_in(request), "graph": workspace})
+        workspace_graph = await graph.load(conn)
+    return Template(
+        "connections.html", context={"user": signed_in(request), "graph": workspace_graph}
+    )
 
 
-handlers = [home, connections_page]
+async def _load(
+    request: Request[Any, Any, Any], connection_id: UUID
+) -> tuple[ConnectionSpec, DestinationSpec, graph.Graph]:
+    async with pool_of(request).connection() as conn:
+        spec: ConnectionSpec | None = await workspace.entry(conn, "connection", connection_id)
+        if spec is None:
+            raise NotFoundException("there is no such connection (any more)")
+        shape = await graph.load(conn)
+        target = next(d for d in shape.destinations if d.name == spec.destination)
+        destination: DestinationSpec = await workspace.entry(conn, "destination", target.id)
+    return spec, destination, shape
+
+
+def _page(
+    request: Request[Any, Any, Any],
+    connection_id: UUID,
+    spec: ConnectionSpec,
+    destination: DestinationSpec,
+    shape: graph.Graph,
+    error: str | None = None,
+) -> Template:
+    config = destination.config
+    option = config.get("eventFilteringOption") or "disable"
+    rows = config.get(option) if option in ("whitelistedEvents", "blacklistedEvents") else []
+    names = [r.get("eventName", "") for r in rows or [] if isinstance(r, dict)]
+    node = next(d for d in shape.destinations if d.name == spec.destination)
+    return Template(
+        "connection.html",
+        context={
+            "user": signed_in(request), "connection_id": connection_id, "spec": spec,
+            "source": next(s for s in shape.sources if s.name == spec.source),
+            "destination": node, "transformations": shape.transformations,
+            "filters": FILTERS, "option": option, "names": "\n".join(names), "error": error,
+            # other sources whose events the same filters apply to
+            "shared": sum(1 for e in shape.connections if e.destination_id == node.id) - 1,
+        },
+        status_code=400 if error else 200,
+    )  # fmt: skip
+
+
+@get("/connections/{connection_id:uuid}")
+async def connection_page(
+    request: Request[Any, Any, Any], connection_id: FromPath[UUID]
+) -> Template:
+    return _page(request, connection_id, *await _load(request, connection_id))
+
+
+@post("/connections/{connection_id:uuid}", status_code=303)
+async def update_connection(
+    request: Request[Any, Any, Any],
+    connection_id: FromPath[UUID],
+    data: URLEncodedBody[ConnectionForm],
+) -> Response[Any]:
+    """The transformation of this connection and the event filters of its destination (in
+    RudderStack, filters belong to the destination: every source sending there gets them)."""
+    user = signed_in(request)
+    spec, destination, shape = await _load(request, connection_id)
+    if data.filter not in FILTERS:
+        return _page(request, connection_id, spec, destination, shape, "pick one of the filters")
+    names = [n.strip() for n in data.names.splitlines() if n.strip()]
+    config = {k: v for k, v in destination.config.items() if k not in _FILTER_KEYS}
+    config["eventFilteringOption"] = data.filter
+    if data.filter != "disable":
+        config[data.filter] = [{"eventName": n} for n in names]
+    changed = WorkspaceSpec(
+        destinations=[msgspec.structs.replace(destination, config=config)],
+        connections=[msgspec.structs.replace(spec, transformation=data.transformation or None)],
+    )
+    async with pool_of(request).connection() as conn:
+        try:
+            await workspace.apply(conn, changed)
+        except ConfigError as exc:
+            return _page(request, connection_id, spec, destination, shape, exc.message)
+        await audit.record(conn, user.email, "connection.update",
+                           f"{spec.source} → {spec.destination}",
+                           transformation=data.transformation or None, filter=data.filter,
+                           events=len(names))  # fmt: skip
+    return Redirect(f"/connections/{connection_id}?saved=1", status_code=303)
+
+
+handlers = [home, connections_page, connection_page, update_connection]

@@ -100,6 +100,7 @@ def web_options(settings: Settings) -> "WebOptions":
         database_url=settings.database_url,
         gateway_url=settings.public_url or f"http://{host}:{settings.gateway_port}",
         secure_cookies=settings.web_secure_cookies,
+        test_private_hosts=settings.web_test_private_hosts,
     )
 
 

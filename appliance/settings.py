@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     gateway_workers: int = Field(2, ge=1, le=64, description="gateway processes")
     web_host: str = "127.0.0.1"
     web_port: int = Field(8000, ge=1, le=65535)
+    web_test_private_hosts: bool = Field(
+        False, description="let the UI's \"send test event\" reach destinations on this host's "
+        "own network (loopback, private addresses); it shows their answers",
+    )  # fmt: skip
     web_secure_cookies: bool = Field(
         False, description="the UI is reached over HTTPS (directly or through a proxy): "
         "its cookies are then only ever sent over HTTPS",

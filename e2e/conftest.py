@@ -66,7 +66,9 @@ def web(
                 await accounts.create(conn, f"{role}@example.com", role, PASSWORD)
 
     run(people())
-    web = start_web(database_url, workdir, {"public_url": gateway.url})
+    # (test events go to sinks on loopback here)
+    web = start_web(database_url, workdir,
+                    {"public_url": gateway.url, "web_test_private_hosts": "true"})  # fmt: skip
     try:
         yield web
     finally:

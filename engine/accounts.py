@@ -4,7 +4,8 @@ Roles: `admin` (everything, users included), `editor` (sources, destinations,
 transformations, connections), `viewer` (reads; never sees secrets). Passwords are hashed with
 argon2id (argon2-cffi's defaults, re-hashed at sign-in when those change), in a thread: a hash
 takes tens of milliseconds of CPU that the event loop must not wait on. Sign-in is throttled
-per account and per client address; the answer never says whether the email exists.
+per account and client address, per client address, and (more loosely) per account; the
+answer never says whether the email exists or the account is disabled.
 """
 
 import asyncio
@@ -30,8 +31,12 @@ ROLES: tuple[Role, ...] = get_args(Role)
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024  # argon2 takes any length; a megabyte "password" is an attack
 THROTTLE_WINDOW = timedelta(minutes=15)
+# Per account from one client address (guessing one account), per client (guessing many),
+# and per account from anywhere (a spread-out attack): the first two without locking the
+# real owner out from elsewhere.
 MAX_FAILURES_PER_ACCOUNT = 5
 MAX_FAILURES_PER_CLIENT = 20
+MAX_FAILURES_PER_ACCOUNT_ANYWHERE = 50
 _WRONG = "wrong email or password"
 
 _hasher = PasswordHasher()  # argon2id
@@ -164,9 +169,9 @@ async def sign_in(
     known = stored.password_hash if stored else await asyncio.to_thread(_decoy)
     if not await _verify(known, password[:MAX_PASSWORD]):
         stored = None
-    if stored is None or stored.disabled:
+    if stored is None or stored.disabled:  # (the same answer: no hint the password was right)
         await conn.execute(_Q["record_failure"], {"email": address, "client": client})
-        raise SignInRefused(_WRONG if stored is None else "this account is disabled")
+        raise SignInRefused(_WRONG)
     await conn.execute(_Q["forget_failures"], {"email": address})
     await conn.execute(_Q["signed_in"], {"id": stored.id})
     if _hasher.check_needs_rehash(stored.password_hash):
@@ -196,10 +201,11 @@ async def _throttle(conn: psycopg.AsyncConnection[Any], email: str, client: str 
     )
     row = await cur.fetchone()
     assert row is not None
-    by_account, by_client, first_account, first_client, now = row
+    by_pair, by_client, by_account, first_pair, first_client, first_account, now = row
     for failures, limit, first in (
-        (by_account, MAX_FAILURES_PER_ACCOUNT, first_account),
+        (by_pair, MAX_FAILURES_PER_ACCOUNT, first_pair),
         (by_client, MAX_FAILURES_PER_CLIENT, first_client),
+        (by_account, MAX_FAILURES_PER_ACCOUNT_ANYWHERE, first_account),
     ):
         if failures >= limit:
             wait = max(1, int((first + THROTTLE_WINDOW - now).total_seconds()) + 1)

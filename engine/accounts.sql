@@ -21,11 +21,14 @@ FROM users ORDER BY email
 SELECT count(*) FROM users
 
 -- name: recent_failures
--- Failed sign-ins within the throttle window, for this email and from this client.
-SELECT count(*) FILTER (WHERE email = %(email)s),
+-- Failed sign-ins within the throttle window: for this email from this client, from this
+-- client, for this email; and when the oldest of each happened.
+SELECT count(*) FILTER (WHERE email = %(email)s AND client IS NOT DISTINCT FROM %(client)s::inet),
        count(*) FILTER (WHERE client = %(client)s::inet),
-       min(at) FILTER (WHERE email = %(email)s),
+       count(*) FILTER (WHERE email = %(email)s),
+       min(at) FILTER (WHERE email = %(email)s AND client IS NOT DISTINCT FROM %(client)s::inet),
        min(at) FILTER (WHERE client = %(client)s::inet),
+       min(at) FILTER (WHERE email = %(email)s),
        now()
 FROM login_failures
 WHERE at > now() - %(window)s::interval

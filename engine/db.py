@@ -5,7 +5,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from engine.errors import DatabaseUnavailable
 
@@ -39,6 +39,18 @@ async def connection(url: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
             yield conn
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(f"database unavailable: {exc}") from exc
+
+
+@asynccontextmanager
+async def borrowed(pool: AsyncConnectionPool) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A connection of `pool` for one piece of work, committed when the block succeeds;
+    DatabaseUnavailable when PostgreSQL cannot be reached (or goes away meanwhile)."""
+    try:
+        async with pool.connection() as conn:
+            yield conn
+    except (PoolTimeout, psycopg.OperationalError) as exc:
+        reason = describe(exc) if isinstance(exc, psycopg.Error) else str(exc)
+        raise DatabaseUnavailable(f"database unavailable: {reason}") from exc
 
 
 def describe(exc: psycopg.Error) -> str:

@@ -12,9 +12,11 @@ import msgspec
 from litestar import Request, Router, get, put
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, JSONBody
+from msgspec import UNSET, UnsetType
 
 from engine import audit, workspace
 from engine.destinations.secrets import MASK
+from engine.errors import ConfigError
 from engine.pipeline.topology import target
 from engine.workspace import (
     ConnectionSpec,
@@ -23,7 +25,10 @@ from engine.workspace import (
     TransformationSpec,
     WorkspaceSpec,
 )
-from ui.requests import pool_of, principal
+from ui.requests import database, principal
+
+Named = TypeVar("Named", SourceSpec, DestinationSpec)
+S = TypeVar("S", SourceSpec, DestinationSpec, ConnectionSpec)
 
 
 class Changes(msgspec.Struct):
@@ -33,16 +38,33 @@ class Changes(msgspec.Struct):
     new_write_keys: dict[str, str]
 
 
-class SourceBody(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    write_key: str | None = None
-    enabled: bool = True
-    rate_limit: int | None = None
+# In the bodies of PUTs, a field left out keeps its current value (or the default, for a new
+# entry): switching a source off must not clear its rate limit.
+
+
+class SourceBody(msgspec.Struct, forbid_unknown_fields=True):
+    write_key: str | UnsetType = UNSET  # a new source without one gets one made
+    enabled: bool | UnsetType = UNSET
+    rate_limit: int | UnsetType | None = UNSET
 
 
 class DestinationBody(msgspec.Struct, forbid_unknown_fields=True):
-    type: str
-    config: dict[str, Any] = {}
-    enabled: bool = True
+    type: str | UnsetType = UNSET  # required for a new destination
+    config: dict[str, Any] | UnsetType = UNSET
+    enabled: bool | UnsetType = UNSET
+
+
+class ConnectionBody(msgspec.Struct, forbid_unknown_fields=True):
+    source: str
+    destination: str
+    transformation: str | UnsetType | None = UNSET
+    enabled: bool | UnsetType = UNSET
+
+
+def _merged(current: S, body: msgspec.Struct) -> S:
+    """`current` with the fields `body` gives."""
+    given = {k: v for k, v in msgspec.structs.asdict(body).items() if v is not UNSET}
+    return msgspec.structs.replace(current, **given)
 
 
 class TransformationBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -67,15 +89,20 @@ def _shown(request: Request[Any, Any, Any], spec: WorkspaceSpec) -> WorkspaceSpe
     return msgspec.structs.replace(spec, sources=sources, destinations=destinations)
 
 
+async def _everything(request: Request[Any, Any, Any]) -> WorkspaceSpec:
+    async with database(request) as conn:
+        return await workspace.export(conn)
+
+
 async def _export(request: Request[Any, Any, Any]) -> WorkspaceSpec:
-    async with pool_of(request).connection() as conn:
-        return _shown(request, await workspace.export(conn))
+    """The workspace as this caller may see it."""
+    return _shown(request, await _everything(request))
 
 
 async def _apply(request: Request[Any, Any, Any], spec: WorkspaceSpec, what: str) -> Changes:
     who = principal(request)
     assert who is not None
-    async with pool_of(request).connection() as conn:
+    async with database(request) as conn:
         report = await workspace.apply(conn, spec)
         changed = [f"{kind} {name}: {action}" for kind, name, action in report.changes
                    if action != "unchanged"]  # fmt: skip
@@ -108,7 +135,8 @@ async def get_source(request: Request[Any, Any, Any], name: FromPath[str]) -> So
 async def put_source(
     request: Request[Any, Any, Any], name: FromPath[str], data: JSONBody[SourceBody]
 ) -> Changes:
-    spec = SourceSpec(name=name, **msgspec.structs.asdict(data))
+    current = _find((await _everything(request)).sources, name) or SourceSpec(name=name)
+    spec = _merged(current, data)
     return await _apply(request, WorkspaceSpec(sources=[spec]), f"source {name}")
 
 
@@ -126,11 +154,12 @@ async def get_destination(request: Request[Any, Any, Any], name: FromPath[str]) 
 async def put_destination(
     request: Request[Any, Any, Any], name: FromPath[str], data: JSONBody[DestinationBody]
 ) -> Changes:
-    async with pool_of(request).connection() as conn:
-        current = next((d for d in (await workspace.export(conn)).destinations
-                        if d.name == name), None)  # fmt: skip
-    delivery = current.delivery if current else DestinationSpec(name, data.type).delivery
-    spec = DestinationSpec(name, data.type, data.config, data.enabled, delivery)
+    current = _find((await _everything(request)).destinations, name)
+    if current is None:
+        if isinstance(data.type, UnsetType):
+            raise ConfigError(f"destination {name}", "a new destination needs its type")
+        current = DestinationSpec(name=name, type=data.type)
+    spec = _merged(current, data)
     return await _apply(request, WorkspaceSpec(destinations=[spec]), f"destination {name}")
 
 
@@ -154,17 +183,23 @@ async def list_connections(request: Request[Any, Any, Any]) -> list[ConnectionSp
 
 @put("/connections", summary="Create or update the connection of a source to a destination")
 async def put_connection(
-    request: Request[Any, Any, Any], data: JSONBody[ConnectionSpec]
+    request: Request[Any, Any, Any], data: JSONBody[ConnectionBody]
 ) -> Changes:
+    current = next(
+        (c for c in (await _everything(request)).connections
+         if (c.source, c.destination) == (data.source, data.destination)),
+        ConnectionSpec(source=data.source, destination=data.destination),
+    )  # fmt: skip
     label = f"connection {data.source} → {data.destination}"
-    return await _apply(request, WorkspaceSpec(connections=[data]), label)
+    return await _apply(request, WorkspaceSpec(connections=[_merged(current, data)]), label)
 
 
-Named = TypeVar("Named", SourceSpec, DestinationSpec)
+def _find(entries: list[Named], name: str) -> Named | None:
+    return next((e for e in entries if e.name == name), None)
 
 
 def _one(entries: list[Named], name: str, kind: str) -> Named:
-    found = next((e for e in entries if e.name == name), None)
+    found = _find(entries, name)
     if found is None:
         raise NotFoundException(f"there is no {kind} named {name!r}")
     return found

@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 from litestar import Litestar, Router, get
 from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import CacheControlHeader
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
@@ -33,6 +34,7 @@ class WebOptions:
     database_url: str
     gateway_url: str  # where SDKs send events, shown on source pages
     secure_cookies: bool = False  # the UI is served over HTTPS (directly or by a proxy)
+    test_private_hosts: bool = False  # "send test event" may reach this host's own network
 
 
 @get("/health", opt={"public": True}, sync_to_thread=False, include_in_schema=False)
@@ -102,6 +104,7 @@ def create_app(options: WebOptions) -> Litestar:
                 directories=[_HERE / "static"],
                 opt={"public": True},
                 include_in_schema=False,
+                cache_control=CacheControlHeader(max_age=600),
             ),
             pages,
             api.router,
@@ -120,7 +123,7 @@ def create_app(options: WebOptions) -> Litestar:
             ),
         ),
         lifespan=[lifespan],
-        state=security.state(pool, options.gateway_url, options.secure_cookies),
+        state=security.state(pool, options),
         middleware=[security.Sessions()],
         guards=[security.allowed],
         csrf_config=csrf,
@@ -129,4 +132,5 @@ def create_app(options: WebOptions) -> Litestar:
             directory=_HERE / "templates", engine=JinjaTemplateEngine, engine_callback=_filters
         ),
         exception_handlers=security.exception_handlers,
+        response_headers=security.SECURITY_HEADERS,
     )

@@ -40,9 +40,12 @@ class FormError(ValueError):
         self.message = message
 
 
-def fields(plugin: Destination, config: dict[str, Any]) -> list[Field]:
-    """The form's fields, showing `config`; secrets elsewhere in it (a webhook's header
-    values) appear masked."""
+def fields(
+    plugin: Destination, config: dict[str, Any], submitted: dict[str, str] | None = None
+) -> list[Field]:
+    """The form's fields, showing `config` — or what was `submitted`, when a form comes back
+    with an error (secrets excepted); secrets elsewhere in it (a webhook's header values)
+    appear masked."""
     info = inspect.type_info(plugin.settings)
     assert isinstance(info, inspect.StructType)
     hidden = plugin.secrets(config)
@@ -55,7 +58,13 @@ def fields(plugin: Destination, config: dict[str, Any]) -> list[Field]:
                 key=field.name,
                 kind=kind,
                 required=field.required,
-                value="" if kind == "secret" else mask(_shown(kind, current), hidden),
+                value=(
+                    ""
+                    if kind == "secret"
+                    else submitted.get(field.name, "")  # (an unticked box is not sent)
+                    if submitted is not None
+                    else mask(_shown(kind, current), hidden)
+                ),
                 choices=_choices(field.type),
                 has_value=kind == "secret" and bool(current),
             )

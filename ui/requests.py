@@ -1,16 +1,21 @@
 """What page handlers take from a request: the database pool and the signed-in user."""
 
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from litestar.connection import ASGIConnection
 
 from engine.accounts import Principal, User
-from engine.db import Pool
+from engine.db import Pool, borrowed
 
 
-def pool_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Pool:
+def database(
+    connection: ASGIConnection[Any, Any, Any, Any],
+) -> AbstractAsyncContextManager[Any]:
+    """A database connection for this request's work, committed when the block succeeds;
+    DatabaseUnavailable (a 503 page) when PostgreSQL cannot be reached."""
     pool: Pool = connection.app.state.pool
-    return pool
+    return borrowed(pool)
 
 
 def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User | None:

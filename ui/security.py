@@ -11,12 +11,12 @@ included (the token travels in a header set on <body>); the API, which takes no 
 none.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from litestar import Request, Response
 from litestar.connection import ASGIConnection
-from litestar.datastructures import Cookie, State
+from litestar.datastructures import Cookie, ResponseHeader, State
 from litestar.enums import ScopeType
 from litestar.exceptions import (
     HTTPException,
@@ -34,15 +34,20 @@ from engine import sessions, tokens
 from engine.accounts import Role
 from engine.db import Pool
 from engine.errors import ConfigError, DatabaseUnavailable
-from ui.requests import current_user, pool_of, principal
+from ui.requests import current_user, database, principal
+
+if TYPE_CHECKING:
+    from ui.app import WebOptions
 
 SESSION_COOKIE = "sluice_session"
 API = "/api/"
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def state(pool: Pool, gateway_url: str, secure_cookies: bool) -> State:
-    return State({"pool": pool, "gateway_url": gateway_url, "secure_cookies": secure_cookies})
+def state(pool: Pool, options: "WebOptions") -> State:
+    return State({"pool": pool, "gateway_url": options.gateway_url,
+                  "secure_cookies": options.secure_cookies,
+                  "test_private_hosts": options.test_private_hosts})  # fmt: skip
 
 
 def session_cookie(request: Request[Any, Any, Any], token: str | None) -> Cookie:
@@ -71,10 +76,10 @@ class Sessions(ASGIMiddleware):
             # would let another site drive the API in a signed-in admin's name.
             scheme, _, secret = connection.headers.get("authorization", "").partition(" ")
             if scheme.lower() == "bearer" and secret:
-                async with pool_of(connection).connection() as conn:
+                async with database(connection) as conn:
                     connection.state.token = await tokens.verify(conn, secret.strip())
         elif cookie := connection.cookies.get(SESSION_COOKIE):
-            async with pool_of(connection).connection() as conn:
+            async with database(connection) as conn:
                 user = await sessions.user(conn, cookie)
             connection.state.user = user
             connection.state.session = cookie if user else None
@@ -153,6 +158,8 @@ def _error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any
         status, detail = exc.status_code, exc.detail
     elif isinstance(exc, DatabaseUnavailable):
         status, detail = 503, "the database is not reachable just now; try again shortly"
+    elif isinstance(exc, ConfigError):  # a change the workspace store refused
+        status, detail = 400, str(exc)
     else:
         request.logger.exception("control plane: unexpected error on %s", request.url.path)
         status, detail = HTTP_500_INTERNAL_SERVER_ERROR, "something went wrong on our side"
@@ -173,3 +180,14 @@ exception_handlers: dict[type[Exception] | int, Any] = {
     ConfigError: _error_page,
     Exception: _error_page,
 }
+
+
+# Every answer: never kept by caches or the browser's history (pages show write keys, new API
+# tokens), never framed by another site, never sniffed into another type.
+SECURITY_HEADERS = [
+    ResponseHeader(name="Cache-Control", value="no-store"),
+    ResponseHeader(name="X-Frame-Options", value="DENY"),
+    ResponseHeader(name="Content-Security-Policy", value="frame-ancestors 'none'"),
+    ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
+    ResponseHeader(name="Referrer-Policy", value="same-origin"),
+]

@@ -6,6 +6,7 @@ appear. Credentials after `Basic` or `Bearer` (an Authorization header) are mask
 origin.
 """
 
+import json
 import re
 from collections.abc import Iterable
 
@@ -15,7 +16,9 @@ _SHORTEST = 3  # a shorter "secret" would mask ordinary text and protect nothing
 
 
 def mask(text: str, secrets: Iterable[str]) -> str:
-    # Longest first: a secret that contains another is masked whole.
-    for secret in sorted({s for s in secrets if len(s) >= _SHORTEST}, key=len, reverse=True):
+    # Each secret as it is and as JSON writes it inside a string (a `"` or `\` in it is
+    # escaped there), longest first: a secret that contains another is masked whole.
+    forms = {f for s in secrets if len(s) >= _SHORTEST for f in (s, json.dumps(s)[1:-1])}
+    for secret in sorted(forms, key=len, reverse=True):
         text = text.replace(secret, MASK)
     return _SCHEMES.sub(rf"\1\2{MASK}", text)

@@ -5,10 +5,14 @@ in headers, URLs or bodies) are masked. Where the vendor has an endpoint that va
 requests without recording them (GA4), `validate` asks it.
 """
 
+import asyncio
 import contextlib
 import gzip
+import ipaddress
+import socket
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import msgspec
@@ -120,9 +124,13 @@ class Tried(msgspec.Struct):
     answer: str  # the vendor's answer (its start), the error, or where a file was stored
 
 
-async def send(dest: Target, event: Any) -> list[Tried]:
+async def send(dest: Target, event: Any, *, private_hosts: bool = False) -> list[Tried]:
     """Send the event's requests to the vendor, once each, without retries or jobs; a file
-    destination stores a file of the event (under the all-zero source id)."""
+    destination stores a file of the event (under the all-zero source id).
+
+    The answer is shown to whoever asked, so a request to this host's own network is refused
+    unless `private_hosts` allows it, and one to a link-local address (where clouds serve
+    their instance credentials) always: else a test event would read internal services."""
     made = _made(dest, event, None)
     assert dest.plugin is not None
     if dest.plugin.files is not None:
@@ -130,9 +138,36 @@ async def send(dest: Target, event: Any) -> list[Tried]:
     sender = Sender()
     await sender.start()
     try:
-        return [await _send(sender, dest, request) for request in made]
+        tried = []
+        for request in made:
+            refusal = await _refusal(request.url, private_hosts)
+            if refusal is None:
+                tried.append(await _send(sender, dest, request))
+            else:
+                tried.append(Tried(dest.masked(request), None, Verdict.ABORT.value, refusal))
+        return tried
     finally:
         await sender.close()
+
+
+async def _refusal(url: str, private_hosts: bool) -> str | None:
+    """Why a test request must not go to `url`, or None when it may."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        found = await asyncio.to_thread(socket.getaddrinfo, host, parts.port or 443)
+    except (OSError, UnicodeError):
+        return None  # the send itself will say the host is unknown
+    for *_, address in found:
+        ip = ipaddress.ip_address(str(address[0]).split("%")[0])
+        if ip.is_link_local or (ip.is_multicast or ip.is_unspecified):
+            return f"not sent: {host} is a link-local or special address ({ip})"
+        if not private_hosts and (ip.is_private or ip.is_loopback or ip.is_reserved):
+            return (
+                f"not sent: {host} is on this host's own network ({ip}); test events go to"
+                " public addresses unless SLUICE_WEB_TEST_PRIVATE_HOSTS=true"
+            )
+    return None
 
 
 async def _send(sender: Sender, dest: Target, request: Request) -> Tried:

@@ -181,3 +181,19 @@ async def test_the_openapi_document_is_served_and_covers_the_api_only(app: Lites
     assert {"/api/v1/workspace", "/api/v1/sources/{name}", "/api/v1/connections"} <= set(paths)
     assert not [p for p in paths if not p.startswith("/api/v1/")]
     assert answer.json()["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+
+
+async def test_a_put_keeps_what_it_does_not_mention(app: Litestar, database_url: str) -> None:
+    headers = await bearer(database_url, "editor")
+    async with AsyncTestClient(app) as client:
+        client.headers.update(headers)
+        await client.put("/api/v1/sources/web", json={"rate_limit": 100})
+        await client.put("/api/v1/sources/web", json={"enabled": False})
+        source = (await client.get("/api/v1/sources/web")).json()
+        assert source["rate_limit"] == 100 and source["enabled"] is False
+        assert source["write_key"] == "web-write-key-0123456789"
+        await client.put("/api/v1/destinations/amp", json={"enabled": False})
+        amp = (await client.get("/api/v1/destinations/amp")).json()
+        assert amp["enabled"] is False and amp["config"]["apiKey"] == SECRET
+        new = await client.put("/api/v1/destinations/new", json={"config": {}})
+        assert new.status_code == 400 and "needs its type" in new.json()["message"]

@@ -15,6 +15,7 @@ from litestar.testing import AsyncTestClient
 
 from engine import accounts, workspace
 from engine.db import connection
+from engine.errors import SignInRefused
 from ui.app import WebOptions, create_app
 
 PASSWORD = "a-long-enough-password"
@@ -173,7 +174,7 @@ async def test_sign_in_is_throttled_after_repeated_failures(
             "SELECT count(*) FROM audit_log WHERE action = 'login.failed'"
             " AND actor = 'editor@example.com'"
         ).fetchone()
-    assert audited == (accounts.MAX_FAILURES_PER_ACCOUNT + 1,)
+    assert audited == (accounts.MAX_FAILURES_PER_ACCOUNT,)  # throttled tries are not news
 
 
 async def test_unknown_and_wrong_answers_say_the_same(app: Litestar) -> None:
@@ -255,7 +256,8 @@ async def test_disabling_a_user_ends_their_sessions(app: Litestar, database_url:
         assert (await admin.post(f"/users/{row[0]}", data=form)).status_code == 200
         assert (await editor.get("/connections", follow_redirects=False)).status_code == 303
         again = await sign_in(editor, "editor@example.com")
-        assert again.status_code == 400 and "disabled" in again.text
+        # the same answer as a wrong password: nothing tells that the password was right
+        assert again.status_code == 400 and "wrong email or password" in again.text
         audit = (await admin.get("/audit")).text
     assert "user.update" in audit and "editor@example.com" in audit
 
@@ -392,3 +394,55 @@ destinations:
     assert spec.config["webhookUrl"] == "https://hooks.example.com/v2"
     assert spec.config["eventFilteringOption"] == "whitelistedEvents"
     assert spec.config["whitelistedEvents"] == [{"eventName": "Order Completed"}]
+
+
+async def test_the_throttle_locks_out_the_guesser_not_the_owner_elsewhere(
+    app: Litestar, database_url: str
+) -> None:
+    async with connection(database_url) as conn:
+        for _ in range(accounts.MAX_FAILURES_PER_ACCOUNT):
+            with pytest.raises(SignInRefused):
+                await accounts.sign_in(conn, "admin@example.com", "guess-guess-guess", "10.0.0.1")
+        with pytest.raises(SignInRefused) as refused:
+            await accounts.sign_in(conn, "admin@example.com", PASSWORD, "10.0.0.1")
+        assert refused.value.retry_after is not None
+        user = await accounts.sign_in(conn, "admin@example.com", PASSWORD, "192.0.2.7")
+    assert user.email == "admin@example.com"
+
+
+async def test_a_test_event_does_not_reach_this_hosts_own_network_by_default(
+    app: Litestar, database_url: str
+) -> None:
+    async with connection(database_url) as conn:
+        await workspace.apply(
+            conn,
+            workspace.parse("""
+destinations:
+  - {name: inside, type: webhook, config: {webhookUrl: "http://127.0.0.1:9/latest"}}
+  - {name: metadata, type: webhook, config: {webhookUrl: "http://169.254.169.254/latest"}}
+"""),
+        )
+        cur = await conn.execute("SELECT name, id FROM destinations")
+        ids = dict(await cur.fetchall())
+    allowing = create_app(WebOptions(database_url, "http://gw", test_private_hosts=True))
+    for instance, name, said in ((app, "inside", "own network"),
+                                 (allowing, "metadata", "link-local")):  # fmt: skip
+        async with AsyncTestClient(instance) as client:
+            await sign_in(client, "editor@example.com")
+            answer = await client.post(f"/destinations/{ids[name]}/test",
+                                       headers={"x-csrftoken": await csrf(client)})  # fmt: skip
+        assert answer.status_code == 200
+        assert "not sent:" in answer.text and said in answer.text, answer.text
+
+
+async def test_a_refused_form_comes_back_with_what_was_typed(
+    app: Litestar, database_url: str
+) -> None:
+    ids = await _destination_ids(database_url)
+    async with AsyncTestClient(app) as client:
+        await sign_in(client, "editor@example.com")
+        form = {"_csrf_token": await csrf(client), "webhookUrl": "ftp://nope",
+                "webhookMethod": "POST", "headers": ""}  # fmt: skip
+        answer = await client.post(f"/destinations/{ids['hook']}", data=form)
+    assert answer.status_code == 400
+    assert 'id="e-webhookUrl"' in answer.text and 'value="ftp://nope"' in answer.text

@@ -1,5 +1,6 @@
 """Named queries, the receivedAt clock, the rate limiter, settings, secret masking."""
 
+import json
 import re
 import time
 from collections.abc import Callable
@@ -91,3 +92,12 @@ def test_secrets_are_masked_wherever_they_appear() -> None:
     assert "bXAyOg" not in shown and "abc.def" not in shown
     assert '"Basic ****"' in shown and "api_secret=****" in shown
     assert secrets.mask("a cab", ["ab"]) == "a cab"  # too short to be a secret worth the noise
+
+
+def test_a_secret_is_masked_as_json_writes_it_too() -> None:
+    from engine.destinations.secrets import mask
+
+    secret = 'Token "quoted\\secret-xyz"'
+    encoded = json.dumps({"to": secret})
+    assert mask(encoded, [secret]) == '{"to": "****"}'
+    assert mask(secret, [secret]) == "****"

@@ -7,7 +7,7 @@ from litestar.params import FromQuery
 from litestar.response import Template
 
 from engine import audit
-from ui.requests import pool_of, signed_in
+from ui.requests import database, signed_in
 
 _PAGE = 100
 
@@ -16,7 +16,7 @@ _PAGE = 100
 async def audit_page(
     request: Request[Any, Any, Any], before: FromQuery[int | None] = None
 ) -> Template:
-    async with pool_of(request).connection() as conn:
+    async with database(request) as conn:
         entries = await audit.recent(conn, limit=_PAGE, before=before)
     more = entries[-1].id if len(entries) == _PAGE else None
     return Template(

@@ -13,7 +13,7 @@ from litestar.response import Redirect, Template
 from engine import audit, graph, workspace
 from engine.errors import ConfigError
 from engine.workspace import ConnectionSpec, DestinationSpec, WorkspaceSpec
-from ui.requests import pool_of, signed_in
+from ui.requests import database, signed_in
 
 FILTERS = {
     "disable": "every event",
@@ -38,7 +38,7 @@ async def home() -> Redirect:
 
 @get("/connections")
 async def connections_page(request: Request[Any, Any, Any]) -> Template:
-    async with pool_of(request).connection() as conn:
+    async with database(request) as conn:
         workspace_graph = await graph.load(conn)
     return Template(
         "connections.html", context={"user": signed_in(request), "graph": workspace_graph}
@@ -48,7 +48,7 @@ async def connections_page(request: Request[Any, Any, Any]) -> Template:
 async def _load(
     request: Request[Any, Any, Any], connection_id: UUID
 ) -> tuple[ConnectionSpec, DestinationSpec, graph.Graph]:
-    async with pool_of(request).connection() as conn:
+    async with database(request) as conn:
         spec: ConnectionSpec | None = await workspace.entry(conn, "connection", connection_id)
         if spec is None:
             raise NotFoundException("there is no such connection (any more)")
@@ -113,7 +113,7 @@ async def update_connection(
         destinations=[msgspec.structs.replace(destination, config=config)],
         connections=[msgspec.structs.replace(spec, transformation=data.transformation or None)],
     )
-    async with pool_of(request).connection() as conn:
+    async with database(request) as conn:
         try:
             await workspace.apply(conn, changed)
         except ConfigError as exc:

@@ -22,7 +22,7 @@ from engine.pipeline.topology import target
 from engine.workspace import ConnectionSpec, DestinationSpec, WorkspaceSpec
 from ui import forms
 from ui.pages.sources import Switch, switched
-from ui.requests import pool_of, signed_in
+from ui.requests import database, signed_in
 
 SAMPLE_NAME = "Sluice Test Event"
 
@@ -71,6 +71,7 @@ def _form(
     node: graph.DestinationNode | None = None,
     error: str | None = None,
     field_errors: dict[str, str] | None = None,
+    submitted: dict[str, str] | None = None,
     status: int = 200,
     **more: Any,
 ) -> Template:
@@ -78,7 +79,7 @@ def _form(
         "destination.html",
         context={
             "user": signed_in(request), "plugin": plugin, "kind": CATALOG[plugin.name],
-            "name": name, "fields": forms.fields(plugin, config), "node": node,
+            "name": name, "fields": forms.fields(plugin, config, submitted), "node": node,
             "error": error, "field_errors": field_errors or {}, **more,
         },
         status_code=status,
@@ -96,7 +97,7 @@ async def create_destination(request: Request[Any, Any, Any]) -> Response[Any]:
     form = await _submitted(request)
     plugin = _plugin(form.get("type", ""))
     name = form.get("name", "").strip()
-    async with pool_of(request).connection() as conn:
+    async with database(request) as conn:
         if any(d.name == name for d in (await graph.load(conn)).destinations):
             return _form(request, plugin, name=name, config={}, status=400,
                          error=f"there is a destination called {name!r} already")  # fmt: skip
@@ -125,20 +126,14 @@ def _refused(
     message = exc.message if isinstance(exc, forms.FormError | ConfigError) else str(exc)
     keys = [f.key for f in forms.fields(plugin, {})]
     key = exc.key if isinstance(exc, forms.FormError) else forms.field_of(message, form, keys)
-    shown = {**(saved or {})}
-    shown.update({k: v for k, v in form.items() if k in keys and v})
-    try:
-        echoed = forms.config(plugin, shown, saved or {})
-    except forms.FormError:
-        echoed = {k: v for k, v in shown.items() if isinstance(v, str)}
     return _form(
-        request, plugin, name=name, config=echoed, node=node, status=400,
+        request, plugin, name=name, config=saved or {}, submitted=form, node=node, status=400,
         error=None if key else message, field_errors={key: message} if key else {}, **more,
     )  # fmt: skip
 
 
 async def _load(request: Request[Any, Any, Any], destination_id: UUID) -> tuple[Any, Any, Any]:
-    async with pool_of(request).connection() as conn:
+    async with database(request) as conn:
         spec: DestinationSpec | None = await workspace.entry(conn, "destination", destination_id)
         if spec is None:
             raise NotFoundException("there is no such destination (any more)")
@@ -174,7 +169,7 @@ async def update_destination(
     form = await _submitted(request)
     spec, node, shape = await _load(request, destination_id)
     plugin = _plugin(spec.type)
-    async with pool_of(request).connection() as conn:
+    async with database(request) as conn:
         try:
             config = forms.config(plugin, form, spec.config)
             changed = msgspec.structs.replace(spec, config=config)
@@ -207,7 +202,7 @@ async def connect_source(
         raise NotFoundException("there is no such source (any more)")
     edges = [e for e in shape.connections if e.destination_id == destination_id]
     edge = next((e for e in edges if e.source_id == source.id), None)
-    async with pool_of(request).connection() as conn:
+    async with database(request) as conn:
         current: ConnectionSpec | None = (
             await workspace.entry(conn, "connection", edge.id) if edge else None
         )
@@ -234,11 +229,12 @@ async def send_test_event(
            "delivery": msgspec.to_builtins(spec.delivery), "enabled": spec.enabled}  # fmt: skip
     event = sample_event()
     try:
-        tried = await preview.send(target(row), event)
+        private = bool(request.app.state.test_private_hosts)
+        tried = await preview.send(target(row), event, private_hosts=private)
         error = None
     except SluiceError as exc:
         tried, error = [], str(exc)
-    async with pool_of(request).connection() as conn:
+    async with database(request) as conn:
         await audit.record(conn, user.email, "destination.test", spec.name)
     return Template(
         "test_result.html",

@@ -14,7 +14,7 @@ from litestar.response import Redirect, Template
 from engine import audit, graph, workspace
 from engine.errors import ConfigError
 from engine.workspace import SourceSpec, WorkspaceSpec
-from ui.requests import local_path, pool_of, signed_in
+from ui.requests import database, local_path, signed_in
 
 
 class NewSource(msgspec.Struct):
@@ -29,7 +29,7 @@ class Switch(msgspec.Struct):
 @get("/sources/{source_id:uuid}")
 async def source_page(request: Request[Any, Any, Any], source_id: FromPath[UUID]) -> Template:
     user = signed_in(request)
-    async with pool_of(request).connection() as conn:
+    async with database(request) as conn:
         spec: SourceSpec | None = await workspace.entry(conn, "source", source_id)
         if spec is None:
             raise NotFoundException("there is no such source (any more)")
@@ -60,7 +60,7 @@ async def create_source(
 ) -> Response[Any]:
     user = signed_in(request)
     name = data.name.strip()
-    async with pool_of(request).connection() as conn:
+    async with database(request) as conn:
         try:
             if any(s.name == name for s in (await graph.load(conn)).sources):
                 raise ConfigError(f"source {name}", "there is a source of that name already")
@@ -73,7 +73,7 @@ async def create_source(
 
 
 async def _connections_with_error(request: Request[Any, Any, Any], error: str) -> Template:
-    async with pool_of(request).connection() as conn:
+    async with database(request) as conn:
         shape = await graph.load(conn)
     return Template(
         "connections.html",
@@ -86,7 +86,7 @@ async def _connections_with_error(request: Request[Any, Any, Any], error: str) -
 async def rotate_key(request: Request[Any, Any, Any], source_id: FromPath[UUID]) -> Response[Any]:
     """A new write key; the old one stops working at once (every gateway reloads)."""
     user = signed_in(request)
-    async with pool_of(request).connection() as conn:
+    async with database(request) as conn:
         spec: SourceSpec | None = await workspace.entry(conn, "source", source_id)
         if spec is None:
             raise NotFoundException("there is no such source (any more)")
@@ -111,7 +111,7 @@ async def switched(
 ) -> Response[Any]:
     """Switch a source, destination or connection on or off, then back to the page."""
     user = signed_in(request)
-    async with pool_of(request).connection() as conn:
+    async with database(request) as conn:
         name = await workspace.switch(conn, kind, entry_id, data.enabled)
         if name is None:
             raise NotFoundException(f"there is no such {kind} (any more)")

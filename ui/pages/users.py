@@ -11,7 +11,7 @@ from litestar.response import Redirect, Template
 
 from engine import accounts, audit, sessions, tokens
 from engine.errors import AccountError
-from ui.requests import pool_of, signed_in
+from ui.requests import database, signed_in
 
 _ADMIN = {"role": "admin"}
 
@@ -33,7 +33,7 @@ class NewToken(msgspec.Struct):
 
 
 async def _page(request: Request[Any, Any, Any], status: int = 200, **context: Any) -> Template:
-    async with pool_of(request).connection() as conn:
+    async with database(request) as conn:
         people = await accounts.everyone(conn)
         keys = await tokens.everyone(conn)
     defaults = {"error": None, "form": NewUser(), "created": None, "new_token": None}
@@ -54,7 +54,7 @@ async def users_page(request: Request[Any, Any, Any]) -> Template:
 async def create_user(request: Request[Any, Any, Any], data: URLEncodedBody[NewUser]) -> Template:
     admin = signed_in(request)
     try:
-        async with pool_of(request).connection() as conn:
+        async with database(request) as conn:
             made = await accounts.create(
                 conn, data.email, data.role, data.password, must_change=True
             )
@@ -69,7 +69,7 @@ async def change_user(
     request: Request[Any, Any, Any], user_id: FromPath[UUID], data: URLEncodedBody[UserChange]
 ) -> Response[Any]:
     admin = signed_in(request)
-    async with pool_of(request).connection() as conn:
+    async with database(request) as conn:
         person = await accounts.by_id(conn, user_id)
         if person is None:
             raise NotFoundException("no such user")
@@ -92,7 +92,7 @@ async def create_token(request: Request[Any, Any, Any], data: URLEncodedBody[New
     """A config API token; its secret is shown on this one page and never again."""
     admin = signed_in(request)
     try:
-        async with pool_of(request).connection() as conn:
+        async with database(request) as conn:
             secret, made = await tokens.create(conn, data.name, data.role, admin.email)
             await audit.record(conn, admin.email, "token.create", made.name, role=made.role)
     except AccountError as exc:
@@ -103,7 +103,7 @@ async def create_token(request: Request[Any, Any, Any], data: URLEncodedBody[New
 @post("/users/tokens/{token_id:uuid}/revoke", opt=_ADMIN, status_code=303)
 async def revoke_token(request: Request[Any, Any, Any], token_id: FromPath[UUID]) -> Redirect:
     admin = signed_in(request)
-    async with pool_of(request).connection() as conn:
+    async with database(request) as conn:
         name = await tokens.revoke(conn, token_id)
         if name is None:
             raise NotFoundException("no such token")

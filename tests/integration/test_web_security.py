@@ -301,9 +301,10 @@ destinations:
 """
 
 
-async def _destination_ids(database_url: str) -> dict[str, Any]:
+async def _destination_ids(database_url: str, text: str = HEADERS_CONFIG) -> dict[str, Any]:
+    """Apply a workspace file; the ids of the destinations, by name."""
     async with connection(database_url) as conn:
-        await workspace.apply(conn, workspace.parse(HEADERS_CONFIG))
+        await workspace.apply(conn, workspace.parse(text))
         cur = await conn.execute("SELECT name, id FROM destinations")
         return dict(await cur.fetchall())
 
@@ -367,10 +368,7 @@ async def test_a_blank_secret_keeps_the_saved_one(app: Litestar, database_url: s
 async def test_saving_the_form_keeps_the_settings_it_does_not_show(
     app: Litestar, database_url: str
 ) -> None:
-    async with connection(database_url) as conn:
-        await workspace.apply(
-            conn,
-            workspace.parse("""
+    ids = await _destination_ids(database_url, """
 destinations:
   - name: filtered
     type: webhook
@@ -378,19 +376,17 @@ destinations:
       webhookUrl: https://hooks.example.com/in
       eventFilteringOption: whitelistedEvents
       whitelistedEvents: [{eventName: Order Completed}]
-"""),
-        )
-        cur = await conn.execute("SELECT id FROM destinations")
-        row = await cur.fetchone()
-    assert row is not None
+""")  # fmt: skip
     async with AsyncTestClient(app) as client:
         await sign_in(client, "editor@example.com")
         form = {"_csrf_token": await csrf(client), "webhookUrl": "https://hooks.example.com/v2",
                 "webhookMethod": "POST", "headers": "[]"}  # fmt: skip
-        saved = await client.post(f"/destinations/{row[0]}", data=form, follow_redirects=False)
+        saved = await client.post(
+            f"/destinations/{ids['filtered']}", data=form, follow_redirects=False
+        )
         assert saved.status_code == 303
     async with connection(database_url) as conn:
-        spec = await workspace.entry(conn, "destination", row[0])
+        spec = await workspace.entry(conn, "destination", ids["filtered"])
     assert spec.config["webhookUrl"] == "https://hooks.example.com/v2"
     assert spec.config["eventFilteringOption"] == "whitelistedEvents"
     assert spec.config["whitelistedEvents"] == [{"eventName": "Order Completed"}]
@@ -413,17 +409,11 @@ async def test_the_throttle_locks_out_the_guesser_not_the_owner_elsewhere(
 async def test_a_test_event_does_not_reach_this_hosts_own_network_by_default(
     app: Litestar, database_url: str
 ) -> None:
-    async with connection(database_url) as conn:
-        await workspace.apply(
-            conn,
-            workspace.parse("""
+    ids = await _destination_ids(database_url, """
 destinations:
   - {name: inside, type: webhook, config: {webhookUrl: "http://127.0.0.1:9/latest"}}
   - {name: metadata, type: webhook, config: {webhookUrl: "http://169.254.169.254/latest"}}
-"""),
-        )
-        cur = await conn.execute("SELECT name, id FROM destinations")
-        ids = dict(await cur.fetchall())
+""")  # fmt: skip
     allowing = create_app(WebOptions(database_url, "http://gw", test_private_hosts=True))
     for instance, name, said in ((app, "inside", "own network"),
                                  (allowing, "metadata", "link-local")):  # fmt: skip

@@ -436,3 +436,30 @@ async def test_a_refused_form_comes_back_with_what_was_typed(
         answer = await client.post(f"/destinations/{ids['hook']}", data=form)
     assert answer.status_code == 400
     assert 'id="e-webhookUrl"' in answer.text and 'value="ftp://nope"' in answer.text
+
+
+async def test_an_admin_resets_a_password_which_must_then_be_changed(
+    app: Litestar, database_url: str
+) -> None:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT id FROM users WHERE email = 'editor@example.com'").fetchone()
+    assert row is not None
+    async with AsyncTestClient(app) as admin, AsyncTestClient(browser(database_url)) as editor:
+        await sign_in(editor, "editor@example.com")
+        await sign_in(admin, "admin@example.com")
+        reset = f"/users/{row[0]}/password"
+        token = await csrf(admin)
+        short = await admin.post(reset, data={"_csrf_token": token, "password": "short"})
+        assert short.status_code == 400 and "at least 12 characters" in short.text
+        done = await admin.post(
+            reset, data={"_csrf_token": token, "password": "a-reset-password-42"}
+        )
+        assert done.status_code == 200 and "has a new password" in done.text
+        assert (await editor.get("/connections", follow_redirects=False)).status_code == 303
+        editor.cookies.clear()
+        assert (await sign_in(editor, "editor@example.com")).status_code == 400
+        assert (
+            await sign_in(editor, "editor@example.com", "a-reset-password-42")
+        ).status_code == 303
+        moved = await editor.get("/connections", follow_redirects=False)
+    assert moved.headers["location"] == "/account/password"

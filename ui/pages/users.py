@@ -36,7 +36,8 @@ async def _page(request: Request[Any, Any, Any], status: int = 200, **context: A
     async with database(request) as conn:
         people = await accounts.everyone(conn)
         keys = await tokens.everyone(conn)
-    defaults = {"error": None, "form": NewUser(), "created": None, "new_token": None}
+    defaults = {"error": None, "form": NewUser(), "created": None, "new_token": None,
+                "reset": None}  # fmt: skip
     return Template(
         "users.html",
         context={"user": signed_in(request), "people": people, "roles": accounts.ROLES,
@@ -87,6 +88,31 @@ async def change_user(
     return Redirect("/users", status_code=303)
 
 
+class Reset(msgspec.Struct):
+    password: str = ""
+
+
+@post("/users/{user_id:uuid}/password", opt=_ADMIN, status_code=200)
+async def reset_password(
+    request: Request[Any, Any, Any], user_id: FromPath[UUID], data: URLEncodedBody[Reset]
+) -> Template:
+    """Give someone a new password (they choose their own at the next sign-in); their
+    sessions end."""
+    admin = signed_in(request)
+    async with database(request) as conn:
+        person = await accounts.by_id(conn, user_id)
+        if person is None:
+            raise NotFoundException("no such user")
+        try:
+            async with conn.transaction():
+                await accounts.set_password(conn, person, data.password, must_change=True)
+                await sessions.end_others(conn, person.id)
+                await audit.record(conn, admin.email, "password.reset", person.email)
+        except AccountError as exc:
+            return await _page(request, 400, error=f"{person.email}: {exc.message}")
+    return await _page(request, reset=person.email)
+
+
 @post("/users/tokens", opt=_ADMIN, status_code=200)
 async def create_token(request: Request[Any, Any, Any], data: URLEncodedBody[NewToken]) -> Template:
     """A config API token; its secret is shown on this one page and never again."""
@@ -111,4 +137,4 @@ async def revoke_token(request: Request[Any, Any, Any], token_id: FromPath[UUID]
     return Redirect("/users", status_code=303)
 
 
-handlers = [users_page, create_user, change_user, create_token, revoke_token]
+handlers = [users_page, create_user, change_user, reset_password, create_token, revoke_token]

@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,10 +12,10 @@ from pydantic import ValidationError
 from appliance import logs, roles
 from appliance.embedded import EmbeddedPostgres
 from appliance.settings import Settings
-from engine import accounts, audit, migrate, workspace
+from engine import accounts, audit, migrate, rudderstack, workspace
 from engine.accounts import ROLES
 from engine.db import connection
-from engine.errors import SluiceError
+from engine.errors import ConfigError, SluiceError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     apply = config_sub.add_parser("apply", help="create or update entries by name from FILE")
     apply.add_argument("file", type=Path, help="YAML or JSON workspace file")
+    imported = config_sub.add_parser(
+        "import", help="create or update entries from a RudderStack workspaceConfig.json"
+    )
+    imported.add_argument("file", type=Path, help="RudderStack's workspaceConfig.json")
     export = config_sub.add_parser("export", help="print the workspace configuration")
     export.add_argument("--format", choices=("yaml", "json"), default="yaml")
 
@@ -205,16 +210,28 @@ async def _config(args: argparse.Namespace, url: str) -> None:
         if args.config_command == "export":
             print(workspace.dump(await workspace.export(conn), args.format), end="")
             return
-        spec = workspace.parse(args.file.read_text())
+        skipped: list[str] = []
+        if args.config_command == "import":
+            try:
+                document = json.loads(args.file.read_text())
+            except json.JSONDecodeError as exc:
+                raise ConfigError(str(args.file), f"not valid JSON: {exc}") from None
+            found = rudderstack.read(document)
+            spec, skipped = found.spec, found.skipped
+        else:
+            spec = workspace.parse(args.file.read_text())
         report = await workspace.apply(conn, spec)
         changed = [f"{kind} {name}: {action}" for kind, name, action in report.changes
                    if action != "unchanged"]  # fmt: skip
         if changed:
-            await audit.record(conn, "cli", "config.apply", str(args.file), changes=changed)
+            action = f"config.{args.config_command}"
+            await audit.record(conn, "cli", action, str(args.file), changes=changed)
     for kind, name, action in report.changes:
         print(f"{kind:<15} {name:<30} {action}")
     for name, key in report.new_write_keys.items():
         print(f"source {name!r} write key: {key}")
+    for reason in skipped:
+        print(f"not imported: {reason}")
 
 
 async def _create_user(args: argparse.Namespace, url: str) -> None:

@@ -9,12 +9,12 @@ store's `apply` and recorded in the audit log under the token's name.
 from typing import Any, TypeVar
 
 import msgspec
-from litestar import Request, Router, get, put
+from litestar import Request, Router, get, post, put
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, JSONBody
 from msgspec import UNSET, UnsetType
 
-from engine import audit, workspace
+from engine import audit, rudderstack, workspace
 from engine.destinations.secrets import MASK
 from engine.errors import ConfigError
 from engine.pipeline.topology import target
@@ -121,6 +121,24 @@ async def put_workspace(request: Request[Any, Any, Any], data: JSONBody[Workspac
     return await _apply(request, data, "workspace")
 
 
+class Imported(Changes):
+    skipped: list[str]  # what did not come along, and why
+
+
+@post(
+    "/workspace/import",
+    summary="Import a RudderStack workspaceConfig.json: its sources (with their write keys), "
+    "destinations and connections",
+    status_code=200,
+)
+async def import_workspace(
+    request: Request[Any, Any, Any], data: JSONBody[dict[str, Any]]
+) -> Imported:
+    found = rudderstack.read(data)
+    applied = await _apply(request, found.spec, "RudderStack workspaceConfig")
+    return Imported(applied.changes, applied.new_write_keys, found.skipped)
+
+
 @get("/sources", summary="Every source")
 async def list_sources(request: Request[Any, Any, Any]) -> list[SourceSpec]:
     return (await _export(request)).sources
@@ -208,7 +226,7 @@ def _one(entries: list[Named], name: str, kind: str) -> Named:
 router = Router(
     path="/api/v1",
     route_handlers=[
-        get_workspace, put_workspace, list_sources, get_source, put_source,
+        get_workspace, put_workspace, import_workspace, list_sources, get_source, put_source,
         list_destinations, get_destination, put_destination, list_transformations,
         put_transformation, list_connections, put_connection,
     ],

@@ -197,3 +197,64 @@ async def test_a_put_keeps_what_it_does_not_mention(app: Litestar, database_url:
         assert amp["enabled"] is False and amp["config"]["apiKey"] == SECRET
         new = await client.put("/api/v1/destinations/new", json={"config": {}})
         assert new.status_code == 400 and "needs its type" in new.json()["message"]
+
+
+RUDDERSTACK = {
+    "ws-1": {
+        "workspaceId": "ws-1",
+        "sources": [
+            {
+                "id": "src-1", "name": "shop", "writeKey": "2AbCdEfGhIjKlMnOpQrStUvWxYz",
+                "enabled": True, "sourceDefinition": {"name": "Javascript"},
+                "destinations": [
+                    {"id": "d-1", "name": "orders hook", "enabled": True,
+                     "config": {"webhookUrl": "https://hooks.example.com/in",
+                                "webhookMethod": "POST"},
+                     "destinationDefinition": {"name": "WEBHOOK", "displayName": "Webhook"},
+                     "transformations": [{"versionId": "v-1"}]},
+                    {"id": "d-2", "name": "analytics", "enabled": False,
+                     "config": {"apiKey": "am-key-1"},
+                     "destinationDefinition": {"name": "AM", "displayName": "Amplitude"}},
+                    {"id": "d-3", "name": "crm", "enabled": True, "config": {},
+                     "destinationDefinition": {"name": "HS", "displayName": "HubSpot"}},
+                ],
+            },
+            {
+                "id": "src-2", "name": "app", "writeKey": "3ZyXwVuTsRqPoNmLkJiHgFeDcBa",
+                "enabled": False,
+                "destinations": [
+                    {"id": "d-2", "name": "analytics", "enabled": False,
+                     "config": {"apiKey": "am-key-1"},
+                     "destinationDefinition": {"name": "AM", "displayName": "Amplitude"}},
+                ],
+            },
+        ],
+    }
+}  # fmt: skip
+
+
+async def test_a_rudderstack_workspace_config_is_imported(app: Litestar, database_url: str) -> None:
+    headers = await bearer(database_url, "editor")
+    async with AsyncTestClient(app) as client:
+        client.headers.update(headers)
+        answer = await client.post("/api/v1/workspace/import", json=RUDDERSTACK)
+        assert answer.status_code == 200, answer.text
+        report = answer.json()
+        assert ["source", "shop", "created"] in report["changes"]
+        assert ["connection", "app → analytics", "created"] in report["changes"]
+        assert report["new_write_keys"] == {}  # their keys came along
+        assert report["skipped"] == [
+            "destination 'orders hook' of source 'shop': its transformation (the file holds "
+            "no code: add it in Sluice)",
+            "destination 'crm' of source 'shop': Sluice does not deliver to HubSpot yet",
+        ]
+        junk = await client.post("/api/v1/workspace/import", json={"nothing": []})
+        assert junk.status_code == 400 and "sources" in junk.json()["message"]
+    async with connection(database_url) as conn:
+        spec = await workspace.export(conn)
+    shop = next(s for s in spec.sources if s.name == "shop")
+    assert shop.write_key == "2AbCdEfGhIjKlMnOpQrStUvWxYz"
+    assert not next(s for s in spec.sources if s.name == "app").enabled
+    types = {d.name: (d.type, d.enabled) for d in spec.destinations}
+    assert types["orders hook"] == ("webhook", True) and types["analytics"] == ("amplitude", False)
+    assert "crm" not in types

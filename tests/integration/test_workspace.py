@@ -191,3 +191,21 @@ def test_transformation_code_that_does_not_compile_is_refused_with_its_line(
         apply_config(database_url, json.dumps(broken))
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT count(*) FROM transformations").fetchone() == (0,)
+
+
+def test_cli_imports_a_rudderstack_workspace_config(database_url: str, tmp_path: Path) -> None:
+    from tests.integration.test_web_api import RUDDERSTACK
+
+    path = tmp_path / "workspaceConfig.json"
+    path.write_text(json.dumps(RUDDERSTACK))
+    done = sluice(database_url, "config", "import", str(path))
+    assert done.returncode == 0, done.stderr
+    assert "shop" in done.stdout and "created" in done.stdout
+    assert "not imported: destination 'crm' of source 'shop'" in done.stdout
+    path.write_text("{not json")
+    bad = sluice(database_url, "config", "import", str(path))
+    assert bad.returncode != 0 and "not valid JSON" in bad.stderr
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM sources").fetchone() == (2,)
+        audited = conn.execute("SELECT action FROM audit_log").fetchall()
+    assert audited == [("config.import",)]

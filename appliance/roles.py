@@ -101,6 +101,7 @@ def web_options(settings: Settings) -> "WebOptions":
         gateway_url=settings.public_url or f"http://{host}:{settings.gateway_port}",
         secure_cookies=settings.web_secure_cookies,
         test_private_hosts=settings.web_test_private_hosts,
+        trusted_proxies=tuple(settings.trusted_proxies),
     )
 
 

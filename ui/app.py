@@ -23,6 +23,7 @@ from litestar.template.config import TemplateConfig
 
 from engine import codec, keyring
 from engine.db import connection_pool
+from engine.proxies import Networks
 from ui import api, security
 from ui.pages import account, audit, connections, destinations, sources, users
 
@@ -35,6 +36,7 @@ class WebOptions:
     gateway_url: str  # where SDKs send events, shown on source pages
     secure_cookies: bool = False  # the UI is served over HTTPS (directly or by a proxy)
     test_private_hosts: bool = False  # "send test event" may reach this host's own network
+    trusted_proxies: Networks = ()  # whose X-Forwarded-For names the client (sign-in throttle)
 
 
 @get("/health", opt={"public": True}, sync_to_thread=False, include_in_schema=False)

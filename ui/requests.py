@@ -7,6 +7,7 @@ from litestar.connection import ASGIConnection
 
 from engine.accounts import Principal, User
 from engine.db import Pool, borrowed
+from engine.proxies import client_address
 
 
 def database(
@@ -43,3 +44,14 @@ def local_path(target: str) -> str:
     if target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
     return "/"
+
+
+def client(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """The client's address: the peer's, or the one a trusted proxy forwarded."""
+    if connection.client is None:
+        return None
+    return client_address(
+        connection.client.host,
+        connection.headers.get("x-forwarded-for"),
+        connection.app.state.trusted_proxies,
+    )

@@ -47,7 +47,8 @@ _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 def state(pool: Pool, options: "WebOptions") -> State:
     return State({"pool": pool, "gateway_url": options.gateway_url,
                   "secure_cookies": options.secure_cookies,
-                  "test_private_hosts": options.test_private_hosts})  # fmt: skip
+                  "test_private_hosts": options.test_private_hosts,
+                  "trusted_proxies": options.trusted_proxies})  # fmt: skip
 
 
 def session_cookie(request: Request[Any, Any, Any], token: str | None) -> Cookie:

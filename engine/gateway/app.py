@@ -11,7 +11,6 @@ import binascii
 import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
-from ipaddress import IPv4Network, IPv6Network, ip_address
 from urllib.parse import parse_qsl
 
 import msgspec
@@ -37,6 +36,7 @@ from engine.gateway.metrics import GatewayMetrics
 from engine.gateway.options import GatewayOptions
 from engine.gateway.ratelimit import RateLimiter
 from engine.gateway.sources import Source, SourceDirectory
+from engine.proxies import client_address
 
 log = logging.getLogger(__name__)
 
@@ -217,18 +217,9 @@ class Gateway:
     def _client_ip(self, scope: Scope) -> str:
         """The peer's address, or the client's from X-Forwarded-For when a trusted proxy sent it."""
         peer = scope.client.rsplit(":", 1)[0].strip("[]")
-        trusted = self._options.trusted_proxies
-        if not trusted:
-            return peer
-        forwarded: str | None = scope.headers.get("x-forwarded-for")
-        if not forwarded or not _within(peer, trusted):
-            return peer
-        # Right to left: the first hop that is not one of our proxies is the client.
-        hops = [hop.strip() for hop in forwarded.split(",")]
-        for hop in reversed(hops):
-            if not _within(hop, trusted):
-                return hop if _is_address(hop) else peer
-        return hops[0] if _is_address(hops[0]) else peer
+        return client_address(
+            peer, scope.headers.get("x-forwarded-for"), self._options.trusted_proxies
+        )
 
     def _check_rate(self, source: Source, events: int) -> None:
         if not source.rate_limit:
@@ -316,22 +307,6 @@ def _query_key(scope: Scope) -> str | None:
     if "writeKey" not in scope.query_string:
         return None
     return dict(parse_qsl(scope.query_string)).get("writeKey")
-
-
-def _within(address: str, networks: tuple[IPv4Network | IPv6Network, ...]) -> bool:
-    try:
-        ip = ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in networks)
-
-
-def _is_address(text: str) -> bool:
-    try:
-        ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _request_base_url(scope: Scope) -> str:

@@ -9,7 +9,7 @@ from litestar.response import Redirect, Template
 
 from engine import accounts, audit, sessions
 from engine.errors import AccountError, SignInRefused
-from ui.requests import current_user, database, local_path, signed_in
+from ui.requests import client, current_user, database, local_path, signed_in
 from ui.security import session_cookie
 
 
@@ -34,10 +34,10 @@ async def login_page(request: Request[Any, Any, Any], next: FromQuery[str] = "/"
 
 @post("/login", opt={"public": True}, status_code=303)
 async def login(request: Request[Any, Any, Any], data: URLEncodedBody[SignIn]) -> Response[Any]:
-    client = request.client.host if request.client else None
+    address = client(request)
     async with database(request) as conn:
         try:
-            user = await accounts.sign_in(conn, data.email, data.password, client)
+            user = await accounts.sign_in(conn, data.email, data.password, address)
         except SignInRefused as exc:
             if exc.retry_after is None:  # (throttled tries are not even checked: not news)
                 await audit.record(conn, _who(data.email), "login.failed")
@@ -91,9 +91,9 @@ async def change_password(
     error = "the two new passwords differ" if data.password != data.repeat else None
     if error is None:
         async with database(request) as conn:
-            client = request.client.host if request.client else None
+            address = client(request)
             try:  # a wrong current password counts towards the throttle like any sign-in
-                await accounts.sign_in(conn, user.email, data.current, client)
+                await accounts.sign_in(conn, user.email, data.current, address)
             except SignInRefused as exc:
                 error = exc.message if exc.retry_after else "the current password is wrong"
             else:

@@ -308,6 +308,47 @@ async def switch(
     return f"{spec.source} → {spec.destination}" if kind == "connection" else str(spec.name)
 
 
+async def delete(
+    conn: psycopg.AsyncConnection[Any],
+    kind: Literal["source", "destination", "transformation"],
+    name: str,
+) -> bool:
+    """Delete an entry by name (its connections go with it); False when there is none.
+
+    A deleted destination's waiting jobs are settled as `discarded`. A transformation that
+    connections use is not deleted (ConfigError naming them): events would silently go out
+    untransformed."""
+    async with conn.transaction():
+        if kind == "transformation":
+            cur = await conn.execute(_Q["transformation_users"], {"name": name})
+            users = [row[0] for row in await cur.fetchall()]
+            if users:
+                raise ConfigError(
+                    f"transformation {name}", f"connections use it: {', '.join(users)}"
+                )
+        cur = await conn.execute(_Q[f"delete_{kind}"], {"name": name})
+        row = await cur.fetchone()
+        if row is None:
+            return False
+        if kind == "destination":
+            await conn.execute(_Q["discard_jobs"], {"id": row[0]})
+        await conn.execute(_Q["notify_changed"])
+    return True
+
+
+async def disconnect(conn: psycopg.AsyncConnection[Any], source: str, destination: str) -> bool:
+    """Delete the connection of `source` to `destination`; False when there is none. Jobs it
+    made already are still delivered."""
+    async with conn.transaction():
+        cur = await conn.execute(
+            _Q["delete_connection"], {"source": source, "destination": destination}
+        )
+        gone = await cur.fetchone() is not None
+        if gone:
+            await conn.execute(_Q["notify_changed"])
+    return gone
+
+
 def dump(spec: WorkspaceSpec, fmt: Literal["yaml", "json"]) -> str:
     plain = msgspec.to_builtins(spec)
     if fmt == "json":

@@ -98,3 +98,41 @@ JOIN sources s ON s.id = c.source_id
 JOIN destinations d ON d.id = c.destination_id
 LEFT JOIN transformations t ON t.id = c.transformation_id
 WHERE c.id = %(id)s
+
+-- name: delete_source
+DELETE FROM sources WHERE name = %(name)s RETURNING id
+
+-- name: delete_destination
+DELETE FROM destinations WHERE name = %(name)s RETURNING id
+
+-- name: discard_jobs
+-- A deleted destination's jobs still waiting are settled as `discarded` (else nothing would
+-- ever settle them, and their day's partitions could never be dropped).
+INSERT INTO job_attempts (job_id, job_created_at, destination_id, attempt, state, error)
+SELECT j.id, j.created_at, j.destination_id, coalesce(a.attempts, 0) + 1, 'discarded',
+       'the destination was deleted'
+FROM jobs j
+LEFT JOIN LATERAL (
+    SELECT count(*) AS attempts, bool_or(x.state <> 'retry') AS settled FROM job_attempts x
+    WHERE x.job_id = j.id AND x.job_created_at = j.created_at
+) a ON true
+WHERE j.destination_id = %(id)s AND NOT coalesce(a.settled, false)
+
+-- name: delete_transformation
+DELETE FROM transformations WHERE name = %(name)s RETURNING id
+
+-- name: transformation_users
+SELECT s.name || ' → ' || d.name
+FROM connections c
+JOIN transformations t ON t.id = c.transformation_id
+JOIN sources s ON s.id = c.source_id
+JOIN destinations d ON d.id = c.destination_id
+WHERE t.name = %(name)s
+ORDER BY 1
+
+-- name: delete_connection
+DELETE FROM connections c
+USING sources s, destinations d
+WHERE c.source_id = s.id AND c.destination_id = d.id
+  AND s.name = %(source)s AND d.name = %(destination)s
+RETURNING c.id

@@ -6,12 +6,13 @@ masked, write keys shortened), editors change. Every change is applied through t
 store's `apply` and recorded in the audit log under the token's name.
 """
 
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import msgspec
-from litestar import Request, Router, get, post, put
+from litestar import Request, Router, delete, get, post, put
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import UNSET, UnsetType
 
 from engine import audit, rudderstack, workspace
@@ -212,6 +213,51 @@ async def put_connection(
     return await _apply(request, WorkspaceSpec(connections=[_merged(current, data)]), label)
 
 
+async def _delete(
+    request: Request[Any, Any, Any], label: str, remove: Callable[[Any], Awaitable[bool]]
+) -> None:
+    """`remove(conn)` the entry `label` names; 404 when there was none."""
+    who = principal(request)
+    assert who is not None
+    async with database(request) as conn:
+        if not await remove(conn):
+            raise NotFoundException(f"there is no {label}")
+        await audit.record(conn, who.email, "api.delete", label)
+
+
+@delete("/sources/{name:str}", summary="Delete a source (and its connections)")
+async def delete_source(request: Request[Any, Any, Any], name: FromPath[str]) -> None:
+    await _delete(request, f"source {name}", lambda c: workspace.delete(c, "source", name))
+
+
+@delete(
+    "/destinations/{name:str}",
+    summary="Delete a destination (and its connections); its waiting events are discarded",
+)
+async def delete_destination(request: Request[Any, Any, Any], name: FromPath[str]) -> None:
+    await _delete(
+        request, f"destination {name}", lambda c: workspace.delete(c, "destination", name)
+    )
+
+
+@delete("/transformations/{name:str}", summary="Delete a transformation no connection uses")
+async def delete_transformation(request: Request[Any, Any, Any], name: FromPath[str]) -> None:
+    await _delete(
+        request, f"transformation {name}", lambda c: workspace.delete(c, "transformation", name)
+    )
+
+
+@delete("/connections", summary="Delete the connection of a source to a destination")
+async def delete_connection(
+    request: Request[Any, Any, Any], source: FromQuery[str], destination: FromQuery[str]
+) -> None:
+    await _delete(
+        request,
+        f"connection {source} → {destination}",
+        lambda c: workspace.disconnect(c, source, destination),
+    )
+
+
 def _find(entries: list[Named], name: str) -> Named | None:
     return next((e for e in entries if e.name == name), None)
 
@@ -227,8 +273,9 @@ router = Router(
     path="/api/v1",
     route_handlers=[
         get_workspace, put_workspace, import_workspace, list_sources, get_source, put_source,
-        list_destinations, get_destination, put_destination, list_transformations,
-        put_transformation, list_connections, put_connection,
+        delete_source, list_destinations, get_destination, put_destination, delete_destination,
+        list_transformations, put_transformation, delete_transformation, list_connections,
+        put_connection, delete_connection,
     ],
     tags=["workspace"],
 )  # fmt: skip

@@ -258,3 +258,61 @@ async def test_a_rudderstack_workspace_config_is_imported(app: Litestar, databas
     types = {d.name: (d.type, d.enabled) for d in spec.destinations}
     assert types["orders hook"] == ("webhook", True) and types["analytics"] == ("amplitude", False)
     assert "crm" not in types
+
+
+async def test_deleting_entries_and_what_happens_to_their_jobs(
+    app: Litestar, database_url: str
+) -> None:
+    headers = await bearer(database_url, "editor")
+    with psycopg.connect(database_url) as conn:
+        ids = conn.execute("SELECT s.id, d.id FROM sources s, destinations d").fetchone()
+        assert ids is not None
+        waiting = conn.execute(
+            "INSERT INTO jobs (destination_id, source_id, partition, user_key, ingest_tx,"
+            " ingest_id, received_at, message_id, event_type, request)"
+            " VALUES (%s, %s, 0, 'u', '1', 1, now(), 'm', 'track', 'null') RETURNING id",
+            (ids[1], ids[0]),
+        ).fetchone()
+    assert waiting is not None
+    code = "export function transformEvent(event) { return event; }"
+    async with AsyncTestClient(app) as client:
+        client.headers.update(headers)
+        await client.put("/api/v1/transformations/pass", json={"code": code})
+        await client.put("/api/v1/connections", json={"source": "web", "destination": "amp",
+                                                      "transformation": "pass"})  # fmt: skip
+        used = await client.delete("/api/v1/transformations/pass")
+        assert used.status_code == 400 and "connections use it: web → amp" in used.json()["message"]
+        link = {"source": "web", "destination": "amp"}
+        gone = await client.delete("/api/v1/connections", params=link)
+        assert gone.status_code == 204
+        assert (await client.delete("/api/v1/transformations/pass")).status_code == 204
+        assert (await client.delete("/api/v1/destinations/amp")).status_code == 204
+        again = await client.delete("/api/v1/destinations/amp")
+        assert again.status_code == 404 and again.json()["error"] == "refused"
+        assert "destinations" not in (await client.get("/api/v1/workspace")).json()  # (none)
+    with psycopg.connect(database_url) as conn:
+        states = conn.execute(
+            "SELECT state, error FROM job_attempts WHERE job_id = %s", (waiting[0],)
+        ).fetchall()
+        audited = conn.execute(
+            "SELECT target FROM audit_log WHERE action = 'api.delete' ORDER BY id"
+        ).fetchall()
+    assert states == [("discarded", "the destination was deleted")]
+    assert audited == [("connection web → amp",), ("transformation pass",), ("destination amp",)]
+
+
+async def test_an_editor_deletes_a_source_from_its_page(app: Litestar, database_url: str) -> None:
+    async with connection(database_url) as conn:
+        await accounts.create(conn, "editor@example.com", "editor", PASSWORD)
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT id FROM sources WHERE name = 'web'").fetchone()
+    assert row is not None
+    async with AsyncTestClient(app) as client:
+        await sign_in(client, "editor@example.com")
+        form = {"_csrf_token": await csrf(client)}
+        done = await client.post(f"/sources/{row[0]}/delete", data=form, follow_redirects=False)
+        assert done.status_code == 303 and done.headers["location"] == "/connections"
+        page = (await client.get("/connections")).text
+    assert "/sources/" not in page  # no source left to link to
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM connections").fetchone() == (0,)

@@ -125,4 +125,18 @@ async def update_connection(
     return Redirect(f"/connections/{connection_id}?saved=1", status_code=303)
 
 
-handlers = [home, connections_page, connection_page, update_connection]
+@post("/connections/{connection_id:uuid}/delete", status_code=303)
+async def delete_connection(
+    request: Request[Any, Any, Any], connection_id: FromPath[UUID]
+) -> Response[Any]:
+    """Remove the connection; jobs it made already are still delivered."""
+    user = signed_in(request)
+    spec, _, _ = await _load(request, connection_id)
+    async with database(request) as conn:
+        await workspace.disconnect(conn, spec.source, spec.destination)
+        await audit.record(conn, user.email, "connection.delete",
+                           f"{spec.source} → {spec.destination}")  # fmt: skip
+    return Redirect("/connections", status_code=303)
+
+
+handlers = [home, connections_page, connection_page, update_connection, delete_connection]

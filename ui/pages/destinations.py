@@ -21,7 +21,7 @@ from engine.pipeline import preview
 from engine.pipeline.topology import target
 from engine.workspace import ConnectionSpec, DestinationSpec, WorkspaceSpec
 from ui import forms
-from ui.pages.sources import Switch, switched
+from ui.pages.sources import Switch, deleted, switched
 from ui.requests import database, signed_in
 
 SAMPLE_NAME = "Sluice Test Event"
@@ -190,6 +190,13 @@ async def switch_destination(
     return await switched(request, "destination", destination_id, data)
 
 
+@post("/destinations/{destination_id:uuid}/delete", status_code=303)
+async def delete_destination(
+    request: Request[Any, Any, Any], destination_id: FromPath[UUID]
+) -> Response[Any]:
+    return await deleted(request, "destination", destination_id)
+
+
 @post("/destinations/{destination_id:uuid}/connections", status_code=303)
 async def connect_source(
     request: Request[Any, Any, Any], destination_id: FromPath[UUID], data: URLEncodedBody[Link]
@@ -244,5 +251,5 @@ async def send_test_event(
 
 handlers = [
     new_destination, create_destination, destination_page, update_destination,
-    switch_destination, connect_source, send_test_event,
+    switch_destination, delete_destination, connect_source, send_test_event,
 ]  # fmt: skip

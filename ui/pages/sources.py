@@ -120,4 +120,26 @@ async def switched(
     return Redirect(local_path(data.back), status_code=303)
 
 
-handlers = [source_page, create_source, rotate_key, switch_source]
+@post("/sources/{source_id:uuid}/delete", status_code=303)
+async def delete_source(
+    request: Request[Any, Any, Any], source_id: FromPath[UUID]
+) -> Response[Any]:
+    return await deleted(request, "source", source_id)
+
+
+async def deleted(
+    request: Request[Any, Any, Any],
+    kind: Literal["source", "destination"],
+    entry_id: UUID,
+) -> Response[Any]:
+    """Delete a source or destination (with its connections), then back to the connections."""
+    user = signed_in(request)
+    async with database(request) as conn:
+        spec = await workspace.entry(conn, kind, entry_id)
+        if spec is None or not await workspace.delete(conn, kind, spec.name):
+            raise NotFoundException(f"there is no such {kind} (any more)")
+        await audit.record(conn, user.email, f"{kind}.delete", spec.name)
+    return Redirect("/connections", status_code=303)
+
+
+handlers = [source_page, create_source, rotate_key, switch_source, delete_source]

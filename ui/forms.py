@@ -8,6 +8,7 @@ a select, and anything structured (lists, mappings) JSON in a text area.
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -16,6 +17,7 @@ from msgspec import inspect
 
 from engine.destinations.base import Destination
 from engine.destinations.secrets import MASK, mask
+from engine.pipeline.policy import DeliveryPolicy
 
 Kind = Literal["text", "secret", "bool", "number", "choice", "json"]
 _FIELD_IN_MESSAGE = re.compile(r"\$\.(\w+)|\b(\w+)\b")
@@ -40,18 +42,36 @@ class FormError(ValueError):
         self.message = message
 
 
+@dataclass(frozen=True)
+class Schema:
+    """What a form is made from: a msgspec struct, the keys of its secrets, and where else in a
+    config secrets hide."""
+
+    struct: type[msgspec.Struct]
+    secret_keys: tuple[str, ...] = ()
+    secrets: Callable[[dict[str, Any]], list[str]] = lambda config: []
+
+    @classmethod
+    def of(cls, plugin: Destination) -> "Schema":
+        return cls(plugin.settings, plugin.secret_keys, plugin.secrets)
+
+
+POLICY = Schema(DeliveryPolicy)  # a destination's delivery policy
+
+
 def fields(
-    plugin: Destination, config: dict[str, Any], submitted: dict[str, str] | None = None
+    plugin: Destination | Schema, config: dict[str, Any], submitted: dict[str, str] | None = None
 ) -> list[Field]:
     """The form's fields, showing `config` — or what was `submitted`, when a form comes back
     with an error (secrets excepted); secrets elsewhere in it (a webhook's header values)
     appear masked."""
-    info = inspect.type_info(plugin.settings)
+    schema = plugin if isinstance(plugin, Schema) else Schema.of(plugin)
+    info = inspect.type_info(schema.struct)
     assert isinstance(info, inspect.StructType)
-    hidden = plugin.secrets(config)
+    hidden = schema.secrets(config)
     found = []
     for field in info.fields:
-        kind = _kind(field.type, field.name in plugin.secret_keys)
+        kind = _kind(field.type, field.name in schema.secret_keys)
         current = config.get(field.name, _default(field))
         found.append(
             Field(
@@ -109,7 +129,9 @@ def _shown(kind: Kind, value: Any) -> str:
     return str(value)
 
 
-def config(plugin: Destination, form: dict[str, str], saved: dict[str, Any]) -> dict[str, Any]:
+def config(
+    plugin: Destination | Schema, form: dict[str, str], saved: dict[str, Any]
+) -> dict[str, Any]:
     """The config a submitted form stands for; blank optional fields are left out (their
     default applies), blank secrets keep their saved value, and saved keys the form does not
     show (event filters, keys of other RudderStack versions) are kept as they are."""

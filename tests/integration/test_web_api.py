@@ -316,3 +316,30 @@ async def test_an_editor_deletes_a_source_from_its_page(app: Litestar, database_
     assert "/sources/" not in page  # no source left to link to
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT count(*) FROM connections").fetchone() == (0,)
+
+
+async def test_an_editor_changes_a_destinations_delivery_policy(
+    app: Litestar, database_url: str
+) -> None:
+    async with connection(database_url) as conn:
+        await accounts.create(conn, "editor@example.com", "editor", PASSWORD)
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT id FROM destinations WHERE name = 'amp'").fetchone()
+    assert row is not None
+    async with AsyncTestClient(app) as client:
+        await sign_in(client, "editor@example.com")
+        page = (await client.get(f"/destinations/{row[0]}")).text
+        assert 'name="concurrency" value="32"' in page and "file_events" not in page
+        token = await csrf(client)
+        bad = await client.post(f"/destinations/{row[0]}/delivery",
+                                data={"_csrf_token": token, "concurrency": "0"})  # fmt: skip
+        assert bad.status_code == 400 and "concurrency must be between 1 and 1000" in bad.text
+        form = {"_csrf_token": token, "concurrency": "4", "rate_limit": "50", "retry_hours": "1"}
+        done = await client.post(f"/destinations/{row[0]}/delivery", data=form,
+                                 follow_redirects=False)  # fmt: skip
+        assert done.status_code == 303
+    async with connection(database_url) as conn:
+        spec = await workspace.entry(conn, "destination", row[0])
+    assert (spec.delivery.concurrency, spec.delivery.rate_limit) == (4, 50)
+    assert spec.delivery.retry_hours == 1 and spec.delivery.timeout_seconds == 30.0
+    assert spec.config["apiKey"] == SECRET

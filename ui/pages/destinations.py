@@ -18,6 +18,7 @@ from engine.destinations.base import Destination
 from engine.destinations.catalog import CATALOG, IMPLEMENTED
 from engine.errors import ConfigError, SluiceError
 from engine.pipeline import preview
+from engine.pipeline.policy import DeliveryPolicy
 from engine.pipeline.topology import target
 from engine.workspace import ConnectionSpec, DestinationSpec, WorkspaceSpec
 from ui import forms
@@ -149,15 +150,26 @@ async def destination_page(
     spec, node, shape = await _load(request, destination_id)
     return _form(
         request, _plugin(spec.type), name=spec.name, config=spec.config, node=node,
-        **_connections(shape, destination_id),
+        **_connections(shape, destination_id, spec),
     )  # fmt: skip
 
 
-def _connections(shape: graph.Graph, destination_id: UUID) -> dict[str, Any]:
+def _connections(
+    shape: graph.Graph,
+    destination_id: UUID,
+    spec: DestinationSpec,
+    delivery_form: dict[str, str] | None = None,
+    delivery_error: str | None = None,
+) -> dict[str, Any]:
+    """What the page of an existing destination shows besides its settings: the sources
+    connected to it, and its delivery policy."""
     linked = {e.source_id: e for e in shape.connections if e.destination_id == destination_id}
+    policy = msgspec.to_builtins(spec.delivery)
     return {
         "linked": [(s, linked[s.id]) for s in shape.sources if s.id in linked],
         "unlinked": [s for s in shape.sources if s.id not in linked],
+        "delivery": forms.fields(forms.POLICY, policy, delivery_form),
+        "delivery_error": delivery_error,
     }
 
 
@@ -176,10 +188,34 @@ async def update_destination(
             await workspace.apply(conn, WorkspaceSpec(destinations=[changed]))
         except (forms.FormError, ConfigError) as exc:
             return _refused(request, plugin, spec.name, form, exc, node, spec.config,
-                            **_connections(shape, destination_id))  # fmt: skip
+                            **_connections(shape, destination_id, spec))  # fmt: skip
         keys = sorted(k for k in set(config) | set(spec.config)
                       if config.get(k) != spec.config.get(k))  # fmt: skip
         await audit.record(conn, user.email, "destination.update", spec.name, settings=keys)
+    return Redirect(f"/destinations/{destination_id}?saved=1", status_code=303)
+
+
+@post("/destinations/{destination_id:uuid}/delivery", status_code=303)
+async def update_delivery(
+    request: Request[Any, Any, Any], destination_id: FromPath[UUID]
+) -> Response[Any]:
+    """The delivery policy: concurrency, rate limit, retry budget, backoff, timeout, files."""
+    user = signed_in(request)
+    form = await _submitted(request)
+    spec, node, shape = await _load(request, destination_id)
+    saved = msgspec.to_builtins(spec.delivery)
+    try:
+        policy = msgspec.convert(forms.config(forms.POLICY, form, saved), DeliveryPolicy)
+    except (forms.FormError, msgspec.ValidationError) as exc:
+        return _form(
+            request, _plugin(spec.type), name=spec.name, config=spec.config, node=node,
+            status=400, **_connections(shape, destination_id, spec, form, str(exc)),
+        )  # fmt: skip
+    async with database(request) as conn:
+        changed = msgspec.structs.replace(spec, delivery=policy)
+        await workspace.apply(conn, WorkspaceSpec(destinations=[changed]))
+        await audit.record(conn, user.email, "destination.delivery", spec.name,
+                           **msgspec.to_builtins(policy))  # fmt: skip
     return Redirect(f"/destinations/{destination_id}?saved=1", status_code=303)
 
 
@@ -251,5 +287,5 @@ async def send_test_event(
 
 handlers = [
     new_destination, create_destination, destination_page, update_destination,
-    switch_destination, delete_destination, connect_source, send_test_event,
+    update_delivery, switch_destination, delete_destination, connect_source, send_test_event,
 ]  # fmt: skip

@@ -65,15 +65,20 @@ async def create_user(request: Request[Any, Any, Any], data: URLEncodedBody[NewU
     return await _page(request, created=made.email)
 
 
+async def _person(conn: Any, user_id: UUID) -> accounts.User:
+    person = await accounts.by_id(conn, user_id)
+    if person is None:
+        raise NotFoundException("no such user")
+    return person
+
+
 @post("/users/{user_id:uuid}", opt=_ADMIN, status_code=303)
 async def change_user(
     request: Request[Any, Any, Any], user_id: FromPath[UUID], data: URLEncodedBody[UserChange]
 ) -> Response[Any]:
     admin = signed_in(request)
     async with database(request) as conn:
-        person = await accounts.by_id(conn, user_id)
-        if person is None:
-            raise NotFoundException("no such user")
+        person = await _person(conn, user_id)
         try:
             async with conn.transaction():
                 changed = await accounts.update(
@@ -100,9 +105,7 @@ async def reset_password(
     sessions end."""
     admin = signed_in(request)
     async with database(request) as conn:
-        person = await accounts.by_id(conn, user_id)
-        if person is None:
-            raise NotFoundException("no such user")
+        person = await _person(conn, user_id)
         try:
             async with conn.transaction():
                 await accounts.set_password(conn, person, data.password, must_change=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
 from engine import accounts
 from engine.db import connection
@@ -77,11 +77,21 @@ def web(
 
 @pytest.fixture
 def page(browser: Browser, web: WebProcess) -> Iterator[Page]:
+    """A fresh browser tab on the UI. Whatever the test did, no page may have broken its
+    content security policy (an inline script or style the policy refused)."""
     context = browser.new_context(base_url=web.url, viewport={"width": 1366, "height": 820})
     context.grant_permissions(["clipboard-read", "clipboard-write"])
     page = context.new_page()
+    refused: list[str] = []
+
+    def seen(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            refused.append(message.text)
+
+    page.on("console", seen)
     yield page
     context.close()
+    assert refused == [], "the content security policy refused parts of a page"
 
 
 def run(work: Coroutine[Any, Any, T]) -> T:

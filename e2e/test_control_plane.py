@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Dialog, Page, expect
 
 from e2e.conftest import PASSWORD, run, shot, sign_in
 from engine import workspace
@@ -119,6 +119,17 @@ def test_an_editor_adds_a_source_copies_its_key_and_rotates_it(page: Page) -> No
     expect(page.locator("#snippet-curl")).to_contain_text(f"curl -u '{key}:'")
     shot(page, "source")
 
+    asked: list[str] = []
+
+    def decline(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", decline)
+    page.get_by_role("button", name="Rotate").click()
+    page.wait_for_timeout(300)  # a submitted form would have loaded another page by now
+    assert asked and asked[0].startswith("Make a new write key?")
+    expect(page.locator("#write-key")).to_have_text(key)
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Rotate").click()
     expect(page.locator("#write-key")).not_to_have_text(key)

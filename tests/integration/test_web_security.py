@@ -156,6 +156,42 @@ connections: [{{source: "{HOSTILE}", destination: "amp {HOSTILE}"}}]
     assert write_key not in source and write_key[-4:] in source  # a viewer sees its end only
 
 
+async def test_pages_run_no_inline_script_and_the_policy_says_so(
+    app: Litestar, database_url: str
+) -> None:
+    """Escaping is the first defence; the content security policy the second, which works
+    only while no page needs inline script or style itself."""
+    text = """
+sources: [{name: web}]
+destinations: [{name: hook, type: webhook, config: {webhookUrl: "https://h.example.com"}}]
+connections: [{source: web, destination: hook}]
+"""
+    async with connection(database_url) as conn:
+        await workspace.apply(conn, workspace.parse(text))
+    with psycopg.connect(database_url) as conn:
+        ids = conn.execute(
+            "SELECT (SELECT id FROM sources), (SELECT id FROM destinations),"
+            " (SELECT id FROM connections)"
+        ).fetchone()
+    assert ids is not None
+    source, destination, link = ids
+    paths = ["/connections", f"/sources/{source}", f"/destinations/{destination}",
+             "/destinations/new", f"/connections/{link}", "/users", "/audit",
+             "/account/password"]  # fmt: skip
+    async with AsyncTestClient(app) as client:
+        answers = [await client.get("/login")]
+        await sign_in(client, "admin@example.com")
+        answers += [await client.get(path) for path in paths]
+    for answer in answers:
+        assert answer.status_code == 200, answer.url
+        policy = answer.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "style-src 'self'" in policy
+        assert "unsafe-inline" not in policy
+        page = answer.text
+        assert re.findall(r"<script(?![^>]*\ssrc=)[^>]*>", page) == [], answer.url
+        assert re.findall(r"<[^>]+\s(on[a-z]+|style)=", page) == [], answer.url
+
+
 async def test_sign_in_is_throttled_after_repeated_failures(
     app: Litestar, database_url: str
 ) -> None:

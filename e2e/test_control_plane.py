@@ -189,9 +189,16 @@ def test_source_to_webhook_from_scratch_with_an_event_delivered(
         )  # fmt: skip
         assert sent.returncode == 0, sent.stderr
         delivered = sink.wait_for(6)
+        # the page, left open, shows them delivered (it refreshes its activity card itself)
+        expect(page.locator("#activity td.delivered")).to_have_text("5", timeout=15_000)
+        expect(page.locator("#activity td").last).to_have_text("just now")
+        shot(page, "destination-delivered")
     assert len({a.json()["messageId"] for a in delivered}) == 6
+    page.get_by_role("link", name="website").first.click()
+    expect(page.locator("#activity .figure.received")).to_have_text("5")
     page.goto("/connections")
     expect(page.locator("path.wire.live")).to_have_count(1)
+    expect(page.locator(".node .delivered")).to_have_text("5 delivered")
     shot(page, "connections-after")
 
 

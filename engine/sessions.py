@@ -36,12 +36,14 @@ async def start(conn: psycopg.AsyncConnection[Any], user: User) -> str:
     return token
 
 
-async def user(conn: psycopg.AsyncConnection[Any], token: str) -> User | None:
-    """The signed-in user of a current session, else None."""
+async def user(
+    conn: psycopg.AsyncConnection[Any], token: str, *, touch: bool = True
+) -> User | None:
+    """The signed-in user of a current session, else None. A request the user made (`touch`)
+    keeps the session from going idle; one a page made by itself (a refresh) does not."""
+    params = {"token_hash": _digest(token), "idle": IDLE, "lifetime": LIFETIME, "touch": touch}
     async with conn.cursor(row_factory=class_row(User)) as cur:
-        await cur.execute(
-            _Q["user"], {"token_hash": _digest(token), "idle": IDLE, "lifetime": LIFETIME}
-        )
+        await cur.execute(_Q["user"], params)
         return await cur.fetchone()
 
 

@@ -60,8 +60,23 @@ def _pretty(value: Any) -> str:
     return msgspec.json.format(codec.encode(value), indent=2).decode()
 
 
+def _number(value: int) -> str:
+    return f"{value:,}"
+
+
+def _ago(value: datetime) -> str:
+    """How long ago, in the largest whole unit: `just now`, `5 min ago`, `3 h ago`, `2 d ago`."""
+    seconds = int((datetime.now(UTC) - value).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return "just now"
+
+
 def _filters(engine: JinjaTemplateEngine) -> None:
-    engine.engine.filters.update(utc=_utc, humanize=_humanize, pretty=_pretty)
+    engine.engine.filters.update(
+        utc=_utc, humanize=_humanize, pretty=_pretty, number=_number, ago=_ago
+    )
 
 
 def create_app(options: WebOptions) -> Litestar:

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 SESSION_COOKIE = "sluice_session"
 API = "/api/"
+POLL_HEADER = "x-sluice-poll"  # sent by parts of a page that refresh themselves (see app.js)
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -81,7 +82,9 @@ class Sessions(ASGIMiddleware):
                     connection.state.token = await tokens.verify(conn, secret.strip())
         elif cookie := connection.cookies.get(SESSION_COOKIE):
             async with database(connection) as conn:
-                user = await sessions.user(conn, cookie)
+                user = await sessions.user(
+                    conn, cookie, touch=POLL_HEADER not in connection.headers
+                )
             connection.state.user = user
             connection.state.session = cookie if user else None
         await next_app(scope, receive, send)

@@ -1,10 +1,16 @@
 """Per-minute counters per source, destination and outcome, and the worker's Prometheus metrics.
 
 Counters are written in the same transaction as the work they count, so the stats page agrees
-with the jobs; Prometheus counters follow once that transaction has committed.
+with the jobs; Prometheus counters follow once that transaction has committed. Outcomes: a
+source's events `received`, `duplicate` and `invalid` (counted against `NO_DESTINATION`); per
+destination `delivered`, `retried` (tries that failed and will be tried again), `aborted`,
+`filtered` (by the destination's event filters or call types) and `dropped` (by a
+transformation).
 """
 
 from collections import Counter as Tally
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -17,6 +23,58 @@ _Q = Queries.beside(__file__, "stats.sql")
 
 Counts = Tally[tuple[UUID, UUID, str]]  # (source id, destination id, outcome) → events
 ROUTER_OUTCOMES = frozenset({"delivered", "retried", "aborted", "filtered"})
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What the counters say about a recent window: events per (source, destination, outcome)
+    and the minute each last happened."""
+
+    window: timedelta
+    events: dict[tuple[UUID, UUID, str], int]
+    last_at: dict[tuple[UUID, UUID, str], datetime]
+
+    @property
+    def hours(self) -> int:
+        return int(self.window.total_seconds() // 3600)
+
+    def count(
+        self, outcome: str, *, source: UUID | None = None, destination: UUID | None = None
+    ) -> int:
+        return sum(
+            n for key, n in self.events.items() if _matches(key, outcome, source, destination)
+        )
+
+    def last(
+        self, outcome: str, *, source: UUID | None = None, destination: UUID | None = None
+    ) -> datetime | None:
+        times = [
+            t for key, t in self.last_at.items() if _matches(key, outcome, source, destination)
+        ]
+        return max(times, default=None)
+
+
+def _matches(
+    key: tuple[UUID, UUID, str], outcome: str, source: UUID | None, destination: UUID | None
+) -> bool:
+    return (
+        key[2] == outcome
+        and (source is None or key[0] == source)
+        and (destination is None or key[1] == destination)
+    )
+
+
+async def recent(
+    conn: psycopg.AsyncConnection[Any], window: timedelta = timedelta(hours=24)
+) -> Activity:
+    """The counters of the last `window` (to the minute)."""
+    cur = await conn.execute(_Q["recent"], {"window": window})
+    rows = await cur.fetchall()
+    return Activity(
+        window,
+        {(r[0], r[1], r[2]): r[3] for r in rows},
+        {(r[0], r[1], r[2]): r[4] for r in rows},
+    )
 
 
 async def add(conn: psycopg.AsyncConnection[Any], counts: Counts) -> None:

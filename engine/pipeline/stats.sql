@@ -5,3 +5,12 @@ FROM unnest(%(sources)s::uuid[], %(destinations)s::uuid[], %(outcomes)s::text[],
             %(events)s::bigint[]) AS t(s, d, o, n)
 ON CONFLICT (minute, source_id, destination_id, outcome)
 DO UPDATE SET events = stats_minute.events + EXCLUDED.events
+
+-- name: recent
+-- Events per source, destination and outcome in the last `window` (by the database's clock,
+-- which stamped them), and the minute each last happened: a range scan of the primary key,
+-- which starts with the minute.
+SELECT source_id, destination_id, outcome, sum(events)::bigint AS events, max(minute) AS last
+FROM stats_minute
+WHERE minute >= date_trunc('minute', now()) - %(window)s::interval
+GROUP BY source_id, destination_id, outcome

@@ -1,7 +1,6 @@
 """The config API under /api/v1, against the real app and a real PostgreSQL (in process)."""
 
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -12,8 +11,7 @@ from litestar.testing import AsyncTestClient
 
 from engine import accounts, tokens, workspace
 from engine.db import connection
-from tests.integration.test_web_security import PASSWORD, SECRET, csrf, sign_in
-from ui.app import WebOptions, create_app
+from tests.integration.test_web_security import PASSWORD, SECRET, app_with, csrf, sign_in
 
 WORKSPACE = f"""
 sources: [{{name: web, write_key: web-write-key-0123456789}}]
@@ -24,11 +22,8 @@ connections: [{{source: web, destination: amp}}]
 
 
 @pytest.fixture
-async def app(database_url: str) -> AsyncIterator[Litestar]:
-    async with connection(database_url) as conn:
-        await accounts.create(conn, "admin@example.com", "admin", PASSWORD)
-        await workspace.apply(conn, workspace.parse(WORKSPACE))
-    yield create_app(WebOptions(database_url, "http://127.0.0.1:8080"))
+async def app(database_url: str) -> Litestar:
+    return await app_with(database_url, "admin", WORKSPACE)
 
 
 async def bearer(database_url: str, role: str, name: str | None = None) -> dict[str, str]:

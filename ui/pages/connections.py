@@ -12,6 +12,7 @@ from litestar.response import Redirect, Template
 
 from engine import audit, graph, workspace
 from engine.errors import ConfigError
+from engine.pipeline import stats
 from engine.workspace import ConnectionSpec, DestinationSpec, WorkspaceSpec
 from ui.requests import database, signed_in
 
@@ -38,11 +39,20 @@ async def home() -> Redirect:
 
 @get("/connections")
 async def connections_page(request: Request[Any, Any, Any]) -> Template:
+    return await overview(request)
+
+
+async def overview(request: Request[Any, Any, Any], error: str | None = None) -> Template:
+    """The connections page; with `error`, as the answer to a change it refused."""
     async with database(request) as conn:
         workspace_graph = await graph.load(conn)
+        activity = await stats.recent(conn)
     return Template(
-        "connections.html", context={"user": signed_in(request), "graph": workspace_graph}
-    )
+        "connections.html",
+        context={"user": signed_in(request), "graph": workspace_graph, "activity": activity,
+                 "error": error},
+        status_code=400 if error else 200,
+    )  # fmt: skip
 
 
 async def _load(

@@ -4,10 +4,11 @@ vendor's answer. Changes go through the workspace store's `apply`, like `sluice 
 secrets are never sent back to the browser."""
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID, uuid4
 
 import msgspec
+from jinja2_fragments.litestar import HTMXBlockTemplate
 from litestar import Request, Response, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, URLEncodedBody
@@ -17,7 +18,7 @@ from engine import audit, graph, workspace
 from engine.destinations.base import Destination
 from engine.destinations.catalog import CATALOG, IMPLEMENTED
 from engine.errors import ConfigError, SluiceError
-from engine.pipeline import preview
+from engine.pipeline import preview, stats
 from engine.pipeline.policy import DeliveryPolicy
 from engine.pipeline.topology import target
 from engine.workspace import ConnectionSpec, DestinationSpec, WorkspaceSpec
@@ -133,41 +134,63 @@ def _refused(
     )  # fmt: skip
 
 
-async def _load(request: Request[Any, Any, Any], destination_id: UUID) -> tuple[Any, Any, Any]:
+class Loaded(NamedTuple):
+    spec: DestinationSpec
+    node: graph.DestinationNode
+    shape: graph.Graph
+    activity: stats.Activity
+
+
+async def _load(request: Request[Any, Any, Any], destination_id: UUID) -> Loaded:
     async with database(request) as conn:
         spec: DestinationSpec | None = await workspace.entry(conn, "destination", destination_id)
         if spec is None:
             raise NotFoundException("there is no such destination (any more)")
         shape = await graph.load(conn)
+        activity = await stats.recent(conn)
     node = next(d for d in shape.destinations if d.id == destination_id)
-    return spec, node, shape
+    return Loaded(spec, node, shape, activity)
 
 
 @get("/destinations/{destination_id:uuid}")
 async def destination_page(
     request: Request[Any, Any, Any], destination_id: FromPath[UUID]
 ) -> Template:
-    spec, node, shape = await _load(request, destination_id)
+    loaded = await _load(request, destination_id)
+    spec = loaded.spec
     return _form(
-        request, _plugin(spec.type), name=spec.name, config=spec.config, node=node,
-        **_connections(shape, destination_id, spec),
+        request, _plugin(spec.type), name=spec.name, config=spec.config, node=loaded.node,
+        **_connections(loaded),
+    )  # fmt: skip
+
+
+@get("/destinations/{destination_id:uuid}/activity")
+async def destination_activity(
+    request: Request[Any, Any, Any], destination_id: FromPath[UUID]
+) -> Template:
+    """The page's activity card alone, which the page polls."""
+    loaded = await _load(request, destination_id)
+    context = {"user": signed_in(request), "node": loaded.node, "kind": CATALOG[loaded.spec.type]}
+    return HTMXBlockTemplate(
+        template_name="destination.html", block_name="activity",
+        context=context | _connections(loaded),
     )  # fmt: skip
 
 
 def _connections(
-    shape: graph.Graph,
-    destination_id: UUID,
-    spec: DestinationSpec,
+    loaded: Loaded,
     delivery_form: dict[str, str] | None = None,
     delivery_error: str | None = None,
 ) -> dict[str, Any]:
     """What the page of an existing destination shows besides its settings: the sources
-    connected to it, and its delivery policy."""
+    connected to it, what happened to their events lately, and its delivery policy."""
+    shape, destination_id = loaded.shape, loaded.node.id
     linked = {e.source_id: e for e in shape.connections if e.destination_id == destination_id}
-    policy = msgspec.to_builtins(spec.delivery)
+    policy = msgspec.to_builtins(loaded.spec.delivery)
     return {
         "linked": [(s, linked[s.id]) for s in shape.sources if s.id in linked],
         "unlinked": [s for s in shape.sources if s.id not in linked],
+        "activity": loaded.activity,
         "delivery": forms.fields(forms.POLICY, policy, delivery_form),
         "delivery_error": delivery_error,
     }
@@ -179,7 +202,8 @@ async def update_destination(
 ) -> Response[Any]:
     user = signed_in(request)
     form = await _submitted(request)
-    spec, node, shape = await _load(request, destination_id)
+    loaded = await _load(request, destination_id)
+    spec = loaded.spec
     plugin = _plugin(spec.type)
     async with database(request) as conn:
         try:
@@ -187,8 +211,8 @@ async def update_destination(
             changed = msgspec.structs.replace(spec, config=config)
             await workspace.apply(conn, WorkspaceSpec(destinations=[changed]))
         except (forms.FormError, ConfigError) as exc:
-            return _refused(request, plugin, spec.name, form, exc, node, spec.config,
-                            **_connections(shape, destination_id, spec))  # fmt: skip
+            return _refused(request, plugin, spec.name, form, exc, loaded.node, spec.config,
+                            **_connections(loaded))  # fmt: skip
         keys = sorted(k for k in set(config) | set(spec.config)
                       if config.get(k) != spec.config.get(k))  # fmt: skip
         await audit.record(conn, user.email, "destination.update", spec.name, settings=keys)
@@ -202,14 +226,15 @@ async def update_delivery(
     """The delivery policy: concurrency, rate limit, retry budget, backoff, timeout, files."""
     user = signed_in(request)
     form = await _submitted(request)
-    spec, node, shape = await _load(request, destination_id)
+    loaded = await _load(request, destination_id)
+    spec = loaded.spec
     saved = msgspec.to_builtins(spec.delivery)
     try:
         policy = msgspec.convert(forms.config(forms.POLICY, form, saved), DeliveryPolicy)
     except (forms.FormError, msgspec.ValidationError) as exc:
         return _form(
-            request, _plugin(spec.type), name=spec.name, config=spec.config, node=node,
-            status=400, **_connections(shape, destination_id, spec, form, str(exc)),
+            request, _plugin(spec.type), name=spec.name, config=spec.config, node=loaded.node,
+            status=400, **_connections(loaded, form, str(exc)),
         )  # fmt: skip
     async with database(request) as conn:
         changed = msgspec.structs.replace(spec, delivery=policy)
@@ -239,7 +264,7 @@ async def connect_source(
 ) -> Response[Any]:
     """Connect a source to this destination, or switch an existing connection on or off."""
     user = signed_in(request)
-    spec, _, shape = await _load(request, destination_id)
+    spec, _, shape, _ = await _load(request, destination_id)
     source = next((s for s in shape.sources if s.id == data.source_id), None)
     if source is None:
         raise NotFoundException("there is no such source (any more)")
@@ -267,7 +292,7 @@ async def send_test_event(
 ) -> Template:
     """Send a sample event now (no job, no retry) and show the request and the answer."""
     user = signed_in(request)
-    spec, _, _ = await _load(request, destination_id)
+    spec = (await _load(request, destination_id)).spec
     row = {"id": destination_id, "name": spec.name, "type": spec.type, "config": spec.config,
            "delivery": msgspec.to_builtins(spec.delivery), "enabled": spec.enabled}  # fmt: skip
     event = sample_event()
@@ -286,6 +311,7 @@ async def send_test_event(
 
 
 handlers = [
-    new_destination, create_destination, destination_page, update_destination,
+    new_destination, create_destination, destination_page, destination_activity,
+    update_destination,
     update_delivery, switch_destination, delete_destination, connect_source, send_test_event,
 ]  # fmt: skip

@@ -6,6 +6,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 import msgspec
+from jinja2_fragments.litestar import HTMXBlockTemplate
 from litestar import Request, Response, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, URLEncodedBody
@@ -13,7 +14,9 @@ from litestar.response import Redirect, Template
 
 from engine import audit, graph, workspace
 from engine.errors import ConfigError
+from engine.pipeline import stats
 from engine.workspace import SourceSpec, WorkspaceSpec
+from ui.pages import connections
 from ui.requests import database, local_path, signed_in
 
 
@@ -28,30 +31,40 @@ class Switch(msgspec.Struct):
 
 @get("/sources/{source_id:uuid}")
 async def source_page(request: Request[Any, Any, Any], source_id: FromPath[UUID]) -> Template:
+    return Template("source.html", context=await _context(request, source_id))
+
+
+@get("/sources/{source_id:uuid}/activity")
+async def source_activity(request: Request[Any, Any, Any], source_id: FromPath[UUID]) -> Template:
+    """The page's activity card alone, which the page polls."""
+    context = await _context(request, source_id)
+    return HTMXBlockTemplate(template_name="source.html", block_name="activity", context=context)
+
+
+async def _context(request: Request[Any, Any, Any], source_id: UUID) -> dict[str, Any]:
     user = signed_in(request)
     async with database(request) as conn:
         spec: SourceSpec | None = await workspace.entry(conn, "source", source_id)
         if spec is None:
             raise NotFoundException("there is no such source (any more)")
         shape = await graph.load(conn)
+        activity = await stats.recent(conn)
     node = next(s for s in shape.sources if s.id == source_id)
-    return Template(
-        "source.html",
-        context={
-            "user": user,
-            "source": node,
-            "spec": spec,
-            # A write key is not a password (it ships inside websites and apps), but it lets
-            # anyone send events as this source: viewers see its end only.
-            "write_key": spec.write_key if user.may("editor") else None,
-            "key_hint": (spec.write_key or "")[-4:],
-            "gateway_url": request.app.state.gateway_url.rstrip("/"),
-            "destinations": [
-                (d, edge) for edge in shape.connections if edge.source_id == source_id
-                for d in shape.destinations if d.id == edge.destination_id
-            ],
-        },
-    )  # fmt: skip
+    return {
+        "user": user,
+        "source": node,
+        "spec": spec,
+        "activity": activity,
+        # A write key is not a password (it ships inside websites and apps), but it lets
+        # anyone send events as this source: viewers see its end only.
+        "write_key": spec.write_key if user.may("editor") else None,
+        "key_hint": (spec.write_key or "")[-4:],
+        "gateway_url": request.app.state.gateway_url.rstrip("/"),
+        "destinations": [
+            (d, edge) for edge in shape.connections if edge.source_id == source_id
+            for d in shape.destinations if d.id == edge.destination_id
+        ],
+    }  # fmt: skip
 
 
 @post("/sources", status_code=303)
@@ -66,20 +79,10 @@ async def create_source(
                 raise ConfigError(f"source {name}", "there is a source of that name already")
             await workspace.apply(conn, WorkspaceSpec(sources=[SourceSpec(name=name)]))
         except ConfigError as exc:
-            return await _connections_with_error(request, exc.message)
+            return await connections.overview(request, exc.message)
         made = next(s for s in (await graph.load(conn)).sources if s.name == name)
         await audit.record(conn, user.email, "source.create", name)
     return Redirect(f"/sources/{made.id}", status_code=303)
-
-
-async def _connections_with_error(request: Request[Any, Any, Any], error: str) -> Template:
-    async with database(request) as conn:
-        shape = await graph.load(conn)
-    return Template(
-        "connections.html",
-        context={"user": signed_in(request), "graph": shape, "error": error},
-        status_code=400,
-    )
 
 
 @post("/sources/{source_id:uuid}/key", status_code=303)
@@ -142,4 +145,4 @@ async def deleted(
     return Redirect("/connections", status_code=303)
 
 
-handlers = [source_page, create_source, rotate_key, switch_source, delete_source]
+handlers = [source_page, source_activity, create_source, rotate_key, switch_source, delete_source]

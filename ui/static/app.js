@@ -27,3 +27,13 @@ document.addEventListener("submit", (event) => {
   const question = event.target.dataset?.confirm;
   if (question && !window.confirm(question)) event.preventDefault();
 });
+
+// Parts of a page that refresh themselves (<section data-poll hx-trigger="every 5s, poll">)
+// rest while the tab is hidden, and catch up as soon as it is shown again.
+document.addEventListener("htmx:beforeRequest", (event) => {
+  if (document.hidden && event.detail.elt.hasAttribute("data-poll")) event.preventDefault();
+});
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden || !window.htmx) return;
+  document.querySelectorAll("[data-poll]").forEach((element) => window.htmx.trigger(element, "poll"));
+});

@@ -1,10 +1,10 @@
 """Bearer tokens for the config API, made by admins and shown once; each carries a role, like
-a person's. Only a SHA-256 of a token is stored."""
+a person's, and may expire. Only a SHA-256 of a token is stored."""
 
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -27,6 +27,7 @@ class Token:
     created_by: str
     created_at: datetime
     last_used_at: datetime | None
+    expires_at: datetime | None  # None: until revoked
     must_change_password = False  # (as a principal: tokens have no password)
 
     @property
@@ -37,22 +38,34 @@ class Token:
     def may(self, needed: Role) -> bool:
         return ROLES.index(self.role) <= ROLES.index(needed)
 
+    @property
+    def expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= datetime.now(UTC)
+
 
 def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
 async def create(
-    conn: psycopg.AsyncConnection[Any], name: str, role: str, created_by: str
+    conn: psycopg.AsyncConnection[Any],
+    name: str,
+    role: str,
+    created_by: str,
+    lifetime: timedelta | None = None,
 ) -> tuple[str, Token]:
-    """A new token: the secret (shown once, never stored) and its record."""
+    """A new token valid for `lifetime` (None: until revoked): the secret (shown once, never
+    stored) and its record."""
     label = name.strip()
     if not label or len(label) > 100:
         raise AccountError("a token needs a name (up to 100 characters)")
     if role not in ROLES:
         raise AccountError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    if lifetime is not None and lifetime <= timedelta(0):
+        raise AccountError("a token's lifetime must be positive")
     secret = PREFIX + secrets.token_urlsafe(32)
-    params = {"name": label, "role": role, "token_hash": _digest(secret), "created_by": created_by}
+    params = {"name": label, "role": role, "token_hash": _digest(secret),
+              "created_by": created_by, "lifetime": lifetime}  # fmt: skip
     async with conn.cursor(row_factory=class_row(Token)) as cur:
         await cur.execute(_Q["create"], params)
         token = await cur.fetchone()

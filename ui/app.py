@@ -84,7 +84,7 @@ def create_app(options: WebOptions) -> Litestar:
     # filled in at start-up, before the first request.
     csrf = CSRFConfig(
         secret="",
-        cookie_name="sluice_csrf",
+        cookie_name=security.cookie_name(security.CSRF_COOKIE, options.secure_cookies),
         cookie_secure=options.secure_cookies,
         cookie_samesite="strict",
         exclude=["^/health$", "^/static/", "^/api/"],

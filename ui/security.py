@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from ui.app import WebOptions
 
 SESSION_COOKIE = "sluice_session"
+CSRF_COOKIE = "sluice_csrf"
 API = "/api/"
 POLL_HEADER = "x-sluice-poll"  # sent by parts of a page that refresh themselves (see app.js)
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -52,15 +53,22 @@ def state(pool: Pool, options: "WebOptions") -> State:
                   "trusted_proxies": options.trusted_proxies})  # fmt: skip
 
 
+def cookie_name(name: str, secure: bool) -> str:
+    """Over HTTPS a cookie's name carries the `__Host-` prefix: browsers then take it only
+    from this very host, over HTTPS, for the whole site — never planted by a sibling domain."""
+    return f"__Host-{name}" if secure else name
+
+
 def session_cookie(request: Request[Any, Any, Any], token: str | None) -> Cookie:
     """The session cookie to set (a token) or to clear (None)."""
+    secure = bool(request.app.state.secure_cookies)
     return Cookie(
-        key=SESSION_COOKIE,
+        key=cookie_name(SESSION_COOKIE, secure),
         value=token or "",
         path="/",
         httponly=True,
         samesite="lax",  # sent when following a link to the UI; never on cross-site posts
-        secure=bool(request.app.state.secure_cookies),
+        secure=secure,
         max_age=int(sessions.LIFETIME.total_seconds()) if token else 0,
     )
 
@@ -80,7 +88,9 @@ class Sessions(ASGIMiddleware):
             if scheme.lower() == "bearer" and secret:
                 async with database(connection) as conn:
                     connection.state.token = await tokens.verify(conn, secret.strip())
-        elif cookie := connection.cookies.get(SESSION_COOKIE):
+        elif cookie := connection.cookies.get(
+            cookie_name(SESSION_COOKIE, connection.app.state.secure_cookies)
+        ):
             async with database(connection) as conn:
                 user = await sessions.user(
                     conn, cookie, touch=POLL_HEADER not in connection.headers

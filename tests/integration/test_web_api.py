@@ -168,6 +168,30 @@ async def test_an_admin_makes_a_token_on_the_users_page_and_sees_it_once(
     assert answer.status_code == 200 and answer.json()[0]["name"] == "web"
 
 
+async def test_a_token_stops_working_when_it_expires(app: Litestar, database_url: str) -> None:
+    async with AsyncTestClient(app) as client:
+        await sign_in(client, "admin@example.com")
+        token = await csrf(client)
+        form = {"_csrf_token": token, "name": "quarterly", "role": "viewer", "days": "90"}
+        made = await client.post("/users/tokens", data=form)
+        secret = re.search(r'<code id="new-token">(slc_[^<]+)</code>', made.text)
+        assert secret is not None
+        odd = await client.post("/users/tokens", data={**form, "name": "odd", "days": "-3"})
+        assert odd.status_code == 400 and "a token lasts one of" in odd.text
+        headers = {"Authorization": f"Bearer {secret[1]}"}
+        assert (await client.get("/api/v1/sources", headers=headers)).status_code == 200
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT expires_at - created_at FROM api_tokens WHERE name = 'quarterly'"
+            ).fetchone()
+            assert row is not None and row[0].days == 90
+            conn.execute("UPDATE api_tokens SET expires_at = now() - interval '1 second'")
+        expired = await client.get("/api/v1/sources", headers=headers)
+        assert expired.status_code == 401
+        listed = (await client.get("/users")).text
+    assert re.search(r"quarterly</td>.*?>expired<", listed, re.S)
+
+
 async def test_the_openapi_document_is_served_and_covers_the_api_only(app: Litestar) -> None:
     async with AsyncTestClient(app) as client:
         answer = await client.get("/api/v1/openapi/openapi.json")

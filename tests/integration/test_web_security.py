@@ -235,10 +235,18 @@ async def test_the_session_cookie_is_httponly_and_samesite_and_secure_when_asked
     async with AsyncTestClient(app) as client:
         plain = (await sign_in(client, "admin@example.com")).headers["set-cookie"]
     assert "HttpOnly" in plain and "SameSite=lax" in plain and "Secure" not in plain
+    assert plain.startswith("sluice_session=")
     secure = create_app(WebOptions(database_url, "http://gw", secure_cookies=True))
     async with AsyncTestClient(secure, base_url="https://testserver.local") as client:
+        csrf_cookie = (await client.get("/login")).headers["set-cookie"]
         cookie = (await sign_in(client, "admin@example.com")).headers["set-cookie"]
+        # the browser sends the __Host- cookie back, and it is the session
+        assert (await client.get("/connections")).status_code == 200
     assert "HttpOnly" in cookie and "Secure" in cookie
+    # over HTTPS both cookies are bound to this host (no sibling domain can plant them)
+    assert cookie.startswith("__Host-sluice_session=") and "Path=/" in cookie
+    assert "Domain" not in cookie
+    assert csrf_cookie.startswith("__Host-sluice_csrf=") and "Secure" in csrf_cookie
 
 
 async def test_sign_in_goes_back_only_to_a_page_of_this_site(app: Litestar) -> None:

@@ -1,5 +1,6 @@
 """Users (admins only): who may sign in, with which role; new users get a password to change."""
 
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -30,6 +31,11 @@ class UserChange(msgspec.Struct):
 class NewToken(msgspec.Struct):
     name: str = ""
     role: str = "viewer"
+    days: int = 0  # valid for so many days; 0: until revoked
+
+
+TOKEN_LIFETIMES = {30: "expires in 30 days", 90: "expires in 90 days", 365: "expires in a year",
+                   0: "never expires"}  # fmt: skip
 
 
 async def _page(request: Request[Any, Any, Any], status: int = 200, **context: Any) -> Template:
@@ -41,7 +47,7 @@ async def _page(request: Request[Any, Any, Any], status: int = 200, **context: A
     return Template(
         "users.html",
         context={"user": signed_in(request), "people": people, "roles": accounts.ROLES,
-                 "tokens": keys, **defaults, **context},
+                 "tokens": keys, "lifetimes": TOKEN_LIFETIMES, **defaults, **context},
         status_code=status,
     )  # fmt: skip
 
@@ -122,8 +128,15 @@ async def create_token(request: Request[Any, Any, Any], data: URLEncodedBody[New
     admin = signed_in(request)
     try:
         async with database(request) as conn:
-            secret, made = await tokens.create(conn, data.name, data.role, admin.email)
-            await audit.record(conn, admin.email, "token.create", made.name, role=made.role)
+            if data.days not in TOKEN_LIFETIMES:
+                raise AccountError(
+                    f"a token lasts one of {sorted(TOKEN_LIFETIMES)} days (0: always)"
+                )
+            lifetime = timedelta(days=data.days) if data.days else None
+            secret, made = await tokens.create(conn, data.name, data.role, admin.email, lifetime)
+            expires = made.expires_at.isoformat() if made.expires_at else None
+            await audit.record(conn, admin.email, "token.create", made.name, role=made.role,
+                               expires=expires)  # fmt: skip
     except AccountError as exc:
         return await _page(request, 400, error=exc.message)
     return await _page(request, new_token=(made.name, secret))

@@ -142,6 +142,7 @@ def create_app(options: WebOptions) -> Litestar:
         lifespan=[lifespan],
         state=security.state(pool, options),
         middleware=[security.Sessions()],
+        before_send=[security.security_headers],
         guards=[security.allowed],
         csrf_config=csrf,
         plugins=[HTMXPlugin()],
@@ -149,5 +150,4 @@ def create_app(options: WebOptions) -> Litestar:
             directory=_HERE / "templates", engine=JinjaTemplateEngine, engine_callback=_filters
         ),
         exception_handlers=security.exception_handlers,
-        response_headers=security.SECURITY_HEADERS,
     )

@@ -12,11 +12,11 @@ none.
 """
 
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from litestar import Request, Response
 from litestar.connection import ASGIConnection
-from litestar.datastructures import Cookie, ResponseHeader, State
+from litestar.datastructures import Cookie, State
 from litestar.enums import ScopeType
 from litestar.exceptions import (
     HTTPException,
@@ -28,13 +28,13 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine import sessions, tokens
 from engine.accounts import Role
 from engine.db import Pool
 from engine.errors import ConfigError, DatabaseUnavailable
-from ui.requests import current_user, database, principal
+from ui.requests import current_user, database, local_path, principal
 
 if TYPE_CHECKING:
     from ui.app import WebOptions
@@ -128,8 +128,15 @@ def allowed(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHa
 def _to_login(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if is_api(request):
         return _api_error(request, exc)
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    url = f"/login?next={quote(target, safe='')}" if request.method in _SAFE else "/login"
+    if request.headers.get("hx-request") and request.headers.get("hx-current-url"):
+        # a part of a page asked (a refresh, a button): back to that page, not to the part
+        page = urlsplit(request.headers["hx-current-url"])
+        target = page.path + (f"?{page.query}" if page.query else "")
+    elif request.method in _SAFE:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    else:
+        target = ""
+    url = f"/login?next={quote(local_path(target), safe='')}" if target else "/login"
     return _redirect(request, url)
 
 
@@ -203,12 +210,24 @@ CONTENT_SECURITY_POLICY = "; ".join([
     "object-src 'none'", "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'",
 ])  # fmt: skip
 
-# Every answer: never kept by caches or the browser's history (pages show write keys, new API
-# tokens), never framed by another site, never sniffed into another type.
-SECURITY_HEADERS = [
-    ResponseHeader(name="Cache-Control", value="no-store"),
-    ResponseHeader(name="X-Frame-Options", value="DENY"),
-    ResponseHeader(name="Content-Security-Policy", value=CONTENT_SECURITY_POLICY),
-    ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
-    ResponseHeader(name="Referrer-Policy", value="same-origin"),
-]
+# Every answer — pages, error pages, redirects, the API — is never kept by caches or the
+# browser's history (pages show write keys, new API tokens), never framed by another site,
+# never sniffed into another type. (Static files keep the caching they ask for.)
+SECURITY_HEADERS = {
+    b"cache-control": b"no-store",
+    b"x-frame-options": b"DENY",
+    b"content-security-policy": CONTENT_SECURITY_POLICY.encode(),
+    b"x-content-type-options": b"nosniff",
+    b"referrer-policy": b"same-origin",
+}
+
+
+def security_headers(message: Message, scope: Scope) -> None:
+    """The app's `before_send` hook: adds SECURITY_HEADERS to every answer that does not set
+    them itself — the answers of exception handlers and of unknown paths included, which the
+    app's `response_headers` and middleware do not reach."""
+    if message["type"] == "http.response.start":
+        headers = list(message.get("headers", []))
+        present = {name.lower() for name, _ in headers}
+        headers += [(k, v) for k, v in SECURITY_HEADERS.items() if k not in present]
+        message["headers"] = headers

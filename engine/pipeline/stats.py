@@ -65,10 +65,16 @@ def _matches(
 
 
 async def recent(
-    conn: psycopg.AsyncConnection[Any], window: timedelta = timedelta(hours=24)
+    conn: psycopg.AsyncConnection[Any],
+    window: timedelta = timedelta(hours=24),
+    *,
+    source: UUID | None = None,
+    destination: UUID | None = None,
 ) -> Activity:
-    """The counters of the last `window` (to the minute)."""
-    cur = await conn.execute(_Q["recent"], {"window": window})
+    """The counters of the last `window` (to the minute): of one source (its own and its
+    events' at every destination), of one destination, or of everything."""
+    params = {"window": window, "source": source, "destination": destination}
+    cur = await conn.execute(_Q["recent"], params)
     rows = await cur.fetchall()
     return Activity(
         window,

@@ -8,9 +8,13 @@ DO UPDATE SET events = stats_minute.events + EXCLUDED.events
 
 -- name: recent
 -- Events per source, destination and outcome in the last `window` (by the database's clock,
--- which stamped them), and the minute each last happened: a range scan of the primary key,
--- which starts with the minute.
-SELECT source_id, destination_id, outcome, sum(events)::bigint AS events, max(minute) AS last
+-- which stamped them), of one source or destination or of all, and when each last happened:
+-- the end of its latest minute (no later than now). A range scan of the primary key, which
+-- starts with the minute.
+SELECT source_id, destination_id, outcome, sum(events)::bigint AS events,
+       least(max(minute) + interval '1 minute', now()) AS last
 FROM stats_minute
 WHERE minute >= date_trunc('minute', now()) - %(window)s::interval
+  AND (%(source)s::uuid IS NULL OR source_id = %(source)s::uuid)
+  AND (%(destination)s::uuid IS NULL OR destination_id = %(destination)s::uuid)
 GROUP BY source_id, destination_id, outcome

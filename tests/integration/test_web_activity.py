@@ -10,10 +10,12 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from engine import workspace
 from engine.db import connection
 from engine.pipeline import stats
 from engine.pipeline.routing import NO_DESTINATION
 from tests.integration.test_web_security import app_with, sign_in
+from ui.cards import STOP_POLLING
 from ui.security import POLL_HEADER
 
 WORKSPACE = """
@@ -113,42 +115,71 @@ async def test_the_activity_cards_come_alone_for_the_page_to_refresh(
 ) -> None:
     at = ids(database_url)
     await counted(database_url, stats.Counts({(at["web"], at["hook"], "delivered"): 42}))
+    poll = {"HX-Request": "true", POLL_HEADER: "1"}
     async with AsyncTestClient(app) as client:
         await sign_in(client, "viewer@example.com")
-        for path in (f"/destinations/{at['hook']}/activity", f"/sources/{at['web']}/activity"):
-            card = await client.get(path, headers={"HX-Request": "true", POLL_HEADER: "1"})
+        for page in (f"/destinations/{at['hook']}", f"/sources/{at['web']}"):
+            card = await client.get(f"{page}/activity", headers=poll)
             assert card.status_code == 200
             text = card.text.strip()
-            assert text.startswith('<section class="card" id="activity"') and text.endswith(
-                "</section>"
-            )
+            assert text.startswith('<section class="card" id="activity"')
+            assert text.endswith("</section>")
             assert "<html" not in text and "Settings" not in text and "Write key" not in text
-        destination = await client.get(f"/destinations/{at['hook']}/activity")
+            # opened as a page of its own (a bookmark), it is the whole page
+            alone = await client.get(f"{page}/activity", follow_redirects=False)
+            assert alone.status_code == 303 and alone.headers["location"] == page
+        destination = await client.get(f"/destinations/{at['hook']}/activity", headers=poll)
         assert cells(destination.text, f"activity-{at['web']}")[1] == "42"
+
+        # signed out while the tab stayed open: htmx is sent to sign in, then back to the page
         client.cookies.clear()
-        # signed out (the session ended while the tab stayed open): htmx is told to go to login
+        page = f"http://testserver.local/sources/{at['web']}"
         signed_out = await client.get(
-            f"/sources/{at['web']}/activity", headers={"HX-Request": "true"}
+            f"/sources/{at['web']}/activity", headers={**poll, "HX-Current-URL": page}
         )
-        assert signed_out.headers["HX-Redirect"].startswith("/login")
+        assert signed_out.headers["HX-Redirect"] == f"/login?next=%2Fsources%2F{at['web']}"
         assert "figure" not in signed_out.text
+
+
+async def test_a_card_whose_subject_is_deleted_stops_refreshing(
+    app: Litestar, database_url: str
+) -> None:
+    at = ids(database_url)
+    async with connection(database_url) as conn:
+        await workspace.delete(conn, "source", "ios")
+        await workspace.delete(conn, "destination", "hook")
+    poll = {"HX-Request": "true", POLL_HEADER: "1"}
+    async with AsyncTestClient(app) as client:
+        await sign_in(client, "viewer@example.com")
+        for path in (f"/sources/{at['ios']}/activity", f"/destinations/{at['hook']}/activity"):
+            gone = await client.get(path, headers=poll)
+            assert gone.status_code == STOP_POLLING and gone.text == ""
 
 
 async def test_a_page_refreshing_itself_does_not_keep_the_session_alive(
     app: Litestar, database_url: str
 ) -> None:
     at = ids(database_url)
+    card = f"/sources/{at['web']}/activity"
+    poll = {"HX-Request": "true", POLL_HEADER: "1"}
 
-    def last_seen(conn: psycopg.Connection) -> object:
-        return conn.execute("SELECT last_seen_at FROM web_sessions").fetchone()
+    def seen(conn: psycopg.Connection) -> object:
+        return conn.execute("SELECT last_seen_at, expires_at FROM web_sessions").fetchone()
 
     async with AsyncTestClient(app) as client:
         await sign_in(client, "viewer@example.com")
         with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute("UPDATE web_sessions SET last_seen_at = now() - '5 minutes'::interval")
-            before = last_seen(conn)
-            polled = await client.get(f"/sources/{at['web']}/activity", headers={POLL_HEADER: "1"})
-            assert polled.status_code == 200
-            assert last_seen(conn) == before
+            conn.execute(
+                "UPDATE web_sessions SET last_seen_at = now() - '5 minutes'::interval,"
+                " expires_at = now() + '30 seconds'::interval"
+            )
+            before = seen(conn)
+            assert (await client.get(card, headers=poll)).status_code == 200
+            assert seen(conn) == before  # neither noted as seen nor extended
             assert (await client.get(f"/sources/{at['web']}")).status_code == 200
-            assert last_seen(conn) != before
+            after = seen(conn)
+            assert after is not None and before is not None and after != before
+            # once a session has gone idle, the next refresh sends the page to sign in
+            conn.execute("UPDATE web_sessions SET expires_at = now() - '1 second'::interval")
+            expired = await client.get(card, headers=poll)
+            assert expired.headers["HX-Redirect"].startswith("/login")

@@ -1,6 +1,7 @@
 """The config API under /api/v1, against the real app and a real PostgreSQL (in process)."""
 
 import re
+from datetime import timedelta
 from typing import Any
 
 import msgspec
@@ -178,13 +179,17 @@ async def test_a_token_stops_working_when_it_expires(app: Litestar, database_url
         assert secret is not None
         odd = await client.post("/users/tokens", data={**form, "name": "odd", "days": "-3"})
         assert odd.status_code == 400 and "a token lasts one of" in odd.text
+        await client.post("/users/tokens", data={**form, "name": "forever", "days": "0"})
+        unsaid = {"_csrf_token": token, "name": "unsaid", "role": "viewer"}
+        await client.post("/users/tokens", data=unsaid)
         headers = {"Authorization": f"Bearer {secret[1]}"}
         assert (await client.get("/api/v1/sources", headers=headers)).status_code == 200
         with psycopg.connect(database_url, autocommit=True) as conn:
-            row = conn.execute(
-                "SELECT expires_at - created_at FROM api_tokens WHERE name = 'quarterly'"
-            ).fetchone()
-            assert row is not None and row[0].days == 90
+            lifetimes: dict[str, timedelta | None] = dict(
+                conn.execute("SELECT name, expires_at - created_at FROM api_tokens").fetchall()
+            )
+            assert lifetimes["quarterly"] == lifetimes["unsaid"] == timedelta(days=90)
+            assert lifetimes["forever"] is None and "odd" not in lifetimes
             conn.execute("UPDATE api_tokens SET expires_at = now() - interval '1 second'")
         expired = await client.get("/api/v1/sources", headers=headers)
         assert expired.status_code == 401

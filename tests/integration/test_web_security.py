@@ -183,15 +183,29 @@ connections: [{source: web, destination: hook}]
         ).fetchone()
     assert ids is not None
     source, destination, link = ids
-    paths = ["/connections", f"/sources/{source}", f"/destinations/{destination}",
-             "/destinations/new", f"/connections/{link}", "/users", "/audit",
-             "/account/password"]  # fmt: skip
+    paths = ["/login", "/connections", f"/sources/{source}", f"/destinations/{destination}",
+             "/destinations/new", "/destinations/new?type=webhook", f"/connections/{link}",
+             "/users", "/audit", "/account/password"]  # fmt: skip
+    cards = [f"/sources/{source}/activity", f"/destinations/{destination}/activity"]
     async with AsyncTestClient(app) as client:
-        answers = [await client.get("/login")]
         await sign_in(client, "admin@example.com")
-        answers += [await client.get(path) for path in paths]
+        answers = [await client.get(path) for path in paths]
+        answers += [await client.get(path, headers={"HX-Request": "true"}) for path in cards]
+        # an error page, and a form sent back with the error beside its field
+        answers.append(await client.get(f"/sources/{uuid4()}"))
+        refused = {"webhookUrl": "ftp://x", "_csrf_token": await csrf(client)}
+        answers.append(await client.post(f"/destinations/{destination}", data=refused))
+        answers.append(await client.get("/no/such/page"))
+        answers.append(await client.post("/sources", data={"name": "no token"}))
+        static = await client.get("/static/app.js")
+    assert [a.status_code for a in answers] == [200] * (len(paths) + len(cards)) + [
+        404, 400, 404, 403
+    ]  # fmt: skip
+    assert static.headers["cache-control"] == "max-age=600"  # static files keep theirs
+    assert static.headers["x-content-type-options"] == "nosniff"
     for answer in answers:
-        assert answer.status_code == 200, answer.url
+        assert answer.headers["cache-control"] == "no-store", answer.url
+        assert answer.headers["x-frame-options"] == "DENY"
         policy = answer.headers["content-security-policy"]
         assert "script-src 'self'" in policy and "style-src 'self'" in policy
         assert "unsafe-inline" not in policy

@@ -8,7 +8,6 @@ from typing import Any, NamedTuple
 from uuid import UUID, uuid4
 
 import msgspec
-from jinja2_fragments.litestar import HTMXBlockTemplate
 from litestar import Request, Response, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, URLEncodedBody
@@ -22,7 +21,7 @@ from engine.pipeline import preview, stats
 from engine.pipeline.policy import DeliveryPolicy
 from engine.pipeline.topology import target
 from engine.workspace import ConnectionSpec, DestinationSpec, WorkspaceSpec
-from ui import forms
+from ui import cards, forms
 from ui.pages.sources import Switch, deleted, switched
 from ui.requests import database, signed_in
 
@@ -138,7 +137,6 @@ class Loaded(NamedTuple):
     spec: DestinationSpec
     node: graph.DestinationNode
     shape: graph.Graph
-    activity: stats.Activity
 
 
 async def _load(request: Request[Any, Any, Any], destination_id: UUID) -> Loaded:
@@ -147,9 +145,8 @@ async def _load(request: Request[Any, Any, Any], destination_id: UUID) -> Loaded
         if spec is None:
             raise NotFoundException("there is no such destination (any more)")
         shape = await graph.load(conn)
-        activity = await stats.recent(conn)
     node = next(d for d in shape.destinations if d.id == destination_id)
-    return Loaded(spec, node, shape, activity)
+    return Loaded(spec, node, shape)
 
 
 @get("/destinations/{destination_id:uuid}")
@@ -160,21 +157,36 @@ async def destination_page(
     spec = loaded.spec
     return _form(
         request, _plugin(spec.type), name=spec.name, config=spec.config, node=loaded.node,
-        **_connections(loaded),
+        **_connections(loaded), activity=await _activity(request, destination_id),
     )  # fmt: skip
 
 
 @get("/destinations/{destination_id:uuid}/activity")
 async def destination_activity(
     request: Request[Any, Any, Any], destination_id: FromPath[UUID]
-) -> Template:
+) -> Response[Any]:
     """The page's activity card alone, which the page polls."""
-    loaded = await _load(request, destination_id)
-    context = {"user": signed_in(request), "node": loaded.node, "kind": CATALOG[loaded.spec.type]}
-    return HTMXBlockTemplate(
-        template_name="destination.html", block_name="activity",
-        context=context | _connections(loaded),
-    )  # fmt: skip
+
+    async def context() -> dict[str, Any]:
+        loaded = await _load(request, destination_id)
+        return {
+            "user": signed_in(request), "node": loaded.node, "kind": CATALOG[loaded.spec.type],
+            "linked": _linked(loaded), "activity": await _activity(request, destination_id),
+        }  # fmt: skip
+
+    page = f"/destinations/{destination_id}"
+    return await cards.card(request, "destination.html", "activity", page, context)
+
+
+async def _activity(request: Request[Any, Any, Any], destination_id: UUID) -> stats.Activity:
+    async with database(request) as conn:
+        return await stats.recent(conn, destination=destination_id)
+
+
+def _linked(loaded: Loaded) -> list[tuple[graph.SourceNode, graph.Edge]]:
+    """The sources connected to the destination, with their connections."""
+    edges = {e.source_id: e for e in loaded.shape.connections if e.destination_id == loaded.node.id}
+    return [(s, edges[s.id]) for s in loaded.shape.sources if s.id in edges]
 
 
 def _connections(
@@ -183,14 +195,13 @@ def _connections(
     delivery_error: str | None = None,
 ) -> dict[str, Any]:
     """What the page of an existing destination shows besides its settings: the sources
-    connected to it, what happened to their events lately, and its delivery policy."""
-    shape, destination_id = loaded.shape, loaded.node.id
-    linked = {e.source_id: e for e in shape.connections if e.destination_id == destination_id}
+    connected to it (and those that could be), and its delivery policy."""
+    linked = _linked(loaded)
+    connected = {s.id for s, _ in linked}
     policy = msgspec.to_builtins(loaded.spec.delivery)
     return {
-        "linked": [(s, linked[s.id]) for s in shape.sources if s.id in linked],
-        "unlinked": [s for s in shape.sources if s.id not in linked],
-        "activity": loaded.activity,
+        "linked": linked,
+        "unlinked": [s for s in loaded.shape.sources if s.id not in connected],
         "delivery": forms.fields(forms.POLICY, policy, delivery_form),
         "delivery_error": delivery_error,
     }
@@ -264,7 +275,7 @@ async def connect_source(
 ) -> Response[Any]:
     """Connect a source to this destination, or switch an existing connection on or off."""
     user = signed_in(request)
-    spec, _, shape, _ = await _load(request, destination_id)
+    spec, _, shape = await _load(request, destination_id)
     source = next((s for s in shape.sources if s.id == data.source_id), None)
     if source is None:
         raise NotFoundException("there is no such source (any more)")

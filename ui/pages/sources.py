@@ -6,7 +6,6 @@ from typing import Any, Literal
 from uuid import UUID
 
 import msgspec
-from jinja2_fragments.litestar import HTMXBlockTemplate
 from litestar import Request, Response, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, URLEncodedBody
@@ -16,6 +15,7 @@ from engine import audit, graph, workspace
 from engine.errors import ConfigError
 from engine.pipeline import stats
 from engine.workspace import SourceSpec, WorkspaceSpec
+from ui import cards
 from ui.pages import connections
 from ui.requests import database, local_path, signed_in
 
@@ -35,10 +35,14 @@ async def source_page(request: Request[Any, Any, Any], source_id: FromPath[UUID]
 
 
 @get("/sources/{source_id:uuid}/activity")
-async def source_activity(request: Request[Any, Any, Any], source_id: FromPath[UUID]) -> Template:
+async def source_activity(
+    request: Request[Any, Any, Any], source_id: FromPath[UUID]
+) -> Response[Any]:
     """The page's activity card alone, which the page polls."""
-    context = await _context(request, source_id)
-    return HTMXBlockTemplate(template_name="source.html", block_name="activity", context=context)
+    return await cards.card(
+        request, "source.html", "activity", f"/sources/{source_id}",
+        lambda: _context(request, source_id),
+    )  # fmt: skip
 
 
 async def _context(request: Request[Any, Any, Any], source_id: UUID) -> dict[str, Any]:
@@ -48,7 +52,7 @@ async def _context(request: Request[Any, Any, Any], source_id: UUID) -> dict[str
         if spec is None:
             raise NotFoundException("there is no such source (any more)")
         shape = await graph.load(conn)
-        activity = await stats.recent(conn)
+        activity = await stats.recent(conn, source=source_id)
     node = next(s for s in shape.sources if s.id == source_id)
     return {
         "user": user,
@@ -73,15 +77,15 @@ async def create_source(
 ) -> Response[Any]:
     user = signed_in(request)
     name = data.name.strip()
-    async with database(request) as conn:
-        try:
+    try:
+        async with database(request) as conn:
             if any(s.name == name for s in (await graph.load(conn)).sources):
                 raise ConfigError(f"source {name}", "there is a source of that name already")
             await workspace.apply(conn, WorkspaceSpec(sources=[SourceSpec(name=name)]))
-        except ConfigError as exc:
-            return await connections.overview(request, exc.message)
-        made = next(s for s in (await graph.load(conn)).sources if s.name == name)
-        await audit.record(conn, user.email, "source.create", name)
+            made = next(s for s in (await graph.load(conn)).sources if s.name == name)
+            await audit.record(conn, user.email, "source.create", name)
+    except ConfigError as exc:
+        return await connections.overview(request, exc.message)
     return Redirect(f"/sources/{made.id}", status_code=303)
 
 

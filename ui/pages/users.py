@@ -28,10 +28,13 @@ class UserChange(msgspec.Struct):
     disabled: bool = False
 
 
+DEFAULT_TOKEN_DAYS = 90
+
+
 class NewToken(msgspec.Struct):
     name: str = ""
     role: str = "viewer"
-    days: int = 0  # valid for so many days; 0: until revoked
+    days: int = DEFAULT_TOKEN_DAYS  # valid for so many days; 0: until revoked
 
 
 TOKEN_LIFETIMES = {30: "expires in 30 days", 90: "expires in 90 days", 365: "expires in a year",
@@ -47,7 +50,8 @@ async def _page(request: Request[Any, Any, Any], status: int = 200, **context: A
     return Template(
         "users.html",
         context={"user": signed_in(request), "people": people, "roles": accounts.ROLES,
-                 "tokens": keys, "lifetimes": TOKEN_LIFETIMES, **defaults, **context},
+                 "tokens": keys, "lifetimes": TOKEN_LIFETIMES,
+                 "default_days": DEFAULT_TOKEN_DAYS, **defaults, **context},
         status_code=status,
     )  # fmt: skip
 

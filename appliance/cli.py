@@ -64,15 +64,19 @@ def _parser() -> argparse.ArgumentParser:
     failed = sub.add_parser("failed", help="events a destination refused or never took")
     failed_sub = failed.add_subparsers(dest="failed_command", required=True, metavar="ACTION")
     listing = failed_sub.add_parser("list", help="list aborted jobs, oldest first")
-    listing.add_argument("--destination", metavar="NAME")
-    listing.add_argument("--since", type=_timestamp, metavar="ISO")
     listing.add_argument("--limit", type=int, default=1000)
     listing.add_argument("--json", action="store_true", help="one JSON object per line, in full")
     replay = failed_sub.add_parser(
         "replay", help="send aborted events again, with the destinations' current settings"
     )
-    replay.add_argument("--destination", metavar="NAME")
-    replay.add_argument("--since", type=_timestamp, metavar="ISO")
+    discard = failed_sub.add_parser(
+        "discard", help="give up on aborted events for good: they leave the list, never sent"
+    )
+    for action in (listing, replay, discard):
+        action.add_argument("--destination", metavar="NAME")
+        action.add_argument("--since", type=_timestamp, metavar="ISO")
+        action.add_argument("--job", type=int, action="append", metavar="ID",
+                            help="only this job (as listed); repeat for more")  # fmt: skip
 
     replay_archive = sub.add_parser(
         "replay", help="send a source's archived events (SLUICE_ARCHIVE_BUCKET) through again"

@@ -1,4 +1,4 @@
-"""`sluice failed list | replay`: the failed-events services, for a terminal."""
+"""`sluice failed list | replay | discard`: the failed-events services, for a terminal."""
 
 import argparse
 import json
@@ -15,27 +15,31 @@ _ERROR_WIDTH = 60
 
 
 async def _replay(
-    conn: psycopg.AsyncConnection[Any], url: str, args: argparse.Namespace
+    conn: psycopg.AsyncConnection[Any], url: str, selection: failures.Selection
 ) -> failures.ReplayReport:
     """Replays run transformations again: this process gets a runtime of its own."""
     pool = connection_pool(url, max_size=2)
     await pool.open()
     javascript = JavaScript(CodeStore(pool).code)
     try:
-        return await failures.replay(
-            conn, javascript, destination=args.destination, since=args.since
-        )
+        return await failures.replay(conn, javascript, selection)
     finally:
         await javascript.close()
         await pool.close()
 
 
 async def failed_command(args: argparse.Namespace, url: str) -> None:
+    selection = failures.Selection(
+        args.destination, args.since, tuple(args.job) if args.job else None
+    )
     async with connection(url) as conn:
-        # Each replay batch commits on its own: no long transaction holding back delivery.
+        # Each batch commits on its own: no long transaction holding back delivery.
         await conn.set_autocommit(True)
+        if args.failed_command == "discard":
+            print(f"discarded {await failures.discard(conn, selection)} failed job(s)")
+            return
         if args.failed_command == "replay":
-            report = await _replay(conn, url, args)
+            report = await _replay(conn, url, selection)
             print(f"replayed {report.replayed} failed job(s) as {report.jobs} new job(s)")
             if report.missing:
                 print(f"{report.missing} failed job(s) could not be replayed: their event is "
@@ -44,9 +48,7 @@ async def failed_command(args: argparse.Namespace, url: str) -> None:
                 print(f"{report.missing_events} event(s) of replayed files could not be sent "
                       "again: they are past the retention window")  # fmt: skip
             return
-        jobs = await failures.failed(
-            conn, destination=args.destination, since=args.since, limit=args.limit
-        )
+        jobs = await failures.failed(conn, selection, limit=args.limit)
     if args.json:
         for job in jobs:
             print(json.dumps(job.as_json(), ensure_ascii=False))

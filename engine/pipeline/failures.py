@@ -8,7 +8,7 @@ so fixing a setting and replaying is the way to recover — and writes new jobs 
 
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, LiteralString
 from uuid import UUID
 
 import msgspec
@@ -23,6 +23,11 @@ from engine.pipeline.transform import Transformations
 from engine.sql import Queries
 
 _Q = Queries.beside(__file__, "failures.sql")
+_LISTS: dict[bool, LiteralString] = {
+    retrying: _Q["failed"].replace("{state}", "retry" if retrying else "aborted")
+    for retrying in (False, True)
+}
+_COUNT: LiteralString = "SELECT count(*) FROM (" + _LISTS[False] + ") AS f"
 _BATCH = 100  # failed jobs per transaction; a bundle's events count as one
 _BEGINNING = datetime.fromisoformat("0001-01-01T00:00:00+00:00")
 
@@ -43,6 +48,7 @@ class FailedJob:
     status_code: int | None
     error: str | None
     response: str | None
+    next_retry_at: datetime | None  # jobs being retried: when the next try is due
     request: str
     ingest_tx: str
     ingest_id: int
@@ -72,29 +78,67 @@ class ReplayReport:
     missing: int = 0  # failed jobs whose event is past retention: nothing to replay
     missing_events: int = 0  # events of bundles replayed in part (the rest past retention)
 
+    def add(self, other: "ReplayReport") -> None:
+        for name, value in asdict(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which failed jobs: those of a destination (by name), failed since a moment, and (when
+    given) only these job ids; each left out matches all."""
+
+    destination: str | None = None
+    since: datetime | None = None
+    job_ids: tuple[int, ...] | None = None
+
+
+Cursor = tuple[datetime, int]  # (failed at, job id) of the last job done: work goes on after it
+START: Cursor = (_BEGINNING, 0)
+
+
+def _params(selection: Selection, until: datetime | None) -> dict[str, Any]:
+    return {
+        "destination": selection.destination,
+        "since": selection.since,
+        "until": until,
+        "job_ids": list(selection.job_ids) if selection.job_ids is not None else None,
+    }
+
 
 async def failed(
     conn: psycopg.AsyncConnection[Any],
+    selection: Selection = Selection(),
     *,
-    destination: str | None = None,
-    since: datetime | None = None,
     until: datetime | None = None,
-    limit: int = 1000,
-    after: tuple[datetime, int] = (_BEGINNING, 0),
+    limit: int | None = 1000,
+    after: Cursor = START,
+    retrying: bool = False,
 ) -> list[FailedJob]:
+    """Aborted jobs (or, `retrying`, jobs waiting for their next try), oldest failure first,
+    secrets masked."""
+    params = _params(selection, until) | {
+        "limit": limit,
+        "after_at": after[0],
+        "after_id": after[1],
+    }
     async with conn.cursor(row_factory=class_row(FailedJob)) as cur:
-        params = {
-            "destination": destination,
-            "since": since,
-            "until": until,
-            "limit": limit,
-            "after_at": after[0],
-            "after_id": after[1],
-        }
-        await cur.execute(_Q["failed"], params)
+        await cur.execute(_LISTS[retrying], params)
         jobs = await cur.fetchall()
     targets = (await load(conn)).targets if jobs else {}
     return [_masked(job, targets.get(job.destination_id)) for job in jobs]
+
+
+async def count(
+    conn: psycopg.AsyncConnection[Any],
+    selection: Selection = Selection(),
+    until: datetime | None = None,
+) -> int:
+    """How many failed jobs `failed` would list, without a limit."""
+    params = _params(selection, until) | {"limit": None, "after_at": START[0], "after_id": 0}
+    cur = await conn.execute(_COUNT, params)
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
 
 
 def _masked(job: FailedJob, target: Target | None) -> FailedJob:
@@ -109,32 +153,81 @@ def _masked(job: FailedJob, target: Target | None) -> FailedJob:
     )
 
 
+async def now(conn: psycopg.AsyncConnection[Any]) -> datetime:
+    """The database's clock: what has failed until now is what a replay or discard takes on;
+    an event that fails again meanwhile is a new failure, not more work for it."""
+    cur = await conn.execute(_Q["now"])
+    row = await cur.fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]
+
+
 async def replay(
     conn: psycopg.AsyncConnection[Any],
     transformations: Transformations,
-    *,
-    destination: str | None = None,
-    since: datetime | None = None,
+    selection: Selection = Selection(),
 ) -> ReplayReport:
-    """Re-enqueue every failed job matching the filter, in batches of one transaction each
+    """Re-enqueue every failed job matching the selection, in batches of one transaction each
     (`conn` in autocommit mode, so that each batch really commits on its own)."""
+    report, started, after = ReplayReport(), await now(conn), START
+    while True:
+        step, cursor = await replay_step(conn, transformations, selection, started, after)
+        report.add(step)
+        if cursor is None:
+            return report
+        after = cursor
+
+
+async def replay_step(
+    conn: psycopg.AsyncConnection[Any],
+    transformations: Transformations,
+    selection: Selection,
+    until: datetime,
+    after: Cursor = START,
+) -> tuple[ReplayReport, Cursor | None]:
+    """One batch of a replay, in one transaction: what it did, and where the next batch starts
+    (None: nothing was left). A page shows progress by calling it batch after batch."""
     report = ReplayReport()
     topology = await load(conn)
-    # Only what had failed when the replay began: an event that fails again while being
-    # replayed is a new failure, not more work for this replay.
-    cur = await conn.execute(_Q["now"])
-    started = await cur.fetchone()
-    assert started is not None
-    after = (_BEGINNING, 0)
+    async with conn.transaction():
+        await conn.execute(_Q["lock_replays"])
+        batch = await failed(conn, selection, until=until, limit=_BATCH, after=after)
+        if not batch:
+            return report, None
+        await _replay_batch(conn, batch, topology, transformations, report)
+    return report, (batch[-1].failed_at, batch[-1].job_id)
+
+
+async def discard(
+    conn: psycopg.AsyncConnection[Any], selection: Selection, until: datetime | None = None
+) -> int:
+    """Settle the failed jobs matching the selection as `discarded`: they leave the failed
+    list and are never sent. Returns how many; one transaction per batch (autocommit `conn`)."""
+    until = until or await now(conn)
+    discarded, after = 0, START
     while True:
         async with conn.transaction():
             await conn.execute(_Q["lock_replays"])
-            batch = await failed(conn, destination=destination, since=since, until=started[0],
-                                 limit=_BATCH, after=after)  # fmt: skip
+            batch = await failed(conn, selection, until=until, limit=_BATCH, after=after)
             if not batch:
-                return report
-            after = (batch[-1].failed_at, batch[-1].job_id)
-            await _replay_batch(conn, batch, topology, transformations, report)
+                return discarded
+            await _settle(conn, batch, "discarded")
+        discarded += len(batch)
+        after = (batch[-1].failed_at, batch[-1].job_id)
+
+
+async def _settle(conn: psycopg.AsyncConnection[Any], jobs: list[FailedJob], state: str) -> None:
+    """A last attempt row for each job: `replayed` or `discarded`."""
+    await conn.execute(
+        _Q["settle"],
+        {
+            "ids": [job.job_id for job in jobs],
+            "created": [job.created_at for job in jobs],
+            "destinations": [job.destination_id for job in jobs],
+            "attempts": [job.attempts + 1 for job in jobs],
+            "state": state,
+        },
+    )
 
 
 async def _replay_batch(
@@ -172,14 +265,6 @@ async def _replay_batch(
         routed.counts.update(again.counts)
         replayed.append(job)
     await jobstore.write(conn, routed)
-    await conn.execute(
-        _Q["mark_replayed"],
-        {
-            "ids": [job.job_id for job in replayed],
-            "created": [job.created_at for job in replayed],
-            "destinations": [job.destination_id for job in replayed],
-            "attempts": [job.attempts + 1 for job in replayed],
-        },
-    )
+    await _settle(conn, replayed, "replayed")
     report.replayed += len(replayed)
     report.jobs += len(routed.jobs)

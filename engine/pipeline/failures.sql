@@ -1,17 +1,20 @@
 -- name: failed
--- Jobs whose latest attempt aborted them, oldest failure first, with their event if retained.
+-- Jobs whose latest attempt has the state filled in below (`aborted`, or `retry`: waiting for
+-- the next try), oldest failure first, with their event if retained. The state is written
+-- into the text, not passed as a parameter, so that its partial index serves every plan.
 SELECT j.id AS job_id, j.created_at, j.destination_id, d.name AS destination, j.source_id,
        j.message_id, j.event_type, j.event_name, j.user_key, a.at AS failed_at,
-       a.attempt AS attempts, a.status_code, a.error, a.response, j.request::text AS request,
-       j.ingest_tx::text AS ingest_tx, j.ingest_id, j.partition, j.received_at, j.events,
-       j.member_txs::text[] AS member_txs, j.member_ids
+       a.attempt AS attempts, a.status_code, a.error, a.response, a.next_retry_at,
+       j.request::text AS request, j.ingest_tx::text AS ingest_tx, j.ingest_id, j.partition,
+       j.received_at, j.events, j.member_txs::text[] AS member_txs, j.member_ids
 FROM job_attempts a
 JOIN jobs j ON j.id = a.job_id AND j.created_at = a.job_created_at
 JOIN destinations d ON d.id = a.destination_id
-WHERE a.state = 'aborted'
+WHERE a.state = '{state}'
   AND (%(destination)s::text IS NULL OR d.name = %(destination)s::text)
   AND (%(since)s::timestamptz IS NULL OR a.at >= %(since)s::timestamptz)
   AND (%(until)s::timestamptz IS NULL OR a.at <= %(until)s::timestamptz)
+  AND (%(job_ids)s::bigint[] IS NULL OR a.job_id = ANY(%(job_ids)s::bigint[]))
   AND (a.at, j.id) > (%(after_at)s::timestamptz, %(after_id)s::bigint)
   AND NOT EXISTS (
       SELECT 1 FROM job_attempts b
@@ -31,8 +34,9 @@ SELECT pg_advisory_xact_lock(hashtext('sluice: failed replay'))
 SELECT id, payload::text, received_at, message_id FROM ingest_log
 WHERE (tx, id) IN (SELECT * FROM unnest(%(txs)s::text[]::xid8[], %(ids)s::bigint[]))
 
--- name: mark_replayed
+-- name: settle
+-- Failed jobs leave the list: replayed (new jobs carry their events) or discarded.
 INSERT INTO job_attempts (job_id, job_created_at, destination_id, attempt, state)
-SELECT * , 'replayed'
+SELECT *, %(state)s
 FROM unnest(%(ids)s::bigint[], %(created)s::timestamptz[], %(destinations)s::uuid[],
             %(attempts)s::integer[])

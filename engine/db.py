@@ -42,12 +42,23 @@ async def connection(url: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
 
 
 @asynccontextmanager
-async def borrowed(pool: AsyncConnectionPool) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-    """A connection of `pool` for one piece of work, committed when the block succeeds;
+async def borrowed(
+    pool: AsyncConnectionPool, *, autocommit: bool = False
+) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A connection of `pool` for one piece of work, committed when the block succeeds (or,
+    `autocommit`, statement by statement: for work that commits batch by batch itself);
     DatabaseUnavailable when PostgreSQL cannot be reached (or goes away meanwhile)."""
     try:
         async with pool.connection() as conn:
-            yield conn
+            if not autocommit:
+                yield conn
+                return
+            await conn.set_autocommit(True)
+            try:
+                yield conn
+            finally:
+                if not conn.closed:
+                    await conn.set_autocommit(False)  # as the next borrower expects
     except (PoolTimeout, psycopg.OperationalError) as exc:
         reason = describe(exc) if isinstance(exc, psycopg.Error) else str(exc)
         raise DatabaseUnavailable(f"database unavailable: {reason}") from exc

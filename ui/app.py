@@ -24,8 +24,10 @@ from litestar.template.config import TemplateConfig
 from engine import codec, keyring
 from engine.db import connection_pool
 from engine.proxies import Networks
+from engine.transformations.runtime import JavaScript
+from engine.transformations.store import CodeStore
 from ui import api, security
-from ui.pages import account, audit, connections, destinations, sources, users
+from ui.pages import account, audit, connections, destinations, failed, sources, users
 
 _HERE = Path(__file__).parent
 
@@ -60,6 +62,11 @@ def _pretty(value: Any) -> str:
     return msgspec.json.format(codec.encode(value), indent=2).decode()
 
 
+def _decoded(text: str) -> Any:
+    """JSON text (a stored request) as a value, numbers as they were written."""
+    return codec.decode(text)
+
+
 def _number(value: int) -> str:
     return f"{value:,}"
 
@@ -75,7 +82,7 @@ def _ago(value: datetime) -> str:
 
 def _filters(engine: JinjaTemplateEngine) -> None:
     engine.engine.filters.update(
-        utc=_utc, humanize=_humanize, pretty=_pretty, number=_number, ago=_ago
+        utc=_utc, humanize=_humanize, pretty=_pretty, number=_number, ago=_ago, decoded=_decoded
     )
 
 
@@ -96,9 +103,12 @@ def create_app(options: WebOptions) -> Litestar:
         await pool.open()
         async with pool.connection() as conn:
             csrf.secret = await keyring.key(conn, "csrf")
+        # Replays run transformations again; their sandboxes start on first use.
+        app.state.javascript = JavaScript(CodeStore(pool).code)
         try:
             yield
         finally:
+            await app.state.javascript.close()
             await pool.close()
 
     pages = Router(
@@ -108,6 +118,7 @@ def create_app(options: WebOptions) -> Litestar:
             *connections.handlers,
             *sources.handlers,
             *destinations.handlers,
+            *failed.handlers,
             *users.handlers,
             *audit.handlers,
         ],

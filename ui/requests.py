@@ -11,12 +11,13 @@ from engine.proxies import client_address
 
 
 def database(
-    connection: ASGIConnection[Any, Any, Any, Any],
+    connection: ASGIConnection[Any, Any, Any, Any], *, autocommit: bool = False
 ) -> AbstractAsyncContextManager[Any]:
-    """A database connection for this request's work, committed when the block succeeds;
-    DatabaseUnavailable (a 503 page) when PostgreSQL cannot be reached."""
+    """A database connection for this request's work, committed when the block succeeds (or
+    statement by statement, `autocommit`); DatabaseUnavailable (a 503 page) when PostgreSQL
+    cannot be reached."""
     pool: Pool = connection.app.state.pool
-    return borrowed(pool)
+    return borrowed(pool, autocommit=autocommit)
 
 
 def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User | None:

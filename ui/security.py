@@ -137,14 +137,14 @@ def _to_login(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     else:
         target = ""
     url = f"/login?next={quote(local_path(target), safe='')}" if target else "/login"
-    return _redirect(request, url)
+    return redirect(request, url)
 
 
 def _to_password(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    return _redirect(request, "/account/password")
+    return redirect(request, "/account/password")
 
 
-def _redirect(request: Request[Any, Any, Any], url: str) -> Response[Any]:
+def redirect(request: Request[Any, Any, Any], url: str) -> Response[Any]:
     if request.headers.get("hx-request"):  # htmx follows this header, not a 3xx
         return Response(content=b"", status_code=200, headers={"HX-Redirect": url})
     return Redirect(url, status_code=303)

@@ -27,7 +27,9 @@ _LISTS: dict[bool, LiteralString] = {
     retrying: _Q["failed"].replace("{state}", "retry" if retrying else "aborted")
     for retrying in (False, True)
 }
-_COUNT: LiteralString = "SELECT count(*) FROM (" + _LISTS[False] + ") AS f"
+_COUNTS: dict[bool, LiteralString] = {
+    retrying: "SELECT count(*) FROM (" + query + ") AS f" for retrying, query in _LISTS.items()
+}
 _BATCH = 100  # failed jobs per transaction; a bundle's events count as one
 _BEGINNING = datetime.fromisoformat("0001-01-01T00:00:00+00:00")
 
@@ -133,10 +135,12 @@ async def count(
     conn: psycopg.AsyncConnection[Any],
     selection: Selection = Selection(),
     until: datetime | None = None,
+    *,
+    retrying: bool = False,
 ) -> int:
-    """How many failed jobs `failed` would list, without a limit."""
+    """How many jobs `failed` would list, without a limit."""
     params = _params(selection, until) | {"limit": None, "after_at": START[0], "after_id": 0}
-    cur = await conn.execute(_COUNT, params)
+    cur = await conn.execute(_COUNTS[retrying], params)
     row = await cur.fetchone()
     return int(row[0]) if row else 0
 
@@ -186,7 +190,7 @@ async def replay_step(
     after: Cursor = START,
 ) -> tuple[ReplayReport, Cursor | None]:
     """One batch of a replay, in one transaction: what it did, and where the next batch starts
-    (None: nothing was left). A page shows progress by calling it batch after batch."""
+    (None: nothing is left). A page shows progress by calling it batch after batch."""
     report = ReplayReport()
     topology = await load(conn)
     async with conn.transaction():
@@ -195,6 +199,8 @@ async def replay_step(
         if not batch:
             return report, None
         await _replay_batch(conn, batch, topology, transformations, report)
+    if len(batch) < _BATCH:
+        return report, None  # that was the rest
     return report, (batch[-1].failed_at, batch[-1].job_id)
 
 

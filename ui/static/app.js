@@ -22,10 +22,18 @@ document.addEventListener("click", async (event) => {
   setTimeout(() => { button.textContent = label; }, 1500);
 });
 
-// Forms that ask first: <form data-confirm="Question?"> submits only when the user agrees.
+// Forms that ask first: <form data-confirm="Question?"> (or its submit button with
+// data-confirm) submits only when the user agrees.
 document.addEventListener("submit", (event) => {
-  const question = event.target.dataset?.confirm;
+  const question = event.submitter?.dataset?.confirm ?? event.target.dataset?.confirm;
   if (question && !window.confirm(question)) event.preventDefault();
+});
+
+// <input type="checkbox" data-select-all=".pick"> checks or clears every ".pick" box.
+document.addEventListener("change", (event) => {
+  const selector = event.target.dataset?.selectAll;
+  if (!selector) return;
+  document.querySelectorAll(selector).forEach((box) => { box.checked = event.target.checked; });
 });
 
 // Parts of a page that refresh themselves (<section data-poll hx-trigger="every 5s, poll">)

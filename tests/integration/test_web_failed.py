@@ -1,0 +1,113 @@
+"""The Failed page, against the real app and a real PostgreSQL (in process): listing what
+destinations gave up on and what they still retry, replaying batch by batch with progress,
+discarding — and who may do which."""
+
+import re
+
+import psycopg
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from engine import accounts
+from engine.db import connection
+from tests.integration.test_failures import HOOKS, failing, states
+from tests.integration.test_web_security import PASSWORD, app_with, csrf, sign_in
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture
+async def app(database_url: str) -> Litestar:
+    web = await app_with(database_url, "editor", HOOKS)
+    async with connection(database_url) as conn:
+        await accounts.create(conn, "viewer@example.com", "viewer", PASSWORD)
+    return web
+
+
+def hidden(fragment: str) -> dict[str, str]:
+    """The hidden fields of the form a progress fragment posts next."""
+    return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', fragment))
+
+
+async def test_the_list_shows_each_failure_escaped_and_a_viewer_cannot_act(
+    app: Litestar, database_url: str
+) -> None:
+    jobs = failing(database_url, "hook-a", 2)
+    failing(database_url, "hook-b", 1, state="retry")
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE job_attempts SET error = %s, response = %s WHERE job_id = %s",
+            (f"HTTP 400: {HOSTILE}", f'{{"error": "{HOSTILE}"}}', jobs[0]),
+        )
+    async with AsyncTestClient(app) as client:
+        await sign_in(client, "viewer@example.com")
+        page = (await client.get("/failed")).text
+        retrying = (await client.get("/failed?view=retrying")).text
+        refused = await client.post(
+            "/failed/replay", data={"_csrf_token": await csrf(client), "scope": "matching"}
+        )
+    assert HOSTILE not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert page.count('<tbody class="job"') == 2 and "2 failed jobs" in page
+    assert "POST https://a.example.com/in" in page  # the last request, in full
+    # the summary: per destination, failed and retrying
+    assert re.search(r"hook-a</td>\s*<td[^>]*><a[^>]*>2</a></td>\s*<td[^>]*><a[^>]*>0<", page)
+    assert re.search(r"hook-b</td>\s*<td[^>]*><a[^>]*>0</a></td>\s*<td[^>]*><a[^>]*>1<", page)
+    assert "Replay selected" not in page and 'class="pick"' not in page
+    assert retrying.count('<tbody class="job"') == 1 and "Next try" in retrying
+    assert refused.status_code == 403
+
+
+async def test_a_replay_of_everything_matching_goes_batch_by_batch_with_progress(
+    app: Litestar, database_url: str
+) -> None:
+    jobs = failing(database_url, "hook-a", 150)
+    others = failing(database_url, "hook-b", 2)
+    htmx = {"HX-Request": "true"}
+    async with AsyncTestClient(app) as client:
+        await sign_in(client, "editor@example.com")
+        token = await csrf(client)
+        form = {"_csrf_token": token, "scope": "matching", "destination": "hook-a"}
+        first = await client.post("/failed/replay", data=form, headers=htmx)
+        assert first.status_code == 200
+        assert first.text.strip().startswith('<div id="progress"')
+        assert "Replaying… 100 of 150" in first.text and 'hx-trigger="load"' in first.text
+        carried = hidden(first.text)
+        assert carried["replayed"] == "100" and carried["total"] == "150"
+        second = await client.post("/failed/replay", data={"_csrf_token": token, **carried},
+                                   headers=htmx)  # fmt: skip
+        assert "Replayed 150 failed event(s) as 150 new job(s)" in second.text
+        assert 'hx-trigger="load"' not in second.text
+        damaged = await client.post(
+            "/failed/replay", data={"_csrf_token": token, **carried, "after_at": "yesterday"},
+            headers=htmx,
+        )  # fmt: skip
+        assert damaged.status_code == 400 and "start the replay again" in damaged.text
+        audit = (await client.get("/failed")).text
+    assert set(states(database_url, jobs)) == {"replayed"}
+    assert set(states(database_url, others)) == {"aborted"}  # another destination's
+    assert "2 failed jobs" in audit
+    with psycopg.connect(database_url) as conn:
+        logged = conn.execute(
+            "SELECT actor, target, detail->>'jobs' FROM audit_log WHERE action = 'failed.replay'"
+        ).fetchall()
+    assert logged == [("editor@example.com", "hook-a", "150")]  # once, not once per batch
+
+
+async def test_replaying_or_discarding_the_selected_jobs_without_htmx(
+    app: Litestar, database_url: str
+) -> None:
+    jobs = failing(database_url, "hook-a", 4)
+    async with AsyncTestClient(app) as client:
+        await sign_in(client, "editor@example.com")
+        token = await csrf(client)
+        picked = {"_csrf_token": token, "scope": "selected", "job": [str(jobs[0]), str(jobs[1])]}
+        replayed = await client.post("/failed/replay", data=picked, follow_redirects=False)
+        assert replayed.status_code == 303 and "replayed=2" in replayed.headers["location"]
+        discard = {**picked, "job": [str(jobs[2])]}
+        discarded = await client.post("/failed/discard", data=discard, follow_redirects=False)
+        assert discarded.status_code == 303 and "discarded=1" in discarded.headers["location"]
+        page = (await client.get(discarded.headers["location"])).text
+    assert states(database_url, jobs) == ["replayed", "replayed", "discarded", "aborted"]
+    assert "Discarded 1 failed event(s)" in page
+    assert page.count('<tbody class="job"') == 1 and f'id="job-{jobs[3]}"' in page

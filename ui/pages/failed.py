@@ -1,0 +1,182 @@
+"""Failed events: per destination, the jobs it gave up on (aborted) and those still being tried,
+with the error, the tries, the last request and answer; replay one, a selection or everything
+matching the filter (batch by batch, with progress), or discard them. The same engine services
+as `sluice failed`."""
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+from urllib.parse import urlencode
+
+from jinja2_fragments.litestar import HTMXBlockTemplate
+from litestar import Request, Response, get, post
+from litestar.datastructures import FormMultiDict
+from litestar.exceptions import ValidationException
+from litestar.params import FromQuery
+from litestar.response import Template
+
+from engine import audit, graph
+from engine.pipeline import failures
+from engine.pipeline.failures import ReplayReport, Selection
+from ui.requests import database, signed_in
+from ui.security import redirect
+
+PAGE = 100
+WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7), "all": None}
+View = Literal["aborted", "retrying"]
+
+
+@dataclass(frozen=True)
+class Filter:
+    """What the page shows: a destination's (by name) or every one's, failed within a window."""
+
+    destination: str = ""
+    window: str = "all"
+
+    @classmethod
+    def of(cls, destination: str | None, window: str | None) -> "Filter":
+        return cls(destination or "", window if window in WINDOWS else "all")
+
+    def selection(self, job_ids: tuple[int, ...] | None = None) -> Selection:
+        span = WINDOWS[self.window]
+        since = datetime.now(UTC) - span if span else None
+        return Selection(self.destination or None, since, job_ids)
+
+    def query(self, **more: Any) -> str:
+        """The page's query string for this filter (and `more`)."""
+        values = {"destination": self.destination, "window": self.window, **more}
+        return urlencode({k: v for k, v in values.items() if v not in ("", None)})
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a replay stands, carried from batch to batch by the page (hidden fields)."""
+
+    scope: str
+    total: int
+    until: datetime
+    after_at: datetime
+    after_id: int
+    replayed: int = 0
+    jobs: int = 0
+    missing: int = 0
+    missing_events: int = 0
+    finished: bool = False
+
+    @classmethod
+    def carried(cls, scope: str, form: FormMultiDict) -> "Progress":
+        """The progress the page sent back with the request for the next batch."""
+        try:
+            return cls(
+                scope, int(form["total"]), datetime.fromisoformat(form["until"]),
+                datetime.fromisoformat(form["after_at"]), int(form["after_id"]),
+                replayed=int(form["replayed"]), jobs=int(form["jobs"]),
+                missing=int(form["missing"]), missing_events=int(form["missing_events"]),
+            )  # fmt: skip
+        except (KeyError, ValueError) as exc:
+            raise ValidationException(
+                f"the replay's progress came back damaged ({exc}): start the replay again"
+            ) from exc
+
+
+@get("/failed")
+async def failed_page(
+    request: Request[Any, Any, Any],
+    destination: FromQuery[str | None] = None,
+    window: FromQuery[str | None] = None,
+    view: FromQuery[View] = "aborted",
+    after_at: FromQuery[datetime | None] = None,
+    after_id: FromQuery[int] = 0,
+) -> Template:
+    shown = Filter.of(destination, window)
+    selection = shown.selection()
+    after = (after_at, after_id) if after_at else failures.START
+    async with database(request) as conn:
+        names = [d.name for d in (await graph.load(conn)).destinations]
+        summary = [
+            (name, await failures.count(conn, Selection(name)),
+             await failures.count(conn, Selection(name), retrying=True))
+            for name in names
+        ]  # fmt: skip
+        total = await failures.count(conn, selection, retrying=view == "retrying")
+        jobs = await failures.failed(
+            conn, selection, limit=PAGE, after=after, retrying=view == "retrying"
+        )
+    following = shown.query(view=view, after_at=jobs[-1].failed_at.isoformat(),
+                            after_id=jobs[-1].job_id) if len(jobs) == PAGE else None  # fmt: skip
+    return Template(
+        "failed.html",
+        context={
+            "user": signed_in(request), "filter": shown, "view": view, "jobs": jobs,
+            "total": total, "summary": [row for row in summary if row[1] or row[2]],
+            "destinations": names, "windows": list(WINDOWS), "following": following,
+            "progress": None,
+        },
+    )  # fmt: skip
+
+
+def _chosen(form: FormMultiDict) -> tuple[Filter, str, tuple[int, ...] | None]:
+    """The filter, the scope (`selected` jobs or everything `matching`) and the jobs picked."""
+    shown = Filter.of(form.get("destination"), form.get("window"))
+    scope = "selected" if form.get("scope") == "selected" else "matching"
+    picked = tuple(int(v) for v in form.getall("job", []) if str(v).isdigit())
+    return shown, scope, picked if scope == "selected" else None
+
+
+@post("/failed/replay", status_code=200)
+async def replay(request: Request[Any, Any, Any]) -> Response[Any]:
+    """One batch of a replay per request: the page posts the next one as soon as it has shown
+    this one's progress. A browser without htmx gets the whole replay in one request."""
+    user = signed_in(request)
+    form = await request.form()
+    shown, scope, picked = _chosen(form)
+    selection = shown.selection(picked)
+    javascript = request.app.state.javascript
+    async with database(request, autocommit=True) as conn:  # each batch commits on its own
+        if form.get("until"):
+            progress = Progress.carried(scope, form)
+        else:
+            until = await failures.now(conn)
+            progress = Progress(scope, await failures.count(conn, selection, until), until,
+                                *failures.START)  # fmt: skip
+            await audit.record(conn, user.email, "failed.replay", shown.destination or "all",
+                               window=shown.window, jobs=progress.total)  # fmt: skip
+        while True:
+            report, cursor = await failures.replay_step(
+                conn, javascript, selection, progress.until, (progress.after_at, progress.after_id)
+            )
+            progress = _advanced(progress, report, cursor)
+            if progress.finished or request.headers.get("hx-request"):
+                break
+    if not request.headers.get("hx-request"):
+        return redirect(request, f"/failed?{shown.query(replayed=progress.replayed)}")
+    return HTMXBlockTemplate(
+        template_name="failed.html", block_name="progress",
+        context={"user": user, "filter": shown, "progress": progress},
+    )  # fmt: skip
+
+
+def _advanced(progress: Progress, report: ReplayReport, cursor: failures.Cursor | None) -> Progress:
+    values = asdict(progress)
+    for name, value in asdict(report).items():
+        values[name] += value
+    if cursor is None:
+        values["finished"] = True
+    else:
+        values["after_at"], values["after_id"] = cursor
+    return Progress(**values)
+
+
+@post("/failed/discard", status_code=303)
+async def discard(request: Request[Any, Any, Any]) -> Response[Any]:
+    user = signed_in(request)
+    form = await request.form()
+    shown, _, picked = _chosen(form)
+    async with database(request, autocommit=True) as conn:
+        discarded = await failures.discard(conn, shown.selection(picked))
+        await audit.record(conn, user.email, "failed.discard", shown.destination or "all",
+                           window=shown.window, jobs=discarded)  # fmt: skip
+    return redirect(request, f"/failed?{shown.query(discarded=discarded)}")
+
+
+handlers = [failed_page, replay, discard]

@@ -2,6 +2,8 @@
 PostgreSQL. Screenshots of each page go to e2e/artifacts/ for a reviewer to look at."""
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -10,7 +12,7 @@ from typing import Any, TypeVar
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
-from engine import accounts
+from engine import accounts, workspace
 from engine.db import connection
 from tests.conftest import database_url, postgres_url, template_database  # noqa: F401 (fixtures)
 from tests.servers import GatewayProcess, WebProcess, server_dir, start_gateway, start_web
@@ -113,3 +115,27 @@ def sign_in(page: Page, email: str, password: str = PASSWORD) -> None:
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
+
+
+def hooked(url_of_database: str, write_key: str, url: str) -> None:
+    """A `website` source with `write_key`, connected to the webhook `orders hook` at `url`."""
+
+    async def configure() -> None:
+        async with connection(url_of_database) as conn:
+            await workspace.apply(conn, workspace.parse(f"""
+sources: [{{name: website, write_key: {write_key}}}]
+destinations: [{{name: orders hook, type: webhook, config: {{webhookUrl: "{url}"}}}}]
+connections: [{{source: website, destination: orders hook}}]
+"""))  # fmt: skip
+
+    run(configure())
+
+
+def send_events(gateway: GatewayProcess, write_key: str, count: int, users: int = 1) -> None:
+    """`count` realistic events of `users` users, with `sluice generate-events`."""
+    sent = subprocess.run(
+        [sys.executable, "-m", "appliance", "generate-events", "--write-key", write_key,
+         "--url", gateway.url, "--count", str(count), "--users", str(users)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert sent.returncode == 0, sent.stderr

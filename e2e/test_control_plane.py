@@ -1,13 +1,11 @@
 """Signing in, the connections page, users and the audit log, in Chromium."""
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 from playwright.sync_api import Dialog, Page, expect
 
-from e2e.conftest import PASSWORD, run, shot, sign_in
+from e2e.conftest import PASSWORD, run, send_events, shot, sign_in
 from engine import workspace
 from engine.db import connection
 from tests.servers import GatewayProcess, running_worker
@@ -182,12 +180,7 @@ def test_source_to_webhook_from_scratch_with_an_event_delivered(
         [test] = sink.wait_for(1)
         assert test.json()["event"] == "Sluice Test Event"
 
-        sent = subprocess.run(
-            [sys.executable, "-m", "appliance", "generate-events", "--write-key", key,
-             "--url", gateway.url, "--count", "5", "--users", "2"],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-        assert sent.returncode == 0, sent.stderr
+        send_events(gateway, key, 5, users=2)
         delivered = sink.wait_for(6)
         # the page, left open, shows them delivered (it refreshes its activity card itself)
         expect(page.locator("#activity td.delivered")).to_have_text("5", timeout=15_000)

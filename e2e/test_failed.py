@@ -1,15 +1,11 @@
 """The Failed page in Chromium: a destination refusing events, fixed, and the events replayed."""
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-from e2e.conftest import run, shot, sign_in
-from engine import workspace
-from engine.db import connection
+from e2e.conftest import hooked, send_events, shot, sign_in
 from tests.servers import GatewayProcess, running_worker
 from tests.sink import Answer, Sink
 
@@ -21,22 +17,8 @@ def test_refused_events_are_listed_then_replayed_once_the_sink_is_fixed(
 ) -> None:
     refusing = Answer.json(400, {"error": f"unknown field {HOSTILE}"})
     with Sink(lambda arrival: refusing) as sink, running_worker(database_url, workdir):
-
-        async def configure() -> None:
-            async with connection(database_url) as conn:
-                await workspace.apply(conn, workspace.parse(f"""
-sources: [{{name: website, write_key: failed-page-e2e-key}}]
-destinations: [{{name: orders hook, type: webhook, config: {{webhookUrl: "{sink.url}/in"}}}}]
-connections: [{{source: website, destination: orders hook}}]
-"""))  # fmt: skip
-
-        run(configure())
-        sent = subprocess.run(
-            [sys.executable, "-m", "appliance", "generate-events", "--write-key",
-             "failed-page-e2e-key", "--url", gateway.url, "--count", "3", "--users", "1"],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-        assert sent.returncode == 0, sent.stderr
+        hooked(database_url, "failed-page-e2e-key", f"{sink.url}/in")
+        send_events(gateway, "failed-page-e2e-key", 3)
         sign_in(page, "editor@example.com")
         page.get_by_role("link", name="Failed").click()
         rows = page.locator("tbody.job")

@@ -27,7 +27,16 @@ from engine.proxies import Networks
 from engine.transformations.runtime import JavaScript
 from engine.transformations.store import CodeStore
 from ui import api, security
-from ui.pages import account, audit, connections, destinations, failed, sources, users
+from ui.pages import (
+    account,
+    audit,
+    connections,
+    destinations,
+    events,
+    failed,
+    sources,
+    users,
+)
 
 _HERE = Path(__file__).parent
 
@@ -118,6 +127,7 @@ def create_app(options: WebOptions) -> Litestar:
             *connections.handlers,
             *sources.handlers,
             *destinations.handlers,
+            *events.handlers,
             *failed.handlers,
             *users.handlers,
             *audit.handlers,

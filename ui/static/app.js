@@ -45,3 +45,30 @@ document.addEventListener("visibilitychange", () => {
   if (document.hidden || !window.htmx) return;
   document.querySelectorAll("[data-poll]").forEach((element) => window.htmx.trigger(element, "poll"));
 });
+
+// A poller that asks for what is newer than the newest row shown (<div data-after="#list tr">):
+// the first such row's data-tx and data-id, else the poller's own (nothing shown yet).
+document.addEventListener("htmx:configRequest", (event) => {
+  const poller = event.detail.elt;
+  const selector = poller?.dataset?.after;
+  if (!selector) return;
+  const newest = document.querySelector(selector) ?? poller;
+  event.detail.parameters.after_tx = newest.dataset.tx;
+  event.detail.parameters.after_id = newest.dataset.id;
+});
+
+// Lists that grow at the top (<tbody data-keep="200">, live events) keep their newest rows:
+// an event is two rows, a line and what opens under it.
+document.addEventListener("htmx:afterSwap", (event) => {
+  const list = event.detail.target;
+  const keep = Number(list?.dataset?.keep);
+  if (!keep) return;
+  const rows = list.querySelectorAll("tr.event");
+  if (rows.length) {
+    document.querySelectorAll(`[data-empty-of="${list.id}"]`).forEach((note) => { note.hidden = true; });
+  }
+  for (let i = keep; i < rows.length; i += 1) {
+    rows[i].nextElementSibling?.remove();
+    rows[i].remove();
+  }
+});

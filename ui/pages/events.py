@@ -1,0 +1,139 @@
+"""The Events page: the newest events as they arrive (the page polls for newer ones while it is
+visible), filtered by source, call type, name and user; each opens to its payload and, per
+destination, what became of it — the request sent and the answer received. An event also has
+a page of its own, to link to."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+from uuid import UUID
+
+from jinja2_fragments.litestar import HTMXBlockTemplate
+from litestar import Request, get
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, FromQuery
+from litestar.response import Template
+
+from engine import graph
+from engine.pipeline import events
+from engine.pipeline.events import Filters, Point
+from ui.requests import database, signed_in
+
+CALL_TYPES = ("track", "identify", "page", "screen", "group", "alias")
+PAGE = 50
+
+
+@dataclass(frozen=True)
+class Shown:
+    """The filters as the page's form has them (empty: any)."""
+
+    source: str = ""  # a source's id
+    type: str = ""
+    name: str = ""
+    user: str = ""
+
+    def filters(self) -> Filters:
+        try:
+            source = UUID(self.source) if self.source else None
+        except ValueError:
+            source = None
+        return Filters(source, self.type or None, self.name or None, self.user or None)
+
+    def query(self, **more: Any) -> str:
+        values = {"source": self.source, "type": self.type, "name": self.name,
+                  "user": self.user, **more}  # fmt: skip
+        return urlencode({k: v for k, v in values.items() if v not in ("", None)})
+
+
+def _shown(source: str | None, type: str | None, name: str | None, user: str | None) -> Shown:
+    kind = type if type in CALL_TYPES else ""
+    return Shown((source or "").strip(), kind, (name or "").strip(), (user or "").strip())
+
+
+@get("/events")
+async def events_page(
+    request: Request[Any, Any, Any],
+    source: FromQuery[str | None] = None,
+    type: FromQuery[str | None] = None,
+    name: FromQuery[str | None] = None,
+    user: FromQuery[str | None] = None,
+    before_tx: FromQuery[str | None] = None,
+    before_id: FromQuery[int] = 0,
+) -> Template:
+    shown = _shown(source, type, name, user)
+    before = _point(before_tx, before_id, events.LATEST)
+    async with database(request) as conn:
+        page = await events.recent(conn, shown.filters(), before=before, limit=PAGE)
+        sources = (await graph.load(conn)).sources
+    names = {s.id: s.name for s in sources}
+    newest = page.events[0].point if page.events else None
+    return Template(
+        "events.html",
+        context={
+            "user": signed_in(request), "shown": shown, "page": page, "names": names,
+            "sources": sources, "call_types": CALL_TYPES, "live": before == events.LATEST,
+            "cursor": newest or await _start(request), "scan": events.SCAN,
+        },
+    )  # fmt: skip
+
+
+async def _start(request: Request[Any, Any, Any]) -> Point:
+    """Where a live page with no event yet starts: nothing stored so far is new to it."""
+    async with database(request) as conn:
+        page = await events.recent(conn, limit=1)
+    return page.events[0].point if page.events else events.EARLIEST
+
+
+def _point(tx: str | None, ingest_id: int, otherwise: Point) -> Point:
+    """A place in the log from a page's query, `otherwise` when it is not one."""
+    return (tx, ingest_id) if _is_tx(tx) else otherwise  # type: ignore[return-value]
+
+
+def _is_tx(value: str | None) -> bool:
+    """A transaction id as text (a 64-bit unsigned number)."""
+    return value is not None and value.isdigit() and len(value) <= 20 and int(value) < 2**64
+
+
+@get("/events/live")
+async def live_events(
+    request: Request[Any, Any, Any],
+    after_tx: FromQuery[str],
+    after_id: FromQuery[int],
+    source: FromQuery[str | None] = None,
+    type: FromQuery[str | None] = None,
+    name: FromQuery[str | None] = None,
+    user: FromQuery[str | None] = None,
+) -> Template:
+    """The rows of the events newer than the page's newest, for the page to put on top."""
+    shown = _shown(source, type, name, user)
+    after = _point(after_tx, after_id, events.LATEST)
+    async with database(request) as conn:
+        page = await events.recent(conn, shown.filters(), after=after, limit=PAGE)
+        names = {s.id: s.name for s in (await graph.load(conn)).sources}
+    return Template("event_rows.html", context={"page": page, "names": names})
+
+
+@get("/events/{tx:str}/{ingest_id:int}")
+async def event_page(
+    request: Request[Any, Any, Any],
+    tx: FromPath[str],
+    ingest_id: FromPath[int],
+    at: FromQuery[datetime],
+) -> Template:
+    """One event and what became of it; its `trace` block alone for the list it opens in."""
+    if not _is_tx(tx):
+        raise NotFoundException("there is no such event")
+    async with database(request) as conn:
+        found = await events.trace(conn, tx, ingest_id, at)
+        names = {s.id: s.name for s in (await graph.load(conn)).sources}
+    if found is None:
+        raise NotFoundException("there is no such event (any more: past the retention window?)")
+    event, outcomes = found
+    context = {"user": signed_in(request), "event": event, "outcomes": outcomes, "names": names}
+    if request.headers.get("hx-request"):
+        return HTMXBlockTemplate(template_name="event.html", block_name="trace", context=context)
+    return Template("event.html", context=context)
+
+
+handlers = [events_page, live_events, event_page]

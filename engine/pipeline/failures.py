@@ -23,12 +23,21 @@ from engine.pipeline.transform import Transformations
 from engine.sql import Queries
 
 _Q = Queries.beside(__file__, "failures.sql")
+_ATTEMPTS: dict[bool, LiteralString] = {
+    False: _Q["attempts"]
+    .replace("{state}", "aborted")
+    .replace("{later}", "b.state IN ('replayed', 'discarded')"),
+    True: _Q["attempts"].replace("{state}", "retry").replace("{later}", "true"),
+}
 _LISTS: dict[bool, LiteralString] = {
-    retrying: _Q["failed"].replace("{state}", "retry" if retrying else "aborted")
-    for retrying in (False, True)
+    retrying: _Q["failed"].replace("{attempts}", query) for retrying, query in _ATTEMPTS.items()
 }
 _COUNTS: dict[bool, LiteralString] = {
-    retrying: "SELECT count(*) FROM (" + query + ") AS f" for retrying, query in _LISTS.items()
+    retrying: "SELECT count(*) FROM (" + query + ") AS f" for retrying, query in _ATTEMPTS.items()
+}
+_PER_DESTINATION: dict[bool, LiteralString] = {
+    retrying: "SELECT destination, count(*) FROM (" + query + ") AS f GROUP BY destination"
+    for retrying, query in _ATTEMPTS.items()
 }
 _BATCH = 100  # failed jobs per transaction; a bundle's events count as one
 _BEGINNING = datetime.fromisoformat("0001-01-01T00:00:00+00:00")
@@ -143,6 +152,17 @@ async def count(
     cur = await conn.execute(_COUNTS[retrying], params)
     row = await cur.fetchone()
     return int(row[0]) if row else 0
+
+
+async def per_destination(conn: psycopg.AsyncConnection[Any]) -> dict[str, tuple[int, int]]:
+    """Destination name → (failed jobs, jobs being retried), for those that have any."""
+    params = _params(Selection(), None) | {"limit": None, "after_at": START[0], "after_id": 0}
+    found: dict[str, list[int]] = {}
+    for index, retrying in enumerate((False, True)):
+        cur = await conn.execute(_PER_DESTINATION[retrying], params)
+        for name, jobs in await cur.fetchall():
+            found.setdefault(name, [0, 0])[index] = jobs
+    return {name: (counts[0], counts[1]) for name, counts in found.items()}
 
 
 def _masked(job: FailedJob, target: Target | None) -> FailedJob:

@@ -93,11 +93,7 @@ async def failed_page(
     after = (after_at, after_id) if after_at else failures.START
     async with database(request) as conn:
         names = [d.name for d in (await graph.load(conn)).destinations]
-        summary = [
-            (name, await failures.count(conn, Selection(name)),
-             await failures.count(conn, Selection(name), retrying=True))
-            for name in names
-        ]  # fmt: skip
+        counts = await failures.per_destination(conn)
         total = await failures.count(conn, selection, retrying=view == "retrying")
         jobs = await failures.failed(
             conn, selection, limit=PAGE, after=after, retrying=view == "retrying"
@@ -108,7 +104,7 @@ async def failed_page(
         "failed.html",
         context={
             "user": signed_in(request), "filter": shown, "view": view, "jobs": jobs,
-            "total": total, "summary": [row for row in summary if row[1] or row[2]],
+            "total": total, "summary": [(n, *counts[n]) for n in names if n in counts],
             "destinations": names, "windows": list(WINDOWS), "following": following,
             "progress": None,
         },

@@ -110,8 +110,9 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def sign_in(page: Page, email: str, password: str = PASSWORD) -> None:
-    page.goto("/login")
+def sign_in(page: Page, email: str, password: str = PASSWORD, then: str = "/connections") -> None:
+    """Sign in, to land on `then` (the connections page, where most walks start)."""
+    page.goto(f"/login?next={then}")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()

@@ -186,6 +186,12 @@ def test_source_to_webhook_from_scratch_with_an_event_delivered(
         expect(page.locator("#activity td.delivered")).to_have_text("5", timeout=15_000)
         expect(page.locator("#activity td").last).to_have_text("just now")
         shot(page, "destination-delivered")
+        page.get_by_role("link", name="Overview").click()
+        for role in ("gateway", "worker", "web"):  # every process beats
+            expect(page.locator(f"#role-{role} .badge")).to_have_text("up", timeout=15_000)
+        expect(page.locator(".tile .figure.ok").first).to_have_text("up to date")
+        shot(page, "overview")
+        page.go_back()
     assert len({a.json()["messageId"] for a in delivered}) == 6
     page.get_by_role("link", name="website").first.click()
     expect(page.locator("#activity .figure.received")).to_have_text("5")

@@ -23,6 +23,7 @@ from litestar.template.config import TemplateConfig
 
 from engine import codec, keyring
 from engine.db import connection_pool
+from engine.heartbeats import Heartbeat
 from engine.proxies import Networks
 from engine.transformations.runtime import JavaScript
 from engine.transformations.store import CodeStore
@@ -34,6 +35,7 @@ from ui.pages import (
     destinations,
     events,
     failed,
+    home,
     sources,
     users,
 )
@@ -76,6 +78,16 @@ def _decoded(text: str) -> Any:
     return codec.decode(text)
 
 
+def _bytes(value: int) -> str:
+    """A size in bytes as people say it: `812 KB`, `3.4 GB`."""
+    size, unit = float(value), "bytes"
+    for bigger in ("KB", "MB", "GB", "TB"):
+        if size < 1000:
+            break
+        size, unit = size / 1000, bigger
+    return f"{size:.0f} {unit}" if unit in ("bytes", "KB") else f"{size:.1f} {unit}"
+
+
 def _number(value: int) -> str:
     return f"{value:,}"
 
@@ -91,7 +103,13 @@ def _ago(value: datetime) -> str:
 
 def _filters(engine: JinjaTemplateEngine) -> None:
     engine.engine.filters.update(
-        utc=_utc, humanize=_humanize, pretty=_pretty, number=_number, ago=_ago, decoded=_decoded
+        utc=_utc,
+        humanize=_humanize,
+        pretty=_pretty,
+        number=_number,
+        ago=_ago,
+        decoded=_decoded,
+        bytes=_bytes,
     )
 
 
@@ -114,15 +132,19 @@ def create_app(options: WebOptions) -> Litestar:
             csrf.secret = await keyring.key(conn, "csrf")
         # Replays run transformations again; their sandboxes start on first use.
         app.state.javascript = JavaScript(CodeStore(pool).code)
+        heartbeat = Heartbeat(pool, "web")
+        heartbeat.start()
         try:
             yield
         finally:
+            await heartbeat.stop()
             await app.state.javascript.close()
             await pool.close()
 
     pages = Router(
         path="/",
         route_handlers=[
+            *home.handlers,
             *account.handlers,
             *connections.handlers,
             *sources.handlers,

@@ -36,6 +36,7 @@ from engine.gateway.metrics import GatewayMetrics
 from engine.gateway.options import GatewayOptions
 from engine.gateway.ratelimit import RateLimiter
 from engine.gateway.sources import Source, SourceDirectory
+from engine.heartbeats import Heartbeat
 from engine.proxies import client_address
 
 log = logging.getLogger(__name__)
@@ -119,9 +120,12 @@ class Gateway:
             observe=self._metrics.commit,
         )
         self._commit.start()
+        self._heartbeat = Heartbeat(self._pool, "gateway")
+        self._heartbeat.start()
 
     async def shutdown(self) -> None:
         await self._commit.stop()
+        await self._heartbeat.stop()
         await self._sources.stop()
         await self._pool.close()
 

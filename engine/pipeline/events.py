@@ -125,10 +125,11 @@ _tries = msgspec.json.Decoder(list[Try])
 
 
 async def trace(
-    conn: psycopg.AsyncConnection[Any], tx: str, ingest_id: int, received_at: datetime
+    conn: psycopg.AsyncConnection[Any], tx: str, ingest_id: int, received_at: datetime | None
 ) -> tuple[StoredEvent, list[Outcome]] | None:
     """An event and what became of it at each destination connected to its source (and at any
-    other that has jobs from it); None when it is not (or no longer) stored."""
+    other that has jobs from it); None when it is not (or no longer) stored. `received_at`,
+    when known, spares looking in every day's partition."""
     async with conn.cursor(row_factory=class_row(StoredEvent)) as cur:
         await cur.execute(_Q["event"], {"tx": tx, "id": ingest_id, "at": received_at})
         event = await cur.fetchone()
@@ -141,7 +142,7 @@ async def trace(
     bundled = [t.id for t in topology.targets.values() if t.plugin and t.plugin.files]
     found = await conn.execute(
         _Q["jobs"],
-        {"tx": tx, "id": ingest_id, "at": received_at, "source": event.source_id,
+        {"tx": tx, "id": ingest_id, "at": event.received_at, "source": event.source_id,
          "bundled": bundled, "partition": partition},
     )  # fmt: skip
     made: dict[UUID, list[Made]] = {}

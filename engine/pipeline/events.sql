@@ -47,7 +47,8 @@ SELECT l.id, l.tx::text AS tx, l.source_id, l.partition, l.received_at, l.messag
        l.payload->>'userId' AS user_id, l.payload->>'anonymousId' AS anonymous_id,
        l.payload::text AS payload
 FROM ingest_log l
-WHERE l.tx = %(tx)s::xid8 AND l.id = %(id)s AND l.received_at = %(at)s::timestamptz
+WHERE l.tx = %(tx)s::xid8 AND l.id = %(id)s
+  AND (%(at)s::timestamptz IS NULL OR l.received_at = %(at)s::timestamptz)
 
 -- name: processed
 -- Has the processor read past the event (in its partition's commit order)?

@@ -20,6 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from engine.db import connection, connection_pool, describe
 from engine.errors import DatabaseUnavailable
+from engine.heartbeats import Heartbeat
 from engine.listener import Listener
 from engine.partitions import PARTITIONS
 from engine.pipeline import topology
@@ -114,6 +115,9 @@ class Worker:
             tasks.append(asyncio.create_task(self._deliver(router, attempts, stop), name="deliver"))
             tasks.append(asyncio.create_task(router.broken.wait(), name="routers"))
         tasks.append(asyncio.create_task(Listener(opts.database_url, wakes).run(), name="listen"))
+        heartbeat = Heartbeat(pool, "worker" if opts.stages == set(STAGES) else
+                              "worker/" + "+".join(sorted(opts.stages)))  # fmt: skip
+        heartbeat.start()
         scheduler.start()
         log.info("worker running (%s): %d partitions", ", ".join(sorted(opts.stages)),
                  len(opts.partitions))  # fmt: skip
@@ -134,6 +138,7 @@ class Worker:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await javascript.close()  # an isolate left open keeps the process from exiting
+        await heartbeat.stop()
         log.info("worker stopped")
 
     async def _until_stop_or_failure(

@@ -64,6 +64,7 @@ def routes(app: Litestar) -> list[tuple[str, str, dict[str, Any]]]:
     found = []
     for route in app.routes:
         path = re.sub(r"\{(\w+):uuid\}", str(uuid4()), route.path)
+        path = re.sub(r"\{(\w+):int\}", "1", path)
         path = re.sub(r"\{[^}]+\}", "x", path)
         for handler in getattr(route, "route_handlers", []):
             for method in handler.http_methods:

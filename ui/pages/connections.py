@@ -32,11 +32,6 @@ class ConnectionForm(msgspec.Struct):
     names: str = ""  # event names, one per line
 
 
-@get("/")
-async def home() -> Redirect:
-    return Redirect("/connections", status_code=303)
-
-
 @get("/connections")
 async def connections_page(request: Request[Any, Any, Any]) -> Template:
     return await overview(request)
@@ -149,4 +144,4 @@ async def delete_connection(
     return Redirect("/connections", status_code=303)
 
 
-handlers = [home, connections_page, connection_page, update_connection, delete_connection]
+handlers = [connections_page, connection_page, update_connection, delete_connection]

@@ -98,8 +98,8 @@ def _is_tx(value: str | None) -> bool:
 @get("/events/live")
 async def live_events(
     request: Request[Any, Any, Any],
-    after_tx: FromQuery[str],
-    after_id: FromQuery[int],
+    after_tx: FromQuery[str | None] = None,
+    after_id: FromQuery[int] = 0,
     source: FromQuery[str | None] = None,
     type: FromQuery[str | None] = None,
     name: FromQuery[str | None] = None,
@@ -119,7 +119,7 @@ async def event_page(
     request: Request[Any, Any, Any],
     tx: FromPath[str],
     ingest_id: FromPath[int],
-    at: FromQuery[datetime],
+    at: FromQuery[datetime | None] = None,
 ) -> Template:
     """One event and what became of it; its `trace` block alone for the list it opens in."""
     if not _is_tx(tx):

@@ -1,0 +1,74 @@
+"""Heartbeats: every gateway, worker and web process notes every few seconds that it is alive,
+and removes its note when it stops cleanly. A process whose note has not been renewed for a
+while has died (or cannot reach the database). The control plane's home page reads them."""
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg.rows import class_row
+
+from engine.db import Pool, borrowed, describe
+from engine.errors import DatabaseUnavailable
+from engine.sql import Queries
+
+log = logging.getLogger(__name__)
+_Q = Queries.beside(__file__, "heartbeats.sql")
+EVERY = 10.0  # seconds between beats
+ALIVE = timedelta(seconds=3 * EVERY)  # a process not heard from for this long is down
+
+
+class Heartbeat:
+    """This process's heartbeat as `role`, beating while started."""
+
+    def __init__(self, pool: Pool, role: str) -> None:
+        self._pool = pool
+        self._key = {"host": socket.gethostname(), "pid": os.getpid(), "role": role}
+        self._started = datetime.now(UTC)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"heartbeat-{self._key['role']}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(DatabaseUnavailable, psycopg.Error):
+            async with borrowed(self._pool) as conn:
+                await conn.execute(_Q["gone"], self._key)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                async with borrowed(self._pool) as conn:
+                    await conn.execute(_Q["beat"], {**self._key, "started_at": self._started})
+                    await conn.execute(_Q["forget"])
+            except (DatabaseUnavailable, psycopg.Error) as exc:
+                reason = describe(exc) if isinstance(exc, psycopg.Error) else str(exc)
+                log.debug("heartbeat not recorded: %s", reason)
+            await asyncio.sleep(EVERY)
+
+
+@dataclass(frozen=True)
+class Beat:
+    host: str
+    pid: int
+    role: str
+    started_at: datetime
+    seen_at: datetime
+    alive: bool
+
+
+async def recent(conn: psycopg.AsyncConnection[Any]) -> list[Beat]:
+    """The processes heard from in the last day, each alive or not."""
+    async with conn.cursor(row_factory=class_row(Beat)) as cur:
+        await cur.execute(_Q["recent"], {"alive": ALIVE})
+        return await cur.fetchall()

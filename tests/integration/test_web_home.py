@@ -1,0 +1,104 @@
+"""The home page against the real app and a real PostgreSQL (in process): processes up and
+down from their heartbeats, whether processing keeps up, the last hour's failures."""
+
+import asyncio
+import os
+import re
+import socket
+
+import psycopg
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from engine import heartbeats
+from engine.db import connection_pool
+from engine.heartbeats import Heartbeat
+from engine.pipeline import stats
+from tests.integration.test_events import WORKSPACE, stored, track
+from tests.integration.test_web_activity import counted, ids
+from tests.integration.test_web_security import app_with, sign_in
+
+
+@pytest.fixture
+async def app(database_url: str) -> Litestar:
+    return await app_with(database_url, "viewer", WORKSPACE)
+
+
+def beats(database_url: str, *rows: tuple[str, int, str, str]) -> None:
+    """Heartbeats: (host, pid, role, seen this long ago)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for host, pid, role, ago in rows:
+            conn.execute(
+                "INSERT INTO heartbeats (host, pid, role, seen_at)"
+                " VALUES (%s, %s, %s, now() - %s::interval)",
+                (host, pid, role, ago),
+            )
+
+
+async def test_processes_up_and_down_processing_behind_and_failures(
+    app: Litestar, database_url: str
+) -> None:
+    beats(database_url, ("gw-1", 10, "gateway", "2 seconds"), ("gw-2", 11, "gateway", "1 second"),
+          ("wk-1", 20, "worker/process", "5 minutes"))  # fmt: skip
+    old = stored(database_url, "web", track(1))
+    stored(database_url, "web", track(2))
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        # the processor is at the first event, received 90 s before the second
+        conn.execute("UPDATE ingest_log SET received_at = received_at - interval '90 seconds'"
+                     " WHERE id = %s", (old[0][1],))  # fmt: skip
+        conn.execute(
+            "UPDATE processor_positions SET tx = %s::xid8, id = %s"
+            " WHERE partition = (SELECT partition FROM ingest_log WHERE id = %s)",
+            (old[0][0], old[0][1], old[0][1]),
+        )
+    at = ids(database_url)
+    hook = (at["web"], at["hook"])
+    await counted(database_url, stats.Counts({(*hook, "aborted"): 3, (*hook, "delivered"): 40}))
+    async with AsyncTestClient(app) as client:
+        await sign_in(client, "viewer@example.com")
+        page = (await client.get("/")).text
+        refresh = await client.get("/", headers={"HX-Request": "true"})
+    gateway = re.search(r'id="role-gateway">(.*?)</li>', page, re.S)
+    worker = re.search(r'id="role-worker">(.*?)</li>', page, re.S)
+    assert gateway is not None and worker is not None
+    assert ">up<" in gateway[1] and "2 processes on gw-1, gw-2" in gateway[1]
+    assert ">down<" in worker[1] and "not heard from" in worker[1]
+    assert "worker/process (pid 20 on wk-1) last heard from 5 min ago" in page
+    assert re.search(r'figure bad">(89|90|91) s behind<', page)
+    assert "3 events failed in the last hour" in page
+    assert 'href="/failed?destination=hook&amp;window=1h">3</a>' in page
+    hour = re.search(rf'id="hour-{at["hook"]}">(.*?)</tr>', page, re.S)
+    assert hour is not None and ">40<" in hour[1]
+    assert refresh.text.lstrip().startswith('<div id="health"') and "<html" not in refresh.text
+
+
+async def test_a_fresh_install_says_what_to_do(database_url: str) -> None:
+    app = await app_with(database_url, "viewer", "sources: []")
+    async with AsyncTestClient(app) as client:
+        await sign_in(client, "viewer@example.com")
+        page = (await client.get("/")).text
+    assert "No event stored yet." in page and "Nothing connected yet" in page
+
+
+async def test_a_process_beats_while_it_runs_and_says_goodbye(database_url: str) -> None:
+    pool = connection_pool(database_url, max_size=2)
+    await pool.open()
+    beat = Heartbeat(pool, "worker/deliver")
+    try:
+        beat.start()
+        for _ in range(100):
+            async with pool.connection() as conn:
+                alive = await heartbeats.recent(conn)
+            if alive:
+                break
+            await asyncio.sleep(0.05)
+        [me] = alive
+        assert (me.host, me.pid, me.role, me.alive) == (
+            socket.gethostname(), os.getpid(), "worker/deliver", True
+        )  # fmt: skip
+        await beat.stop()
+        async with pool.connection() as conn:
+            assert await heartbeats.recent(conn) == []
+    finally:
+        await pool.close()

@@ -107,7 +107,8 @@ async def render(url: str) -> list[tuple[str, list[float]]]:
     assert ids is not None
     source, hook, link = ids
     pages = [
-        "/connections", f"/sources/{source}", f"/destinations/{hook}", f"/connections/{link}",
+        "/", "/stats?window=hour", "/stats?window=week", "/connections", f"/sources/{source}",
+        f"/destinations/{hook}", f"/connections/{link}",
         "/events", "/events?type=identify", "/events?name=Event+7", "/events?user=user-42",
         "/events?name=no+such+event", f"/events/{old.tx}/{old.id}?at={old.received_at.isoformat()}",
         "/failed", "/failed?view=retrying", "/users", "/audit",

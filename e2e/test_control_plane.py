@@ -166,6 +166,7 @@ def test_source_to_webhook_from_scratch_with_an_event_delivered(
         page.get_by_label("Webhook url").fill(f"{sink.url}/in")
         page.get_by_role("button", name="Create destination").click()
         expect(page.get_by_role("heading", name="order hook")).to_be_visible()
+        destination_url = page.url
 
         page.get_by_label("Source to connect").select_option(label="website")
         page.get_by_role("button", name="Connect source").click()
@@ -191,7 +192,11 @@ def test_source_to_webhook_from_scratch_with_an_event_delivered(
             expect(page.locator(f"#role-{role} .badge")).to_have_text("up", timeout=15_000)
         expect(page.locator(".tile .figure.ok").first).to_have_text("up to date")
         shot(page, "overview")
-        page.go_back()
+        page.get_by_role("link", name="Stats").click()
+        hook = page.locator("section", has_text="order hook").last
+        expect(hook.locator(".legend strong").first).to_have_text("5")  # delivered
+        shot(page, "stats")
+        page.goto(destination_url)
     assert len({a.json()["messageId"] for a in delivered}) == 6
     page.get_by_role("link", name="website").first.click()
     expect(page.locator("#activity .figure.received")).to_have_text("5")

@@ -1,6 +1,7 @@
 """The Events page in Chromium: events arriving without a reload, and one opened to see what
 became of it at the destination."""
 
+import re
 from pathlib import Path
 
 from playwright.sync_api import Page, expect
@@ -33,5 +34,7 @@ def test_events_arrive_live_and_open_to_their_delivery(
         shot(page, "events")
         page.get_by_label("Type").select_option("identify")
         page.get_by_role("button", name="Show").click()
-        for kind in page.locator("tr.event .badge").all_inner_texts():
-            assert kind == "identify"
+        expect(page).to_have_url(re.compile(r"/events\?type=identify$"))
+        kinds = page.locator("tr.event .badge")
+        expect(kinds.first).to_be_visible()
+        assert set(kinds.all_inner_texts()) == {"identify"}

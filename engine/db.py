@@ -28,7 +28,14 @@ def connection_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> Async
         reconnect_timeout=2.0,
         open=False,
         kwargs={"application_name": "sluice", "client_encoding": "utf8"},
+        reset=_transactional,
     )
+
+
+async def _transactional(conn: psycopg.AsyncConnection[Any]) -> None:
+    """A connection goes back to the pool as the next borrower expects it: in transactions."""
+    if conn.autocommit:
+        await conn.set_autocommit(False)
 
 
 @asynccontextmanager
@@ -50,15 +57,9 @@ async def borrowed(
     DatabaseUnavailable when PostgreSQL cannot be reached (or goes away meanwhile)."""
     try:
         async with pool.connection() as conn:
-            if not autocommit:
-                yield conn
-                return
-            await conn.set_autocommit(True)
-            try:
-                yield conn
-            finally:
-                if not conn.closed:
-                    await conn.set_autocommit(False)  # as the next borrower expects
+            if autocommit:
+                await conn.set_autocommit(True)  # (the pool turns it off again)
+            yield conn
     except (PoolTimeout, psycopg.OperationalError) as exc:
         reason = describe(exc) if isinstance(exc, psycopg.Error) else str(exc)
         raise DatabaseUnavailable(f"database unavailable: {reason}") from exc

@@ -37,6 +37,7 @@ from ui.pages import (
     failed,
     home,
     sources,
+    stats,
     users,
 )
 
@@ -151,6 +152,7 @@ def create_app(options: WebOptions) -> Litestar:
             *destinations.handlers,
             *events.handlers,
             *failed.handlers,
+            *stats.handlers,
             *users.handlers,
             *audit.handlers,
         ],

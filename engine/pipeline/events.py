@@ -14,6 +14,7 @@ import psycopg
 from psycopg.rows import class_row
 
 from engine import codec
+from engine.destinations.secrets import mask
 from engine.pipeline.topology import Target, load
 from engine.sql import Queries
 
@@ -164,16 +165,21 @@ async def trace(
 def _made(
     target: Target | None, job_id: int, created_at: datetime, request: str, events: int, tries: str
 ) -> Made:
-    """A job as it may be shown: the destination's secrets masked in request and answers."""
+    """A job as it may be shown: the destination's secrets masked in request and answers. A
+    deleted destination's secrets are no longer known: its requests and answers, which may
+    hold them, are not shown (its errors are, with credentials after Basic/Bearer masked)."""
 
-    def masked(text: str | None) -> str | None:
-        return target.mask(text) if target is not None and text is not None else text
+    def shown(text: str | None) -> str | None:
+        return None if text is None or target is None else target.mask(text)
 
-    shown = [
-        msgspec.structs.replace(t, error=masked(t.error), response=masked(t.response))
+    def error(text: str | None) -> str | None:
+        return None if text is None else mask(text, target.secrets if target else ())
+
+    attempts = [
+        msgspec.structs.replace(t, error=error(t.error), response=shown(t.response))
         for t in _tries.decode(tries)
     ]
-    return Made(job_id, created_at, codec.decode(masked(request) or "null"), events, shown)
+    return Made(job_id, created_at, codec.decode(shown(request) or "null"), events, attempts)
 
 
 async def _processed(
@@ -194,7 +200,7 @@ def _judged(jobs: list[Made], processed: bool, route: Any, payload: Any) -> tupl
         status = _STATES.get(last.state, last.state)
         detail = {
             "delivered": f"accepted on try {last.attempt}",
-            "retrying": f"try {last.attempt} failed ({last.error or last.status}); tried again"
+            "retrying": f"try {last.attempt} failed ({last.error or last.status}); tries again"
             + (f" at {last.next:%H:%M:%S} UTC" if last.next else ""),
             "failed": f"given up after {last.attempt} tr{'y' if last.attempt == 1 else 'ies'}: "
             f"{last.error or last.status}",

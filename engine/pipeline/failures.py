@@ -16,6 +16,7 @@ import psycopg
 from psycopg.rows import class_row
 
 from engine import codec
+from engine.destinations.secrets import mask
 from engine.pipeline import jobstore
 from engine.pipeline.routing import Event, Routed, route
 from engine.pipeline.topology import Route, Target, Topology, load
@@ -166,14 +167,14 @@ async def per_destination(conn: psycopg.AsyncConnection[Any]) -> dict[str, tuple
 
 
 def _masked(job: FailedJob, target: Target | None) -> FailedJob:
-    """The job as it may be shown: the destination's secrets masked in request, error, answer."""
-    if target is None:
-        return job
+    """The job as it may be shown: the destination's secrets masked in request, error, answer
+    (without its destination, credentials after `Basic` and `Bearer` still are)."""
+    secrets = target.secrets if target is not None else ()
     return replace(
         job,
-        request=target.mask(job.request),
-        error=None if job.error is None else target.mask(job.error),
-        response=None if job.response is None else target.mask(job.response),
+        request=mask(job.request, secrets),
+        error=None if job.error is None else mask(job.error, secrets),
+        response=None if job.response is None else mask(job.response, secrets),
     )
 
 

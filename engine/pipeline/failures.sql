@@ -36,7 +36,7 @@ ORDER BY a.at, j.id
 SELECT clock_timestamp()
 
 -- name: lock_replays
--- One replay at a time: a second one then finds the jobs the first replayed already marked.
+-- One batch of a replay or discard at a time: the next finds the jobs the last one settled.
 SELECT pg_advisory_xact_lock(hashtext('sluice: failed replay'))
 
 -- name: events

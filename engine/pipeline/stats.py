@@ -10,7 +10,7 @@ transformation).
 
 from collections import Counter as Tally
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -81,6 +81,49 @@ async def recent(
         {(r[0], r[1], r[2]): r[3] for r in rows},
         {(r[0], r[1], r[2]): r[4] for r in rows},
     )
+
+
+@dataclass(frozen=True)
+class Series:
+    """Counts per bucket of `step` over a window: `buckets` (their starts, oldest first, the
+    last one the current) and, per (source, destination, outcome), a count for each."""
+
+    step: timedelta
+    buckets: list[datetime]
+    counts: dict[tuple[UUID, UUID, str], list[int]]
+
+    def of(
+        self, outcome: str, *, source: UUID | None = None, destination: UUID | None = None
+    ) -> list[int]:
+        """The counts of an outcome per bucket, summed over what the filter leaves."""
+        total = [0] * len(self.buckets)
+        for key, values in self.counts.items():
+            if _matches(key, outcome, source, destination):
+                total = [a + b for a, b in zip(total, values, strict=True)]
+        return total
+
+
+async def series(conn: psycopg.AsyncConnection[Any], window: timedelta, step: timedelta) -> Series:
+    cur = await conn.execute(_Q["series"], {"window": window, "step": step})
+    rows = await cur.fetchall()
+    now = await (await conn.execute(_Q["now"])).fetchone()
+    assert now is not None
+    last = _aligned(now[0], step)
+    buckets = [last - step * i for i in range(int(window / step), -1, -1)]
+    index = {bucket: i for i, bucket in enumerate(buckets)}
+    counts: dict[tuple[UUID, UUID, str], list[int]] = {}
+    for bucket, source, destination, outcome, events in rows:
+        if bucket in index:
+            counts.setdefault((source, destination, outcome), [0] * len(buckets))[
+                index[bucket]
+            ] += events
+    return Series(step, buckets, counts)
+
+
+def _aligned(moment: datetime, step: timedelta) -> datetime:
+    """The start of the bucket of `step` holding `moment` (as the query's date_bin)."""
+    origin = datetime(2000, 1, 1, tzinfo=UTC)
+    return origin + step * ((moment - origin) // step)
 
 
 async def add(conn: psycopg.AsyncConnection[Any], counts: Counts) -> None:

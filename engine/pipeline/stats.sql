@@ -18,3 +18,16 @@ WHERE minute >= date_trunc('minute', now()) - %(window)s::interval
   AND (%(source)s::uuid IS NULL OR source_id = %(source)s::uuid)
   AND (%(destination)s::uuid IS NULL OR destination_id = %(destination)s::uuid)
 GROUP BY source_id, destination_id, outcome
+
+-- name: series
+-- Events per source, destination and outcome in buckets of `step` (aligned on the hour) over
+-- the last `window`, by the database's clock: what the Stats page charts.
+SELECT date_bin(%(step)s::interval, minute, timestamptz '2000-01-01 00:00:00+00') AS bucket,
+       source_id, destination_id, outcome, sum(events)::bigint AS events
+FROM stats_minute
+WHERE minute >= date_bin(%(step)s::interval, now() - %(window)s::interval,
+                         timestamptz '2000-01-01 00:00:00+00')
+GROUP BY 1, 2, 3, 4
+
+-- name: now
+SELECT now()

@@ -7,6 +7,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Json
 
+from engine import workspace
 from engine.db import connection
 from engine.partitions import partition_of
 from engine.pipeline import events
@@ -162,3 +163,15 @@ def test_what_became_of_an_event_at_each_destination(database_url: str) -> None:
     assert by_name["hook"].detail == "accepted on try 2"
     _, waiting = asyncio.run(go(later_tx, later_id))
     assert {o.status for o in waiting} == {"waiting"}
+
+    # once the destination is deleted its secrets are unknown: its requests are not shown
+    async def delete_hook() -> None:
+        async with connection(database_url) as conn:
+            await workspace.delete(conn, "destination", "hook")
+
+    asyncio.run(delete_hook())
+    _, after = asyncio.run(go(tx, ingest_id))
+    [gone] = [o for o in after if o.destination == "(deleted destination)"]
+    [made] = gone.jobs
+    assert made.request is None and {t.response for t in made.tries} == {None}
+    assert [t.state for t in made.tries] == ["retry", "delivered"]

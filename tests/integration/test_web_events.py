@@ -78,3 +78,16 @@ async def test_a_live_page_gets_only_the_events_newer_than_its_newest(
     assert nothing.strip() == ""
     assert listed(fresh) == ["m3", "m2"] and fresh.lstrip().startswith('<tr class="event"')
     assert listed(filtered) == ["m3"]
+
+
+async def test_a_burst_bigger_than_a_page_is_said_and_not_silently_cut(
+    app: Litestar, database_url: str
+) -> None:
+    [first] = stored(database_url, "web", track(0))
+    stored(database_url, "web", *(track(n) for n in range(1, 53)))
+    async with AsyncTestClient(app) as client:
+        await sign_in(client, "viewer@example.com")
+        url = f"/events/live?after_tx={first[0]}&after_id={first[1]}"
+        fresh = (await client.get(url, headers={"HX-Request": "true"})).text
+    assert listed(fresh)[:2] == ["m52", "m51"] and len(listed(fresh)) == 50
+    assert "More events arrived meanwhile than are shown above" in fresh

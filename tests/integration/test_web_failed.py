@@ -82,7 +82,9 @@ async def test_a_replay_of_everything_matching_goes_batch_by_batch_with_progress
             "/failed/replay", data={"_csrf_token": token, **carried, "after_at": "yesterday"},
             headers=htmx,
         )  # fmt: skip
-        assert damaged.status_code == 400 and "start the replay again" in damaged.text
+        # (htmx swaps only a 2xx answer: the page is told why the replay stopped)
+        assert damaged.status_code == 200 and "start the replay again" in damaged.text
+        assert 'role="alert">The replay stopped' in damaged.text
         audit = (await client.get("/failed")).text
     assert set(states(database_url, jobs)) == {"replayed"}
     assert set(states(database_url, others)) == {"aborted"}  # another destination's
@@ -111,3 +113,35 @@ async def test_replaying_or_discarding_the_selected_jobs_without_htmx(
     assert states(database_url, jobs) == ["replayed", "replayed", "discarded", "aborted"]
     assert "Discarded 1 failed event(s)" in page
     assert page.count('<tbody class="job"') == 1 and f'id="job-{jobs[3]}"' in page
+
+
+async def test_what_the_page_showed_is_what_is_replayed_or_discarded(
+    app: Litestar, database_url: str
+) -> None:
+    """A replay or a discard of "all" takes on what the page listed when it was drawn: not
+    what failed after, and the same window through every batch."""
+    shown = failing(database_url, "hook-a", 2)
+    other = failing(database_url, "hook-b", 2)
+    async with AsyncTestClient(app) as client:
+        await sign_in(client, "editor@example.com")
+        for destination in ("hook-a", "hook-b"):
+            page = (await client.get(f"/failed?destination={destination}&window=1h")).text
+            until = re.search(r'name="until" value="([^"]+)"', page)
+            assert until is not None
+            failing(database_url, destination, 1)  # fails after the page was drawn
+            form = {"_csrf_token": await csrf(client), "scope": "matching", "window": "1h",
+                    "destination": destination, "until": until[1]}  # fmt: skip
+            action = "/failed/replay" if destination == "hook-a" else "/failed/discard"
+            done = await client.post(action, data=form, follow_redirects=False)
+            assert done.status_code == 303
+            assert ("replayed=2" if action == "/failed/replay" else "discarded=2") in (
+                done.headers["location"]
+            )  # fmt: skip
+    assert set(states(database_url, shown)) == {"replayed"}
+    assert set(states(database_url, other)) == {"discarded"}
+    with psycopg.connect(database_url) as conn:
+        latest = conn.execute(
+            "SELECT count(*) FROM job_attempts a WHERE state = 'aborted' AND NOT EXISTS"
+            " (SELECT 1 FROM job_attempts b WHERE b.job_id = a.job_id AND b.attempt > a.attempt)"
+        ).fetchone()
+    assert latest == (2,)  # the two that failed later are still listed

@@ -105,13 +105,19 @@ async def live_events(
     name: FromQuery[str | None] = None,
     user: FromQuery[str | None] = None,
 ) -> Template:
-    """The rows of the events newer than the page's newest, for the page to put on top."""
+    """The rows of the events newer than the page's newest, for the page to put on top: the
+    newest PAGE of them, and a note when more came meanwhile than that."""
     shown = _shown(source, type, name, user)
     after = _point(after_tx, after_id, events.LATEST)
     async with database(request) as conn:
-        page = await events.recent(conn, shown.filters(), after=after, limit=PAGE)
+        page = await events.recent(conn, shown.filters(), after=after, limit=PAGE + 1)
         names = {s.id: s.name for s in (await graph.load(conn)).sources}
-    return Template("event_rows.html", context={"page": page, "names": names})
+    skipped = len(page.events) > PAGE
+    page = events.Page(page.events[:PAGE], None)
+    return Template(
+        "event_rows.html",
+        context={"page": page, "names": names, "skipped": skipped, "shown": shown},
+    )
 
 
 @get("/events/{tx:str}/{ingest_id:int}")

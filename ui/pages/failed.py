@@ -4,7 +4,7 @@ matching the filter (batch by batch, with progress), or discard them. The same e
 as `sluice failed`."""
 
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlencode
 
@@ -16,6 +16,7 @@ from litestar.params import FromQuery
 from litestar.response import Template
 
 from engine import audit, graph
+from engine.errors import DatabaseUnavailable
 from engine.pipeline import failures
 from engine.pipeline.failures import ReplayReport, Selection
 from ui.requests import database, signed_in
@@ -37,10 +38,11 @@ class Filter:
     def of(cls, destination: str | None, window: str | None) -> "Filter":
         return cls(destination or "", window if window in WINDOWS else "all")
 
-    def selection(self, job_ids: tuple[int, ...] | None = None) -> Selection:
+    def selection(self, until: datetime, job_ids: tuple[int, ...] | None = None) -> Selection:
+        """The failed jobs shown: the window ends at `until` (the database's clock when the
+        page was drawn), so every batch of a replay means the same jobs."""
         span = WINDOWS[self.window]
-        since = datetime.now(UTC) - span if span else None
-        return Selection(self.destination or None, since, job_ids)
+        return Selection(self.destination or None, until - span if span else None, job_ids)
 
     def query(self, **more: Any) -> str:
         """The page's query string for this filter (and `more`)."""
@@ -62,6 +64,14 @@ class Progress:
     missing: int = 0
     missing_events: int = 0
     finished: bool = False
+
+    def advanced(self, step: ReplayReport, cursor: failures.Cursor | None) -> "Progress":
+        """After one more batch: its counts added; finished when nothing was left."""
+        done = ReplayReport(self.replayed, self.jobs, self.missing, self.missing_events)
+        done.add(step)
+        after = cursor or (self.after_at, self.after_id)
+        return Progress(self.scope, self.total, self.until, *after, **asdict(done),
+                        finished=cursor is None)  # fmt: skip
 
     @classmethod
     def carried(cls, scope: str, form: FormMultiDict) -> "Progress":
@@ -89,14 +99,15 @@ async def failed_page(
     after_id: FromQuery[int] = 0,
 ) -> Template:
     shown = Filter.of(destination, window)
-    selection = shown.selection()
     after = (after_at, after_id) if after_at else failures.START
     async with database(request) as conn:
+        until = await failures.now(conn)
+        selection = shown.selection(until)
         names = [d.name for d in (await graph.load(conn)).destinations]
         counts = await failures.per_destination(conn)
-        total = await failures.count(conn, selection, retrying=view == "retrying")
+        total = await failures.count(conn, selection, until, retrying=view == "retrying")
         jobs = await failures.failed(
-            conn, selection, limit=PAGE, after=after, retrying=view == "retrying"
+            conn, selection, until=until, limit=PAGE, after=after, retrying=view == "retrying"
         )
     following = shown.query(view=view, after_at=jobs[-1].failed_at.isoformat(),
                             after_id=jobs[-1].job_id) if len(jobs) == PAGE else None  # fmt: skip
@@ -106,7 +117,7 @@ async def failed_page(
             "user": signed_in(request), "filter": shown, "view": view, "jobs": jobs,
             "total": total, "summary": [(n, *counts[n]) for n in names if n in counts],
             "destinations": names, "windows": list(WINDOWS), "following": following,
-            "progress": None,
+            "progress": None, "until": until,
         },
     )  # fmt: skip
 
@@ -126,50 +137,58 @@ async def replay(request: Request[Any, Any, Any]) -> Response[Any]:
     user = signed_in(request)
     form = await request.form()
     shown, scope, picked = _chosen(form)
-    selection = shown.selection(picked)
-    javascript = request.app.state.javascript
-    async with database(request, autocommit=True) as conn:  # each batch commits on its own
-        if form.get("until"):
-            progress = Progress.carried(scope, form)
-        else:
-            until = await failures.now(conn)
-            progress = Progress(scope, await failures.count(conn, selection, until), until,
-                                *failures.START)  # fmt: skip
-            await audit.record(conn, user.email, "failed.replay", shown.destination or "all",
-                               window=shown.window, jobs=progress.total)  # fmt: skip
-        while True:
-            report, cursor = await failures.replay_step(
-                conn, javascript, selection, progress.until, (progress.after_at, progress.after_id)
-            )
-            progress = _advanced(progress, report, cursor)
-            if progress.finished or request.headers.get("hx-request"):
-                break
-    if not request.headers.get("hx-request"):
+    htmx = bool(request.headers.get("hx-request"))
+    context = {"user": user, "filter": shown, "picked": picked or ()}
+    try:
+        async with database(request, autocommit=True) as conn:  # each batch: its transaction
+            if form.get("after_at"):
+                progress = Progress.carried(scope, form)
+            else:
+                until = _until(form) or await failures.now(conn)
+                selection = shown.selection(until, picked)
+                total = await failures.count(conn, selection, until)
+                progress = Progress(scope, total, until, *failures.START)
+                await audit.record(conn, user.email, "failed.replay", shown.destination or "all",
+                                   window=shown.window, jobs=total)  # fmt: skip
+            selection = shown.selection(progress.until, picked)
+            while not progress.finished:
+                step, cursor = await failures.replay_step(
+                    conn, request.app.state.javascript, selection, progress.until,
+                    (progress.after_at, progress.after_id),
+                )  # fmt: skip
+                progress = progress.advanced(step, cursor)
+                if htmx:
+                    break
+    except (ValidationException, DatabaseUnavailable) as exc:
+        if not htmx:
+            raise
+        # (htmx swaps only a 2xx answer: the page shows why its replay stopped)
+        reason = exc.detail if isinstance(exc, ValidationException) else str(exc)
+        return HTMXBlockTemplate(template_name="failed.html", block_name="progress",
+                                 context=context | {"stopped": reason})  # fmt: skip
+    if not htmx:
         return redirect(request, f"/failed?{shown.query(replayed=progress.replayed)}")
-    return HTMXBlockTemplate(
-        template_name="failed.html", block_name="progress",
-        context={"user": user, "filter": shown, "progress": progress},
-    )  # fmt: skip
+    return HTMXBlockTemplate(template_name="failed.html", block_name="progress",
+                             context=context | {"progress": progress})  # fmt: skip
 
 
-def _advanced(progress: Progress, report: ReplayReport, cursor: failures.Cursor | None) -> Progress:
-    values = asdict(progress)
-    for name, value in asdict(report).items():
-        values[name] += value
-    if cursor is None:
-        values["finished"] = True
-    else:
-        values["after_at"], values["after_id"] = cursor
-    return Progress(**values)
+def _until(form: FormMultiDict) -> datetime | None:
+    """The moment the page was drawn: what it showed had failed by then."""
+    try:
+        return datetime.fromisoformat(form.get("until", ""))
+    except ValueError:
+        return None
 
 
 @post("/failed/discard", status_code=303)
 async def discard(request: Request[Any, Any, Any]) -> Response[Any]:
+    """Discard the selected jobs, or all the filter matched when the page was drawn."""
     user = signed_in(request)
     form = await request.form()
     shown, _, picked = _chosen(form)
     async with database(request, autocommit=True) as conn:
-        discarded = await failures.discard(conn, shown.selection(picked))
+        until = _until(form) or await failures.now(conn)
+        discarded = await failures.discard(conn, shown.selection(until, picked), until)
         await audit.record(conn, user.email, "failed.discard", shown.destination or "all",
                            window=shown.window, jobs=discarded)  # fmt: skip
     return redirect(request, f"/failed?{shown.query(discarded=discarded)}")

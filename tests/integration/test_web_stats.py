@@ -1,0 +1,54 @@
+"""The Stats page against the real app and a real PostgreSQL (in process): the worker's
+per-minute counters as charts per window, with the numbers in tooltips and legends."""
+
+import re
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from engine.pipeline import stats
+from engine.pipeline.routing import NO_DESTINATION
+from tests.integration.test_events import WORKSPACE
+from tests.integration.test_web_activity import counted, ids
+from tests.integration.test_web_security import app_with, sign_in
+
+
+@pytest.fixture
+async def app(database_url: str) -> Litestar:
+    return await app_with(database_url, "viewer", WORKSPACE)
+
+
+def legend(section: str) -> dict[str, int]:
+    """A chart's legend: each layer's name and total."""
+    found = re.findall(r'<i class="swatch [^"]+"></i>([^<]+) <strong>([\d,]+)</strong>', section)
+    return {name: int(total.replace(",", "")) for name, total in found}
+
+
+async def test_charts_per_window_with_their_numbers(app: Litestar, database_url: str) -> None:
+    at = ids(database_url)
+    web, ios, hook = at["web"], at["ios"], at["hook"]
+    await counted(database_url, stats.Counts({(web, NO_DESTINATION, "received"): 500,
+                                              (web, hook, "delivered"): 480}),
+                  minutes_ago=3 * 60)  # fmt: skip
+    await counted(database_url, stats.Counts({
+        (web, NO_DESTINATION, "received"): 7, (ios, NO_DESTINATION, "received"): 2,
+        (web, NO_DESTINATION, "duplicate"): 1, (web, hook, "delivered"): 6,
+        (web, hook, "aborted"): 1, (web, hook, "retried"): 4,
+    }))  # fmt: skip
+    async with AsyncTestClient(app) as client:
+        await sign_in(client, "viewer@example.com")
+        hour = (await client.get("/stats?window=hour")).text
+        day = (await client.get("/stats")).text
+        odd = await client.get("/stats?window=century")
+    received_hour = hour[: hour.index('id="stats-')]
+    assert legend(received_hour) == {"web": 7, "ios": 2}  # the 3-hour-old minute is outside
+    assert received_hour.count('<g class="bar">') == 61  # a bar a minute, this one included
+    assert re.search(r"<title>[^<]+ UTC: 2 ios, 7 web</title>", received_hour)
+    assert "1 duplicate (a message id sent before) were skipped" in hour
+    hook_day = day[day.index(f'id="stats-{hook}"') :].split("</section>")[0]
+    assert legend(hook_day) == {"delivered": 486, "failed": 1}
+    assert day[: day.index('id="stats-')].count('<g class="bar">') == 145  # per 10 minutes
+    assert "4 tries failed and retried" in hook_day
+    assert re.search(r"<title>[^<]+ UTC: 480 delivered, 0 failed</title>", hook_day)
+    assert odd.status_code == 200 and 'aria-current="page">Last day<' in odd.text

@@ -69,12 +69,13 @@ def stacked(buckets: Sequence[datetime], step: timedelta, layers: Sequence[Layer
         )
         bars.append(Bar(round(LEFT + i * pitch + pitch * 0.1, 2), round(pitch * 0.8, 2),
                         segments, title))  # fmt: skip
-    ticks = [(TOP + HEIGHT - HEIGHT * f, f"{int(scale * f):,}") for f in (0, 0.5, 1)]
+    halves = (0, 0.5, 1) if scale % 2 == 0 else (0, 1)  # (no "2" half way up to 5)
+    ticks = [(TOP + HEIGHT - HEIGHT * f, f"{int(scale * f):,}") for f in halves]
     every = max(1, len(buckets) // 6)
     labels = [
-        (round(LEFT + i * pitch + pitch / 2, 2), _label(bucket, step))
+        (round(LEFT + i * pitch, 2), _label(bucket, step))
         for i, bucket in enumerate(buckets)
-        if i % every == 0
+        if i % every == 0 and LEFT + i * pitch < LEFT + WIDTH - 60  # (room for the text)
     ]
     return Chart(LEFT + WIDTH, TOP + HEIGHT + BOTTOM, bars, ticks, labels, list(layers),
                  empty=not any(tops))  # fmt: skip

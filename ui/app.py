@@ -30,6 +30,7 @@ from engine.transformations.store import CodeStore
 from ui import api, security
 from ui.pages import (
     account,
+    alerts,
     audit,
     connections,
     destinations,
@@ -146,6 +147,7 @@ def create_app(options: WebOptions) -> Litestar:
         path="/",
         route_handlers=[
             *home.handlers,
+            *alerts.handlers,
             *account.handlers,
             *connections.handlers,
             *sources.handlers,

@@ -14,10 +14,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
+import httpx
 import psycopg
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from engine import alerts
 from engine.db import connection, connection_pool, describe
 from engine.errors import DatabaseUnavailable
 from engine.heartbeats import Heartbeat
@@ -41,6 +43,7 @@ Stage = Literal["process", "deliver"]
 STAGES: tuple[Stage, ...] = ("process", "deliver")
 _REFRESH = 10.0  # seconds between workspace reloads when no notification comes
 _HOUSEKEEPING = timedelta(hours=1)
+_ALERTS = 60.0  # seconds between evaluations of the alert rules
 _LOCK_RETRY = 5.0  # seconds between attempts to take the delivery lock
 _CHECK = 1.0  # seconds between checks that the delivery lock is still held
 _CHECK_TIMEOUT = 5  # seconds a lock connection or check may take
@@ -99,6 +102,7 @@ class Worker:
             asyncio.create_task(self._follow_workspace(pool, router), name="workspace")
         ]
         scheduler = AsyncIOScheduler(timezone=UTC)
+        webhooks = httpx.AsyncClient()  # alerts' notifications
         if "process" in opts.stages:
             wakes["sluice_ingest"] = processor.wake
             tasks.append(asyncio.create_task(processor.run(), name="processor"))
@@ -106,6 +110,10 @@ class Worker:
                 self._housekeep, "interval", seconds=_HOUSEKEEPING.total_seconds(),
                 next_run_time=datetime.now(UTC), id="housekeeping", coalesce=True,
                 max_instances=1,
+            )  # fmt: skip
+            scheduler.add_job(
+                self._check_alerts, "interval", seconds=_ALERTS, args=[pool, webhooks],
+                id="alerts", coalesce=True, max_instances=1,
             )  # fmt: skip
         if archiver is not None:
             tasks.append(asyncio.create_task(archiver.run(), name="archiver"))
@@ -138,6 +146,7 @@ class Worker:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await javascript.close()  # an isolate left open keeps the process from exiting
+        await webhooks.aclose()
         await heartbeat.stop()
         log.info("worker stopped")
 
@@ -241,6 +250,16 @@ class Worker:
                 log.exception("worker cannot reload the workspace")
                 continue
             router.sync(self._topology)  # (nothing to do while not delivering)
+
+    async def _check_alerts(self, pool: AsyncConnectionPool, client: httpx.AsyncClient) -> None:
+        try:
+            async with pool.connection() as conn:
+                opened, closed = await alerts.evaluate(conn)
+                await alerts.notify(conn, client, opened, closed)
+        except psycopg.Error as exc:
+            log.warning("alert rules not evaluated, will try again: %s", describe(exc))
+        except PoolTimeout:
+            log.warning("alert rules not evaluated, will try again: database unavailable")
 
     async def _housekeep(self) -> None:
         try:

@@ -9,20 +9,15 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from engine import accounts
-from engine.db import connection
 from tests.integration.test_failures import HOOKS, failing, states
-from tests.integration.test_web_security import PASSWORD, app_with, csrf, sign_in
+from tests.integration.test_web_security import app_with, csrf, sign_in
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 
 
 @pytest.fixture
 async def app(database_url: str) -> Litestar:
-    web = await app_with(database_url, "editor", HOOKS)
-    async with connection(database_url) as conn:
-        await accounts.create(conn, "viewer@example.com", "viewer", PASSWORD)
-    return web
+    return await app_with(database_url, "editor", HOOKS, "viewer")
 
 
 def hidden(fragment: str) -> dict[str, str]:

@@ -36,10 +36,14 @@ def browser(database_url: str) -> Litestar:
     return create_app(WebOptions(database_url, "http://127.0.0.1:8080"))
 
 
-async def app_with(database_url: str, role: accounts.Role, workspace_text: str) -> Litestar:
-    """The app with a workspace and one user, `<role>@example.com`, who signs in with PASSWORD."""
+async def app_with(
+    database_url: str, role: accounts.Role, workspace_text: str, *others: accounts.Role
+) -> Litestar:
+    """The app with a workspace and a user per role, `<role>@example.com`, who signs in with
+    PASSWORD."""
     async with connection(database_url) as conn:
-        await accounts.create(conn, f"{role}@example.com", role, PASSWORD)
+        for each in (role, *others):
+            await accounts.create(conn, f"{each}@example.com", each, PASSWORD)
         await workspace.apply(conn, workspace.parse(workspace_text))
     return browser(database_url)
 

@@ -13,7 +13,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 
-from engine import audit, graph, workspace
+from engine import alerts, audit, graph, workspace
 from engine.destinations.base import Destination
 from engine.destinations.catalog import CATALOG, IMPLEMENTED
 from engine.errors import ConfigError, SluiceError
@@ -158,6 +158,7 @@ async def destination_page(
     return _form(
         request, _plugin(spec.type), name=spec.name, config=spec.config, node=loaded.node,
         **_connections(loaded), activity=await _activity(request, destination_id),
+        **await _alerting(request, destination_id),
     )  # fmt: skip
 
 
@@ -223,7 +224,8 @@ async def update_destination(
             await workspace.apply(conn, WorkspaceSpec(destinations=[changed]))
         except (forms.FormError, ConfigError) as exc:
             return _refused(request, plugin, spec.name, form, exc, loaded.node, spec.config,
-                            **_connections(loaded))  # fmt: skip
+                            **_connections(loaded),
+                            **await _alerting(request, destination_id))  # fmt: skip
         keys = sorted(k for k in set(config) | set(spec.config)
                       if config.get(k) != spec.config.get(k))  # fmt: skip
         await audit.record(conn, user.email, "destination.update", spec.name, settings=keys)
@@ -246,6 +248,7 @@ async def update_delivery(
         return _form(
             request, _plugin(spec.type), name=spec.name, config=spec.config, node=loaded.node,
             status=400, **_connections(loaded, form, str(exc)),
+            **await _alerting(request, destination_id),
         )  # fmt: skip
     async with database(request) as conn:
         changed = msgspec.structs.replace(spec, delivery=policy)
@@ -253,6 +256,66 @@ async def update_delivery(
         await audit.record(conn, user.email, "destination.delivery", spec.name,
                            **msgspec.to_builtins(policy))  # fmt: skip
     return Redirect(f"/destinations/{destination_id}?saved=1", status_code=303)
+
+
+class RuleForm(msgspec.Struct):
+    failure_percent: str = ""
+    window_minutes: str = "15"
+    silence_minutes: str = ""
+    webhook_url: str = ""  # left empty: the saved one stays, unless `no_webhook`
+    no_webhook: bool = False
+
+
+async def _alerting(
+    request: Request[Any, Any, Any], destination_id: UUID, error: str | None = None
+) -> dict[str, Any]:
+    """The page's alerts card: the destination's rule and its latest alerts."""
+    async with database(request) as conn:
+        rule = await alerts.rule(conn, destination_id)
+        history = await alerts.history(conn, destination_id)
+    return {"alert_rule": rule, "alert_history": history, "alerts_error": error,
+            "alert_min_events": alerts.MIN_EVENTS}  # fmt: skip
+
+
+@post("/destinations/{destination_id:uuid}/alerts", status_code=303)
+async def save_alert_rule(
+    request: Request[Any, Any, Any], destination_id: FromPath[UUID], data: URLEncodedBody[RuleForm]
+) -> Response[Any]:
+    """When to alert about this destination: a failure share over a window, a silence."""
+    user = signed_in(request)
+    loaded = await _load(request, destination_id)
+    async with database(request) as conn:
+        saved = await alerts.rule(conn, destination_id)
+        try:
+            rule = alerts.Rule(
+                destination_id, _number(data.failure_percent, float, "failure share"),
+                _number(data.window_minutes, int, "window") or 15,
+                _number(data.silence_minutes, int, "silence"),
+                None if data.no_webhook else data.webhook_url.strip() or saved.webhook_url,
+            )  # fmt: skip
+            await alerts.save(conn, rule)
+        except ConfigError as exc:
+            spec = loaded.spec
+            return _form(
+                request, _plugin(spec.type), name=spec.name, config=spec.config,
+                node=loaded.node, status=400, **_connections(loaded),
+                **await _alerting(request, destination_id, exc.message),
+            )  # fmt: skip
+        await audit.record(conn, user.email, "destination.alerts", loaded.spec.name,
+                           failure_percent=rule.failure_percent, window=rule.window_minutes,
+                           silence_minutes=rule.silence_minutes,
+                           webhook=rule.webhook_url is not None)  # fmt: skip
+    return Redirect(f"/destinations/{destination_id}?saved=alerts#alerts", status_code=303)
+
+
+def _number(text: str, kind: type[int] | type[float], what: str) -> Any:
+    """A number from the form; None when left empty."""
+    if not text.strip():
+        return None
+    try:
+        return kind(text)
+    except ValueError:
+        raise ConfigError("alerts", f"the {what} is a number, not {text!r}") from None
 
 
 @post("/destinations/{destination_id:uuid}/enabled", status_code=303)
@@ -323,6 +386,6 @@ async def send_test_event(
 
 handlers = [
     new_destination, create_destination, destination_page, destination_activity,
-    update_destination,
+    update_destination, save_alert_rule,
     update_delivery, switch_destination, delete_destination, connect_source, send_test_event,
 ]  # fmt: skip

@@ -1,0 +1,84 @@
+-- name: rules
+SELECT destination_id, failure_percent::float8, window_minutes, silence_minutes, webhook_url
+FROM alert_rules
+
+-- name: rule
+SELECT destination_id, failure_percent::float8, window_minutes, silence_minutes, webhook_url
+FROM alert_rules WHERE destination_id = %(destination)s
+
+-- name: save
+INSERT INTO alert_rules (destination_id, failure_percent, window_minutes, silence_minutes,
+                         webhook_url)
+VALUES (%(destination_id)s, %(failure_percent)s, %(window_minutes)s, %(silence_minutes)s,
+        %(webhook_url)s)
+ON CONFLICT (destination_id) DO UPDATE SET
+    failure_percent = EXCLUDED.failure_percent, window_minutes = EXCLUDED.window_minutes,
+    silence_minutes = EXCLUDED.silence_minutes, webhook_url = EXCLUDED.webhook_url
+
+-- name: lock
+-- One evaluation at a time, whichever host runs it.
+SELECT pg_advisory_xact_lock(hashtext('sluice: alerts'))
+
+-- name: measures
+-- Per rule of an enabled destination: its deliveries and failures over the rule's window; its
+-- deliveries over the silence span, and the events it was due then: those its connected
+-- sources received (up to two minutes ago: the newest may not be delivered yet) less those
+-- its filters or a transformation left out.
+SELECT r.destination_id, d.name,
+       coalesce(sum(s.events) FILTER (WHERE s.destination_id = r.destination_id
+           AND s.outcome = 'delivered' AND s.minute >= now() - w.span), 0) AS delivered,
+       coalesce(sum(s.events) FILTER (WHERE s.destination_id = r.destination_id
+           AND s.outcome = 'aborted' AND s.minute >= now() - w.span), 0) AS failed,
+       coalesce(sum(s.events) FILTER (WHERE s.destination_id = r.destination_id
+           AND s.outcome = 'delivered' AND s.minute >= now() - w.quiet), 0) AS delivered_lately,
+       coalesce(sum(s.events) FILTER (WHERE s.destination_id = '00000000-0000-0000-0000-000000000000'
+           AND s.outcome = 'received' AND s.minute >= now() - w.quiet
+           AND s.minute < now() - interval '2 minutes'
+           AND s.source_id IN (SELECT c.source_id FROM connections c
+                               WHERE c.destination_id = r.destination_id AND c.enabled)), 0)
+     - coalesce(sum(s.events) FILTER (WHERE s.destination_id = r.destination_id
+           AND s.outcome IN ('filtered', 'dropped') AND s.minute >= now() - w.quiet
+           AND s.minute < now() - interval '2 minutes'), 0) AS due_lately
+FROM alert_rules r
+JOIN destinations d ON d.id = r.destination_id AND d.enabled
+CROSS JOIN LATERAL (
+    SELECT make_interval(mins => r.window_minutes) AS span,
+           make_interval(mins => coalesce(r.silence_minutes, 0)) AS quiet
+) w
+LEFT JOIN stats_minute s
+       ON s.minute >= now() - greatest(w.span, w.quiet)
+      AND (s.destination_id = r.destination_id
+           OR s.destination_id = '00000000-0000-0000-0000-000000000000')
+GROUP BY r.destination_id, d.name
+
+-- name: open
+INSERT INTO alerts (destination_id, kind, message)
+VALUES (%(destination)s, %(kind)s, %(message)s)
+ON CONFLICT (destination_id, kind) WHERE ended_at IS NULL DO NOTHING
+RETURNING id, destination_id, kind, message, started_at, ended_at, notified
+
+-- name: close
+-- Open alerts whose condition has cleared (not among those still holding).
+UPDATE alerts SET ended_at = now()
+WHERE ended_at IS NULL
+  AND (destination_id, kind) NOT IN (
+      SELECT * FROM unnest(%(destinations)s::uuid[], %(kinds)s::text[]))
+RETURNING id, destination_id, kind, message, started_at, ended_at, notified
+
+-- name: notified
+UPDATE alerts SET notified = %(notified)s WHERE id = %(id)s
+
+-- name: active
+SELECT a.id, a.destination_id, d.name AS destination, a.kind, a.message, a.started_at,
+       a.ended_at, a.notified
+FROM alerts a JOIN destinations d ON d.id = a.destination_id
+WHERE a.ended_at IS NULL
+ORDER BY a.started_at
+
+-- name: history
+SELECT a.id, a.destination_id, d.name AS destination, a.kind, a.message, a.started_at,
+       a.ended_at, a.notified
+FROM alerts a JOIN destinations d ON d.id = a.destination_id
+WHERE a.destination_id = %(destination)s
+ORDER BY a.started_at DESC
+LIMIT %(limit)s

@@ -1,0 +1,86 @@
+"""Alerts in the control plane, against the real app and a real PostgreSQL (in process): the
+rule on a destination's page, and the banner every page loads while an alert fires."""
+
+import re
+
+import psycopg
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from tests.integration.test_events import WORKSPACE
+from tests.integration.test_web_activity import ids
+from tests.integration.test_web_security import app_with, csrf, sign_in
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+WEBHOOK = "https://hooks.example.com/T000/B000/secret-part"
+
+
+@pytest.fixture
+async def app(database_url: str) -> Litestar:
+    return await app_with(database_url, "editor", WORKSPACE, "viewer")
+
+
+async def test_an_editor_sets_a_rule_and_a_viewer_never_sees_the_webhook(
+    app: Litestar, database_url: str
+) -> None:
+    hook = ids(database_url)["hook"]
+    page = f"/destinations/{hook}"
+    async with AsyncTestClient(app) as client:
+        await sign_in(client, "editor@example.com")
+        token = await csrf(client)
+        form = {"_csrf_token": token, "failure_percent": "5", "window_minutes": "30",
+                "silence_minutes": "", "webhook_url": WEBHOOK}  # fmt: skip
+        saved = await client.post(f"{page}/alerts", data=form, follow_redirects=False)
+        assert saved.status_code == 303 and saved.headers["location"].endswith(
+            "saved=alerts#alerts"
+        )
+        # left blank, the webhook stays; a bad number is said beside the form
+        kept = await client.post(f"{page}/alerts", data={**form, "webhook_url": ""})
+        refused = await client.post(f"{page}/alerts", data={**form, "silence_minutes": "2"})
+        editor_view = (await client.get(page)).text
+        client.cookies.clear()
+        await sign_in(client, "viewer@example.com")
+        viewer_view = (await client.get(page)).text
+        viewer_post = await client.post(
+            f"{page}/alerts", data={**form, "_csrf_token": await csrf(client)}
+        )
+    assert kept.status_code == 200 and "Alert rule saved" in kept.text
+    assert refused.status_code == 400 and "the silence is 5 minutes to 7 days" in refused.text
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT failure_percent::float8, window_minutes, silence_minutes, webhook_url"
+            " FROM alert_rules"
+        ).fetchone()
+    assert row == (5.0, 30, None, WEBHOOK)
+    assert 'name="failure_percent" value="5.0"' in editor_view
+    for shown in (editor_view, viewer_view):
+        assert WEBHOOK not in shown and "secret-part" not in shown
+    assert re.search(
+        r'<label for="a-webhook">Webhook</label>\s*<p class="meta">set</p>', viewer_view
+    )
+    assert viewer_post.status_code == 403
+
+
+async def test_the_banner_shows_what_fires_as_text(app: Litestar, database_url: str) -> None:
+    hook = ids(database_url)["hook"]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO alerts (destination_id, kind, message) VALUES (%s, 'failures', %s)",
+            (hook, f"hook: 9 of 10 events failed {HOSTILE}"),
+        )
+        conn.execute(
+            "INSERT INTO alerts (destination_id, kind, message, ended_at)"
+            " VALUES (%s, 'silence', 'resolved long ago', now())",
+            (hook,),
+        )
+    async with AsyncTestClient(app) as client:
+        await sign_in(client, "viewer@example.com")
+        page = (await client.get("/connections")).text
+        banner = (await client.get("/alerts/banner", headers={"HX-Request": "true"})).text
+        plain = await client.get("/alerts/banner", follow_redirects=False)
+    assert 'hx-get="/alerts/banner"' in page  # every page loads it
+    assert banner.count('role="alert"') == 1 and "resolved long ago" not in banner
+    assert HOSTILE not in banner and "&lt;img src=x onerror=alert(1)&gt;" in banner
+    assert f'href="/destinations/{hook}#alerts"' in banner
+    assert plain.status_code == 303

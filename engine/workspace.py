@@ -260,7 +260,7 @@ async def _id_of(conn: psycopg.AsyncConnection[Any], kind: str, name: str, label
 async def export(conn: psycopg.AsyncConnection[Any]) -> WorkspaceSpec:
     async def rows(query: str) -> list[dict[str, Any]]:
         async with conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(_Q[query])
+            await cur.execute(_Q[query], {"id": None})
             return await cur.fetchall()
 
     return WorkspaceSpec(
@@ -276,19 +276,22 @@ async def export(conn: psycopg.AsyncConnection[Any]) -> WorkspaceSpec:
 _ENTRIES: dict[str, type[Any]] = {
     "source": SourceSpec,
     "destination": DestinationSpec,
+    "transformation": TransformationSpec,
     "connection": ConnectionSpec,
 }
 
 
 async def entry(
     conn: psycopg.AsyncConnection[Any],
-    kind: Literal["source", "destination", "connection"],
+    kind: Literal["source", "destination", "transformation", "connection"],
     id: UUID,
 ) -> Any:
-    """One entry as `export` writes it (a SourceSpec, DestinationSpec or ConnectionSpec), found
-    by id; None when there is none. Change it and `apply` it to edit it."""
+    """One entry as `export` writes it (a SourceSpec, DestinationSpec, TransformationSpec with
+    its newest code, or ConnectionSpec), found by id; None when there is none. Change it and
+    `apply` it to edit it."""
+    query = "export_transformations" if kind == "transformation" else f"{kind}_by_id"
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(_Q[f"{kind}_by_id"], {"id": id})
+        await cur.execute(_Q[query], {"id": id})
         row = await cur.fetchone()
     return None if row is None else msgspec.convert(row, _ENTRIES[kind])
 

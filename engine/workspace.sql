@@ -69,12 +69,14 @@ SELECT name, write_key, enabled, rate_limit FROM sources ORDER BY name
 SELECT name, type, config, enabled, delivery FROM destinations ORDER BY name
 
 -- name: export_transformations
+-- Each transformation (or the one of `id`) with its newest code.
 SELECT t.name, v.code
 FROM transformations t
 JOIN LATERAL (
     SELECT code FROM transformation_versions
     WHERE transformation_id = t.id ORDER BY id DESC LIMIT 1
 ) v ON true
+WHERE %(id)s::uuid IS NULL OR t.id = %(id)s::uuid
 ORDER BY t.name
 
 -- name: export_connections

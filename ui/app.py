@@ -39,6 +39,7 @@ from ui.pages import (
     home,
     sources,
     stats,
+    transformations,
     users,
 )
 
@@ -155,6 +156,7 @@ def create_app(options: WebOptions) -> Litestar:
             *events.handlers,
             *failed.handlers,
             *stats.handlers,
+            *transformations.handlers,
             *users.handlers,
             *audit.handlers,
         ],

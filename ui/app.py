@@ -91,6 +91,17 @@ def _bytes(value: int) -> str:
     return f"{size:.0f} {unit}" if unit in ("bytes", "KB") else f"{size:.1f} {unit}"
 
 
+def _within(seconds: float) -> str:
+    """A latency bucket's upper bound as people say it: `under 250 ms`, `under 5 min`."""
+    if seconds == float("inf"):
+        return "over 1 h"
+    if seconds < 1:
+        return f"under {seconds * 1000:g} ms"
+    if seconds < 60:
+        return f"under {seconds:g} s"
+    return f"under {seconds / 60:g} min" if seconds < 3600 else f"under {seconds / 3600:g} h"
+
+
 def _number(value: int) -> str:
     return f"{value:,}"
 
@@ -113,6 +124,7 @@ def _filters(engine: JinjaTemplateEngine) -> None:
         ago=_ago,
         decoded=_decoded,
         bytes=_bytes,
+        within=_within,
     )
 
 

@@ -10,7 +10,7 @@ last moment's rows: those jobs are sent again (at-least-once), never lost.
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -58,6 +58,7 @@ class AttemptLog:
         self._names = names
         self._rows: list[Attempt] = []
         self._counts: stats.Counts = stats.Counts()
+        self._latency: stats.Latency = stats.Latency()
         self._positions: dict[PositionKey, tuple[int, int]] = {}
         self._wake = asyncio.Event()
         self._closing = False
@@ -65,9 +66,19 @@ class AttemptLog:
         # whose rows those positions rely on, could still fail and put its rows back.
         self._flushing = asyncio.Lock()
 
-    def add(self, attempt: Attempt, source_id: UUID, outcome: str, events: int = 1) -> None:
+    def add(
+        self,
+        attempt: Attempt,
+        source_id: UUID,
+        outcome: str,
+        events: int = 1,
+        received_at: datetime | None = None,
+    ) -> None:
         self._rows.append(attempt)
         self._counts[source_id, attempt.destination_id, outcome] += events
+        if outcome == "delivered" and received_at is not None:
+            took = datetime.now(UTC) - received_at
+            self._latency[attempt.destination_id, stats.latency_bucket(took)] += events
         self._wake.set()
 
     def position(self, key: PositionKey, position: tuple[int, int]) -> None:
@@ -106,6 +117,7 @@ class AttemptLog:
             return True
         # Taken together, with no await in between: see the module docstring.
         rows, counts, positions = self._rows, self._counts, self._positions
+        latency, self._latency = self._latency, stats.Latency()
         self._rows, self._counts, self._positions = [], stats.Counts(), {}
         try:
             async with self._pool.connection() as conn, conn.transaction():
@@ -113,6 +125,7 @@ class AttemptLog:
                     async with conn.cursor() as cur, cur.copy(_Q["copy_attempts"]) as copy:
                         await copy.write("".join(copytext.line(row) for row in rows))
                 await stats.add(conn, counts)
+                await stats.add_latency(conn, latency)
                 if positions:
                     await _save_positions(conn, positions)
         except psycopg.Error as exc:
@@ -121,6 +134,7 @@ class AttemptLog:
             )
             self._rows[:0] = rows
             self._counts.update(counts)
+            self._latency.update(latency)
             self._positions = {**positions, **self._positions}
             return False
         self._metrics.count(counts, self._names())

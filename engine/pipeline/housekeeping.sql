@@ -46,3 +46,6 @@ DROP TABLE {partition}
 
 -- name: delete_old_stats
 DELETE FROM stats_minute WHERE minute < now() - %(retention)s::interval
+
+-- name: delete_old_latency
+DELETE FROM latency_minute WHERE minute < now() - %(retention)s::interval

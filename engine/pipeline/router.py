@@ -73,6 +73,7 @@ class Pending:
     events: int  # more than one: a bundle (see engine.pipeline.routing)
     attempts: int
     first_attempt: datetime | None
+    received_at: datetime  # (of its first event): deliveries are timed from there
     settled: bool = False
     alone: bool = False  # refused as part of a too-large batch: goes in a request of its own
 
@@ -203,7 +204,7 @@ class DestinationRouter:
 
     def _take_row(self, row: tuple[Any, ...]) -> None:
         job_id, tx, created_at, partition, user, source_id, request, events = row[:8]
-        settled, attempts, first_at, next_retry_at = row[8:]
+        settled, attempts, first_at, next_retry_at, received_at = row[8:]
         position = (int(tx), job_id)
         if position <= self._floors.get(partition, (0, 0)):
             return
@@ -214,7 +215,7 @@ class DestinationRouter:
             return
         job = Pending(
             job_id, position, created_at, partition, user, source_id, request, events,
-            attempts, first_at,
+            attempts, first_at, received_at,
         )  # fmt: skip
         line.append(job)
         not_before = None
@@ -314,7 +315,7 @@ class DestinationRouter:
             result.status, error, response, next_retry,
         )  # fmt: skip
         outcome = "retried" if verdict is Verdict.RETRY else verdict.value
-        self._attempts.add(row, job.source_id, outcome, job.events)
+        self._attempts.add(row, job.source_id, outcome, job.events, job.received_at)
         if job.settled:
             self._advance(job.partition)
 

@@ -6,7 +6,8 @@ WHERE destination_id = %(destination)s AND partition = ANY(%(partitions)s)
 -- A destination's jobs in commit order (see the processor's read), each with what its
 -- attempts so far came to: settled jobs are skipped, retried ones resume their budget.
 SELECT j.id, j.tx::text, j.created_at, j.partition, j.user_key, j.source_id, j.request::text,
-       j.events, coalesce(a.settled, false), coalesce(a.attempts, 0), a.first_at, a.next_retry_at
+       j.events, coalesce(a.settled, false), coalesce(a.attempts, 0), a.first_at, a.next_retry_at,
+       j.received_at
 FROM jobs j
 LEFT JOIN LATERAL (
     SELECT bool_or(x.state <> 'retry') AS settled, count(*) AS attempts, min(x.at) AS first_at,

@@ -22,6 +22,68 @@ from engine.sql import Queries
 _Q = Queries.beside(__file__, "stats.sql")
 
 Counts = Tally[tuple[UUID, UUID, str]]  # (source id, destination id, outcome) → events
+Latency = Tally[tuple[UUID, int]]  # (destination id, latency bucket) → events delivered
+
+# Latency buckets: a delivery is counted in the first whose upper bound (seconds) it is under;
+# the last is open-ended. Percentiles are read as a bucket's upper bound.
+LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, float("inf"))
+
+
+def latency_bucket(took: timedelta) -> int:
+    seconds = took.total_seconds()
+    return next(i for i, bound in enumerate(LATENCY_BUCKETS) if seconds < bound)
+
+
+async def add_latency(conn: psycopg.AsyncConnection[Any], latency: Latency) -> None:
+    await _add(conn, "add_latency", latency, ("destinations", "buckets"))
+
+
+async def _add(
+    conn: psycopg.AsyncConnection[Any],
+    query: str,
+    tally: Tally[Any],
+    columns: tuple[str, ...],
+) -> None:
+    """Add a tally to its per-minute table: one upsert, the key's parts as arrays."""
+    if not tally:
+        return
+    keys = sorted(tally)  # a fixed order: concurrent upserts then never deadlock
+    params = {name: [key[i] for key in keys] for i, name in enumerate(columns)}
+    await conn.execute(_Q[query], {**params, "events": [tally[key] for key in keys]})
+
+
+@dataclass(frozen=True)
+class Percentiles:
+    p50: float  # seconds: the upper bound of the bucket holding the median delivery
+    p95: float
+    deliveries: int
+
+
+async def percentiles(
+    conn: psycopg.AsyncConnection[Any], window: timedelta
+) -> dict[UUID, Percentiles]:
+    """Per destination, how long its deliveries over the window took (receipt → accepted)."""
+    cur = await conn.execute(_Q["latency"], {"window": window})
+    counts: dict[UUID, list[int]] = {}
+    for destination, bucket, events in await cur.fetchall():
+        counts.setdefault(destination, [0] * len(LATENCY_BUCKETS))[bucket] += events
+    return {d: _percentiles(c) for d, c in counts.items() if sum(c)}
+
+
+def _percentiles(counts: list[int]) -> Percentiles:
+    total = sum(counts)
+
+    def at(share: float) -> float:
+        seen = 0
+        for bound, n in zip(LATENCY_BUCKETS, counts, strict=True):
+            seen += n
+            if seen >= share * total:
+                return bound
+        return LATENCY_BUCKETS[-1]
+
+    return Percentiles(at(0.5), at(0.95), total)
+
+
 ROUTER_OUTCOMES = frozenset({"delivered", "retried", "aborted", "filtered"})
 
 
@@ -127,18 +189,7 @@ def _aligned(moment: datetime, step: timedelta) -> datetime:
 
 
 async def add(conn: psycopg.AsyncConnection[Any], counts: Counts) -> None:
-    if not counts:
-        return
-    keys = sorted(counts)  # a fixed order: concurrent upserts then never deadlock
-    await conn.execute(
-        _Q["add"],
-        {
-            "sources": [k[0] for k in keys],
-            "destinations": [k[1] for k in keys],
-            "outcomes": [k[2] for k in keys],
-            "events": [counts[k] for k in keys],
-        },
-    )
+    await _add(conn, "add", counts, ("sources", "destinations", "outcomes"))
 
 
 class WorkerMetrics:

@@ -31,3 +31,18 @@ GROUP BY 1, 2, 3, 4
 
 -- name: now
 SELECT now()
+
+-- name: add_latency
+INSERT INTO latency_minute (minute, destination_id, bucket, events)
+SELECT date_trunc('minute', now()), d, b, n
+FROM unnest(%(destinations)s::uuid[], %(buckets)s::smallint[], %(events)s::bigint[])
+     AS t(d, b, n)
+ON CONFLICT (minute, destination_id, bucket)
+DO UPDATE SET events = latency_minute.events + EXCLUDED.events
+
+-- name: latency
+-- Deliveries per destination and latency bucket over the last `window`.
+SELECT destination_id, bucket, sum(events)::bigint
+FROM latency_minute
+WHERE minute >= date_trunc('minute', now()) - %(window)s::interval
+GROUP BY destination_id, bucket

@@ -14,6 +14,7 @@ import httpx
 import psycopg
 import rudderstack.analytics as rudder
 
+from engine.pipeline import stats
 from tests.conftest import WRITE_KEY, apply_config
 from tests.delivery import (
     attempts,
@@ -57,6 +58,11 @@ def test_sdk_events_arrive_exactly_once(
     assert attempts(workspace_config, 600) == {"delivered": 600}
     metrics = httpx.get(worker.metrics_url).text
     assert 'sluice_router_events_total{destination="hook",outcome="delivered"} 600.0' in metrics
+    # each delivery timed from the gateway's receipt, in the same commit as its attempt row
+    with psycopg.connect(workspace_config) as conn:
+        timed = conn.execute("SELECT bucket, events FROM latency_minute").fetchall()
+    assert sum(n for _, n in timed) == 600
+    assert all(stats.LATENCY_BUCKETS[b] <= 60 for b, _ in timed)  # on loopback: seconds at most
 
 
 def test_duplicate_message_ids_are_delivered_once(

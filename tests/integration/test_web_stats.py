@@ -7,6 +7,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from engine.db import connection
 from engine.pipeline import stats
 from engine.pipeline.routing import NO_DESTINATION
 from tests.integration.test_events import WORKSPACE
@@ -36,6 +37,8 @@ async def test_charts_per_window_with_their_numbers(app: Litestar, database_url:
         (web, NO_DESTINATION, "duplicate"): 1, (web, hook, "delivered"): 6,
         (web, hook, "aborted"): 1, (web, hook, "retried"): 4,
     }))  # fmt: skip
+    async with connection(database_url) as conn:  # deliveries' latency, as the router writes it
+        await stats.add_latency(conn, stats.Latency({(hook, 1): 60, (hook, 3): 35, (hook, 9): 5}))
     async with AsyncTestClient(app) as client:
         await sign_in(client, "viewer@example.com")
         hour = (await client.get("/stats?window=hour")).text
@@ -50,5 +53,10 @@ async def test_charts_per_window_with_their_numbers(app: Litestar, database_url:
     assert legend(hook_day) == {"delivered": 486, "failed": 1}
     assert day[: day.index('id="stats-')].count('<g class="bar">') == 145  # per 10 minutes
     assert "4 tries failed and retried" in hook_day
+    assert re.search(
+        r"half of the deliveries took <strong>under 250 ms</strong>, 95% "
+        r"<strong>under 1 s</strong> <span class=\"meta\">\(100 deliveries\)",
+        hook_day,
+    )
     assert re.search(r"<title>[^<]+ UTC: 480 delivered, 0 failed</title>", hook_day)
     assert odd.status_code == 200 and 'aria-current="page">Last day<' in odd.text

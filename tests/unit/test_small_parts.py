@@ -4,6 +4,7 @@ import json
 import re
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from appliance.settings import Settings
 from engine.destinations import secrets
 from engine.gateway.clock import Clock
 from engine.gateway.ratelimit import RateLimiter
+from engine.pipeline import stats
 from engine.sql import Queries
 
 
@@ -101,3 +103,15 @@ def test_a_secret_is_masked_as_json_writes_it_too() -> None:
     encoded = json.dumps({"to": secret})
     assert mask(encoded, [secret]) == '{"to": "****"}'
     assert mask(secret, [secret]) == "****"
+
+
+def test_latency_buckets_and_the_percentiles_read_from_them() -> None:
+    assert stats.latency_bucket(timedelta(milliseconds=40)) == 0
+    assert stats.latency_bucket(timedelta(milliseconds=100)) == 1  # bounds are exclusive
+    assert stats.latency_bucket(timedelta(hours=2)) == len(stats.LATENCY_BUCKETS) - 1
+    counts = [0] * len(stats.LATENCY_BUCKETS)
+    counts[1], counts[3], counts[9] = 60, 35, 5  # under 250 ms, under 1 s, under 5 min
+    took = stats._percentiles(counts)
+    assert (took.p50, took.p95, took.deliveries) == (0.25, 1, 100)
+    counts[9] = 6  # 95 of 101 is short of 95%: the 95th percentile moves to the next bucket
+    assert stats._percentiles(counts).p95 == 300

@@ -1,6 +1,6 @@
 """The Stats page: events received per source and delivered / failed per destination over the
 last hour (per minute), day (per 10 minutes) or week (per hour), drawn as SVG charts from the
-worker's per-minute counters."""
+worker's per-minute counters, and how long deliveries took (median, 95th percentile)."""
 
 from datetime import timedelta
 from typing import Any
@@ -29,6 +29,7 @@ async def stats_page(request: Request[Any, Any, Any], window: FromQuery[str] = "
     span, step = WINDOWS[chosen]
     async with database(request) as conn:
         counts = await stats.series(conn, span, step)
+        latency = await stats.percentiles(conn, span)
         shape = await graph.load(conn)
     received = charts.stacked(counts.buckets, step, [
         Layer(s.name, f"layer-{i % 8}", counts.of("received", source=s.id))
@@ -46,7 +47,8 @@ async def stats_page(request: Request[Any, Any, Any], window: FromQuery[str] = "
     return Template(
         "stats.html",
         context={"user": signed_in(request), "window": chosen, "windows": list(WINDOWS),
-                 "received": received, "destinations": destinations, "duplicates": duplicates},
+                 "received": received, "destinations": destinations, "duplicates": duplicates,
+                 "latency": latency},
     )  # fmt: skip
 
 

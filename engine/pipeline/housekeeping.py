@@ -29,6 +29,7 @@ async def housekeep(conn: psycopg.AsyncConnection[Any], retention: timedelta) ->
     await conn.execute(_Q["ensure_partitions"], {"days": DAYS_AHEAD})
     await conn.execute(_Q["delete_old_stats"], {"retention": STATS_RETENTION})
     await conn.execute(_Q["delete_old_latency"], {"retention": STATS_RETENTION})
+    await conn.execute(_Q["delete_old_names"], {"retention": STATS_RETENTION})
     cur = await conn.execute(_Q["expired_partitions"], {"retention": retention})
     dropped = []
     for name, parent in await cur.fetchall():

@@ -49,3 +49,6 @@ DELETE FROM stats_minute WHERE minute < now() - %(retention)s::interval
 
 -- name: delete_old_latency
 DELETE FROM latency_minute WHERE minute < now() - %(retention)s::interval
+
+-- name: delete_old_names
+DELETE FROM names_minute WHERE minute < now() - %(retention)s::interval

@@ -120,6 +120,7 @@ class Processor:
                 routed.counts[row[3], NO_DESTINATION, "received"] += 1
             routed.counts.update(skipped)
             await jobstore.write(conn, routed)
+            await stats.add_names(conn, stats.names_of([(e.source_id, e.payload) for e in events]))
             await conn.execute(
                 _Q["advance"], {"tx": str(last[0]), "id": last[1], "partitions": self._partitions}
             )

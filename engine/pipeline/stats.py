@@ -34,6 +34,37 @@ def latency_bucket(took: timedelta) -> int:
     return next(i for i, bound in enumerate(LATENCY_BUCKETS) if seconds < bound)
 
 
+Names = Tally[tuple[UUID, str, str]]  # (source id, call type, name) → events received
+NAMES_PER_BATCH = 100  # the most frequent kept apart; the rest counted as '' (others)
+NAME_LENGTH = 100
+
+
+def names_of(payloads: list[tuple[UUID, dict[str, Any]]]) -> Names:
+    """A batch's events per source, call type and name, for the top names: bounded however
+    many distinct names the events carry (they are chosen by whoever sends them)."""
+    tally = Names()
+    for source, payload in payloads:
+        name = payload.get("event") if payload.get("type") == "track" else payload.get("name")
+        kind = payload.get("type")
+        tally[source, str(kind)[:20], name[:NAME_LENGTH] if isinstance(name, str) else ""] += 1
+    kept = Names(dict(tally.most_common(NAMES_PER_BATCH)))
+    for (source, kind, _), n in (tally - kept).items():
+        kept[source, kind, ""] += n
+    return kept
+
+
+async def add_names(conn: psycopg.AsyncConnection[Any], names: Names) -> None:
+    await _add(conn, "add_names", names, ("sources", "types", "names"))
+
+
+async def top_names(
+    conn: psycopg.AsyncConnection[Any], window: timedelta, limit: int = 10
+) -> list[tuple[str, str, int]]:
+    """The most frequent (call type, name) received over the window, with their counts."""
+    cur = await conn.execute(_Q["top_names"], {"window": window, "limit": limit})
+    return [(kind, name, events) for kind, name, events in await cur.fetchall()]
+
+
 async def add_latency(conn: psycopg.AsyncConnection[Any], latency: Latency) -> None:
     await _add(conn, "add_latency", latency, ("destinations", "buckets"))
 

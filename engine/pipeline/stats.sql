@@ -46,3 +46,20 @@ SELECT destination_id, bucket, sum(events)::bigint
 FROM latency_minute
 WHERE minute >= date_trunc('minute', now()) - %(window)s::interval
 GROUP BY destination_id, bucket
+
+-- name: add_names
+INSERT INTO names_minute (minute, source_id, type, name, events)
+SELECT date_trunc('minute', now()), s, t, n, e
+FROM unnest(%(sources)s::uuid[], %(types)s::text[], %(names)s::text[], %(events)s::bigint[])
+     AS x(s, t, n, e)
+ON CONFLICT (minute, source_id, type, name)
+DO UPDATE SET events = names_minute.events + EXCLUDED.events
+
+-- name: top_names
+-- The most frequent call types and names over the last `window` (the nameless left out).
+SELECT type, name, sum(events)::bigint AS events
+FROM names_minute
+WHERE minute >= date_trunc('minute', now()) - %(window)s::interval AND name <> ''
+GROUP BY type, name
+ORDER BY events DESC, type, name
+LIMIT %(limit)s

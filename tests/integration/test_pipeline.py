@@ -80,6 +80,9 @@ def test_duplicate_message_ids_are_delivered_once(
         rows = conn.execute("SELECT outcome, sum(events)::int FROM stats_minute GROUP BY 1")
         counts: dict[str, int] = dict(rows.fetchall())
     assert counts == {"received": 4, "duplicate": 2, "delivered": 2}
+    with psycopg.connect(workspace_config) as conn:  # the names of the events routed
+        names = conn.execute("SELECT type, name, events FROM names_minute").fetchall()
+    assert names == [("track", "Paid", 2)]
 
 
 def test_per_user_order_holds_while_the_destination_fails_now_and_then(

@@ -39,6 +39,9 @@ async def test_charts_per_window_with_their_numbers(app: Litestar, database_url:
     }))  # fmt: skip
     async with connection(database_url) as conn:  # deliveries' latency, as the router writes it
         await stats.add_latency(conn, stats.Latency({(hook, 1): 60, (hook, 3): 35, (hook, 9): 5}))
+        await stats.add_names(conn, stats.Names({(web, "track", "Order Completed"): 30,
+                                                 (web, "page", "Pricing <b>"): 12,
+                                                 (web, "identify", ""): 9}))  # fmt: skip
     async with AsyncTestClient(app) as client:
         await sign_in(client, "viewer@example.com")
         hour = (await client.get("/stats?window=hour")).text
@@ -49,6 +52,8 @@ async def test_charts_per_window_with_their_numbers(app: Litestar, database_url:
     assert received_hour.count('<g class="bar">') == 61  # a bar a minute, this one included
     assert re.search(r"<title>[^<]+ UTC: 2 ios, 7 web</title>", received_hour)
     assert "1 duplicate (a message id sent before) were skipped" in hour
+    top = re.findall(r'call-(\w+)">\w+</span></td><td>([^<]*)</td><td class="num">(\d+)<', hour)
+    assert top == [("track", "Order Completed", "30"), ("page", "Pricing &lt;b&gt;", "12")]
     hook_day = day[day.index(f'id="stats-{hook}"') :].split("</section>")[0]
     assert legend(hook_day) == {"delivered": 486, "failed": 1}
     assert day[: day.index('id="stats-')].count('<g class="bar">') == 145  # per 10 minutes

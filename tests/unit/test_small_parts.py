@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 
@@ -115,3 +116,16 @@ def test_latency_buckets_and_the_percentiles_read_from_them() -> None:
     assert (took.p50, took.p95, took.deliveries) == (0.25, 1, 100)
     counts[9] = 6  # 95 of 101 is short of 95%: the 95th percentile moves to the next bucket
     assert stats._percentiles(counts).p95 == 300
+
+
+def test_top_names_are_counted_within_bounds_whatever_names_arrive() -> None:
+    source = UUID(int=1)
+    events = [(source, {"type": "track", "event": f"unique {n}"}) for n in range(300)]
+    events += [(source, {"type": "track", "event": "Order Completed"})] * 5
+    events += [(source, {"type": "page", "name": "x" * 500})] * 2 + [(source, {"type": "identify"})]
+    names = stats.names_of(events)
+    assert len(names) <= stats.NAMES_PER_BATCH + 3  # the rest folded into '' per call type
+    assert names[source, "track", "Order Completed"] == 5
+    assert names[source, "page", "x" * stats.NAME_LENGTH] == 2  # cut to a bounded length
+    assert names[source, "identify", ""] == 1
+    assert sum(names.values()) == len(events)

@@ -1,6 +1,7 @@
 """The Stats page: events received per source and delivered / failed per destination over the
 last hour (per minute), day (per 10 minutes) or week (per hour), drawn as SVG charts from the
-worker's per-minute counters, and how long deliveries took (median, 95th percentile)."""
+worker's per-minute counters; the top event names; how long deliveries took (median, 95th
+percentile)."""
 
 from datetime import timedelta
 from typing import Any
@@ -30,6 +31,7 @@ async def stats_page(request: Request[Any, Any, Any], window: FromQuery[str] = "
     async with database(request) as conn:
         counts = await stats.series(conn, span, step)
         latency = await stats.percentiles(conn, span)
+        names = await stats.top_names(conn, span)
         shape = await graph.load(conn)
     received = charts.stacked(counts.buckets, step, [
         Layer(s.name, f"layer-{i % 8}", counts.of("received", source=s.id))
@@ -48,7 +50,7 @@ async def stats_page(request: Request[Any, Any, Any], window: FromQuery[str] = "
         "stats.html",
         context={"user": signed_in(request), "window": chosen, "windows": list(WINDOWS),
                  "received": received, "destinations": destinations, "duplicates": duplicates,
-                 "latency": latency},
+                 "latency": latency, "names": names},
     )  # fmt: skip
 
 

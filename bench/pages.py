@@ -144,7 +144,7 @@ async def plan(url: str) -> str:
     """The events query's plan for a filter that matches nothing: does it read big tables whole?"""
     async with connection(url) as conn:
         cur = await conn.execute(
-            "EXPLAIN (ANALYZE, COSTS OFF) " + events._Q["recent"],
+            "EXPLAIN (ANALYZE, COSTS OFF) " + events._RECENT,
             {"before_tx": events.LATEST[0], "before_id": 0, "after_tx": "0", "after_id": 0,
              "scan": events.SCAN, "limit": 50, "source": None, "type": None,
              "name": "no such event", "user": None},

@@ -6,7 +6,7 @@ processed yet)."""
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, LiteralString
 from uuid import UUID
 
 import msgspec
@@ -19,6 +19,13 @@ from engine.pipeline.topology import Target, load
 from engine.sql import Queries
 
 _Q = Queries.beside(__file__, "events.sql")
+
+
+def _composed(name: str) -> LiteralString:
+    return _Q[name].replace("{walk}", _Q["walk"]).replace("{columns}", _Q["columns"])
+
+
+_RECENT, _WALKED, _EVENT = _composed("recent"), _composed("walked"), _composed("event")
 SCAN = 20_000  # events a page of a search walks back through at most
 
 Point = tuple[str, int]  # (transaction, ingest id): a place in the log's commit order
@@ -78,11 +85,11 @@ async def recent(
         "type": filters.type, "name": filters.name, "user": filters.user,
     }  # fmt: skip
     async with conn.cursor(row_factory=class_row(StoredEvent)) as cur:
-        await cur.execute(_Q["recent"], params)
+        await cur.execute(_RECENT, params)
         events = await cur.fetchall()
     if len(events) == limit:
         return Page(events, events[-1].point)
-    walk = await conn.execute(_Q["walked"], params)
+    walk = await conn.execute(_WALKED, params)
     row = await walk.fetchone()
     walked_all = row is None or row[2] < scan  # the walk reached the end of the log
     return Page(events, None if walked_all else (row[0], row[1]))  # type: ignore[index]
@@ -132,7 +139,7 @@ async def trace(
     other that has jobs from it); None when it is not (or no longer) stored. `received_at`,
     when known, spares looking in every day's partition."""
     async with conn.cursor(row_factory=class_row(StoredEvent)) as cur:
-        await cur.execute(_Q["event"], {"tx": tx, "id": ingest_id, "at": received_at})
+        await cur.execute(_EVENT, {"tx": tx, "id": ingest_id, "at": received_at})
         event = await cur.fetchone()
     if event is None:
         return None

@@ -1,22 +1,28 @@
+-- Fragments put into the queries below where they say {columns} and {walk}.
+
+-- name: columns
+l.id, l.tx::text AS tx, l.source_id, l.partition, l.received_at, l.message_id,
+l.payload->>'type' AS type, coalesce(l.payload->>'event', l.payload->>'name') AS name,
+l.payload->>'userId' AS user_id, l.payload->>'anonymousId' AS anonymous_id,
+l.payload::text AS payload
+
+-- name: walk
+-- At most `scan` events walked back from a point, in commit order (the processor's:
+-- ingest_log_order, per day partition, read backwards), so that a filter matching nothing
+-- never reads the whole log. Only rows every older transaction has finished before are
+-- taken, so that a page asking for what came after its newest row never skips one that
+-- committed late.
+SELECT * FROM ingest_log
+WHERE (tx, id) < (%(before_tx)s::xid8, %(before_id)s::bigint)
+  AND (tx, id) > (%(after_tx)s::xid8, %(after_id)s::bigint)
+  AND tx < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY tx DESC, id DESC
+LIMIT %(scan)s
+
 -- name: recent
--- The newest events before a point, in commit order (the processor's: ingest_log_order, per
--- day partition, read backwards), among at most `scan` of them walked back from the point (so
--- that a filter matching nothing never reads the whole log), with the filters applied to
--- those. Only rows every older transaction has finished before are shown, so that a page
--- asking for what came after its newest row never skips one that committed late.
-SELECT l.id, l.tx::text AS tx, l.source_id, l.partition, l.received_at, l.message_id,
-       l.payload->>'type' AS type,
-       coalesce(l.payload->>'event', l.payload->>'name') AS name,
-       l.payload->>'userId' AS user_id, l.payload->>'anonymousId' AS anonymous_id,
-       l.payload::text AS payload
-FROM (
-    SELECT * FROM ingest_log
-    WHERE (tx, id) < (%(before_tx)s::xid8, %(before_id)s::bigint)
-      AND (tx, id) > (%(after_tx)s::xid8, %(after_id)s::bigint)
-      AND tx < pg_snapshot_xmin(pg_current_snapshot())
-    ORDER BY tx DESC, id DESC
-    LIMIT %(scan)s
-) l
+-- The newest events of the walk that pass the filters.
+SELECT {columns}
+FROM ({walk}) l
 WHERE (%(source)s::uuid IS NULL OR l.source_id = %(source)s::uuid)
   AND (%(type)s::text IS NULL OR l.payload->>'type' = %(type)s::text)
   AND (%(name)s::text IS NULL
@@ -27,25 +33,14 @@ ORDER BY l.tx DESC, l.id DESC
 LIMIT %(limit)s
 
 -- name: walked
--- Where a walk of `scan` events back from a point ends (the next page of a search starts
--- there), and how many it went through (fewer than `scan`: it reached the oldest).
-SELECT tx::text, id, count(*) OVER () FROM (
-    SELECT tx, id FROM ingest_log
-    WHERE (tx, id) < (%(before_tx)s::xid8, %(before_id)s::bigint)
-      AND (tx, id) > (%(after_tx)s::xid8, %(after_id)s::bigint)
-      AND tx < pg_snapshot_xmin(pg_current_snapshot())
-    ORDER BY tx DESC, id DESC
-    LIMIT %(scan)s
-) w
-ORDER BY tx, id
+-- Where the walk ends (the next page of a search starts there), and how many it went
+-- through (fewer than `scan`: it reached the oldest).
+SELECT w.tx::text, w.id, count(*) OVER () FROM ({walk}) w
+ORDER BY w.tx, w.id
 LIMIT 1
 
 -- name: event
-SELECT l.id, l.tx::text AS tx, l.source_id, l.partition, l.received_at, l.message_id,
-       l.payload->>'type' AS type,
-       coalesce(l.payload->>'event', l.payload->>'name') AS name,
-       l.payload->>'userId' AS user_id, l.payload->>'anonymousId' AS anonymous_id,
-       l.payload::text AS payload
+SELECT {columns}
 FROM ingest_log l
 WHERE l.tx = %(tx)s::xid8 AND l.id = %(id)s
   AND (%(at)s::timestamptz IS NULL OR l.received_at = %(at)s::timestamptz)

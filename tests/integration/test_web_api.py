@@ -10,9 +10,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from engine import accounts, tokens, workspace
+from engine import tokens, workspace
 from engine.db import connection
-from tests.integration.test_web_security import PASSWORD, SECRET, app_with, csrf, sign_in
+from tests.integration.test_web_security import SECRET, app_with, csrf, sign_in
 
 WORKSPACE = f"""
 sources: [{{name: web, write_key: web-write-key-0123456789}}]
@@ -24,7 +24,7 @@ connections: [{{source: web, destination: amp}}]
 
 @pytest.fixture
 async def app(database_url: str) -> Litestar:
-    return await app_with(database_url, "admin", WORKSPACE)
+    return await app_with(database_url, "admin", WORKSPACE, "editor")
 
 
 async def bearer(database_url: str, role: str, name: str | None = None) -> dict[str, str]:
@@ -326,8 +326,6 @@ async def test_deleting_entries_and_what_happens_to_their_jobs(
 
 
 async def test_an_editor_deletes_a_source_from_its_page(app: Litestar, database_url: str) -> None:
-    async with connection(database_url) as conn:
-        await accounts.create(conn, "editor@example.com", "editor", PASSWORD)
     with psycopg.connect(database_url) as conn:
         row = conn.execute("SELECT id FROM sources WHERE name = 'web'").fetchone()
     assert row is not None
@@ -345,8 +343,6 @@ async def test_an_editor_deletes_a_source_from_its_page(app: Litestar, database_
 async def test_an_editor_changes_a_destinations_delivery_policy(
     app: Litestar, database_url: str
 ) -> None:
-    async with connection(database_url) as conn:
-        await accounts.create(conn, "editor@example.com", "editor", PASSWORD)
     with psycopg.connect(database_url) as conn:
         row = conn.execute("SELECT id FROM destinations WHERE name = 'amp'").fetchone()
     assert row is not None

@@ -7,12 +7,13 @@ The worker's processing stage evaluates the rules every minute from the per-minu
 """
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
 import httpx
+import msgspec
 import psycopg
 from psycopg.rows import class_row
 
@@ -27,9 +28,9 @@ _TIMEOUT = 10.0  # seconds a webhook gets to answer
 Kind = Literal["failures", "silence"]
 
 
-@dataclass(frozen=True)
-class Rule:
-    destination_id: UUID
+class Conditions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """When to alert about a destination (its `alerts` in the workspace file)."""
+
     failure_percent: float | None = None  # fire above this share of failures (of tries settled)
     window_minutes: int = 15  # ... over this window
     silence_minutes: int | None = None  # fire when nothing is delivered this long, though due
@@ -47,6 +48,12 @@ class Rule:
             raise ConfigError("alerts", "the webhook is an http(s) URL")
 
 
+class Rule(Conditions, kw_only=True):
+    """A destination's conditions, as stored."""
+
+    destination_id: UUID
+
+
 @dataclass(frozen=True)
 class Alert:
     id: int
@@ -62,12 +69,20 @@ class Alert:
 async def rule(conn: psycopg.AsyncConnection[Any], destination: UUID) -> Rule:
     async with conn.cursor(row_factory=class_row(Rule)) as cur:
         await cur.execute(_Q["rule"], {"destination": destination})
-        return await cur.fetchone() or Rule(destination)
+        return await cur.fetchone() or Rule(destination_id=destination)
 
 
-async def save(conn: psycopg.AsyncConnection[Any], new: Rule) -> None:
+async def save(conn: psycopg.AsyncConnection[Any], new: Rule) -> bool:
+    """Store the rule; whether it changed."""
     new.check()
-    await conn.execute(_Q["save"], asdict(new))
+    cur = await conn.execute(_Q["save"], msgspec.structs.asdict(new))
+    return cur.rowcount > 0
+
+
+async def remove(conn: psycopg.AsyncConnection[Any], destination: UUID) -> bool:
+    """No more rule for the destination; whether it had one."""
+    cur = await conn.execute(_Q["remove"], {"destination": destination})
+    return cur.rowcount > 0
 
 
 async def active(conn: psycopg.AsyncConnection[Any]) -> list[Alert]:

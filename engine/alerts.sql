@@ -14,6 +14,13 @@ VALUES (%(destination_id)s, %(failure_percent)s, %(window_minutes)s, %(silence_m
 ON CONFLICT (destination_id) DO UPDATE SET
     failure_percent = EXCLUDED.failure_percent, window_minutes = EXCLUDED.window_minutes,
     silence_minutes = EXCLUDED.silence_minutes, webhook_url = EXCLUDED.webhook_url
+WHERE (alert_rules.failure_percent, alert_rules.window_minutes, alert_rules.silence_minutes,
+       alert_rules.webhook_url)
+      IS DISTINCT FROM (EXCLUDED.failure_percent, EXCLUDED.window_minutes,
+                        EXCLUDED.silence_minutes, EXCLUDED.webhook_url)
+
+-- name: remove
+DELETE FROM alert_rules WHERE destination_id = %(destination)s
 
 -- name: lock
 -- One evaluation at a time, whichever host runs it.

@@ -24,12 +24,17 @@ EVERY = 10.0  # seconds between beats
 ALIVE = timedelta(seconds=3 * EVERY)  # a process not heard from for this long is down
 
 
+def this_process() -> dict[str, Any]:
+    """This process's key among every host's processes sharing the database."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
 class Heartbeat:
     """This process's heartbeat as `role`, beating while started."""
 
     def __init__(self, pool: Pool, role: str) -> None:
         self._pool = pool
-        self._key = {"host": socket.gethostname(), "pid": os.getpid(), "role": role}
+        self._key = {**this_process(), "role": role}
         self._started = datetime.now(UTC)
         self._task: asyncio.Task[None] | None = None
 

@@ -1,15 +1,16 @@
 """What the control plane's home page says about the running system: which processes are up,
-whether the processor keeps up with what the gateways store, the last hour's deliveries and
-failures, and how big the database has grown."""
+whether the processor keeps up with what the gateways store, what waits for delivery, the last
+hour's deliveries and failures, and how big the database has grown."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import psycopg
 
 from engine import heartbeats
-from engine.pipeline import stats
+from engine.pipeline import backlog, stats
 from engine.sql import Queries
 
 _Q = Queries.beside(__file__, "overview.sql")
@@ -23,6 +24,7 @@ class Overview:
     newest_processed: datetime | None  # received at
     last_hour: stats.Activity
     database_bytes: int
+    backlog: dict[UUID, backlog.Backlog]
 
     @property
     def behind(self) -> timedelta | None:
@@ -30,6 +32,15 @@ class Overview:
         if self.newest_event is None or self.newest_processed is None:
             return None
         return max(self.newest_event - self.newest_processed, timedelta(0))
+
+    @property
+    def waiting(self) -> int:
+        """Events waiting for delivery, every destination together."""
+        return sum(b.waiting for b in self.backlog.values())
+
+    @property
+    def oldest_waiting(self) -> datetime | None:
+        return min((b.oldest_at for b in self.backlog.values() if b.oldest_at), default=None)
 
     def up(self, role: str) -> list[heartbeats.Beat]:
         """The live processes of a role (a worker's stages count as the worker)."""
@@ -42,5 +53,5 @@ async def overview(conn: psycopg.AsyncConnection[Any]) -> Overview:
     size = await (await conn.execute(_Q["size"])).fetchone()
     return Overview(
         await heartbeats.recent(conn), newest, processed, await stats.recent(conn, HOUR),
-        int(size[0]) if size else 0,
+        int(size[0]) if size else 0, await backlog.current(conn),
     )  # fmt: skip

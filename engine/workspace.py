@@ -16,6 +16,8 @@ import yaml
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from engine import alerts
+from engine.alerts import Conditions
 from engine.destinations.base import BadSettings
 from engine.destinations.catalog import CATALOG, IMPLEMENTED
 from engine.errors import ConfigError
@@ -42,6 +44,7 @@ class DestinationSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=
     config: dict[str, Any] = {}
     enabled: bool = True
     delivery: DeliveryPolicy = msgspec.field(default_factory=DeliveryPolicy)
+    alerts: Conditions | None = None  # none: no alert rule
 
 
 class TransformationSpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -163,6 +166,11 @@ def _check_destination(label: str, dest: DestinationSpec) -> None:
             plugin.parse_settings(dest.config)
         except BadSettings as exc:
             raise ConfigError(label, str(exc)) from None
+    if dest.alerts is not None:
+        try:
+            dest.alerts.check()
+        except ConfigError as exc:
+            raise ConfigError(label, f"alerts: {exc.message}") from None
 
 
 async def apply(conn: psycopg.AsyncConnection[Any], spec: WorkspaceSpec) -> ApplyReport:
@@ -189,7 +197,10 @@ async def apply(conn: psycopg.AsyncConnection[Any], spec: WorkspaceSpec) -> Appl
                     "delivery": Jsonb(msgspec.to_builtins(dest.delivery)),
                 },
             )
-            report.note("destination", dest.name, await cur.fetchone())
+            row = await cur.fetchone()
+            if await _apply_alerts(conn, dest) and row is None:
+                row = (False,)  # only its alert rule changed
+            report.note("destination", dest.name, row)
         for tr in spec.transformations:
             await _apply_transformation(conn, tr, report)
         for i, con in enumerate(spec.connections):
@@ -219,6 +230,15 @@ async def _apply_source(
     report.note("source", src.name, row)
     if row is not None and row[0] and src.write_key is None:
         report.new_write_keys[src.name] = row[1]
+
+
+async def _apply_alerts(conn: psycopg.AsyncConnection[Any], dest: DestinationSpec) -> bool:
+    """The destination's alert rule as the spec says (none: removed); whether it changed."""
+    dest_id = await _id_of(conn, "destination", dest.name, f"destination {dest.name}")
+    if dest.alerts is None:
+        return await alerts.remove(conn, dest_id)
+    conditions = msgspec.structs.asdict(dest.alerts)
+    return await alerts.save(conn, alerts.Rule(destination_id=dest_id, **conditions))
 
 
 async def _apply_transformation(
@@ -289,7 +309,7 @@ async def entry(
     """One entry as `export` writes it (a SourceSpec, DestinationSpec, TransformationSpec with
     its newest code, or ConnectionSpec), found by id; None when there is none. Change it and
     `apply` it to edit it."""
-    query = "export_transformations" if kind == "transformation" else f"{kind}_by_id"
+    query = f"export_{kind}s" if kind in ("destination", "transformation") else f"{kind}_by_id"
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(_Q[query], {"id": id})
         row = await cur.fetchone()

@@ -66,7 +66,17 @@ SELECT pg_notify('sluice_workspace', '')
 SELECT name, write_key, enabled, rate_limit FROM sources ORDER BY name
 
 -- name: export_destinations
-SELECT name, type, config, enabled, delivery FROM destinations ORDER BY name
+-- Each destination (or the one of `id`) with its alert rule, if any.
+SELECT d.name, d.type, d.config, d.enabled, d.delivery,
+       (SELECT jsonb_strip_nulls(jsonb_build_object(
+                   'failure_percent', r.failure_percent::float8,
+                   'window_minutes', r.window_minutes,
+                   'silence_minutes', r.silence_minutes,
+                   'webhook_url', r.webhook_url))
+        FROM alert_rules r WHERE r.destination_id = d.id) AS alerts
+FROM destinations d
+WHERE %(id)s::uuid IS NULL OR d.id = %(id)s::uuid
+ORDER BY d.name
 
 -- name: export_transformations
 -- Each transformation (or the one of `id`) with its newest code.
@@ -89,9 +99,6 @@ ORDER BY s.name, d.name
 
 -- name: source_by_id
 SELECT name, write_key, enabled, rate_limit FROM sources WHERE id = %(id)s
-
--- name: destination_by_id
-SELECT name, type, config, enabled, delivery FROM destinations WHERE id = %(id)s
 
 -- name: connection_by_id
 SELECT s.name AS source, d.name AS destination, t.name AS transformation, c.enabled

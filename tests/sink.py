@@ -112,7 +112,7 @@ class Sink:
         asyncio.set_event_loop(self._loop)
         app = web.Application(client_max_size=16 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)  # (held answers: cut)
         self._loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, "127.0.0.1", self.port, backlog=1024)
         self._loop.run_until_complete(site.start())

@@ -2,8 +2,8 @@
 document `sluice config apply/export` reads and writes) and its sources, destinations,
 transformations and connections one by one. Bearer tokens (made by admins on the Users page)
 authenticate; a token's role limits it as a person's does: viewers read (destination secrets
-masked, write keys shortened), editors change. Every change is applied through the workspace
-store's `apply` and recorded in the audit log under the token's name.
+and alert webhooks masked, write keys shortened), editors change. Every change is applied
+through the workspace store's `apply` and recorded in the audit log under the token's name.
 """
 
 from collections.abc import Awaitable, Callable
@@ -16,8 +16,10 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import UNSET, UnsetType
 
 from engine import audit, rudderstack, workspace
+from engine.alerts import Conditions
 from engine.destinations.secrets import MASK
 from engine.errors import ConfigError
+from engine.pipeline.policy import DeliveryPolicy
 from engine.pipeline.topology import target
 from engine.workspace import (
     ConnectionSpec,
@@ -53,6 +55,8 @@ class DestinationBody(msgspec.Struct, forbid_unknown_fields=True):
     type: str | UnsetType = UNSET  # required for a new destination
     config: dict[str, Any] | UnsetType = UNSET
     enabled: bool | UnsetType = UNSET
+    delivery: DeliveryPolicy | UnsetType = UNSET
+    alerts: Conditions | UnsetType | None = UNSET  # null: no alert rule
 
 
 class ConnectionBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -86,7 +90,12 @@ def _shown(request: Request[Any, Any, Any], spec: WorkspaceSpec) -> WorkspaceSpe
         row = {"id": None, "name": d.name, "type": d.type, "config": d.config,
                "delivery": {}, "enabled": d.enabled}  # fmt: skip
         masked = target(row).mask(msgspec.json.encode(d.config).decode())
-        destinations.append(msgspec.structs.replace(d, config=msgspec.json.decode(masked)))
+        rule = d.alerts  # (a chat webhook's URL holds its token)
+        if rule is not None and rule.webhook_url:
+            rule = msgspec.structs.replace(rule, webhook_url=MASK)
+        destinations.append(
+            msgspec.structs.replace(d, config=msgspec.json.decode(masked), alerts=rule)
+        )
     return msgspec.structs.replace(spec, sources=sources, destinations=destinations)
 
 

@@ -104,3 +104,9 @@ def _label(bucket: datetime, step: timedelta) -> str:
 def _when(bucket: datetime, step: timedelta) -> str:
     start = bucket.astimezone(UTC)
     return f"{start:%Y-%m-%d %H:%M} to {start + step:%H:%M} UTC"
+
+
+def lengths(values: Sequence[int]) -> list[float]:
+    """Bars side by side in a table: each value's length (0 to 100) against the largest."""
+    top = max(values, default=0)
+    return [round(100 * v / top, 1) if top else 0.0 for v in values]

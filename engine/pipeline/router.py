@@ -24,6 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 from engine.db import describe
 from engine.destinations.base import Destination, Judgement, Request, Verdict, decode_request
 from engine.pipeline.attempts import Attempt, AttemptLog
+from engine.pipeline.backlog import Held
 from engine.pipeline.ordering import UserQueues
 from engine.pipeline.sender import Answer, InvalidRequest, Sender, TransportError
 from engine.pipeline.topology import Target
@@ -116,6 +117,7 @@ class DestinationRouter:
         self._floors: dict[int, Position] = {}  # settled positions loaded at start
         self._wake = asyncio.Event()
         self._read_due = True
+        self._unread = False  # the last read was cut by its limit: more jobs are waiting
         self._read_limit = _READ  # jobs per read
         self._inflight: set[asyncio.Task[None]] = set()
         self._next_send = 0.0  # rate limit pacing
@@ -191,7 +193,7 @@ class DestinationRouter:
             )
             await asyncio.sleep(_RETRY)
             return
-        self._read_due = len(rows) == self._read_limit
+        self._read_due = self._unread = len(rows) == self._read_limit
         for row in rows:
             self._take_row(row)
         if rows:
@@ -201,6 +203,22 @@ class DestinationRouter:
             for partition in self._partitions:
                 if not self._lines.get(partition):
                     self._attempts.position((self.target.id, partition), self._cursor)
+
+    def held(self) -> Held:
+        """What this router holds now: read and not settled yet (for the backlog)."""
+        jobs = events = retrying = 0
+        oldest: datetime | None = None
+        for line in self._lines.values():
+            first = True
+            for job in line:
+                if not isinstance(job, Pending) or job.settled:
+                    continue
+                jobs, events = jobs + 1, events + job.events
+                retrying += job.attempts > 0
+                if first:  # a line is in commit order: its first waiting job is its oldest
+                    oldest = job.received_at if oldest is None else min(oldest, job.received_at)
+                    first = False
+        return Held(jobs, events, retrying, oldest, self._cursor if self._unread else None)
 
     def _take_row(self, row: tuple[Any, ...]) -> None:
         job_id, tx, created_at, partition, user, source_id, request, events = row[:8]

@@ -13,6 +13,7 @@ from uuid import UUID
 from psycopg_pool import AsyncConnectionPool
 
 from engine.pipeline.attempts import AttemptLog
+from engine.pipeline.backlog import Held
 from engine.pipeline.files import FileRouter
 from engine.pipeline.router import DestinationRouter
 from engine.pipeline.sender import Sender
@@ -79,6 +80,10 @@ class Router:
         for dest_id, (router, _) in self._routers.items():
             if destinations is None or dest_id in destinations:
                 router.wake()
+
+    def held(self) -> dict[UUID, Held]:
+        """What each running router holds (none while this worker does not deliver)."""
+        return {dest_id: router.held() for dest_id, (router, _) in self._routers.items()}
 
     async def stop(self, grace: float) -> None:
         """Stop every router; return once all are stopped, whoever else is stopping them."""

@@ -28,6 +28,7 @@ from engine.partitions import PARTITIONS
 from engine.pipeline import topology
 from engine.pipeline.archive import ArchiveOptions, Archiver
 from engine.pipeline.attempts import AttemptLog
+from engine.pipeline.backlog import Publisher
 from engine.pipeline.housekeeping import housekeep
 from engine.pipeline.processor import Processor
 from engine.pipeline.routers import Router
@@ -89,6 +90,7 @@ class Worker:
         opts = self._options
         attempts = AttemptLog(pool, self._metrics, self._names)
         router = Router(pool, sender, attempts, opts.partitions)
+        backlog = Publisher(pool, router.held, opts.partitions)
         javascript = JavaScript(CodeStore(pool).code)
         processor = Processor(
             pool, lambda: self._topology, javascript, self._metrics,
@@ -122,6 +124,7 @@ class Worker:
             tasks.append(asyncio.create_task(attempts.run(), name="attempt-log"))
             tasks.append(asyncio.create_task(self._deliver(router, attempts, stop), name="deliver"))
             tasks.append(asyncio.create_task(router.broken.wait(), name="routers"))
+            tasks.append(asyncio.create_task(backlog.run(), name="backlog"))
         tasks.append(asyncio.create_task(Listener(opts.database_url, wakes).run(), name="listen"))
         heartbeat = Heartbeat(pool, "worker" if opts.stages == set(STAGES) else
                               "worker/" + "+".join(sorted(opts.stages)))  # fmt: skip
@@ -145,6 +148,7 @@ class Worker:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await backlog.clear()
         await javascript.close()  # an isolate left open keeps the process from exiting
         await webhooks.aclose()
         await heartbeat.stop()

@@ -49,7 +49,7 @@ def test_a_failure_share_above_the_rule_fires_once_and_resolves(database_url: st
     at = ids(database_url)
     hook: UUID = at["hook"]
     with Sink() as sink:
-        ruled(database_url, Rule(hook, failure_percent=10, window_minutes=15,
+        ruled(database_url, Rule(destination_id=hook, failure_percent=10, window_minutes=15,
                                  webhook_url=f"{sink.url}/alert"))  # fmt: skip
         settled = stats.Counts(
             {(at["web"], hook, "delivered"): 20, (at["web"], hook, "aborted"): 5}
@@ -75,7 +75,7 @@ def test_a_failure_share_above_the_rule_fires_once_and_resolves(database_url: st
 def test_too_few_events_or_a_low_share_do_not_fire(database_url: str) -> None:
     apply_config(database_url, WORKSPACE)
     at = ids(database_url)
-    ruled(database_url, Rule(at["hook"], failure_percent=10))
+    ruled(database_url, Rule(destination_id=at["hook"], failure_percent=10))
     asyncio.run(counted(database_url, stats.Counts({(at["web"], at["hook"], "aborted"): 3})))
     assert evaluated(database_url) == ([], [])  # 3 of 3 failed: too few to judge
     asyncio.run(counted(database_url, stats.Counts({(at["web"], at["hook"], "delivered"): 97})))
@@ -89,7 +89,7 @@ def test_nothing_delivered_while_events_are_due_fires_and_a_delivery_resolves_it
     at = ids(database_url)
     hook = at["hook"]
     no_destination = UUID(int=0)
-    ruled(database_url, Rule(hook, silence_minutes=10))
+    ruled(database_url, Rule(destination_id=hook, silence_minutes=10))
     # received just now: may not be delivered yet, so not due
     asyncio.run(counted(database_url, stats.Counts({(at["web"], no_destination, "received"): 30})))
     assert evaluated(database_url) == ([], [])
@@ -103,10 +103,10 @@ def test_nothing_delivered_while_events_are_due_fires_and_a_delivery_resolves_it
 
 def test_a_rule_the_database_would_refuse_is_explained() -> None:
     for rule, words in (
-        (Rule(UUID(int=1), failure_percent=0), "percentage above 0"),
-        (Rule(UUID(int=1), window_minutes=0), "1 to 1440 minutes"),
-        (Rule(UUID(int=1), silence_minutes=1), "5 minutes to 7 days"),
-        (Rule(UUID(int=1), webhook_url="ftp://x"), r"an http\(s\) URL"),
+        (Rule(destination_id=UUID(int=1), failure_percent=0), "percentage above 0"),
+        (Rule(destination_id=UUID(int=1), window_minutes=0), "1 to 1440 minutes"),
+        (Rule(destination_id=UUID(int=1), silence_minutes=1), "5 minutes to 7 days"),
+        (Rule(destination_id=UUID(int=1), webhook_url="ftp://x"), r"an http\(s\) URL"),
     ):
         with pytest.raises(ConfigError, match=words):
             rule.check()

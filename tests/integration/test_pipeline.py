@@ -1,5 +1,6 @@
 """End to end: real gateway and worker processes, local HTTP servers playing destinations."""
 
+import asyncio
 import json
 import random
 import re
@@ -8,13 +9,16 @@ import sys
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from uuid import UUID
 
 import httpx
 import psycopg
 import rudderstack.analytics as rudder
 
-from engine.pipeline import stats
+from engine.pipeline import backlog, stats
+from engine.pipeline.backlog import EVERY, Backlog
 from tests.conftest import WRITE_KEY, apply_config
 from tests.delivery import (
     attempts,
@@ -26,6 +30,26 @@ from tests.delivery import (
 )
 from tests.servers import GatewayProcess, WorkerProcess, free_port, running_worker
 from tests.sink import Answer, Arrival, Sink
+
+
+def backlog_of(
+    database_url: str, until: Callable[[dict[str, Backlog]], bool] = lambda b: True
+) -> dict[str, Backlog]:
+    """The backlog per destination name as the workers publish it, once `until` holds."""
+    deadline = time.monotonic() + 3 * EVERY
+    while True:
+        with psycopg.connect(database_url) as conn:
+            rows = conn.execute("SELECT id, name FROM destinations").fetchall()
+        names: dict[UUID, str] = dict(rows)
+        found = {names[d]: b for d, b in asyncio.run(_current(database_url)).items()}
+        if until(found) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+async def _current(database_url: str) -> dict[UUID, Backlog]:
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        return await backlog.current(conn)
 
 
 def test_sdk_events_arrive_exactly_once(
@@ -202,9 +226,15 @@ def test_a_slow_destination_does_not_slow_another(
             assert time.monotonic() < deadline
             time.sleep(0.05)
         slow_done = sum(a.path.endswith("/slow") for a in sink.delivered)
+        # The worker says what waits: the slow destination's events, the fast one's none.
+        waiting = backlog_of(workspace_config, lambda b: {"slow", "fast"} <= b.keys()
+                             and b["fast"].waiting == 0 and b["slow"].events > 0)  # fmt: skip
     # The slow destination, 32 requests at a time and 5 s each, has finished at most a batch
     # or two while the fast one delivered everything.
     assert slow_done < 300 // 2, slow_done
+    assert waiting["fast"].waiting == 0 and waiting["fast"].oldest_at is None
+    assert 300 - 2 * 32 <= waiting["slow"].waiting <= 300 and waiting["slow"].unread == 0
+    assert waiting["slow"].oldest_at is not None and waiting["slow"].retrying == 0
 
 
 def test_an_unreachable_destination_is_retried_then_aborted_with_the_reason(
@@ -249,8 +279,10 @@ def test_a_stopping_worker_lets_requests_in_flight_finish(
             while len(sink.arrivals) < 10:
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
+            assert backlog_of(workspace_config, lambda b: "hook" in b)
             worker.stop()  # SIGTERM while all ten wait for their answer
             assert worker.proc.returncode == 0, worker.output()
+            assert backlog_of(workspace_config) == {}  # it took its share with it
         assert attempts(workspace_config, 10)["delivered"] == 10
         with running_worker(workspace_config, tmp_path):
             time.sleep(2.0)

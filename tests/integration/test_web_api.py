@@ -363,3 +363,29 @@ async def test_an_editor_changes_a_destinations_delivery_policy(
     assert (spec.delivery.concurrency, spec.delivery.rate_limit) == (4, 50)
     assert spec.delivery.retry_hours == 1 and spec.delivery.timeout_seconds == 30.0
     assert spec.config["apiKey"] == SECRET
+
+
+async def test_alert_rules_and_delivery_through_the_api(app: Litestar, database_url: str) -> None:
+    chat = "https://chat.example.com/hooks/T1/B2/secret-part"
+    editor, viewer = await bearer(database_url, "editor"), await bearer(database_url, "viewer")
+    async with AsyncTestClient(app) as client:
+        rule = {"failure_percent": 5, "silence_minutes": 30, "webhook_url": chat}
+        put = await client.put("/api/v1/destinations/amp", headers=editor,
+                               json={"alerts": rule, "delivery": {"concurrency": 4}})  # fmt: skip
+        assert put.status_code == 200 and put.json()["changes"] == [
+            ["destination", "amp", "updated"]
+        ]
+        await client.put("/api/v1/destinations/amp", headers=editor, json={"enabled": False})
+        kept = (await client.get("/api/v1/destinations/amp", headers=editor)).json()
+        seen = await client.get("/api/v1/destinations/amp", headers=viewer)
+        bad = await client.put("/api/v1/destinations/amp", headers=editor,
+                               json={"alerts": {"failure_percent": 0}})  # fmt: skip
+        removed = await client.put("/api/v1/destinations/amp", headers=editor,
+                                   json={"alerts": None})  # fmt: skip
+        gone = (await client.get("/api/v1/destinations/amp", headers=editor)).json()
+    assert kept["alerts"] == {"failure_percent": 5.0, "silence_minutes": 30, "webhook_url": chat}
+    assert kept["delivery"]["concurrency"] == 4 and kept["enabled"] is False
+    assert seen.json()["alerts"]["webhook_url"] == "****" and "secret-part" not in seen.text
+    assert bad.status_code == 400 and "alerts: the failure share" in bad.json()["message"]
+    assert removed.json()["changes"] == [["destination", "amp", "updated"]]
+    assert "alerts" not in gone

@@ -18,6 +18,7 @@ from engine.pipeline import stats
 from tests.integration.test_events import WORKSPACE, stored, track
 from tests.integration.test_web_activity import counted, ids
 from tests.integration.test_web_security import app_with, sign_in
+from tests.integration.test_web_stats import published
 
 
 @pytest.fixture
@@ -55,6 +56,7 @@ async def test_processes_up_and_down_processing_behind_and_failures(
     at = ids(database_url)
     hook = (at["web"], at["hook"])
     await counted(database_url, stats.Counts({(*hook, "aborted"): 3, (*hook, "delivered"): 40}))
+    published(database_url, ("wk-1", at["hook"], 7, 7, 0, "5 minutes", 0, "1 second"))
     async with AsyncTestClient(app) as client:
         await sign_in(client, "viewer@example.com")
         page = (await client.get("/")).text
@@ -69,7 +71,10 @@ async def test_processes_up_and_down_processing_behind_and_failures(
     assert "3 events failed in the last hour" in page
     assert 'href="/failed?destination=hook&amp;window=1h">3</a>' in page
     hour = re.search(rf'id="hour-{at["hook"]}">(.*?)</tr>', page, re.S)
-    assert hour is not None and ">40<" in hour[1]
+    assert hour is not None and ">40<" in hour[1] and ">7 events</td>" in hour[1]
+    assert re.search(r'figure">7</span> waiting for delivery.*oldest received 5 min ago', page)
+    orders = re.search(rf'id="hour-{at["orders only"]}">(.*?)</tr>', page, re.S)
+    assert orders is not None and "not known: no worker delivers now" in orders[1]
     assert refresh.text.lstrip().startswith('<div id="health"') and "<html" not in refresh.text
 
 

@@ -2,7 +2,9 @@
 per-minute counters as charts per window, with the numbers in tooltips and legends."""
 
 import re
+from uuid import UUID
 
+import psycopg
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -65,3 +67,42 @@ async def test_charts_per_window_with_their_numbers(app: Litestar, database_url:
     )
     assert re.search(r"<title>[^<]+ UTC: 480 delivered, 0 failed</title>", hook_day)
     assert odd.status_code == 200 and 'aria-current="page">Last day<' in odd.text
+
+
+def published(database_url: str, *rows: tuple[str, UUID, int, int, int, str, int, str]) -> None:
+    """Backlogs as workers publish them: (host, destination, jobs, events, retrying, oldest
+    received this long ago, unread, published this long ago)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for pid, (host, dest, jobs, events, retrying, oldest, unread, seen) in enumerate(rows):
+            conn.execute(
+                "INSERT INTO backlogs (host, pid, destination_id, jobs, events, retrying,"
+                " oldest_at, unread, seen_at) VALUES (%s, %s, %s, %s, %s, %s,"
+                " now() - %s::interval, %s, now() - %s::interval)",
+                (host, pid, dest, jobs, events, retrying, oldest, unread, seen),
+            )
+
+
+async def test_the_backlog_now_adds_up_the_live_workers_shares(
+    app: Litestar, database_url: str
+) -> None:
+    at = ids(database_url)
+    hook, orders = at["hook"], at["orders only"]
+    published(
+        database_url,
+        ("wk-a", hook, 100, 100, 3, "10 minutes", 0, "1 second"),
+        ("wk-b", hook, 50, 60, 0, "2 minutes", 0, "3 seconds"),
+        ("wk-gone", hook, 999, 999, 999, "2 days", 999, "2 minutes"),  # a dead worker's
+        ("wk-a", orders, 20_000, 20_000, 0, "1 minute", 5_000, "1 second"),
+    )
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE destinations SET enabled = false WHERE name = 'dropped'")
+    async with AsyncTestClient(app) as client:
+        await sign_in(client, "viewer@example.com")
+        page = (await client.get("/stats")).text
+    card = page[page.index('id="backlog"') :].split("</section>")[0]
+    rows = dict(re.findall(r'<tr id="backlog-([^"]+)">(.*?)</tr>', card, re.S))
+    assert re.search(r'width="0.6".*>160 events</td>.*>3</a></td>.*10 min ago', rows[str(hook)],
+                     re.S)  # fmt: skip
+    assert 'href="/failed?destination=hook&amp;view=retrying"' in rows[str(hook)]
+    assert re.search(r'width="100.0".*>about 25,000 events</td>', rows[str(orders)], re.S)
+    assert "disabled: not delivering" in rows[str(at["dropped"])]

@@ -209,3 +209,38 @@ def test_cli_imports_a_rudderstack_workspace_config(database_url: str, tmp_path:
         assert conn.execute("SELECT count(*) FROM sources").fetchone() == (2,)
         audited = conn.execute("SELECT action FROM audit_log").fetchall()
     assert audited == [("config.import",)]
+
+
+ALERTING = """
+destinations:
+  - name: hooks
+    type: webhook
+    config: {webhookUrl: "http://127.0.0.1:9000/in"}
+    alerts: {failure_percent: 2.5, window_minutes: 30, silence_minutes: 60,
+             webhook_url: "https://chat.example.com/hooks/T1/secret"}
+"""
+
+
+def test_alert_rules_are_part_of_the_file_and_follow_it(database_url: str) -> None:
+    assert apply_config(database_url, ALERTING).changes == [("destination", "hooks", "created")]
+    assert apply_config(database_url, ALERTING).changes == [("destination", "hooks", "unchanged")]
+    exported = yaml.safe_load(sluice(database_url, "config", "export").stdout)
+    assert exported["destinations"][0]["alerts"] == {
+        "failure_percent": 2.5, "window_minutes": 30, "silence_minutes": 60,
+        "webhook_url": "https://chat.example.com/hooks/T1/secret",
+    }  # fmt: skip
+    # only the rule changes: the destination is updated; a file without one removes it
+    quieter = ALERTING.replace("silence_minutes: 60", "silence_minutes: 120")
+    assert apply_config(database_url, quieter).changes == [("destination", "hooks", "updated")]
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT silence_minutes FROM alert_rules").fetchall() == [(120,)]
+    without = ALERTING.split("    alerts:")[0]
+    assert apply_config(database_url, without).changes == [("destination", "hooks", "updated")]
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM alert_rules").fetchone() == (0,)
+    exported = yaml.safe_load(sluice(database_url, "config", "export").stdout)
+    assert "alerts" not in exported["destinations"][0]
+    with pytest.raises(ConfigError, match=r"destinations\[0\] \(hooks\): alerts: the window is"):
+        apply_config(database_url, ALERTING.replace("window_minutes: 30", "window_minutes: 0"))
+    with pytest.raises(ConfigError, match=r"unknown field `failure`"):
+        apply_config(database_url, ALERTING.replace("failure_percent", "failure"))

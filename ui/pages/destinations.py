@@ -288,11 +288,14 @@ async def save_alert_rule(
         saved = await alerts.rule(conn, destination_id)
         try:
             rule = alerts.Rule(
-                destination_id, _number(data.failure_percent, float, "failure share"),
-                _number(data.window_minutes, int, "window") or 15,
-                _number(data.silence_minutes, int, "silence"),
-                None if data.no_webhook else data.webhook_url.strip() or saved.webhook_url,
-            )  # fmt: skip
+                destination_id=destination_id,
+                failure_percent=_number(data.failure_percent, float, "failure share"),
+                window_minutes=_number(data.window_minutes, int, "window") or 15,
+                silence_minutes=_number(data.silence_minutes, int, "silence"),
+                webhook_url=None
+                if data.no_webhook
+                else data.webhook_url.strip() or saved.webhook_url,
+            )
             await alerts.save(conn, rule)
         except ConfigError as exc:
             spec = loaded.spec

@@ -1,7 +1,7 @@
 """The Stats page: events received per source and delivered / failed per destination over the
 last hour (per minute), day (per 10 minutes) or week (per hour), drawn as SVG charts from the
 worker's per-minute counters; the top event names; how long deliveries took (median, 95th
-percentile)."""
+percentile); what waits for delivery right now, per destination."""
 
 from datetime import timedelta
 from typing import Any
@@ -11,7 +11,7 @@ from litestar.params import FromQuery
 from litestar.response import Template
 
 from engine import graph
-from engine.pipeline import stats
+from engine.pipeline import backlog, stats
 from engine.pipeline.routing import NO_DESTINATION
 from ui import charts
 from ui.charts import Layer
@@ -32,6 +32,7 @@ async def stats_page(request: Request[Any, Any, Any], window: FromQuery[str] = "
         counts = await stats.series(conn, span, step)
         latency = await stats.percentiles(conn, span)
         names = await stats.top_names(conn, span)
+        waiting = await backlog.current(conn)
         shape = await graph.load(conn)
     received = charts.stacked(counts.buckets, step, [
         Layer(s.name, f"layer-{i % 8}", counts.of("received", source=s.id))
@@ -45,12 +46,15 @@ async def stats_page(request: Request[Any, Any, Any], window: FromQuery[str] = "
              for outcome in ("retried", "filtered", "dropped")})
         for d in shape.destinations
     ]  # fmt: skip
+    queues = [(d, waiting.get(d.id)) for d in shape.destinations]
+    bars = charts.lengths([b.waiting if b else 0 for _, b in queues])
     duplicates = sum(counts.of("duplicate", destination=NO_DESTINATION))
     return Template(
         "stats.html",
         context={"user": signed_in(request), "window": chosen, "windows": list(WINDOWS),
                  "received": received, "destinations": destinations, "duplicates": duplicates,
-                 "latency": latency, "names": names},
+                 "latency": latency, "names": names,
+                 "backlog": list(zip(queues, bars, strict=True))},
     )  # fmt: skip
 
 

@@ -1,0 +1,120 @@
+"""The backlog: what waits for delivery, per destination, right now.
+
+Only the routers know it cheaply (counting unsettled jobs in SQL means looking each job's
+attempts up), so each delivering worker publishes what its routers hold every few seconds —
+jobs and events waiting, retrying ones among them, when the oldest was received — plus a
+count, capped, of the jobs it has not read yet when its buffer is full. The Stats and home
+pages add up the shares of the workers alive.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from engine.db import describe
+from engine.heartbeats import ALIVE, this_process
+from engine.sql import Queries
+
+log = logging.getLogger(__name__)
+_Q = Queries.beside(__file__, "backlog.sql")
+EVERY = 5.0  # seconds between publications
+CAP = 1_000_000  # unread jobs counted at most
+
+
+@dataclass(frozen=True)
+class Held:
+    """What one router holds: jobs read and not settled yet."""
+
+    jobs: int
+    events: int  # a bundle job holds several
+    retrying: int  # jobs tried before
+    oldest_at: datetime | None  # received at, of the oldest
+    unread_after: tuple[int, int] | None  # more jobs lie past this position, not read yet
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """A destination's backlog, all workers together."""
+
+    jobs: int
+    events: int
+    retrying: int
+    oldest_at: datetime | None
+    unread: int  # jobs not read into a router yet (each at least an event)
+
+    @property
+    def waiting(self) -> int:
+        """Events waiting, the unread jobs counted as one each."""
+        return self.events + self.unread
+
+    @property
+    def capped(self) -> bool:
+        return self.unread >= CAP
+
+
+class Publisher:
+    """Publishes `held()`'s backlogs for this process while running; clears them on stop."""
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        held: Callable[[], dict[UUID, Held]],
+        partitions: Sequence[int],
+    ) -> None:
+        self._pool = pool
+        self._held = held
+        self._partitions = list(partitions)
+        self._key = this_process()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.publish()
+            except (psycopg.Error, PoolTimeout) as exc:
+                reason = describe(exc) if isinstance(exc, psycopg.Error) else "no connection"
+                log.debug("backlog not published: %s", reason)
+            await asyncio.sleep(EVERY)
+
+    async def publish(self) -> None:
+        held = self._held()
+        async with self._pool.connection() as conn:
+            rows = [{**self._key, **await self._row(conn, dest, h)} for dest, h in held.items()]
+            await conn.execute(_Q["clear"], self._key)
+            async with conn.cursor() as cur:
+                await cur.executemany(_Q["publish"], rows)
+            await conn.execute(_Q["forget"])
+
+    async def clear(self) -> None:
+        with contextlib.suppress(psycopg.Error, PoolTimeout):
+            async with self._pool.connection() as conn:
+                await conn.execute(_Q["clear"], self._key)
+
+    async def _row(
+        self, conn: psycopg.AsyncConnection[Any], destination: UUID, held: Held
+    ) -> dict[str, Any]:
+        unread = 0
+        if held.unread_after is not None:
+            tx, id_ = held.unread_after
+            cur = await conn.execute(_Q["unread"], {
+                "destination": destination, "tx": str(tx), "id": id_,
+                "partitions": self._partitions, "cap": CAP,
+            })  # fmt: skip
+            row = await cur.fetchone()
+            unread = int(row[0]) if row else 0
+        counts = {"jobs": held.jobs, "events": held.events, "retrying": held.retrying}
+        return {"destination": destination, **counts, "oldest_at": held.oldest_at, "unread": unread}
+
+
+async def current(conn: psycopg.AsyncConnection[Any]) -> dict[UUID, Backlog]:
+    """Each destination's backlog as the live workers last published it; a destination no
+    worker delivers for (disabled, or no worker running) is missing."""
+    cur = await conn.execute(_Q["current"], {"alive": ALIVE})
+    return {row[0]: Backlog(*row[1:]) for row in await cur.fetchall()}

@@ -4,7 +4,9 @@ Fills a private PostgreSQL (unless --database-url is given) with --events events
 two days — each with a delivered job for a webhook, one in a hundred aborted instead, and the
 per-minute stats the worker would have written — then renders every page the UI has through
 the real app in process (as a signed-in admin), five times each, and prints the median and the
-slowest, and whether the plan of the events query reads any big table sequentially.
+slowest, and whether the plan of the events query reads any big table sequentially. Last, what
+a worker's backlog publication costs when every job of the store lies past its router's buffer
+(the unread count, capped at a million).
 
     python -m bench.pages [--events 1000000]
 """
@@ -20,8 +22,9 @@ from litestar.testing import AsyncTestClient
 
 from bench.harness import database, prepare
 from engine import accounts, workspace
-from engine.db import connection
+from engine.db import connection, connection_pool
 from engine.pipeline import events
+from engine.pipeline.backlog import Held, Publisher
 
 PASSWORD = "bench-password-long-enough"
 _BATCH = 20_000  # events per transaction while filling, as a gateway's commits would be
@@ -155,6 +158,28 @@ async def plan(url: str) -> str:
     return f"{total}; sequential scans: {seq or 'none'}"
 
 
+async def publication(url: str) -> list[float]:
+    """Milliseconds per backlog publication with the hook's every job unread, five times."""
+    pool = connection_pool(url)
+    await pool.open()
+    try:
+        async with pool.connection() as conn:
+            cur = await conn.execute("SELECT id FROM destinations WHERE name = 'hook'")
+            row = await cur.fetchone()
+        assert row is not None
+        unread = Held(0, 0, 0, None, (0, 0))
+        publisher = Publisher(pool, lambda: {row[0]: unread}, range(64))
+        took = []
+        for _ in range(5):
+            started = time.perf_counter()
+            await publisher.publish()
+            took.append((time.perf_counter() - started) * 1000)
+        await publisher.clear()
+        return took
+    finally:
+        await pool.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -170,6 +195,9 @@ def main() -> None:
         for path, took in asyncio.run(render(url)):
             print(f"{path[:60]:<62} median {statistics.median(took):7.1f} ms  "
                   f"slowest {max(took):7.1f} ms")  # fmt: skip
+        took = asyncio.run(publication(url))
+        print(f"{'backlog publication, every job unread':<62} median "
+              f"{statistics.median(took):7.1f} ms  slowest {max(took):7.1f} ms")  # fmt: skip
 
 
 if __name__ == "__main__":

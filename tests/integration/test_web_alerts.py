@@ -37,9 +37,10 @@ async def test_an_editor_sets_a_rule_and_a_viewer_never_sees_the_webhook(
         )
         # left blank, the webhook stays; a bad number is said beside the form
         kept = await client.post(f"{page}/alerts", data={**form, "webhook_url": ""})
-        # saving the destination's settings or its delivery policy keeps the rule
-        settings = await client.post(page, data={"_csrf_token": token,
-                                                 "webhookUrl": "https://hook.example.com/v2"})
+        # saving the destination's settings keeps the rule
+        settings = await client.post(
+            page, data={"_csrf_token": token, "webhookUrl": "https://hook.example.com/v2"}
+        )
         assert settings.status_code == 200, settings.text
         refused = await client.post(f"{page}/alerts", data={**form, "silence_minutes": "2"})
         editor_view = (await client.get(page)).text

@@ -10,6 +10,8 @@ pages add up the shares of the workers alive.
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,12 +23,14 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from engine.db import describe
 from engine.heartbeats import ALIVE, this_process
+from engine.partitions import PARTITIONS
 from engine.sql import Queries
 
 log = logging.getLogger(__name__)
 _Q = Queries.beside(__file__, "backlog.sql")
 EVERY = 5.0  # seconds between publications
 CAP = 1_000_000  # unread jobs counted at most
+_RECOUNT = 100_000  # unread jobs counted again at every publication, at most
 
 
 @dataclass(frozen=True)
@@ -71,8 +75,10 @@ class Publisher:
     ) -> None:
         self._pool = pool
         self._held = held
-        self._partitions = list(partitions)
+        # (none: all of them, which the unread count need not check job by job)
+        self._partitions = None if set(partitions) >= set(range(PARTITIONS)) else list(partitions)
         self._key = this_process()
+        self._counted: dict[UUID, tuple[int, float]] = {}  # unread jobs, when counted
 
     async def run(self) -> None:
         while True:
@@ -87,6 +93,7 @@ class Publisher:
         held = self._held()
         async with self._pool.connection() as conn:
             rows = [{**self._key, **await self._row(conn, dest, h)} for dest, h in held.items()]
+            self._counted = {d: c for d, c in self._counted.items() if d in held}
             await conn.execute(_Q["clear"], self._key)
             async with conn.cursor() as cur:
                 await cur.executemany(_Q["publish"], rows)
@@ -100,17 +107,32 @@ class Publisher:
     async def _row(
         self, conn: psycopg.AsyncConnection[Any], destination: UUID, held: Held
     ) -> dict[str, Any]:
-        unread = 0
-        if held.unread_after is not None:
-            tx, id_ = held.unread_after
-            cur = await conn.execute(_Q["unread"], {
-                "destination": destination, "tx": str(tx), "id": id_,
-                "partitions": self._partitions, "cap": CAP,
-            })  # fmt: skip
-            row = await cur.fetchone()
-            unread = int(row[0]) if row else 0
-        counts = {"jobs": held.jobs, "events": held.events, "retrying": held.retrying}
-        return {"destination": destination, **counts, "oldest_at": held.oldest_at, "unread": unread}
+        return {"destination": destination, "jobs": held.jobs, "events": held.events,
+                "retrying": held.retrying, "oldest_at": held.oldest_at,
+                "unread": await self._unread(conn, destination, held)}  # fmt: skip
+
+    async def _unread(
+        self, conn: psycopg.AsyncConnection[Any], destination: UUID, held: Held
+    ) -> int:
+        """The jobs past the router's buffer, counted again as often as it is cheap: every
+        publication up to `_RECOUNT` of them, less often the more there are (a million take
+        a fifth of a second to count)."""
+        if held.unread_after is None:
+            self._counted.pop(destination, None)
+            return 0
+        now = time.monotonic()
+        last, at = self._counted.get(destination, (0, -math.inf))
+        if now - at < EVERY * last / _RECOUNT:
+            return last
+        tx, id_ = held.unread_after
+        cur = await conn.execute(_Q["unread"], {
+            "destination": destination, "tx": str(tx), "id": id_,
+            "partitions": self._partitions, "cap": CAP,
+        })  # fmt: skip
+        row = await cur.fetchone()
+        unread = int(row[0]) if row else 0
+        self._counted[destination] = (unread, now)
+        return unread
 
 
 async def current(conn: psycopg.AsyncConnection[Any]) -> dict[UUID, Backlog]:

@@ -1,11 +1,11 @@
 -- name: unread
 -- How many of a destination's jobs lie past what its router has read (at most %(cap)s: an
--- index range scan, cut short).
+-- index range scan, cut short; index only when the worker has every partition).
 SELECT count(*) FROM (
     SELECT 1 FROM jobs
     WHERE destination_id = %(destination)s
       AND (tx, id) > (%(tx)s::text::xid8, %(id)s)
-      AND partition = ANY(%(partitions)s)
+      AND (%(partitions)s::int[] IS NULL OR partition = ANY(%(partitions)s::int[]))
     LIMIT %(cap)s
 ) past
 

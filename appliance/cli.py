@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from appliance import logs, roles
+from appliance import firstrun, logs, roles
 from appliance.embedded import EmbeddedPostgres
 from appliance.settings import Settings
 from engine import accounts, audit, migrate, rudderstack, workspace
@@ -49,6 +49,22 @@ def _parser() -> argparse.ArgumentParser:
         "other users of the host could see it)",
     )  # fmt: skip
     sub.add_parser("migrate", help="bring the database schema up to date")
+    sub.add_parser(
+        "setup",
+        help="bring the schema up to date and, on a new installation, make a first source and "
+        "a first admin (printing its one-time password)",
+    )
+
+    backup = sub.add_parser(
+        "backup", help="write the workspace, users and API tokens (secrets included) to FILE"
+    )
+    backup.add_argument("file", type=Path, help="where to write it (readable by you only)")
+    backup.add_argument(
+        "--pending", action="store_true",
+        help="also the events not processed and the jobs not delivered yet (reads every job)",
+    )  # fmt: skip
+    restore = sub.add_parser("restore", help="restore what `sluice backup` wrote to FILE")
+    restore.add_argument("file", type=Path)
 
     config = sub.add_parser("config", help="workspace configuration as a file")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
@@ -171,6 +187,14 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
         case "migrate":
             applied = asyncio.run(migrate.apply(_database_url(settings)))
             print(f"applied {len(applied)} migration(s)" if applied else "schema is up to date")
+        case "setup":
+            first = asyncio.run(firstrun.prepare(_database_url(settings), "sluice setup"))
+            print(firstrun.instructions(settings, first))
+        case "backup" | "restore":
+            from appliance.backups import backup_command, restore_command
+
+            command = backup_command if args.command == "backup" else restore_command
+            asyncio.run(command(args, _database_url(settings)))
         case "config":
             asyncio.run(_config(args, _database_url(settings)))
         case "failed":

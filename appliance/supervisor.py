@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -18,15 +17,13 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from appliance import firstrun
 from appliance.embedded import EmbeddedPostgres
 from appliance.settings import Settings
-from engine import accounts, audit, migrate, workspace
-from engine.db import connection
 
 log = logging.getLogger(__name__)
 
 ROLES = ("gateway", "worker", "web")
-FIRST_ADMIN = "admin@localhost"
 _RESTART_DELAY = 2.0
 
 
@@ -45,39 +42,12 @@ def run_all(settings: Settings) -> None:
         url = embedded.start()
         log.info("embedded PostgreSQL listening on 127.0.0.1:%d", settings.embedded_db_port)
     try:
-        for done in asyncio.run(migrate.apply(url)):
-            log.info("applied migration %04d %s", done.version, done.name)
-        write_key = asyncio.run(_first_source(url))
-        admin = asyncio.run(_first_admin(url))
+        first = asyncio.run(firstrun.prepare(url, "sluice run"))
         env = {**os.environ, "SLUICE_DATABASE_URL": url}
-        _supervise(env, _ready(settings), lambda: _announce(settings, write_key, admin))
+        _supervise(env, _ready(settings), lambda: _announce(settings, first))
     finally:
         if embedded is not None:
             embedded.stop()
-
-
-async def _first_source(url: str) -> str | None:
-    """On an empty workspace, create a source so there is something to send events to."""
-    async with connection(url) as conn:
-        current = await workspace.export(conn)
-        if current.sources:
-            return None
-        report = await workspace.apply(
-            conn, workspace.WorkspaceSpec(sources=[workspace.SourceSpec(name="default")])
-        )
-        return report.new_write_keys.get("default")
-
-
-async def _first_admin(url: str) -> tuple[str, str] | None:
-    """With nobody to sign in yet, an admin with a one-time password (changed at first sign-in;
-    there is never a fixed default). Returns their email and that password."""
-    async with connection(url) as conn:
-        if await accounts.count(conn):
-            return None
-        password = secrets.token_urlsafe(12)
-        user = await accounts.create(conn, FIRST_ADMIN, "admin", password, must_change=True)
-        await audit.record(conn, "sluice run", "user.create", user.email, role=user.role)
-        return user.email, password
 
 
 def _ready(settings: Settings) -> Callable[[], bool]:
@@ -99,30 +69,14 @@ def _ready(settings: Settings) -> Callable[[], bool]:
     return ready
 
 
-def _announce(settings: Settings, write_key: str | None, admin: tuple[str, str] | None) -> None:
-    base = settings.public_url or f"http://127.0.0.1:{settings.gateway_port}"
+def _announce(settings: Settings, first: firstrun.FirstRun) -> None:
     print(
-        f"Sluice is running.\n  gateway: {base} (listening on "
+        f"Sluice is running.\n  gateway: {firstrun.gateway_url(settings)} (listening on "
         f"{settings.gateway_host}:{settings.gateway_port})\n"
-        f"  web UI:  http://{settings.web_host}:{settings.web_port}"
+        f"  web UI:  http://{settings.web_host}:{settings.web_port}\n"
+        f"{firstrun.instructions(settings, first)}\nStop with Ctrl-C.",
+        flush=True,
     )
-    if admin:
-        print(
-            f"Sign in to the web UI as {admin[0]} with this one-time password, then choose "
-            f"your own:\n  {admin[1]}"
-        )
-    if write_key:
-        print(
-            "A source named 'default' was created. Send it a test event with:\n"
-            f"  curl -u '{write_key}:' -H 'Content-Type: application/json' "
-            f'-d \'{{"userId":"u1","event":"Hello Sluice"}}\' {base}/v1/track'
-        )
-    else:
-        print(
-            "Write keys: `sluice config export`. Send test traffic with:\n"
-            f"  sluice generate-events --write-key <KEY> --url {base}"
-        )
-    print("Stop with Ctrl-C.", flush=True)
 
 
 def _supervise(

@@ -60,8 +60,7 @@ def template_database(postgres_url: str) -> Iterator[str]:
         conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-@pytest.fixture
-def database_url(postgres_url: str, template_database: str) -> Iterator[str]:
+def _copy_of(postgres_url: str, template_database: str) -> Iterator[str]:
     name = f"sluice_test_{uuid.uuid4().hex[:12]}"
     with _admin(postgres_url) as conn:
         conn.execute(
@@ -72,6 +71,17 @@ def database_url(postgres_url: str, template_database: str) -> Iterator[str]:
     yield make_conninfo(postgres_url, dbname=name)
     with _admin(postgres_url) as conn:
         conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def database_url(postgres_url: str, template_database: str) -> Iterator[str]:
+    yield from _copy_of(postgres_url, template_database)
+
+
+@pytest.fixture
+def other_database_url(postgres_url: str, template_database: str) -> Iterator[str]:
+    """A second, empty database (another installation's)."""
+    yield from _copy_of(postgres_url, template_database)
 
 
 def apply_config(database_url: str, text: str) -> workspace.ApplyReport:

@@ -53,12 +53,15 @@ Behaviour = Callable[[Arrival], Answer]
 class Sink:
     """`arrivals` holds every request received; `delivered` those answered 2xx."""
 
-    def __init__(self, behaviour: Behaviour = lambda arrival: Answer()) -> None:
+    def __init__(
+        self, behaviour: Behaviour = lambda arrival: Answer(), host: str = "127.0.0.1"
+    ) -> None:
         self.behaviour = behaviour
         self.arrivals: list[Arrival] = []
         self.delivered: list[Arrival] = []
+        self.host = host  # (another than loopback: for a container of the tests' own)
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -114,7 +117,7 @@ class Sink:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)  # (held answers: cut)
         self._loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", self.port, backlog=1024)
+        site = web.TCPSite(runner, self.host, self.port, backlog=1024)
         self._loop.run_until_complete(site.start())
         self._ready.set()
         self._loop.run_forever()

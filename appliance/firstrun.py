@@ -1,0 +1,68 @@
+"""What a new installation needs before anyone can use it: the schema, a first source to send
+events to, and a first admin with a one-time password (changed at first sign-in; there is
+never a fixed default). `sluice run` does it at every start, the installer through `sluice
+setup`; both print how to sign in and send a first event."""
+
+import logging
+import secrets
+from dataclasses import dataclass
+
+from appliance.settings import Settings
+from engine import accounts, audit, migrate, workspace
+from engine.db import connection
+
+log = logging.getLogger(__name__)
+
+FIRST_ADMIN = "admin@localhost"
+
+
+@dataclass(frozen=True)
+class FirstRun:
+    write_key: str | None  # of the source made now, if one was
+    admin: tuple[str, str] | None  # (email, one-time password) of the admin made now, if one was
+
+
+async def prepare(url: str, by: str) -> FirstRun:
+    """Bring the schema up to date; on an empty workspace make a source, with nobody to sign
+    in an admin (`by` goes in the audit log)."""
+    for done in await migrate.apply(url):
+        log.info("applied migration %04d %s", done.version, done.name)
+    async with connection(url) as conn:
+        write_key = None
+        if not (await workspace.export(conn)).sources:
+            spec = workspace.WorkspaceSpec(sources=[workspace.SourceSpec(name="default")])
+            write_key = (await workspace.apply(conn, spec)).new_write_keys.get("default")
+        admin = None
+        if not await accounts.count(conn):
+            password = secrets.token_urlsafe(12)
+            user = await accounts.create(conn, FIRST_ADMIN, "admin", password, must_change=True)
+            await audit.record(conn, by, "user.create", user.email, role=user.role)
+            admin = (user.email, password)
+    return FirstRun(write_key, admin)
+
+
+def gateway_url(settings: Settings) -> str:
+    return settings.public_url or f"http://127.0.0.1:{settings.gateway_port}"
+
+
+def instructions(settings: Settings, first: FirstRun) -> str:
+    """How to sign in (with the one-time password, if one was made) and send a first event."""
+    base = gateway_url(settings)
+    lines = []
+    if first.admin:
+        lines += [
+            f"Sign in to the web UI as {first.admin[0]} with this one-time password, then "
+            f"choose your own:\n  {first.admin[1]}"
+        ]
+    if first.write_key:
+        lines += [
+            "A source named 'default' was created. Send it a test event with:\n"
+            f"  curl -u '{first.write_key}:' -H 'Content-Type: application/json' "
+            f'-d \'{{"userId":"u1","event":"Hello Sluice"}}\' {base}/v1/track'
+        ]
+    else:
+        lines += [
+            "Write keys: `sluice config export`. Send test traffic with:\n"
+            f"  sluice generate-events --write-key <KEY> --url {base}"
+        ]
+    return "\n".join(lines)

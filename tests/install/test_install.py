@@ -1,0 +1,219 @@
+"""The installer on a real systemd: a Debian bookworm container (systemd-nspawn) gets Sluice
+installed by `installer/install.sh`, receives events from this machine and delivers them to a
+sink here, survives a reboot, is upgraded in place while events flow (none lost), and is
+uninstalled. The tests run in order and share the container."""
+
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.install.container import GUEST_ADDRESS, HOST_ADDRESS, Container
+from tests.sink import Sink
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+GATEWAY = f"http://{GUEST_ADDRESS}:8080"
+SERVICES = ("sluice-gateway", "sluice-worker", "sluice-web")
+
+
+@pytest.fixture(scope="module")
+def packages(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Sluice's wheel and every package it needs, made here: the container installs offline
+    from them (its pip never reaches an index), like an air-gapped host would."""
+    wheelhouse = tmp_path_factory.mktemp("wheelhouse")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(wheelhouse),
+         str(CHECKOUT), "pip", "wheel"],
+        check=True, capture_output=True, timeout=900,
+    )  # fmt: skip
+    return wheelhouse
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory: pytest.TempPathFactory, packages: Path) -> Iterator[Container]:
+    with Container.booted(tmp_path_factory.mktemp("container")) as container:
+        # The checkout (as it is, uncommitted changes too) and the packages, as an
+        # administrator would copy them over.
+        subprocess.run(["cp", "-a", str(packages), str(container.root / "root/wheelhouse")],
+                       check=True)  # fmt: skip
+        files = subprocess.run(
+            ["git", "-C", str(CHECKOUT), "ls-files", "-z", "--cached", "--others",
+             "--exclude-standard"],
+            check=True, capture_output=True,
+        ).stdout  # fmt: skip
+        packed = subprocess.run(
+            ["tar", "-C", str(CHECKOUT), "--null", "--files-from=-", "-cf", "-"], input=files,
+            check=True, capture_output=True,
+        ).stdout  # fmt: skip
+        (container.root / "root/sluice").mkdir()
+        subprocess.run(["tar", "-C", str(container.root / "root/sluice"), "-xf", "-"],
+                       input=packed, check=True)  # fmt: skip
+        yield container
+
+
+@pytest.fixture(scope="module")
+def sink() -> Iterator[Sink]:
+    with Sink(host=HOST_ADDRESS) as sink:
+        yield sink
+
+
+class Installed:
+    output = ""
+    write_key = ""
+
+
+def install(host: Container) -> subprocess.CompletedProcess[str]:
+    wheel = next(p.name for p in (host.root / "root/wheelhouse").glob("sluice-*.whl"))
+    return host.run(
+        f"/root/sluice/installer/install.sh --wheel /root/wheelhouse/{wheel}"
+        " --wheelhouse /root/wheelhouse",
+        check=False,
+    )
+
+
+def active(host: Container) -> dict[str, str]:
+    states = host.run(f"systemctl is-active {' '.join(SERVICES)}", check=False).stdout.split()
+    return dict(zip(SERVICES, states, strict=True))
+
+
+def send(write_key: str, events: list[dict[str, Any]]) -> httpx.Response:
+    return httpx.post(f"{GATEWAY}/v1/batch", json={"batch": events}, auth=(write_key, ""),
+                      timeout=10)  # fmt: skip
+
+
+def delivered_ids(sink: Sink) -> set[str]:
+    return {body["messageId"] for body in sink.bodies()}
+
+
+def wait_delivered(sink: Sink, ids: set[str], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not ids <= delivered_ids(sink):
+        missing = ids - delivered_ids(sink)
+        assert time.monotonic() < deadline, f"{len(missing)} not delivered, e.g. {min(missing)}"
+        time.sleep(0.25)
+
+
+def test_the_installer_sets_up_a_host_and_starts_sluice(host: Container, sink: Sink) -> None:
+    done = install(host)
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    Installed.output = done.stdout
+    steps = re.findall(r"^==> (.+)$", done.stdout, re.M)
+    assert steps[0] == "Checking this host" and steps[-1] == "Starting Sluice", steps
+    assert "Installing the system packages Sluice needs (apt)" in steps
+    assert re.search(r"one-time password, then choose your own:\n\s+\S{12,}", done.stdout)
+    key = re.search(r"curl -u '([^:']+):'", done.stdout)
+    assert key is not None
+    Installed.write_key = key[1]
+    assert active(host) == dict.fromkeys(SERVICES, "active")
+    assert host.run("stat -c '%a %U %G' /etc/sluice/sluice.toml").stdout.split() == [
+        "640", "root", "sluice",
+    ]  # fmt: skip
+    assert host.run("stat -c '%U' /var/lib/sluice").stdout.strip() == "sluice"
+    processes = host.run(  # (a minimal Debian has no ps)
+        "for p in /proc/[0-9]*; do echo \"$(stat -c %U $p) $(tr '\\0' ' ' < $p/cmdline)\";"
+        " done 2>/dev/null"
+    ).stdout.splitlines()
+    ours = [line.split(None, 1) for line in processes if "/opt/sluice/" in line]
+    assert len(ours) >= 3 and {user for user, _ in ours} == {"sluice"}, ours  # none as root
+    for service in SERVICES:
+        report = host.run(f"systemd-analyze security --no-pager {service}.service").stdout
+        level = re.search(r"Overall exposure level for \S+: ([\d.]+) (\w+)", report)
+        assert level is not None and float(level[1]) <= 3.0, report[-600:]
+
+
+def test_events_from_outside_are_delivered(host: Container, sink: Sink) -> None:
+    workspace = (
+        "destinations:\n"
+        f"  - {{name: sink, type: webhook, config: {{webhookUrl: '{sink.url}/in'}}}}\n"
+        "connections:\n  - {source: default, destination: sink}\n"
+    )
+    (host.root / "root/workspace.yaml").write_text(workspace)
+    host.run("sluice config apply /root/workspace.yaml")
+    events = [{"type": "track", "userId": f"u{n}", "event": "Installed", "messageId": f"i-{n}"}
+              for n in range(20)]  # fmt: skip
+    assert send(Installed.write_key, events).status_code == 200
+    wait_delivered(sink, {e["messageId"] for e in events})
+
+
+def test_the_services_come_back_after_a_reboot(host: Container, sink: Sink) -> None:
+    host.reboot()
+    deadline = time.monotonic() + 60
+    while active(host) != dict.fromkeys(SERVICES, "active"):
+        assert time.monotonic() < deadline, active(host)
+        time.sleep(0.5)
+    events = [{"type": "track", "userId": "u1", "event": "Rebooted", "messageId": f"r-{n}"}
+              for n in range(5)]  # fmt: skip
+    deadline = time.monotonic() + 60
+    while (answer := _try_send(events)) != 200:  # the gateway may still be starting
+        assert time.monotonic() < deadline, answer
+        time.sleep(0.5)
+    wait_delivered(sink, {e["messageId"] for e in events})
+
+
+def _try_send(events: list[dict[str, Any]]) -> int | str:
+    try:
+        return send(Installed.write_key, events).status_code
+    except httpx.HTTPError as exc:
+        return repr(exc)
+
+
+def test_an_upgrade_while_events_flow_loses_none(host: Container, sink: Sink) -> None:
+    accepted: list[str] = []
+    refused = 0
+    stop = threading.Event()
+
+    def traffic() -> None:  # like an SDK: a batch not accepted is sent again
+        nonlocal refused
+        n = 0
+        while not stop.is_set():
+            batch = [{"type": "track", "userId": f"u{(n + i) % 7}", "event": "Upgrade",
+                      "messageId": f"up-{n + i}"} for i in range(5)]  # fmt: skip
+            if _try_send(batch) == 200:
+                accepted.extend(e["messageId"] for e in batch)
+                n += 5
+            else:
+                refused += 1
+            time.sleep(0.02)
+
+    sender = threading.Thread(target=traffic)
+    sender.start()
+    try:
+        time.sleep(2)
+        done = install(host)
+        time.sleep(2)
+    finally:
+        stop.set()
+        sender.join()
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    assert "Restarting the services one at a time on the new version" in done.stdout
+    assert "one-time password" not in done.stdout  # the admin is made once
+    assert active(host) == dict.fromkeys(SERVICES, "active")
+    assert len(accepted) > 100
+    wait_delivered(sink, set(accepted))
+    releases = host.run("ls /opt/sluice/releases").stdout.split()
+    assert len(releases) == 2  # the one running and the one before
+
+
+def test_the_uninstaller_keeps_the_data_unless_purged(host: Container) -> None:
+    done = host.run("/root/sluice/installer/uninstall.sh")
+    assert "Kept: the database" in done.stdout
+    units = host.run("systemctl list-unit-files 'sluice*' --no-legend", check=False)
+    assert units.returncode == 1 and units.stdout.strip() == ""  # (1: none matched)
+    assert host.run("test -e /opt/sluice", check=False).returncode == 1
+    stored = host.run(
+        "runuser -u postgres -- psql -qAt sluice -c 'SELECT count(*) FROM ingest_log'"
+    ).stdout.strip()
+    assert int(stored) >= 25
+    assert host.run("test -f /etc/sluice/sluice.toml && test -d /var/lib/sluice").returncode == 0
+    purged = host.run("/root/sluice/installer/uninstall.sh --purge")
+    assert "everything it stored are removed" in purged.stdout
+    databases = host.run("runuser -u postgres -- psql -qAtc 'SELECT datname FROM pg_database'")
+    assert "sluice" not in databases.stdout.split()
+    assert host.run("id sluice", check=False).returncode != 0

@@ -43,10 +43,15 @@ public_url=""
 step=""
 say() { step=$1; printf '==> %s\n' "$1"; }
 fail() { printf 'install.sh: %s\n' "$1" >&2; exit 1; }
+release=""
 on_error() {
     local status=$?
     printf '\ninstall.sh: failed while: %s (exit status %d, at line %d: %s)\n' \
         "$step" "$status" "$1" "$2" >&2
+    # A release that never became the current one is of no use: the next run makes another.
+    if [ -n "$release" ] && [ "$(readlink -f "$PREFIX/current" || true)" != "$release" ]; then
+        rm -rf "$release"
+    fi
     printf 'Fix what the output above says and run install.sh again: it continues from there.\n' >&2
     exit "$status"
 }
@@ -90,6 +95,19 @@ fi
 upgrade=false
 [ -e "$PREFIX/current" ] && upgrade=true
 
+# The database: given, kept from an earlier run (the configuration file has it), or a local
+# one whose role gets a generated password.
+setting() {  # the value of $1 in the configuration file (quotes taken off), else $2
+    local value=""
+    [ -f "$CONFIG" ] && value=$(sed -n "s/^$1 *= *\"\{0,1\}\([^\"]*\)\"\{0,1\} *\$/\1/p" "$CONFIG" | tail -n 1)
+    echo "${value:-$2}"
+}
+existing_url=$(setting database_url "")
+LOCAL_URL='^postgresql://sluice:[^@]*@127\.0\.0\.1:5432/sluice$'
+if [ -z "$database_url" ] && [ -n "$existing_url" ] && ! [[ $existing_url =~ $LOCAL_URL ]]; then
+    database_url=$existing_url  # installed with --database-url before: that server it stays
+fi
+
 # ---------------------------------------------------------------------------------------------
 say "Installing the system packages Sluice needs (apt)"
 packages=(ca-certificates python3 python3-venv)
@@ -122,14 +140,6 @@ install -d -m 0750 -o sluice -g sluice "$STATE"
 install -d -m 0750 -o root -g sluice "$CONFIG_DIR"
 
 # ---------------------------------------------------------------------------------------------
-# The database URL: given, kept from an earlier run (the configuration file has it), or a new
-# local database whose role gets a generated password.
-setting() {  # the value of $1 in the configuration file (quotes taken off), else $2
-    local value=""
-    [ -f "$CONFIG" ] && value=$(sed -n "s/^$1 *= *\"\{0,1\}\([^\"]*\)\"\{0,1\} *\$/\1/p" "$CONFIG" | tail -n 1)
-    echo "${value:-$2}"
-}
-existing_url=$(setting database_url "")
 if [ -z "$database_url" ]; then
     say "Preparing the local PostgreSQL: a sluice role and database"
     systemctl enable --now postgresql >/dev/null
@@ -162,7 +172,6 @@ if [ -z "$database_url" ]; then
 elif [ -n "$existing_url" ] && [ "$existing_url" != "$database_url" ]; then
     echo "    the configuration file's database URL is replaced by --database-url"
 fi
-[ -z "$database_url" ] && database_url=$existing_url
 
 # ---------------------------------------------------------------------------------------------
 say "Writing $CONFIG"
@@ -215,6 +224,9 @@ install -d -m 0755 /usr/share/doc/sluice
 say "Bringing the database schema up to date (and, the first time, a first admin)"
 setup=$(runuser -u sluice -- env SLUICE_CONFIG="$CONFIG" SLUICE_DATA_DIR="$STATE" \
     "$release/bin/sluice" setup)
+# Said now, not at the end: a one-time password shown only after a later step failed would be
+# lost (the next run does not make the admin again).
+echo "$setup" | sed 's/^/    /'
 
 ln -sfn "$release" "$PREFIX/current.new"
 mv -T "$PREFIX/current.new" "$PREFIX/current"
@@ -232,15 +244,16 @@ systemctl daemon-reload
 systemctl enable --quiet sluice.target "${SERVICES[@]/%/.service}"
 
 # ---------------------------------------------------------------------------------------------
-healthy() {  # $1: URL
+healthy() {  # $1: URL, $2: its service. Waits up to a minute; gives up on one that keeps failing.
     for _ in $(seq 60); do
         "$release/bin/python" - "$1" <<'EOF' && return 0
-import sys, urllib.request
+import http.client, sys, urllib.request
 try:
     sys.exit(urllib.request.urlopen(sys.argv[1], timeout=2).status != 200)
-except OSError:
+except (OSError, http.client.HTTPException):  # (not answered, or not by Sluice)
     sys.exit(1)
 EOF
+        [ "$(systemctl show -p NRestarts --value "$2")" -ge 3 ] && return 1
         sleep 1
     done
     return 1
@@ -263,16 +276,18 @@ if $upgrade; then
         echo "    $service"
         systemctl restart "$service.service"
         case $service in
-            sluice-gateway) healthy "$gateway_health" || fail "the gateway did not come back: journalctl -u $service" ;;
-            sluice-web) healthy "$web_health" || fail "the web UI did not come back: journalctl -u $service" ;;
+            sluice-gateway) healthy "$gateway_health" "$service" || fail "the gateway did not come back: journalctl -u $service" ;;
+            sluice-web) healthy "$web_health" "$service" || fail "the web UI did not come back: journalctl -u $service" ;;
             *) systemctl is-active --quiet "$service.service" || fail "$service did not come back: journalctl -u $service" ;;
         esac
     done
 else
     say "Starting Sluice"
     systemctl start sluice.target
-    healthy "$gateway_health" || fail "the gateway did not start: journalctl -u sluice-gateway"
-    healthy "$web_health" || fail "the web UI did not start: journalctl -u sluice-web"
+    healthy "$gateway_health" sluice-gateway \
+        || fail "the gateway did not start (is port $gateway_port free?): journalctl -u sluice-gateway"
+    healthy "$web_health" sluice-web \
+        || fail "the web UI did not start (is port $web_port free?): journalctl -u sluice-web"
 fi
 
 # Older releases than the one before are removed (that one stays, to go back to by hand).
@@ -285,5 +300,4 @@ echo "Sluice $("$PREFIX/current/bin/python" -c 'import importlib.metadata as m; 
 echo "  web UI:  http://$web_address:$web_port"
 [ "$web_address" = 127.0.0.1 ] && echo "           (from elsewhere: ssh -L $web_port:127.0.0.1:$web_port root@$(hostname -f 2>/dev/null || hostname))"
 echo "  gateway: ${public_url:-http://$(hostname -f 2>/dev/null || hostname):$gateway_port}"
-echo "$setup" | sed 's/^/  /'
 echo "  Lifecycle: systemctl status|restart|stop sluice.target; logs: journalctl -u 'sluice-*'"

@@ -183,6 +183,8 @@ def _run_worker(
         grace=settings.worker_grace_seconds,
         stages=frozenset(s for s in STAGES if stage in (None, s)),
         archive=settings.archive(),
+        node=settings.node_name,
+        lease_seconds=settings.worker_lease_seconds,
     )
     metrics = WorkerMetrics()
     if settings.worker_metrics_port:

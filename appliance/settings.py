@@ -5,6 +5,7 @@ can be changed with `SLUICE_CONFIG`.
 """
 
 import os
+import socket
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -79,6 +80,14 @@ class Settings(BaseSettings):
     )
     worker_grace_seconds: float = Field(
         10.0, ge=0, description="on stop, how long requests in flight get to finish"
+    )
+    worker_lease_seconds: float = Field(
+        15.0, ge=2, le=600, description="a worker's partitions go to the others this long "
+        "after it was last heard from (it died, or lost the database)",
+    )  # fmt: skip
+    node_name: str = Field(
+        default_factory=socket.gethostname,
+        description="this host's name among the hosts sharing the database",
     )
     log_level: str = "info"
     archive_bucket: str | None = Field(

@@ -174,7 +174,9 @@ def start_worker(
 ) -> WorkerProcess:
     """A `sluice worker` process (which needs no readiness wait: it reads the log on start)."""
     port = free_port()
-    env = _role_env(database_url, workdir, settings, worker_metrics_port=str(port))
+    # (Short leases: a worker killed in a test hands its partitions over in 3 s, not 15.)
+    env = _role_env(database_url, workdir, settings, worker_metrics_port=str(port),
+                    worker_lease_seconds="3")  # fmt: skip
     log = workdir / f"worker-{port}.log"
     with log.open("ab") as out:
         proc = subprocess.Popen(

@@ -20,6 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 from engine import copytext
 from engine.db import describe
 from engine.pipeline import stats
+from engine.pipeline.leases import Leases
 from engine.sql import Queries
 
 _Q = Queries.beside(__file__, "attempts.sql")
@@ -52,8 +53,13 @@ class AttemptLog:
         pool: AsyncConnectionPool,
         metrics: stats.WorkerMetrics,
         names: Callable[[], dict[UUID, str]],
+        leases: Leases | None = None,
     ) -> None:
         self._pool = pool
+        # When given, positions are saved only for partitions still leased: attempt rows say
+        # what was sent, always true; a position claims what is settled, which after a lost
+        # lease is for the new holder to say.
+        self._leases = leases
         self._metrics = metrics
         self._names = names
         self._rows: list[Attempt] = []
@@ -126,6 +132,10 @@ class AttemptLog:
                         await copy.write("".join(copytext.line(row) for row in rows))
                 await stats.add(conn, counts)
                 await stats.add_latency(conn, latency)
+                if positions and self._leases is not None:
+                    partitions = sorted({p for _, p in positions})
+                    kept = await self._leases.kept(conn, partitions)
+                    positions = {k: v for k, v in positions.items() if k[1] in kept}
                 if positions:
                     await _save_positions(conn, positions)
         except psycopg.Error as exc:

@@ -26,6 +26,7 @@ from engine import codec
 from engine.db import describe
 from engine.errors import SandboxUnavailable
 from engine.pipeline import jobstore, stats
+from engine.pipeline.leases import LeaseLost, Leases
 from engine.pipeline.routing import NO_DESTINATION, Event, route
 from engine.pipeline.topology import Topology
 from engine.pipeline.transform import Transformations
@@ -51,6 +52,7 @@ class Processor:
         dedup_window: timedelta,
         batch_size: int = 2000,
         on_jobs: Callable[[set[UUID]], None] = lambda destinations: None,
+        leases: Leases | None = None,
     ) -> None:
         self._pool = pool
         self._topology = topology
@@ -60,6 +62,7 @@ class Processor:
         self._window = dedup_window
         self._batch_size = batch_size
         self._on_jobs = on_jobs
+        self._leases = leases  # when given, a batch commits only while they are held
         self._wake = asyncio.Event()
         self._stopping = False
         self._ahead: tuple[Position, asyncio.Task[list[Any]]] | None = None
@@ -93,6 +96,9 @@ class Processor:
                 log.warning("processor: %s; retrying", exc)
                 await asyncio.sleep(_RETRY)
                 continue
+            except LeaseLost as exc:
+                log.warning("processor: %s: stopping", exc)
+                return
             if read < self._batch_size and not self._stopping:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), _POLL)
@@ -103,6 +109,8 @@ class Processor:
         topology = self._topology()
         async with self._pool.connection() as conn, conn.transaction():
             positions = await _lock_positions(conn, self._partitions)
+            if self._leases is not None:
+                await self._leases.check(conn, self._partitions)
             start = min(positions.values())
             rows = await self._read_ahead(start)
             if rows is None:

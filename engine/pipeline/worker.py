@@ -1,14 +1,18 @@
 """The worker: processor, routers, attempt log, wake-ups and housekeeping in one event loop.
 
-It waits for PostgreSQL rather than failing when started before it, follows workspace changes
-without a restart, and on stop sends nothing new, lets requests in flight finish (within a grace
-period) and writes their attempts before exiting. Whatever a crash interrupts is read again
-from the committed positions.
+Any number of workers, on any hosts, share the work through partition leases: each stage
+(processing, delivery) works on the partitions it leases (`engine.pipeline.shifts`), a fair
+share, and a dead worker's are taken over once its leases expire. It waits for PostgreSQL
+rather than failing when started before it, follows workspace changes without a restart, and
+on stop sends nothing new, lets requests in flight finish (within a grace period), writes their
+attempts and gives its leases up before exiting. Whatever a crash interrupts is read again from
+the committed positions.
 """
 
 import asyncio
 import contextlib
 import logging
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -28,13 +32,14 @@ from engine.partitions import PARTITIONS
 from engine.pipeline import topology
 from engine.pipeline.archive import ArchiveOptions, Archiver
 from engine.pipeline.attempts import AttemptLog
-from engine.pipeline.backlog import Publisher
+from engine.pipeline.backlog import Held, Publisher
 from engine.pipeline.housekeeping import housekeep
+from engine.pipeline.leases import TTL, Leases
 from engine.pipeline.processor import Processor
 from engine.pipeline.routers import Router
 from engine.pipeline.sender import Sender
+from engine.pipeline.shifts import LeasedStage
 from engine.pipeline.stats import WorkerMetrics
-from engine.sql import Queries
 from engine.transformations.runtime import JavaScript
 from engine.transformations.store import CodeStore
 
@@ -45,11 +50,8 @@ STAGES: tuple[Stage, ...] = ("process", "deliver")
 _REFRESH = 10.0  # seconds between workspace reloads when no notification comes
 _HOUSEKEEPING = timedelta(hours=1)
 _ALERTS = 60.0  # seconds between evaluations of the alert rules
-_LOCK_RETRY = 5.0  # seconds between attempts to take the delivery lock
-_CHECK = 1.0  # seconds between checks that the delivery lock is still held
-_CHECK_TIMEOUT = 5  # seconds a lock connection or check may take
+_RETRY = 1.0
 _SHUTDOWN_MARGIN = 5.0
-_Q = Queries.beside(__file__, "worker.sql")
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,9 @@ class WorkerOptions:
     # "process": ingest log → jobs (and housekeeping); "deliver": the routers. One process can
     # run both, or each in its own process to use two cores.
     stages: frozenset[Stage] = frozenset({"process", "deliver"})
-    partitions: tuple[int, ...] = tuple(range(PARTITIONS))
     archive: ArchiveOptions | None = None  # the raw-event archive (a task of "process")
+    node: str = "localhost"  # this host's name among those sharing the database
+    lease_seconds: float = TTL  # a dead worker's partitions are taken over after this long
 
 
 class Worker:
@@ -71,6 +74,8 @@ class Worker:
         self._metrics = metrics
         self._topology = topology.Topology({}, {})
         self._reload = asyncio.Event()
+        self._processor: Processor | None = None  # the running shifts', to wake them
+        self._router: Router | None = None
         self.failed = False  # set when a part of the worker ended on its own
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -88,26 +93,23 @@ class Worker:
 
     async def _serve(self, pool: AsyncConnectionPool, sender: Sender, stop: asyncio.Event) -> None:
         opts = self._options
-        attempts = AttemptLog(pool, self._metrics, self._names)
-        router = Router(pool, sender, attempts, opts.partitions)
-        backlog = Publisher(pool, router.held, opts.partitions)
+        holder = f"{opts.node}:{os.getpid()}"
         javascript = JavaScript(CodeStore(pool).code)
-        processor = Processor(
-            pool, lambda: self._topology, javascript, self._metrics,
-            partitions=opts.partitions, dedup_window=opts.dedup_window, on_jobs=router.wake,
-        )  # fmt: skip
         wakes = {"sluice_workspace": self._reload.set}
-        archiver = None
-        if opts.archive is not None and "process" in opts.stages:
-            archiver = Archiver(pool, opts.archive, self._metrics, partitions=opts.partitions)
         tasks: list[asyncio.Task[Any]] = [
-            asyncio.create_task(self._follow_workspace(pool, router), name="workspace")
+            asyncio.create_task(self._follow_workspace(pool), name="workspace")
         ]
         scheduler = AsyncIOScheduler(timezone=UTC)
         webhooks = httpx.AsyncClient()  # alerts' notifications
+        archiver = attempts = None
+        stages: list[LeasedStage] = []
         if "process" in opts.stages:
-            wakes["sluice_ingest"] = processor.wake
-            tasks.append(asyncio.create_task(processor.run(), name="processor"))
+            leases = Leases("process", holder, opts.lease_seconds)
+            stages.append(LeasedStage(pool, leases, lambda partitions: _Processing(self, Processor(
+                pool, lambda: self._topology, javascript, self._metrics, partitions=partitions,
+                dedup_window=opts.dedup_window, on_jobs=self._wake_routers, leases=leases,
+            ))))  # fmt: skip
+            wakes["sluice_ingest"] = self._wake_processor
             scheduler.add_job(
                 self._housekeep, "interval", seconds=_HOUSEKEEPING.total_seconds(),
                 next_run_time=datetime.now(UTC), id="housekeeping", coalesce=True,
@@ -117,38 +119,45 @@ class Worker:
                 self._check_alerts, "interval", seconds=_ALERTS, args=[pool, webhooks],
                 id="alerts", coalesce=True, max_instances=1,
             )  # fmt: skip
-        if archiver is not None:
-            tasks.append(asyncio.create_task(archiver.run(), name="archiver"))
+            if opts.archive is not None:
+                archiver = Archiver(pool, opts.archive, self._metrics, partitions=range(PARTITIONS))
+                tasks.append(asyncio.create_task(archiver.run(), name="archiver"))
         if "deliver" in opts.stages:
-            wakes["sluice_jobs"] = router.wake
+            leases = Leases("deliver", holder, opts.lease_seconds)
+            attempts = AttemptLog(pool, self._metrics, self._names, leases)
+            stages.append(LeasedStage(pool, leases, lambda partitions: _Delivering(
+                self, Router(pool, sender, attempts, partitions), attempts, opts.grace,
+            )))  # fmt: skip
+            wakes["sluice_jobs"] = self._wake_routers
+            backlog = Publisher(pool, self._held, range(PARTITIONS))
             tasks.append(asyncio.create_task(attempts.run(), name="attempt-log"))
-            tasks.append(asyncio.create_task(self._deliver(router, attempts, stop), name="deliver"))
-            tasks.append(asyncio.create_task(router.broken.wait(), name="routers"))
             tasks.append(asyncio.create_task(backlog.run(), name="backlog"))
+        for stage in stages:
+            tasks.append(asyncio.create_task(stage.run(stop), name=stage.leases.stage))
         tasks.append(asyncio.create_task(Listener(opts.database_url, wakes).run(), name="listen"))
         heartbeat = Heartbeat(pool, "worker" if opts.stages == set(STAGES) else
                               "worker/" + "+".join(sorted(opts.stages)))  # fmt: skip
         heartbeat.start()
         scheduler.start()
-        log.info("worker running (%s): %d partitions", ", ".join(sorted(opts.stages)),
-                 len(opts.partitions))  # fmt: skip
+        log.info("worker running (%s) as %s", ", ".join(sorted(opts.stages)), holder)
         await self._until_stop_or_failure(stop, tasks)
         log.info("worker stopping: finishing the batch and requests in flight")
         scheduler.shutdown(wait=False)
-        processor.stop()
         if archiver is not None:
             archiver.stop()
-        # The stages end on their own now that `stop` is set (delivery after its requests in
-        # flight); they get a bounded time, then whatever remains is cancelled.
-        finishing = [t for t in tasks if t.get_name() in ("processor", "deliver", "archiver")]
+        # The stages end on their own now that `stop` is set (each shift finishing what it has
+        # in hand, deliveries after their requests in flight); they get a bounded time, then
+        # whatever remains is cancelled.
+        finishing = [t for t in tasks if t.get_name() in (*STAGES, "archiver")]
         if finishing:
             await asyncio.wait(finishing, timeout=opts.grace + _SHUTDOWN_MARGIN)
-        await router.stop(opts.grace)
-        await attempts.stop()
+        if attempts is not None:
+            await attempts.stop()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await backlog.clear()
+        if "deliver" in opts.stages:
+            await backlog.clear()
         await javascript.close()  # an isolate left open keeps the process from exiting
         await webhooks.aclose()
         await heartbeat.stop()
@@ -171,57 +180,16 @@ class Worker:
             self.failed = True
         stop.set()
 
-    async def _deliver(self, router: Router, attempts: AttemptLog, stop: asyncio.Event) -> None:
-        """Run the routers while holding the delivery lock: one worker delivers at a time (two
-        would send every job twice); another one stands by and takes over if this one goes."""
-        standing_by = False
-        while not stop.is_set():
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                    self._options.database_url, autocommit=True, connect_timeout=_CHECK_TIMEOUT
-                ) as conn:
-                    cur = await conn.execute(_Q["try_lock"])
-                    row = await cur.fetchone()
-                    if row is not None and row[0]:
-                        await self._hold_and_deliver(conn, router, attempts, stop, standing_by)
-                        standing_by = False
-                    elif not standing_by:
-                        log.warning("another worker is delivering; standing by")
-                        standing_by = True
-            except (psycopg.Error, TimeoutError) as exc:
-                reason = describe(exc) if isinstance(exc, psycopg.Error) else "no answer"
-                log.warning("worker lost the delivery lock: %s", reason)
-            finally:
-                await router.stop(self._options.grace)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), _LOCK_RETRY)
+    def _wake_routers(self, destinations: set[UUID] | None = None) -> None:
+        if self._router is not None:
+            self._router.wake(destinations)
 
-    async def _hold_and_deliver(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        router: Router,
-        attempts: AttemptLog,
-        stop: asyncio.Event,
-        taking_over: bool,
-    ) -> None:
-        if taking_over:
-            # The worker that held the lock may still be finishing its last requests (it stops
-            # within a check interval and its grace period) and writing their attempts.
-            log.info("worker taking over delivery")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._options.grace + 2 * _CHECK + 1)
-        # What an earlier turn of this worker settled is written before jobs are read again.
-        while not stop.is_set() and not await attempts.flush():
-            await asyncio.sleep(_CHECK)
-        if stop.is_set():
-            return
-        router.open(self._topology)
-        log.info("worker delivering")
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), _CHECK)
-            # The lock lives as long as this connection: stop at once when it does not answer.
-            await asyncio.wait_for(conn.execute(_Q["ping"]), _CHECK_TIMEOUT)
+    def _wake_processor(self) -> None:
+        if self._processor is not None:
+            self._processor.wake()
+
+    def _held(self) -> dict[UUID, Held]:
+        return self._router.held() if self._router is not None else {}
 
     def _names(self) -> dict[UUID, str]:
         return {t.id: t.name for t in self._topology.targets.values()}
@@ -238,7 +206,7 @@ class Worker:
                     await asyncio.wait_for(stop.wait(), 2.0)
         return False
 
-    async def _follow_workspace(self, pool: AsyncConnectionPool, router: Router) -> None:
+    async def _follow_workspace(self, pool: AsyncConnectionPool) -> None:
         """Reload the workspace on a hint or every `_REFRESH` s; routers follow if running."""
         while True:
             with contextlib.suppress(TimeoutError):
@@ -253,7 +221,8 @@ class Worker:
             except Exception:  # keep following: the next reload may well work
                 log.exception("worker cannot reload the workspace")
                 continue
-            router.sync(self._topology)  # (nothing to do while not delivering)
+            if self._router is not None:
+                self._router.sync(self._topology)
 
     async def _check_alerts(self, pool: AsyncConnectionPool, client: httpx.AsyncClient) -> None:
         try:
@@ -274,3 +243,53 @@ class Worker:
             log.warning("housekeeping failed, will try again: %s", describe(exc))
         except DatabaseUnavailable as exc:
             log.warning("housekeeping failed, will try again: %s", exc)
+
+
+class _Processing:
+    """A processing shift: the ingest log's partitions → jobs."""
+
+    def __init__(self, worker: Worker, processor: Processor) -> None:
+        self._worker = worker
+        self._processor = processor
+
+    async def run(self) -> None:
+        self._worker._processor = self._processor
+        try:
+            await self._processor.run()
+        finally:
+            self._worker._processor = None
+
+    async def stop(self) -> None:
+        self._processor.stop()  # (`run` returns once the batch in hand is committed)
+
+
+class _Delivering:
+    """A delivery shift: the routers on the partitions' jobs."""
+
+    def __init__(self, worker: Worker, router: Router, attempts: AttemptLog, grace: float) -> None:
+        self._worker = worker
+        self._router = router
+        self._attempts = attempts
+        self._grace = grace
+        self._stopped = asyncio.Event()
+
+    async def run(self) -> None:
+        # What an earlier shift settled is written before jobs are read again.
+        while not await self._attempts.flush():
+            await asyncio.sleep(_RETRY)
+        self._router.open(self._worker._topology)
+        self._worker._router = self._router
+        broken = asyncio.create_task(self._router.broken.wait())
+        stopped = asyncio.create_task(self._stopped.wait())
+        await asyncio.wait([broken, stopped], return_when=asyncio.FIRST_COMPLETED)
+        for waiting in (broken, stopped):
+            waiting.cancel()
+        if self._router.broken.is_set():
+            raise RuntimeError("a destination's router failed")
+
+    async def stop(self) -> None:
+        if self._worker._router is self._router:
+            self._worker._router = None
+        await self._router.stop(self._grace)
+        await self._attempts.flush()
+        self._stopped.set()

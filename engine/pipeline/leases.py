@@ -1,0 +1,105 @@
+"""Partition leases: how worker processes on any number of hosts share a stage's partitions.
+
+Every fifth of the lease time a worker says it takes part in the stage, renews the leases it
+holds and works out its fair share of the partitions from the workers seen lately (ordered by
+name; the first ones take one more when the count does not divide). Holding fewer, it claims
+free or expired leases; holding more, it gives the extra ones up — after it has stopped working
+on them (`renew` says which to keep, `release` gives the others up). A lease not renewed for
+the lease time (`TTL`, 15 s by default) is free for another worker: a host that died loses its
+partitions after that long, and the others resume them from the committed positions.
+
+A lease is a promise until it expires, no more: work is committed under `check`, in the same
+transaction, which locks the lease rows so they cannot change holder before the commit. A
+worker that lost a lease therefore commits nothing for that partition.
+"""
+
+import logging
+import time
+from typing import Any, Literal
+
+import psycopg
+
+from engine.errors import SluiceError
+from engine.partitions import PARTITIONS
+from engine.sql import Queries
+
+log = logging.getLogger(__name__)
+_Q = Queries.beside(__file__, "leases.sql")
+Stage = Literal["process", "deliver"]
+TTL = 15.0  # seconds a lease lasts without renewal (a fifth of it between renewals)
+
+
+class LeaseLost(SluiceError):
+    """Work for a partition whose lease this worker no longer holds."""
+
+
+def share(holders: list[str], me: str, partitions: int = PARTITIONS) -> int:
+    """How many partitions `me` should hold among `holders` (ordered)."""
+    count, rank = len(holders), holders.index(me)
+    return partitions // count + (1 if rank < partitions % count else 0)
+
+
+class Leases:
+    """One worker's leases of one stage. Not safe for concurrent use: one task drives it."""
+
+    def __init__(self, stage: Stage, holder: str, ttl: float = TTL) -> None:
+        self.stage = stage
+        self.holder = holder
+        self.ttl = ttl
+        self.every = ttl / 5  # seconds between renewals
+        self.held: frozenset[int] = frozenset()
+        self.holders: list[str] = []
+        self._renewed = 0.0  # monotonic time of the last renewal
+
+    @property
+    def _key(self) -> dict[str, Any]:
+        return {"stage": self.stage, "holder": self.holder, "ttl": f"{self.ttl} seconds"}
+
+    async def renew(self, conn: psycopg.AsyncConnection[Any]) -> frozenset[int]:
+        """One round: take part, renew, claim up to the fair share. Returns the partitions this
+        worker should work on now — at most its share; any more it still holds are to be
+        stopped, then released (`release`)."""
+        async with conn.transaction():
+            await conn.execute(_Q["present"], self._key)
+            cur = await conn.execute(_Q["holders"], self._key)
+            self.holders = [row[0] for row in await cur.fetchall()]
+            cur = await conn.execute(_Q["renew"], self._key)
+            held = {row[0] for row in await cur.fetchall()}
+            wanted = share(self.holders, self.holder) - len(held)
+            if wanted > 0:
+                cur = await conn.execute(_Q["claim"], {**self._key, "wanted": wanted})
+                held |= {row[0] for row in await cur.fetchall()}
+            await conn.execute(_Q["forget"])
+        self._renewed = time.monotonic()
+        self.held = frozenset(held)
+        keep = sorted(held)[: share(self.holders, self.holder)]
+        return frozenset(keep)
+
+    async def release(self, conn: psycopg.AsyncConnection[Any], partitions: set[int]) -> None:
+        """Give these leases up (work on them has stopped)."""
+        if partitions:
+            params = {**self._key, "partitions": sorted(partitions)}
+            await conn.execute(_Q["release"], params)
+            self.held -= partitions
+
+    async def leave(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Stop taking part: every lease given up (on a clean stop)."""
+        await conn.execute(_Q["leave"], self._key)
+        self.held = frozenset()
+
+    def fresh(self) -> bool:
+        """Renewed recently enough that the leases cannot expire before work started now is
+        done with (new work waits while this is false)."""
+        return time.monotonic() - self._renewed < self.ttl - 2 * self.every
+
+    async def kept(self, conn: psycopg.AsyncConnection[Any], partitions: list[int]) -> set[int]:
+        """In the transaction committing work on `partitions`: those still this worker's; they
+        stay so until the commit."""
+        cur = await conn.execute(_Q["check"], {**self._key, "partitions": partitions})
+        return {row[0] for row in await cur.fetchall()}
+
+    async def check(self, conn: psycopg.AsyncConnection[Any], partitions: list[int]) -> None:
+        """LeaseLost unless all of `partitions` are still this worker's (see `kept`)."""
+        lost = set(partitions) - await self.kept(conn, partitions)
+        if lost:
+            raise LeaseLost(f"{self.stage}: partitions {sorted(lost)} are no longer leased here")

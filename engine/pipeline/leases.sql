@@ -1,0 +1,47 @@
+-- name: present
+INSERT INTO lease_holders (stage, holder) VALUES (%(stage)s, %(holder)s)
+ON CONFLICT (stage, holder) DO UPDATE SET seen_at = now()
+
+-- name: holders
+-- The workers taking part in the stage: seen within the lease time, in order.
+SELECT holder FROM lease_holders
+WHERE stage = %(stage)s AND seen_at > now() - %(ttl)s::interval
+ORDER BY holder
+
+-- name: renew
+UPDATE leases SET expires_at = now() + %(ttl)s::interval
+WHERE stage = %(stage)s AND holder = %(holder)s AND expires_at > now()
+RETURNING partition
+
+-- name: claim
+-- Free or expired partitions, up to `wanted` of them, lowest first.
+UPDATE leases SET holder = %(holder)s, epoch = epoch + 1,
+                  expires_at = now() + %(ttl)s::interval
+WHERE (stage, partition) IN (
+    SELECT stage, partition FROM leases
+    WHERE stage = %(stage)s AND (holder IS NULL OR expires_at <= now())
+    ORDER BY partition
+    LIMIT %(wanted)s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING partition
+
+-- name: release
+UPDATE leases SET holder = NULL, expires_at = '-infinity'
+WHERE stage = %(stage)s AND holder = %(holder)s AND partition = ANY(%(partitions)s)
+
+-- name: leave
+WITH gone AS (DELETE FROM lease_holders WHERE stage = %(stage)s AND holder = %(holder)s)
+UPDATE leases SET holder = NULL, expires_at = '-infinity'
+WHERE stage = %(stage)s AND holder = %(holder)s
+
+-- name: forget
+DELETE FROM lease_holders WHERE seen_at < now() - interval '1 day'
+
+-- name: check
+-- In the transaction that commits work on these partitions: still this worker's? The rows stay
+-- locked until the commit, so no one takes them over meanwhile.
+SELECT partition FROM leases
+WHERE stage = %(stage)s AND holder = %(holder)s AND partition = ANY(%(partitions)s)
+  AND expires_at > now()
+FOR SHARE

@@ -1,0 +1,113 @@
+"""Shifts: a stage's work on the partitions a worker leases, started again whenever they change.
+
+`LeasedStage` renews the worker's leases every few seconds (`engine.pipeline.leases`). When
+the partitions it should work on change — a worker joined or left, a lease expired — it stops
+the running shift (which finishes what it has in hand), gives up the leases it no longer keeps,
+and starts a shift on the new set. When the database cannot be reached long enough that the
+leases could expire, it stops the shift: another worker may take the partitions over, and two
+must never work one at once.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from engine.db import describe
+from engine.pipeline.leases import Leases
+
+log = logging.getLogger(__name__)
+
+
+class Shift(Protocol):
+    """Work on a fixed set of partitions: runs until stopped (or until it fails)."""
+
+    async def run(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class LeasedStage:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        leases: Leases,
+        begin: Callable[[list[int]], Shift],
+    ) -> None:
+        self._pool = pool
+        self.leases = leases
+        self._begin = begin
+        self.working: frozenset[int] = frozenset()
+        self._shift: Shift | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Until `stop` is set, or a shift fails (raised here); then every lease goes."""
+        try:
+            while not stop.is_set():
+                target = await self._renew()
+                if self._task is not None and self._task.done():
+                    error = None if self._task.cancelled() else self._task.exception()
+                    if error is not None:
+                        raise error  # the worker fails, for its supervisor to start it afresh
+                    self.working = frozenset()  # it ended on its own (a lease lost): again
+                if target != self.working:
+                    await self._change(target)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.leases.every)
+        finally:
+            await self._end()
+            with contextlib.suppress(psycopg.Error, PoolTimeout):
+                async with self._pool.connection() as conn:
+                    await self.leases.leave(conn)
+
+    async def _renew(self) -> frozenset[int]:
+        try:
+            async with self._pool.connection() as conn:
+                return await self.leases.renew(conn)
+        except (psycopg.Error, PoolTimeout) as exc:
+            reason = describe(exc) if isinstance(exc, psycopg.Error) else "no connection"
+            if self.leases.fresh():
+                log.warning("%s leases not renewed, will try again: %s", self.leases.stage, reason)
+                return self.working
+            if self.working:
+                log.warning("%s: leases may have expired (%s): stopping work on partitions %s",
+                            self.leases.stage, reason, spans(self.working))  # fmt: skip
+            return frozenset()
+
+    async def _change(self, target: frozenset[int]) -> None:
+        await self._end()
+        dropped = self.leases.held - target
+        if dropped:
+            with contextlib.suppress(psycopg.Error, PoolTimeout):
+                async with self._pool.connection() as conn:
+                    await self.leases.release(conn, set(dropped))
+        self.working = target
+        log.info("%s: working on %d partition(s): %s", self.leases.stage, len(target),
+                 spans(target) or "none")  # fmt: skip
+        if target:
+            self._shift = self._begin(sorted(target))
+            self._task = asyncio.create_task(self._shift.run(), name=f"{self.leases.stage}-shift")
+
+    async def _end(self) -> None:
+        if self._shift is not None and self._task is not None:
+            await self._shift.stop()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task  # (a failure was seen by `run`, or does not matter now)
+        self._shift = self._task = None
+        self.working = frozenset()
+
+
+def spans(partitions: Sequence[int] | frozenset[int]) -> str:
+    """0-3, 7, 9-12: partitions as ranges."""
+    found: list[list[int]] = []
+    for p in sorted(partitions):
+        if found and p == found[-1][1] + 1:
+            found[-1][1] = p
+        else:
+            found.append([p, p])
+    return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in found)

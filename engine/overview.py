@@ -10,7 +10,7 @@ from uuid import UUID
 import psycopg
 
 from engine import heartbeats
-from engine.pipeline import backlog, stats
+from engine.pipeline import backlog, leases, stats
 from engine.sql import Queries
 
 _Q = Queries.beside(__file__, "overview.sql")
@@ -25,6 +25,7 @@ class Overview:
     last_hour: stats.Activity
     database_bytes: int
     backlog: dict[UUID, backlog.Backlog]
+    holdings: list[leases.Holding]
 
     @property
     def behind(self) -> timedelta | None:
@@ -53,5 +54,5 @@ async def overview(conn: psycopg.AsyncConnection[Any]) -> Overview:
     size = await (await conn.execute(_Q["size"])).fetchone()
     return Overview(
         await heartbeats.recent(conn), newest, processed, await stats.recent(conn, HOUR),
-        int(size[0]) if size else 0, await backlog.current(conn),
+        int(size[0]) if size else 0, await backlog.current(conn), await leases.holdings(conn),
     )  # fmt: skip

@@ -1,6 +1,7 @@
-"""Per-user partitions: the unit of ordering and, later, of work division between hosts."""
+"""Per-user partitions: the unit of ordering, and of work division between workers and hosts."""
 
 import zlib
+from collections.abc import Iterable
 from typing import Any
 
 from msgspec import Raw
@@ -28,3 +29,14 @@ def identity(value: Any) -> str | None:
 def user_key(message: dict[str, Any]) -> str | None:
     """Whose event this is, for ordering: the userId, else the anonymousId."""
     return identity(message.get("userId")) or identity(message.get("anonymousId"))
+
+
+def spans(partitions: Iterable[int]) -> str:
+    """0-3, 7, 9-12: partitions as ranges."""
+    found: list[list[int]] = []
+    for p in sorted(partitions):
+        if found and p == found[-1][1] + 1:
+            found[-1][1] = p
+        else:
+            found.append([p, p])
+    return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in found)

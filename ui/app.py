@@ -21,7 +21,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from engine import codec, keyring
+from engine import codec, keyring, partitions
 from engine.db import connection_pool
 from engine.heartbeats import Heartbeat
 from engine.proxies import Networks
@@ -125,6 +125,7 @@ def _filters(engine: JinjaTemplateEngine) -> None:
         decoded=_decoded,
         bytes=_bytes,
         within=_within,
+        spans=partitions.spans,
     )
 
 

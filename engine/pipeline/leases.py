@@ -15,9 +15,12 @@ worker that lost a lease therefore commits nothing for that partition.
 
 import logging
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 import psycopg
+from psycopg.rows import class_row
 
 from engine.errors import SluiceError
 from engine.partitions import PARTITIONS
@@ -27,6 +30,23 @@ log = logging.getLogger(__name__)
 _Q = Queries.beside(__file__, "leases.sql")
 Stage = Literal["process", "deliver"]
 TTL = 15.0  # seconds a lease lasts without renewal (a fifth of it between renewals)
+
+
+@dataclass(frozen=True)
+class Holding:
+    """A worker's share of a stage, as the control plane shows it."""
+
+    stage: str
+    holder: str
+    partitions: list[int]
+    behind_since: datetime | None  # processing: receipt of the event it stands at, oldest
+
+
+async def holdings(conn: psycopg.AsyncConnection[Any]) -> list[Holding]:
+    """Every live lease holder with its partitions, per stage."""
+    async with conn.cursor(row_factory=class_row(Holding)) as cur:
+        await cur.execute(_Q["holdings"])
+        return await cur.fetchall()
 
 
 class LeaseLost(SluiceError):

@@ -45,3 +45,15 @@ SELECT partition FROM leases
 WHERE stage = %(stage)s AND holder = %(holder)s AND partition = ANY(%(partitions)s)
   AND expires_at > now()
 FOR SHARE
+
+-- name: holdings
+-- Who works which partitions now, per stage, and — for processing — when the event its
+-- furthest-behind partition stands at was received.
+SELECT l.stage, l.holder, array_agg(l.partition ORDER BY l.partition) AS partitions,
+       min(e.received_at) AS behind_since
+FROM leases l
+LEFT JOIN processor_positions p ON l.stage = 'process' AND p.partition = l.partition
+LEFT JOIN ingest_log e ON e.tx = p.tx AND e.id = p.id
+WHERE l.holder IS NOT NULL AND l.expires_at > now()
+GROUP BY l.stage, l.holder
+ORDER BY l.stage, l.holder

@@ -11,13 +11,14 @@ must never work one at once.
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Protocol
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from engine.db import describe
+from engine.partitions import spans
 from engine.pipeline.leases import Leases
 
 log = logging.getLogger(__name__)
@@ -100,14 +101,3 @@ class LeasedStage:
                 await self._task  # (a failure was seen by `run`, or does not matter now)
         self._shift = self._task = None
         self.working = frozenset()
-
-
-def spans(partitions: Sequence[int] | frozenset[int]) -> str:
-    """0-3, 7, 9-12: partitions as ranges."""
-    found: list[list[int]] = []
-    for p in sorted(partitions):
-        if found and p == found[-1][1] + 1:
-            found[-1][1] = p
-        else:
-            found.append([p, p])
-    return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in found)

@@ -107,3 +107,24 @@ async def test_a_process_beats_while_it_runs_and_says_goodbye(database_url: str)
             assert await heartbeats.recent(conn) == []
     finally:
         await pool.close()
+
+
+async def test_the_workers_and_their_partitions(app: Litestar, database_url: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for stage, holder, low, high in (("process", "h1:7", 0, 31), ("process", "h2:9", 32, 63),
+                                         ("deliver", "h1:8", 0, 63)):  # fmt: skip
+            conn.execute(
+                "UPDATE leases SET holder = %s, expires_at = now() + interval '1 minute'"
+                " WHERE stage = %s AND partition BETWEEN %s AND %s",
+                (holder, stage, low, high),
+            )
+        # h2 stopped being heard from: its leases lapsed, and the page no longer lists it
+        conn.execute("UPDATE leases SET expires_at = now() - interval '1 second'"
+                     " WHERE holder = 'h2:9'")  # fmt: skip
+    async with AsyncTestClient(app) as client:
+        await sign_in(client, "viewer@example.com")
+        page = (await client.get("/")).text
+    card = page[page.index('id="workers"') :].split("</section>")[0]
+    rows = re.findall(r"<tr>\s*<td>(\w+)</td>\s*<td>([^<]+)</td>\s*<td>(\d+) <span", card)
+    assert rows == [("delivery", "h1:8", "64"), ("processing", "h1:7", "32")]
+    assert "(0-31)" in card and "(0-63)" in card and "nothing yet" in card

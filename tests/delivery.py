@@ -3,10 +3,11 @@ delivered and what failed (through the CLI, as a user would)."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +15,8 @@ import httpx
 import psycopg
 
 from tests.conftest import WRITE_KEY, apply_config
-from tests.servers import GatewayProcess
+from tests.servers import GatewayProcess, WorkerProcess
+from tests.sink import Sink
 
 FAST_RETRIES = "{min_backoff_seconds: 0.1, max_backoff_seconds: 0.5}"
 
@@ -94,3 +96,41 @@ def wait_for_failed(database_url: str, count: int) -> list[dict[str, Any]]:
             return listing
         assert time.monotonic() < deadline, listing
         time.sleep(0.2)
+
+
+def wait_delivered(sink: Sink, wanted: set[str], timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        missing = wanted - {body["messageId"] for body in sink.bodies()}
+        if not missing:
+            return
+        assert time.monotonic() < deadline, f"{len(missing)} acknowledged events not delivered"
+        time.sleep(0.5)
+
+
+def first_arrivals(sink: Sink) -> dict[str, tuple[float, int]]:
+    """messageId → (time of its first delivery, how many times it was delivered)."""
+    seen: dict[str, tuple[float, int]] = {}
+    for arrival in list(sink.delivered):
+        message_id = arrival.json()["messageId"]
+        first, count = seen.get(message_id, (arrival.at, 0))
+        seen[message_id] = (first, count + 1)
+    return seen
+
+
+def assert_user_order(sink: Sink) -> None:
+    order: dict[str, list[int]] = defaultdict(list)
+    firsts: set[str] = set()
+    for arrival in list(sink.delivered):
+        body = arrival.json()
+        if body["messageId"] not in firsts:
+            firsts.add(body["messageId"])
+            order[body["userId"]].append(body["properties"]["seq"])
+    unordered = [user for user, seqs in order.items() if seqs != sorted(seqs)]
+    assert unordered == [], f"first arrivals out of order for {unordered[:5]}"
+
+
+def working(worker: WorkerProcess, stage: str) -> str | None:
+    """The partitions the worker's log last said `stage` works on."""
+    said = re.findall(rf"{stage}: working on \d+ partition\(s\): (.+)", worker.output())
+    return said[-1] if said else None

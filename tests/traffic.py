@@ -12,11 +12,12 @@ from tests.conftest import WRITE_KEY
 class Sender(threading.Thread):
     """Posts small batches with unique messageIds until stopped, remembering each answer."""
 
-    def __init__(self, url: str, prefix: str = "m", users: int = 1) -> None:
+    def __init__(self, url: str, prefix: str = "m", users: int = 1, user_prefix: str = "u") -> None:
         super().__init__(daemon=True)
         self.url = url
         self.prefix = prefix
         self.users = users
+        self.user_prefix = user_prefix  # (senders with their own users: each keeps its order)
         self.acked: list[str] = []
         self.statuses: Counter[int] = Counter()
         self.stop = threading.Event()
@@ -29,7 +30,8 @@ class Sender(threading.Thread):
                 n += 1
                 # Each user's events carry increasing `seq` numbers, for order checks downstream.
                 batch = [
-                    {"type": "track", "userId": f"u{(n * 5 + i) % self.users}", "event": "E",
+                    {"type": "track", "userId": f"{self.user_prefix}{(n * 5 + i) % self.users}",
+                     "event": "E",
                      "messageId": m, "properties": {"seq": n * 5 + i}}
                     for i, m in enumerate(ids)
                 ]  # fmt: skip

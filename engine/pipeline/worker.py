@@ -104,11 +104,14 @@ class Worker:
         archiver = attempts = None
         stages: list[LeasedStage] = []
         if "process" in opts.stages:
-            leases = Leases("process", holder, opts.lease_seconds)
-            stages.append(LeasedStage(pool, leases, lambda partitions: _Processing(self, Processor(
-                pool, lambda: self._topology, javascript, self._metrics, partitions=partitions,
-                dedup_window=opts.dedup_window, on_jobs=self._wake_routers, leases=leases,
-            ))))  # fmt: skip
+            processing = Leases("process", holder, opts.lease_seconds)
+            stages.append(LeasedStage(pool, processing, lambda partitions: _Processing(
+                self, Processor(
+                    pool, lambda: self._topology, javascript, self._metrics,
+                    partitions=partitions, dedup_window=opts.dedup_window,
+                    on_jobs=self._wake_routers, leases=processing,
+                ),
+            )))  # fmt: skip
             wakes["sluice_ingest"] = self._wake_processor
             scheduler.add_job(
                 self._housekeep, "interval", seconds=_HOUSEKEEPING.total_seconds(),
@@ -123,9 +126,9 @@ class Worker:
                 archiver = Archiver(pool, opts.archive, self._metrics, partitions=range(PARTITIONS))
                 tasks.append(asyncio.create_task(archiver.run(), name="archiver"))
         if "deliver" in opts.stages:
-            leases = Leases("deliver", holder, opts.lease_seconds)
-            attempts = AttemptLog(pool, self._metrics, self._names, leases)
-            stages.append(LeasedStage(pool, leases, lambda partitions: _Delivering(
+            delivery = Leases("deliver", holder, opts.lease_seconds)
+            attempts = AttemptLog(pool, self._metrics, self._names, delivery)
+            stages.append(LeasedStage(pool, delivery, lambda partitions: _Delivering(
                 self, Router(pool, sender, attempts, partitions), attempts, opts.grace,
             )))  # fmt: skip
             wakes["sluice_jobs"] = self._wake_routers

@@ -6,15 +6,22 @@ appear only around a kill, and each user's events first arrive in the order they
 
 import os
 import random
-import re
 import signal
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 from appliance.embedded import EmbeddedPostgres
 from engine.pipeline.worker import STAGES
-from tests.delivery import attempts, connect, post
+from tests.delivery import (
+    assert_user_order,
+    attempts,
+    connect,
+    first_arrivals,
+    post,
+    wait_delivered,
+    working,
+)
 from tests.servers import (
     GatewayProcess,
     WorkerProcess,
@@ -27,38 +34,6 @@ from tests.traffic import Sender
 
 EVENTS = 20_000
 USERS = 100
-
-
-def _wait_delivered(sink: Sink, wanted: set[str], timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        missing = wanted - {body["messageId"] for body in sink.bodies()}
-        if not missing:
-            return
-        assert time.monotonic() < deadline, f"{len(missing)} acknowledged events not delivered"
-        time.sleep(0.5)
-
-
-def _first_arrivals(sink: Sink) -> dict[str, tuple[float, int]]:
-    """messageId → (time of its first delivery, how many times it was delivered)."""
-    seen: dict[str, tuple[float, int]] = {}
-    for arrival in list(sink.delivered):
-        message_id = arrival.json()["messageId"]
-        first, count = seen.get(message_id, (arrival.at, 0))
-        seen[message_id] = (first, count + 1)
-    return seen
-
-
-def _assert_user_order(sink: Sink) -> None:
-    order: dict[str, list[int]] = defaultdict(list)
-    firsts: set[str] = set()
-    for arrival in list(sink.delivered):
-        body = arrival.json()
-        if body["messageId"] not in firsts:
-            firsts.add(body["messageId"])
-            order[body["userId"]].append(body["properties"]["seq"])
-    unordered = [user for user, seqs in order.items() if seqs != sorted(seqs)]
-    assert unordered == [], f"first arrivals out of order for {unordered[:5]}"
 
 
 def test_kill_9_of_the_worker_loses_nothing(
@@ -80,12 +55,12 @@ def test_kill_9_of_the_worker_loses_nothing(
                     worker = start_worker(workspace_config, tmp_path)
             sender.stop.set()
             sender.join()
-            _wait_delivered(sink, set(sender.acked))
+            wait_delivered(sink, set(sender.acked))
             time.sleep(1.0)
         finally:
             worker.stop()
-        seen = _first_arrivals(sink)
-        _assert_user_order(sink)
+        seen = first_arrivals(sink)
+        assert_user_order(sink)
 
     assert len(kills) >= 5 and len(sender.acked) >= EVENTS
     duplicates = {m: first for m, (first, count) in seen.items() if count > 1}
@@ -115,9 +90,9 @@ def test_postgresql_restarting_mid_flow_loses_nothing(
             sender.wait_for(200, at_least=200)
             sender.stop.set()
             sender.join()
-            _wait_delivered(sink, set(sender.acked))
+            wait_delivered(sink, set(sender.acked))
             assert worker.proc.poll() is None, worker.output()
-        _assert_user_order(sink)
+        assert_user_order(sink)
     assert len(sender.acked) > 0
 
 
@@ -155,12 +130,6 @@ def _state(pid: int) -> str:
         return "zombie"
 
 
-def _working(worker: WorkerProcess, stage: str) -> str | None:
-    """The partitions the worker's log last said `stage` works on."""
-    said = re.findall(rf"{stage}: working on \d+ partition\(s\): (.+)", worker.output())
-    return said[-1] if said else None
-
-
 def test_two_workers_share_the_partitions_and_one_takes_over_when_the_other_dies(
     workspace_config: str, gateway: GatewayProcess, tmp_path: Path
 ) -> None:
@@ -177,20 +146,20 @@ def test_two_workers_share_the_partitions_and_one_takes_over_when_the_other_dies
         workers = [start_worker(workspace_config, tmp_path) for _ in range(2)]
         try:
             deadline = time.monotonic() + 30
-            while sorted(_working(w, stage) or "" for w in workers for stage in STAGES) != [
+            while sorted(working(w, stage) or "" for w in workers for stage in STAGES) != [
                 "0-31", "0-31", "32-63", "32-63"
             ]:  # fmt: skip
                 assert time.monotonic() < deadline, [w.output()[-2000:] for w in workers]
                 time.sleep(0.1)
             sent = burst("a")
-            _wait_delivered(sink, sent)
+            wait_delivered(sink, sent)
             # Their attempt rows trail the sink by up to a group commit: once they are in, the
             # survivor has nothing of this burst left to send (else it would, at least once).
             assert attempts(workspace_config, delivered=len(sent))["delivered"] >= len(sent)
             dead, survivor = workers
             dead.kill()
             sent |= burst("b")
-            _wait_delivered(sink, sent, timeout=60)  # once the dead one's leases expired
+            wait_delivered(sink, sent, timeout=60)  # once the dead one's leases expired
             time.sleep(1.0)
         finally:
             for worker in workers:
@@ -198,7 +167,7 @@ def test_two_workers_share_the_partitions_and_one_takes_over_when_the_other_dies
         counts = Counter(body["messageId"] for body in sink.bodies())
     assert set(counts) == sent
     assert [m for m, n in counts.items() if n > 1 and m.startswith("a-")] == []  # never both
-    assert _working(survivor, "deliver") == _working(survivor, "process") == "0-63"
+    assert working(survivor, "deliver") == working(survivor, "process") == "0-63"
 
 
 def test_a_worker_whose_processing_stage_dies_exits_to_be_restarted(

@@ -12,8 +12,11 @@ from tests.conftest import WRITE_KEY
 class Sender(threading.Thread):
     """Posts small batches with unique messageIds until stopped, remembering each answer."""
 
-    def __init__(self, url: str, prefix: str = "m", users: int = 1, user_prefix: str = "u") -> None:
+    def __init__(
+        self, url: str, prefix: str = "m", users: int = 1, user_prefix: str = "u", batch: int = 5
+    ) -> None:
         super().__init__(daemon=True)
+        self.batch = batch  # events per request
         self.url = url
         self.prefix = prefix
         self.users = users
@@ -26,13 +29,13 @@ class Sender(threading.Thread):
         n = 0
         with httpx.Client(base_url=self.url, auth=(WRITE_KEY, ""), timeout=10) as client:
             while not self.stop.is_set():
-                ids = [f"{self.prefix}-{n}-{i}" for i in range(5)]
+                ids = [f"{self.prefix}-{n}-{i}" for i in range(self.batch)]
                 n += 1
                 # Each user's events carry increasing `seq` numbers, for order checks downstream.
+                first = n * self.batch
                 batch = [
-                    {"type": "track", "userId": f"{self.user_prefix}{(n * 5 + i) % self.users}",
-                     "event": "E",
-                     "messageId": m, "properties": {"seq": n * 5 + i}}
+                    {"type": "track", "userId": f"{self.user_prefix}{(first + i) % self.users}",
+                     "event": "E", "messageId": m, "properties": {"seq": first + i}}
                     for i, m in enumerate(ids)
                 ]  # fmt: skip
                 try:

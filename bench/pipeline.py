@@ -10,6 +10,10 @@ under two seconds' worth. Finally it runs at half the highest sustained rate, fo
 Before any load it measures the worker's CPU use while idle.
 
     python -m bench.pipeline [--rates 2500,5000,7500,10000] [--duration 20]
+                             [--workers N] [--one-process-each]
+
+`--workers 2 --one-process-each` against `--workers 1 --one-process-each` shows whether the work
+divides between worker processes (they share the partitions through leases).
 """
 
 import argparse
@@ -73,6 +77,11 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per rate")
     parser.add_argument("--rates", default="2500,5000,7500,10000")
     parser.add_argument("--gateway-workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1, help="`sluice worker` processes")
+    parser.add_argument(
+        "--one-process-each", action="store_true",
+        help="each worker runs both stages in one process (SLUICE_WORKER_SPLIT=false)",
+    )  # fmt: skip
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     sink_port, gateway_port = free_port(), free_port()
@@ -83,16 +92,19 @@ def main() -> None:
     )  # fmt: skip
     with database(args.database_url) as url, process("bench.sink", str(sink_port)):
         asyncio.run(prepare(url, [hook]))
-        with gateway(url, gateway_port, args.gateway_workers), worker_process(url) as worker_pid:
+        with gateway(url, gateway_port, args.gateway_workers), contextlib.ExitStack() as stack:
+            pids = [stack.enter_context(worker_process(url, not args.one_process_each))
+                    for _ in range(args.workers)]  # fmt: skip
             gateway_url = f"http://127.0.0.1:{gateway_port}"
             print(f"{os.cpu_count()} cores; gateway workers {args.gateway_workers}; "
-                  f"{PER_REQUEST}-event batches; {args.duration:g} s per rate; "
-                  "PostgreSQL, gateway, worker, sink and load on this machine")  # fmt: skip
-            time.sleep(3.0)  # let it settle
-            idle = _cpu_seconds(worker_pid)
+                  f"{args.workers} worker(s){', one process each' if args.one_process_each else ''};"
+                  f" {PER_REQUEST}-event batches; {args.duration:g} s per rate; "
+                  "PostgreSQL, gateway, workers, sink and load on this machine")  # fmt: skip
+            time.sleep(3.0 + 2 * args.workers)  # let it settle (and the workers share out)
+            idle = sum(map(_cpu_seconds, pids))
             time.sleep(IDLE_SECONDS)
-            idle = (_cpu_seconds(worker_pid) - idle) / IDLE_SECONDS
-            print(f"worker CPU while idle: {idle:.2%} of one core over {IDLE_SECONDS:g} s")
+            idle = (sum(map(_cpu_seconds, pids)) - idle) / IDLE_SECONDS
+            print(f"workers' CPU while idle: {idle:.2%} of one core over {IDLE_SECONDS:g} s")
             steps = []
             for rate in rates:
                 steps.append(asyncio.run(_step(gateway_url, sink_url, rate, args.duration)))
@@ -189,7 +201,7 @@ def _cpu_seconds(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def worker_process(url: str) -> Iterator[int]:
+def worker_process(url: str, split: bool = True) -> Iterator[int]:
     """A `sluice worker` on `url`, quiet; yields its pid."""
     env = {
         **os.environ,
@@ -197,6 +209,7 @@ def worker_process(url: str) -> Iterator[int]:
         "SLUICE_LOG_LEVEL": "warning",
         "SLUICE_DATA_DIR": tempfile.mkdtemp(),
         "SLUICE_WORKER_METRICS_PORT": "0",
+        "SLUICE_WORKER_SPLIT": str(split).lower(),
     }
     proc = subprocess.Popen([sys.executable, "-m", "appliance", "worker"], env=env)
     try:

@@ -19,6 +19,8 @@ upgrade in place (new package, migrations, one service restarted at a time).
   --web-address ADDR     where the web UI listens (default 127.0.0.1; 0.0.0.0 for every address)
   --web-port PORT        (default 8000)
   --public-url URL       the gateway's URL as SDKs reach it (behind a load balancer)
+  --roles LIST           which of gateway,worker,web run on this host (default: all of them
+                         the first time, then those enabled)
   -h, --help             this help
 EOF
 }
@@ -30,7 +32,7 @@ STATE=/var/lib/sluice
 UNITS=/etc/systemd/system
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CHECKOUT=$(dirname "$HERE")
-SERVICES=(sluice-gateway sluice-worker sluice-web)
+ROLES=(gateway worker web)
 
 database_url=""
 wheel=""
@@ -39,6 +41,7 @@ gateway_port=8080
 web_address=127.0.0.1
 web_port=8000
 public_url=""
+roles=""
 
 step=""
 say() { step=$1; printf '==> %s\n' "$1"; }
@@ -66,6 +69,7 @@ while [ $# -gt 0 ]; do
         --web-address) web_address=${2:?--web-address needs an address}; shift 2 ;;
         --web-port) web_port=${2:?--web-port needs a port}; shift 2 ;;
         --public-url) public_url=${2:?--public-url needs a URL}; shift 2 ;;
+        --roles) roles=${2:?--roles needs a list, e.g. gateway,worker}; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; fail "unknown option: $1" ;;
     esac
@@ -94,6 +98,20 @@ if [ -n "$wheelhouse" ]; then
 fi
 upgrade=false
 [ -e "$PREFIX/current" ] && upgrade=true
+if [ -z "$roles" ] && $upgrade; then  # the roles this host runs now
+    for role in "${ROLES[@]}"; do
+        systemctl is-enabled --quiet "sluice-$role.service" 2>/dev/null && roles+="${roles:+,}$role"
+    done
+fi
+SERVICES=()
+for role in ${roles//,/ }; do
+    case $role in
+        gateway|worker|web) SERVICES+=("sluice-$role") ;;
+        *) fail "unknown role '$role' in --roles: the roles are gateway, worker and web" ;;
+    esac
+done
+[ ${#SERVICES[@]} -gt 0 ] || SERVICES=(sluice-gateway sluice-worker sluice-web)
+runs() { [[ " ${SERVICES[*]} " == *" sluice-$1 "* ]]; }
 
 # The database: given, kept from an earlier run (the configuration file has it), or a local
 # one whose role gets a generated password.
@@ -235,13 +253,17 @@ ln -sf "$PREFIX/current/bin/sluice" /usr/local/bin/sluice
 # ---------------------------------------------------------------------------------------------
 say "Installing the systemd units"
 install -m 0644 "$CHECKOUT"/systemd/sluice.target "$UNITS/"
-for service in "${SERVICES[@]}"; do
-    install -m 0644 "$CHECKOUT/systemd/$service.service" "$UNITS/"
+for role in "${ROLES[@]}"; do
+    install -m 0644 "$CHECKOUT/systemd/sluice-$role.service" "$UNITS/"
 done
 install -d -m 0755 "$UNITS/sluice-.service.d"
 install -m 0644 "$CHECKOUT"/systemd/sluice-.service.d/*.conf "$UNITS/sluice-.service.d/"
 systemctl daemon-reload
 systemctl enable --quiet sluice.target "${SERVICES[@]/%/.service}"
+for role in "${ROLES[@]}"; do  # a role this host no longer runs
+    runs "$role" || systemctl disable --now --quiet "sluice-$role.service"
+done
+echo "    this host runs: ${SERVICES[*]}"
 
 # ---------------------------------------------------------------------------------------------
 healthy() {  # $1: URL, $2: its service. Waits up to a minute; gives up on one that keeps failing.
@@ -284,10 +306,14 @@ if $upgrade; then
 else
     say "Starting Sluice"
     systemctl start sluice.target
-    healthy "$gateway_health" sluice-gateway \
-        || fail "the gateway did not start (is port $gateway_port free?): journalctl -u sluice-gateway"
-    healthy "$web_health" sluice-web \
-        || fail "the web UI did not start (is port $web_port free?): journalctl -u sluice-web"
+    if runs gateway; then
+        healthy "$gateway_health" sluice-gateway \
+            || fail "the gateway did not start (is port $gateway_port free?): journalctl -u sluice-gateway"
+    fi
+    if runs web; then
+        healthy "$web_health" sluice-web \
+            || fail "the web UI did not start (is port $web_port free?): journalctl -u sluice-web"
+    fi
 fi
 
 # Older releases than the one before are removed (that one stays, to go back to by hand).
@@ -297,7 +323,9 @@ ls -1d "$PREFIX"/releases/* | head -n -2 | xargs -r rm -rf
 step="done"
 echo
 echo "Sluice $("$PREFIX/current/bin/python" -c 'import importlib.metadata as m; print(m.version("sluice"))') is running."
-echo "  web UI:  http://$web_address:$web_port"
-[ "$web_address" = 127.0.0.1 ] && echo "           (from elsewhere: ssh -L $web_port:127.0.0.1:$web_port root@$(hostname -f 2>/dev/null || hostname))"
-echo "  gateway: ${public_url:-http://$(hostname -f 2>/dev/null || hostname):$gateway_port}"
+if runs web; then
+    echo "  web UI:  http://$web_address:$web_port"
+    [ "$web_address" = 127.0.0.1 ] && echo "           (from elsewhere: ssh -L $web_port:127.0.0.1:$web_port root@$(hostname -f 2>/dev/null || hostname))"
+fi
+runs gateway && echo "  gateway: ${public_url:-http://$(hostname -f 2>/dev/null || hostname):$gateway_port}"
 echo "  Lifecycle: systemctl status|restart|stop sluice.target; logs: journalctl -u 'sluice-*'"

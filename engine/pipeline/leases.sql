@@ -9,8 +9,15 @@ WHERE stage = %(stage)s AND seen_at > now() - %(ttl)s::interval
 ORDER BY holder
 
 -- name: renew
+-- (Rows are locked in partition order here and in `check`: two transactions taking them in
+-- different orders could deadlock.)
 UPDATE leases SET expires_at = now() + %(ttl)s::interval
-WHERE stage = %(stage)s AND holder = %(holder)s AND expires_at > now()
+WHERE (stage, partition) IN (
+    SELECT stage, partition FROM leases
+    WHERE stage = %(stage)s AND holder = %(holder)s AND expires_at > now()
+    ORDER BY partition
+    FOR UPDATE
+)
 RETURNING partition
 
 -- name: claim
@@ -28,12 +35,22 @@ RETURNING partition
 
 -- name: release
 UPDATE leases SET holder = NULL, expires_at = '-infinity'
-WHERE stage = %(stage)s AND holder = %(holder)s AND partition = ANY(%(partitions)s)
+WHERE (stage, partition) IN (
+    SELECT stage, partition FROM leases
+    WHERE stage = %(stage)s AND holder = %(holder)s AND partition = ANY(%(partitions)s)
+    ORDER BY partition
+    FOR UPDATE
+)
 
 -- name: leave
 WITH gone AS (DELETE FROM lease_holders WHERE stage = %(stage)s AND holder = %(holder)s)
 UPDATE leases SET holder = NULL, expires_at = '-infinity'
-WHERE stage = %(stage)s AND holder = %(holder)s
+WHERE (stage, partition) IN (
+    SELECT stage, partition FROM leases
+    WHERE stage = %(stage)s AND holder = %(holder)s
+    ORDER BY partition
+    FOR UPDATE
+)
 
 -- name: forget
 DELETE FROM lease_holders WHERE seen_at < now() - interval '1 day'
@@ -44,6 +61,7 @@ DELETE FROM lease_holders WHERE seen_at < now() - interval '1 day'
 SELECT partition FROM leases
 WHERE stage = %(stage)s AND holder = %(holder)s AND partition = ANY(%(partitions)s)
   AND expires_at > now()
+ORDER BY partition
 FOR SHARE
 
 -- name: holdings

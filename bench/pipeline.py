@@ -96,9 +96,10 @@ def main() -> None:
             pids = [stack.enter_context(worker_process(url, not args.one_process_each))
                     for _ in range(args.workers)]  # fmt: skip
             gateway_url = f"http://127.0.0.1:{gateway_port}"
+            each = ", one process each" if args.one_process_each else ""
             print(f"{os.cpu_count()} cores; gateway workers {args.gateway_workers}; "
-                  f"{args.workers} worker(s){', one process each' if args.one_process_each else ''};"
-                  f" {PER_REQUEST}-event batches; {args.duration:g} s per rate; "
+                  f"{args.workers} worker(s){each}; {PER_REQUEST}-event batches; "
+                  f"{args.duration:g} s per rate; "
                   "PostgreSQL, gateway, workers, sink and load on this machine")  # fmt: skip
             time.sleep(3.0 + 2 * args.workers)  # let it settle (and the workers share out)
             idle = sum(map(_cpu_seconds, pids))

@@ -168,7 +168,7 @@ async def publication(url: str) -> list[float]:
             row = await cur.fetchone()
         assert row is not None
         unread = Held(0, 0, 0, None, (0, 0))
-        publisher = Publisher(pool, lambda: {row[0]: unread}, range(64))
+        publisher = Publisher(pool, lambda: {row[0]: unread}, lambda: range(64))
         took = []
         for _ in range(5):
             started = time.perf_counter()

@@ -174,9 +174,10 @@ def start_worker(
 ) -> WorkerProcess:
     """A `sluice worker` process (which needs no readiness wait: it reads the log on start)."""
     port = free_port()
-    # (Short leases: a worker killed in a test hands its partitions over in 3 s, not 15.)
+    # (Short leases and grace: a worker killed in a test hands its partitions over in 3 s, and
+    # the one taking them over waits 3 s, not 15 and 10.)
     env = _role_env(database_url, workdir, settings, worker_metrics_port=str(port),
-                    worker_lease_seconds="3")  # fmt: skip
+                    worker_lease_seconds="3", worker_grace_seconds="3")  # fmt: skip
     log = workdir / f"worker-{port}.log"
     with log.open("ab") as out:
         proc = subprocess.Popen(

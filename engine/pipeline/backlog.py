@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 _Q = Queries.beside(__file__, "backlog.sql")
 EVERY = 5.0  # seconds between publications
 CAP = 1_000_000  # unread jobs counted at most
+ALL = frozenset(range(PARTITIONS))
 _RECOUNT = 100_000  # unread jobs counted again at every publication, at most
 
 
@@ -71,12 +72,11 @@ class Publisher:
         self,
         pool: AsyncConnectionPool,
         held: Callable[[], dict[UUID, Held]],
-        partitions: Sequence[int],
+        partitions: Callable[[], Sequence[int]],
     ) -> None:
         self._pool = pool
         self._held = held
-        # (none: all of them, which the unread count need not check job by job)
-        self._partitions = None if set(partitions) >= set(range(PARTITIONS)) else list(partitions)
+        self._partitions = partitions  # the routers' now (a worker's share of them changes)
         self._key = this_process()
         self._counted: dict[UUID, tuple[int, float]] = {}  # unread jobs, when counted
 
@@ -125,9 +125,11 @@ class Publisher:
         if now - at < EVERY * last / _RECOUNT:
             return last
         tx, id_ = held.unread_after
+        partitions = self._partitions()
         cur = await conn.execute(_Q["unread"], {
-            "destination": destination, "tx": str(tx), "id": id_,
-            "partitions": self._partitions, "cap": CAP,
+            "destination": destination, "tx": str(tx), "id": id_, "cap": CAP,
+            # (none: all of them, which the count need not check job by job)
+            "partitions": None if set(partitions) >= ALL else list(partitions),
         })  # fmt: skip
         row = await cur.fetchone()
         unread = int(row[0]) if row else 0

@@ -69,6 +69,9 @@ class Leases:
         self.every = ttl / 5  # seconds between renewals
         self.held: frozenset[int] = frozenset()
         self.holders: list[str] = []
+        # Claimed from a holder whose lease expired: it may still be finishing requests it had
+        # in flight (its grace period), which whoever starts on them should wait out.
+        self.taken_over: set[int] = set()
         self._renewed = 0.0  # monotonic time of the last renewal
 
     @property
@@ -79,6 +82,7 @@ class Leases:
         """One round: take part, renew, claim up to the fair share. Returns the partitions this
         worker should work on now — at most its share; any more it still holds are to be
         stopped, then released (`release`)."""
+        started = time.monotonic()  # (the leases run from no earlier than this)
         async with conn.transaction():
             await conn.execute(_Q["present"], self._key)
             cur = await conn.execute(_Q["holders"], self._key)
@@ -88,12 +92,21 @@ class Leases:
             wanted = share(self.holders, self.holder) - len(held)
             if wanted > 0:
                 cur = await conn.execute(_Q["claim"], {**self._key, "wanted": wanted})
-                held |= {row[0] for row in await cur.fetchall()}
+                claimed = await cur.fetchall()
+                held |= {row[0] for row in claimed}
+                self.taken_over |= {row[0] for row in claimed if row[1]}
             await conn.execute(_Q["forget"])
-        self._renewed = time.monotonic()
+        self._renewed = started
         self.held = frozenset(held)
+        self.taken_over &= held
         keep = sorted(held)[: share(self.holders, self.holder)]
         return frozenset(keep)
+
+    def taken_over_of(self, partitions: list[int]) -> set[int]:
+        """Those of `partitions` claimed from an expired holder since last asked."""
+        found = self.taken_over & set(partitions)
+        self.taken_over -= found
+        return found
 
     async def release(self, conn: psycopg.AsyncConnection[Any], partitions: set[int]) -> None:
         """Give these leases up (work on them has stopped)."""

@@ -11,7 +11,7 @@ ORDER BY holder
 -- name: renew
 -- (Rows are locked in partition order here and in `check`: two transactions taking them in
 -- different orders could deadlock.)
-UPDATE leases SET expires_at = now() + %(ttl)s::interval
+UPDATE leases SET expires_at = clock_timestamp() + %(ttl)s::interval
 WHERE (stage, partition) IN (
     SELECT stage, partition FROM leases
     WHERE stage = %(stage)s AND holder = %(holder)s AND expires_at > now()
@@ -21,17 +21,20 @@ WHERE (stage, partition) IN (
 RETURNING partition
 
 -- name: claim
--- Free or expired partitions, up to `wanted` of them, lowest first.
-UPDATE leases SET holder = %(holder)s, epoch = epoch + 1,
-                  expires_at = now() + %(ttl)s::interval
-WHERE (stage, partition) IN (
-    SELECT stage, partition FROM leases
-    WHERE stage = %(stage)s AND (holder IS NULL OR expires_at <= now())
+-- Free or expired partitions, up to `wanted` of them, lowest first; each says whether it was
+-- taken over from a holder whose lease expired (rather than one that gave it up).
+WITH free AS (
+    SELECT stage, partition, holder IS NOT NULL AS expired FROM leases
+    WHERE stage = %(stage)s AND (holder IS NULL OR expires_at <= clock_timestamp())
     ORDER BY partition
     LIMIT %(wanted)s
     FOR UPDATE SKIP LOCKED
 )
-RETURNING partition
+UPDATE leases l SET holder = %(holder)s, epoch = l.epoch + 1,
+                    expires_at = clock_timestamp() + %(ttl)s::interval
+FROM free
+WHERE l.stage = free.stage AND l.partition = free.partition
+RETURNING l.partition, free.expired
 
 -- name: release
 UPDATE leases SET holder = NULL, expires_at = '-infinity'

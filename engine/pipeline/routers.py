@@ -35,7 +35,7 @@ class Router:
         self._pool = pool
         self._sender = sender
         self._attempts = attempts
-        self._partitions = list(partitions)
+        self.partitions = list(partitions)
         self._routers: dict[UUID, tuple[DestinationRouter, asyncio.Task[None]]] = {}
         self._retiring: dict[UUID, asyncio.Task[None]] = {}
         self.broken = asyncio.Event()  # a destination's router ended with an error
@@ -59,7 +59,7 @@ class Router:
             if dest_id in self._retiring:
                 continue  # its old router is finishing; the next sync starts a fresh one
             kind = FileRouter if target.plugin and target.plugin.files else DestinationRouter
-            router = kind(target, self._pool, self._sender, self._attempts, self._partitions)
+            router = kind(target, self._pool, self._sender, self._attempts, self.partitions)
             task = asyncio.create_task(router.run(), name=f"router-{target.name}")
             task.add_done_callback(self._ended)
             self._routers[dest_id] = (router, task)

@@ -56,22 +56,28 @@ class LeasedStage:
                     if error is not None:
                         raise error  # the worker fails, for its supervisor to start it afresh
                     self.working = frozenset()  # it ended on its own (a lease lost): again
+                if stop.is_set():
+                    break
                 if target != self.working:
-                    await self._change(target)
+                    target = await self._change(target)
+                await self._release(self.leases.held - self.working)  # (one that failed before)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.leases.every)
         finally:
-            await self._end()
-            with contextlib.suppress(psycopg.Error, PoolTimeout):
-                async with self._pool.connection() as conn:
-                    await self.leases.leave(conn)
+            try:
+                await self._end()
+            finally:
+                with contextlib.suppress(psycopg.Error, PoolTimeout):
+                    async with self._pool.connection() as conn:
+                        await self.leases.leave(conn)
 
     async def _renew(self) -> frozenset[int]:
         try:
             async with self._pool.connection() as conn:
-                return await self.leases.renew(conn)
-        except (psycopg.Error, PoolTimeout) as exc:
-            reason = describe(exc) if isinstance(exc, psycopg.Error) else "no connection"
+                # (bounded: a database that stopped answering must not stall the deadline)
+                return await asyncio.wait_for(self.leases.renew(conn), self.leases.every)
+        except (psycopg.Error, PoolTimeout, TimeoutError) as exc:
+            reason = describe(exc) if isinstance(exc, psycopg.Error) else "no answer"
             if self.leases.fresh():
                 log.warning("%s leases not renewed, will try again: %s", self.leases.stage, reason)
                 return self.working
@@ -80,24 +86,38 @@ class LeasedStage:
                             self.leases.stage, reason, spans(self.working))  # fmt: skip
             return frozenset()
 
-    async def _change(self, target: frozenset[int]) -> None:
+    async def _change(self, target: frozenset[int]) -> frozenset[int]:
+        """Stop the shift, give up what is no longer kept, start one on what is (renewing
+        meanwhile, and again after: stopping can take the grace period). Returns its set."""
         await self._end()
-        dropped = self.leases.held - target
-        if dropped:
-            with contextlib.suppress(psycopg.Error, PoolTimeout):
-                async with self._pool.connection() as conn:
-                    await self.leases.release(conn, set(dropped))
+        await self._release(self.leases.held - target)
+        if target:
+            target = await self._renew() & target  # (what was lost meanwhile is not started)
         self.working = target
         log.info("%s: working on %d partition(s): %s", self.leases.stage, len(target),
                  spans(target) or "none")  # fmt: skip
         if target:
             self._shift = self._begin(sorted(target))
             self._task = asyncio.create_task(self._shift.run(), name=f"{self.leases.stage}-shift")
+        return target
+
+    async def _release(self, partitions: frozenset[int]) -> None:
+        if partitions:
+            with contextlib.suppress(psycopg.Error, PoolTimeout):
+                async with self._pool.connection() as conn:
+                    await self.leases.release(conn, set(partitions))
 
     async def _end(self) -> None:
+        """Stop the shift (it finishes what it has in hand), renewing the leases meanwhile."""
         if self._shift is not None and self._task is not None:
-            await self._shift.stop()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task  # (a failure was seen by `run`, or does not matter now)
+            stopping = asyncio.create_task(self._shift.stop())
+            while not stopping.done():
+                await asyncio.wait([stopping], timeout=self.leases.every)
+                if not stopping.done():
+                    await self._renew()
+            await stopping
+            await asyncio.wait([self._task])
+            if not self._task.cancelled():
+                self._task.exception()  # (a failure was seen by `run`, or does not matter now)
         self._shift = self._task = None
         self.working = frozenset()

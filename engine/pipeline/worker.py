@@ -28,7 +28,7 @@ from engine.db import connection, connection_pool, describe
 from engine.errors import DatabaseUnavailable
 from engine.heartbeats import Heartbeat
 from engine.listener import Listener
-from engine.partitions import PARTITIONS
+from engine.partitions import PARTITIONS, spans
 from engine.pipeline import topology
 from engine.pipeline.archive import ArchiveOptions, Archiver
 from engine.pipeline.attempts import AttemptLog
@@ -130,9 +130,10 @@ class Worker:
             attempts = AttemptLog(pool, self._metrics, self._names, delivery)
             stages.append(LeasedStage(pool, delivery, lambda partitions: _Delivering(
                 self, Router(pool, sender, attempts, partitions), attempts, opts.grace,
+                delivery.taken_over_of(partitions),
             )))  # fmt: skip
             wakes["sluice_jobs"] = self._wake_routers
-            backlog = Publisher(pool, self._held, range(PARTITIONS))
+            backlog = Publisher(pool, self._held, self._delivering)
             tasks.append(asyncio.create_task(attempts.run(), name="attempt-log"))
             tasks.append(asyncio.create_task(backlog.run(), name="backlog"))
         for stage in stages:
@@ -193,6 +194,9 @@ class Worker:
 
     def _held(self) -> dict[UUID, Held]:
         return self._router.held() if self._router is not None else {}
+
+    def _delivering(self) -> list[int]:
+        return self._router.partitions if self._router is not None else []
 
     def _names(self) -> dict[UUID, str]:
         return {t.id: t.name for t in self._topology.targets.values()}
@@ -269,17 +273,31 @@ class _Processing:
 class _Delivering:
     """A delivery shift: the routers on the partitions' jobs."""
 
-    def __init__(self, worker: Worker, router: Router, attempts: AttemptLog, grace: float) -> None:
+    def __init__(
+        self, worker: Worker, router: Router, attempts: AttemptLog, grace: float,
+        taken_over: set[int],
+    ) -> None:  # fmt: skip
         self._worker = worker
         self._router = router
         self._attempts = attempts
         self._grace = grace
+        self._taken_over = taken_over  # partitions whose last holder may still be sending
         self._stopped = asyncio.Event()
 
     async def run(self) -> None:
+        if self._taken_over:
+            # Their last holder stopped renewing; it stops sending soon after, but gives the
+            # requests it had in flight a grace period: only then does this shift begin.
+            log.info("deliver: taking over partitions %s after %.0f s", spans(self._taken_over),
+                     self._grace)  # fmt: skip
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), self._grace)
         # What an earlier shift settled is written before jobs are read again.
-        while not await self._attempts.flush():
-            await asyncio.sleep(_RETRY)
+        while not self._stopped.is_set() and not await self._attempts.flush():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), _RETRY)
+        if self._stopped.is_set():
+            return
         self._router.open(self._worker._topology)
         self._worker._router = self._router
         broken = asyncio.create_task(self._router.broken.wait())
@@ -291,8 +309,8 @@ class _Delivering:
             raise RuntimeError("a destination's router failed")
 
     async def stop(self) -> None:
+        self._stopped.set()  # (first: a shift not yet open never opens)
         if self._worker._router is self._router:
             self._worker._router = None
         await self._router.stop(self._grace)
         await self._attempts.flush()
-        self._stopped.set()

@@ -70,7 +70,7 @@ async def test_a_router_publishes_what_it_holds_and_counts_what_it_did_not_read(
         await sender.start()
         attempts = AttemptLog(pool, WorkerMetrics(), lambda: {})
         router = DestinationRouter(target, pool, sender, attempts, range(64))
-        publisher = Publisher(pool, lambda: {target.id: router.held()}, range(64))
+        publisher = Publisher(pool, lambda: {target.id: router.held()}, lambda: range(64))
         tasks = [asyncio.create_task(router.run()), asyncio.create_task(attempts.run())]
         try:
             await until(lambda: router.held().jobs == BUFFER and router.held().retrying == 1)

@@ -68,7 +68,6 @@ class Leases:
         self.ttl = ttl
         self.every = ttl / 5  # seconds between renewals
         self.held: frozenset[int] = frozenset()
-        self.holders: list[str] = []
         # Claimed from a holder whose lease expired: it may still be finishing requests it had
         # in flight (its grace period), which whoever starts on them should wait out.
         self.taken_over: set[int] = set()
@@ -86,10 +85,10 @@ class Leases:
         async with conn.transaction():
             await conn.execute(_Q["present"], self._key)
             cur = await conn.execute(_Q["holders"], self._key)
-            self.holders = [row[0] for row in await cur.fetchall()]
+            fair = share([row[0] for row in await cur.fetchall()], self.holder)
             cur = await conn.execute(_Q["renew"], self._key)
             held = {row[0] for row in await cur.fetchall()}
-            wanted = share(self.holders, self.holder) - len(held)
+            wanted = fair - len(held)
             if wanted > 0:
                 cur = await conn.execute(_Q["claim"], {**self._key, "wanted": wanted})
                 claimed = await cur.fetchall()
@@ -99,8 +98,7 @@ class Leases:
         self._renewed = started
         self.held = frozenset(held)
         self.taken_over &= held
-        keep = sorted(held)[: share(self.holders, self.holder)]
-        return frozenset(keep)
+        return frozenset(sorted(held)[:fair])
 
     def taken_over_of(self, partitions: list[int]) -> set[int]:
         """Those of `partitions` claimed from an expired holder since last asked."""

@@ -1,10 +1,10 @@
-"""`sluice backup FILE [--pending]` and `sluice restore FILE` (engine.backup's services)."""
+"""`sluice backup FILE [--pending]` and `sluice restore FILE` (engine.control.backup's services)."""
 
 import argparse
 import os
 from datetime import UTC, datetime
 
-from engine import audit, backup
+from engine.control import audit, backup
 from engine.db import connection
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from appliance import firstrun, logs, roles
-from appliance.embedded import EmbeddedPostgres
+from appliance import firstrun, logs, options, roles
 from appliance.settings import Settings
-from engine import accounts, audit, migrate, rudderstack, workspace
-from engine.accounts import ROLES
+from engine import migrate, specs
+from engine.control import accounts, audit, rudderstack, workspace
+from engine.control.accounts import ROLES
 from engine.db import connection
 from engine.errors import ConfigError, SluiceError
 
@@ -183,32 +183,32 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
         case "web":
             roles.serve_web(settings)
         case "admin":
-            asyncio.run(_create_user(args, _database_url(settings)))
+            asyncio.run(_create_user(args, options.database_url(settings)))
         case "migrate":
-            applied = asyncio.run(migrate.apply(_database_url(settings)))
+            applied = asyncio.run(migrate.apply(options.database_url(settings)))
             print(f"applied {len(applied)} migration(s)" if applied else "schema is up to date")
         case "setup":
-            first = asyncio.run(firstrun.prepare(_database_url(settings), "sluice setup"))
+            first = asyncio.run(firstrun.prepare(options.database_url(settings), "sluice setup"))
             print(firstrun.instructions(settings, first))
         case "backup" | "restore":
             from appliance.backups import backup_command, restore_command
 
             command = backup_command if args.command == "backup" else restore_command
-            asyncio.run(command(args, _database_url(settings)))
+            asyncio.run(command(args, options.database_url(settings)))
         case "config":
-            asyncio.run(_config(args, _database_url(settings)))
+            asyncio.run(_config(args, options.database_url(settings)))
         case "failed":
             from appliance.failed import failed_command
 
-            asyncio.run(failed_command(args, _database_url(settings)))
+            asyncio.run(failed_command(args, options.database_url(settings)))
         case "replay":
             from appliance.replay import replay_command
 
-            asyncio.run(replay_command(args, _database_url(settings), settings))
+            asyncio.run(replay_command(args, options.database_url(settings), settings))
         case "preview":
             from appliance.preview import preview_command
 
-            url = _database_url(settings) if args.destination else None
+            url = options.database_url(settings) if args.destination else None
             print(asyncio.run(preview_command(args, url)))
         case "transform":
             from appliance.trial import trial_command
@@ -223,20 +223,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
             print(f"sent {sent} events to {args.url}")
 
 
-def _database_url(settings: Settings) -> str:
-    """The configured database, else the embedded one a `sluice run` on this host set up."""
-    if settings.database_url:
-        return settings.database_url
-    embedded = EmbeddedPostgres(settings.data_dir, settings.embedded_db_port)
-    if embedded.initialised:
-        return embedded.url
-    sys.exit("sluice: SLUICE_DATABASE_URL is not set and `sluice run` has no embedded database")
-
-
 async def _config(args: argparse.Namespace, url: str) -> None:
     async with connection(url) as conn:
         if args.config_command == "export":
-            print(workspace.dump(await workspace.export(conn), args.format), end="")
+            print(specs.dump(await workspace.export(conn), args.format), end="")
             return
         skipped: list[str] = []
         if args.config_command == "import":
@@ -247,7 +237,7 @@ async def _config(args: argparse.Namespace, url: str) -> None:
             found = rudderstack.read(document)
             spec, skipped = found.spec, found.skipped
         else:
-            spec = workspace.parse(args.file.read_text())
+            spec = specs.parse(args.file.read_text())
         report = await workspace.apply(conn, spec)
         changed = [f"{kind} {name}: {action}" for kind, name, action in report.changes
                    if action != "unchanged"]  # fmt: skip

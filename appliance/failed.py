@@ -6,8 +6,8 @@ from typing import Any
 
 import psycopg
 
+from engine.control import failures
 from engine.db import connection, connection_pool
-from engine.pipeline import failures
 from engine.transformations.runtime import JavaScript
 from engine.transformations.store import CodeStore
 

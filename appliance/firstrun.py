@@ -7,8 +7,10 @@ import logging
 import secrets
 from dataclasses import dataclass
 
+from appliance import options
 from appliance.settings import Settings
-from engine import accounts, audit, migrate, workspace
+from engine import migrate, specs
+from engine.control import accounts, audit, workspace
 from engine.db import connection
 
 log = logging.getLogger(__name__)
@@ -30,7 +32,7 @@ async def prepare(url: str, by: str) -> FirstRun:
     async with connection(url) as conn:
         write_key = None
         if not (await workspace.export(conn)).sources:
-            spec = workspace.WorkspaceSpec(sources=[workspace.SourceSpec(name="default")])
+            spec = specs.WorkspaceSpec(sources=[specs.SourceSpec(name="default")])
             write_key = (await workspace.apply(conn, spec)).new_write_keys.get("default")
         admin = None
         if not await accounts.count(conn):
@@ -41,13 +43,9 @@ async def prepare(url: str, by: str) -> FirstRun:
     return FirstRun(write_key, admin)
 
 
-def gateway_url(settings: Settings) -> str:
-    return settings.public_url or f"http://127.0.0.1:{settings.gateway_port}"
-
-
 def instructions(settings: Settings, first: FirstRun) -> str:
     """How to sign in (with the one-time password, if one was made) and send a first event."""
-    base = gateway_url(settings)
+    base = options.gateway_url(settings)
     lines = []
     if first.admin:
         lines += [

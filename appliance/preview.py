@@ -7,8 +7,8 @@ import msgspec
 import yaml
 
 from engine import codec
+from engine.control import preview
 from engine.db import connection
-from engine.pipeline import preview
 
 
 def _load(path: Any, what: str) -> Any:

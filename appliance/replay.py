@@ -5,8 +5,8 @@ import argparse
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from appliance.settings import Settings
+from engine.control.archive_replay import ArchiveReplay, ReplayError
 from engine.db import connection, connection_pool
-from engine.pipeline.replay import ArchiveReplay, ReplayError
 from engine.transformations.runtime import JavaScript
 from engine.transformations.store import CodeStore
 

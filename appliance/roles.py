@@ -9,43 +9,24 @@ import shutil
 import signal
 import subprocess
 import sys
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import uvloop
 from granian.constants import HTTPModes, Interfaces, Loops
 from granian.server import Server
 
+from appliance import options
 from appliance.settings import Settings
 from engine.children import die_with_parent
-from engine.gateway.options import GatewayOptions
 
 if TYPE_CHECKING:
     from litestar import Litestar
 
     from engine.gateway.app import Gateway
     from engine.pipeline.worker import Worker
-    from ui.app import WebOptions
 
 log = logging.getLogger(__name__)
 _CHILD_GRACE = 30.0
-
-
-def gateway_options(settings: Settings) -> GatewayOptions:
-    if not settings.database_url:
-        raise SystemExit(
-            "SLUICE_DATABASE_URL is not set: the gateway needs a database "
-            "(or use `sluice run`, which starts one)"
-        )
-    return GatewayOptions(
-        database_url=settings.database_url,
-        public_url=settings.public_url,
-        max_message_bytes=settings.max_message_bytes,
-        max_request_bytes=settings.max_request_bytes,
-        commit_window=settings.commit_window_ms / 1000,
-        processes=settings.gateway_workers,
-        trusted_proxies=tuple(settings.trusted_proxies),
-    )
 
 
 def gateway_app() -> "Gateway":
@@ -54,8 +35,7 @@ def gateway_app() -> "Gateway":
     # picks its (multi-process or not) storage when first imported.
     from engine.gateway.app import Gateway
 
-    settings = Settings()
-    gateway = Gateway(gateway_options(settings))
+    gateway = Gateway(options.gateway(Settings()))
     # Each request allocates a few short-lived containers; collecting the young generation every
     # 700 of them costs a measurable share of the request path. Reference counting frees them
     # anyway, so cycles are looked for less often, and the startup objects are left out of it.
@@ -65,7 +45,7 @@ def gateway_app() -> "Gateway":
 
 
 def serve_gateway(settings: Settings) -> None:
-    gateway_options(settings)  # fail here, once, rather than in every worker
+    options.gateway(settings)  # fail here, once, rather than in every worker
     if settings.gateway_workers > 1:
         # Worker processes share their metrics through files that /metrics adds up.
         metrics_dir = settings.data_dir / "run" / "gateway-metrics"
@@ -87,33 +67,15 @@ def serve_gateway(settings: Settings) -> None:
     ).serve()
 
 
-def web_options(settings: Settings) -> "WebOptions":
-    from ui.app import WebOptions
-
-    if not settings.database_url:
-        raise SystemExit(
-            "SLUICE_DATABASE_URL is not set: the web UI needs a database "
-            "(or use `sluice run`, which starts one)"
-        )
-    host = "127.0.0.1" if settings.gateway_host in ("0.0.0.0", "::") else settings.gateway_host
-    return WebOptions(
-        database_url=settings.database_url,
-        gateway_url=settings.public_url or f"http://{host}:{settings.gateway_port}",
-        secure_cookies=settings.web_secure_cookies,
-        test_private_hosts=settings.web_test_private_hosts,
-        trusted_proxies=tuple(settings.trusted_proxies),
-    )
-
-
 def web_app() -> "Litestar":
     """The factory granian calls in the web process."""
     from ui.app import create_app
 
-    return create_app(web_options(Settings()))
+    return create_app(options.web(Settings()))
 
 
 def serve_web(settings: Settings) -> None:
-    web_options(settings)  # fail here, with the reason, rather than inside granian
+    options.web(settings)  # fail here, with the reason, rather than inside granian
     Server(
         "appliance.roles:web_app",
         factory=True,
@@ -130,11 +92,7 @@ def serve_web(settings: Settings) -> None:
 
 def serve_worker(settings: Settings, stage: str | None = None) -> None:
     """The worker; by default its two stages run in two processes (this one delivers)."""
-    if not settings.database_url:
-        raise SystemExit(
-            "SLUICE_DATABASE_URL is not set: the worker needs a database "
-            "(or use `sluice run`, which starts one)"
-        )
+    options.database_url(settings, "worker")  # fail here, before starting the other stage
     child = None
     if stage is None and settings.worker_split:
         # Both processes count into files that this one's /metrics adds up; set before
@@ -172,20 +130,10 @@ def _run_worker(
     from prometheus_client import CollectorRegistry, start_http_server
     from prometheus_client.multiprocess import MultiProcessCollector
 
-    from engine.pipeline.stats import WorkerMetrics
-    from engine.pipeline.worker import STAGES, Worker, WorkerOptions
+    from engine.pipeline.metrics import WorkerMetrics
+    from engine.pipeline.worker import Worker
 
-    assert settings.database_url is not None
-    options = WorkerOptions(
-        database_url=settings.database_url,
-        dedup_window=timedelta(hours=settings.dedup_window_hours),
-        retention=timedelta(days=settings.retention_days),
-        grace=settings.worker_grace_seconds,
-        stages=frozenset(s for s in STAGES if stage in (None, s)),
-        archive=settings.archive(),
-        node=settings.node_name,
-        lease_seconds=settings.worker_lease_seconds,
-    )
+    told = options.worker(settings, stage)
     metrics = WorkerMetrics()
     if settings.worker_metrics_port:
         registry = metrics.registry
@@ -199,7 +147,7 @@ def _run_worker(
                 "worker metrics not served on %s:%d: %s",
                 settings.worker_metrics_host, settings.worker_metrics_port, exc,
             )  # fmt: skip
-    worker = Worker(options, metrics)
+    worker = Worker(told, metrics)
     if not uvloop.run(_until_stopped(worker, child)) or worker.failed:
         raise SystemExit(1)  # systemd or `sluice run` starts the worker again
 

@@ -19,7 +19,7 @@ from pydantic_settings import (
 )
 
 if TYPE_CHECKING:
-    from engine.pipeline.archive import ArchiveOptions
+    from engine.pipeline.processing.archive import ArchiveOptions
 
 DEFAULT_CONFIG = Path("/etc/sluice/sluice.toml")
 
@@ -113,7 +113,7 @@ class Settings(BaseSettings):
         if not self.archive_bucket:
             return None
         from engine.destinations.s3 import S3
-        from engine.pipeline.archive import ArchiveOptions
+        from engine.pipeline.processing.archive import ArchiveOptions
 
         config = {
             "bucketName": self.archive_bucket, "prefix": self.archive_prefix,

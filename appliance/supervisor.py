@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from appliance import firstrun
+from appliance import firstrun, options
 from appliance.embedded import EmbeddedPostgres
 from appliance.settings import Settings
 
@@ -53,12 +53,9 @@ def run_all(settings: Settings) -> None:
 def _ready(settings: Settings) -> Callable[[], bool]:
     """Whether the gateway and the web UI both answer their health checks."""
 
-    def local(host: str) -> str:
-        return "127.0.0.1" if host in ("0.0.0.0", "::") else host
-
     checks = (
-        f"http://{local(settings.gateway_host)}:{settings.gateway_port}/health",
-        f"http://{local(settings.web_host)}:{settings.web_port}/health",
+        f"http://{options.local(settings.gateway_host)}:{settings.gateway_port}/health",
+        f"http://{options.local(settings.web_host)}:{settings.web_port}/health",
     )
 
     def ready() -> bool:
@@ -71,7 +68,7 @@ def _ready(settings: Settings) -> Callable[[], bool]:
 
 def _announce(settings: Settings, first: firstrun.FirstRun) -> None:
     print(
-        f"Sluice is running.\n  gateway: {firstrun.gateway_url(settings)} (listening on "
+        f"Sluice is running.\n  gateway: {options.gateway_url(settings)} (listening on "
         f"{settings.gateway_host}:{settings.gateway_port})\n"
         f"  web UI:  http://{settings.web_host}:{settings.web_port}\n"
         f"{firstrun.instructions(settings, first)}\nStop with Ctrl-C.",

@@ -14,21 +14,22 @@ from pathlib import Path
 import httpx
 
 from appliance.embedded import EmbeddedPostgres
-from engine import migrate, workspace
+from engine import migrate, specs
+from engine.control import workspace
 from engine.db import connection
 
 WRITE_KEY = "bench-write-key-0123456789"
 
 
-async def prepare(url: str, destinations: Sequence[workspace.DestinationSpec] = ()) -> None:
+async def prepare(url: str, destinations: Sequence[specs.DestinationSpec] = ()) -> None:
     """Migrate; create the `bench` source, connected to each of `destinations`."""
     await migrate.apply(url)
     async with connection(url) as conn:
-        spec = workspace.WorkspaceSpec(
-            sources=[workspace.SourceSpec(name="bench", write_key=WRITE_KEY)],
+        spec = specs.WorkspaceSpec(
+            sources=[specs.SourceSpec(name="bench", write_key=WRITE_KEY)],
             destinations=list(destinations),
             connections=[
-                workspace.ConnectionSpec(source="bench", destination=d.name) for d in destinations
+                specs.ConnectionSpec(source="bench", destination=d.name) for d in destinations
             ],
         )
         await workspace.apply(conn, spec)

@@ -21,10 +21,12 @@ from typing import Any
 from litestar.testing import AsyncTestClient
 
 from bench.harness import database, prepare
-from engine import accounts, workspace
+from engine import specs
+from engine.control import accounts, events
 from engine.db import connection, connection_pool
-from engine.pipeline import events
-from engine.pipeline.backlog import Held, Publisher
+from engine.pipeline.delivery.backlog import Held, Publisher
+from engine.position import END, START, Position
+from engine.store import ingest_log
 
 PASSWORD = "bench-password-long-enough"
 _BATCH = 20_000  # events per transaction while filling, as a gateway's commits would be
@@ -32,9 +34,9 @@ _BATCH = 20_000  # events per transaction while filling, as a gateway's commits 
 
 async def fill(url: str, count: int) -> None:
     await prepare(url, [
-        workspace.DestinationSpec(name="hook", type="webhook",
+        specs.DestinationSpec(name="hook", type="webhook",
                                   config={"webhookUrl": "https://hook.example.com/in"}),
-        workspace.DestinationSpec(name="orders only", type="webhook", config={
+        specs.DestinationSpec(name="orders only", type="webhook", config={
             "webhookUrl": "https://o.example.com/in", "eventFilteringOption": "whitelistedEvents",
             "whitelistedEvents": [{"eventName": "Event 7"}]}),
     ])  # fmt: skip
@@ -133,22 +135,22 @@ async def render(url: str) -> list[tuple[str, list[float]]]:
     return timings
 
 
-async def _older(conn: Any) -> events.Point:
+async def _older(conn: Any) -> Position:
     """A point a day and a half back in the log: an event there is traced from an old page."""
     cur = await conn.execute(
         "SELECT tx::text, id FROM ingest_log WHERE received_at < now() - interval '36 hours'"
         " ORDER BY received_at DESC LIMIT 1"
     )
     row = await cur.fetchone()
-    return (row[0], row[1])
+    return Position.of(row[0], row[1])
 
 
 async def plan(url: str) -> str:
     """The events query's plan for a filter that matches nothing: does it read big tables whole?"""
     async with connection(url) as conn:
         cur = await conn.execute(
-            "EXPLAIN (ANALYZE, COSTS OFF) " + events._RECENT,
-            {"before_tx": events.LATEST[0], "before_id": 0, "after_tx": "0", "after_id": 0,
+            "EXPLAIN (ANALYZE, COSTS OFF) " + ingest_log._Q["recent"],
+            {"before_tx": str(END.tx), "before_id": 0, "after_tx": "0", "after_id": 0,
              "scan": events.SCAN, "limit": 50, "source": None, "type": None,
              "name": "no such event", "user": None},
         )  # fmt: skip
@@ -167,7 +169,7 @@ async def publication(url: str) -> list[float]:
             cur = await conn.execute("SELECT id FROM destinations WHERE name = 'hook'")
             row = await cur.fetchone()
         assert row is not None
-        unread = Held(0, 0, 0, None, (0, 0))
+        unread = Held(0, 0, 0, None, START)
         publisher = Publisher(pool, lambda: {row[0]: unread}, lambda: range(64))
         took = []
         for _ in range(5):

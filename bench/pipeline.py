@@ -33,8 +33,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.harness import WRITE_KEY, database, free_port, gateway, prepare
-from engine.pipeline.policy import DeliveryPolicy
-from engine.workspace import DestinationSpec
+from engine.specs import DeliveryPolicy, DestinationSpec
 
 PER_REQUEST = 100
 IDLE_SECONDS = 10.0

@@ -20,8 +20,7 @@ from moto.server import ThreadedMotoServer
 
 from bench.harness import database, free_port, gateway, prepare
 from bench.pipeline import offer, worker_process
-from engine.pipeline.policy import DeliveryPolicy
-from engine.workspace import DestinationSpec
+from engine.specs import DeliveryPolicy, DestinationSpec
 
 BUCKET = "bench"
 FLOOD = 200_000  # events/s asked of the gateway: more than it can take, so it sets the pace

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from uuid import uuid4
 
-from engine.pipeline.transform import Metadata
 from engine.transformations.runtime import JavaScript
+from engine.transformations.seam import Metadata
 
 EVENTS = 100_000
 CODE = """

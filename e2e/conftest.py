@@ -12,7 +12,8 @@ from typing import Any, TypeVar
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
-from engine import accounts, workspace
+from engine import specs
+from engine.control import accounts, workspace
 from engine.db import connection
 from tests.conftest import database_url, postgres_url, template_database  # noqa: F401 (fixtures)
 from tests.servers import GatewayProcess, WebProcess, server_dir, start_gateway, start_web
@@ -123,7 +124,7 @@ def hooked(url_of_database: str, write_key: str, url: str) -> None:
 
     async def configure() -> None:
         async with connection(url_of_database) as conn:
-            await workspace.apply(conn, workspace.parse(f"""
+            await workspace.apply(conn, specs.parse(f"""
 sources: [{{name: website, write_key: {write_key}}}]
 destinations: [{{name: orders hook, type: webhook, config: {{webhookUrl: "{url}"}}}}]
 connections: [{{source: website, destination: orders hook}}]

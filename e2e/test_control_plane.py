@@ -6,7 +6,8 @@ from pathlib import Path
 from playwright.sync_api import Dialog, Page, expect
 
 from e2e.conftest import PASSWORD, run, send_events, shot, sign_in
-from engine import workspace
+from engine import specs
+from engine.control import workspace
 from engine.db import connection
 from tests.servers import GatewayProcess, running_worker
 from tests.sink import Sink
@@ -26,7 +27,7 @@ connections:
 def configure(database_url: str) -> None:
     async def go() -> None:
         async with connection(database_url) as conn:
-            await workspace.apply(conn, workspace.parse(WORKSPACE))
+            await workspace.apply(conn, specs.parse(WORKSPACE))
 
     run(go())
 
@@ -213,7 +214,7 @@ def test_a_connection_gets_a_transformation_and_event_filters(
 
     async def add_transformation() -> None:
         async with connection(database_url) as conn:
-            await workspace.apply(conn, workspace.parse(
+            await workspace.apply(conn, specs.parse(
                 "transformations: [{name: tag-orders, code: 'export function transformEvent(e)"
                 " { e.properties = {...e.properties, tagged: true}; return e; }'}]"
             ))  # fmt: skip
@@ -233,7 +234,7 @@ def test_a_connection_gets_a_transformation_and_event_filters(
     )
     shot(page, "connection")
 
-    async def saved() -> workspace.WorkspaceSpec:
+    async def saved() -> specs.WorkspaceSpec:
         async with connection(database_url) as conn:
             return await workspace.export(conn)
 

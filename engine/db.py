@@ -1,15 +1,22 @@
-"""Connections to PostgreSQL: the per-process pool and one-off admin connections."""
+"""Connections to PostgreSQL: the per-process pool, one-off admin connections, the one place
+where psycopg's errors become Sluice's, and reading rows into named types."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, LiteralString, TypeVar
 
 import psycopg
+from psycopg import sql
+from psycopg.rows import args_row, class_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from engine.errors import DatabaseUnavailable
+from engine.errors import DatabaseError, DatabaseUnavailable, ValueRefused
 
 Pool = AsyncConnectionPool  # what callers outside the engine hold: they pass its connections in
+Connection = psycopg.AsyncConnection[Any]
+Params = Mapping[str, Any] | None
+Query = LiteralString | sql.Composed  # a named query, or one composed with identifiers
+T = TypeVar("T")
 
 
 def connection_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> AsyncConnectionPool:
@@ -32,37 +39,52 @@ def connection_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> Async
     )
 
 
-async def _transactional(conn: psycopg.AsyncConnection[Any]) -> None:
+async def _transactional(conn: Connection) -> None:
     """A connection goes back to the pool as the next borrower expects it: in transactions."""
     if conn.autocommit:
         await conn.set_autocommit(False)
 
 
-@asynccontextmanager
-async def connection(url: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-    """One connection for a short administrative task, committed when the block succeeds."""
+@contextmanager
+def translated() -> Iterator[None]:
+    """psycopg's errors raised in the block as Sluice's: DatabaseUnavailable when the server
+    cannot be reached (or no pooled connection comes in time), ValueRefused for a value it
+    refused, DatabaseError for any other failure."""
     try:
-        async with await psycopg.AsyncConnection.connect(url) as conn:
-            yield conn
-    except psycopg.OperationalError as exc:
+        yield
+    except PoolTimeout as exc:
         raise DatabaseUnavailable(f"database unavailable: {exc}") from exc
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(f"database unavailable: {describe(exc)}") from exc
+    except psycopg.DataError as exc:
+        reason = exc.diag.message_primary or type(exc).__name__
+        raise ValueRefused(describe(exc), reason) from exc
+    except psycopg.Error as exc:
+        raise DatabaseError(describe(exc)) from exc
+
+
+@asynccontextmanager
+async def connection(url: str, *, autocommit: bool = False) -> AsyncIterator[Connection]:
+    """One connection for a short administrative task, committed when the block succeeds (or,
+    `autocommit`, statement by statement)."""
+    with translated():
+        async with await psycopg.AsyncConnection.connect(url, autocommit=autocommit) as conn:
+            yield conn
 
 
 @asynccontextmanager
 async def borrowed(
-    pool: AsyncConnectionPool, *, autocommit: bool = False
-) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    pool: AsyncConnectionPool, *, autocommit: bool = False, timeout: float | None = None
+) -> AsyncIterator[Connection]:
     """A connection of `pool` for one piece of work, committed when the block succeeds (or,
-    `autocommit`, statement by statement: for work that commits batch by batch itself);
-    DatabaseUnavailable when PostgreSQL cannot be reached (or goes away meanwhile)."""
-    try:
-        async with pool.connection() as conn:
+    `autocommit`, statement by statement: for work that commits batch by batch itself); psycopg's
+    errors translated (`translated`). `timeout`: how long to wait for a free connection, if not
+    the pool's own."""
+    with translated():
+        async with pool.connection(timeout) as conn:
             if autocommit:
                 await conn.set_autocommit(True)  # (the pool turns it off again)
             yield conn
-    except (PoolTimeout, psycopg.OperationalError) as exc:
-        reason = describe(exc) if isinstance(exc, psycopg.Error) else str(exc)
-        raise DatabaseUnavailable(f"database unavailable: {reason}") from exc
 
 
 def describe(exc: psycopg.Error) -> str:
@@ -71,3 +93,32 @@ def describe(exc: psycopg.Error) -> str:
     if primary is None and isinstance(exc, psycopg.OperationalError):
         primary = str(exc).strip()  # connection trouble: no row data in it
     return f"{type(exc).__name__}: {primary or '(see the database server log)'}"
+
+
+async def rows(conn: Connection, query: Query, params: Params, shape: type[T]) -> list[T]:
+    """The rows of a query as `shape`s (a dataclass, NamedTuple or Struct), by column name."""
+    async with conn.cursor(row_factory=class_row(shape)) as cur:
+        await cur.execute(query, params)
+        return await cur.fetchall()
+
+
+async def row(conn: Connection, query: Query, params: Params, shape: type[T]) -> T | None:
+    """The first row of a query as a `shape`, by column name; None when there is none."""
+    async with conn.cursor(row_factory=class_row(shape)) as cur:
+        await cur.execute(query, params)
+        return await cur.fetchone()
+
+
+async def tuples(conn: Connection, query: Query, params: Params, shape: type[T]) -> list[T]:
+    """The rows of a query as `shape`s made from the columns in order: for hot paths reading
+    thousands of rows into a NamedTuple whose fields are the query's columns."""
+    async with conn.cursor(row_factory=args_row(shape)) as cur:
+        await cur.execute(query, params)
+        return await cur.fetchall()
+
+
+async def value(conn: Connection, query: Query, params: Params = None) -> Any:
+    """The first column of the first row (None when there is no row)."""
+    cur = await conn.execute(query, params)
+    found = await cur.fetchone()
+    return None if found is None else found[0]

@@ -5,8 +5,22 @@ class SluiceError(Exception):
     """Root of every error Sluice raises on purpose."""
 
 
-class DatabaseUnavailable(SluiceError):
+class DatabaseError(SluiceError):
+    """PostgreSQL failed a statement; the work was not committed. Raised in place of psycopg's
+    errors (`engine.db` translates them, in one place), its message without row data."""
+
+
+class DatabaseUnavailable(DatabaseError):
     """PostgreSQL could not be reached or failed mid-operation; the work was not committed."""
+
+
+class ValueRefused(DatabaseError):
+    """PostgreSQL refused a value that was sent (a data exception, SQLSTATE class 22): the same
+    statement will fail again, the rest of the work need not. `reason` is PostgreSQL's."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class SandboxUnavailable(SluiceError):

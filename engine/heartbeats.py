@@ -11,11 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg
-from psycopg.rows import class_row
-
-from engine.db import Pool, borrowed, describe
-from engine.errors import DatabaseUnavailable
+from engine import db
+from engine.db import Connection, Pool, borrowed
+from engine.errors import DatabaseError
 from engine.sql import Queries
 
 log = logging.getLogger(__name__)
@@ -46,7 +44,7 @@ class Heartbeat:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        with contextlib.suppress(DatabaseUnavailable, psycopg.Error):
+        with contextlib.suppress(DatabaseError):
             async with borrowed(self._pool) as conn:
                 await conn.execute(_Q["gone"], self._key)
 
@@ -56,9 +54,8 @@ class Heartbeat:
                 async with borrowed(self._pool) as conn:
                     await conn.execute(_Q["beat"], {**self._key, "started_at": self._started})
                     await conn.execute(_Q["forget"])
-            except (DatabaseUnavailable, psycopg.Error) as exc:
-                reason = describe(exc) if isinstance(exc, psycopg.Error) else str(exc)
-                log.debug("heartbeat not recorded: %s", reason)
+            except DatabaseError as exc:
+                log.debug("heartbeat not recorded: %s", exc)
             await asyncio.sleep(EVERY)
 
 
@@ -72,8 +69,6 @@ class Beat:
     alive: bool
 
 
-async def recent(conn: psycopg.AsyncConnection[Any]) -> list[Beat]:
+async def recent(conn: Connection) -> list[Beat]:
     """The processes heard from in the last day, each alive or not."""
-    async with conn.cursor(row_factory=class_row(Beat)) as cur:
-        await cur.execute(_Q["recent"], {"alive": ALIVE})
-        return await cur.fetchall()
+    return await db.rows(conn, _Q["recent"], {"alive": ALIVE}, Beat)

@@ -8,10 +8,10 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-import psycopg
 from psycopg import sql
 
-from engine.db import describe
+from engine import db
+from engine.errors import DatabaseError
 
 log = logging.getLogger(__name__)
 
@@ -24,15 +24,13 @@ class Listener:
     async def run(self) -> None:
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(
-                    self._url, autocommit=True
-                ) as conn:
+                async with db.connection(self._url, autocommit=True) as conn:
                     for channel in self._handlers:
                         await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
                     for handler in self._handlers.values():
                         handler()
                     async for note in conn.notifies():
                         self._handlers[note.channel]()
-            except psycopg.Error as exc:
-                log.warning("lost the notification connection, reconnecting: %s", describe(exc))
+            except DatabaseError as exc:
+                log.warning("lost the notification connection, reconnecting: %s", exc)
                 await asyncio.sleep(1.0)

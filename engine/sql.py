@@ -1,14 +1,18 @@
 """Named SQL queries kept in `.sql` files beside the module that runs them.
 
 A file holds blocks introduced by `-- name: <query_name>`; everything up to the next such line
-is the query, with `%(named)s` placeholders.
+is the query, with `%(named)s` placeholders. A query may put another block of its file in where
+it says `{block_name}` (a fragment shared by several queries); `compose` says which block goes
+where a query has a variant part. A `{name}` that names no block is left as it is, for
+`psycopg.sql` to fill with an identifier.
 """
 
 import re
 from pathlib import Path
-from typing import LiteralString, cast
+from typing import LiteralString
 
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
+_SLOT = re.compile(r"\{(\w+)\}")
 
 
 class Queries:
@@ -20,13 +24,34 @@ class Queries:
             name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)
         }
         self._path = path
+        self._filled: dict[tuple[str, tuple[tuple[str, str], ...]], LiteralString] = {}
 
     def __getitem__(self, name: str) -> LiteralString:
+        return self.compose(name)
+
+    def compose(self, name: str, **parts: str) -> LiteralString:
+        """The query `name`, each `{slot}` in it filled with the block `parts` names for it (by
+        default the block called `slot`), recursively."""
+        return self._composed(name, tuple(sorted(parts.items())))
+
+    def _composed(self, name: str, parts: tuple[tuple[str, str], ...]) -> LiteralString:
+        found = self._filled.get((name, parts))
+        if found is not None:
+            return found
         try:
-            # The text comes from a file shipped with Sluice, never from user input.
-            return cast(LiteralString, self._queries[name])
+            query = self._queries[name]
         except KeyError:
             raise KeyError(f"no query named {name!r} in {self._path.name}") from None
+        chosen = dict(parts)
+
+        def fill(slot: re.Match[str]) -> str:
+            block = chosen.get(slot[1], slot[1])
+            return self._composed(block, parts) if block in self._queries else slot[0]
+
+        # The text comes from a file shipped with Sluice, never from user input.
+        filled: LiteralString = _SLOT.sub(fill, query)
+        self._filled[name, parts] = filled
+        return filled
 
     @classmethod
     def beside(cls, module_file: str, filename: str) -> "Queries":

@@ -17,7 +17,8 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from appliance.embedded import EmbeddedPostgres
-from engine import migrate, workspace
+from engine import migrate, specs
+from engine.control import workspace
 from engine.db import connection
 from tests.s3server import s3_server  # noqa: F401  (a fixture, for every test module)
 from tests.servers import (
@@ -87,7 +88,7 @@ def other_database_url(postgres_url: str, template_database: str) -> Iterator[st
 def apply_config(database_url: str, text: str) -> workspace.ApplyReport:
     async def go() -> workspace.ApplyReport:
         async with connection(database_url) as conn:
-            return await workspace.apply(conn, workspace.parse(text))
+            return await workspace.apply(conn, specs.parse(text))
 
     return asyncio.run(go())
 

@@ -15,14 +15,14 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import UNSET, UnsetType
 
-from engine import audit, rudderstack, workspace
-from engine.alerts import Conditions
+from engine.control import audit, rudderstack, workspace
 from engine.destinations.secrets import MASK
 from engine.errors import ConfigError
-from engine.pipeline.policy import DeliveryPolicy
-from engine.pipeline.topology import target
-from engine.workspace import (
+from engine.pipeline.topology import Target
+from engine.specs import (
+    AlertConditions,
     ConnectionSpec,
+    DeliveryPolicy,
     DestinationSpec,
     SourceSpec,
     TransformationSpec,
@@ -56,7 +56,7 @@ class DestinationBody(msgspec.Struct, forbid_unknown_fields=True):
     config: dict[str, Any] | UnsetType = UNSET
     enabled: bool | UnsetType = UNSET
     delivery: DeliveryPolicy | UnsetType = UNSET
-    alerts: Conditions | UnsetType | None = UNSET  # null: no alert rule
+    alerts: AlertConditions | UnsetType | None = UNSET  # null: no alert rule
 
 
 class ConnectionBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -87,9 +87,7 @@ def _shown(request: Request[Any, Any, Any], spec: WorkspaceSpec) -> WorkspaceSpe
     ]
     destinations = []
     for d in spec.destinations:
-        row = {"id": None, "name": d.name, "type": d.type, "config": d.config,
-               "delivery": {}, "enabled": d.enabled}  # fmt: skip
-        masked = target(row).mask(msgspec.json.encode(d.config).decode())
+        masked = Target.of(d).mask(msgspec.json.encode(d.config).decode())
         rule = d.alerts  # (a chat webhook's URL holds its token)
         if rule is not None and rule.webhook_url:
             rule = msgspec.structs.replace(rule, webhook_url=MASK)

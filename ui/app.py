@@ -21,7 +21,8 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from engine import codec, keyring, partitions
+from engine import codec, partitions
+from engine.control import keyring
 from engine.db import connection_pool
 from engine.heartbeats import Heartbeat
 from engine.proxies import Networks

@@ -15,9 +15,9 @@ from typing import Any, Literal
 import msgspec
 from msgspec import inspect
 
-from engine.destinations.base import Destination
+from engine.destinations.base import DestinationType
 from engine.destinations.secrets import MASK, mask
-from engine.pipeline.policy import DeliveryPolicy
+from engine.specs import DeliveryPolicy
 
 Kind = Literal["text", "secret", "bool", "number", "choice", "json"]
 _FIELD_IN_MESSAGE = re.compile(r"\$\.(\w+)|\b(\w+)\b")
@@ -52,7 +52,7 @@ class Schema:
     secrets: Callable[[dict[str, Any]], list[str]] = lambda config: []
 
     @classmethod
-    def of(cls, plugin: Destination) -> "Schema":
+    def of(cls, plugin: DestinationType) -> "Schema":
         return cls(plugin.settings, plugin.secret_keys, plugin.secrets)
 
 
@@ -60,7 +60,9 @@ POLICY = Schema(DeliveryPolicy)  # a destination's delivery policy
 
 
 def fields(
-    plugin: Destination | Schema, config: dict[str, Any], submitted: dict[str, str] | None = None
+    plugin: DestinationType | Schema,
+    config: dict[str, Any],
+    submitted: dict[str, str] | None = None,
 ) -> list[Field]:
     """The form's fields, showing `config` — or what was `submitted`, when a form comes back
     with an error (secrets excepted); secrets elsewhere in it (a webhook's header values)
@@ -130,7 +132,7 @@ def _shown(kind: Kind, value: Any) -> str:
 
 
 def config(
-    plugin: Destination | Schema, form: dict[str, str], saved: dict[str, Any]
+    plugin: DestinationType | Schema, form: dict[str, str], saved: dict[str, Any]
 ) -> dict[str, Any]:
     """The config a submitted form stands for; blank optional fields are left out (their
     default applies), blank secrets keep their saved value, and saved keys the form does not

@@ -5,7 +5,7 @@ from typing import Any
 
 from litestar.connection import ASGIConnection
 
-from engine.accounts import Principal, User
+from engine.control.accounts import Principal, User
 from engine.db import Pool, borrowed
 from engine.proxies import client_address
 

@@ -30,8 +30,8 @@ from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from engine import sessions, tokens
-from engine.accounts import Role
+from engine.control import sessions, tokens
+from engine.control.accounts import Role
 from engine.db import Pool
 from engine.errors import ConfigError, DatabaseUnavailable
 from ui.requests import current_user, database, local_path, principal

@@ -1,1 +1,1 @@
-"""Destinations: one module per vendor, plus the catalogue of known types."""
+"""Destination types: one module per vendor, and the catalog of those Sluice delivers to."""

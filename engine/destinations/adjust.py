@@ -38,7 +38,7 @@ from msgspec import Raw
 
 from engine.destinations import segment
 from engine.destinations.base import (
-    Destination,
+    DestinationType,
     Request,
     Unsendable,
     base_url,
@@ -236,7 +236,7 @@ def _shown(value: Any) -> str:
     return repr(text[:100])
 
 
-ADJUST = Destination(
+ADJUST = DestinationType(
     name="adjust", title="Adjust", settings=AdjustSettings, map=map_event,
     supported_types=frozenset({"track"}), secret_keys=("s2sToken",), classify=classify_status,
 )  # fmt: skip

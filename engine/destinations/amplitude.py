@@ -64,7 +64,7 @@ from msgspec import Raw
 from engine import codec
 from engine.destinations import segment, useragent
 from engine.destinations.base import (
-    Destination,
+    DestinationType,
     Judgement,
     Request,
     Unsendable,
@@ -579,7 +579,7 @@ def _answer(body: bytes) -> dict[str, Any]:
     return decoded if isinstance(decoded, dict) else {}
 
 
-AMPLITUDE = Destination(
+AMPLITUDE = DestinationType(
     name="amplitude",
     title="Amplitude",
     settings=AmplitudeSettings,

@@ -40,7 +40,7 @@ import msgspec
 
 from engine.destinations import segment
 from engine.destinations.base import (
-    Destination,
+    DestinationType,
     Request,
     Unsendable,
     base_url,
@@ -249,7 +249,7 @@ def _shown(value: Any) -> str:
     return repr(text[:100])
 
 
-APPSFLYER = Destination(
+APPSFLYER = DestinationType(
     name="appsflyer", title="AppsFlyer", settings=AppsFlyerSettings, map=map_event,
     supported_types=frozenset({"track", "page", "screen"}), secret_keys=("devKey", "s2sKey"),
     classify=classify_status,

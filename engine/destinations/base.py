@@ -1,9 +1,11 @@
 """The shape every destination plug-in has: settings, mapping, batching, response rules.
 
-A destination module (one file per vendor in this package) defines a `Destination`: the
-settings it reads (a msgspec Struct with RudderStack's keys, also the schema the UI renders),
-which call types it takes, how an event becomes request(s), how requests combine into a batch,
-and what the vendor's answers mean.
+A destination module (one file per vendor in this package) defines a `DestinationType`, the
+plug-in: its name and title, the settings it reads (a msgspec Struct with RudderStack's keys,
+which says which are required and is also the schema the UI renders), which call types it
+takes, how an event becomes request(s), how requests combine into a batch, and what the vendor's
+answers mean. A *destination* is one the user configured: a type with settings (see
+`engine.specs.DestinationSpec`, and `engine.pipeline.topology.Target` for the pipeline's view).
 """
 
 from collections.abc import Callable, Sequence
@@ -15,6 +17,7 @@ from urllib.parse import urlsplit
 from uuid import UUID
 
 import msgspec
+import msgspec.inspect
 
 from engine import codec
 from engine.errors import SluiceError
@@ -145,7 +148,7 @@ class Files:
 
 
 @dataclass(frozen=True)
-class Destination:
+class DestinationType:
     name: str  # the type name in the workspace config, e.g. "webhook"
     title: str
     settings: type[msgspec.Struct]
@@ -166,6 +169,13 @@ class Destination:
     classify: Classify = field(default=classify_status)
     validation: Validation | None = None  # for previews
     files: Files | None = None  # a batch destination: its jobs' request bodies go into files
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """The settings a destination of this type cannot do without."""
+        info = msgspec.inspect.type_info(self.settings)
+        assert isinstance(info, msgspec.inspect.StructType)
+        return tuple(f.name for f in info.fields if f.required)
 
     def parse_settings(self, config: dict[str, Any]) -> Any:
         try:

@@ -28,7 +28,7 @@ from typing import Any
 import msgspec
 
 from engine.destinations import facebook, segment
-from engine.destinations.base import Destination, Request, Unsendable, base_url, check_endpoint
+from engine.destinations.base import DestinationType, Request, Unsendable, base_url, check_endpoint
 
 _HASHED_FLAG = ("FB", "Facebook App Events", "facebook_app_events", "FACEBOOK_APP_EVENTS")
 _NAME = re.compile(r"[0-9a-zA-Z_][0-9a-zA-Z _-]{0,39}")
@@ -166,7 +166,7 @@ def _parameters(event: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-FACEBOOK_APP_EVENTS = Destination(
+FACEBOOK_APP_EVENTS = DestinationType(
     name="facebook_app_events", title="Facebook App Events", settings=AppEventsSettings,
     map=map_event, supported_types=frozenset({"track", "screen"}),
     secret_keys=("accessToken",), classify=facebook.classify,

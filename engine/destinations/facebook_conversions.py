@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from engine.destinations import facebook, segment
-from engine.destinations.base import Destination, Request, Unsendable, base_url, check_endpoint
+from engine.destinations.base import DestinationType, Request, Unsendable, base_url, check_endpoint
 
 _HASHED_FLAG = ("FacebookConversions", "Facebook Conversions", "facebook_conversions",
                 "FACEBOOK_CONVERSIONS")  # fmt: skip
@@ -86,7 +86,7 @@ def map_event(event: dict[str, Any], settings: ConversionsSettings, now: datetim
     ]
 
 
-FACEBOOK_CONVERSIONS = Destination(
+FACEBOOK_CONVERSIONS = DestinationType(
     name="facebook_conversions", title="Facebook Conversions", settings=ConversionsSettings,
     map=map_event, supported_types=frozenset({"track", "page", "screen"}),
     secret_keys=("accessToken",), classify=facebook.classify,

@@ -24,7 +24,7 @@ from typing import Any
 import msgspec
 
 from engine.destinations import facebook, segment
-from engine.destinations.base import Destination, Request, Unsendable, base_url, check_endpoint
+from engine.destinations.base import DestinationType, Request, Unsendable, base_url, check_endpoint
 
 _HASHED_FLAG = ("FacebookPixel", "Facebook Pixel", "facebook_pixel", "FACEBOOK_PIXEL")
 _VALUE_FIELDS = {"properties.price": "price", "properties.value": "value"}
@@ -168,7 +168,7 @@ def _leftovers(props: dict[str, Any], rules: _Rules) -> dict[str, Any]:
         raise Unsendable("properties are nested too deeply to flatten") from None
 
 
-FACEBOOK_PIXEL = Destination(
+FACEBOOK_PIXEL = DestinationType(
     name="facebook_pixel", title="Facebook Pixel", settings=PixelSettings, map=map_event,
     supported_types=frozenset({"track", "identify", "page", "screen"}),
     secret_keys=("accessToken",), classify=facebook.classify,

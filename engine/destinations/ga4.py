@@ -45,7 +45,7 @@ from msgspec import Raw
 from engine import codec
 from engine.destinations import segment
 from engine.destinations.base import (
-    Destination,
+    DestinationType,
     Judgement,
     Request,
     Unsendable,
@@ -631,7 +631,7 @@ def _message(entry: Any) -> str:
     return f"{description} ({details})" if details else description
 
 
-GA4 = Destination(
+GA4 = DestinationType(
     name="ga4", title="Google Analytics 4", settings=GA4Settings, map=map_event,
     supported_types=frozenset({"track", "page", "group"}), secret_keys=("apiSecret",),
     classify=classify, validation=Validation(debug_request, validation_messages),

@@ -67,7 +67,7 @@ from msgspec import Raw
 from engine import codec
 from engine.destinations import segment, useragent
 from engine.destinations.base import (
-    Destination,
+    DestinationType,
     Judgement,
     Request,
     Unsendable,
@@ -711,7 +711,7 @@ def _record_reason(record: dict[str, Any]) -> str:
     return (message or field or "refused by Mixpanel")[:_REASON]
 
 
-MIXPANEL = Destination(
+MIXPANEL = DestinationType(
     name="mixpanel",
     title="Mixpanel",
     settings=MixpanelSettings,

@@ -73,7 +73,14 @@ from botocore.exceptions import (
 )
 
 from engine.destinations import secrets
-from engine.destinations.base import Destination, Files, Request, Stored, Verdict, check_endpoint
+from engine.destinations.base import (
+    DestinationType,
+    Files,
+    Request,
+    Stored,
+    Verdict,
+    check_endpoint,
+)
 
 if TYPE_CHECKING:
     from aiobotocore.config import AioConfig
@@ -385,7 +392,7 @@ def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-S3 = Destination(
+S3 = DestinationType(
     name="s3",
     title="Amazon S3",
     settings=S3Settings,

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from engine import codec
-from engine.destinations.base import Destination, Request, Unsendable
+from engine.destinations.base import DestinationType, Request, Unsendable
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _METHODS = _BODY_METHODS | {"GET", "DELETE"}
@@ -141,7 +141,7 @@ def _header_secrets(config: dict[str, Any]) -> list[str]:
     ]
 
 
-WEBHOOK = Destination(
+WEBHOOK = DestinationType(
     name="webhook", title="Webhook", settings=WebhookSettings, map=map_event,
     more_secrets=_header_secrets,
 )  # fmt: skip

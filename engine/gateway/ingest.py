@@ -11,16 +11,13 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
 
-import psycopg
-from psycopg_pool import AsyncConnectionPool
-
-from engine.copytext import escape
-from engine.db import describe
-from engine.errors import DatabaseUnavailable, InvalidRequest
-from engine.gateway.messages import Row
+from engine import db
+from engine.db import Pool
+from engine.errors import DatabaseError, DatabaseUnavailable, InvalidRequest, ValueRefused
 from engine.sql import Queries
+from engine.store import ingest_log
+from engine.store.ingest_log import Row
 
 _Q = Queries.beside(__file__, "ingest.sql")
 log = logging.getLogger(__name__)
@@ -33,7 +30,7 @@ _Waiter = tuple[Sequence[Row], asyncio.Future[None]]
 class GroupCommit:
     def __init__(
         self,
-        pool: AsyncConnectionPool,
+        pool: Pool,
         *,
         window: float,
         max_rows: int,
@@ -80,10 +77,11 @@ class GroupCommit:
         await future
 
     async def ping(self) -> None:
+        """DatabaseUnavailable unless the database answers."""
         try:
-            async with self._pool.connection(timeout=2.0) as conn:
+            async with db.borrowed(self._pool, timeout=2.0) as conn:
                 await conn.execute(_Q["ping"])
-        except psycopg.Error as exc:
+        except DatabaseError as exc:
             raise DatabaseUnavailable(str(exc)) from exc
 
     async def _run(self) -> None:
@@ -122,9 +120,9 @@ class GroupCommit:
     async def _flush(self, batch: list[_Waiter]) -> None:
         started = time.perf_counter()
         try:
-            async with self._pool.connection(timeout=_CONNECTION_WAIT) as conn:
+            async with db.borrowed(self._pool, timeout=_CONNECTION_WAIT) as conn:
                 await _copy(conn, batch)
-        except psycopg.DataError:
+        except ValueRefused:
             # PostgreSQL refused a value (SQLSTATE class 22): that request alone is rejected.
             await self._flush_each(batch)
             return
@@ -139,15 +137,16 @@ class GroupCommit:
         refused: dict[int, str] = {}
         try:
             async with (
-                self._pool.connection(timeout=_CONNECTION_WAIT) as conn,
+                db.borrowed(self._pool, timeout=_CONNECTION_WAIT) as conn,
                 conn.transaction(),
             ):
                 for i, waiter in enumerate(batch):
                     try:
-                        async with conn.transaction():
-                            await _copy(conn, [waiter])
-                    except psycopg.DataError as exc:
-                        refused[i] = exc.diag.message_primary or type(exc).__name__
+                        with db.translated():
+                            async with conn.transaction():
+                                await _copy(conn, [waiter])
+                    except ValueRefused as exc:
+                        refused[i] = exc.reason
         except Exception as exc:  # every request in the batch must be answered, whatever failed
             self._fail(batch, exc)
             return
@@ -158,33 +157,15 @@ class GroupCommit:
 
     def _fail(self, batch: list[_Waiter], exc: Exception) -> None:
         """Answer 503: the client keeps the events and retries. Event data stays out of logs."""
-        reason = describe(exc) if isinstance(exc, psycopg.Error) else type(exc).__name__
+        reason = str(exc) if isinstance(exc, DatabaseError) else type(exc).__name__
         log.error("ingest commit failed, %d request(s) answered 503: %s", len(batch), reason)
-        if isinstance(exc, psycopg.OperationalError):
+        if isinstance(exc, DatabaseUnavailable):
             self._down_until = time.monotonic() + _BACKOFF
         _settle(batch, DatabaseUnavailable("the database is unavailable; retry later"))
 
 
-async def _copy(conn: psycopg.AsyncConnection[Any], batch: list[_Waiter]) -> None:
-    async with conn.cursor() as cur:
-        async with cur.copy(_Q["copy_rows"]) as copy:
-            await copy.write(_copy_text(batch))
-        # Wakes the worker's processor at commit (several in one transaction fold into one).
-        await cur.execute(_Q["notify"])
-
-
-def _copy_text(batch: list[_Waiter]) -> str:
-    """COPY's text format, built in one pass: one tab-separated line per row.
-
-    Message ids and payloads are user text (a payload is often the client's own JSON, with its
-    whitespace), so backslashes, tabs, newlines and carriage returns are escaped in both.
-    """
-    return "".join(
-        f"{row.source_id}\t{row.partition}\t{row.received_at}\t"
-        f"{escape(row.message_id)}\t{escape(row.payload)}\n"
-        for rows, _ in batch
-        for row in rows
-    )
+async def _copy(conn: db.Connection, batch: list[_Waiter]) -> None:
+    await ingest_log.append(conn, ingest_log.copy_text(row for rows, _ in batch for row in rows))
 
 
 def _settle(batch: list[_Waiter], error: Exception | None) -> None:

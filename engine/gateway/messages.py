@@ -19,6 +19,7 @@ from engine import partitions
 from engine.codec import encode, number_text
 from engine.errors import InvalidRequest, TooLarge
 from engine.partitions import identity, partition_of
+from engine.store.ingest_log import Row
 
 CALL_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
 _TYPES_TEXT = ", ".join(sorted(CALL_TYPES))
@@ -40,16 +41,6 @@ class RequestFacts(NamedTuple):
     ) -> "RequestFacts":
         stamp = b"".join((b'"receivedAt":', encode(received_at), b',"request_ip":', encode(ip)))
         return cls(source_id, received_at, ip, max_message_bytes, stamp)
-
-
-class Row(NamedTuple):
-    """One ingest log row, in the column order of the COPY."""
-
-    source_id: str
-    partition: int
-    received_at: str
-    message_id: str
-    payload: str
 
 
 class _Envelope(msgspec.Struct):

@@ -12,10 +12,10 @@ import logging
 import time
 from typing import NamedTuple
 
-import psycopg
-from psycopg_pool import AsyncConnectionPool
-
-from engine.errors import DatabaseUnavailable
+from engine import db
+from engine.db import Pool
+from engine.errors import DatabaseError, DatabaseUnavailable
+from engine.listener import Listener
 from engine.sql import Queries
 
 _Q = Queries.beside(__file__, "sources.sql")
@@ -34,7 +34,7 @@ class Source(NamedTuple):
 
 
 class SourceDirectory:
-    def __init__(self, pool: AsyncConnectionPool, url: str, refresh: float = 10.0) -> None:
+    def __init__(self, pool: Pool, url: str, refresh: float = 10.0) -> None:
         self._pool = pool
         self._url = url
         self._refresh = refresh
@@ -42,18 +42,22 @@ class SourceDirectory:
         self._tried_at = -_MISS_RELOAD_INTERVAL  # the last reload attempt, successful or not
         self._failing = False
         self._reload_lock = asyncio.Lock()
-        self._watcher: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         with contextlib.suppress(DatabaseUnavailable):
             await self.reload()
-        self._watcher = asyncio.create_task(self._watch(), name="source-directory")
+        listener = Listener(self._url, {"sluice_workspace": self._changed.set})
+        self._tasks = [
+            asyncio.create_task(listener.run(), name="source-directory-listener"),
+            asyncio.create_task(self._follow(), name="source-directory"),
+        ]
 
     async def stop(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def find(self, write_key: str) -> Source | None:
         source = self._by_key.get(write_key)
@@ -70,27 +74,22 @@ class SourceDirectory:
     async def reload(self) -> None:
         self._tried_at = time.monotonic()
         try:
-            async with self._pool.connection(timeout=_CONNECTION_WAIT) as conn:
-                cur = await conn.execute(_Q["all_sources"])
-                rows = await cur.fetchall()
-        except psycopg.Error as exc:
+            async with db.borrowed(self._pool, timeout=_CONNECTION_WAIT) as conn:
+                sources = await db.tuples(conn, _Q["all_sources"], None, Source)
+        except DatabaseError as exc:
             self._failing = True
             raise DatabaseUnavailable(f"cannot read sources: {exc}") from exc
-        self._by_key = {row[2]: Source(*row) for row in rows}
+        self._by_key = {source.write_key: source for source in sources}
         self._failing = False
 
-    async def _watch(self) -> None:
+    async def _follow(self) -> None:
+        """Reload on every workspace change (the listener also says so when it reconnects:
+        changes may have been missed), and every `refresh` seconds regardless."""
         while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), self._refresh)
+            self._changed.clear()
             try:
-                async with await psycopg.AsyncConnection.connect(
-                    self._url, autocommit=True
-                ) as conn:
-                    await conn.execute(_Q["listen"])
-                    await self.reload()
-                    while True:
-                        async for _ in conn.notifies(timeout=self._refresh, stop_after=1):
-                            pass
-                        await self.reload()
-            except (psycopg.Error, DatabaseUnavailable) as exc:
-                log.warning("source directory lost the database, retrying: %s", exc)
-                await asyncio.sleep(1.0)
+                await self.reload()
+            except DatabaseUnavailable as exc:
+                log.warning("source directory cannot reload, will retry: %s", exc)

@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-import psycopg
-from psycopg.rows import class_row
-
+from engine import db
+from engine.db import Connection
 from engine.errors import SluiceError
 from engine.partitions import PARTITIONS
 from engine.sql import Queries
@@ -42,11 +41,9 @@ class Holding:
     behind_since: datetime | None  # processing: receipt of the event it stands at, oldest
 
 
-async def holdings(conn: psycopg.AsyncConnection[Any]) -> list[Holding]:
+async def holdings(conn: Connection) -> list[Holding]:
     """Every live lease holder with its partitions, per stage."""
-    async with conn.cursor(row_factory=class_row(Holding)) as cur:
-        await cur.execute(_Q["holdings"])
-        return await cur.fetchall()
+    return await db.rows(conn, _Q["holdings"], None, Holding)
 
 
 class LeaseLost(SluiceError):
@@ -77,7 +74,7 @@ class Leases:
     def _key(self) -> dict[str, Any]:
         return {"stage": self.stage, "holder": self.holder, "ttl": f"{self.ttl} seconds"}
 
-    async def renew(self, conn: psycopg.AsyncConnection[Any]) -> frozenset[int]:
+    async def renew(self, conn: Connection) -> frozenset[int]:
         """One round: take part, renew, claim up to the fair share. Returns the partitions this
         worker should work on now — at most its share; any more it still holds are to be
         stopped, then released (`release`)."""
@@ -106,14 +103,14 @@ class Leases:
         self.taken_over -= found
         return found
 
-    async def release(self, conn: psycopg.AsyncConnection[Any], partitions: set[int]) -> None:
+    async def release(self, conn: Connection, partitions: set[int]) -> None:
         """Give these leases up (work on them has stopped)."""
         if partitions:
             params = {**self._key, "partitions": sorted(partitions)}
             await conn.execute(_Q["release"], params)
             self.held -= partitions
 
-    async def leave(self, conn: psycopg.AsyncConnection[Any]) -> None:
+    async def leave(self, conn: Connection) -> None:
         """Stop taking part: every lease given up (on a clean stop)."""
         await conn.execute(_Q["leave"], self._key)
         self.held = frozenset()
@@ -123,13 +120,13 @@ class Leases:
         done with (new work waits while this is false)."""
         return time.monotonic() - self._renewed < self.ttl - 2 * self.every
 
-    async def kept(self, conn: psycopg.AsyncConnection[Any], partitions: list[int]) -> set[int]:
+    async def kept(self, conn: Connection, partitions: list[int]) -> set[int]:
         """In the transaction committing work on `partitions`: those still this worker's; they
         stay so until the commit."""
         cur = await conn.execute(_Q["check"], {**self._key, "partitions": partitions})
         return {row[0] for row in await cur.fetchall()}
 
-    async def check(self, conn: psycopg.AsyncConnection[Any], partitions: list[int]) -> None:
+    async def check(self, conn: Connection, partitions: list[int]) -> None:
         """LeaseLost unless all of `partitions` are still this worker's (see `kept`)."""
         lost = set(partitions) - await self.kept(conn, partitions)
         if lost:

@@ -11,13 +11,11 @@ must never work one at once.
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from typing import Protocol
 
-import psycopg
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
-
-from engine.db import describe
+from engine import db
+from engine.db import Pool
+from engine.errors import DatabaseError
 from engine.partitions import spans
 from engine.pipeline.leases import Leases
 
@@ -29,19 +27,21 @@ class Shift(Protocol):
 
     async def run(self) -> None: ...
 
-    async def stop(self) -> None: ...
+    async def stop(self) -> None:
+        """Finish what is in hand; `run` returns once it has."""
+
+
+class Shifts(Protocol):
+    """A stage's work: a shift on each set of partitions the worker leases."""
+
+    def begin(self, partitions: list[int]) -> Shift: ...
 
 
 class LeasedStage:
-    def __init__(
-        self,
-        pool: AsyncConnectionPool,
-        leases: Leases,
-        begin: Callable[[list[int]], Shift],
-    ) -> None:
+    def __init__(self, pool: Pool, leases: Leases, shifts: Shifts) -> None:
         self._pool = pool
         self.leases = leases
-        self._begin = begin
+        self._shifts = shifts
         self.working: frozenset[int] = frozenset()
         self._shift: Shift | None = None
         self._task: asyncio.Task[None] | None = None
@@ -67,17 +67,17 @@ class LeasedStage:
             try:
                 await self._end()
             finally:
-                with contextlib.suppress(psycopg.Error, PoolTimeout):
-                    async with self._pool.connection() as conn:
+                with contextlib.suppress(DatabaseError):
+                    async with db.borrowed(self._pool) as conn:
                         await self.leases.leave(conn)
 
     async def _renew(self) -> frozenset[int]:
         try:
-            async with self._pool.connection() as conn:
+            async with db.borrowed(self._pool) as conn:
                 # (bounded: a database that stopped answering must not stall the deadline)
                 return await asyncio.wait_for(self.leases.renew(conn), self.leases.every)
-        except (psycopg.Error, PoolTimeout, TimeoutError) as exc:
-            reason = describe(exc) if isinstance(exc, psycopg.Error) else "no answer"
+        except (DatabaseError, TimeoutError) as exc:
+            reason = str(exc) if isinstance(exc, DatabaseError) else "no answer"
             if self.leases.fresh():
                 log.warning("%s leases not renewed, will try again: %s", self.leases.stage, reason)
                 return self.working
@@ -97,14 +97,14 @@ class LeasedStage:
         log.info("%s: working on %d partition(s): %s", self.leases.stage, len(target),
                  spans(target) or "none")  # fmt: skip
         if target:
-            self._shift = self._begin(sorted(target))
+            self._shift = self._shifts.begin(sorted(target))
             self._task = asyncio.create_task(self._shift.run(), name=f"{self.leases.stage}-shift")
         return target
 
     async def _release(self, partitions: frozenset[int]) -> None:
         if partitions:
-            with contextlib.suppress(psycopg.Error, PoolTimeout):
-                async with self._pool.connection() as conn:
+            with contextlib.suppress(DatabaseError):
+                async with db.borrowed(self._pool) as conn:
                     await self.leases.release(conn, set(partitions))
 
     async def _end(self) -> None:

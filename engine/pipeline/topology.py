@@ -4,28 +4,45 @@ Loaded whole (it is small) and swapped atomically when the workspace changes, so
 events is always routed against one consistent picture.
 """
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 import msgspec
-import psycopg
-from psycopg.rows import dict_row
 
-from engine import codec
+from engine import codec, db
+from engine.db import Connection, Pool
 from engine.destinations import secrets
-from engine.destinations.base import ALL_TYPES, BadSettings, Destination, Request, decode_request
-from engine.destinations.catalog import CATALOG, IMPLEMENTED
-from engine.pipeline.filters import EventFilter
-from engine.pipeline.policy import DeliveryPolicy
+from engine.destinations.base import (
+    ALL_TYPES,
+    BadSettings,
+    DestinationType,
+    Request,
+    decode_request,
+)
+from engine.destinations.catalog import TYPES
+from engine.destinations.filters import EventFilter
+from engine.errors import DatabaseError
+from engine.pipeline.wakeups import Wakeups
+from engine.specs import DeliveryPolicy, DestinationSpec
 from engine.sql import Queries
 
 _Q = Queries.beside(__file__, "topology.sql")
+log = logging.getLogger(__name__)
+UNSAVED = UUID(int=0)  # the id of a destination tried before it is saved (a preview)
+_REFRESH = 10.0  # seconds between reloads when no change is announced
+_RETRY = 2.0
 
 
 @dataclass(frozen=True)
 class Target:
-    """A destination as the pipeline sees it. `problem` says why it cannot be delivered to."""
+    """A configured destination as the pipeline uses it: its type's plug-in, its settings parsed,
+    which events it takes, its secrets. `problem` says why it cannot be delivered to."""
 
     id: UUID
     name: str
@@ -33,11 +50,31 @@ class Target:
     config: dict[str, Any]
     enabled: bool
     policy: DeliveryPolicy
-    plugin: Destination | None
+    plugin: DestinationType | None
     settings: Any
     problem: str | None
     filter: EventFilter
     secrets: tuple[str, ...] = ()  # values in `config` never to be shown
+
+    @classmethod
+    def of(cls, spec: DestinationSpec, id: UUID = UNSAVED, problem: str | None = None) -> "Target":
+        """The destination a spec configures (`problem`: one found before, which a problem of
+        its type or settings comes before)."""
+        plugin = TYPES.get(spec.type)
+        settings = None
+        if plugin is None:
+            problem = f"this version of Sluice cannot deliver to {spec.type} destinations yet"
+        else:
+            try:
+                settings = plugin.parse_settings(spec.config)
+            except BadSettings as exc:
+                problem = str(exc)
+        return cls(
+            id, spec.name, spec.type, spec.config, spec.enabled, spec.delivery, plugin,
+            settings, problem,
+            EventFilter.of(spec.config, plugin.supported_types if plugin else ALL_TYPES),
+            tuple(plugin.secrets(spec.config)) if plugin else (),
+        )  # fmt: skip
 
     def mask(self, text: str) -> str:
         return secrets.mask(text, self.secrets)
@@ -61,41 +98,115 @@ class Topology:
     def routes_of(self, source_id: UUID) -> list[Route]:
         return self.routes.get(source_id, [])
 
+    def names(self) -> dict[UUID, str]:
+        return {t.id: t.name for t in self.targets.values()}
 
-def target(row: dict[str, Any]) -> Target:
-    plugin = IMPLEMENTED.get(row["type"])
-    settings, problem = None, None
-    kind = CATALOG.get(row["type"])
-    if plugin is None:
-        title = kind.title if kind else row["type"]
-        problem = f"this version of Sluice cannot deliver to {title} destinations yet"
-    else:
+
+@dataclass(frozen=True)
+class _Destination:
+    """A destinations row."""
+
+    id: UUID
+    name: str
+    type: str
+    config: dict[str, Any]
+    delivery: dict[str, Any]
+    enabled: bool
+
+    def target(self) -> Target:
         try:
-            settings = plugin.parse_settings(row["config"])
-        except BadSettings as exc:
-            problem = str(exc)
-    try:
-        policy = msgspec.convert(row["delivery"], DeliveryPolicy)
-    except msgspec.ValidationError as exc:
-        policy, problem = DeliveryPolicy(), problem or f"delivery settings: {exc}"
-    return Target(
-        row["id"], row["name"], row["type"], row["config"], row["enabled"],
-        policy, plugin, settings, problem,
-        EventFilter.of(row["config"], plugin.supported_types if plugin else ALL_TYPES),
-        tuple(plugin.secrets(row["config"])) if plugin else (),
-    )  # fmt: skip
+            policy, problem = msgspec.convert(self.delivery, DeliveryPolicy), None
+        except msgspec.ValidationError as exc:  # (stored by hand, or by another version)
+            policy, problem = DeliveryPolicy(), f"delivery settings: {exc}"
+        spec = DestinationSpec(self.name, self.type, self.config, self.enabled, policy)
+        return Target.of(spec, self.id, problem)
 
 
-async def load(conn: psycopg.AsyncConnection[Any]) -> Topology:
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(_Q["destinations"])
-        targets = {row["id"]: target(row) for row in await cur.fetchall()}
-        await cur.execute(_Q["connections"])
-        routes: dict[UUID, list[Route]] = {}
-        for row in await cur.fetchall():
-            dest = targets.get(row["destination_id"])
-            if dest is not None and dest.enabled:
-                routes.setdefault(row["source_id"], []).append(
-                    Route(dest, row["transformation_id"], row["transformation_version"])
-                )
+@dataclass(frozen=True)
+class _Connection:
+    source_id: UUID
+    destination_id: UUID
+    transformation_id: UUID | None
+    transformation_version: int | None
+
+
+async def load(conn: Connection) -> Topology:
+    rows = await db.rows(conn, _Q["destinations"], None, _Destination)
+    targets = {row.id: row.target() for row in rows}
+    routes: dict[UUID, list[Route]] = {}
+    for edge in await db.rows(conn, _Q["connections"], None, _Connection):
+        dest = targets.get(edge.destination_id)
+        if dest is not None and dest.enabled:
+            routes.setdefault(edge.source_id, []).append(
+                Route(dest, edge.transformation_id, edge.transformation_version)
+            )
     return Topology(targets, routes)
+
+
+async def named(conn: Connection, name: str) -> Target | None:
+    """The destination of this name, as the pipeline would use it now; None if there is none."""
+    row = await db.row(conn, _Q["destination"], {"name": name}, _Destination)
+    return None if row is None else row.target()
+
+
+class Following:
+    """The topology as a worker uses it: loaded at start, loaded again when the workspace
+    changes (a wake-up) and every few seconds regardless, and handed to whoever follows it."""
+
+    def __init__(self, pool: Pool, wakeups: Wakeups) -> None:
+        self._pool = pool
+        self._wakeups = wakeups
+        self.current = Topology({}, {})
+        self._changed = asyncio.Event()
+        self._followers: set[Callable[[Topology], None]] = set()
+
+    def topology(self) -> Topology:
+        """The topology loaded last (a batch takes it once and routes all its events by it)."""
+        return self.current
+
+    def names(self) -> dict[UUID, str]:
+        """Destination id → name, as of now (metrics are labelled by name)."""
+        return self.current.names()
+
+    async def first(self, stop: asyncio.Event) -> bool:
+        """Load it, waiting for the database as long as it takes; False when `stop` came first."""
+        while not stop.is_set():
+            try:
+                await self._load()
+                return True
+            except DatabaseError as exc:
+                log.warning("worker waiting for the database: %s", exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), _RETRY)
+        return False
+
+    async def follow(self) -> None:
+        """Load it again on each change and every `_REFRESH` s; runs until cancelled."""
+        with self._wakeups.on_workspace(self._changed.set):
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), _REFRESH)
+                self._changed.clear()
+                try:
+                    await self._load()
+                except DatabaseError as exc:
+                    log.warning("worker cannot reload the workspace: %s", exc)
+                    continue
+                except Exception:  # keep following: the next reload may well work
+                    log.exception("worker cannot reload the workspace")
+                    continue
+                for follower in list(self._followers):
+                    follower(self.current)
+
+    @contextmanager
+    def followed_by(self, follower: Callable[[Topology], None]) -> Iterator[None]:
+        """While the block runs, `follower` is given each topology loaded."""
+        self._followers.add(follower)
+        try:
+            yield
+        finally:
+            self._followers.discard(follower)
+
+    async def _load(self) -> None:
+        async with db.borrowed(self._pool) as conn:
+            self.current = await load(conn)

@@ -10,3 +10,6 @@ SELECT c.source_id, c.destination_id, c.transformation_id,
 FROM connections c
 JOIN sources s ON s.id = c.source_id
 WHERE c.enabled
+
+-- name: destination
+SELECT id, name, type, config, delivery, enabled FROM destinations WHERE name = %(name)s

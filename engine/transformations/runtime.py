@@ -20,9 +20,9 @@ from typing import Any
 import msgspec
 
 from engine import codec
-from engine.errors import SluiceError
-from engine.pipeline.transform import Metadata, Transformed
 from engine.transformations.process import BadCode, Sandbox, SandboxFailed, describe
+from engine.transformations.seam import Metadata, Transformed
+from engine.transformations.store import NoSuchVersion
 
 log = logging.getLogger(__name__)
 _WHERE = re.compile(r"transformation\.js:(\d+):(\d+)")
@@ -52,7 +52,7 @@ class _Slot:
 
 
 class JavaScript:
-    """The transformation runtime the processor calls (see `engine.pipeline.transform`)."""
+    """The transformation runtime the processor calls (see `engine.transformations.seam`)."""
 
     def __init__(
         self,
@@ -74,7 +74,7 @@ class JavaScript:
     ) -> list[Transformed]:
         try:
             code = await self._code_of(version)
-        except SluiceError as exc:  # (a database error propagates: the batch is retried)
+        except NoSuchVersion as exc:  # (a database error propagates: the batch is retried)
             return [Transformed([], str(exc)) for _ in events]
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep(), name="transformation-sandboxes")

@@ -6,9 +6,9 @@ from uuid import UUID
 
 import msgspec
 
-from engine.pipeline.transform import Metadata
 from engine.transformations.process import BadCode
 from engine.transformations.runtime import JavaScript, check
+from engine.transformations.seam import Metadata
 
 
 class TrialResult(msgspec.Struct):

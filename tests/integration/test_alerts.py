@@ -8,11 +8,11 @@ import httpx
 import psycopg
 import pytest
 
-from engine import alerts
-from engine.alerts import Rule
+from engine.control import alerts
+from engine.control.alerts import Rule
 from engine.db import connection
 from engine.errors import ConfigError
-from engine.pipeline import stats
+from engine.store import counters
 from tests.conftest import apply_config
 from tests.integration.test_events import WORKSPACE
 from tests.integration.test_web_activity import counted, ids
@@ -51,7 +51,7 @@ def test_a_failure_share_above_the_rule_fires_once_and_resolves(database_url: st
     with Sink() as sink:
         ruled(database_url, Rule(destination_id=hook, failure_percent=10, window_minutes=15,
                                  webhook_url=f"{sink.url}/alert"))  # fmt: skip
-        settled = stats.Counts(
+        settled = counters.Counts(
             {(at["web"], hook, "delivered"): 20, (at["web"], hook, "aborted"): 5}
         )
         asyncio.run(counted(database_url, settled))
@@ -76,9 +76,9 @@ def test_too_few_events_or_a_low_share_do_not_fire(database_url: str) -> None:
     apply_config(database_url, WORKSPACE)
     at = ids(database_url)
     ruled(database_url, Rule(destination_id=at["hook"], failure_percent=10))
-    asyncio.run(counted(database_url, stats.Counts({(at["web"], at["hook"], "aborted"): 3})))
+    asyncio.run(counted(database_url, counters.Counts({(at["web"], at["hook"], "aborted"): 3})))
     assert evaluated(database_url) == ([], [])  # 3 of 3 failed: too few to judge
-    asyncio.run(counted(database_url, stats.Counts({(at["web"], at["hook"], "delivered"): 97})))
+    asyncio.run(counted(database_url, counters.Counts({(at["web"], at["hook"], "delivered"): 97})))
     assert evaluated(database_url) == ([], [])  # 3% is below the rule's 10%
 
 
@@ -91,12 +91,14 @@ def test_nothing_delivered_while_events_are_due_fires_and_a_delivery_resolves_it
     no_destination = UUID(int=0)
     ruled(database_url, Rule(destination_id=hook, silence_minutes=10))
     # received just now: may not be delivered yet, so not due
-    asyncio.run(counted(database_url, stats.Counts({(at["web"], no_destination, "received"): 30})))
+    asyncio.run(
+        counted(database_url, counters.Counts({(at["web"], no_destination, "received"): 30}))
+    )
     assert evaluated(database_url) == ([], [])
     aged(database_url, 5)  # now 5 minutes old, and still nothing delivered
     [silence], _ = evaluated(database_url)
     assert silence.message == "hook: nothing delivered for 10 min although 30 events were due"
-    asyncio.run(counted(database_url, stats.Counts({(at["web"], hook, "delivered"): 30})))
+    asyncio.run(counted(database_url, counters.Counts({(at["web"], hook, "delivered"): 30})))
     _, [resolved] = evaluated(database_url)
     assert resolved.id == silence.id and resolved.notified is None  # (no webhook: no post)
 

@@ -11,16 +11,16 @@ import msgspec
 import psycopg
 
 from engine.db import connection_pool
-from engine.destinations.base import ALL_TYPES, Destination, Request
-from engine.pipeline import backlog
-from engine.pipeline.attempts import AttemptLog
-from engine.pipeline.backlog import Publisher
-from engine.pipeline.filters import EventFilter
-from engine.pipeline.policy import DeliveryPolicy
-from engine.pipeline.router import BUFFER, DestinationRouter
-from engine.pipeline.sender import Sender
-from engine.pipeline.stats import WorkerMetrics
+from engine.destinations.base import ALL_TYPES, DestinationType, Request
+from engine.destinations.filters import EventFilter
+from engine.pipeline.delivery import backlog
+from engine.pipeline.delivery.attempts import AttemptLog
+from engine.pipeline.delivery.backlog import Publisher
+from engine.pipeline.delivery.router import BUFFER, DestinationRouter
+from engine.pipeline.delivery.sender import Sender
+from engine.pipeline.metrics import WorkerMetrics
 from engine.pipeline.topology import Target
+from engine.specs import DeliveryPolicy
 from tests.integration.test_router import until
 from tests.sink import Answer, Arrival, Sink
 
@@ -33,7 +33,7 @@ def _map(event: dict[str, Any], settings: Settings, now: datetime) -> list[Reque
     return [Request("POST", settings.url, body=event)]
 
 
-PLAIN = Destination(name="plain", title="Plain", settings=Settings, map=_map)
+PLAIN = DestinationType(name="plain", title="Plain", settings=Settings, map=_map)
 PAST_BUFFER = 700
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import psycopg
 
-from engine import accounts, tokens
+from engine.control import accounts, tokens
 from engine.db import connection
 from tests.conftest import apply_config
 from tests.integration.test_events import stored, track

@@ -7,11 +7,12 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Json
 
-from engine import workspace
+from engine.control import events, workspace
+from engine.control.events import Page
 from engine.db import connection
 from engine.partitions import partition_of
-from engine.pipeline import events
-from engine.pipeline.events import Filters, Page
+from engine.position import Position
+from engine.store.ingest_log import Filters
 from tests.conftest import apply_config
 
 WORKSPACE = """
@@ -104,8 +105,9 @@ def test_a_search_walks_back_a_bounded_number_of_events_per_page(database_url: s
     assert after.events[0].message_id == "m20"
     # a live page asks for what came after its newest row
     newer = stored(database_url, "web", track(26))
-    fresh = page_of(database_url, after=full.events[0].point)
-    assert [e.message_id for e in fresh.events] == ["m26"] and fresh.events[0].point == newer[0]
+    fresh = page_of(database_url, after=full.events[0].position)
+    assert [e.message_id for e in fresh.events] == ["m26"]
+    assert fresh.events[0].position == Position.of(*newer[0])
 
 
 def test_what_became_of_an_event_at_each_destination(database_url: str) -> None:
@@ -146,7 +148,7 @@ def test_what_became_of_an_event_at_each_destination(database_url: str) -> None:
             found = await conn.execute("SELECT received_at FROM ingest_log WHERE id = %s",
                                        (ingest_id,))  # fmt: skip
             at = (await found.fetchone())[0]  # type: ignore[index]
-            return await events.trace(conn, tx, ingest_id, at)
+            return await events.trace(conn, Position.of(tx, ingest_id), at)
 
     event, outcomes = asyncio.run(go(tx, ingest_id))
     assert event.message_id == "m1"

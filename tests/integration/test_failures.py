@@ -8,11 +8,12 @@ from uuid import uuid4
 import psycopg
 from psycopg.types.json import Json
 
+from engine.control import failures
+from engine.control.failures import ReplayReport
 from engine.db import connection
 from engine.partitions import partition_of
-from engine.pipeline import failures
-from engine.pipeline.failures import FailedJob, ReplayReport
-from engine.pipeline.transform import Metadata, Transformed
+from engine.store.jobs import FailedJob
+from engine.transformations.seam import Metadata, Transformed
 from tests.conftest import apply_config
 from tests.delivery import sluice
 

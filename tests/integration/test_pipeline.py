@@ -17,8 +17,9 @@ import httpx
 import psycopg
 import rudderstack.analytics as rudder
 
-from engine.pipeline import backlog, stats
-from engine.pipeline.backlog import EVERY, Backlog
+from engine.pipeline.delivery import backlog
+from engine.pipeline.delivery.backlog import EVERY, Backlog
+from engine.store import counters
 from tests.conftest import WRITE_KEY, apply_config
 from tests.delivery import (
     attempts,
@@ -86,7 +87,7 @@ def test_sdk_events_arrive_exactly_once(
     with psycopg.connect(workspace_config) as conn:
         timed = conn.execute("SELECT bucket, events FROM latency_minute").fetchall()
     assert sum(n for _, n in timed) == 600
-    assert all(stats.LATENCY_BUCKETS[b] <= 60 for b, _ in timed)  # on loopback: seconds at most
+    assert all(counters.LATENCY_BUCKETS[b] <= 60 for b, _ in timed)  # on loopback: seconds at most
 
 
 def test_duplicate_message_ids_are_delivered_once(

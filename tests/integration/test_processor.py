@@ -12,8 +12,8 @@ from engine.db import connection, connection_pool
 from engine.partitions import partition_of
 from engine.pipeline import topology
 from engine.pipeline.housekeeping import housekeep
-from engine.pipeline.processor import Processor
-from engine.pipeline.stats import WorkerMetrics
+from engine.pipeline.metrics import WorkerMetrics
+from engine.pipeline.processing.processor import Processor
 from engine.transformations.runtime import JavaScript
 from engine.transformations.store import CodeStore
 from tests.conftest import apply_config

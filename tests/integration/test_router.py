@@ -16,7 +16,7 @@ import psycopg
 from engine.db import connection_pool
 from engine.destinations.base import (
     ALL_TYPES,
-    Destination,
+    DestinationType,
     Files,
     Judgement,
     Request,
@@ -24,14 +24,14 @@ from engine.destinations.base import (
     Verdict,
     classify_status,
 )
-from engine.pipeline.attempts import AttemptLog
-from engine.pipeline.files import FileRouter
-from engine.pipeline.filters import EventFilter
-from engine.pipeline.policy import DeliveryPolicy
-from engine.pipeline.router import DestinationRouter
-from engine.pipeline.sender import Sender
-from engine.pipeline.stats import WorkerMetrics
+from engine.destinations.filters import EventFilter
+from engine.pipeline.delivery.attempts import AttemptLog
+from engine.pipeline.delivery.files import FileRouter
+from engine.pipeline.delivery.router import DestinationRouter
+from engine.pipeline.delivery.sender import Sender
+from engine.pipeline.metrics import WorkerMetrics
 from engine.pipeline.topology import Target
+from engine.specs import DeliveryPolicy
 from tests.sink import Answer, Arrival, Sink
 
 
@@ -47,7 +47,7 @@ def _combine(requests: Sequence[Request]) -> Request:
     return Request("POST", requests[0].url, body=[r.body for r in requests])
 
 
-BATCHING = Destination(
+BATCHING = DestinationType(
     name="batching", title="Batching", settings=Settings, map=_map, batch_size=10, combine=_combine
 )
 
@@ -94,7 +94,7 @@ async def until(done: Callable[[], bool], timeout: float = 20) -> None:
         await asyncio.sleep(0.05)
 
 
-def batching(plugin: Destination, url: str) -> Target:
+def batching(plugin: DestinationType, url: str) -> Target:
     return Target(
         uuid4(), "batchy", "batching", {}, True,
         DeliveryPolicy(concurrency=2, min_backoff_seconds=0.05, max_backoff_seconds=0.1),

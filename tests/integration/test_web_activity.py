@@ -10,10 +10,10 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from engine import workspace
+from engine.control import workspace
 from engine.db import connection
-from engine.pipeline import stats
-from engine.pipeline.routing import NO_DESTINATION
+from engine.store import counters
+from engine.store.counters import NO_DESTINATION
 from tests.integration.test_web_security import app_with, sign_in
 from ui.cards import STOP_POLLING
 from ui.security import POLL_HEADER
@@ -38,10 +38,10 @@ def ids(database_url: str) -> dict[str, UUID]:
         return dict(rows.fetchall())
 
 
-async def counted(database_url: str, counts: stats.Counts, minutes_ago: int = 0) -> None:
+async def counted(database_url: str, counts: counters.Counts, minutes_ago: int = 0) -> None:
     """Counts as the worker writes them, `minutes_ago` in the past."""
     async with connection(database_url) as conn:
-        await stats.add(conn, counts)
+        await counters.add(conn, counts)
         if minutes_ago:
             await conn.execute(
                 "UPDATE stats_minute SET minute = minute - %s"
@@ -65,9 +65,9 @@ async def test_pages_count_what_happened_in_the_last_day_and_not_before(
     web, ios, hook = at["web"], at["ios"], at["hook"]
     # two days ago: outside the window
     await counted(
-        database_url, stats.Counts({(web, hook, "delivered"): 500}), minutes_ago=2 * 24 * 60
+        database_url, counters.Counts({(web, hook, "delivered"): 500}), minutes_ago=2 * 24 * 60
     )
-    await counted(database_url, stats.Counts({
+    await counted(database_url, counters.Counts({
         (web, NO_DESTINATION, "received"): 1250, (web, NO_DESTINATION, "duplicate"): 3,
         (web, hook, "delivered"): 1200, (web, hook, "aborted"): 7, (web, hook, "retried"): 11,
         (web, hook, "filtered"): 20, (web, hook, "dropped"): 23,
@@ -75,7 +75,7 @@ async def test_pages_count_what_happened_in_the_last_day_and_not_before(
     }), minutes_ago=90)  # fmt: skip
     await counted(
         database_url,
-        stats.Counts({(web, NO_DESTINATION, "received"): 1, (web, hook, "delivered"): 1}),
+        counters.Counts({(web, NO_DESTINATION, "received"): 1, (web, hook, "delivered"): 1}),
     )
     async with AsyncTestClient(app) as client:
         await sign_in(client, "viewer@example.com")
@@ -114,7 +114,7 @@ async def test_the_activity_cards_come_alone_for_the_page_to_refresh(
     app: Litestar, database_url: str
 ) -> None:
     at = ids(database_url)
-    await counted(database_url, stats.Counts({(at["web"], at["hook"], "delivered"): 42}))
+    await counted(database_url, counters.Counts({(at["web"], at["hook"], "delivered"): 42}))
     poll = {"HX-Request": "true", POLL_HEADER: "1"}
     async with AsyncTestClient(app) as client:
         await sign_in(client, "viewer@example.com")

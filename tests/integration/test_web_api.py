@@ -10,7 +10,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from engine import tokens, workspace
+from engine import specs
+from engine.control import tokens, workspace
 from engine.db import connection
 from tests.integration.test_web_security import SECRET, app_with, csrf, sign_in
 
@@ -118,7 +119,7 @@ async def test_an_editor_token_builds_a_workspace_entry_by_entry(
     assert actors == [("token ci", "api.apply")]
 
 
-def _plain(spec: workspace.WorkspaceSpec) -> Any:
+def _plain(spec: specs.WorkspaceSpec) -> Any:
     return msgspec.to_builtins(spec)
 
 

@@ -14,7 +14,7 @@ from litestar.testing import AsyncTestClient
 from engine import heartbeats
 from engine.db import connection_pool
 from engine.heartbeats import Heartbeat
-from engine.pipeline import stats
+from engine.store import counters
 from tests.integration.test_events import WORKSPACE, stored, track
 from tests.integration.test_web_activity import counted, ids
 from tests.integration.test_web_security import app_with, sign_in
@@ -55,7 +55,7 @@ async def test_processes_up_and_down_processing_behind_and_failures(
         )
     at = ids(database_url)
     hook = (at["web"], at["hook"])
-    await counted(database_url, stats.Counts({(*hook, "aborted"): 3, (*hook, "delivered"): 40}))
+    await counted(database_url, counters.Counts({(*hook, "aborted"): 3, (*hook, "delivered"): 40}))
     published(database_url, ("wk-1", at["hook"], 7, 7, 0, "5 minutes", 0, "1 second"))
     async with AsyncTestClient(app) as client:
         await sign_in(client, "viewer@example.com")

@@ -13,7 +13,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from engine import accounts, workspace
+from engine import specs
+from engine.control import accounts, workspace
 from engine.db import connection
 from engine.errors import SignInRefused
 from ui.app import WebOptions, create_app
@@ -44,7 +45,7 @@ async def app_with(
     async with connection(database_url) as conn:
         for each in (role, *others):
             await accounts.create(conn, f"{each}@example.com", each, PASSWORD)
-        await workspace.apply(conn, workspace.parse(workspace_text))
+        await workspace.apply(conn, specs.parse(workspace_text))
     return browser(database_url)
 
 
@@ -153,7 +154,7 @@ destinations:
 connections: [{{source: "{HOSTILE}", destination: "amp {HOSTILE}"}}]
 """
     async with connection(database_url) as conn:
-        await workspace.apply(conn, workspace.parse(text))
+        await workspace.apply(conn, specs.parse(text))
     with psycopg.connect(database_url) as conn:
         row = conn.execute("SELECT id, write_key FROM sources").fetchone()
     assert row is not None
@@ -180,7 +181,7 @@ destinations: [{name: hook, type: webhook, config: {webhookUrl: "https://h.examp
 connections: [{source: web, destination: hook}]
 """
     async with connection(database_url) as conn:
-        await workspace.apply(conn, workspace.parse(text))
+        await workspace.apply(conn, specs.parse(text))
     with psycopg.connect(database_url) as conn:
         ids = conn.execute(
             "SELECT (SELECT id FROM sources), (SELECT id FROM destinations),"
@@ -346,7 +347,7 @@ async def test_sign_out_ends_the_session(app: Litestar) -> None:
 
 
 def test_concurrent_first_key_requests_agree(database_url: str) -> None:
-    from engine import keyring
+    from engine.control import keyring
 
     async def both() -> list[str]:
         async def one() -> str:
@@ -375,7 +376,7 @@ destinations:
 async def _destination_ids(database_url: str, text: str = HEADERS_CONFIG) -> dict[str, Any]:
     """Apply a workspace file; the ids of the destinations, by name."""
     async with connection(database_url) as conn:
-        await workspace.apply(conn, workspace.parse(text))
+        await workspace.apply(conn, specs.parse(text))
         cur = await conn.execute("SELECT name, id FROM destinations")
         return dict(await cur.fetchall())
 

@@ -10,8 +10,8 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from engine.db import connection
-from engine.pipeline import stats
-from engine.pipeline.routing import NO_DESTINATION
+from engine.store import counters
+from engine.store.counters import NO_DESTINATION
 from tests.integration.test_events import WORKSPACE
 from tests.integration.test_web_activity import counted, ids
 from tests.integration.test_web_security import app_with, sign_in
@@ -31,17 +31,19 @@ def legend(section: str) -> dict[str, int]:
 async def test_charts_per_window_with_their_numbers(app: Litestar, database_url: str) -> None:
     at = ids(database_url)
     web, ios, hook = at["web"], at["ios"], at["hook"]
-    await counted(database_url, stats.Counts({(web, NO_DESTINATION, "received"): 500,
+    await counted(database_url, counters.Counts({(web, NO_DESTINATION, "received"): 500,
                                               (web, hook, "delivered"): 480}),
                   minutes_ago=3 * 60)  # fmt: skip
-    await counted(database_url, stats.Counts({
+    await counted(database_url, counters.Counts({
         (web, NO_DESTINATION, "received"): 7, (ios, NO_DESTINATION, "received"): 2,
         (web, NO_DESTINATION, "duplicate"): 1, (web, hook, "delivered"): 6,
         (web, hook, "aborted"): 1, (web, hook, "retried"): 4,
     }))  # fmt: skip
     async with connection(database_url) as conn:  # deliveries' latency, as the router writes it
-        await stats.add_latency(conn, stats.Latency({(hook, 1): 60, (hook, 3): 35, (hook, 9): 5}))
-        await stats.add_names(conn, stats.Names({(web, "track", "Order Completed"): 30,
+        await counters.add_latency(
+            conn, counters.Latency({(hook, 1): 60, (hook, 3): 35, (hook, 9): 5})
+        )
+        await counters.add_names(conn, counters.Names({(web, "track", "Order Completed"): 30,
                                                  (web, "page", "Pricing <b>"): 12,
                                                  (web, "identify", ""): 9}))  # fmt: skip
     async with AsyncTestClient(app) as client:

@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from engine import codec
+from engine.control import preview
 from engine.destinations.adjust import ADJUST
 from engine.destinations.base import BadSettings, Request, Unsendable, Verdict
-from engine.pipeline import preview
 from tests.sink import Answer, Arrival
 from tests.vendors.adjust import AdjustDouble
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from engine import codec
+from engine.control import preview
 from engine.destinations.amplitude import AMPLITUDE
 from engine.destinations.base import (
     BadSettings,
@@ -20,7 +21,6 @@ from engine.destinations.base import (
     Verdict,
     decode_request,
 )
-from engine.pipeline import preview
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 KEY = "amp-secret-key-93f1"

@@ -10,9 +10,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from engine import codec
+from engine.control import preview
 from engine.destinations.appsflyer import APPSFLYER
 from engine.destinations.base import BadSettings, Request, Unsendable, Verdict
-from engine.pipeline import preview
 from tests.sink import Arrival
 from tests.vendors.appsflyer import AppsFlyerDouble
 

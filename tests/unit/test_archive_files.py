@@ -3,14 +3,15 @@
 from datetime import UTC, datetime, timedelta, timezone
 from uuid import uuid4
 
-from engine.pipeline.archive import _groups, _line, _Row
-from engine.pipeline.replay import _hours
+from engine.control.archive_replay import _hours
+from engine.pipeline.processing.archive import _groups, _line
+from engine.store.ingest_log import Logged
 
 AT = datetime(2026, 11, 28, 9, 59, 59, tzinfo=UTC)
 
 
-def row(n: int, source: object, when: datetime) -> _Row:
-    return _Row(n, str(n), n % 64, source, when, f'{{"n":{n}}}')  # type: ignore[arg-type]
+def row(n: int, source: object, when: datetime) -> Logged:
+    return Logged(n, str(n), n % 64, source, when, f"m{n}", f'{{"n":{n}}}', False)  # type: ignore[arg-type]
 
 
 def test_rows_group_by_source_and_utc_hour_in_commit_order() -> None:

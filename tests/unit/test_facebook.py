@@ -11,7 +11,7 @@ import pytest
 
 from engine import codec
 from engine.destinations import facebook
-from engine.destinations.base import BadSettings, Destination, Judgement, Unsendable, Verdict
+from engine.destinations.base import BadSettings, DestinationType, Judgement, Unsendable, Verdict
 from engine.destinations.facebook_app_events import FACEBOOK_APP_EVENTS
 from engine.destinations.facebook_conversions import FACEBOOK_CONVERSIONS
 from engine.destinations.facebook_pixel import FACEBOOK_PIXEL
@@ -44,7 +44,7 @@ def deep(levels: int) -> dict[str, Any]:
     return nested
 
 
-def server_event(dest: Destination, settings: Any, event: dict[str, Any]) -> dict[str, Any]:
+def server_event(dest: DestinationType, settings: Any, event: dict[str, Any]) -> dict[str, Any]:
     [request] = dest.map(codec.decode(json.dumps(event)), settings, NOW)
     [made] = json.loads(request.body["data"])
     return made  # type: ignore[no-any-return]
@@ -87,7 +87,7 @@ def app_form(event: dict[str, Any], settings: Any = APP) -> dict[str, Any]:
     ],
 )  # fmt: skip
 def test_bad_settings_say_what_is_wrong_without_the_token(
-    dest: Destination, config: dict[str, Any], message: str
+    dest: DestinationType, config: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(BadSettings, match=re.escape(message)) as refused:
         dest.parse_settings(config)
@@ -141,7 +141,7 @@ def test_one_event_per_request_with_the_token_in_the_query_and_data_as_json_text
     ],
 )  # fmt: skip
 def test_the_endpoint_setting_replaces_the_host_and_keeps_the_paths(
-    dest: Destination, config: dict[str, Any], url: str
+    dest: DestinationType, config: dict[str, Any], url: str
 ) -> None:
     settings = dest.parse_settings({**config, "endpoint": "https://proxy.example/meta/"})
     [request] = dest.map(track(anonymousId="a"), settings, NOW)
@@ -421,7 +421,7 @@ def test_conversions_has_the_wishlist_and_payment_events_and_page_view() -> None
     ],
 )  # fmt: skip
 def test_refusals_are_clear_and_never_show_the_token(
-    dest: Destination, settings: Any, event: dict[str, Any], message: str
+    dest: DestinationType, settings: Any, event: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(Unsendable, match=re.escape(message)) as refused:
         dest.map(event, settings, NOW)
@@ -512,7 +512,7 @@ HOSTILE: list[dict[str, Any]] = [
 @pytest.mark.parametrize("event", HOSTILE)
 @pytest.mark.parametrize(("dest", "settings"), DESTINATIONS)
 def test_hostile_events_are_sent_or_refused_never_crash(
-    dest: Destination, settings: Any, event: dict[str, Any]
+    dest: DestinationType, settings: Any, event: dict[str, Any]
 ) -> None:
     event = {"userId": "u", "anonymousId": "a", **event}
     try:

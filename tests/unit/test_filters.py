@@ -1,5 +1,5 @@
 from engine.destinations.base import ALL_TYPES
-from engine.pipeline.filters import EventFilter
+from engine.destinations.filters import EventFilter
 
 
 def track(name: str) -> dict[str, str]:

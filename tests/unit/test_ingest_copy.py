@@ -1,19 +1,14 @@
 """The COPY text the group commit sends (the PostgreSQL round trip is in the gateway tests)."""
 
-import asyncio
-
-from engine.gateway.ingest import _copy_text
-from engine.gateway.messages import Row
+from engine.store.ingest_log import Row, copy_text
 
 
 def test_copy_lines_escape_user_text_and_double_json_backslashes() -> None:
-    future: asyncio.Future[None] = asyncio.Future(loop=asyncio.new_event_loop())
     row = Row("s", 3, "2026-11-27T10:00:00.000Z", "id\twith\nodd\\chars\r", '{\n\t"a":"\\"q\\""}')
-    text = _copy_text([([row], future)])
+    text = copy_text([row])
     assert text == (
         's\t3\t2026-11-27T10:00:00.000Z\tid\\twith\\nodd\\\\chars\\r\t{\\n\\t"a":"\\\\"q\\\\""}\n'
     )
-    future.get_loop().close()
 
 
 def test_copy_line_writes_nulls_numbers_and_escaped_text() -> None:

@@ -6,21 +6,20 @@ import pytest
 from engine.errors import InvalidRequest, TooLarge
 from engine.gateway import messages
 from engine.partitions import PARTITIONS, partition_of
+from engine.store.ingest_log import Row
 
 FACTS = messages.RequestFacts.of("src-1", "2026-11-27T10:00:00.000Z", "192.0.2.7", 32 * 1024)
 
 
-def payload(row: messages.Row) -> dict[str, object]:
+def payload(row: Row) -> dict[str, object]:
     return msgspec.json.decode(row.payload)  # type: ignore[no-any-return]
 
 
-def single(
-    message: object, call_type: str, facts: messages.RequestFacts = FACTS
-) -> list[messages.Row]:
+def single(message: object, call_type: str, facts: messages.RequestFacts = FACTS) -> list[Row]:
     return messages.rows(messages.parse_single(msgspec.json.encode(message), call_type), facts)
 
 
-def batch(body: object) -> list[messages.Row]:
+def batch(body: object) -> list[Row]:
     return messages.rows(messages.parse_batch(msgspec.json.encode(body)), FACTS)
 
 

@@ -1,6 +1,6 @@
 from dataclasses import dataclass
 
-from engine.pipeline.ordering import UserQueues
+from engine.pipeline.delivery.ordering import UserQueues
 
 
 @dataclass(eq=False)

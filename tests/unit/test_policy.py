@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from engine.pipeline.policy import DeliveryPolicy
+from engine.specs import DeliveryPolicy
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from engine.destinations.base import Destination, Request
-from engine.pipeline.routing import BUNDLE_EVENTS, Event, route
-from engine.pipeline.topology import Route, Target, Topology, target
-from engine.pipeline.transform import Metadata, Transformed
+from engine.destinations.base import DestinationType, Request
+from engine.pipeline.processing.mapping import BUNDLE_EVENTS, Event, route
+from engine.pipeline.topology import Route, Target, Topology
+from engine.specs import DestinationSpec
+from engine.transformations.seam import Metadata, Transformed
 
 SOURCE = uuid4()
 
@@ -18,9 +19,7 @@ SOURCE = uuid4()
 def dest(kind: str = "webhook", **config: Any) -> Target:
     if kind == "webhook":
         config.setdefault("webhookUrl", "https://example.com/in")
-    row = {"id": uuid4(), "name": f"{kind}-dest", "type": kind, "config": config,
-           "delivery": {}, "enabled": True}  # fmt: skip
-    return target(row)
+    return Target.of(DestinationSpec(name=f"{kind}-dest", type=kind, config=config), uuid4())
 
 
 def events(*payloads: dict[str, Any]) -> list[Event]:
@@ -81,7 +80,7 @@ def _exploding_map(event: dict[str, Any], settings: Any, now: datetime) -> list[
 
 
 async def test_a_mapping_that_raises_fails_that_event_only() -> None:
-    broken = Destination(name="webhook", title="Broken", settings=dest().plugin.settings,  # type: ignore[union-attr]
+    broken = DestinationType(name="webhook", title="Broken", settings=dest().plugin.settings,  # type: ignore[union-attr]
                          map=_exploding_map)  # fmt: skip
     good = dest()
     bad = Target(**{**good.__dict__, "id": uuid4(), "plugin": broken})

@@ -10,10 +10,10 @@ import pytest
 from botocore.exceptions import ClientError
 
 from engine import codec
+from engine.control import preview
 from engine.destinations.base import BadSettings, Verdict
-from engine.destinations.catalog import CATALOG, IMPLEMENTED
+from engine.destinations.catalog import TYPES
 from engine.destinations.s3 import S3, S3Settings, _answer
-from engine.pipeline import preview
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 SOURCE = UUID("0b7d2a8e-5f0c-4c55-9d1e-6a3c1f7e2b10")
@@ -167,7 +167,7 @@ def test_every_call_type_is_taken() -> None:
 
 
 def test_registered_as_a_batch_destination_with_its_secret() -> None:
-    assert IMPLEMENTED["s3"] is S3 and CATALOG["s3"].required == ("bucketName",)
+    assert TYPES["s3"] is S3 and TYPES["s3"].required == ("bucketName",)
     assert S3.files is not None and S3.secret_keys == ("accessKey",)
     assert S3.secrets({"bucketName": "b", "accessKeyID": KEY_ID, "accessKey": SECRET}) == [SECRET]
 

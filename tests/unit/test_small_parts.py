@@ -11,11 +11,12 @@ from uuid import UUID
 import pytest
 
 from appliance.settings import Settings
+from engine.control import stats
 from engine.destinations import secrets
 from engine.gateway.clock import Clock
 from engine.gateway.ratelimit import RateLimiter
-from engine.pipeline import stats
 from engine.sql import Queries
+from engine.store import counters
 
 
 def test_named_queries(tmp_path: Path) -> None:
@@ -107,10 +108,10 @@ def test_a_secret_is_masked_as_json_writes_it_too() -> None:
 
 
 def test_latency_buckets_and_the_percentiles_read_from_them() -> None:
-    assert stats.latency_bucket(timedelta(milliseconds=40)) == 0
-    assert stats.latency_bucket(timedelta(milliseconds=100)) == 1  # bounds are exclusive
-    assert stats.latency_bucket(timedelta(hours=2)) == len(stats.LATENCY_BUCKETS) - 1
-    counts = [0] * len(stats.LATENCY_BUCKETS)
+    assert counters.latency_bucket(timedelta(milliseconds=40)) == 0
+    assert counters.latency_bucket(timedelta(milliseconds=100)) == 1  # bounds are exclusive
+    assert counters.latency_bucket(timedelta(hours=2)) == len(counters.LATENCY_BUCKETS) - 1
+    counts = [0] * len(counters.LATENCY_BUCKETS)
     counts[1], counts[3], counts[9] = 60, 35, 5  # under 250 ms, under 1 s, under 5 min
     took = stats._percentiles(counts)
     assert (took.p50, took.p95, took.deliveries) == (0.25, 1, 100)
@@ -123,9 +124,9 @@ def test_top_names_are_counted_within_bounds_whatever_names_arrive() -> None:
     events = [(source, {"type": "track", "event": f"unique {n}"}) for n in range(300)]
     events += [(source, {"type": "track", "event": "Order Completed"})] * 5
     events += [(source, {"type": "page", "name": "x" * 500})] * 2 + [(source, {"type": "identify"})]
-    names = stats.names_of(events)
-    assert len(names) <= stats.NAMES_PER_BATCH + 3  # the rest folded into '' per call type
+    names = counters.names_of(events)
+    assert len(names) <= counters.NAMES_PER_BATCH + 3  # the rest folded into '' per call type
     assert names[source, "track", "Order Completed"] == 5
-    assert names[source, "page", "x" * stats.NAME_LENGTH] == 2  # cut to a bounded length
+    assert names[source, "page", "x" * counters.NAME_LENGTH] == 2  # cut to a bounded length
     assert names[source, "identify", ""] == 1
     assert sum(names.values()) == len(events)

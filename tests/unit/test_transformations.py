@@ -11,10 +11,10 @@ from uuid import uuid4
 import pytest
 import uvloop
 
-from engine.pipeline.transform import Metadata, Transformed
 from engine.transformations import runtime
 from engine.transformations.process import BadCode
 from engine.transformations.runtime import JavaScript, check
+from engine.transformations.seam import Metadata, Transformed
 from engine.transformations.trial import trial
 
 ENRICH = """

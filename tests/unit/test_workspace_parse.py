@@ -3,7 +3,7 @@
 import pytest
 
 from engine.errors import ConfigError
-from engine.workspace import parse
+from engine.specs import parse
 
 
 def test_a_good_file_parses_with_defaults() -> None:

@@ -7,7 +7,7 @@ from litestar import Request, Response, get, post
 from litestar.params import FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 
-from engine import accounts, audit, sessions
+from engine.control import accounts, audit, sessions
 from engine.errors import AccountError, SignInRefused
 from ui.requests import client, current_user, database, local_path, signed_in
 from ui.security import session_cookie

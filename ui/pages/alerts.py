@@ -6,7 +6,7 @@ from typing import Any
 from litestar import Request, Response, get
 from litestar.response import Redirect, Template
 
-from engine import alerts
+from engine.control import alerts
 from ui.requests import database
 
 

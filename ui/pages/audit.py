@@ -6,7 +6,7 @@ from litestar import Request, get
 from litestar.params import FromQuery
 from litestar.response import Template
 
-from engine import audit
+from engine.control import audit
 from ui.requests import database, signed_in
 
 _PAGE = 100

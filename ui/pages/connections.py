@@ -10,10 +10,9 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, URLEncodedBody
 from litestar.response import Redirect, Template
 
-from engine import audit, graph, workspace
+from engine.control import audit, graph, stats, workspace
 from engine.errors import ConfigError
-from engine.pipeline import stats
-from engine.workspace import ConnectionSpec, DestinationSpec, WorkspaceSpec
+from engine.specs import ConnectionSpec, DestinationSpec, WorkspaceSpec
 from ui.requests import database, signed_in
 
 FILTERS = {

@@ -13,14 +13,12 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 
-from engine import alerts, audit, graph, workspace
-from engine.destinations.base import Destination
-from engine.destinations.catalog import CATALOG, IMPLEMENTED
+from engine.control import alerts, audit, graph, preview, stats, workspace
+from engine.destinations.base import DestinationType
+from engine.destinations.catalog import TYPES
 from engine.errors import ConfigError, SluiceError
-from engine.pipeline import preview, stats
-from engine.pipeline.policy import DeliveryPolicy
-from engine.pipeline.topology import target
-from engine.workspace import ConnectionSpec, DestinationSpec, WorkspaceSpec
+from engine.pipeline.topology import Target
+from engine.specs import ConnectionSpec, DeliveryPolicy, DestinationSpec, WorkspaceSpec
 from ui import cards, forms
 from ui.pages.sources import Switch, deleted, switched
 from ui.requests import database, signed_in
@@ -33,8 +31,8 @@ class Link(msgspec.Struct):
     enabled: bool = True
 
 
-def _plugin(kind: str) -> Destination:
-    plugin = IMPLEMENTED.get(kind)
+def _plugin(kind: str) -> DestinationType:
+    plugin = TYPES.get(kind)
     if plugin is None:
         raise NotFoundException(f"there is no destination type {kind!r}")
     return plugin
@@ -57,7 +55,7 @@ async def new_destination(
 ) -> Template:
     user = signed_in(request)
     if type is None:
-        kinds = [CATALOG[name] for name in sorted(IMPLEMENTED, key=lambda n: CATALOG[n].title)]
+        kinds = sorted(TYPES.values(), key=lambda kind: kind.title)
         return Template("destination_types.html", context={"user": user, "kinds": kinds})
     plugin = _plugin(type)
     return _form(request, plugin, name="", config={})
@@ -65,7 +63,7 @@ async def new_destination(
 
 def _form(
     request: Request[Any, Any, Any],
-    plugin: Destination,
+    plugin: DestinationType,
     *,
     name: str,
     config: dict[str, Any],
@@ -79,7 +77,7 @@ def _form(
     return Template(
         "destination.html",
         context={
-            "user": signed_in(request), "plugin": plugin, "kind": CATALOG[plugin.name],
+            "user": signed_in(request), "plugin": plugin, "kind": plugin,
             "name": name, "fields": forms.fields(plugin, config, submitted), "node": node,
             "error": error, "field_errors": field_errors or {}, **more,
         },
@@ -115,7 +113,7 @@ async def create_destination(request: Request[Any, Any, Any]) -> Response[Any]:
 
 def _refused(
     request: Request[Any, Any, Any],
-    plugin: Destination,
+    plugin: DestinationType,
     name: str,
     form: dict[str, str],
     exc: Exception,
@@ -171,7 +169,7 @@ async def destination_activity(
     async def context() -> dict[str, Any]:
         loaded = await _load(request, destination_id)
         return {
-            "user": signed_in(request), "node": loaded.node, "kind": CATALOG[loaded.spec.type],
+            "user": signed_in(request), "node": loaded.node, "kind": _plugin(loaded.spec.type),
             "linked": _linked(loaded), "activity": await _activity(request, destination_id),
         }  # fmt: skip
 
@@ -370,12 +368,10 @@ async def send_test_event(
     """Send a sample event now (no job, no retry) and show the request and the answer."""
     user = signed_in(request)
     spec = (await _load(request, destination_id)).spec
-    row = {"id": destination_id, "name": spec.name, "type": spec.type, "config": spec.config,
-           "delivery": msgspec.to_builtins(spec.delivery), "enabled": spec.enabled}  # fmt: skip
     event = sample_event()
     try:
         private = bool(request.app.state.test_private_hosts)
-        tried = await preview.send(target(row), event, private_hosts=private)
+        tried = await preview.send(Target.of(spec, destination_id), event, private_hosts=private)
         error = None
     except SluiceError as exc:
         tried, error = [], str(exc)

@@ -15,9 +15,9 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 
-from engine import graph
-from engine.pipeline import events
-from engine.pipeline.events import Filters, Point
+from engine.control import events, graph
+from engine.position import END, START, Position
+from engine.store.ingest_log import Filters
 from ui.requests import database, signed_in
 
 CALL_TYPES = ("track", "identify", "page", "screen", "group", "alias")
@@ -62,32 +62,32 @@ async def events_page(
     before_id: FromQuery[int] = 0,
 ) -> Template:
     shown = _shown(source, type, name, user)
-    before = _point(before_tx, before_id, events.LATEST)
+    before = _point(before_tx, before_id, END)
     async with database(request) as conn:
         page = await events.recent(conn, shown.filters(), before=before, limit=PAGE)
         sources = (await graph.load(conn)).sources
     names = {s.id: s.name for s in sources}
-    newest = page.events[0].point if page.events else None
+    newest = page.events[0].position if page.events else None
     return Template(
         "events.html",
         context={
             "user": signed_in(request), "shown": shown, "page": page, "names": names,
-            "sources": sources, "call_types": CALL_TYPES, "live": before == events.LATEST,
+            "sources": sources, "call_types": CALL_TYPES, "live": before == END,
             "cursor": newest or await _start(request), "scan": events.SCAN,
         },
     )  # fmt: skip
 
 
-async def _start(request: Request[Any, Any, Any]) -> Point:
+async def _start(request: Request[Any, Any, Any]) -> Position:
     """Where a live page with no event yet starts: nothing stored so far is new to it."""
     async with database(request) as conn:
         page = await events.recent(conn, limit=1)
-    return page.events[0].point if page.events else events.EARLIEST
+    return page.events[0].position if page.events else START
 
 
-def _point(tx: str | None, ingest_id: int, otherwise: Point) -> Point:
+def _point(tx: str | None, ingest_id: int, otherwise: Position) -> Position:
     """A place in the log from a page's query, `otherwise` when it is not one."""
-    return (tx, ingest_id) if _is_tx(tx) else otherwise  # type: ignore[return-value]
+    return Position.of(tx, ingest_id) if tx is not None and _is_tx(tx) else otherwise
 
 
 def _is_tx(value: str | None) -> bool:
@@ -108,7 +108,7 @@ async def live_events(
     """The rows of the events newer than the page's newest, for the page to put on top: the
     newest PAGE of them, and a note when more came meanwhile than that."""
     shown = _shown(source, type, name, user)
-    after = _point(after_tx, after_id, events.LATEST)
+    after = _point(after_tx, after_id, END)
     async with database(request) as conn:
         page = await events.recent(conn, shown.filters(), after=after, limit=PAGE + 1)
         names = {s.id: s.name for s in (await graph.load(conn)).sources}
@@ -131,7 +131,7 @@ async def event_page(
     if not _is_tx(tx):
         raise NotFoundException("there is no such event")
     async with database(request) as conn:
-        found = await events.trace(conn, tx, ingest_id, at)
+        found = await events.trace(conn, Position.of(tx, ingest_id), at)
         names = {s.id: s.name for s in (await graph.load(conn)).sources}
     if found is None:
         raise NotFoundException("there is no such event (any more: past the retention window?)")

@@ -15,10 +15,9 @@ from litestar.exceptions import ValidationException
 from litestar.params import FromQuery
 from litestar.response import Template
 
-from engine import audit, graph
+from engine.control import audit, failures, graph
+from engine.control.failures import ReplayReport, Selection
 from engine.errors import DatabaseUnavailable
-from engine.pipeline import failures
-from engine.pipeline.failures import ReplayReport, Selection
 from ui.requests import database, signed_in
 from ui.security import redirect
 

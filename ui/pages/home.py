@@ -7,7 +7,7 @@ from jinja2_fragments.litestar import HTMXBlockTemplate
 from litestar import Request, get
 from litestar.response import Template
 
-from engine import graph, overview
+from engine.control import graph, overview
 from ui.requests import database, signed_in
 
 ROLES = ("gateway", "worker", "web")

@@ -11,10 +11,10 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, URLEncodedBody
 from litestar.response import Redirect, Template
 
-from engine import audit, graph, workspace
+from engine import specs
+from engine.control import audit, graph, stats, workspace
 from engine.errors import ConfigError
-from engine.pipeline import stats
-from engine.workspace import SourceSpec, WorkspaceSpec
+from engine.specs import SourceSpec, WorkspaceSpec
 from ui import cards
 from ui.pages import connections
 from ui.requests import database, local_path, signed_in
@@ -97,7 +97,7 @@ async def rotate_key(request: Request[Any, Any, Any], source_id: FromPath[UUID])
         spec: SourceSpec | None = await workspace.entry(conn, "source", source_id)
         if spec is None:
             raise NotFoundException("there is no such source (any more)")
-        new = msgspec.structs.replace(spec, write_key=workspace.new_write_key())
+        new = msgspec.structs.replace(spec, write_key=specs.new_write_key())
         await workspace.apply(conn, WorkspaceSpec(sources=[new]))
         await audit.record(conn, user.email, "source.rotate_key", spec.name)
     return Redirect(f"/sources/{source_id}", status_code=303)

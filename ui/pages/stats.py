@@ -10,9 +10,9 @@ from litestar import Request, get
 from litestar.params import FromQuery
 from litestar.response import Template
 
-from engine import graph
-from engine.pipeline import backlog, stats
-from engine.pipeline.routing import NO_DESTINATION
+from engine.control import graph, stats
+from engine.pipeline.delivery import backlog
+from engine.store.counters import NO_DESTINATION
 from ui import charts
 from ui.charts import Layer
 from ui.requests import database, signed_in

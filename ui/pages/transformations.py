@@ -15,12 +15,12 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 
-from engine import audit, codec, graph, workspace
+from engine import codec
+from engine.control import audit, events, graph, versions, workspace
 from engine.errors import ConfigError
-from engine.pipeline import events
-from engine.transformations import versions
+from engine.specs import TransformationSpec, WorkspaceSpec
+from engine.store.ingest_log import Filters
 from engine.transformations.trial import trial
-from engine.workspace import TransformationSpec, WorkspaceSpec
 from ui.pages.destinations import sample_event
 from ui.requests import database, signed_in
 
@@ -150,7 +150,7 @@ async def test_code(
     source = _source_id(data.sample)
     if source is not None:
         async with database(request) as conn:
-            newest = await events.recent(conn, events.Filters(source=source), limit=1)
+            newest = await events.recent(conn, Filters(source=source), limit=1)
         if not newest.events:
             note = "the sample event (that source has sent nothing yet)"
         else:

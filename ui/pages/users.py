@@ -10,7 +10,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, URLEncodedBody
 from litestar.response import Redirect, Template
 
-from engine import accounts, audit, sessions, tokens
+from engine.control import accounts, audit, sessions, tokens
 from engine.errors import AccountError
 from ui.requests import database, signed_in
 

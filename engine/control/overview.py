@@ -1,0 +1,58 @@
+"""What the control plane's home page says about the running system: which processes are up,
+whether the processor keeps up with what the gateways store, what waits for delivery, the last
+hour's deliveries and failures, and how big the database has grown."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from engine import heartbeats
+from engine.control import stats
+from engine.db import Connection
+from engine.pipeline import leases
+from engine.pipeline.delivery import backlog
+from engine.sql import Queries
+from engine.store import ingest_log
+
+_Q = Queries.beside(__file__, "overview.sql")
+HOUR = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Overview:
+    processes: list[heartbeats.Beat]
+    newest_event: datetime | None  # received at
+    newest_processed: datetime | None  # received at
+    last_hour: stats.Activity
+    database_bytes: int
+    backlog: dict[UUID, backlog.Backlog]
+    holdings: list[leases.Holding]
+
+    @property
+    def behind(self) -> timedelta | None:
+        """How far the processor is behind the gateways; None until both have done something."""
+        if self.newest_event is None or self.newest_processed is None:
+            return None
+        return max(self.newest_event - self.newest_processed, timedelta(0))
+
+    @property
+    def waiting(self) -> int:
+        """Events waiting for delivery, every destination together."""
+        return sum(b.waiting for b in self.backlog.values())
+
+    @property
+    def oldest_waiting(self) -> datetime | None:
+        return min((b.oldest_at for b in self.backlog.values() if b.oldest_at), default=None)
+
+    def up(self, role: str) -> list[heartbeats.Beat]:
+        """The live processes of a role (a worker's stages count as the worker)."""
+        return [b for b in self.processes if b.alive and b.role.split("/")[0] == role]
+
+
+async def overview(conn: Connection) -> Overview:
+    newest, processed = await ingest_log.processing(conn)
+    size = await (await conn.execute(_Q["size"])).fetchone()
+    return Overview(
+        await heartbeats.recent(conn), newest, processed, await stats.recent(conn, HOUR),
+        int(size[0]) if size else 0, await backlog.current(conn), await leases.holdings(conn),
+    )  # fmt: skip

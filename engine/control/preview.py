@@ -1,0 +1,184 @@
+"""What a destination's mapping would send for an event, without sending anything.
+
+Used by `sluice preview` and by the UI's "send test event". Secrets in the request (API keys
+in headers, URLs or bodies) are masked. Where the vendor has an endpoint that validates
+requests without recording them (GA4), `validate` asks it.
+"""
+
+import asyncio
+import contextlib
+import gzip
+import ipaddress
+import socket
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+from uuid import UUID
+
+import msgspec
+
+from engine import codec
+from engine.db import Connection
+from engine.destinations.base import Files, Request, Unsendable, Validation, Verdict
+from engine.errors import SluiceError
+from engine.pipeline import topology
+from engine.pipeline.delivery.sender import MalformedRequest, Sender, TransportError
+from engine.pipeline.topology import Target
+from engine.specs import DestinationSpec
+
+
+class PreviewError(SluiceError):
+    pass
+
+
+async def destination(conn: Connection, name: str) -> Target:
+    found = await topology.named(conn, name)
+    if found is None:
+        raise PreviewError(f"no destination named {name!r}")
+    return found
+
+
+def unsaved(kind: str, config: dict[str, Any]) -> Target:
+    """A destination of type `kind` with these settings, as if it were configured."""
+    return Target.of(DestinationSpec(name=kind, type=kind, config=config))
+
+
+async def of_destination(conn: Connection, name: str, event: Any) -> list[Request]:
+    return requests(await destination(conn, name), event)
+
+
+def of_type(
+    kind: str, config: dict[str, Any], event: Any, now: datetime | None = None
+) -> list[Request]:
+    return requests(unsaved(kind, config), event, now)
+
+
+def requests(dest: Target, event: Any, now: datetime | None = None) -> list[Request]:
+    """The requests for `event` as they would be sent at `now` (default: now), secrets masked."""
+    return [dest.masked(request) for request in _made(dest, event, now)]
+
+
+def _made(dest: Target, event: Any, now: datetime | None) -> list[Request]:
+    if not isinstance(event, dict):
+        raise PreviewError("the event must be a JSON object")
+    if dest.problem is not None or dest.plugin is None:
+        raise PreviewError(dest.problem or "no destination plug-in")
+    if not dest.filter.admits(event):
+        raise PreviewError(f"{dest.name} does not take this event (its type or event filters)")
+    try:
+        return dest.plugin.map(event, dest.settings, now or datetime.now(UTC))
+    except Unsendable as exc:
+        raise PreviewError(f"{dest.name} cannot send this event: {exc}") from None
+
+
+class Checked(msgspec.Struct):
+    """A request as the vendor's validation endpoint judged it: no messages, no problem."""
+
+    request: Request
+    status: int | None
+    messages: list[str]
+
+
+async def validate(dest: Target, event: Any) -> list[Checked]:
+    """Send the event's requests to the vendor's validation endpoint (GA4's debug endpoint),
+    which checks them without recording anything, and say what it found."""
+    made = _made(dest, event, None)
+    assert dest.plugin is not None
+    validation = dest.plugin.validation
+    if validation is None:
+        raise PreviewError(f"{dest.plugin.title} has no validation endpoint to ask")
+    sender = Sender()
+    await sender.start()
+    try:
+        return [await _check(sender, dest, validation, request) for request in made]
+    finally:
+        await sender.close()
+
+
+async def _check(sender: Sender, dest: Target, validation: Validation, request: Request) -> Checked:
+    try:
+        answer = await sender.send(validation.request(request), dest.policy.timeout_seconds)
+    except (TransportError, MalformedRequest) as exc:
+        return Checked(dest.masked(request), None, [dest.mask(f"no answer: {exc}")])
+    if not 200 <= answer.status < 300:
+        messages = [dest.mask(f"HTTP {answer.status}: {answer.excerpt}")]
+    else:
+        messages = [dest.mask(m) for m in validation.messages(answer.body)]
+    return Checked(dest.masked(request), answer.status, messages)
+
+
+class Tried(msgspec.Struct):
+    """A request sent for real (the UI's "send test event") and what the vendor said of it."""
+
+    request: Request  # secrets masked
+    status: int | None
+    verdict: str  # delivered, retry or aborted, by the destination's own reading of the answer
+    answer: str  # the vendor's answer (its start), the error, or where a file was stored
+
+
+async def send(dest: Target, event: Any, *, private_hosts: bool = False) -> list[Tried]:
+    """Send the event's requests to the vendor, once each, without retries or jobs; a file
+    destination stores a file of the event (under the all-zero source id).
+
+    The answer is shown to whoever asked, so a request to this host's own network is refused
+    unless `private_hosts` allows it, and one to a link-local address (where clouds serve
+    their instance credentials) always: else a test event would read internal services."""
+    made = _made(dest, event, None)
+    assert dest.plugin is not None
+    if dest.plugin.files is not None:
+        return [await _store(dest, dest.plugin.files, made)]
+    sender = Sender()
+    await sender.start()
+    try:
+        tried = []
+        for request in made:
+            refusal = await _refusal(request.url, private_hosts)
+            if refusal is None:
+                tried.append(await _send(sender, dest, request))
+            else:
+                tried.append(Tried(dest.masked(request), None, Verdict.ABORT.value, refusal))
+        return tried
+    finally:
+        await sender.close()
+
+
+async def _refusal(url: str, private_hosts: bool) -> str | None:
+    """Why a test request must not go to `url`, or None when it may."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        found = await asyncio.to_thread(socket.getaddrinfo, host, parts.port or 443)
+    except (OSError, UnicodeError):
+        return None  # the send itself will say the host is unknown
+    for *_, address in found:
+        ip = ipaddress.ip_address(str(address[0]).split("%")[0])
+        if ip.is_link_local or (ip.is_multicast or ip.is_unspecified):
+            return f"not sent: {host} is a link-local or special address ({ip})"
+        if not private_hosts and (ip.is_private or ip.is_loopback or ip.is_reserved):
+            return (
+                f"not sent: {host} is on this host's own network ({ip}); test events go to"
+                " public addresses unless SLUICE_WEB_TEST_PRIVATE_HOSTS=true"
+            )
+    return None
+
+
+async def _send(sender: Sender, dest: Target, request: Request) -> Tried:
+    assert dest.plugin is not None
+    try:
+        answer = await sender.send(request, dest.policy.timeout_seconds)
+    except (TransportError, MalformedRequest) as exc:
+        return Tried(
+            dest.masked(request), None, Verdict.RETRY.value, dest.mask(f"no answer: {exc}")
+        )
+    judged = dest.plugin.classify(answer.status, answer.body, 1)
+    verdict = judged if isinstance(judged, Verdict) else judged[0].verdict
+    return Tried(dest.masked(request), answer.status, verdict.value, dest.mask(answer.excerpt))
+
+
+async def _store(dest: Target, files: Files, made: list[Request]) -> Tried:
+    key = files.key(dest.settings, UUID(int=0), datetime.now(UTC), 0)
+    body = gzip.compress(b"".join(codec.encode(r.body) + b"\n" for r in made))
+    async with contextlib.aclosing(files.uploads()) as uploads:
+        stored = await uploads.store(dest.settings, key, body)
+    said = stored.error if stored.error is not None else f"stored as {key}"
+    return Tried(dest.masked(made[0]), stored.status, stored.verdict.value, dest.mask(said))

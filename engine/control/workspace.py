@@ -1,0 +1,246 @@
+"""The workspace store: sources, destinations, transformations, connections in the database.
+
+`apply` upserts entries (`engine.specs`) by name in one transaction (entries absent from the
+file are left alone); `export` reads the same shape back; `entry`, `switch`, `delete` and
+`disconnect` change one entry. Nothing here records who did it: `engine.control.changes`
+applies and audits together, for the pages, the API and the CLI.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from uuid import UUID
+
+import msgspec
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from engine.control import alerts
+from engine.db import Connection
+from engine.errors import ConfigError
+from engine.specs import (
+    ConnectionSpec,
+    DestinationSpec,
+    SourceSpec,
+    TransformationSpec,
+    WorkspaceSpec,
+    check,
+    new_write_key,
+)
+from engine.sql import Queries
+from engine.store import jobs
+from engine.transformations import runtime as transformations
+from engine.transformations.process import BadCode
+
+_Q = Queries.beside(__file__, "workspace.sql")
+
+
+Action = Literal["created", "updated", "unchanged"]
+
+
+@dataclass
+class ApplyReport:
+    changes: list[tuple[str, str, Action]] = field(default_factory=list)
+    # write keys generated for new sources, so the person applying the file can use them
+    new_write_keys: dict[str, str] = field(default_factory=dict)
+
+    def note(self, kind: str, name: str, row: tuple[Any, ...] | None) -> None:
+        action: Action = "unchanged" if row is None else ("created" if row[0] else "updated")
+        self.changes.append((kind, name, action))
+
+
+async def apply(conn: Connection, spec: WorkspaceSpec) -> ApplyReport:
+    """Upsert every entry by name in one transaction and wake the processes that cache it.
+    ConfigError names the entry at fault when one is invalid."""
+    check(spec)
+    for i, tr in enumerate(spec.transformations):
+        try:
+            await transformations.check(tr.code)
+        except BadCode as exc:
+            raise ConfigError(f"transformations[{i}] ({tr.name})", str(exc)) from None
+    report = ApplyReport()
+    async with conn.transaction():
+        for src in spec.sources:
+            await _apply_source(conn, src, report)
+        for dest in spec.destinations:
+            cur = await conn.execute(
+                _Q["upsert_destination"],
+                {
+                    "name": dest.name,
+                    "type": dest.type,
+                    "config": Jsonb(dest.config),
+                    "enabled": dest.enabled,
+                    "delivery": Jsonb(msgspec.to_builtins(dest.delivery)),
+                },
+            )
+            row = await cur.fetchone()
+            if await _apply_alerts(conn, dest) and row is None:
+                row = (False,)  # only its alert rule changed
+            report.note("destination", dest.name, row)
+        for tr in spec.transformations:
+            await _apply_transformation(conn, tr, report)
+        for i, con in enumerate(spec.connections):
+            await _apply_connection(conn, i, con, report)
+        await conn.execute(_Q["notify_changed"])
+    return report
+
+
+async def _apply_source(conn: Connection, src: SourceSpec, report: ApplyReport) -> None:
+    params = {
+        "name": src.name,
+        "write_key": src.write_key,
+        "new_key": new_write_key(),
+        "enabled": src.enabled,
+        "rate_limit": src.rate_limit,
+    }
+    try:
+        async with conn.transaction():
+            cur = await conn.execute(_Q["upsert_source"], params)
+    except psycopg.errors.UniqueViolation:
+        raise ConfigError(
+            f"source {src.name}", "its write_key is already used by another source"
+        ) from None
+    row = await cur.fetchone()
+    report.note("source", src.name, row)
+    if row is not None and row[0] and src.write_key is None:
+        report.new_write_keys[src.name] = row[1]
+
+
+async def _apply_alerts(conn: Connection, dest: DestinationSpec) -> bool:
+    """The destination's alert rule as the spec says (none: removed); whether it changed."""
+    dest_id = await _id_of(conn, "destination", dest.name, f"destination {dest.name}")
+    if dest.alerts is None:
+        return await alerts.remove(conn, dest_id)
+    conditions = msgspec.structs.asdict(dest.alerts)
+    return await alerts.save(conn, alerts.Rule(destination_id=dest_id, **conditions))
+
+
+async def _apply_transformation(
+    conn: Connection, tr: TransformationSpec, report: ApplyReport
+) -> None:
+    cur = await conn.execute(_Q["upsert_transformation"], {"name": tr.name})
+    row = await cur.fetchone()
+    assert row is not None
+    version = await conn.execute(_Q["add_transformation_version"], {"id": row[0], "code": tr.code})
+    changed = await version.fetchone() is not None
+    report.note("transformation", tr.name, (row[1],) if changed else None)
+
+
+async def _apply_connection(
+    conn: Connection, index: int, con: ConnectionSpec, report: ApplyReport
+) -> None:
+    label = f"connections[{index}] ({con.source} → {con.destination})"
+    ids = {
+        "source_id": await _id_of(conn, "source", con.source, label),
+        "destination_id": await _id_of(conn, "destination", con.destination, label),
+        "transformation_id": (
+            await _id_of(conn, "transformation", con.transformation, label)
+            if con.transformation
+            else None
+        ),
+    }
+    cur = await conn.execute(_Q["upsert_connection"], {**ids, "enabled": con.enabled})
+    report.note("connection", f"{con.source} → {con.destination}", await cur.fetchone())
+
+
+async def _id_of(conn: Connection, kind: str, name: str, label: str) -> Any:
+    cur = await conn.execute(_Q[f"{kind}_id"], {"name": name})
+    row = await cur.fetchone()
+    if row is None:
+        raise ConfigError(label, f"unknown {kind} {name!r}")
+    return row[0]
+
+
+async def export(conn: Connection) -> WorkspaceSpec:
+    async def rows(query: str) -> list[dict[str, Any]]:
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(_Q[query], {"id": None})
+            return await cur.fetchall()
+
+    return WorkspaceSpec(
+        sources=msgspec.convert(await rows("export_sources"), list[SourceSpec]),
+        destinations=msgspec.convert(await rows("export_destinations"), list[DestinationSpec]),
+        transformations=msgspec.convert(
+            await rows("export_transformations"), list[TransformationSpec]
+        ),
+        connections=msgspec.convert(await rows("export_connections"), list[ConnectionSpec]),
+    )
+
+
+_ENTRIES: dict[str, type[Any]] = {
+    "source": SourceSpec,
+    "destination": DestinationSpec,
+    "transformation": TransformationSpec,
+    "connection": ConnectionSpec,
+}
+
+
+async def entry(
+    conn: Connection,
+    kind: Literal["source", "destination", "transformation", "connection"],
+    id: UUID,
+) -> Any:
+    """One entry as `export` writes it (a SourceSpec, DestinationSpec, TransformationSpec with
+    its newest code, or ConnectionSpec), found by id; None when there is none. Change it and
+    `apply` it to edit it."""
+    query = f"export_{kind}s" if kind in ("destination", "transformation") else f"{kind}_by_id"
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_Q[query], {"id": id})
+        row = await cur.fetchone()
+    return None if row is None else msgspec.convert(row, _ENTRIES[kind])
+
+
+async def switch(
+    conn: Connection,
+    kind: Literal["source", "destination", "connection"],
+    id: UUID,
+    enabled: bool,
+) -> str | None:
+    """Switch an entry on or off; returns its name (None when there is no such entry)."""
+    spec = await entry(conn, kind, id)
+    if spec is None:
+        return None
+    changed = msgspec.structs.replace(spec, enabled=enabled)
+    await apply(conn, WorkspaceSpec(**{f"{kind}s": [changed]}))
+    return f"{spec.source} → {spec.destination}" if kind == "connection" else str(spec.name)
+
+
+async def delete(
+    conn: Connection,
+    kind: Literal["source", "destination", "transformation"],
+    name: str,
+) -> bool:
+    """Delete an entry by name (its connections go with it); False when there is none.
+
+    A deleted destination's waiting jobs are settled as `discarded`. A transformation that
+    connections use is not deleted (ConfigError naming them): events would silently go out
+    untransformed."""
+    async with conn.transaction():
+        if kind == "transformation":
+            cur = await conn.execute(_Q["transformation_users"], {"name": name})
+            users = [row[0] for row in await cur.fetchall()]
+            if users:
+                raise ConfigError(
+                    f"transformation {name}", f"connections use it: {', '.join(users)}"
+                )
+        cur = await conn.execute(_Q[f"delete_{kind}"], {"name": name})
+        row = await cur.fetchone()
+        if row is None:
+            return False
+        if kind == "destination":
+            await jobs.discard_all(conn, row[0])
+        await conn.execute(_Q["notify_changed"])
+    return True
+
+
+async def disconnect(conn: Connection, source: str, destination: str) -> bool:
+    """Delete the connection of `source` to `destination`; False when there is none. Jobs it
+    made already are still delivered."""
+    async with conn.transaction():
+        cur = await conn.execute(
+            _Q["delete_connection"], {"source": source, "destination": destination}
+        )
+        gone = await cur.fetchone() is not None
+        if gone:
+            await conn.execute(_Q["notify_changed"])
+    return gone

@@ -1,0 +1,388 @@
+"""The router: each destination delivers its own jobs, with its own concurrency and queue.
+
+A `DestinationRouter` reads its destination's jobs in commit order into per-user lines
+(`UserQueues`), sends the heads of the lines with up to `concurrency` requests in flight, and
+appends an attempt row for every outcome. A slow or failing destination only ever holds up its
+own lines: every destination has its own task, reader and in-flight budget.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Literal, NamedTuple
+from uuid import UUID
+
+import msgspec
+
+from engine import db
+from engine.db import Pool
+from engine.destinations.base import DestinationType, Judgement, Request, Verdict, decode_request
+from engine.errors import DatabaseError
+from engine.pipeline.delivery.attempts import AttemptLog
+from engine.pipeline.delivery.backlog import Held
+from engine.pipeline.delivery.ordering import UserQueues
+from engine.pipeline.delivery.sender import Answer, MalformedRequest, Sender, TransportError
+from engine.pipeline.topology import Target
+from engine.position import START, Position
+from engine.store import jobs
+from engine.store.jobs import Attempt, Queued
+
+log = logging.getLogger(__name__)
+
+_POLL = 5.0  # NOTIFY wakes a router when jobs arrive; the poll is the guarantee
+_RETRY = 1.0
+_READ = 2000
+BUFFER = 20_000  # events held in memory per destination
+_TOO_LARGE = 413
+
+
+class _Stored(msgspec.Struct):
+    """A stored request whose body is sent as it was stored, never decoded and encoded again."""
+
+    method: str
+    url: str
+    headers: dict[str, str] = {}
+    params: dict[str, str] = {}
+    body: msgspec.Raw = msgspec.Raw()  # empty: no body
+    body_format: Literal["json", "form"] = "json"
+
+
+_stored = msgspec.json.Decoder(_Stored)
+
+
+def stored_body(request: str) -> bytes:
+    """The body of a stored request, byte for byte as it was stored."""
+    return bytes(_stored.decode(request).body)
+
+
+@dataclass(slots=True, eq=False)
+class Pending:
+    id: int
+    position: Position
+    created_at: datetime
+    partition: int
+    user_key: str
+    source_id: UUID
+    request: str
+    events: int  # more than one: a bundle (see engine.pipeline.processing.mapping)
+    attempts: int
+    first_attempt: datetime | None
+    received_at: datetime  # (of its first event): deliveries are timed from there
+    settled: bool = False
+    alone: bool = False  # refused as part of a too-large batch: goes in a request of its own
+
+
+class _Settled(NamedTuple):
+    """A job read from the table that an earlier run already settled: a position marker."""
+
+    position: Position
+    settled: bool = True
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one delivery attempt of a job came to."""
+
+    verdict: Verdict
+    status: int | None = None
+    error: str | None = None
+    response: str | None = None
+    retry_after: float | None = None
+
+
+class DestinationRouter:
+    def __init__(
+        self,
+        target: Target,
+        pool: Pool,
+        sender: Sender,
+        attempts: AttemptLog,
+        partitions: Sequence[int],
+    ) -> None:
+        self.target = target
+        self._pool = pool
+        self._sender = sender
+        self._attempts = attempts
+        self._partitions = list(partitions)
+        self._queues: UserQueues[Pending] = UserQueues()
+        self._lines: dict[int, deque[Pending | _Settled]] = {}  # per partition, read order
+        self._cursor: Position = START
+        self._floors: dict[int, Position] = {}  # settled positions loaded at start
+        self._wake = asyncio.Event()
+        self._read_due = True
+        self._unread = False  # the last read was cut by its limit: more jobs are waiting
+        self._read_limit = _READ  # jobs per read
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._next_send = 0.0  # rate limit pacing
+        self._paused_until = 0.0  # after a 429: the vendor throttles the destination as a whole
+        self._stopping = False
+
+    def wake(self) -> None:
+        self._read_due = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        while not await self._start():
+            await asyncio.sleep(_RETRY)
+        next_poll = time.monotonic() + _POLL
+        while not self._stopping:
+            now = time.monotonic()
+            if now >= next_poll:
+                self._read_due, next_poll = True, now + _POLL
+            if self._read_due and self._pending() < BUFFER:
+                await self._read()
+            due = self._release(time.monotonic())
+            paced = self._dispatch()
+            wait = min(x for x in (next_poll, due, paced) if x is not None) - time.monotonic()
+            if wait > 0 and not (self._read_due and self._pending() < BUFFER):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+            self._wake.clear()
+
+    async def stop(self, grace: float) -> None:
+        """Send nothing new; give requests in flight `grace` seconds to be answered."""
+        self._stopping = True
+        self._wake.set()
+        if self._inflight:
+            _, late = await asyncio.wait(self._inflight, timeout=grace)
+            for task in late:  # not settled: sent again after the restart
+                task.cancel()
+
+    async def _start(self) -> bool:
+        try:
+            async with db.borrowed(self._pool) as conn:
+                floors = await jobs.router_positions(conn, self.target.id, self._partitions)
+        except DatabaseError as exc:
+            log.warning("router %s: cannot read positions, retrying: %s", self.target.name, exc)
+            return False
+        self._floors = floors
+        if len(self._floors) == len(self._partitions):
+            self._cursor = min(self._floors.values())
+        return True
+
+    async def _read(self) -> None:
+        try:
+            async with db.borrowed(self._pool) as conn:
+                rows = await jobs.read(
+                    conn, self.target.id, self._cursor, self._partitions, self._read_limit
+                )
+        except DatabaseError as exc:
+            log.warning("router %s: cannot read jobs, retrying: %s", self.target.name, exc)
+            await asyncio.sleep(_RETRY)
+            return
+        self._read_due = self._unread = len(rows) == self._read_limit
+        for row in rows:
+            self._take_row(row)
+        if rows:
+            self._cursor = rows[-1].position
+            # A partition with nothing outstanding is settled up to the cursor: saying so lets
+            # the next start read from there instead of from that partition's last job.
+            for partition in self._partitions:
+                if not self._lines.get(partition):
+                    self._attempts.position((self.target.id, partition), self._cursor)
+
+    def held(self) -> Held:
+        """What this router holds now: read and not settled yet (for the backlog)."""
+        jobs = events = retrying = 0
+        oldest: datetime | None = None
+        for line in self._lines.values():
+            first = True
+            for job in line:
+                if not isinstance(job, Pending) or job.settled:
+                    continue
+                jobs, events = jobs + 1, events + job.events
+                retrying += job.attempts > 0
+                if first:  # a line is in commit order: its first waiting job is its oldest
+                    oldest = job.received_at if oldest is None else min(oldest, job.received_at)
+                    first = False
+        return Held(jobs, events, retrying, oldest, self._cursor if self._unread else None)
+
+    def _take_row(self, row: Queued) -> None:
+        position = row.position
+        if position <= self._floors.get(row.partition, START):
+            return
+        line = self._lines.setdefault(row.partition, deque())
+        if row.settled:
+            line.append(_Settled(position))
+            self._advance(row.partition)
+            return
+        job = Pending(
+            row.id, position, row.created_at, row.partition, row.user_key, row.source_id,
+            row.request, row.events, row.attempts, row.first_at, row.received_at,
+        )  # fmt: skip
+        line.append(job)
+        not_before = None
+        if row.next_retry_at is not None:
+            wait = (row.next_retry_at - datetime.now(UTC)).total_seconds()
+            not_before = time.monotonic() + wait if wait > 0 else None
+        self._enqueue(job, not_before)
+
+    # How jobs wait for delivery: in per-user lines, one request per user in flight. (A batch
+    # destination's router gathers them into files instead: `engine.pipeline.delivery.files`.)
+
+    def _enqueue(self, job: Pending, not_before: float | None) -> None:
+        self._queues.add(job, not_before)
+
+    def _pending(self) -> int:
+        return len(self._queues)
+
+    def _release(self, now: float) -> float | None:
+        """Make jobs whose wait is over ready; return when the next wait ends, if any."""
+        return self._queues.release(now)
+
+    def _later(self, job: Pending, at: float) -> None:
+        self._queues.retry(job, at)
+
+    def _finished(self, job: Pending) -> None:
+        self._queues.done(job)
+
+    def _dispatch(self) -> float | None:
+        """Start as many deliveries as the policy allows; return when pacing allows more."""
+        policy, plugin = self.target.policy, self.target.plugin
+        batch = plugin.batch_size if plugin is not None and plugin.combine is not None else 1
+        while not self._stopping and len(self._inflight) < policy.concurrency:
+            now = time.monotonic()
+            if now < self._paused_until:
+                return self._paused_until
+            if policy.rate_limit is not None and now < self._next_send:
+                return self._next_send
+            jobs = self._queues.take(batch)
+            if not jobs:
+                return None
+            if policy.rate_limit is not None:
+                self._next_send = max(now, self._next_send) + len(jobs) / policy.rate_limit
+            for group in _batches(plugin, jobs) if batch > 1 and plugin else [(jobs, None)]:
+                task = asyncio.create_task(self._deliver(*group))
+                self._inflight.add(task)
+                task.add_done_callback(self._delivered)
+        return None
+
+    def _delivered(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._wake.set()
+
+    async def _deliver(self, jobs: list[Pending], requests: list[Request] | None) -> None:
+        target = self.target
+        try:
+            results = await _attempt(self._sender, target, jobs, requests)
+        except Exception as exc:  # a bug must not leave jobs in flight forever: retry them
+            log.exception("router %s: delivery failed unexpectedly", target.name)
+            error = target.mask(f"internal error: {type(exc).__name__}: {exc}")
+            results = [Result(Verdict.RETRY, error=error)] * len(jobs)
+        if len(jobs) > 1 and results[0].status == _TOO_LARGE:
+            # The vendor's size limit, which the batch limits should have kept: each job goes
+            # again in a request of its own (§0.2 of the contracts: split and resend).
+            for job in jobs:
+                job.alone = True
+            results = [replace(r, verdict=Verdict.RETRY) for r in results]
+        elif results[0].status == _TOO_LARGE:  # one event alone is too large: it never fits
+            results = [replace(r, verdict=Verdict.ABORT) for r in results]
+        for job, result in zip(jobs, results, strict=True):
+            self._settle(job, result)
+
+    def _settle(self, job: Pending, result: Result) -> None:
+        now = datetime.now(UTC)
+        job.attempts += 1
+        first = job.first_attempt = job.first_attempt or now
+        verdict, error = result.verdict, result.error
+        policy = self.target.policy
+        if verdict is Verdict.RETRY and policy.exhausted(job.attempts, first, now):
+            verdict = Verdict.ABORT
+            error = f"{error or f'HTTP {result.status}'}; gave up after {job.attempts} attempts"
+        next_retry = None
+        if verdict is Verdict.RETRY:
+            delay = policy.backoff(job.attempts, result.retry_after)
+            next_retry = now + timedelta(seconds=delay)
+            self._later(job, time.monotonic() + delay)
+            if result.status == 429 and result.retry_after is not None:
+                # Told when to come back: nothing more goes until then, for any user.
+                pause = min(result.retry_after, policy.max_backoff_seconds)
+                self._paused_until = max(self._paused_until, time.monotonic() + pause)
+        else:
+            self._finished(job)
+            job.settled = True
+            job.request = ""  # it may wait in its partition's line a while: keep it light
+        response = None if verdict is Verdict.DELIVERED else result.response
+        row = Attempt(
+            job.id, job.created_at, self.target.id, job.attempts, verdict.value,
+            result.status, error, response, next_retry,
+        )  # fmt: skip
+        outcome = "retried" if verdict is Verdict.RETRY else verdict.value
+        self._attempts.add(row, job.source_id, outcome, job.events, job.received_at)
+        if job.settled:
+            self._advance(job.partition)
+
+    def _advance(self, partition: int) -> None:
+        line = self._lines[partition]
+        last = None
+        while line and line[0].settled:
+            last = line.popleft().position
+        if last is not None:
+            self._attempts.position((self.target.id, partition), last)
+
+
+def _batches(
+    plugin: DestinationType, jobs: list[Pending]
+) -> list[tuple[list[Pending], list[Request] | None]]:
+    """Jobs taken together, split into the requests they can share: same batch key, and within
+    the destination's size limit. A job whose request takes no part in batches (or that was in
+    a batch the vendor found too large) goes alone."""
+    groups: dict[str, list[tuple[list[Pending], list[Request]]]] = {}
+    alone: list[tuple[list[Pending], list[Request] | None]] = []
+    for job in jobs:
+        request = decode_request(job.request)
+        key = None if job.alone else plugin.batch_key(request)
+        if key is None:
+            alone.append(([job], [request]))
+            continue
+        chunks = groups.setdefault(key, [])
+        size = sum(len(j.request) for j in chunks[-1][0]) if chunks else 0
+        if not chunks or size + len(job.request) > plugin.batch_bytes:
+            chunks.append(([], []))
+        chunks[-1][0].append(job)
+        chunks[-1][1].append(request)
+    return alone + [(jobs_, requests) for chunks in groups.values() for jobs_, requests in chunks]
+
+
+async def _attempt(
+    sender: Sender, target: Target, jobs: list[Pending], requests: list[Request] | None
+) -> list[Result]:
+    """Send the jobs' request (combined, for a batch) and say what the answer means for each."""
+    plugin = target.plugin
+    if plugin is None or target.problem is not None:
+        return [Result(Verdict.ABORT, error=target.problem or "no destination plug-in")] * len(jobs)
+    try:
+        if requests is None:
+            stored = _stored.decode(jobs[0].request)
+            request = Request(stored.method, stored.url, stored.headers, stored.params,
+                              stored.body if len(stored.body) else None,
+                              stored.body_format)  # fmt: skip
+        elif plugin.combine is None or plugin.batch_key(requests[0]) is None:
+            [request] = requests  # (a request that never travels in a batch keeps its shape)
+        else:  # a batching destination always gets its batch shape, even for a batch of one
+            request = plugin.combine(requests)
+        answer: Answer = await sender.send(request, target.policy.timeout_seconds)
+    except TransportError as exc:
+        return [Result(Verdict.RETRY, error=target.mask(str(exc)))] * len(jobs)
+    except MalformedRequest as exc:
+        return [Result(Verdict.ABORT, error=target.mask(str(exc)))] * len(jobs)
+    judged = plugin.classify(answer.status, answer.body, len(jobs))
+    response = target.mask(answer.excerpt) if answer.excerpt is not None else None
+    if isinstance(judged, Verdict) or len(judged) != len(jobs):
+        verdict = judged if isinstance(judged, Verdict) else Verdict.RETRY
+        error = None if verdict is Verdict.DELIVERED else f"HTTP {answer.status}"
+        return [Result(verdict, answer.status, error, response, answer.retry_after)] * len(jobs)
+    return [_judged(j, answer, response, target) for j in judged]
+
+
+def _judged(j: Judgement, answer: Answer, response: str | None, target: Target) -> Result:
+    """One event's result in a batch the vendor took in part: its verdict and the reason."""
+    error = None
+    if j.verdict is not Verdict.DELIVERED:
+        error = f"HTTP {answer.status}" + (f": {target.mask(j.reason)}" if j.reason else "")
+    return Result(j.verdict, answer.status, error, response, answer.retry_after)

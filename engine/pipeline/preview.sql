@@ -1,2 +1,0 @@
--- name: destination
-SELECT id, name, type, config, delivery, enabled FROM destinations WHERE name = %(name)s

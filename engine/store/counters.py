@@ -1,0 +1,77 @@
+"""Per-minute counters, written in the same transaction as the work they count, so that the
+stats pages agree with the jobs: events per source, destination and outcome; deliveries per
+destination and latency bucket; events received per source, call type and name.
+
+Outcomes: a source's events `received`, `duplicate` and `invalid` (counted against
+`NO_DESTINATION`); per destination `delivered`, `retried` (tries that failed and will be tried
+again), `aborted`, `filtered` (by the destination's event filters or call types) and `dropped`
+(by a transformation). `engine.control.stats` reads them back.
+"""
+
+from collections import Counter as Tally
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from engine.db import Connection
+from engine.sql import Queries
+
+_Q = Queries.beside(__file__, "counters.sql")
+
+NO_DESTINATION = UUID(int=0)  # the destination of source-level rows
+Counts = Tally[tuple[UUID, UUID, str]]  # (source id, destination id, outcome) → events
+Latency = Tally[tuple[UUID, int]]  # (destination id, latency bucket) → events delivered
+Names = Tally[tuple[UUID, str, str]]  # (source id, call type, name) → events received
+
+# Latency buckets: a delivery is counted in the first whose upper bound (seconds) it is under;
+# the last is open-ended. Percentiles are read as a bucket's upper bound.
+LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, float("inf"))
+NAMES_PER_BATCH = 100  # the most frequent kept apart; the rest counted as '' (others)
+NAME_LENGTH = 100
+RETENTION = timedelta(days=90)
+
+
+def latency_bucket(took: timedelta) -> int:
+    seconds = took.total_seconds()
+    return next(i for i, bound in enumerate(LATENCY_BUCKETS) if seconds < bound)
+
+
+def names_of(payloads: list[tuple[UUID, dict[str, Any]]]) -> Names:
+    """A batch's events per source, call type and name, for the top names: bounded however
+    many distinct names the events carry (they are chosen by whoever sends them)."""
+    tally = Names()
+    for source, payload in payloads:
+        name = payload.get("event") if payload.get("type") == "track" else payload.get("name")
+        kind = payload.get("type")
+        tally[source, str(kind)[:20], name[:NAME_LENGTH] if isinstance(name, str) else ""] += 1
+    kept = Names(dict(tally.most_common(NAMES_PER_BATCH)))
+    for (source, kind, _), n in (tally - kept).items():
+        kept[source, kind, ""] += n
+    return kept
+
+
+async def add(conn: Connection, counts: Counts) -> None:
+    await _add(conn, "add", counts, ("sources", "destinations", "outcomes"))
+
+
+async def add_latency(conn: Connection, latency: Latency) -> None:
+    await _add(conn, "add_latency", latency, ("destinations", "buckets"))
+
+
+async def add_names(conn: Connection, names: Names) -> None:
+    await _add(conn, "add_names", names, ("sources", "types", "names"))
+
+
+async def _add(conn: Connection, query: str, tally: Tally[Any], columns: tuple[str, ...]) -> None:
+    """Add a tally to its per-minute table: one upsert, the key's parts as arrays."""
+    if not tally:
+        return
+    keys = sorted(tally)  # a fixed order: concurrent upserts then never deadlock
+    params = {name: [key[i] for key in keys] for i, name in enumerate(columns)}
+    await conn.execute(_Q[query], {**params, "events": [tally[key] for key in keys]})
+
+
+async def forget(conn: Connection) -> None:
+    """Counters older than `RETENTION` go (the housekeeping's)."""
+    for query in ("delete_old_stats", "delete_old_latency", "delete_old_names"):
+        await conn.execute(_Q[query], {"retention": RETENTION})

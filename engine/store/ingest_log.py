@@ -1,0 +1,236 @@
+"""The ingest log: every event the gateway accepted, as it stored it, partitioned by day; and
+how far the processor and the raw-event archive have read it, per user partition.
+
+Every statement on these tables is here. The log is read in commit order (`engine.position`):
+the processor and the archive read it the same way, each from positions of its own.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
+from uuid import UUID
+
+import msgspec
+from psycopg import sql
+
+from engine import copytext, db
+from engine.db import Connection
+from engine.position import Position
+from engine.sql import Queries
+
+_Q = Queries.beside(__file__, "ingest_log.sql")
+_READ_ARCHIVE = _Q.compose("read", duplicate="not_checked")
+
+
+class Row(NamedTuple):
+    """One row as the gateway appends it, in the column order of the COPY."""
+
+    source_id: str
+    partition: int
+    received_at: str
+    message_id: str
+    payload: str
+
+
+def copy_text(rows: Iterable[Row]) -> str:
+    """COPY's text format, built in one pass: one tab-separated line per row.
+
+    Message ids and payloads are user text (a payload is often the client's own JSON, with its
+    whitespace), so backslashes, tabs, newlines and carriage returns are escaped in both.
+    """
+    escape = copytext.escape
+    return "".join(
+        f"{row.source_id}\t{row.partition}\t{row.received_at}\t"
+        f"{escape(row.message_id)}\t{escape(row.payload)}\n"
+        for row in rows
+    )
+
+
+async def append(conn: Connection, text: str) -> None:
+    """Append rows (`copy_text`'s) in the caller's transaction; the processor is woken at its
+    commit (several in one transaction fold into one notification)."""
+    async with conn.cursor() as cur:
+        async with cur.copy(_Q["copy_rows"]) as copy:
+            await copy.write(text)
+        await cur.execute(_Q["notify"])
+
+
+async def wake(conn: Connection) -> None:
+    """Wake the processors at the commit: there are events to read."""
+    await conn.execute(_Q["notify"])
+
+
+class Logged(NamedTuple):
+    """A row as the processor and the archive read it (the columns of the `read` query)."""
+
+    id: int
+    tx: str
+    partition: int
+    source_id: UUID
+    received_at: datetime
+    message_id: str
+    payload: str  # the JSON text as stored
+    duplicate: bool  # (the processor's reads only)
+
+    @property
+    def position(self) -> Position:
+        return Position.of(self.tx, self.id)
+
+
+async def read(
+    conn: Connection,
+    start: Position,
+    partitions: Sequence[int],
+    limit: int,
+    dedup_window: timedelta | None = None,
+) -> list[Logged]:
+    """Up to `limit` rows of `partitions` past `start`, in commit order; with a window, each
+    says whether it is a duplicate of an earlier row (the processor's read)."""
+    query = _READ_ARCHIVE if dedup_window is None else _Q["read"]
+    params = {**start.params(), "partitions": partitions, "limit": limit, "window": dedup_window}
+    return await db.tuples(conn, query, params, Logged)
+
+
+async def lock_processor_positions(
+    conn: Connection, partitions: Sequence[int]
+) -> dict[int, Position]:
+    """The processor's positions, locked until the transaction ends: whoever holds a
+    partition's position row is its only processor."""
+    cur = await conn.execute(_Q["lock_processor_positions"], {"partitions": partitions})
+    return {partition: Position.of(tx, id_) for partition, tx, id_ in await cur.fetchall()}
+
+
+async def advance_processor(conn: Connection, to: Position, partitions: Sequence[int]) -> None:
+    await conn.execute(_Q["advance_processor"], {**to.params(), "partitions": partitions})
+
+
+async def archive_positions(conn: Connection, partitions: Sequence[int]) -> dict[int, Position]:
+    cur = await conn.execute(_Q["archive_positions"], {"partitions": partitions})
+    return {partition: Position.of(tx, id_) for partition, tx, id_ in await cur.fetchall()}
+
+
+async def advance_archive(conn: Connection, to: Position, partitions: Sequence[int]) -> None:
+    await conn.execute(_Q["advance_archive"], {**to.params(), "partitions": partitions})
+
+
+class Original(NamedTuple):
+    """What a job's event was, for sending it through again."""
+
+    id: int
+    payload: str
+    received_at: datetime
+    message_id: str
+
+
+async def originals(conn: Connection, members: Sequence[Position]) -> dict[int, Original]:
+    """The rows still kept of these positions, by row id."""
+    params = {"txs": [str(m.tx) for m in members], "ids": [m.id for m in members]}
+    return {row.id: row for row in await db.tuples(conn, _Q["events"], params, Original)}
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Each left out (None) matches every event. `user` is a userId or an anonymousId."""
+
+    source: UUID | None = None
+    type: str | None = None
+    name: str | None = None  # a track call's event, a page or screen call's name
+    user: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    id: int
+    tx: str
+    source_id: UUID
+    partition: int
+    received_at: datetime
+    message_id: str
+    type: str | None
+    name: str | None
+    user_id: str | None
+    anonymous_id: str | None
+    payload: str  # the JSON text as stored
+
+    @property
+    def position(self) -> Position:
+        return Position.of(self.tx, self.id)
+
+
+class Walked(NamedTuple):
+    """Where a walk back ended, and how many rows it went through."""
+
+    last: Position
+    rows: int
+
+
+def _walk(filters: Filters, before: Position, after: Position, scan: int) -> dict[str, Any]:
+    return {**before.params("before_"), **after.params("after_"), "scan": scan,
+            "source": filters.source, "type": filters.type, "name": filters.name,
+            "user": filters.user}  # fmt: skip
+
+
+async def newest(
+    conn: Connection, filters: Filters, before: Position, after: Position, limit: int, scan: int
+) -> list[StoredEvent]:
+    """The newest rows matching `filters` among the `scan` newest between `after` and `before`
+    (both excluded; only rows every older transaction has finished before), newest first."""
+    params = {**_walk(filters, before, after, scan), "limit": limit}
+    return await db.rows(conn, _Q["recent"], params, StoredEvent)
+
+
+async def walked(
+    conn: Connection, filters: Filters, before: Position, after: Position, scan: int
+) -> Walked | None:
+    """Where the walk of `newest` ended; None when it found no row at all."""
+    cur = await conn.execute(_Q["walked"], _walk(filters, before, after, scan))
+    found = await cur.fetchone()
+    return None if found is None else Walked(Position.of(found[0], found[1]), found[2])
+
+
+async def event(conn: Connection, at: Position, received_at: datetime | None) -> StoredEvent | None:
+    """The row at a position (`received_at`, when known, spares looking in every day's
+    partition); None when it is not (or no longer) kept."""
+    params = {**at.params(), "at": received_at}
+    return await db.row(conn, _Q["event"], params, StoredEvent)
+
+
+async def processed(conn: Connection, at: Position, partition: int) -> bool:
+    """Has the processor read past this row?"""
+    return bool(await db.value(conn, _Q["processed"], {**at.params(), "partition": partition}))
+
+
+async def processing(conn: Connection) -> tuple[datetime | None, datetime | None]:
+    """When the newest stored event was received, and the newest the processor read past."""
+    cur = await conn.execute(_Q["processing"])
+    found = await cur.fetchone()
+    return (found[0], found[1]) if found else (None, None)
+
+
+class Unprocessed(msgspec.Struct):
+    """An event the processor has not read yet, as a backup keeps it."""
+
+    source: str  # the source's name
+    partition: int
+    received_at: datetime
+    message_id: str
+    payload: str  # the JSON as stored
+
+
+async def unprocessed(conn: Connection) -> list[Unprocessed]:
+    """Every event the processor has not read yet, in commit order."""
+    return await db.rows(conn, _Q["unprocessed"], None, Unprocessed)
+
+
+async def restore(conn: Connection, event: Unprocessed) -> bool:
+    """Append a backed-up event again, for the source of the same name; False when there is
+    none by that name."""
+    cur = await conn.execute(_Q["restore"], msgspec.structs.asdict(event))
+    return cur.rowcount > 0
+
+
+async def unprocessed_in(conn: Connection, partition: str) -> bool:
+    """Whether the processor has yet to read a row of this day partition of the log."""
+    query = sql.SQL(_Q["unprocessed_in"]).format(partition=sql.Identifier(partition))
+    return bool(await db.value(conn, query))

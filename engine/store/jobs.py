@@ -1,0 +1,353 @@
+"""The jobs: one per request a destination is to be sent (or, for a file destination, per
+bundle of events), their attempts — appended, never overwritten: a job's state is what its
+attempts came to — and each destination's router positions, how far its jobs are settled.
+
+Every statement on these tables is here. Jobs are read in commit order (`engine.position`), as
+the ingest log is; both tables are partitioned by day with the ingest log.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+from uuid import UUID
+
+import msgspec
+from psycopg import sql
+
+from engine import codec, copytext, db
+from engine.db import Connection
+from engine.position import Position
+from engine.sql import Queries
+from engine.store import counters
+
+_Q = Queries.beside(__file__, "jobs.sql")
+# The latest attempts of failed jobs, or of jobs waiting to be tried again (see jobs.sql).
+_STATES = {False: {"state": "aborted", "later": "after_abort"},
+           True: {"state": "retrying", "later": "after_retry"}}  # fmt: skip
+
+
+class Job(NamedTuple):
+    """A jobs row, in the COPY's column order, plus why it failed if it did."""
+
+    destination_id: UUID
+    source_id: UUID
+    partition: int
+    user_key: str
+    ingest_tx: int
+    ingest_id: int
+    received_at: datetime
+    message_id: str
+    event_type: str
+    event_name: str | None
+    request: str
+    events: int = 1  # more than one in a bundle
+    member_txs: str | None = None  # a bundle's events (PostgreSQL array text), for a replay
+    member_ids: str | None = None
+    error: str | None = None
+
+
+async def write(conn: Connection, jobs: Sequence[Job], counts: counters.Counts) -> None:
+    """Write jobs, and the counts of what became of their events, in the caller's transaction.
+
+    Sendable jobs go in with one COPY (their routers are woken at the commit); a job that failed
+    before it could be sent (the transformation or the mapping refused it) is written with its
+    `aborted` attempt, so it is visible and replayable like any delivery failure.
+    """
+    sendable = [job for job in jobs if job.error is None]
+    if sendable:
+        async with conn.cursor() as cur, cur.copy(_Q["copy_jobs"]) as copy:
+            # Every column but the last, `error`, which only failed jobs have.
+            await copy.write("".join(copytext.line(job[:-1]) for job in sendable))
+        await conn.execute(_Q["notify_jobs"])
+    failed = [job._asdict() for job in jobs if job.error is not None]
+    if failed:
+        async with conn.cursor() as cur:
+            await cur.executemany(_Q["insert_failed_job"], failed)
+    await counters.add(conn, counts)
+
+
+async def wake(conn: Connection) -> None:
+    """Wake the routers at the commit: there are jobs to read."""
+    await conn.execute(_Q["notify_jobs"])
+
+
+class Queued(NamedTuple):
+    """A job as its router reads it (the columns of the `read` query), with what its attempts
+    so far came to."""
+
+    id: int
+    tx: str
+    created_at: datetime
+    partition: int
+    user_key: str
+    source_id: UUID
+    request: str  # the JSON text as stored
+    events: int
+    settled: bool
+    attempts: int
+    first_at: datetime | None
+    next_retry_at: datetime | None
+    received_at: datetime
+
+    @property
+    def position(self) -> Position:
+        return Position.of(self.tx, self.id)
+
+
+async def router_positions(
+    conn: Connection, destination: UUID, partitions: Sequence[int]
+) -> dict[int, Position]:
+    """How far a destination's router has settled its jobs, per partition it has a row for."""
+    cur = await conn.execute(
+        _Q["router_positions"], {"destination": destination, "partitions": partitions}
+    )
+    return {partition: Position.of(tx, id_) for partition, tx, id_ in await cur.fetchall()}
+
+
+async def read(
+    conn: Connection, destination: UUID, after: Position, partitions: Sequence[int], limit: int
+) -> list[Queued]:
+    """Up to `limit` of a destination's jobs past `after`, in commit order."""
+    params = {**after.params(), "destination": destination, "partitions": partitions,
+              "limit": limit}  # fmt: skip
+    return await db.tuples(conn, _Q["read"], params, Queued)
+
+
+class Attempt(NamedTuple):
+    """A job_attempts row, in the COPY's column order."""
+
+    job_id: int
+    job_created_at: datetime
+    destination_id: UUID
+    attempt: int
+    state: str  # delivered, retry, aborted (and replayed, discarded: settled by a person)
+    status_code: int | None
+    error: str | None
+    response: str | None
+    next_retry_at: datetime | None
+
+
+async def record(conn: Connection, attempts: Sequence[Attempt]) -> None:
+    """Append attempt rows with one COPY."""
+    async with conn.cursor() as cur, cur.copy(_Q["copy_attempts"]) as copy:
+        await copy.write("".join(copytext.line(row) for row in attempts))
+
+
+async def save_positions(conn: Connection, positions: Mapping[tuple[UUID, int], Position]) -> None:
+    """Every job of each (destination, partition) up to its position is settled (positions
+    only ever move forward)."""
+    keys = sorted(positions)  # a fixed order: concurrent upserts then never deadlock
+    await conn.execute(
+        _Q["save_positions"],
+        {
+            "destinations": [k[0] for k in keys],
+            "partitions": [k[1] for k in keys],
+            "txs": [str(positions[k].tx) for k in keys],
+            "ids": [positions[k].id for k in keys],
+        },
+    )
+
+
+async def unread(
+    conn: Connection,
+    destination: UUID,
+    after: Position,
+    partitions: Sequence[int] | None,
+    cap: int,
+) -> int:
+    """How many of a destination's jobs of `partitions` (None: all) lie past `after`, counting
+    up to `cap` at most."""
+    params = {**after.params(), "destination": destination, "cap": cap,
+              "partitions": None if partitions is None else list(partitions)}  # fmt: skip
+    return int(await db.value(conn, _Q["unread"], params) or 0)
+
+
+@dataclass(frozen=True)
+class FailedJob:
+    """A job given up on (or, listed with `retrying`, waiting for its next try): what it was
+    made of, its request and its last attempt."""
+
+    job_id: int
+    created_at: datetime
+    destination_id: UUID
+    destination: str
+    source_id: UUID
+    message_id: str
+    event_type: str
+    event_name: str | None
+    user_key: str
+    failed_at: datetime
+    attempts: int
+    status_code: int | None
+    error: str | None
+    response: str | None
+    next_retry_at: datetime | None  # jobs being retried: when the next try is due
+    request: str
+    ingest_tx: str
+    ingest_id: int
+    partition: int
+    received_at: datetime
+    events: int  # more than one: a bundle of a file destination (S3), replayed whole
+    member_txs: list[str] | None  # bundles only
+    member_ids: list[int] | None
+
+    @property
+    def members(self) -> list[Position]:
+        """Where the job's event(s) stand in the ingest log."""
+        if self.member_txs is None or self.member_ids is None:
+            return [Position.of(self.ingest_tx, self.ingest_id)]
+        return [Position.of(tx, id_) for tx, id_ in zip(self.member_txs, self.member_ids,
+                                                         strict=True)]  # fmt: skip
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["request"] = codec.decode(self.request)
+        return msgspec.to_builtins(data)  # type: ignore[no-any-return]
+
+
+_BEGINNING = (datetime.fromisoformat("0001-01-01T00:00:00+00:00"), 0)
+
+
+def _failing(
+    destination: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    job_ids: Sequence[int] | None,
+    after: tuple[datetime, int] | None = None,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    after_at, after_id = after or _BEGINNING
+    return {"destination": destination, "since": since, "until": until,
+            "job_ids": None if job_ids is None else list(job_ids), "limit": limit,
+            "after_at": after_at, "after_id": after_id}  # fmt: skip
+
+
+async def failed(
+    conn: Connection,
+    *,
+    retrying: bool = False,
+    destination: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    job_ids: Sequence[int] | None = None,
+    after: tuple[datetime, int] | None = None,
+    limit: int | None = None,
+) -> list[FailedJob]:
+    """Failed jobs (`retrying`: jobs waiting for their next try), oldest failure first: of a
+    destination (by name), failed in [since, until], of these ids, after a place in the list
+    (failed at, job id); each left out matches all."""
+    query = _Q.compose("failed", **_STATES[retrying])
+    params = _failing(destination, since, until, job_ids, after, limit)
+    return await db.rows(conn, query, params, FailedJob)
+
+
+async def count_failed(
+    conn: Connection,
+    *,
+    retrying: bool = False,
+    destination: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    job_ids: Sequence[int] | None = None,
+) -> int:
+    """How many jobs `failed` would list, without a limit."""
+    query = _Q.compose("count_failed", **_STATES[retrying])
+    params = _failing(destination, since, until, job_ids)
+    return int(await db.value(conn, query, params) or 0)
+
+
+async def failed_per_destination(conn: Connection, *, retrying: bool = False) -> dict[str, int]:
+    """Destination name → how many of its jobs failed (`retrying`: wait for their next try)."""
+    query = _Q.compose("failed_per_destination", **_STATES[retrying])
+    cur = await conn.execute(query, _failing(None, None, None, None))
+    return {name: jobs for name, jobs in await cur.fetchall()}
+
+
+async def lock_replays(conn: Connection) -> None:
+    """Held to the end of the transaction: one batch of a replay or discard at a time, so the
+    next finds the jobs the last one settled."""
+    await conn.execute(_Q["lock_replays"])
+
+
+async def settle(conn: Connection, jobs: Sequence[FailedJob], state: str) -> None:
+    """A last attempt row for each failed job: `replayed` or `discarded`."""
+    await conn.execute(
+        _Q["settle"],
+        {
+            "ids": [job.job_id for job in jobs],
+            "created": [job.created_at for job in jobs],
+            "destinations": [job.destination_id for job in jobs],
+            "attempts": [job.attempts + 1 for job in jobs],
+            "state": state,
+        },
+    )
+
+
+async def discard_all(conn: Connection, destination: UUID) -> None:
+    """Settle every waiting job of a (deleted) destination as `discarded`."""
+    await conn.execute(_Q["discard_all"], {"id": destination})
+
+
+class MadeOf(NamedTuple):
+    """A job made from an event, with its tries (JSON text, in order)."""
+
+    id: int
+    destination_id: UUID
+    created_at: datetime
+    request: str
+    events: int
+    tries: str
+
+
+async def made_of(
+    conn: Connection,
+    event: Position,
+    received_at: datetime,
+    partition: int,
+    bundled: Sequence[UUID],
+) -> list[MadeOf]:
+    """The jobs made from an event (and from its replays): its own, and the bundles of the
+    file destinations `bundled` that hold it."""
+    params = {**event.params(), "at": received_at, "partition": partition,
+              "bundled": list(bundled)}  # fmt: skip
+    return await db.tuples(conn, _Q["made_of"], params, MadeOf)
+
+
+class Unsettled(msgspec.Struct):
+    """A job not delivered nor given up yet, as a backup keeps it."""
+
+    destination: str  # by name
+    source: str
+    partition: int
+    user_key: str
+    received_at: datetime
+    message_id: str
+    event_type: str
+    event_name: str | None
+    request: str  # the JSON as stored
+    events: int
+
+
+async def unsettled(conn: Connection) -> list[Unsettled]:
+    """Every job no attempt settled yet, in commit order (this reads every job kept)."""
+    return await db.rows(conn, _Q["unsettled"], None, Unsettled)
+
+
+async def restore(conn: Connection, job: Unsettled) -> bool:
+    """Queue a backed-up job again, for the destination and source of the same names; False
+    when either is missing."""
+    cur = await conn.execute(_Q["restore"], msgspec.structs.asdict(job))
+    return cur.rowcount > 0
+
+
+async def attempts_partition(conn: Connection, jobs_partition: str) -> list[str]:
+    """The job_attempts partition covering the same days as a jobs partition."""
+    cur = await conn.execute(_Q["attempts_partition"], {"jobs": jobs_partition})
+    return [name for (name,) in await cur.fetchall()]
+
+
+async def unsettled_in(conn: Connection, partition: str) -> bool:
+    """Whether a jobs day partition holds a job of an enabled destination still unsettled."""
+    query = sql.SQL(_Q["unsettled_in"]).format(partition=sql.Identifier(partition))
+    return bool(await db.value(conn, query))

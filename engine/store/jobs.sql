@@ -1,0 +1,220 @@
+-- The jobs (one per request a destination is sent, or file it is given), their attempts, and
+-- how far each destination's router has settled them: every statement on these tables.
+
+-- name: copy_jobs
+COPY jobs (destination_id, source_id, partition, user_key, ingest_tx, ingest_id, received_at,
+           message_id, event_type, event_name, request, events, member_txs, member_ids)
+FROM STDIN
+
+-- name: insert_failed_job
+WITH job AS (
+    INSERT INTO jobs (destination_id, source_id, partition, user_key, ingest_tx, ingest_id,
+                      received_at, message_id, event_type, event_name, request)
+    VALUES (%(destination_id)s, %(source_id)s, %(partition)s, %(user_key)s,
+            %(ingest_tx)s::text::xid8, %(ingest_id)s,
+            %(received_at)s, %(message_id)s, %(event_type)s, %(event_name)s, %(request)s)
+    RETURNING id, created_at, destination_id
+)
+INSERT INTO job_attempts (job_id, job_created_at, destination_id, attempt, state, error)
+SELECT id, created_at, destination_id, 1, 'aborted', %(error)s FROM job
+
+-- name: notify_jobs
+SELECT pg_notify('sluice_jobs', '')
+
+-- name: router_positions
+SELECT partition, tx::text, id FROM router_positions
+WHERE destination_id = %(destination)s AND partition = ANY(%(partitions)s)
+
+-- name: read
+-- A destination's jobs in commit order (see the processor's read), each with what its
+-- attempts so far came to: settled jobs are skipped, retried ones resume their budget.
+SELECT j.id, j.tx::text, j.created_at, j.partition, j.user_key, j.source_id, j.request::text,
+       j.events, coalesce(a.settled, false), coalesce(a.attempts, 0), a.first_at, a.next_retry_at,
+       j.received_at
+FROM jobs j
+LEFT JOIN LATERAL (
+    SELECT bool_or(x.state <> 'retry') AS settled, count(*) AS attempts, min(x.at) AS first_at,
+           max(x.next_retry_at) AS next_retry_at
+    FROM job_attempts x
+    WHERE x.job_id = j.id AND x.job_created_at = j.created_at
+) a ON true
+WHERE j.destination_id = %(destination)s
+  AND (j.tx, j.id) > (%(tx)s::text::xid8, %(id)s)
+  AND j.tx < pg_snapshot_xmin(pg_current_snapshot())
+  AND j.partition = ANY(%(partitions)s)
+ORDER BY j.tx, j.id
+LIMIT %(limit)s
+
+-- name: copy_attempts
+COPY job_attempts (job_id, job_created_at, destination_id, attempt, state, status_code, error,
+                   response, next_retry_at) FROM STDIN
+
+-- name: save_positions
+INSERT INTO router_positions (destination_id, partition, tx, id)
+SELECT d, p, t::xid8, i
+FROM unnest(%(destinations)s::uuid[], %(partitions)s::smallint[], %(txs)s::text[],
+            %(ids)s::bigint[]) AS x(d, p, t, i)
+ON CONFLICT (destination_id, partition) DO UPDATE SET tx = EXCLUDED.tx, id = EXCLUDED.id
+    WHERE (router_positions.tx, router_positions.id) < (EXCLUDED.tx, EXCLUDED.id)
+
+-- name: unread
+-- How many of a destination's jobs lie past what its router has read (at most %(cap)s: an
+-- index range scan, cut short; index only when the worker has every partition).
+SELECT count(*) FROM (
+    SELECT 1 FROM jobs
+    WHERE destination_id = %(destination)s
+      AND (tx, id) > (%(tx)s::text::xid8, %(id)s)
+      AND (%(partitions)s::int[] IS NULL OR partition = ANY(%(partitions)s::int[]))
+    LIMIT %(cap)s
+) past
+
+-- name: latest
+-- The latest attempts of jobs in a state (`aborted`: failed for good, or `retry`: waiting for
+-- the next try), oldest first. The state is written into the text (a fragment below), not
+-- passed as a parameter, so that its partial index serves every plan; so is which later
+-- attempts count (after an abort only a replay or a discard comes, which a small partial
+-- index finds).
+SELECT a.job_id, a.job_created_at, a.destination_id, d.name AS destination, a.at, a.attempt,
+       a.status_code, a.error, a.response, a.next_retry_at
+FROM job_attempts a
+JOIN destinations d ON d.id = a.destination_id
+WHERE {state}
+  AND (%(destination)s::text IS NULL OR d.name = %(destination)s::text)
+  AND (%(since)s::timestamptz IS NULL OR a.at >= %(since)s::timestamptz)
+  AND (%(until)s::timestamptz IS NULL OR a.at <= %(until)s::timestamptz)
+  AND (%(job_ids)s::bigint[] IS NULL OR a.job_id = ANY(%(job_ids)s::bigint[]))
+  AND (a.at, a.job_id) > (%(after_at)s::timestamptz, %(after_id)s::bigint)
+  AND NOT EXISTS (
+      SELECT 1 FROM job_attempts b
+      WHERE b.job_id = a.job_id AND b.job_created_at = a.job_created_at
+        AND b.attempt > a.attempt AND {later})
+ORDER BY a.at, a.job_id
+LIMIT %(limit)s
+
+-- name: aborted
+-- Failed for good.
+a.state = 'aborted'
+
+-- name: after_abort
+-- What leaves the failed list.
+b.state IN ('replayed', 'discarded')
+
+-- name: retrying
+-- Waiting for the next try.
+a.state = 'retry'
+
+-- name: after_retry
+-- Any later attempt.
+true
+
+-- name: failed
+-- Those jobs (the attempts above, put in where it says so), with what they hold: the event if
+-- retained, the request.
+SELECT j.id AS job_id, j.created_at, j.destination_id, a.destination, j.source_id,
+       j.message_id, j.event_type, j.event_name, j.user_key, a.at AS failed_at,
+       a.attempt AS attempts, a.status_code, a.error, a.response, a.next_retry_at,
+       j.request::text AS request, j.ingest_tx::text AS ingest_tx, j.ingest_id, j.partition,
+       j.received_at, j.events, j.member_txs::text[] AS member_txs, j.member_ids
+FROM ({latest}) a
+JOIN jobs j ON j.id = a.job_id AND j.created_at = a.job_created_at
+ORDER BY a.at, j.id
+
+-- name: count_failed
+SELECT count(*) FROM ({latest}) AS f
+
+-- name: failed_per_destination
+SELECT destination, count(*) FROM ({latest}) AS f GROUP BY destination
+
+-- name: lock_replays
+-- One batch of a replay or discard at a time: the next finds the jobs the last one settled.
+SELECT pg_advisory_xact_lock(hashtext('sluice: failed replay'))
+
+-- name: settle
+-- Failed jobs leave the list: replayed (new jobs carry their events) or discarded.
+INSERT INTO job_attempts (job_id, job_created_at, destination_id, attempt, state)
+SELECT *, %(state)s
+FROM unnest(%(ids)s::bigint[], %(created)s::timestamptz[], %(destinations)s::uuid[],
+            %(attempts)s::integer[])
+
+-- name: made_of
+-- The jobs made from an event (and from its replays): its own, found by its id, and the file
+-- bundles holding it, among its destination's jobs of the day that followed. Each with its
+-- tries.
+WITH made AS (
+    SELECT * FROM jobs
+    WHERE ingest_id = %(id)s AND ingest_tx = %(tx)s::xid8
+      AND created_at >= %(at)s::timestamptz - interval '1 hour'
+    UNION ALL
+    SELECT * FROM jobs
+    WHERE destination_id = ANY(%(bundled)s::uuid[]) AND partition = %(partition)s
+      AND created_at >= %(at)s::timestamptz - interval '1 hour'
+      AND created_at < %(at)s::timestamptz + interval '1 day'
+      AND member_ids @> ARRAY[%(id)s::bigint] AND ingest_id <> %(id)s
+)
+SELECT j.id, j.destination_id, j.created_at, j.request::text AS request, j.events,
+       coalesce(a.tries, '[]')::text AS tries
+FROM made j
+LEFT JOIN LATERAL (
+    SELECT json_agg(json_build_object(
+               'attempt', x.attempt, 'state', x.state, 'at', x.at, 'status', x.status_code,
+               'error', x.error, 'response', x.response, 'next', x.next_retry_at)
+           ORDER BY x.attempt) AS tries
+    FROM job_attempts x
+    WHERE x.job_id = j.id AND x.job_created_at = j.created_at
+) a ON true
+ORDER BY j.created_at, j.id
+
+-- name: unsettled
+-- The jobs no attempt settled yet (never tried, or to be retried), in commit order: every job
+-- kept is read, so this takes a while on a big store.
+SELECT d.name AS destination, s.name AS source, j.partition, j.user_key, j.received_at,
+       j.message_id, j.event_type, j.event_name, j.request::text AS request, j.events
+FROM jobs j
+JOIN destinations d ON d.id = j.destination_id
+JOIN sources s ON s.id = j.source_id
+WHERE NOT EXISTS (
+    SELECT 1 FROM job_attempts a
+    WHERE a.job_id = j.id AND a.job_created_at = j.created_at AND a.state <> 'retry'
+)
+ORDER BY j.tx, j.id
+
+-- name: restore
+-- (Its event's place in the ingest log is not known here: replaying it needs the archive.)
+INSERT INTO jobs (destination_id, source_id, partition, user_key, ingest_tx, ingest_id,
+                  received_at, message_id, event_type, event_name, request, events)
+SELECT d.id, s.id, %(partition)s, %(user_key)s, '0', 0, %(received_at)s, %(message_id)s,
+       %(event_type)s, %(event_name)s, %(request)s::json, %(events)s
+FROM destinations d, sources s
+WHERE d.name = %(destination)s AND s.name = %(source)s
+
+-- name: discard_all
+-- A deleted destination's jobs still waiting are settled as `discarded` (else nothing would
+-- ever settle them, and their day's partitions could never be dropped).
+INSERT INTO job_attempts (job_id, job_created_at, destination_id, attempt, state, error)
+SELECT j.id, j.created_at, j.destination_id, coalesce(a.attempts, 0) + 1, 'discarded',
+       'the destination was deleted'
+FROM jobs j
+LEFT JOIN LATERAL (
+    SELECT count(*) AS attempts, bool_or(x.state <> 'retry') AS settled FROM job_attempts x
+    WHERE x.job_id = j.id AND x.job_created_at = j.created_at
+) a ON true
+WHERE j.destination_id = %(id)s AND NOT coalesce(a.settled, false)
+
+-- name: attempts_partition
+-- The job_attempts partition covering the same range as a jobs partition.
+SELECT p.relname
+FROM pg_inherits i
+JOIN pg_class p ON p.oid = i.inhrelid
+WHERE i.inhparent = 'job_attempts'::regclass
+  AND pg_get_expr(p.relpartbound, p.oid) = (
+      SELECT pg_get_expr(j.relpartbound, j.oid) FROM pg_class j WHERE j.relname = %(jobs)s)
+
+-- name: unsettled_in
+-- Any job of this partition, for an enabled destination, not yet delivered or aborted? (Jobs
+-- of a destination switched off for longer than the retention go with their day.)
+SELECT EXISTS (
+    SELECT 1 FROM {partition} j
+    JOIN destinations d ON d.id = j.destination_id AND d.enabled
+    WHERE NOT EXISTS (
+        SELECT 1 FROM job_attempts a
+        WHERE a.job_id = j.id AND a.job_created_at = j.created_at AND a.state <> 'retry'))

@@ -12,8 +12,9 @@ from pydantic import ValidationError
 from appliance import firstrun, logs, options, roles
 from appliance.settings import Settings
 from engine import migrate, specs
-from engine.control import accounts, audit, rudderstack, workspace
+from engine.control import rudderstack, workspace
 from engine.control.accounts import ROLES
+from engine.control.changes import Changes
 from engine.db import connection
 from engine.errors import ConfigError, SluiceError
 
@@ -149,6 +150,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+CLI = "cli"  # who the audit log says made a change from the command line
+
+
 def _timestamp(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
@@ -238,12 +242,8 @@ async def _config(args: argparse.Namespace, url: str) -> None:
             spec, skipped = found.spec, found.skipped
         else:
             spec = specs.parse(args.file.read_text())
-        report = await workspace.apply(conn, spec)
-        changed = [f"{kind} {name}: {action}" for kind, name, action in report.changes
-                   if action != "unchanged"]  # fmt: skip
-        if changed:
-            action = f"config.{args.config_command}"
-            await audit.record(conn, "cli", action, str(args.file), changes=changed)
+        action = f"config.{args.config_command}"
+        report = await Changes(conn, CLI).apply(spec, action=action, target=str(args.file))
     for kind, name, action in report.changes:
         print(f"{kind:<15} {name:<30} {action}")
     for name, key in report.new_write_keys.items():
@@ -255,6 +255,7 @@ async def _config(args: argparse.Namespace, url: str) -> None:
 async def _create_user(args: argparse.Namespace, url: str) -> None:
     password = sys.stdin.readline().rstrip("\r\n")
     async with connection(url) as conn:
-        user = await accounts.create(conn, args.email, args.role, password)
-        await audit.record(conn, "cli", "user.create", user.email, role=user.role)
+        user = await Changes(conn, CLI).create_user(
+            args.email, args.role, password, must_change=False
+        )
     print(f"created {user.role} {user.email}")

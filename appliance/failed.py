@@ -2,44 +2,28 @@
 
 import argparse
 import json
-from typing import Any
 
-import psycopg
-
+from appliance import runtime
+from appliance.cli import CLI
 from engine.control import failures
-from engine.db import connection, connection_pool
-from engine.transformations.runtime import JavaScript
-from engine.transformations.store import CodeStore
+from engine.control.changes import Changes
+from engine.db import connection
 
 _ERROR_WIDTH = 60
-
-
-async def _replay(
-    conn: psycopg.AsyncConnection[Any], url: str, selection: failures.Selection
-) -> failures.ReplayReport:
-    """Replays run transformations again: this process gets a runtime of its own."""
-    pool = connection_pool(url, max_size=2)
-    await pool.open()
-    javascript = JavaScript(CodeStore(pool).code)
-    try:
-        return await failures.replay(conn, javascript, selection)
-    finally:
-        await javascript.close()
-        await pool.close()
 
 
 async def failed_command(args: argparse.Namespace, url: str) -> None:
     selection = failures.Selection(
         args.destination, args.since, tuple(args.job) if args.job else None
     )
-    async with connection(url) as conn:
-        # Each batch commits on its own: no long transaction holding back delivery.
-        await conn.set_autocommit(True)
+    # (autocommit: each batch commits on its own, no long transaction holding back delivery)
+    async with connection(url, autocommit=True) as conn:
         if args.failed_command == "discard":
-            print(f"discarded {await failures.discard(conn, selection)} failed job(s)")
+            print(f"discarded {await Changes(conn, CLI).discard(selection)} failed job(s)")
             return
         if args.failed_command == "replay":
-            report = await _replay(conn, url, selection)
+            async with runtime.javascript(url) as javascript:
+                report = await Changes(conn, CLI).replay(javascript, selection)
             print(f"replayed {report.replayed} failed job(s) as {report.jobs} new job(s)")
             if report.missing:
                 print(f"{report.missing} failed job(s) could not be replayed: their event is "

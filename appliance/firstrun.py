@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from appliance import options
 from appliance.settings import Settings
 from engine import migrate, specs
-from engine.control import accounts, audit, workspace
+from engine.control import accounts, workspace
+from engine.control.changes import Changes
 from engine.db import connection
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,7 @@ async def prepare(url: str, by: str) -> FirstRun:
         admin = None
         if not await accounts.count(conn):
             password = secrets.token_urlsafe(12)
-            user = await accounts.create(conn, FIRST_ADMIN, "admin", password, must_change=True)
-            await audit.record(conn, by, "user.create", user.email, role=user.role)
+            user = await Changes(conn, by).create_user(FIRST_ADMIN, "admin", password)
             admin = (user.email, password)
     return FirstRun(write_key, admin)
 

@@ -5,12 +5,13 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, LiteralString, TypeVar
 
+import msgspec
 import psycopg
 from psycopg import sql
-from psycopg.rows import args_row, class_row
+from psycopg.rows import args_row, class_row, dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from engine.errors import DatabaseError, DatabaseUnavailable, ValueRefused
+from engine.errors import Conflict, DatabaseError, DatabaseUnavailable, ValueRefused
 
 Pool = AsyncConnectionPool  # what callers outside the engine hold: they pass its connections in
 Connection = psycopg.AsyncConnection[Any]
@@ -48,14 +49,16 @@ async def _transactional(conn: Connection) -> None:
 @contextmanager
 def translated() -> Iterator[None]:
     """psycopg's errors raised in the block as Sluice's: DatabaseUnavailable when the server
-    cannot be reached (or no pooled connection comes in time), ValueRefused for a value it
-    refused, DatabaseError for any other failure."""
+    cannot be reached (or no pooled connection comes in time), Conflict for a row breaking a
+    uniqueness rule, ValueRefused for a value it refused, DatabaseError for any other failure."""
     try:
         yield
     except PoolTimeout as exc:
         raise DatabaseUnavailable(f"database unavailable: {exc}") from exc
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(f"database unavailable: {describe(exc)}") from exc
+    except psycopg.errors.UniqueViolation as exc:
+        raise Conflict(describe(exc)) from exc
     except psycopg.DataError as exc:
         reason = exc.diag.message_primary or type(exc).__name__
         raise ValueRefused(describe(exc), reason) from exc
@@ -96,17 +99,21 @@ def describe(exc: psycopg.Error) -> str:
 
 
 async def rows(conn: Connection, query: Query, params: Params, shape: type[T]) -> list[T]:
-    """The rows of a query as `shape`s (a dataclass, NamedTuple or Struct), by column name."""
+    """The rows of a query as `shape`s, by column name: a dataclass or NamedTuple, or a msgspec
+    Struct (converted: its nested fields, JSON columns, are validated into their own types)."""
+    if issubclass(shape, msgspec.Struct):
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(query, params)
+            return msgspec.convert(await cur.fetchall(), list[shape])  # type: ignore[valid-type]
     async with conn.cursor(row_factory=class_row(shape)) as cur:
         await cur.execute(query, params)
         return await cur.fetchall()
 
 
 async def row(conn: Connection, query: Query, params: Params, shape: type[T]) -> T | None:
-    """The first row of a query as a `shape`, by column name; None when there is none."""
-    async with conn.cursor(row_factory=class_row(shape)) as cur:
-        await cur.execute(query, params)
-        return await cur.fetchone()
+    """The first row of a query as a `shape` (see `rows`); None when there is none."""
+    found = await rows(conn, query, params, shape)
+    return found[0] if found else None
 
 
 async def tuples(conn: Connection, query: Query, params: Params, shape: type[T]) -> list[T]:

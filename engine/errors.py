@@ -14,6 +14,10 @@ class DatabaseUnavailable(DatabaseError):
     """PostgreSQL could not be reached or failed mid-operation; the work was not committed."""
 
 
+class Conflict(DatabaseError):
+    """A row that would break a uniqueness rule (a name or key another row has)."""
+
+
 class ValueRefused(DatabaseError):
     """PostgreSQL refused a value that was sent (a data exception, SQLSTATE class 22): the same
     statement will fail again, the rest of the work need not. `reason` is PostgreSQL's."""
@@ -39,6 +43,10 @@ class ConfigError(SluiceError):
         super().__init__(f"{entry}: {message}")
         self.entry = entry
         self.message = message
+
+
+class NoSuchEntry(SluiceError):
+    """What a request names does not exist (any more): a source, a user, a token…"""
 
 
 class Rejected(SluiceError):

@@ -6,7 +6,6 @@ and alert webhooks masked, write keys shortened), editors change. Every change i
 through the workspace store's `apply` and recorded in the audit log under the token's name.
 """
 
-from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import msgspec
@@ -15,7 +14,8 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import UNSET, UnsetType
 
-from engine.control import audit, rudderstack, workspace
+from engine.control import rudderstack, workspace
+from engine.control.changes import Deletable
 from engine.destinations.secrets import MASK
 from engine.errors import ConfigError
 from engine.pipeline.topology import Target
@@ -28,13 +28,13 @@ from engine.specs import (
     TransformationSpec,
     WorkspaceSpec,
 )
-from ui.requests import database, principal
+from ui.requests import changes, database, principal
 
 Named = TypeVar("Named", SourceSpec, DestinationSpec)
 S = TypeVar("S", SourceSpec, DestinationSpec, ConnectionSpec)
 
 
-class Changes(msgspec.Struct):
+class Applied(msgspec.Struct):
     """What an apply did, entry by entry, and the write keys of sources it created."""
 
     changes: list[tuple[str, str, workspace.Action]]  # (kind, name, what happened)
@@ -107,16 +107,10 @@ async def _export(request: Request[Any, Any, Any]) -> WorkspaceSpec:
     return _shown(request, await _everything(request))
 
 
-async def _apply(request: Request[Any, Any, Any], spec: WorkspaceSpec, what: str) -> Changes:
-    who = principal(request)
-    assert who is not None
+async def _apply(request: Request[Any, Any, Any], spec: WorkspaceSpec, what: str) -> Applied:
     async with database(request) as conn:
-        report = await workspace.apply(conn, spec)
-        changed = [f"{kind} {name}: {action}" for kind, name, action in report.changes
-                   if action != "unchanged"]  # fmt: skip
-        if changed:
-            await audit.record(conn, who.email, "api.apply", what, changes=changed)
-    return Changes(report.changes, report.new_write_keys)
+        report = await changes(request, conn).apply(spec, action="api.apply", target=what)
+    return Applied(report.changes, report.new_write_keys)
 
 
 @get("/workspace", summary="The whole workspace, as `sluice config export` writes it")
@@ -125,11 +119,11 @@ async def get_workspace(request: Request[Any, Any, Any]) -> WorkspaceSpec:
 
 
 @put("/workspace", summary="Create or update entries by name (others are left alone)")
-async def put_workspace(request: Request[Any, Any, Any], data: JSONBody[WorkspaceSpec]) -> Changes:
+async def put_workspace(request: Request[Any, Any, Any], data: JSONBody[WorkspaceSpec]) -> Applied:
     return await _apply(request, data, "workspace")
 
 
-class Imported(Changes):
+class Imported(Applied):
     skipped: list[str]  # what did not come along, and why
 
 
@@ -160,7 +154,7 @@ async def get_source(request: Request[Any, Any, Any], name: FromPath[str]) -> So
 @put("/sources/{name:str}", summary="Create or update a source (no write_key: one is made)")
 async def put_source(
     request: Request[Any, Any, Any], name: FromPath[str], data: JSONBody[SourceBody]
-) -> Changes:
+) -> Applied:
     current = _find((await _everything(request)).sources, name) or SourceSpec(name=name)
     spec = _merged(current, data)
     return await _apply(request, WorkspaceSpec(sources=[spec]), f"source {name}")
@@ -179,7 +173,7 @@ async def get_destination(request: Request[Any, Any, Any], name: FromPath[str]) 
 @put("/destinations/{name:str}", summary="Create or update a destination")
 async def put_destination(
     request: Request[Any, Any, Any], name: FromPath[str], data: JSONBody[DestinationBody]
-) -> Changes:
+) -> Applied:
     current = _find((await _everything(request)).destinations, name)
     if current is None:
         if isinstance(data.type, UnsetType):
@@ -197,7 +191,7 @@ async def list_transformations(request: Request[Any, Any, Any]) -> list[Transfor
 @put("/transformations/{name:str}", summary="Create a transformation or save a new version")
 async def put_transformation(
     request: Request[Any, Any, Any], name: FromPath[str], data: JSONBody[TransformationBody]
-) -> Changes:
+) -> Applied:
     spec = TransformationSpec(name=name, code=data.code)
     return await _apply(request, WorkspaceSpec(transformations=[spec]), f"transformation {name}")
 
@@ -210,7 +204,7 @@ async def list_connections(request: Request[Any, Any, Any]) -> list[ConnectionSp
 @put("/connections", summary="Create or update the connection of a source to a destination")
 async def put_connection(
     request: Request[Any, Any, Any], data: JSONBody[ConnectionBody]
-) -> Changes:
+) -> Applied:
     current = next(
         (c for c in (await _everything(request)).connections
          if (c.source, c.destination) == (data.source, data.destination)),
@@ -220,21 +214,14 @@ async def put_connection(
     return await _apply(request, WorkspaceSpec(connections=[_merged(current, data)]), label)
 
 
-async def _delete(
-    request: Request[Any, Any, Any], label: str, remove: Callable[[Any], Awaitable[bool]]
-) -> None:
-    """`remove(conn)` the entry `label` names; 404 when there was none."""
-    who = principal(request)
-    assert who is not None
+async def _remove(request: Request[Any, Any, Any], kind: Deletable, name: str) -> None:
     async with database(request) as conn:
-        if not await remove(conn):
-            raise NotFoundException(f"there is no {label}")
-        await audit.record(conn, who.email, "api.delete", label)
+        await changes(request, conn).remove(kind, name)
 
 
 @delete("/sources/{name:str}", summary="Delete a source (and its connections)")
 async def delete_source(request: Request[Any, Any, Any], name: FromPath[str]) -> None:
-    await _delete(request, f"source {name}", lambda c: workspace.delete(c, "source", name))
+    await _remove(request, "source", name)
 
 
 @delete(
@@ -242,27 +229,20 @@ async def delete_source(request: Request[Any, Any, Any], name: FromPath[str]) ->
     summary="Delete a destination (and its connections); its waiting events are discarded",
 )
 async def delete_destination(request: Request[Any, Any, Any], name: FromPath[str]) -> None:
-    await _delete(
-        request, f"destination {name}", lambda c: workspace.delete(c, "destination", name)
-    )
+    await _remove(request, "destination", name)
 
 
 @delete("/transformations/{name:str}", summary="Delete a transformation no connection uses")
 async def delete_transformation(request: Request[Any, Any, Any], name: FromPath[str]) -> None:
-    await _delete(
-        request, f"transformation {name}", lambda c: workspace.delete(c, "transformation", name)
-    )
+    await _remove(request, "transformation", name)
 
 
 @delete("/connections", summary="Delete the connection of a source to a destination")
 async def delete_connection(
     request: Request[Any, Any, Any], source: FromQuery[str], destination: FromQuery[str]
 ) -> None:
-    await _delete(
-        request,
-        f"connection {source} → {destination}",
-        lambda c: workspace.disconnect(c, source, destination),
-    )
+    async with database(request) as conn:
+        await changes(request, conn).disconnect(source, destination, action="api.delete")
 
 
 def _find(entries: list[Named], name: str) -> Named | None:

@@ -6,6 +6,7 @@ from typing import Any
 from litestar.connection import ASGIConnection
 
 from engine.control.accounts import Principal, User
+from engine.control.changes import Changes
 from engine.db import Pool, borrowed
 from engine.proxies import client_address
 
@@ -18,6 +19,14 @@ def database(
     cannot be reached."""
     pool: Pool = connection.app.state.pool
     return borrowed(pool, autocommit=autocommit)
+
+
+def changes(connection: ASGIConnection[Any, Any, Any, Any], conn: Any) -> Changes:
+    """Changes on `conn` (a `database` connection) made by whoever is asking: they are recorded
+    in the audit log under their name."""
+    who = principal(connection)
+    assert who is not None  # (the guard lets nobody else change anything)
+    return Changes(conn, who.email)
 
 
 def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User | None:

@@ -33,7 +33,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from engine.control import sessions, tokens
 from engine.control.accounts import Role
 from engine.db import Pool
-from engine.errors import ConfigError, DatabaseUnavailable
+from engine.errors import ConfigError, DatabaseUnavailable, NoSuchEntry
 from ui.requests import current_user, database, local_path, principal
 
 if TYPE_CHECKING:
@@ -160,6 +160,8 @@ def _api_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]
         status, code, message = 403, "forbidden", exc.detail
     elif isinstance(exc, ConfigError):
         status, code, message = 400, "invalid", str(exc)
+    elif isinstance(exc, NoSuchEntry):
+        status, code, message = 404, "refused", str(exc)
     elif isinstance(exc, HTTPException):
         status, code, message = exc.status_code, "refused", exc.detail
         if isinstance(exc.extra, list):  # Litestar's validation errors: what was wrong, where
@@ -181,6 +183,8 @@ def _error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any
         status, detail = 503, "the database is not reachable just now; try again shortly"
     elif isinstance(exc, ConfigError):  # a change the workspace store refused
         status, detail = 400, str(exc)
+    elif isinstance(exc, NoSuchEntry):
+        status, detail = 404, str(exc)
     else:
         request.logger.exception("control plane: unexpected error on %s", request.url.path)
         status, detail = HTTP_500_INTERNAL_SERVER_ERROR, "something went wrong on our side"
@@ -199,6 +203,7 @@ exception_handlers: dict[type[Exception] | int, Any] = {
     HTTPException: _error_page,
     DatabaseUnavailable: _error_page,
     ConfigError: _error_page,
+    NoSuchEntry: _error_page,
     Exception: _error_page,
 }
 

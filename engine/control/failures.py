@@ -112,13 +112,18 @@ async def now(conn: Connection) -> datetime:
 
 
 async def replay(
-    conn: Connection, transformations: Transformations, selection: Selection = Selection()
+    conn: Connection,
+    transformations: Transformations,
+    selection: Selection = Selection(),
+    until: datetime | None = None,
 ) -> ReplayReport:
-    """Re-enqueue every failed job matching the selection, in batches of one transaction each
-    (`conn` in autocommit mode, so that each batch really commits on its own)."""
-    report, started, after = ReplayReport(), await now(conn), START
+    """Re-enqueue every failed job matching the selection that failed until `until` (default:
+    now), in batches of one transaction each (`conn` in autocommit mode, so that each batch
+    really commits on its own)."""
+    report, after = ReplayReport(), START
+    until = until or await now(conn)
     while True:
-        step, cursor = await replay_step(conn, transformations, selection, started, after)
+        step, cursor = await replay_step(conn, transformations, selection, until, after)
         report.add(step)
         if cursor is None:
             return report

@@ -11,13 +11,12 @@ from typing import Any, Literal
 from uuid import UUID
 
 import msgspec
-import psycopg
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from engine import db
 from engine.control import alerts
 from engine.db import Connection
-from engine.errors import ConfigError
+from engine.errors import ConfigError, Conflict
 from engine.specs import (
     ConnectionSpec,
     DestinationSpec,
@@ -94,9 +93,10 @@ async def _apply_source(conn: Connection, src: SourceSpec, report: ApplyReport) 
         "rate_limit": src.rate_limit,
     }
     try:
-        async with conn.transaction():
-            cur = await conn.execute(_Q["upsert_source"], params)
-    except psycopg.errors.UniqueViolation:
+        with db.translated():
+            async with conn.transaction():
+                cur = await conn.execute(_Q["upsert_source"], params)
+    except Conflict:
         raise ConfigError(
             f"source {src.name}", "its write_key is already used by another source"
         ) from None
@@ -143,27 +143,30 @@ async def _apply_connection(
     report.note("connection", f"{con.source} → {con.destination}", await cur.fetchone())
 
 
-async def _id_of(conn: Connection, kind: str, name: str, label: str) -> Any:
-    cur = await conn.execute(_Q[f"{kind}_id"], {"name": name})
-    row = await cur.fetchone()
-    if row is None:
+async def id_of(
+    conn: Connection, kind: Literal["source", "destination", "transformation"], name: str
+) -> UUID | None:
+    """The id of the entry of this name; None when there is none."""
+    found = await db.value(conn, _Q[f"{kind}_id"], {"name": name})
+    return None if found is None else UUID(str(found))
+
+
+async def _id_of(conn: Connection, kind: Any, name: str, label: str) -> UUID:
+    found = await id_of(conn, kind, name)
+    if found is None:
         raise ConfigError(label, f"unknown {kind} {name!r}")
-    return row[0]
+    return found
 
 
 async def export(conn: Connection) -> WorkspaceSpec:
-    async def rows(query: str) -> list[dict[str, Any]]:
-        async with conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(_Q[query], {"id": None})
-            return await cur.fetchall()
-
+    every = {"id": None}
     return WorkspaceSpec(
-        sources=msgspec.convert(await rows("export_sources"), list[SourceSpec]),
-        destinations=msgspec.convert(await rows("export_destinations"), list[DestinationSpec]),
-        transformations=msgspec.convert(
-            await rows("export_transformations"), list[TransformationSpec]
+        sources=await db.rows(conn, _Q["export_sources"], every, SourceSpec),
+        destinations=await db.rows(conn, _Q["export_destinations"], every, DestinationSpec),
+        transformations=await db.rows(
+            conn, _Q["export_transformations"], every, TransformationSpec
         ),
-        connections=msgspec.convert(await rows("export_connections"), list[ConnectionSpec]),
+        connections=await db.rows(conn, _Q["export_connections"], every, ConnectionSpec),
     )
 
 
@@ -184,10 +187,7 @@ async def entry(
     its newest code, or ConnectionSpec), found by id; None when there is none. Change it and
     `apply` it to edit it."""
     query = f"export_{kind}s" if kind in ("destination", "transformation") else f"{kind}_by_id"
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(_Q[query], {"id": id})
-        row = await cur.fetchone()
-    return None if row is None else msgspec.convert(row, _ENTRIES[kind])
+    return await db.row(conn, _Q[query], {"id": id}, _ENTRIES[kind])
 
 
 async def switch(

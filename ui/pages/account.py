@@ -7,7 +7,8 @@ from litestar import Request, Response, get, post
 from litestar.params import FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 
-from engine.control import accounts, audit, sessions
+from engine.control import changes
+from engine.control.changes import Changes
 from engine.errors import AccountError, SignInRefused
 from ui.requests import client, current_user, database, local_path, signed_in
 from ui.security import session_cookie
@@ -37,10 +38,10 @@ async def login(request: Request[Any, Any, Any], data: URLEncodedBody[SignIn]) -
     address = client(request)
     async with database(request) as conn:
         try:
-            user = await accounts.sign_in(conn, data.email, data.password, address)
-        except SignInRefused as exc:
-            if exc.retry_after is None:  # (throttled tries are not even checked: not news)
-                await audit.record(conn, _who(data.email), "login.failed")
+            token = await changes.sign_in(
+                conn, data.email, data.password, address, request.state.session
+            )
+        except SignInRefused as exc:  # (the failure is counted: this block commits)
             headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
             return Template(
                 "login.html",
@@ -48,29 +49,15 @@ async def login(request: Request[Any, Any, Any], data: URLEncodedBody[SignIn]) -
                 status_code=429 if exc.retry_after else 400,
                 headers=headers,
             )
-        if request.state.session:  # someone else signed in in this browser before
-            await sessions.end(conn, request.state.session)
-        token = await sessions.start(conn, user)
-        await audit.record(conn, user.email, "login")
     return Redirect(
         local_path(data.next), status_code=303, cookies=[session_cookie(request, token)]
     )
 
 
-def _who(typed: str) -> str:
-    """The audit log's name for a failed sign-in: the email tried, unless what was typed is no
-    email address (people type their password into the wrong box)."""
-    try:
-        return accounts.email_address(typed)
-    except AccountError:
-        return "(not an email address)"
-
-
 @post("/logout", opt={"role": "viewer", "before_password_change": True}, status_code=303)
 async def logout(request: Request[Any, Any, Any]) -> Response[Any]:
     async with database(request) as conn:
-        await sessions.end(conn, request.state.session)
-        await audit.record(conn, signed_in(request).email, "logout")
+        await changes.sign_out(conn, signed_in(request), request.state.session)
     return Redirect("/login", status_code=303, cookies=[session_cookie(request, None)])
 
 
@@ -90,20 +77,15 @@ async def change_password(
     user = signed_in(request)
     error = "the two new passwords differ" if data.password != data.repeat else None
     if error is None:
-        async with database(request) as conn:
-            address = client(request)
-            try:  # a wrong current password counts towards the throttle like any sign-in
-                await accounts.sign_in(conn, user.email, data.current, address)
+        async with database(request) as conn:  # (commits a wrong current password's count)
+            try:
+                await Changes(conn, user.email).change_password(
+                    user, data.current, data.password, client(request), request.state.session
+                )
             except SignInRefused as exc:
                 error = exc.message if exc.retry_after else "the current password is wrong"
-            else:
-                try:
-                    async with conn.transaction():
-                        await accounts.set_password(conn, user, data.password)
-                        await sessions.end_others(conn, user.id, keep=request.state.session)
-                        await audit.record(conn, user.email, "password.change", user.email)
-                except AccountError as exc:
-                    error = exc.message
+            except AccountError as exc:
+                error = exc.message
     if error is not None:
         return Template("password.html", context={"user": user, "error": error}, status_code=400)
     return Redirect("/connections", status_code=303)

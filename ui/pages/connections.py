@@ -10,19 +10,16 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, URLEncodedBody
 from litestar.response import Redirect, Template
 
-from engine.control import audit, graph, stats, workspace
+from engine.control import graph, stats, workspace
 from engine.errors import ConfigError
-from engine.specs import ConnectionSpec, DestinationSpec, WorkspaceSpec
-from ui.requests import database, signed_in
+from engine.specs import ConnectionSpec, DestinationSpec
+from ui.requests import changes, database, signed_in
 
 FILTERS = {
     "disable": "every event",
     "whitelistedEvents": "only the track events named below",
     "blacklistedEvents": "every event but the track events named below",
 }
-
-
-_FILTER_KEYS = ("eventFilteringOption", "whitelistedEvents", "blacklistedEvents")
 
 
 class ConnectionForm(msgspec.Struct):
@@ -104,28 +101,17 @@ async def update_connection(
 ) -> Response[Any]:
     """The transformation of this connection and the event filters of its destination (in
     RudderStack, filters belong to the destination: every source sending there gets them)."""
-    user = signed_in(request)
     spec, destination, shape = await _load(request, connection_id)
     if data.filter not in FILTERS:
         return _page(request, connection_id, spec, destination, shape, "pick one of the filters")
     names = [n.strip() for n in data.names.splitlines() if n.strip()]
-    config = {k: v for k, v in destination.config.items() if k not in _FILTER_KEYS}
-    config["eventFilteringOption"] = data.filter
-    if data.filter != "disable":
-        config[data.filter] = [{"eventName": n} for n in names]
-    changed = WorkspaceSpec(
-        destinations=[msgspec.structs.replace(destination, config=config)],
-        connections=[msgspec.structs.replace(spec, transformation=data.transformation or None)],
-    )
     async with database(request) as conn:
         try:
-            await workspace.apply(conn, changed)
+            await changes(request, conn).shape(
+                spec, destination, data.transformation or None, data.filter, names
+            )
         except ConfigError as exc:
             return _page(request, connection_id, spec, destination, shape, exc.message)
-        await audit.record(conn, user.email, "connection.update",
-                           f"{spec.source} → {spec.destination}",
-                           transformation=data.transformation or None, filter=data.filter,
-                           events=len(names))  # fmt: skip
     return Redirect(f"/connections/{connection_id}?saved=1", status_code=303)
 
 
@@ -134,12 +120,11 @@ async def delete_connection(
     request: Request[Any, Any, Any], connection_id: FromPath[UUID]
 ) -> Response[Any]:
     """Remove the connection; jobs it made already are still delivered."""
-    user = signed_in(request)
     spec, _, _ = await _load(request, connection_id)
     async with database(request) as conn:
-        await workspace.disconnect(conn, spec.source, spec.destination)
-        await audit.record(conn, user.email, "connection.delete",
-                           f"{spec.source} → {spec.destination}")  # fmt: skip
+        await changes(request, conn).disconnect(
+            spec.source, spec.destination, action="connection.delete"
+        )
     return Redirect("/connections", status_code=303)
 
 

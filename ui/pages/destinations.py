@@ -13,15 +13,15 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 
-from engine.control import alerts, audit, graph, preview, stats, workspace
+from engine.control import alerts, graph, preview, stats, workspace
 from engine.destinations.base import DestinationType
 from engine.destinations.catalog import TYPES
 from engine.errors import ConfigError, SluiceError
 from engine.pipeline.topology import Target
-from engine.specs import ConnectionSpec, DeliveryPolicy, DestinationSpec, WorkspaceSpec
+from engine.specs import ConnectionSpec, DeliveryPolicy, DestinationSpec
 from ui import cards, forms
 from ui.pages.sources import Switch, deleted, switched
-from ui.requests import database, signed_in
+from ui.requests import changes, database, signed_in
 
 SAMPLE_NAME = "Sluice Test Event"
 
@@ -92,23 +92,16 @@ async def _submitted(request: Request[Any, Any, Any]) -> dict[str, str]:
 
 @post("/destinations", status_code=303)
 async def create_destination(request: Request[Any, Any, Any]) -> Response[Any]:
-    user = signed_in(request)
     form = await _submitted(request)
     plugin = _plugin(form.get("type", ""))
     name = form.get("name", "").strip()
     async with database(request) as conn:
-        if any(d.name == name for d in (await graph.load(conn)).destinations):
-            return _form(request, plugin, name=name, config={}, status=400,
-                         error=f"there is a destination called {name!r} already")  # fmt: skip
         try:
             config = forms.config(plugin, form, {})
-            spec = DestinationSpec(name=name, type=plugin.name, config=config)
-            await workspace.apply(conn, WorkspaceSpec(destinations=[spec]))
+            made = await changes(request, conn).create_destination(name, plugin.name, config)
         except (forms.FormError, ConfigError) as exc:
             return _refused(request, plugin, name, form, exc)
-        made = next(d for d in (await graph.load(conn)).destinations if d.name == name)
-        await audit.record(conn, user.email, "destination.create", name, type=plugin.name)
-    return Redirect(f"/destinations/{made.id}", status_code=303)
+    return Redirect(f"/destinations/{made}", status_code=303)
 
 
 def _refused(
@@ -210,7 +203,6 @@ def _connections(
 async def update_destination(
     request: Request[Any, Any, Any], destination_id: FromPath[UUID]
 ) -> Response[Any]:
-    user = signed_in(request)
     form = await _submitted(request)
     loaded = await _load(request, destination_id)
     spec = loaded.spec
@@ -218,15 +210,11 @@ async def update_destination(
     async with database(request) as conn:
         try:
             config = forms.config(plugin, form, spec.config)
-            changed = msgspec.structs.replace(spec, config=config)
-            await workspace.apply(conn, WorkspaceSpec(destinations=[changed]))
+            await changes(request, conn).configure(spec, config)
         except (forms.FormError, ConfigError) as exc:
             return _refused(request, plugin, spec.name, form, exc, loaded.node, spec.config,
                             **_connections(loaded),
                             **await _alerting(request, destination_id))  # fmt: skip
-        keys = sorted(k for k in set(config) | set(spec.config)
-                      if config.get(k) != spec.config.get(k))  # fmt: skip
-        await audit.record(conn, user.email, "destination.update", spec.name, settings=keys)
     return Redirect(f"/destinations/{destination_id}?saved=1", status_code=303)
 
 
@@ -235,7 +223,6 @@ async def update_delivery(
     request: Request[Any, Any, Any], destination_id: FromPath[UUID]
 ) -> Response[Any]:
     """The delivery policy: concurrency, rate limit, retry budget, backoff, timeout, files."""
-    user = signed_in(request)
     form = await _submitted(request)
     loaded = await _load(request, destination_id)
     spec = loaded.spec
@@ -249,10 +236,7 @@ async def update_delivery(
             **await _alerting(request, destination_id),
         )  # fmt: skip
     async with database(request) as conn:
-        changed = msgspec.structs.replace(spec, delivery=policy)
-        await workspace.apply(conn, WorkspaceSpec(destinations=[changed]))
-        await audit.record(conn, user.email, "destination.delivery", spec.name,
-                           **msgspec.to_builtins(policy))  # fmt: skip
+        await changes(request, conn).set_delivery(spec, policy)
     return Redirect(f"/destinations/{destination_id}?saved=1", status_code=303)
 
 
@@ -280,7 +264,6 @@ async def save_alert_rule(
     request: Request[Any, Any, Any], destination_id: FromPath[UUID], data: URLEncodedBody[RuleForm]
 ) -> Response[Any]:
     """When to alert about this destination: a failure share over a window, a silence."""
-    user = signed_in(request)
     loaded = await _load(request, destination_id)
     async with database(request) as conn:
         saved = await alerts.rule(conn, destination_id)
@@ -294,7 +277,7 @@ async def save_alert_rule(
                 if data.no_webhook
                 else data.webhook_url.strip() or saved.webhook_url,
             )
-            await alerts.save(conn, rule)
+            await changes(request, conn).set_alert_rule(loaded.spec.name, rule)
         except ConfigError as exc:
             spec = loaded.spec
             return _form(
@@ -302,10 +285,6 @@ async def save_alert_rule(
                 node=loaded.node, status=400, **_connections(loaded),
                 **await _alerting(request, destination_id, exc.message),
             )  # fmt: skip
-        await audit.record(conn, user.email, "destination.alerts", loaded.spec.name,
-                           failure_percent=rule.failure_percent, window=rule.window_minutes,
-                           silence_minutes=rule.silence_minutes,
-                           webhook=rule.webhook_url is not None)  # fmt: skip
     return Redirect(f"/destinations/{destination_id}?saved=alerts#alerts", status_code=303)
 
 
@@ -338,7 +317,6 @@ async def connect_source(
     request: Request[Any, Any, Any], destination_id: FromPath[UUID], data: URLEncodedBody[Link]
 ) -> Response[Any]:
     """Connect a source to this destination, or switch an existing connection on or off."""
-    user = signed_in(request)
     spec, _, shape = await _load(request, destination_id)
     source = next((s for s in shape.sources if s.id == data.source_id), None)
     if source is None:
@@ -349,15 +327,7 @@ async def connect_source(
         current: ConnectionSpec | None = (
             await workspace.entry(conn, "connection", edge.id) if edge else None
         )
-        link = ConnectionSpec(
-            source=source.name, destination=spec.name, enabled=data.enabled,
-            transformation=current.transformation if current else None,
-        )  # fmt: skip
-        await workspace.apply(conn, WorkspaceSpec(connections=[link]))
-        action = "connection.create" if edge is None else (
-            "connection.enable" if data.enabled else "connection.disable"
-        )  # fmt: skip
-        await audit.record(conn, user.email, action, f"{source.name} → {spec.name}")
+        await changes(request, conn).connect(source.name, spec.name, data.enabled, current)
     return Redirect(f"/destinations/{destination_id}", status_code=303)
 
 
@@ -376,7 +346,7 @@ async def send_test_event(
     except SluiceError as exc:
         tried, error = [], str(exc)
     async with database(request) as conn:
-        await audit.record(conn, user.email, "destination.test", spec.name)
+        await changes(request, conn).record("destination.test", spec.name)
     return Template(
         "test_result.html",
         context={"user": user, "tried": tried, "error": error, "event": event},

@@ -15,10 +15,10 @@ from litestar.exceptions import ValidationException
 from litestar.params import FromQuery
 from litestar.response import Template
 
-from engine.control import audit, failures, graph
+from engine.control import failures, graph
 from engine.control.failures import ReplayReport, Selection
 from engine.errors import DatabaseUnavailable
-from ui.requests import database, signed_in
+from ui.requests import changes, database, signed_in
 from ui.security import redirect
 
 PAGE = 100
@@ -144,11 +144,10 @@ async def replay(request: Request[Any, Any, Any]) -> Response[Any]:
                 progress = Progress.carried(scope, form)
             else:
                 until = _until(form) or await failures.now(conn)
-                selection = shown.selection(until, picked)
-                total = await failures.count(conn, selection, until)
+                total = await changes(request, conn).replaying(
+                    shown.selection(until, picked), until, window=shown.window
+                )
                 progress = Progress(scope, total, until, *failures.START)
-                await audit.record(conn, user.email, "failed.replay", shown.destination or "all",
-                                   window=shown.window, jobs=total)  # fmt: skip
             selection = shown.selection(progress.until, picked)
             while not progress.finished:
                 step, cursor = await failures.replay_step(
@@ -182,14 +181,13 @@ def _until(form: FormMultiDict) -> datetime | None:
 @post("/failed/discard", status_code=303)
 async def discard(request: Request[Any, Any, Any]) -> Response[Any]:
     """Discard the selected jobs, or all the filter matched when the page was drawn."""
-    user = signed_in(request)
     form = await request.form()
     shown, _, picked = _chosen(form)
     async with database(request, autocommit=True) as conn:
         until = _until(form) or await failures.now(conn)
-        discarded = await failures.discard(conn, shown.selection(until, picked), until)
-        await audit.record(conn, user.email, "failed.discard", shown.destination or "all",
-                           window=shown.window, jobs=discarded)  # fmt: skip
+        discarded = await changes(request, conn).discard(
+            shown.selection(until, picked), until, window=shown.window
+        )
     return redirect(request, f"/failed?{shown.query(discarded=discarded)}")
 
 

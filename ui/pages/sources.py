@@ -1,6 +1,6 @@
 """A source's page: its write key (copy, rotate), where SDKs send events, ready-to-paste
 snippets; creating sources and switching them on and off. Changes go through the workspace
-store's `apply`, the same path as `sluice config apply`."""
+store's `apply`, the same path as `sluice config apply` (`engine.control.changes`)."""
 
 from typing import Any, Literal
 from uuid import UUID
@@ -11,13 +11,12 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, URLEncodedBody
 from litestar.response import Redirect, Template
 
-from engine import specs
-from engine.control import audit, graph, stats, workspace
+from engine.control import graph, stats, workspace
 from engine.errors import ConfigError
-from engine.specs import SourceSpec, WorkspaceSpec
+from engine.specs import SourceSpec
 from ui import cards
 from ui.pages import connections
-from ui.requests import database, local_path, signed_in
+from ui.requests import changes, database, local_path, signed_in
 
 
 class NewSource(msgspec.Struct):
@@ -75,31 +74,19 @@ async def _context(request: Request[Any, Any, Any], source_id: UUID) -> dict[str
 async def create_source(
     request: Request[Any, Any, Any], data: URLEncodedBody[NewSource]
 ) -> Response[Any]:
-    user = signed_in(request)
-    name = data.name.strip()
     try:
         async with database(request) as conn:
-            if any(s.name == name for s in (await graph.load(conn)).sources):
-                raise ConfigError(f"source {name}", "there is a source of that name already")
-            await workspace.apply(conn, WorkspaceSpec(sources=[SourceSpec(name=name)]))
-            made = next(s for s in (await graph.load(conn)).sources if s.name == name)
-            await audit.record(conn, user.email, "source.create", name)
+            made = await changes(request, conn).create_source(data.name.strip())
     except ConfigError as exc:
         return await connections.overview(request, exc.message)
-    return Redirect(f"/sources/{made.id}", status_code=303)
+    return Redirect(f"/sources/{made}", status_code=303)
 
 
 @post("/sources/{source_id:uuid}/key", status_code=303)
 async def rotate_key(request: Request[Any, Any, Any], source_id: FromPath[UUID]) -> Response[Any]:
     """A new write key; the old one stops working at once (every gateway reloads)."""
-    user = signed_in(request)
     async with database(request) as conn:
-        spec: SourceSpec | None = await workspace.entry(conn, "source", source_id)
-        if spec is None:
-            raise NotFoundException("there is no such source (any more)")
-        new = msgspec.structs.replace(spec, write_key=specs.new_write_key())
-        await workspace.apply(conn, WorkspaceSpec(sources=[new]))
-        await audit.record(conn, user.email, "source.rotate_key", spec.name)
+        await changes(request, conn).rotate_key(source_id)
     return Redirect(f"/sources/{source_id}", status_code=303)
 
 
@@ -117,13 +104,8 @@ async def switched(
     data: Switch,
 ) -> Response[Any]:
     """Switch a source, destination or connection on or off, then back to the page."""
-    user = signed_in(request)
     async with database(request) as conn:
-        name = await workspace.switch(conn, kind, entry_id, data.enabled)
-        if name is None:
-            raise NotFoundException(f"there is no such {kind} (any more)")
-        await audit.record(conn, user.email, f"{kind}.{'enable' if data.enabled else 'disable'}",
-                           name)  # fmt: skip
+        await changes(request, conn).switch(kind, entry_id, data.enabled)
     return Redirect(local_path(data.back), status_code=303)
 
 
@@ -140,12 +122,8 @@ async def deleted(
     entry_id: UUID,
 ) -> Response[Any]:
     """Delete a source or destination (with its connections), then back to the connections."""
-    user = signed_in(request)
     async with database(request) as conn:
-        spec = await workspace.entry(conn, kind, entry_id)
-        if spec is None or not await workspace.delete(conn, kind, spec.name):
-            raise NotFoundException(f"there is no such {kind} (any more)")
-        await audit.record(conn, user.email, f"{kind}.delete", spec.name)
+        await changes(request, conn).delete(kind, entry_id)
     return Redirect("/connections", status_code=303)
 
 

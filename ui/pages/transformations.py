@@ -16,13 +16,13 @@ from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 
 from engine import codec
-from engine.control import audit, events, graph, versions, workspace
+from engine.control import events, graph, versions, workspace
 from engine.errors import ConfigError
-from engine.specs import TransformationSpec, WorkspaceSpec
+from engine.specs import TransformationSpec
 from engine.store.ingest_log import Filters
 from engine.transformations.trial import trial
 from ui.pages.destinations import sample_event
-from ui.requests import database, signed_in
+from ui.requests import changes, database, signed_in
 
 STARTER = """export function transformEvent(event, metadata) {
   // Change the event and return it; return null to drop it.
@@ -55,21 +55,15 @@ async def transformations_page(request: Request[Any, Any, Any]) -> Template:
 async def create_transformation(
     request: Request[Any, Any, Any], data: URLEncodedBody[Named]
 ) -> Response[Any]:
-    user = signed_in(request)
-    name = data.name.strip()
     async with database(request) as conn:
-        shape = await graph.load(conn)
-        if not name or any(t.name == name for t in shape.transformations):
+        try:
+            made = await changes(request, conn).create_transformation(data.name.strip(), STARTER)
+        except ConfigError as exc:
             listed = await versions.overview(conn)
-            error = "give it a name" if not name else f"there is a transformation {name!r} already"
-            return Template("transformations.html", status_code=400,
-                            context={"user": user, "listed": listed, "error": error})  # fmt: skip
-        await workspace.apply(
-            conn, WorkspaceSpec(transformations=[TransformationSpec(name, STARTER)])
-        )
-        made = next(t for t in (await graph.load(conn)).transformations if t.name == name)
-        await audit.record(conn, user.email, "transformation.create", name)
-    return Redirect(f"/transformations/{made.id}", status_code=303)
+            return Template("transformations.html", status_code=400, context={
+                "user": signed_in(request), "listed": listed, "error": exc.message,
+            })  # fmt: skip
+    return Redirect(f"/transformations/{made}", status_code=303)
 
 
 async def _page(
@@ -120,23 +114,12 @@ async def save_code(
     request: Request[Any, Any, Any], transformation_id: FromPath[UUID], data: URLEncodedBody[Code]
 ) -> Response[Any]:
     """Saving changed code makes a new version, which every connection using it runs next."""
-    user = signed_in(request)
     async with database(request) as conn:
-        spec: TransformationSpec | None = await workspace.entry(
-            conn, "transformation", transformation_id
-        )
-        if spec is None:
-            raise NotFoundException("there is no such transformation (any more)")
         try:
-            report = await workspace.apply(
-                conn, WorkspaceSpec(transformations=[TransformationSpec(spec.name, data.code)])
-            )
+            action = await changes(request, conn).save_code(transformation_id, data.code)
         except ConfigError as exc:
             return await _page(request, transformation_id, 400, code=data.code,
                                error=exc.message)  # fmt: skip
-        [(_, _, action)] = report.changes
-        if action != "unchanged":
-            await audit.record(conn, user.email, "transformation.update", spec.name)
     return Redirect(f"/transformations/{transformation_id}?saved={action}", status_code=303)
 
 
@@ -175,16 +158,11 @@ async def delete_transformation(
     request: Request[Any, Any, Any], transformation_id: FromPath[UUID]
 ) -> Response[Any]:
     """Delete it — refused while connections run it (the page says which)."""
-    user = signed_in(request)
     async with database(request) as conn:
-        spec = await workspace.entry(conn, "transformation", transformation_id)
-        if spec is None:
-            raise NotFoundException("there is no such transformation (any more)")
         try:
-            await workspace.delete(conn, "transformation", spec.name)
+            await changes(request, conn).delete("transformation", transformation_id)
         except ConfigError as exc:
             return await _page(request, transformation_id, 400, error=exc.message)
-        await audit.record(conn, user.email, "transformation.delete", spec.name)
     return Redirect("/transformations", status_code=303)
 
 

@@ -10,9 +10,9 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, URLEncodedBody
 from litestar.response import Redirect, Template
 
-from engine.control import accounts, audit, sessions, tokens
+from engine.control import accounts, tokens
 from engine.errors import AccountError
-from ui.requests import database, signed_in
+from ui.requests import changes, database, signed_in
 
 _ADMIN = {"role": "admin"}
 
@@ -63,13 +63,9 @@ async def users_page(request: Request[Any, Any, Any]) -> Template:
 
 @post("/users", opt=_ADMIN, status_code=200)
 async def create_user(request: Request[Any, Any, Any], data: URLEncodedBody[NewUser]) -> Template:
-    admin = signed_in(request)
     try:
         async with database(request) as conn:
-            made = await accounts.create(
-                conn, data.email, data.role, data.password, must_change=True
-            )
-            await audit.record(conn, admin.email, "user.create", made.email, role=made.role)
+            made = await changes(request, conn).create_user(data.email, data.role, data.password)
     except AccountError as exc:
         return await _page(request, 400, error=exc.message, form=data)
     return await _page(request, created=made.email)
@@ -86,18 +82,10 @@ async def _person(conn: Any, user_id: UUID) -> accounts.User:
 async def change_user(
     request: Request[Any, Any, Any], user_id: FromPath[UUID], data: URLEncodedBody[UserChange]
 ) -> Response[Any]:
-    admin = signed_in(request)
     async with database(request) as conn:
         person = await _person(conn, user_id)
         try:
-            async with conn.transaction():
-                changed = await accounts.update(
-                    conn, person, role=data.role, disabled=data.disabled
-                )
-                if changed.disabled:
-                    await sessions.end_others(conn, changed.id)
-                await audit.record(conn, admin.email, "user.update", changed.email,
-                                   role=changed.role, disabled=changed.disabled)  # fmt: skip
+            await changes(request, conn).update_user(person, data.role, data.disabled)
         except AccountError as exc:
             return await _page(request, 400, error=exc.message)
     return Redirect("/users", status_code=303)
@@ -113,14 +101,10 @@ async def reset_password(
 ) -> Template:
     """Give someone a new password (they choose their own at the next sign-in); their
     sessions end."""
-    admin = signed_in(request)
     async with database(request) as conn:
         person = await _person(conn, user_id)
         try:
-            async with conn.transaction():
-                await accounts.set_password(conn, person, data.password, must_change=True)
-                await sessions.end_others(conn, person.id)
-                await audit.record(conn, admin.email, "password.reset", person.email)
+            await changes(request, conn).reset_password(person, data.password)
         except AccountError as exc:
             return await _page(request, 400, error=f"{person.email}: {exc.message}")
     return await _page(request, reset=person.email)
@@ -129,18 +113,12 @@ async def reset_password(
 @post("/users/tokens", opt=_ADMIN, status_code=200)
 async def create_token(request: Request[Any, Any, Any], data: URLEncodedBody[NewToken]) -> Template:
     """A config API token; its secret is shown on this one page and never again."""
-    admin = signed_in(request)
     try:
+        if data.days not in TOKEN_LIFETIMES:
+            raise AccountError(f"a token lasts one of {sorted(TOKEN_LIFETIMES)} days (0: always)")
+        lifetime = timedelta(days=data.days) if data.days else None
         async with database(request) as conn:
-            if data.days not in TOKEN_LIFETIMES:
-                raise AccountError(
-                    f"a token lasts one of {sorted(TOKEN_LIFETIMES)} days (0: always)"
-                )
-            lifetime = timedelta(days=data.days) if data.days else None
-            secret, made = await tokens.create(conn, data.name, data.role, admin.email, lifetime)
-            expires = made.expires_at.isoformat() if made.expires_at else None
-            await audit.record(conn, admin.email, "token.create", made.name, role=made.role,
-                               expires=expires)  # fmt: skip
+            secret, made = await changes(request, conn).create_token(data.name, data.role, lifetime)
     except AccountError as exc:
         return await _page(request, 400, error=exc.message)
     return await _page(request, new_token=(made.name, secret))
@@ -148,12 +126,8 @@ async def create_token(request: Request[Any, Any, Any], data: URLEncodedBody[New
 
 @post("/users/tokens/{token_id:uuid}/revoke", opt=_ADMIN, status_code=303)
 async def revoke_token(request: Request[Any, Any, Any], token_id: FromPath[UUID]) -> Redirect:
-    admin = signed_in(request)
     async with database(request) as conn:
-        name = await tokens.revoke(conn, token_id)
-        if name is None:
-            raise NotFoundException("no such token")
-        await audit.record(conn, admin.email, "token.revoke", name)
+        await changes(request, conn).revoke_token(token_id)
     return Redirect("/users", status_code=303)
 
 

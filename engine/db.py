@@ -98,6 +98,12 @@ def describe(exc: psycopg.Error) -> str:
     return f"{type(exc).__name__}: {primary or '(see the database server log)'}"
 
 
+def naming(query: LiteralString, **tables: str) -> sql.Composed:
+    """A query whose `{name}`s are names chosen at run time (a partition, a channel), quoted
+    as identifiers."""
+    return sql.SQL(query).format(**{slot: sql.Identifier(table) for slot, table in tables.items()})
+
+
 async def rows(conn: Connection, query: Query, params: Params, shape: type[T]) -> list[T]:
     """The rows of a query as `shape`s, by column name: a dataclass or NamedTuple, or a msgspec
     Struct (converted: its nested fields, JSON columns, are validated into their own types)."""
@@ -122,6 +128,12 @@ async def tuples(conn: Connection, query: Query, params: Params, shape: type[T])
     async with conn.cursor(row_factory=args_row(shape)) as cur:
         await cur.execute(query, params)
         return await cur.fetchall()
+
+
+async def column(conn: Connection, query: Query, params: Params = None) -> list[Any]:
+    """The first column of every row."""
+    cur = await conn.execute(query, params)
+    return [found[0] for found in await cur.fetchall()]
 
 
 async def value(conn: Connection, query: Query, params: Params = None) -> Any:

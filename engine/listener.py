@@ -8,8 +8,6 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from psycopg import sql
-
 from engine import db
 from engine.errors import DatabaseError
 
@@ -26,7 +24,7 @@ class Listener:
             try:
                 async with db.connection(self._url, autocommit=True) as conn:
                     for channel in self._handlers:
-                        await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                        await conn.execute(db.naming("LISTEN {channel}", channel=channel))
                     for handler in self._handlers.values():
                         handler()
                     async for note in conn.notifies():

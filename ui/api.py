@@ -2,8 +2,9 @@
 document `sluice config apply/export` reads and writes) and its sources, destinations,
 transformations and connections one by one. Bearer tokens (made by admins on the Users page)
 authenticate; a token's role limits it as a person's does: viewers read (destination secrets
-and alert webhooks masked, write keys shortened), editors change. Every change is applied
-through the workspace store's `apply` and recorded in the audit log under the token's name.
+and alert webhooks masked, write keys shortened), editors change. Every change goes
+through `engine.control.changes`: applied and recorded in the audit log under the token's
+name, in one transaction.
 """
 
 from typing import Any, TypeVar

@@ -13,7 +13,7 @@ import functools
 import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, Protocol, get_args
+from typing import Literal, NamedTuple, Protocol, get_args
 from uuid import UUID
 
 from argon2 import PasswordHasher
@@ -135,9 +135,7 @@ async def create(
 
 
 async def count(conn: Connection) -> int:
-    cur = await conn.execute(_Q["count"])
-    row = await cur.fetchone()
-    return int(row[0]) if row else 0
+    return int(await db.value(conn, _Q["count"]) or 0)
 
 
 async def by_id(conn: Connection, user_id: UUID) -> User | None:
@@ -184,20 +182,29 @@ async def _verify(password_hash: str, password: str) -> bool:
         return False
 
 
+class _Failures(NamedTuple):
+    """Failed sign-ins within the throttle window, and when the oldest of each kind was."""
+
+    by_pair: int  # for this email from this client
+    by_client: int
+    by_account: int
+    first_pair: datetime | None
+    first_client: datetime | None
+    first_account: datetime | None
+    now: datetime
+
+
 async def _throttle(conn: Connection, email: str, client: str | None) -> None:
     await conn.execute(_Q["expire_failures"], {"window": THROTTLE_WINDOW})
-    cur = await conn.execute(
-        _Q["recent_failures"], {"email": email, "client": client, "window": THROTTLE_WINDOW}
-    )
-    row = await cur.fetchone()
-    assert row is not None
-    by_pair, by_client, by_account, first_pair, first_client, first_account, now = row
+    params = {"email": email, "client": client, "window": THROTTLE_WINDOW}
+    found = await db.tuples(conn, _Q["recent_failures"], params, _Failures)
+    by_pair, by_client, by_account, first_pair, first_client, first_account, now = found[0]
     for failures, limit, first in (
         (by_pair, MAX_FAILURES_PER_ACCOUNT, first_pair),
         (by_client, MAX_FAILURES_PER_CLIENT, first_client),
         (by_account, MAX_FAILURES_PER_ACCOUNT_ANYWHERE, first_account),
     ):
-        if failures >= limit:
+        if failures >= limit and first is not None:
             wait = max(1, int((first + THROTTLE_WINDOW - now).total_seconds()) + 1)
             raise SignInRefused(
                 f"too many failed sign-ins; try again in {(wait + 59) // 60} minute(s)", wait
@@ -209,8 +216,7 @@ async def set_password(
 ) -> None:
     check_password(password, user.email)
     params = {"id": user.id, "password_hash": await _hash(password), "must_change": must_change}
-    cur = await conn.execute(_Q["set_password"], params)
-    if await cur.fetchone() is None:
+    if await db.value(conn, _Q["set_password"], params) is None:
         raise AccountError(f"there is no user {user.email} any more")
 
 
@@ -219,9 +225,7 @@ async def update(conn: Connection, user: User, *, role: str, disabled: bool) -> 
     new_role = _role(role)
     if user.role == "admin" and (new_role != "admin" or disabled):
         await conn.execute(_Q["lock_admins"])
-        cur = await conn.execute(_Q["other_active_admins"], {"id": user.id})
-        row = await cur.fetchone()
-        if not row or not row[0]:
+        if not await db.value(conn, _Q["other_active_admins"], {"id": user.id}):
             raise AccountError(f"{user.email} is the only admin left: make another admin first")
     updated = await db.row(
         conn, _Q["update"], {"id": user.id, "role": new_role, "disabled": disabled}, User

@@ -20,7 +20,7 @@ from uuid import UUID
 import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 
-from engine import codec, partitions
+from engine import codec, db, partitions
 from engine.db import Connection
 from engine.destinations import s3
 from engine.destinations.s3 import S3Settings, object_key
@@ -75,16 +75,15 @@ class ArchiveReplay:
 
     async def keys(self) -> list[str]:
         """The archive objects of the hours in range, in key order."""
-        cur = await self._conn.execute(_Q["source"], {"name": self._source_name})
-        row = await cur.fetchone()
-        if row is None:
+        source_id = await db.value(self._conn, _Q["source"], {"name": self._source_name})
+        if source_id is None:
             raise ReplayError(f"no source named {self._source_name!r}")
-        self._source_id = row[0]
-        self._topology = await self._routes(row[0])
+        self._source_id = source_id
+        self._topology = await self._routes(source_id)
         found: list[str] = []
         async with s3.client(self._bucket) as client:
             for hour in _hours(self._since, self._until):
-                folder = object_key(self._bucket, row[0], hour, 0).rsplit("/", 1)[0] + "/"
+                folder = object_key(self._bucket, source_id, hour, 0).rsplit("/", 1)[0] + "/"
                 found += await _list(client, self._bucket.bucketName, folder)
         return found
 

@@ -9,7 +9,7 @@ so fixing a setting and replaying is the way to recover — and writes new jobs 
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
-from engine import codec
+from engine import codec, db
 from engine.db import Connection
 from engine.destinations.secrets import mask
 from engine.pipeline.processing.mapping import Event, Routed, route
@@ -45,6 +45,10 @@ class Selection:
     since: datetime | None = None
     job_ids: tuple[int, ...] | None = None
 
+    def failing(self, until: datetime | None, retrying: bool = False) -> jobs.Failing:
+        """These jobs, failed until `until`, as the jobs store selects them."""
+        return jobs.Failing(self.destination, self.since, until, self.job_ids, retrying)
+
 
 Cursor = tuple[datetime, int]  # (failed at, job id) of the last job done: work goes on after it
 START: Cursor = (_BEGINNING, 0)
@@ -61,10 +65,7 @@ async def failed(
 ) -> list[FailedJob]:
     """Aborted jobs (or, `retrying`, jobs waiting for their next try), oldest failure first,
     secrets masked."""
-    found = await jobs.failed(
-        conn, retrying=retrying, destination=selection.destination, since=selection.since,
-        until=until, job_ids=selection.job_ids, after=after, limit=limit,
-    )  # fmt: skip
+    found = await jobs.failed(conn, selection.failing(until, retrying), after=after, limit=limit)
     targets = (await load(conn)).targets if found else {}
     return [_masked(job, targets.get(job.destination_id)) for job in found]
 
@@ -77,16 +78,13 @@ async def count(
     retrying: bool = False,
 ) -> int:
     """How many jobs `failed` would list, without a limit."""
-    return await jobs.count_failed(
-        conn, retrying=retrying, destination=selection.destination, since=selection.since,
-        until=until, job_ids=selection.job_ids,
-    )  # fmt: skip
+    return await jobs.count_failed(conn, selection.failing(until, retrying))
 
 
 async def per_destination(conn: Connection) -> dict[str, tuple[int, int]]:
     """Destination name → (failed jobs, jobs being retried), for those that have any."""
-    failing = await jobs.failed_per_destination(conn)
-    retrying = await jobs.failed_per_destination(conn, retrying=True)
+    failing = await jobs.failed_per_destination(conn, jobs.Failing())
+    retrying = await jobs.failed_per_destination(conn, jobs.Failing(retrying=True))
     return {name: (failing.get(name, 0), retrying.get(name, 0)) for name in failing | retrying}
 
 
@@ -105,10 +103,8 @@ def _masked(job: FailedJob, target: Target | None) -> FailedJob:
 async def now(conn: Connection) -> datetime:
     """The database's clock: what has failed until now is what a replay or discard takes on;
     an event that fails again meanwhile is a new failure, not more work for it."""
-    cur = await conn.execute(_Q["now"])
-    row = await cur.fetchone()
-    assert row is not None
-    return row[0]  # type: ignore[no-any-return]
+    moment: datetime = await db.value(conn, _Q["now"])
+    return moment
 
 
 async def replay(

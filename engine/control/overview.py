@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from engine import heartbeats
+from engine import db, heartbeats
 from engine.control import stats
 from engine.db import Connection
 from engine.pipeline import leases
@@ -51,8 +51,8 @@ class Overview:
 
 async def overview(conn: Connection) -> Overview:
     newest, processed = await ingest_log.processing(conn)
-    size = await (await conn.execute(_Q["size"])).fetchone()
+    size = int(await db.value(conn, _Q["size"]) or 0)
     return Overview(
-        await heartbeats.recent(conn), newest, processed, await stats.recent(conn, HOUR),
-        int(size[0]) if size else 0, await backlog.current(conn), await leases.holdings(conn),
+        await heartbeats.recent(conn), newest, processed, await stats.recent(conn, HOUR), size,
+        await backlog.current(conn), await leases.holdings(conn),
     )  # fmt: skip

@@ -82,6 +82,5 @@ async def everyone(conn: Connection) -> list[Token]:
 
 async def revoke(conn: Connection, token_id: UUID) -> str | None:
     """Revoke a token (it stops working at once); its name, or None if there was none."""
-    cur = await conn.execute(_Q["revoke"], {"id": token_id})
-    row = await cur.fetchone()
-    return str(row[0]) if row else None
+    name = await db.value(conn, _Q["revoke"], {"id": token_id})
+    return None if name is None else str(name)

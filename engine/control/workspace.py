@@ -43,9 +43,17 @@ class ApplyReport:
     # write keys generated for new sources, so the person applying the file can use them
     new_write_keys: dict[str, str] = field(default_factory=dict)
 
-    def note(self, kind: str, name: str, row: tuple[Any, ...] | None) -> None:
-        action: Action = "unchanged" if row is None else ("created" if row[0] else "updated")
+    def note(self, kind: str, name: str, created: bool | None) -> None:
+        """What an upsert did: `created` true or false, or None when nothing changed."""
+        action: Action = "unchanged" if created is None else ("created" if created else "updated")
         self.changes.append((kind, name, action))
+
+
+@dataclass(frozen=True)
+class _Upserted:
+    created: bool
+    write_key: str | None = None  # (a source's)
+    id: UUID | None = None  # (a transformation's)
 
 
 async def apply(conn: Connection, spec: WorkspaceSpec) -> ApplyReport:
@@ -62,20 +70,13 @@ async def apply(conn: Connection, spec: WorkspaceSpec) -> ApplyReport:
         for src in spec.sources:
             await _apply_source(conn, src, report)
         for dest in spec.destinations:
-            cur = await conn.execute(
-                _Q["upsert_destination"],
-                {
-                    "name": dest.name,
-                    "type": dest.type,
-                    "config": Jsonb(dest.config),
-                    "enabled": dest.enabled,
-                    "delivery": Jsonb(msgspec.to_builtins(dest.delivery)),
-                },
-            )
-            row = await cur.fetchone()
-            if await _apply_alerts(conn, dest) and row is None:
-                row = (False,)  # only its alert rule changed
-            report.note("destination", dest.name, row)
+            params = {"name": dest.name, "type": dest.type, "config": Jsonb(dest.config),
+                      "enabled": dest.enabled,
+                      "delivery": Jsonb(msgspec.to_builtins(dest.delivery))}  # fmt: skip
+            created = await db.value(conn, _Q["upsert_destination"], params)
+            if await _apply_alerts(conn, dest) and created is None:
+                created = False  # only its alert rule changed
+            report.note("destination", dest.name, created)
         for tr in spec.transformations:
             await _apply_transformation(conn, tr, report)
         for i, con in enumerate(spec.connections):
@@ -95,15 +96,15 @@ async def _apply_source(conn: Connection, src: SourceSpec, report: ApplyReport) 
     try:
         with db.translated():
             async with conn.transaction():
-                cur = await conn.execute(_Q["upsert_source"], params)
+                upserted = await db.row(conn, _Q["upsert_source"], params, _Upserted)
     except Conflict:
         raise ConfigError(
             f"source {src.name}", "its write_key is already used by another source"
         ) from None
-    row = await cur.fetchone()
-    report.note("source", src.name, row)
-    if row is not None and row[0] and src.write_key is None:
-        report.new_write_keys[src.name] = row[1]
+    report.note("source", src.name, upserted.created if upserted else None)
+    if upserted is not None and upserted.created and src.write_key is None:
+        assert upserted.write_key is not None
+        report.new_write_keys[src.name] = upserted.write_key
 
 
 async def _apply_alerts(conn: Connection, dest: DestinationSpec) -> bool:
@@ -118,12 +119,11 @@ async def _apply_alerts(conn: Connection, dest: DestinationSpec) -> bool:
 async def _apply_transformation(
     conn: Connection, tr: TransformationSpec, report: ApplyReport
 ) -> None:
-    cur = await conn.execute(_Q["upsert_transformation"], {"name": tr.name})
-    row = await cur.fetchone()
-    assert row is not None
-    version = await conn.execute(_Q["add_transformation_version"], {"id": row[0], "code": tr.code})
-    changed = await version.fetchone() is not None
-    report.note("transformation", tr.name, (row[1],) if changed else None)
+    upserted = await db.row(conn, _Q["upsert_transformation"], {"name": tr.name}, _Upserted)
+    assert upserted is not None
+    params = {"id": upserted.id, "code": tr.code}
+    versioned = await db.value(conn, _Q["add_transformation_version"], params) is not None
+    report.note("transformation", tr.name, upserted.created if versioned else None)
 
 
 async def _apply_connection(
@@ -139,8 +139,8 @@ async def _apply_connection(
             else None
         ),
     }
-    cur = await conn.execute(_Q["upsert_connection"], {**ids, "enabled": con.enabled})
-    report.note("connection", f"{con.source} → {con.destination}", await cur.fetchone())
+    created = await db.value(conn, _Q["upsert_connection"], {**ids, "enabled": con.enabled})
+    report.note("connection", f"{con.source} → {con.destination}", created)
 
 
 async def id_of(
@@ -217,18 +217,16 @@ async def delete(
     untransformed."""
     async with conn.transaction():
         if kind == "transformation":
-            cur = await conn.execute(_Q["transformation_users"], {"name": name})
-            users = [row[0] for row in await cur.fetchall()]
+            users = await db.column(conn, _Q["transformation_users"], {"name": name})
             if users:
                 raise ConfigError(
                     f"transformation {name}", f"connections use it: {', '.join(users)}"
                 )
-        cur = await conn.execute(_Q[f"delete_{kind}"], {"name": name})
-        row = await cur.fetchone()
-        if row is None:
+        deleted = await db.value(conn, _Q[f"delete_{kind}"], {"name": name})
+        if deleted is None:
             return False
         if kind == "destination":
-            await jobs.discard_all(conn, row[0])
+            await jobs.discard_all(conn, deleted)
         await conn.execute(_Q["notify_changed"])
     return True
 
@@ -237,10 +235,8 @@ async def disconnect(conn: Connection, source: str, destination: str) -> bool:
     """Delete the connection of `source` to `destination`; False when there is none. Jobs it
     made already are still delivered."""
     async with conn.transaction():
-        cur = await conn.execute(
-            _Q["delete_connection"], {"source": source, "destination": destination}
-        )
-        gone = await cur.fetchone() is not None
+        params = {"source": source, "destination": destination}
+        gone = await db.value(conn, _Q["delete_connection"], params) is not None
         if gone:
             await conn.execute(_Q["notify_changed"])
     return gone

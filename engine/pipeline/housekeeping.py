@@ -10,8 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from psycopg import sql
-
+from engine import db
 from engine.db import Connection
 from engine.sql import Queries
 from engine.store import counters, ingest_log, jobs
@@ -49,6 +48,6 @@ async def _drop_if(
             log.info("retention: %s is past retention but still needed; kept", names[0])
             return []
         for name in names:
-            await conn.execute(sql.SQL(_Q["drop_partition"]).format(partition=sql.Identifier(name)))
+            await conn.execute(db.naming(_Q["drop_partition"], partition=name))
     log.info("retention: dropped %s", ", ".join(names))
     return names

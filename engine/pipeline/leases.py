@@ -17,7 +17,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from engine import db
 from engine.db import Connection
@@ -44,6 +44,11 @@ class Holding:
 async def holdings(conn: Connection) -> list[Holding]:
     """Every live lease holder with its partitions, per stage."""
     return await db.rows(conn, _Q["holdings"], None, Holding)
+
+
+class _Claimed(NamedTuple):
+    partition: int
+    expired: bool  # taken over from a holder whose lease expired (not one that gave it up)
 
 
 class LeaseLost(SluiceError):
@@ -81,16 +86,14 @@ class Leases:
         started = time.monotonic()  # (the leases run from no earlier than this)
         async with conn.transaction():
             await conn.execute(_Q["present"], self._key)
-            cur = await conn.execute(_Q["holders"], self._key)
-            fair = share([row[0] for row in await cur.fetchall()], self.holder)
-            cur = await conn.execute(_Q["renew"], self._key)
-            held = {row[0] for row in await cur.fetchall()}
+            fair = share(await db.column(conn, _Q["holders"], self._key), self.holder)
+            held = set(await db.column(conn, _Q["renew"], self._key))
             wanted = fair - len(held)
             if wanted > 0:
-                cur = await conn.execute(_Q["claim"], {**self._key, "wanted": wanted})
-                claimed = await cur.fetchall()
-                held |= {row[0] for row in claimed}
-                self.taken_over |= {row[0] for row in claimed if row[1]}
+                params = {**self._key, "wanted": wanted}
+                claimed = await db.tuples(conn, _Q["claim"], params, _Claimed)
+                held |= {c.partition for c in claimed}
+                self.taken_over |= {c.partition for c in claimed if c.expired}
             await conn.execute(_Q["forget"])
         self._renewed = started
         self.held = frozenset(held)
@@ -123,8 +126,7 @@ class Leases:
     async def kept(self, conn: Connection, partitions: list[int]) -> set[int]:
         """In the transaction committing work on `partitions`: those still this worker's; they
         stay so until the commit."""
-        cur = await conn.execute(_Q["check"], {**self._key, "partitions": partitions})
-        return {row[0] for row in await cur.fetchall()}
+        return set(await db.column(conn, _Q["check"], {**self._key, "partitions": partitions}))
 
     async def check(self, conn: Connection, partitions: list[int]) -> None:
         """LeaseLost unless all of `partitions` are still this worker's (see `kept`)."""

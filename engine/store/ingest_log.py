@@ -12,7 +12,6 @@ from typing import Any, NamedTuple
 from uuid import UUID
 
 import msgspec
-from psycopg import sql
 
 from engine import copytext, db
 from engine.db import Connection
@@ -232,5 +231,4 @@ async def restore(conn: Connection, event: Unprocessed) -> bool:
 
 async def unprocessed_in(conn: Connection, partition: str) -> bool:
     """Whether the processor has yet to read a row of this day partition of the log."""
-    query = sql.SQL(_Q["unprocessed_in"]).format(partition=sql.Identifier(partition))
-    return bool(await db.value(conn, query))
+    return bool(await db.value(conn, db.naming(_Q["unprocessed_in"], partition=partition)))

@@ -9,11 +9,10 @@ the ingest log is; both tables are partitioned by day with the ingest log.
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, LiteralString, NamedTuple
 from uuid import UUID
 
 import msgspec
-from psycopg import sql
 
 from engine import codec, copytext, db
 from engine.db import Connection
@@ -22,6 +21,7 @@ from engine.sql import Queries
 from engine.store import counters
 
 _Q = Queries.beside(__file__, "jobs.sql")
+BUNDLE_EVENTS = 200  # events in a file destination's job at most: what a router reads stays bounded
 # The latest attempts of failed jobs, or of jobs waiting to be tried again (see jobs.sql).
 _STATES = {False: {"state": "aborted", "later": "after_abort"},
            True: {"state": "retrying", "later": "after_retry"}}  # fmt: skip
@@ -209,58 +209,47 @@ class FailedJob:
 _BEGINNING = (datetime.fromisoformat("0001-01-01T00:00:00+00:00"), 0)
 
 
-def _failing(
-    destination: str | None,
-    since: datetime | None,
-    until: datetime | None,
-    job_ids: Sequence[int] | None,
-    after: tuple[datetime, int] | None = None,
-    limit: int | None = None,
-) -> dict[str, Any]:
-    after_at, after_id = after or _BEGINNING
-    return {"destination": destination, "since": since, "until": until,
-            "job_ids": None if job_ids is None else list(job_ids), "limit": limit,
-            "after_at": after_at, "after_id": after_id}  # fmt: skip
+@dataclass(frozen=True)
+class Failing:
+    """Which failed jobs (or, `retrying`, jobs waiting for their next try): a destination's (by
+    name), those failed in [since, until], those of these ids; each None matches all."""
+
+    destination: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    job_ids: Sequence[int] | None = None
+    retrying: bool = False
+
+    def _query(self, name: str) -> LiteralString:
+        return _Q.compose(name, **_STATES[self.retrying])
+
+    def _params(self, after: tuple[datetime, int] | None, limit: int | None) -> dict[str, Any]:
+        after_at, after_id = after or _BEGINNING
+        return {"destination": self.destination, "since": self.since, "until": self.until,
+                "job_ids": None if self.job_ids is None else list(self.job_ids),
+                "limit": limit, "after_at": after_at, "after_id": after_id}  # fmt: skip
 
 
 async def failed(
     conn: Connection,
+    which: Failing,
     *,
-    retrying: bool = False,
-    destination: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    job_ids: Sequence[int] | None = None,
     after: tuple[datetime, int] | None = None,
     limit: int | None = None,
 ) -> list[FailedJob]:
-    """Failed jobs (`retrying`: jobs waiting for their next try), oldest failure first: of a
-    destination (by name), failed in [since, until], of these ids, after a place in the list
-    (failed at, job id); each left out matches all."""
-    query = _Q.compose("failed", **_STATES[retrying])
-    params = _failing(destination, since, until, job_ids, after, limit)
-    return await db.rows(conn, query, params, FailedJob)
+    """Those jobs, oldest failure first, after a place in the list (failed at, job id)."""
+    return await db.rows(conn, which._query("failed"), which._params(after, limit), FailedJob)
 
 
-async def count_failed(
-    conn: Connection,
-    *,
-    retrying: bool = False,
-    destination: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    job_ids: Sequence[int] | None = None,
-) -> int:
+async def count_failed(conn: Connection, which: Failing) -> int:
     """How many jobs `failed` would list, without a limit."""
-    query = _Q.compose("count_failed", **_STATES[retrying])
-    params = _failing(destination, since, until, job_ids)
-    return int(await db.value(conn, query, params) or 0)
+    found = await db.value(conn, which._query("count_failed"), which._params(None, None))
+    return int(found or 0)
 
 
-async def failed_per_destination(conn: Connection, *, retrying: bool = False) -> dict[str, int]:
-    """Destination name → how many of its jobs failed (`retrying`: wait for their next try)."""
-    query = _Q.compose("failed_per_destination", **_STATES[retrying])
-    cur = await conn.execute(query, _failing(None, None, None, None))
+async def failed_per_destination(conn: Connection, which: Failing) -> dict[str, int]:
+    """Destination name → how many of those jobs it has."""
+    cur = await conn.execute(which._query("failed_per_destination"), which._params(None, None))
     return {name: jobs for name, jobs in await cur.fetchall()}
 
 
@@ -349,5 +338,4 @@ async def attempts_partition(conn: Connection, jobs_partition: str) -> list[str]
 
 async def unsettled_in(conn: Connection, partition: str) -> bool:
     """Whether a jobs day partition holds a job of an enabled destination still unsettled."""
-    query = sql.SQL(_Q["unsettled_in"]).format(partition=sql.Identifier(partition))
-    return bool(await db.value(conn, query))
+    return bool(await db.value(conn, db.naming(_Q["unsettled_in"], partition=partition)))

@@ -8,9 +8,10 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from engine.destinations.base import DestinationType, Request
-from engine.pipeline.processing.mapping import BUNDLE_EVENTS, Event, route
+from engine.pipeline.processing.mapping import Event, route
 from engine.pipeline.topology import Route, Target, Topology
 from engine.specs import DestinationSpec
+from engine.store.jobs import BUNDLE_EVENTS
 from engine.transformations.seam import Metadata, Transformed
 
 SOURCE = uuid4()

@@ -1,6 +1,6 @@
 """Destination pages: pick a type, fill in a form made from its settings, see what is wrong
 where it is wrong, connect sources, and send a test event to see the exact request and the
-vendor's answer. Changes go through the workspace store's `apply`, like `sluice config apply`;
+vendor's answer. Changes go through `engine.control.changes`, like `sluice config apply`;
 secrets are never sent back to the browser."""
 
 from datetime import UTC, datetime

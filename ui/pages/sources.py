@@ -1,6 +1,6 @@
 """A source's page: its write key (copy, rotate), where SDKs send events, ready-to-paste
-snippets; creating sources and switching them on and off. Changes go through the workspace
-store's `apply`, the same path as `sluice config apply` (`engine.control.changes`)."""
+snippets; creating sources and switching them on and off. Changes go through
+`engine.control.changes`, the same path as `sluice config apply`."""
 
 from typing import Any, Literal
 from uuid import UUID

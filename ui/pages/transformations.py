@@ -1,7 +1,7 @@
 """Transformations: the list, and a transformation's page — a code editor, a test against a
 sample event or a source's newest real one (output, what the code logged, the error with its
 line), its versions with what each changed, and the connections that run it. Saving goes
-through the workspace store's `apply`, like `sluice config apply`, which refuses code that does
+through `engine.control.changes`, like `sluice config apply`, which refuses code that does
 not compile."""
 
 import difflib

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from engine import db
@@ -131,5 +131,18 @@ class Publisher:
 async def current(conn: db.Connection) -> dict[UUID, Backlog]:
     """Each destination's backlog as the live workers last published it; a destination no
     worker delivers for (disabled, or no worker running) is missing."""
-    cur = await conn.execute(_Q["current"], {"alive": ALIVE})
-    return {row[0]: Backlog(*row[1:]) for row in await cur.fetchall()}
+    found = await db.tuples(conn, _Q["current"], {"alive": ALIVE}, _Published)
+    return {row.destination_id: row.backlog for row in found}
+
+
+class _Published(NamedTuple):
+    destination_id: UUID
+    jobs: int
+    events: int
+    retrying: int
+    oldest_at: datetime | None
+    unread: int
+
+    @property
+    def backlog(self) -> Backlog:
+        return Backlog(self.jobs, self.events, self.retrying, self.oldest_at, self.unread)

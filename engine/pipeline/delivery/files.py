@@ -32,8 +32,8 @@ from engine.destinations.base import Files, Stored, Verdict
 from engine.pipeline.delivery.attempts import AttemptLog
 from engine.pipeline.delivery.router import BUFFER, DestinationRouter, Pending, Result, stored_body
 from engine.pipeline.delivery.sender import Sender
-from engine.pipeline.processing.mapping import BUNDLE_EVENTS
 from engine.pipeline.topology import Target
+from engine.store.jobs import BUNDLE_EVENTS
 
 log = logging.getLogger(__name__)
 

@@ -110,9 +110,8 @@ class Archiver:
         """Archive one batch if it is due; return the seconds to wait before the next step."""
         async with db.borrowed(self._pool) as conn:
             async with conn.transaction():
-                cur = await conn.execute(_Q["try_lock"])
-                row = await cur.fetchone()
-            if row is None or not row[0]:
+                locked = await db.value(conn, _Q["try_lock"])
+            if not locked:
                 return _STANDBY
             try:
                 return await self._batch(conn)

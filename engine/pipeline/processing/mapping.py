@@ -22,12 +22,11 @@ from engine.destinations.base import Request, Unsendable
 from engine.partitions import user_key
 from engine.pipeline.topology import Route, Target, Topology
 from engine.store.counters import Counts
-from engine.store.jobs import Job
+from engine.store.jobs import BUNDLE_EVENTS, Job
 from engine.transformations.seam import Metadata, Transformations
 
 log = logging.getLogger(__name__)
 
-BUNDLE_EVENTS = 200  # at most, in one bundle: what a router reads at once stays bounded
 _NO_REQUEST = "null"
 
 

@@ -243,7 +243,7 @@ async def delete_connection(
     request: Request[Any, Any, Any], source: FromQuery[str], destination: FromQuery[str]
 ) -> None:
     async with database(request) as conn:
-        await changes(request, conn).disconnect(source, destination, action="api.delete")
+        await changes(request, conn).remove_connection(source, destination)
 
 
 def _find(entries: list[Named], name: str) -> Named | None:

@@ -17,6 +17,7 @@ from msgspec import inspect
 
 from engine.destinations.base import DestinationType
 from engine.destinations.secrets import MASK, mask
+from engine.errors import ConfigError
 from engine.specs import DeliveryPolicy
 
 Kind = Literal["text", "secret", "bool", "number", "choice", "json"]
@@ -33,13 +34,12 @@ class Field:
     has_value: bool = False  # a secret that is set (shown as "saved")
 
 
-class FormError(ValueError):
+class FormError(ConfigError):
     """A value the form cannot turn into config; `key` is the field."""
 
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(f"{key}: {message}")
-        self.key = key
-        self.message = message
+    @property
+    def key(self) -> str:
+        return self.entry
 
 
 @dataclass(frozen=True)

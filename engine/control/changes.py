@@ -62,12 +62,10 @@ class Changes:
             raise NoSuchEntry(f"there is no {kind} {name}")
         await self.record("api.delete", f"{kind} {name}")
 
-    async def disconnect(self, source: str, destination: str, *, action: str) -> None:
-        """Delete the connection of a source to a destination; its jobs are still delivered."""
-        if not await workspace.disconnect(self._conn, source, destination):
-            raise NoSuchEntry(f"there is no connection {source} → {destination}")
-        await self.record(action, f"connection {source} → {destination}"
-                          if action == "api.delete" else f"{source} → {destination}")  # fmt: skip
+    async def remove_connection(self, source: str, destination: str) -> None:
+        """Delete a connection by its ends (the config API's)."""
+        await self._disconnect(source, destination)
+        await self.record("api.delete", f"connection {source} → {destination}")
 
     # -- entries one by one (the pages) ---------------------------------------------------------
 
@@ -86,6 +84,15 @@ class Changes:
             raise NoSuchEntry(f"there is no such {kind} (any more)")
         await self.record(f"{kind}.delete", spec.name)
         return str(spec.name)
+
+    async def disconnect(self, source: str, destination: str) -> None:
+        await self._disconnect(source, destination)
+        await self.record("connection.delete", f"{source} → {destination}")
+
+    async def _disconnect(self, source: str, destination: str) -> None:
+        """Delete the connection of a source to a destination; its jobs are still delivered."""
+        if not await workspace.disconnect(self._conn, source, destination):
+            raise NoSuchEntry(f"there is no connection {source} → {destination}")
 
     async def create_source(self, name: str) -> UUID:
         """A new source (a write key made for it); its id."""

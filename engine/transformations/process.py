@@ -35,7 +35,7 @@ class BadCode(SluiceError):
     whose top-level statements hit a limit."""
 
 
-class SandboxFailed(Exception):
+class SandboxFailed(SluiceError):
     """A call failed on a limit, or broke or crashed the sandbox."""
 
     def __init__(self, kind: Kind, detail: str = "") -> None:

@@ -28,6 +28,7 @@ from py_mini_racer import MiniRacer
 from py_mini_racer import _exc as js
 
 from engine.children import die_with_parent
+from engine.errors import SluiceError
 from engine.transformations import protocol
 
 _DRIVER = Path(__file__).with_name("driver.js").read_text()
@@ -45,7 +46,7 @@ _SETTLE = 0.5  # seconds leftover work may take after a call before the isolate 
 _MEMORY_FACTOR = 3
 
 
-class _BadCode(Exception):
+class _BadCode(SluiceError):
     """Code that does not compile, or defines no function, or whose top level hits a limit."""
 
 

@@ -122,9 +122,7 @@ async def delete_connection(
     """Remove the connection; jobs it made already are still delivered."""
     spec, _, _ = await _load(request, connection_id)
     async with database(request) as conn:
-        await changes(request, conn).disconnect(
-            spec.source, spec.destination, action="connection.delete"
-        )
+        await changes(request, conn).disconnect(spec.source, spec.destination)
     return Redirect("/connections", status_code=303)
 
 

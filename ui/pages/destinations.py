@@ -99,7 +99,7 @@ async def create_destination(request: Request[Any, Any, Any]) -> Response[Any]:
         try:
             config = forms.config(plugin, form, {})
             made = await changes(request, conn).create_destination(name, plugin.name, config)
-        except (forms.FormError, ConfigError) as exc:
+        except ConfigError as exc:  # (a FormError too)
             return _refused(request, plugin, name, form, exc)
     return Redirect(f"/destinations/{made}", status_code=303)
 
@@ -115,7 +115,7 @@ def _refused(
     **more: Any,
 ) -> Template:
     """The form again, as submitted (secrets excepted), the error beside its field."""
-    message = exc.message if isinstance(exc, forms.FormError | ConfigError) else str(exc)
+    message = exc.message if isinstance(exc, ConfigError) else str(exc)
     keys = [f.key for f in forms.fields(plugin, {})]
     key = exc.key if isinstance(exc, forms.FormError) else forms.field_of(message, form, keys)
     return _form(
@@ -211,7 +211,7 @@ async def update_destination(
         try:
             config = forms.config(plugin, form, spec.config)
             await changes(request, conn).configure(spec, config)
-        except (forms.FormError, ConfigError) as exc:
+        except ConfigError as exc:  # (a FormError too)
             return _refused(request, plugin, spec.name, form, exc, loaded.node, spec.config,
                             **_connections(loaded),
                             **await _alerting(request, destination_id))  # fmt: skip

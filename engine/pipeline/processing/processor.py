@@ -133,7 +133,7 @@ class Processor:
             )
             await ingest_log.advance_processor(conn, last, self._partitions)
         self._metrics.processed(len(rows))
-        self._metrics.count(routed.counts, {t.id: t.name for t in topology.targets.values()})
+        self._metrics.count(routed.counts, topology.names())
         if routed.jobs:
             self._wakeups.jobs_written({job.destination_id for job in routed.sendable})
         return len(rows)

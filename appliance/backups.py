@@ -4,9 +4,8 @@ import argparse
 import os
 from datetime import UTC, datetime
 
-from appliance.cli import CLI
 from engine.control import backup
-from engine.control.changes import Changes
+from engine.control.changes import CLI, Changes
 from engine.db import connection
 
 

@@ -14,7 +14,7 @@ from appliance.settings import Settings
 from engine import migrate, specs
 from engine.control import rudderstack, workspace
 from engine.control.accounts import ROLES
-from engine.control.changes import Changes
+from engine.control.changes import CLI, Changes
 from engine.db import connection
 from engine.errors import ConfigError, SluiceError
 
@@ -148,9 +148,6 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--count", type=int, default=100, help="events to send (default 100)")
     gen.add_argument("--users", type=int, default=10, help="distinct users (default 10)")
     return parser
-
-
-CLI = "cli"  # who the audit log says made a change from the command line
 
 
 def _timestamp(text: str) -> datetime:

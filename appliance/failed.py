@@ -4,9 +4,8 @@ import argparse
 import json
 
 from appliance import runtime
-from appliance.cli import CLI
 from engine.control import failures
-from engine.control.changes import Changes
+from engine.control.changes import CLI, Changes
 from engine.db import connection
 
 _ERROR_WIDTH = 60

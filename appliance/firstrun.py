@@ -31,14 +31,16 @@ async def prepare(url: str, by: str) -> FirstRun:
     for done in await migrate.apply(url):
         log.info("applied migration %04d %s", done.version, done.name)
     async with connection(url) as conn:
+        changes = Changes(conn, by)
         write_key = None
         if not (await workspace.export(conn)).sources:
             spec = specs.WorkspaceSpec(sources=[specs.SourceSpec(name="default")])
-            write_key = (await workspace.apply(conn, spec)).new_write_keys.get("default")
+            made = await changes.apply(spec, action="source.create", target="default")
+            write_key = made.new_write_keys.get("default")
         admin = None
         if not await accounts.count(conn):
             password = secrets.token_urlsafe(12)
-            user = await Changes(conn, by).create_user(FIRST_ADMIN, "admin", password)
+            user = await changes.create_user(FIRST_ADMIN, "admin", password)
             admin = (user.email, password)
     return FirstRun(write_key, admin)
 

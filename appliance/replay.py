@@ -7,6 +7,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from appliance import runtime
 from appliance.settings import Settings
 from engine.control.archive_replay import ArchiveReplay, ReplayError
+from engine.control.changes import CLI, Changes
 from engine.db import connection
 
 
@@ -21,6 +22,8 @@ async def replay_command(args: argparse.Namespace, url: str, settings: Settings)
             until=args.until, destination=args.destination,
         )  # fmt: skip
         keys = await replay.keys()
+        await Changes(conn, CLI).replaying_archive(args.source, args.since, args.until,
+                                                   args.destination)  # fmt: skip
         columns = (TextColumn("replaying"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("files"), TimeRemainingColumn())  # fmt: skip
         with Progress(*columns, transient=True) as progress:

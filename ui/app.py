@@ -23,7 +23,7 @@ from litestar.template.config import TemplateConfig
 
 from engine import codec, partitions
 from engine.control import keyring
-from engine.db import connection_pool
+from engine.db import borrowed, connection_pool
 from engine.heartbeats import Heartbeat
 from engine.proxies import Networks
 from engine.transformations.runtime import JavaScript
@@ -145,7 +145,7 @@ def create_app(options: WebOptions) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await pool.open()
-        async with pool.connection() as conn:
+        async with borrowed(pool) as conn:
             csrf.secret = await keyring.key(conn, "csrf")
         # Replays run transformations again; their sandboxes start on first use.
         app.state.javascript = JavaScript(CodeStore(pool).code)

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Literal, NamedTuple, Protocol, get_args
 from uuid import UUID
 
+import msgspec
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -233,3 +234,22 @@ async def update(conn: Connection, user: User, *, role: str, disabled: bool) -> 
     if updated is None:
         raise AccountError(f"there is no user {user.email} any more")
     return updated
+
+
+class Kept(msgspec.Struct):
+    """Someone who signs in, as a backup keeps them: with the hash of their password."""
+
+    email: str
+    role: str
+    password_hash: str
+    must_change_password: bool
+    disabled: bool
+
+
+async def kept(conn: Connection) -> list[Kept]:
+    return await db.rows(conn, _Q["kept"], None, Kept)
+
+
+async def restore(conn: Connection, user: Kept) -> None:
+    """Add or update someone as a backup kept them."""
+    await conn.execute(_Q["restore"], msgspec.structs.asdict(user))

@@ -70,3 +70,15 @@ UPDATE users
 SET role = %(role)s, disabled = %(disabled)s, updated_at = now()
 WHERE id = %(id)s
 RETURNING id, email, role, must_change_password, disabled, created_at, last_login_at
+
+-- name: kept
+-- Everyone, as a backup keeps them.
+SELECT email, role, password_hash, must_change_password, disabled FROM users ORDER BY email
+
+-- name: restore
+INSERT INTO users (email, role, password_hash, must_change_password, disabled)
+VALUES (%(email)s, %(role)s, %(password_hash)s, %(must_change_password)s, %(disabled)s)
+ON CONFLICT (email) DO UPDATE
+    SET role = EXCLUDED.role, password_hash = EXCLUDED.password_hash,
+        must_change_password = EXCLUDED.must_change_password, disabled = EXCLUDED.disabled,
+        updated_at = now()

@@ -26,7 +26,6 @@ _Q = Queries.beside(__file__, "alerts.sql")
 MIN_EVENTS = 10  # a failure share is judged over at least this many deliveries and failures
 _TIMEOUT = 10.0  # seconds a webhook gets to answer
 EVERY = 60.0  # seconds between checks
-EVERY = 60.0  # seconds between checks
 
 Kind = Literal["failures", "silence"]
 

@@ -10,38 +10,18 @@ of the same names.
 """
 
 from datetime import datetime
-from typing import Literal, TypeVar
+from typing import Literal
 
 import msgspec
 
-from engine import db, specs
-from engine.control import workspace
+from engine import specs
+from engine.control import accounts, tokens, workspace
 from engine.db import Connection
 from engine.errors import ConfigError
-from engine.sql import Queries
 from engine.store import ingest_log, jobs
 
-_Q = Queries.beside(__file__, "backup.sql")
-T = TypeVar("T")
 FORMAT: Literal["sluice-backup"] = "sluice-backup"
 VERSION = 1
-
-
-class User(msgspec.Struct):
-    email: str
-    role: str
-    password_hash: str
-    must_change_password: bool
-    disabled: bool
-
-
-class Token(msgspec.Struct):
-    name: str
-    role: str
-    token_hash: str  # hex of the SHA-256 kept for it
-    created_by: str
-    created_at: datetime
-    expires_at: datetime | None
 
 
 class Pending(msgspec.Struct):
@@ -54,8 +34,8 @@ class Backup(msgspec.Struct):
     version: int
     made_at: datetime
     workspace: specs.WorkspaceSpec
-    users: list[User]
-    api_tokens: list[Token]
+    users: list[accounts.Kept]
+    api_tokens: list[tokens.Kept]
     pending: Pending | None = None
 
 
@@ -65,15 +45,11 @@ async def make(conn: Connection, made_at: datetime, *, pending: bool) -> bytes:
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         backup = Backup(
             FORMAT, VERSION, made_at, await workspace.export(conn),
-            await _rows(conn, "users", User), await _rows(conn, "tokens", Token),
+            await accounts.kept(conn), await tokens.kept(conn),
             Pending(await ingest_log.unprocessed(conn), await jobs.unsettled(conn))
             if pending else None,
         )  # fmt: skip
     return msgspec.json.format(msgspec.json.encode(backup), indent=1)
-
-
-async def _rows(conn: Connection, query: str, kind: type[T]) -> list[T]:
-    return await db.rows(conn, _Q[query], None, kind)
 
 
 def read(document: bytes) -> Backup:
@@ -108,9 +84,9 @@ async def restore(conn: Connection, backup: Backup) -> Restored:
     async with conn.transaction():
         applied = await workspace.apply(conn, backup.workspace)
         for user in backup.users:
-            await conn.execute(_Q["restore_user"], msgspec.structs.asdict(user))
+            await accounts.restore(conn, user)
         for token in backup.api_tokens:
-            await conn.execute(_Q["restore_token"], msgspec.structs.asdict(token))
+            await tokens.restore(conn, token)
         events = queued = 0
         if backup.pending is not None:
             for event in backup.pending.events:

@@ -4,6 +4,10 @@ nor misses one that did. The pages, the config API and the CLI call these servic
 only in how they ask and how they answer. A service returns what changed; it raises
 ConfigError, AccountError or NoSuchEntry (naming what is wrong) and changes nothing then.
 
+Replays and discards of failed events (and of the archive) run batch by batch, each batch a
+transaction of its own: a replay is recorded as it starts, with what it takes on; a discard
+once done, with what it discarded.
+
 Details recorded never hold secrets: names and settings keys, not values.
 """
 
@@ -28,6 +32,7 @@ from engine.specs import (
 )
 from engine.transformations.seam import Transformations
 
+CLI = "cli"  # who the audit log says made a change from the command line
 Switchable = Literal["source", "destination", "connection"]
 Deletable = Literal["source", "destination", "transformation"]
 FILTER_KEYS = ("eventFilteringOption", "whitelistedEvents", "blacklistedEvents")
@@ -271,6 +276,13 @@ class Changes:
         total = await failures.count(self._conn, selection, until)
         await self.record("failed.replay", selection.destination or "all", jobs=total, **detail)
         return total
+
+    async def replaying_archive(
+        self, source: str, since: datetime, until: datetime, destination: str | None
+    ) -> None:
+        """Record a replay of the raw-event archive about to start."""
+        await self.record("archive.replay", source, since=since.isoformat(),
+                          until=until.isoformat(), destination=destination)  # fmt: skip
 
     async def discard(
         self, selection: failures.Selection, until: datetime | None = None, **detail: Any

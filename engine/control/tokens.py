@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+import msgspec
+
 from engine import db
 from engine.control.accounts import ROLES, Role
 from engine.db import Connection
@@ -84,3 +86,23 @@ async def revoke(conn: Connection, token_id: UUID) -> str | None:
     """Revoke a token (it stops working at once); its name, or None if there was none."""
     name = await db.value(conn, _Q["revoke"], {"id": token_id})
     return None if name is None else str(name)
+
+
+class Kept(msgspec.Struct):
+    """A token as a backup keeps it: with the hash of its secret (so it keeps working)."""
+
+    name: str
+    role: str
+    token_hash: str  # hex of the SHA-256 kept for it
+    created_by: str
+    created_at: datetime
+    expires_at: datetime | None
+
+
+async def kept(conn: Connection) -> list[Kept]:
+    return await db.rows(conn, _Q["kept"], None, Kept)
+
+
+async def restore(conn: Connection, token: Kept) -> None:
+    """Add or update a token as a backup kept it."""
+    await conn.execute(_Q["restore"], msgspec.structs.asdict(token))

@@ -24,3 +24,17 @@ FROM api_tokens ORDER BY name
 
 -- name: revoke
 DELETE FROM api_tokens WHERE id = %(id)s RETURNING name
+
+-- name: kept
+-- Every token, as a backup keeps it.
+SELECT name, role, encode(token_hash, 'hex') AS token_hash, created_by, created_at, expires_at
+FROM api_tokens ORDER BY name
+
+-- name: restore
+INSERT INTO api_tokens (name, role, token_hash, created_by, created_at, expires_at)
+VALUES (%(name)s, %(role)s, decode(%(token_hash)s, 'hex'), %(created_by)s, %(created_at)s,
+        %(expires_at)s)
+ON CONFLICT (name) DO UPDATE
+    SET role = EXCLUDED.role, token_hash = EXCLUDED.token_hash,
+        created_by = EXCLUDED.created_by, created_at = EXCLUDED.created_at,
+        expires_at = EXCLUDED.expires_at

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 _MISS_RELOAD_INTERVAL = 1.0
 _CONNECTION_WAIT = 2.0
+_RETRY = 1.0
 
 
 class Source(NamedTuple):
@@ -84,10 +85,12 @@ class SourceDirectory:
 
     async def _follow(self) -> None:
         """Reload on every workspace change (the listener also says so when it reconnects:
-        changes may have been missed), and every `refresh` seconds regardless."""
+        changes may have been missed), and every `refresh` seconds regardless — every second
+        while the last reload failed (a disabled source must not stay open longer)."""
         while True:
+            wait = min(_RETRY, self._refresh) if self._failing else self._refresh
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), self._refresh)
+                await asyncio.wait_for(self._changed.wait(), wait)
             self._changed.clear()
             try:
                 await self.reload()

@@ -133,6 +133,20 @@ def _parser() -> argparse.ArgumentParser:
         help="also ask the vendor's validation endpoint (GA4) what it thinks of the request(s)",
     )  # fmt: skip
 
+    warehouse = sub.add_parser("warehouse", help="warehouse destinations")
+    warehouse_sub = warehouse.add_subparsers(dest="warehouse_command", required=True,
+                                             metavar="ACTION")  # fmt: skip
+    rows = warehouse_sub.add_parser(
+        "preview", help="print the rows an event becomes in a warehouse, as JSON"
+    )
+    rows.add_argument("--type", required=True, metavar="TYPE",
+                      help="POSTGRES, RS, SNOWFLAKE, BQ or CLICKHOUSE")  # fmt: skip
+    rows.add_argument("--event", type=Path, required=True, help="a JSON event file")
+    rows.add_argument(
+        "--options", type=Path, metavar="FILE",
+        help="destination_config, request_query and metadata (JSON or YAML)",
+    )  # fmt: skip
+
     transform = sub.add_parser("transform", help="user transformations")
     transform_sub = transform.add_subparsers(dest="transform_command", required=True,
                                              metavar="ACTION")  # fmt: skip
@@ -211,6 +225,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
 
             url = options.database_url(settings) if args.destination else None
             print(asyncio.run(preview_command(args, url)))
+        case "warehouse":
+            from appliance import warehouse
+
+            print(warehouse.preview_command(args))
         case "transform":
             from appliance.trial import trial_command
 

@@ -34,9 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run the delivery worker (processor and routers)")
     worker.add_argument(
         "--stage",
-        choices=("process", "deliver"),
-        help="run one stage only (by default both run, in two processes unless "
-        "SLUICE_WORKER_SPLIT=false)",
+        choices=("process", "deliver", "load"),
+        help="run one stage only: processing, delivery or warehouse loads (by default all "
+        "run, each in a process of its own unless SLUICE_WORKER_SPLIT=false)",
     )
     sub.add_parser("web", help="run the web control plane (SLUICE_WEB_HOST:SLUICE_WEB_PORT)")
     admin = sub.add_parser("admin", help="control-plane users")
@@ -146,6 +146,18 @@ def _parser() -> argparse.ArgumentParser:
         "--options", type=Path, metavar="FILE",
         help="destination_config, request_query and metadata (JSON or YAML)",
     )  # fmt: skip
+    sync = warehouse_sub.add_parser(
+        "sync", help="load what is staged for a warehouse now, and show how it went"
+    )
+    sync.add_argument("--destination", metavar="NAME", required=True)
+    sync.add_argument("--wait", type=float, default=600.0, metavar="SECONDS",
+                      help="how long to wait for the worker to answer (default 600; 0: "
+                      "ask and return)")  # fmt: skip
+    status = warehouse_sub.add_parser(
+        "status", help="each warehouse's loads, schema, and what waits to be loaded"
+    )
+    status.add_argument("--destination", metavar="NAME", help="only this warehouse")
+    status.add_argument("--json", action="store_true", help="as JSON")
 
     transform = sub.add_parser("transform", help="user transformations")
     transform_sub = transform.add_subparsers(dest="transform_command", required=True,
@@ -228,7 +240,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
         case "warehouse":
             from appliance import warehouse
 
-            print(warehouse.preview_command(args))
+            if args.warehouse_command == "preview":
+                print(warehouse.preview_command(args))
+            else:
+                asked = (warehouse.sync_command if args.warehouse_command == "sync"
+                         else warehouse.status_command)  # fmt: skip
+                print(asyncio.run(asked(args, options.database_url(settings))))
         case "transform":
             from appliance.trial import trial_command
 

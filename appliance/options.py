@@ -70,6 +70,7 @@ def worker(settings: Settings, stage: str | None = None) -> "WorkerOptions":
         node=settings.node_name,
         lease_seconds=settings.worker_lease_seconds,
         periodic=(Periodic("alert rules", alerts.EVERY, alerts.check),),
+        data_dir=settings.data_dir,
     )
 
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _CHILD_GRACE = 30.0
+_STAGE_NAMES = {"process": "processing", "load": "warehouse load"}
 
 
 def gateway_app() -> "Gateway":
@@ -91,25 +92,28 @@ def serve_web(settings: Settings) -> None:
 
 
 def serve_worker(settings: Settings, stage: str | None = None) -> None:
-    """The worker; by default its two stages run in two processes (this one delivers)."""
-    options.database_url(settings, "worker")  # fail here, before starting the other stage
-    child = None
+    """The worker; by default each of its stages runs in a process of its own (this one
+    delivers; processing and warehouse loads are its children)."""
+    options.database_url(settings, "worker")  # fail here, before starting the other stages
+    children: list[subprocess.Popen[bytes]] = []
     if stage is None and settings.worker_split:
-        # Both processes count into files that this one's /metrics adds up; set before
+        # The processes count into files that this one's /metrics adds up; set before
         # prometheus_client is first imported, as it picks its storage then.
         metrics_dir = settings.data_dir / "run" / f"worker-metrics-{os.getpid()}"
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-        child = _spawn_stage("process")
+        children = [_spawn_stage("process"), _spawn_stage("load")]
         stage = "deliver"
     try:
-        _run_worker(settings, stage, child)
+        _run_worker(settings, stage, children)
     finally:
-        if child is not None:
+        for child in children:
             if child.poll() is None:
                 child.terminate()
+        for child in children:
             child.wait()
+        if children:
             shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
@@ -124,7 +128,7 @@ def _spawn_stage(stage: str) -> subprocess.Popen[bytes]:
 
 
 def _run_worker(
-    settings: Settings, stage: str | None, child: subprocess.Popen[bytes] | None
+    settings: Settings, stage: str | None, children: list[subprocess.Popen[bytes]]
 ) -> None:
     # Imported here: prometheus_client must not be loaded before the gateway configures it.
     from prometheus_client import CollectorRegistry, start_http_server
@@ -148,39 +152,41 @@ def _run_worker(
                 settings.worker_metrics_host, settings.worker_metrics_port, exc,
             )  # fmt: skip
     worker = Worker(told, metrics)
-    if not uvloop.run(_until_stopped(worker, child)) or worker.failed:
+    if not uvloop.run(_until_stopped(worker, children)) or worker.failed:
         raise SystemExit(1)  # systemd or `sluice run` starts the worker again
 
 
-async def _until_stopped(worker: "Worker", child: subprocess.Popen[bytes] | None) -> bool:
-    """Run until SIGTERM/SIGINT; False when the other stage's process ended on its own."""
+async def _until_stopped(worker: "Worker", children: list[subprocess.Popen[bytes]]) -> bool:
+    """Run until SIGTERM/SIGINT; False when another stage's process ended on its own."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     healthy = True
-    if child is not None:
 
-        async def watch(child: subprocess.Popen[bytes]) -> None:
-            nonlocal healthy
-            code = await asyncio.to_thread(child.wait)
-            if not stop.is_set():
-                log.critical("the worker's processing stage exited (status %s); stopping", code)
-                healthy = False
-                stop.set()
+    async def watch(child: subprocess.Popen[bytes]) -> None:
+        nonlocal healthy
+        code = await asyncio.to_thread(child.wait)
+        if not stop.is_set():
+            stage = _STAGE_NAMES.get(str(child.args[-1]), "other")  # type: ignore[index]
+            log.critical("the worker's %s stage exited (status %s); stopping", stage, code)
+            healthy = False
+            stop.set()
 
-        watcher = asyncio.create_task(watch(child))
+    watchers = [asyncio.create_task(watch(child)) for child in children]
     try:
         await worker.run(stop)
     finally:
-        if child is not None:
-            # Before this loop closes: it waits for the thread that waits for the child.
+        # Before this loop closes: it waits for the threads that wait for the children.
+        for child in children:
             if child.poll() is None:
-                child.terminate()  # it finishes its batch and exits
-            try:
-                await asyncio.wait_for(asyncio.shield(watcher), _CHILD_GRACE)
-            except TimeoutError:
-                log.error("the worker's processing stage did not stop; killing it")
-                child.kill()
-                await watcher
+                child.terminate()  # each finishes what it has in hand and exits
+        if watchers:
+            _, late = await asyncio.wait(watchers, timeout=_CHILD_GRACE)
+            if late:
+                log.error("a stage of the worker did not stop; killing it")
+                for child in children:
+                    if child.poll() is None:
+                        child.kill()
+                await asyncio.wait(late)
     return healthy

@@ -76,7 +76,9 @@ class Settings(BaseSettings):
         9101, ge=0, le=65535, description="the worker's /metrics for Prometheus; 0 is off"
     )
     worker_split: bool = Field(
-        True, description="run the worker's processor and routers in two processes (two cores)"
+        True,
+        description="run the worker's processor, routers and warehouse loads in "
+        "processes of their own (use the cores; a load never holds up a delivery)",
     )
     worker_grace_seconds: float = Field(
         10.0, ge=0, description="on stop, how long requests in flight get to finish"

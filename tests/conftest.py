@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from appliance.embedded import EmbeddedPostgres
 from engine import migrate, specs
@@ -83,6 +83,25 @@ def database_url(postgres_url: str, template_database: str) -> Iterator[str]:
 def other_database_url(postgres_url: str, template_database: str) -> Iterator[str]:
     """A second, empty database (another installation's)."""
     yield from _copy_of(postgres_url, template_database)
+
+
+@pytest.fixture
+def warehouse_url(postgres_url: str) -> Iterator[str]:
+    """An empty database playing a customer's PostgreSQL warehouse."""
+    name = f"warehouse_{uuid.uuid4().hex[:12]}"
+    with _admin(postgres_url) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield make_conninfo(postgres_url, dbname=name)
+    with _admin(postgres_url) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def warehouse_settings(url: str, **more: Any) -> dict[str, Any]:
+    """A PostgreSQL warehouse destination's settings for the database at `url`."""
+    parts = conninfo_to_dict(url)
+    return {"host": parts["host"], "port": str(parts.get("port", "5432")),
+            "database": parts["dbname"], "user": parts["user"],
+            "password": parts.get("password", ""), **more}  # fmt: skip
 
 
 def apply_config(database_url: str, text: str) -> workspace.ApplyReport:

@@ -17,7 +17,16 @@ from uuid import UUID
 
 import msgspec
 
-from engine.control import accounts, alerts, audit, failures, sessions, tokens, workspace
+from engine.control import (
+    accounts,
+    alerts,
+    audit,
+    failures,
+    sessions,
+    tokens,
+    warehouses,
+    workspace,
+)
 from engine.control.workspace import Action, ApplyReport
 from engine.db import Connection
 from engine.errors import AccountError, ConfigError, NoSuchEntry, SignInRefused
@@ -283,6 +292,17 @@ class Changes:
         """Record a replay of the raw-event archive about to start."""
         await self.record("archive.replay", source, since=since.isoformat(),
                           until=until.isoformat(), destination=destination)  # fmt: skip
+
+    async def sync_warehouse(self, name: str) -> UUID:
+        """Ask for a load of what is staged for a warehouse now ("Sync now"); its id."""
+        found = await warehouses.request_sync(self._conn, name)
+        await self.record("warehouse.sync", name)
+        return found
+
+    async def retry_load(self, name: str, upload: int) -> None:
+        """A warehouse's failed load tried again now."""
+        await warehouses.retry(self._conn, name, upload)
+        await self.record("warehouse.retry", name, load=upload)
 
     async def discard(
         self, selection: failures.Selection, until: datetime | None = None, **detail: Any

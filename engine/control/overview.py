@@ -1,6 +1,7 @@
 """What the control plane's home page says about the running system: which processes are up,
 whether the processor keeps up with what the gateways store, what waits for delivery, the last
-hour's deliveries and failures, and how big the database has grown."""
+hour's deliveries and failures, what waits to be loaded into each warehouse (its lag), and how
+big the database has grown."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,6 +14,7 @@ from engine.pipeline import leases
 from engine.pipeline.delivery import backlog
 from engine.sql import Queries
 from engine.store import ingest_log
+from engine.warehouses import uploads
 
 _Q = Queries.beside(__file__, "overview.sql")
 HOUR = timedelta(hours=1)
@@ -27,6 +29,7 @@ class Overview:
     database_bytes: int
     backlog: dict[UUID, backlog.Backlog]
     holdings: list[leases.Holding]
+    staged: dict[UUID, uploads.Staged]  # per warehouse: delivered to staging, not loaded yet
 
     @property
     def behind(self) -> timedelta | None:
@@ -55,4 +58,5 @@ async def overview(conn: Connection) -> Overview:
     return Overview(
         await heartbeats.recent(conn), newest, processed, await stats.recent(conn, HOUR), size,
         await backlog.current(conn), await leases.holdings(conn),
+        await uploads.staged_by_destination(conn),
     )  # fmt: skip

@@ -19,12 +19,21 @@ import msgspec
 
 from engine import codec
 from engine.db import Connection
-from engine.destinations.base import Files, Request, Unsendable, Validation, Verdict
+from engine.destinations.base import (
+    Files,
+    FilesContext,
+    Origin,
+    Request,
+    Unsendable,
+    Validation,
+    Verdict,
+)
 from engine.errors import SluiceError
 from engine.pipeline import topology
 from engine.pipeline.delivery.sender import MalformedRequest, Sender, TransportError
 from engine.pipeline.topology import Target
 from engine.specs import DestinationSpec
+from engine.warehouses.warehouse import WarehouseError, WarehouseKind
 
 
 class PreviewError(SluiceError):
@@ -66,7 +75,7 @@ def _made(dest: Target, event: Any, now: datetime | None) -> list[Request]:
     if not dest.filter.admits(event):
         raise PreviewError(f"{dest.name} does not take this event (its type or event filters)")
     try:
-        return dest.plugin.map(event, dest.settings, now or datetime.now(UTC))
+        return dest.plugin.requests(event, dest.settings, now or datetime.now(UTC), Origin(dest.id))
     except Unsendable as exc:
         raise PreviewError(f"{dest.name} cannot send this event: {exc}") from None
 
@@ -125,6 +134,8 @@ async def send(dest: Target, event: Any, *, private_hosts: bool = False) -> list
     their instance credentials) always: else a test event would read internal services."""
     made = _made(dest, event, None)
     assert dest.plugin is not None
+    if dest.plugin.warehouse is not None:
+        return [await _connect(dest, dest.plugin.warehouse, made)]
     if dest.plugin.files is not None:
         return [await _store(dest, dest.plugin.files, made)]
     sender = Sender()
@@ -175,10 +186,26 @@ async def _send(sender: Sender, dest: Target, request: Request) -> Tried:
     return Tried(dest.masked(request), answer.status, verdict.value, dest.mask(answer.excerpt))
 
 
+async def _connect(dest: Target, kind: WarehouseKind, made: list[Request]) -> Tried:
+    """A warehouse is not sent test rows (they would stay in its tables): its connection is
+    tried, and the rows the event would become are shown."""
+    shown = dest.masked(made[0]) if made else Request("PUT", "warehouse://")
+    try:
+        async with kind.open(dest.settings) as warehouse:
+            namespace = dest.settings.namespace.strip()
+            tables = await warehouse.tables(namespace) if namespace else {}
+    except WarehouseError as exc:
+        return Tried(shown, None, Verdict.RETRY.value, dest.mask(str(exc)))
+    said = "connected; nothing was loaded (rows load on the destination's schedule)"
+    if namespace:
+        said += f"; schema {namespace} has {len(tables)} table(s)"
+    return Tried(shown, None, Verdict.DELIVERED.value, said)
+
+
 async def _store(dest: Target, files: Files, made: list[Request]) -> Tried:
     key = files.key(dest.settings, UUID(int=0), datetime.now(UTC), 0)
     body = gzip.compress(b"".join(codec.encode(r.body) + b"\n" for r in made))
-    async with contextlib.aclosing(files.uploads()) as uploads:
+    async with contextlib.aclosing(files.uploads(FilesContext(dest.id))) as uploads:
         stored = await uploads.store(dest.settings, key, body)
     said = stored.error if stored.error is not None else f"stored as {key}"
     return Tried(dest.masked(made[0]), stored.status, stored.verdict.value, dest.mask(said))

@@ -24,6 +24,7 @@ DEFINITIONS = {
     "FACEBOOK_CONVERSIONS": "facebook_conversions",
     "FB": "facebook_app_events",
     "S3": "s3",
+    "POSTGRES": "postgres",
 }
 
 

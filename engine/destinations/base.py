@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
+from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 from uuid import UUID
@@ -21,6 +22,7 @@ import msgspec.inspect
 
 from engine import codec
 from engine.errors import SluiceError
+from engine.warehouses.warehouse import WarehouseKind
 
 ALL_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
 
@@ -133,18 +135,38 @@ class Uploads(Protocol):
 
 
 @dataclass(frozen=True)
+class FilesContext:
+    """Where a batch router stores: its destination, and this host's data dir (files that
+    stay on the host: a warehouse's staged rows)."""
+
+    destination_id: UUID
+    data_dir: Path | None = None
+
+
+@dataclass(frozen=True)
 class Files:
     """A destination that stores events as files (S3) rather than sending requests: the batch
-    router gathers a source's jobs, in order, into gzipped newline-delimited JSON files.
+    router gathers a source's jobs, in order, into newline-delimited JSON files (gzipped unless
+    `compress` is off).
 
     `key(settings, source id, first job's creation time, first job id)` names a file: the same
     first job always gives the same key, so a file uploaded again after a crash replaces the
-    first upload rather than doubling it. `uploads()` gives each batch router its own `Uploads`,
-    whose `store(settings, key, gzipped body)` uploads a file.
+    first upload rather than doubling it. `uploads(context)` gives each batch router its own
+    `Uploads`, whose `store(settings, key, body)` stores a file.
     """
 
     key: Callable[[Any, UUID, datetime, int], str]
-    uploads: Callable[[], Uploads]
+    uploads: Callable[[FilesContext], Uploads]
+    compress: bool = True
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where an event comes from and goes, for the mappings that write it down."""
+
+    destination_id: UUID
+    source_id: UUID | None = None  # None: a preview, with no source
+    received_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -169,6 +191,10 @@ class DestinationType:
     classify: Classify = field(default=classify_status)
     validation: Validation | None = None  # for previews
     files: Files | None = None  # a batch destination: its jobs' request bodies go into files
+    # A mapping that also needs the event's origin (warehouses write the source's and the
+    # destination's ids into every row): used instead of `map` when there is one.
+    map_from: Callable[[dict[str, Any], Any, datetime, Origin], list[Request]] | None = None
+    warehouse: WarehouseKind | None = None  # a warehouse: how it is loaded
 
     @property
     def required(self) -> tuple[str, ...]:
@@ -176,6 +202,14 @@ class DestinationType:
         info = msgspec.inspect.type_info(self.settings)
         assert isinstance(info, msgspec.inspect.StructType)
         return tuple(f.name for f in info.fields if f.required)
+
+    def requests(
+        self, event: dict[str, Any], settings: Any, now: datetime, origin: Origin
+    ) -> list[Request]:
+        """The request(s) an event makes (Unsendable if none can be)."""
+        if self.map_from is not None:
+            return self.map_from(event, settings, now, origin)
+        return self.map(event, settings, now)
 
     def parse_settings(self, config: dict[str, Any]) -> Any:
         try:

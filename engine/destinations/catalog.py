@@ -13,6 +13,7 @@ from engine.destinations.facebook_conversions import FACEBOOK_CONVERSIONS
 from engine.destinations.facebook_pixel import FACEBOOK_PIXEL
 from engine.destinations.ga4 import GA4
 from engine.destinations.mixpanel import MIXPANEL
+from engine.destinations.postgres import POSTGRES
 from engine.destinations.s3 import S3
 from engine.destinations.webhook import WEBHOOK
 
@@ -29,5 +30,6 @@ TYPES: dict[str, DestinationType] = {
         FACEBOOK_CONVERSIONS,
         FACEBOOK_APP_EVENTS,
         S3,
+        POSTGRES,
     )
 }

@@ -76,6 +76,7 @@ from engine.destinations import secrets
 from engine.destinations.base import (
     DestinationType,
     Files,
+    FilesContext,
     Request,
     Stored,
     Verdict,
@@ -248,7 +249,7 @@ class Uploader:
     """Stores files with PutObject through one client, kept between uploads for as long as the
     settings stay the same and uploads succeed; `aclose` when done."""
 
-    def __init__(self) -> None:
+    def __init__(self, context: FilesContext | None = None) -> None:  # (the bucket is in settings)
         self._session: AioSession | None = None
         self._client: _Client | None = None
         self._making = asyncio.Lock()

@@ -9,8 +9,8 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import msgspec
@@ -94,6 +94,7 @@ class Route:
 class Topology:
     targets: dict[UUID, Target]
     routes: dict[UUID, list[Route]]  # by source id
+    sources: dict[UUID, str] = field(default_factory=dict)  # source id → name
 
     def routes_of(self, source_id: UUID) -> list[Route]:
         return self.routes.get(source_id, [])
@@ -130,6 +131,11 @@ class _Connection:
     transformation_version: int | None
 
 
+class _Source(NamedTuple):
+    id: UUID
+    name: str
+
+
 async def load(conn: Connection) -> Topology:
     rows = await db.rows(conn, _Q["destinations"], None, _Destination)
     targets = {row.id: row.target() for row in rows}
@@ -140,7 +146,8 @@ async def load(conn: Connection) -> Topology:
             routes.setdefault(edge.source_id, []).append(
                 Route(dest, edge.transformation_id, edge.transformation_version)
             )
-    return Topology(targets, routes)
+    sources = {row.id: row.name for row in await db.tuples(conn, _Q["sources"], None, _Source)}
+    return Topology(targets, routes, sources)
 
 
 async def named(conn: Connection, name: str) -> Target | None:

@@ -13,3 +13,6 @@ WHERE c.enabled
 
 -- name: destination
 SELECT id, name, type, config, delivery, enabled FROM destinations WHERE name = %(name)s
+
+-- name: sources
+SELECT id, name FROM sources

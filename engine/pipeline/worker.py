@@ -16,12 +16,14 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from engine import db
 from engine.db import Connection, Pool
+from engine.destinations.warehouse import STAGING
 from engine.errors import DatabaseError
 from engine.heartbeats import Heartbeat
 from engine.listener import Listener
@@ -32,6 +34,7 @@ from engine.pipeline.delivery.routers import Routers
 from engine.pipeline.delivery.sender import Sender
 from engine.pipeline.housekeeping import housekeep
 from engine.pipeline.leases import TTL, Leases
+from engine.pipeline.loading import Loading
 from engine.pipeline.metrics import WorkerMetrics
 from engine.pipeline.processing.archive import ArchiveOptions, Archiver
 from engine.pipeline.processing.processor import Processor
@@ -44,8 +47,8 @@ from engine.transformations.store import CodeStore
 
 log = logging.getLogger(__name__)
 
-Stage = Literal["process", "deliver"]
-STAGES: tuple[Stage, ...] = ("process", "deliver")
+Stage = Literal["process", "deliver", "load"]
+STAGES: tuple[Stage, ...] = ("process", "deliver", "load")
 _HOUSEKEEPING = timedelta(hours=1)
 _RETRY = 1.0
 _SHUTDOWN_MARGIN = 5.0
@@ -75,6 +78,7 @@ class WorkerOptions:
     node: str = "localhost"  # this host's name among those sharing the database
     lease_seconds: float = TTL  # a dead worker's partitions are taken over after this long
     periodic: tuple[Periodic, ...] = ()
+    data_dir: Path | None = None  # where warehouse rows are staged (None: nowhere)
 
 
 class Worker:
@@ -129,13 +133,17 @@ class Worker:
         if "deliver" in opts.stages:
             leases = Leases("deliver", holder, opts.lease_seconds)
             attempts = AttemptLog(pool, self._metrics, following.names, leases)
-            routers = Routers(pool, sender, attempts)
+            routers = Routers(pool, sender, attempts, opts.data_dir)
             delivery = _Delivery(routers, attempts, following, wakeups, leases, opts.grace)
             stages.append(LeasedStage(pool, leases, delivery))
             channels["sluice_jobs"] = wakeups.jobs_written
             backlog = Publisher(pool, routers.held, routers.delivering)
             tasks.append(asyncio.create_task(attempts.run(), name="attempt-log"))
             tasks.append(asyncio.create_task(backlog.run(), name="backlog"))
+        if "load" in opts.stages and opts.data_dir is not None:
+            loading = Loading(pool, following, opts.data_dir / STAGING, opts.node)
+            channels["sluice_warehouse"] = loading.wake.set
+            tasks.append(asyncio.create_task(loading.run(stop), name="load"))
         for stage in stages:
             tasks.append(asyncio.create_task(stage.run(stop), name=stage.leases.stage))
         tasks.append(

@@ -17,11 +17,18 @@ from engine.warehouses import javascript
 _TEXTS = ("string", "text")
 
 
-class Incompatible(SluiceError):
-    """The column's type cannot hold the value; the message is the discard's reason."""
+class Refused(SluiceError):
+    """The column cannot hold the value; the message is the discard's reason."""
 
+
+class Incompatible(Refused):
     def __init__(self, existing: str, inferred: str) -> None:
         super().__init__(f"incompatible schema conversion from {existing} to {inferred}")
+
+
+class OutOfRange(Refused):
+    def __init__(self, value: Any, kind: str) -> None:
+        super().__init__(f"{value} is out of range for a column of type {kind}")
 
 
 def convert(value: Any, existing: str, inferred: str) -> Any:

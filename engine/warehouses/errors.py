@@ -1,9 +1,9 @@
 """Why an event cannot become warehouse rows."""
 
-from engine.destinations.base import Unsendable
+from engine.errors import SluiceError
 
 
-class EventRefused(Unsendable):
+class EventRefused(SluiceError):
     """The event breaks a rule of the warehouse schema; `kind` is the class of RudderStack's
     error for the same event (`InstrumentationError`: the event is wrong; `PlatformError`: a
     cloud source sent it wrong; `TransformationError`: no name is left for a table or column)."""

@@ -93,6 +93,8 @@ def to_string(value: Any) -> str:
 def _lodash_text(value: Any) -> str:
     if isinstance(value, list):
         return ",".join(_lodash_text(item) for item in value)
+    if isinstance(value, float) and value == 0 and math.copysign(1.0, value) < 0:
+        return "-0"  # lodash keeps the sign that String() drops
     return string(value)
 
 

@@ -9,7 +9,7 @@ reserved keyword, a length cut. Names are counted in UTF-16 code units, as JavaS
 
 import json
 import re
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -66,6 +66,7 @@ def snake_case(text: str, underscore_divide_numbers: bool) -> str:
     return "_".join(word.lower() for word in words)
 
 
+@lru_cache(maxsize=1 << 16)  # events repeat their keys: a name is worked out once
 def column_name(
     name: str,
     provider: Provider | None = None,
@@ -106,6 +107,7 @@ def table_name(name: str, *, underscore_divide_numbers: bool = False, blendo: bo
     return column_name(name, underscore_divide_numbers=underscore_divide_numbers)
 
 
+@lru_cache(maxsize=1 << 16)
 def safe(
     name: str, provider: Provider, *, skip_keywords: bool = False, what: str = "Column"
 ) -> str:
@@ -148,3 +150,44 @@ def cut(name: str, units: int) -> str:
 
 def _units(char: str) -> int:
     return 2 if ord(char) > 0xFFFF else 1
+
+
+def namespace(name: str, provider: Provider) -> str:
+    """A schema's name, from a source's name or the `namespace` setting, as RudderStack's
+    loader makes it (`ToSafeNamespace`): ASCII letter and digit runs joined by `_`, snake-cased
+    the way Go's `strcase.ToSnake` does, never empty, never a keyword, upper case on
+    Snowflake."""
+    result = _go_snake("_".join(_RUNS.findall(name)))
+    if result[:1].isdigit():
+        result = "_" + result
+    result = result or "stringempty"
+    if result.upper() in keywords(provider):
+        result = "_" + result
+    result = result[:LIMIT]
+    return result.upper() if provider == "SNOWFLAKE" else result
+
+
+def _go_snake(text: str) -> str:
+    """`strcase.ToSnake` (v0.3.0) for ASCII letters, digits and `_`: a `_` where the kind of
+    character changes (lower to upper, letter to digit and back), and before the last capital
+    of an acronym followed by lower case (`JSONData` → `json_data`)."""
+    out = []
+    for index, char in enumerate(text):
+        is_upper, is_lower, is_digit = char.isupper(), char.islower(), char.isdigit()
+        following = text[index + 1] if index + 1 < len(text) else ""
+        next_upper, next_lower = following.isupper(), following.islower()
+        next_digit = following.isdigit()
+        changes = (
+            (is_upper and (next_lower or next_digit))
+            or (is_lower and (next_upper or next_digit))
+            or (is_digit and (next_upper or next_lower))
+        )
+        if changes:
+            if is_upper and next_lower and index > 0 and text[index - 1].isupper():
+                out.append("_")
+            out.append(char.lower())
+            if is_lower or is_digit or next_digit:
+                out.append("_")
+        else:
+            out.append(char.lower())
+    return "".join(out)

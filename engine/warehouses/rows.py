@@ -198,6 +198,16 @@ def _now() -> str:
 # ---- types ---------------------------------------------------------------------------------
 
 
+def _typed(call: _Call, key: str, value: Any, json_key: bool = False) -> tuple[str, Any]:
+    """A value's column type, and the value as the column holds it (a time as UTC ISO)."""
+    if isinstance(value, str):
+        instant = timestamps.parse(value)
+        if instant is not None:
+            return "datetime", instant
+        return _override(call, key, value, json_key), value
+    return _type(call, key, value, json_key), value
+
+
 def _type(call: _Call | None, key: str, value: Any, json_key: bool = False) -> str:
     """A value's column type (`getDataType`); `call` None is the bare rules with no warehouse's
     overrides."""
@@ -207,8 +217,11 @@ def _type(call: _Call | None, key: str, value: Any, json_key: bool = False) -> s
         return "int" if javascript.is_integer(value) else "float"
     if _timestamp(value) is not None:
         return "datetime"
-    if call is None:
-        return "string"
+    return "string" if call is None else _override(call, key, value, json_key)
+
+
+def _override(call: _Call, key: str, value: Any, json_key: bool) -> str:
+    """The warehouse's own rule for a value that is no number, boolean or time."""
     if call.provider in ("POSTGRES", "SNOWFLAKE"):
         return "json" if json_key or key == "violationErrors" else "string"
     if call.provider == "RS":
@@ -252,9 +265,7 @@ class _Columns:
     def add(self, key: str, value: Any, json_key: bool = False) -> None:
         """A user's value under its raw (joined) key; dropped when the key leaves no name or
         names one of RudderStack's columns."""
-        kind = _type(self.call, key, value, json_key)
-        if kind == "datetime":
-            value = timestamps.parse(value)
+        kind, value = _typed(self.call, key, value, json_key)
         name = self.call.column(key)
         if name == "":
             return
@@ -301,9 +312,7 @@ class _Columns:
                 self.data.pop(name, None)
                 self.types.pop(name, None)
                 continue
-            kind = _type(self.call, key, value)
-            self.data[name] = timestamps.parse(value) if kind == "datetime" else value
-            self.types[name] = kind
+            self.types[name], self.data[name] = _typed(self.call, key, value)
 
     def store_event(self) -> None:
         if self.call.store_event:

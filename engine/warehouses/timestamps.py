@@ -39,7 +39,7 @@ _LAST = 253402300799999  # 9999-12-31T23:59:59.999Z
 def parse(text: str) -> str | None:
     """The instant `text` stands for as JavaScript writes it (`toISOString`: UTC, milliseconds,
     `Z`), or None when it is not a timestamp."""
-    if not _SHAPE.fullmatch(text):
+    if len(text) < 10 or not (text[4] == "-" or text[5:6] == "-") or not _SHAPE.fullmatch(text):
         return None
     signed = text[0] in "+-"  # V8's ISO reader takes signed years of 6 digits only
     body = text[1:] if signed else text

@@ -96,31 +96,39 @@ def test_postgresql_restarting_mid_flow_loses_nothing(
     assert len(sender.acked) > 0
 
 
-def test_the_processing_stage_does_not_outlive_a_killed_worker(
+def test_the_other_stages_do_not_outlive_a_killed_worker(
     workspace_config: str, tmp_path: Path
 ) -> None:
     worker = start_worker(workspace_config, tmp_path)
     try:
-        child = _processing_stage(worker)
+        children = _other_stages(worker)
         worker.proc.kill()  # only the delivering parent
         worker.proc.wait()
         deadline = time.monotonic() + 30
-        while Path(f"/proc/{child}").exists() and "zombie" not in _state(child):
-            assert time.monotonic() < deadline, "the processing stage kept running"
-            time.sleep(0.1)
+        for child in children:
+            while Path(f"/proc/{child}").exists() and "zombie" not in _state(child):
+                assert time.monotonic() < deadline, f"a stage (pid {child}) kept running"
+                time.sleep(0.1)
     finally:
         worker.kill()
 
 
-def _processing_stage(worker: WorkerProcess) -> int:
-    """The pid of the child process a worker runs its processing stage in."""
+def _other_stages(worker: WorkerProcess) -> list[int]:
+    """The pids of the child processes a worker runs its processing and load stages in."""
     children = Path(f"/proc/{worker.proc.pid}/task/{worker.proc.pid}/children")
     deadline = time.monotonic() + 30
-    while not (pids := children.read_text().split()):
-        assert time.monotonic() < deadline, "the worker started no processing stage"
+    while len(pids := children.read_text().split()) < 2:
+        assert time.monotonic() < deadline, f"the worker started {len(pids)} of its 2 stages"
         time.sleep(0.1)
-    [child] = pids
-    return int(child)
+    return [int(pid) for pid in pids]
+
+
+def _stage(worker: WorkerProcess, stage: str) -> int:
+    """The pid of the child process a worker runs `stage` in."""
+    for pid in _other_stages(worker):
+        if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[-2:-1] == [stage.encode()]:
+            return pid
+    raise AssertionError(f"no {stage} stage among the worker's processes")
 
 
 def _state(pid: int) -> str:
@@ -175,7 +183,7 @@ def test_a_worker_whose_processing_stage_dies_exits_to_be_restarted(
 ) -> None:
     worker = start_worker(workspace_config, tmp_path)
     try:
-        os.kill(_processing_stage(worker), signal.SIGKILL)
+        os.kill(_stage(worker, "process"), signal.SIGKILL)
         assert worker.proc.wait(timeout=60) == 1
     finally:
         worker.kill()

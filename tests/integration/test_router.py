@@ -270,7 +270,7 @@ class Shelf:
 
 
 def filing(shelf: Shelf, **policy: Any) -> Target:
-    plugin = dataclasses.replace(BATCHING, combine=None, files=Files(shelf.key, lambda: shelf))
+    plugin = dataclasses.replace(BATCHING, combine=None, files=Files(shelf.key, lambda _: shelf))
     return Target(
         uuid4(), "files", "files", {}, True,
         DeliveryPolicy(min_backoff_seconds=0.05, max_backoff_seconds=0.1, **policy),

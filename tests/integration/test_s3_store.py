@@ -9,13 +9,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 from botocore.exceptions import ClientError
 
 from engine.destinations import s3
-from engine.destinations.base import Stored, Verdict
+from engine.destinations.base import FilesContext, Stored, Verdict
 from engine.destinations.s3 import S3, S3Settings
 from tests.s3server import S3Server
 from tests.servers import free_port
@@ -34,7 +34,7 @@ def settings(config: dict[str, Any]) -> S3Settings:
 
 async def store(config: dict[str, Any], key: str, body: bytes) -> Stored:
     assert S3.files is not None
-    async with contextlib.aclosing(S3.files.uploads()) as uploads:
+    async with contextlib.aclosing(S3.files.uploads(FilesContext(uuid4()))) as uploads:
         return await uploads.store(settings(config), key, body)
 
 
@@ -231,7 +231,7 @@ async def test_after_a_failed_upload_the_next_one_starts_afresh(
     host_chain(monkeypatch, tmp_path)
     config = {**s3_server.settings("events"), "accessKeyID": "", "accessKey": ""}
     assert S3.files is not None
-    async with contextlib.aclosing(S3.files.uploads()) as uploads:
+    async with contextlib.aclosing(S3.files.uploads(FilesContext(uuid4()))) as uploads:
         stored = await uploads.store(settings(config), key(config, 1), gzip.compress(LINES))
         assert stored.verdict is Verdict.ABORT
         keys = s3_server.create_access_key("host")

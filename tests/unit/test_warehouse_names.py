@@ -83,3 +83,22 @@ def test_warehouse_types_in_either_case() -> None:
     assert names.provider("snowflake") == "SNOWFLAKE"
     with pytest.raises(ConfigError, match="'mysql' is not a warehouse; expected one of POSTGRES"):
         names.provider("mysql")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        # strcase v0.3.0's own cases (Go's ToSnake, which RudderStack's schema names go through)
+        ("testCase", "test_case"), ("TestCase", "test_case"), ("Test Case", "test_case"),
+        ("ManyManyWords", "many_many_words"), ("AnyKind of_string", "any_kind_of_string"),
+        ("numbers2and55with000", "numbers_2_and_55_with_000"), ("JSONData", "json_data"),
+        ("userID", "user_id"), ("AAAbbb", "aa_abbb"), ("A1B", "a_1_b"),
+        ("AB1 AB2 AB3", "ab_1_ab_2_ab_3"),
+        # then RudderStack's own rules
+        ("My Website", "my_website"), ("sluice-demo", "sluice_demo"), ("1A2", "_1_a_2"),
+        ("select", "_select"), ("", "stringempty"), ("ûñï", "stringempty"),
+    ],
+)  # fmt: skip
+def test_schema_names(name: str, expected: str) -> None:
+    assert names.namespace(name, "POSTGRES") == expected
+    assert names.namespace(name, "SNOWFLAKE") == expected.upper()

@@ -88,7 +88,8 @@ def test_stringify_is_json_stringify() -> None:
 @pytest.mark.parametrize(
     ("value", "lodash", "string"),
     [(None, "", "null"), ([None], "null", ""), ([[]], "", ""), ([1, [2, None]], "1,2,null", "1,2,"),
-     ({}, "[object Object]", "[object Object]"), (False, "false", "false"), (1.0, "1", "1")],
+     ({}, "[object Object]", "[object Object]"), (False, "false", "false"), (1.0, "1", "1"),
+     (-0.0, "-0", "0")],
 )  # fmt: skip
 def test_to_string(value: Any, lodash: str, string: str) -> None:
     assert javascript.to_string(value) == lodash

@@ -13,7 +13,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 
-from engine.control import alerts, graph, preview, stats, workspace
+from engine.control import alerts, graph, preview, stats, warehouses, workspace
 from engine.destinations.base import DestinationType
 from engine.destinations.catalog import TYPES
 from engine.errors import ConfigError, SluiceError
@@ -150,6 +150,7 @@ async def destination_page(
         request, _plugin(spec.type), name=spec.name, config=spec.config, node=loaded.node,
         **_connections(loaded), activity=await _activity(request, destination_id),
         **await _alerting(request, destination_id),
+        warehouse=await _warehouse(request, loaded),
     )  # fmt: skip
 
 
@@ -168,6 +169,52 @@ async def destination_activity(
 
     page = f"/destinations/{destination_id}"
     return await cards.card(request, "destination.html", "activity", page, context)
+
+
+@get("/destinations/{destination_id:uuid}/warehouse")
+async def destination_warehouse(
+    request: Request[Any, Any, Any], destination_id: FromPath[UUID]
+) -> Response[Any]:
+    """A warehouse's loads card alone, which its page polls."""
+
+    async def context() -> dict[str, Any]:
+        loaded = await _load(request, destination_id)
+        return {"user": signed_in(request), "node": loaded.node,
+                "warehouse": await _warehouse(request, loaded)}  # fmt: skip
+
+    page = f"/destinations/{destination_id}"
+    return await cards.card(request, "destination.html", "warehouse", page, context)
+
+
+async def _warehouse(
+    request: Request[Any, Any, Any], loaded: Loaded
+) -> warehouses.Warehouse | None:
+    if not warehouses.is_warehouse(loaded.spec):
+        return None
+    async with database(request) as conn:
+        return await warehouses.named(conn, loaded.spec.name)
+
+
+@post("/destinations/{destination_id:uuid}/sync", status_code=303)
+async def sync_warehouse(
+    request: Request[Any, Any, Any], destination_id: FromPath[UUID]
+) -> Redirect:
+    """Sync now: load what is staged for the warehouse at once."""
+    spec = (await _load(request, destination_id)).spec
+    async with database(request) as conn:
+        await changes(request, conn).sync_warehouse(spec.name)
+    return Redirect(f"/destinations/{destination_id}?saved=sync#warehouse", status_code=303)
+
+
+@post("/destinations/{destination_id:uuid}/loads/{upload:int}/retry", status_code=303)
+async def retry_load(
+    request: Request[Any, Any, Any], destination_id: FromPath[UUID], upload: FromPath[int]
+) -> Redirect:
+    """A failed load tried again now rather than at its next attempt."""
+    spec = (await _load(request, destination_id)).spec
+    async with database(request) as conn:
+        await changes(request, conn).retry_load(spec.name, upload)
+    return Redirect(f"/destinations/{destination_id}?saved=retry#warehouse", status_code=303)
 
 
 async def _activity(request: Request[Any, Any, Any], destination_id: UUID) -> stats.Activity:
@@ -357,4 +404,5 @@ handlers = [
     new_destination, create_destination, destination_page, destination_activity,
     update_destination, save_alert_rule,
     update_delivery, switch_destination, delete_destination, connect_source, send_test_event,
+    destination_warehouse, sync_warehouse, retry_load,
 ]  # fmt: skip

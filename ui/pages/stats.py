@@ -13,6 +13,7 @@ from litestar.response import Template
 from engine.control import graph, stats
 from engine.pipeline.delivery import backlog
 from engine.store.counters import NO_DESTINATION
+from engine.warehouses import uploads
 from ui import charts
 from ui.charts import Layer
 from ui.requests import database, signed_in
@@ -33,6 +34,7 @@ async def stats_page(request: Request[Any, Any, Any], window: FromQuery[str] = "
         latency = await stats.percentiles(conn, span)
         names = await stats.top_names(conn, span)
         waiting = await backlog.current(conn)
+        staged = await uploads.staged_by_destination(conn)
         shape = await graph.load(conn)
     received = charts.stacked(counts.buckets, step, [
         Layer(s.name, f"layer-{i % 8}", counts.of("received", source=s.id))
@@ -54,7 +56,7 @@ async def stats_page(request: Request[Any, Any, Any], window: FromQuery[str] = "
         context={"user": signed_in(request), "window": chosen, "windows": list(WINDOWS),
                  "received": received, "destinations": destinations, "duplicates": duplicates,
                  "latency": latency, "names": names,
-                 "backlog": list(zip(queues, bars, strict=True))},
+                 "backlog": list(zip(queues, bars, strict=True)), "staged": staged},
     )  # fmt: skip
 
 

@@ -23,12 +23,13 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from uuid import UUID
 
 import msgspec
 
 from engine.db import Pool
-from engine.destinations.base import Files, Stored, Verdict
+from engine.destinations.base import Files, FilesContext, Stored, Verdict
 from engine.pipeline.delivery.attempts import AttemptLog
 from engine.pipeline.delivery.router import BUFFER, DestinationRouter, Pending, Result, stored_body
 from engine.pipeline.delivery.sender import Sender
@@ -57,10 +58,11 @@ class FileRouter(DestinationRouter):
         sender: Sender,
         attempts: AttemptLog,
         partitions: Sequence[int],
+        data_dir: Path | None = None,
     ) -> None:
         super().__init__(target, pool, sender, attempts, partitions)
         self._sources: dict[UUID, _Source] = {}
-        self._uploads = self._files().uploads()
+        self._uploads = self._files().uploads(FilesContext(target.id, data_dir))
         # Bundles hold up to BUNDLE_EVENTS events: one read never takes more than the buffer.
         self._read_limit = BUFFER // BUNDLE_EVENTS
 
@@ -143,7 +145,9 @@ class FileRouter(DestinationRouter):
         target, files = self.target, self._files()
         try:
             key = files.key(target.settings, source_id, jobs[0].created_at, jobs[0].id)
-            body = gzip.compress(b"".join(map(_lines, jobs)), compresslevel=6)
+            body = b"".join(map(_lines, jobs))
+            if files.compress:
+                body = gzip.compress(body, compresslevel=6)
             stored = await self._uploads.store(target.settings, key, body)
         except Exception as exc:  # a bug must not leave jobs in flight forever: retry them
             log.exception("router %s: upload failed unexpectedly", target.name)

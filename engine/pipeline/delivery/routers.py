@@ -9,6 +9,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from uuid import UUID
 
 from engine.db import Pool
@@ -17,7 +18,7 @@ from engine.pipeline.delivery.backlog import Held
 from engine.pipeline.delivery.files import FileRouter
 from engine.pipeline.delivery.router import DestinationRouter
 from engine.pipeline.delivery.sender import Sender
-from engine.pipeline.topology import Topology
+from engine.pipeline.topology import Target, Topology
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +26,11 @@ log = logging.getLogger(__name__)
 class Routers:
     """One `DestinationRouter` per enabled destination, following workspace changes."""
 
-    def __init__(self, pool: Pool, sender: Sender, attempts: AttemptLog) -> None:
+    def __init__(
+        self, pool: Pool, sender: Sender, attempts: AttemptLog, data_dir: Path | None = None
+    ) -> None:
         self._pool = pool
+        self._data_dir = data_dir
         self._sender = sender
         self._attempts = attempts
         self.partitions: list[int] = []
@@ -52,11 +56,16 @@ class Routers:
                 continue
             if dest_id in self._retiring:
                 continue  # its old router is finishing; the next sync starts a fresh one
-            kind = FileRouter if target.plugin and target.plugin.files else DestinationRouter
-            router = kind(target, self._pool, self._sender, self._attempts, self.partitions)
+            router = self._router(target)
             task = asyncio.create_task(router.run(), name=f"router-{target.name}")
             task.add_done_callback(self._ended)
             self._routers[dest_id] = (router, task)
+
+    def _router(self, target: Target) -> DestinationRouter:
+        if target.plugin and target.plugin.files:
+            return FileRouter(target, self._pool, self._sender, self._attempts, self.partitions,
+                              self._data_dir)  # fmt: skip
+        return DestinationRouter(target, self._pool, self._sender, self._attempts, self.partitions)
 
     def _retired(self, dest_id: UUID, task: asyncio.Task[None]) -> None:
         self._retiring.pop(dest_id, None)

@@ -18,7 +18,7 @@ from typing import Any
 from uuid import UUID
 
 from engine import codec
-from engine.destinations.base import Request, Unsendable
+from engine.destinations.base import Origin, Request, Unsendable
 from engine.partitions import user_key
 from engine.pipeline.topology import Route, Target, Topology
 from engine.store.counters import Counts
@@ -83,7 +83,8 @@ def _mapped(
     if target.problem is not None or target.plugin is None:
         return target.problem or "no destination plug-in"
     try:
-        return target.plugin.map(payload, target.settings, now)
+        origin = Origin(target.id, event.source_id, event.received_at)
+        return target.plugin.requests(payload, target.settings, now, origin)
     except Unsendable as exc:
         return str(exc)
     except Exception as exc:  # a mapping bug must fail this event only, and say so

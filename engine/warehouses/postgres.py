@@ -1,0 +1,200 @@
+"""PostgreSQL as a warehouse: the schema read from `information_schema`, tables and columns
+made as loads need them, and each table loaded in one transaction — its rows copied
+(`COPY … FROM STDIN`) into a temporary table like it, then merged:
+
+* event tables: rows of the same ids deleted, then one row per id inserted (the last
+  received), so a load tried again, or an event staged twice, never doubles a row;
+* `users`: per user, each column's latest value that is not null, across the row the table
+  has and the new ones (RudderStack's users merge);
+* tables without an id (`rudder_discards`): only rows the table does not have yet.
+
+Types: int → bigint, float → numeric, string and text → text, datetime → timestamptz,
+boolean → boolean, json → jsonb (RudderStack's). Event tables get an index on `id`, which the
+merge's delete uses; `users` one too.
+"""
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, LiteralString, Self
+
+import psycopg
+from psycopg import sql
+
+from engine.sql import Queries
+from engine.warehouses.schema import Change, Columns
+from engine.warehouses.settings import PostgresSettings
+from engine.warehouses.warehouse import Load, WarehouseError
+
+_Q = Queries.beside(__file__, "postgres.sql")
+TYPES: dict[str, LiteralString] = {
+    "int": "bigint", "float": "numeric", "string": "text", "text": "text",
+    "datetime": "timestamptz", "boolean": "boolean", "json": "jsonb",
+}  # fmt: skip
+# A column the warehouse has, by its PostgreSQL type (a table made by hand may use others).
+_ABSTRACT = {
+    "bigint": "int", "integer": "int", "smallint": "int",
+    "numeric": "float", "double precision": "float", "real": "float",
+    "text": "string", "character varying": "string", "character": "string",
+    "timestamp with time zone": "datetime", "timestamp without time zone": "datetime",
+    "date": "datetime", "boolean": "boolean", "jsonb": "json", "json": "json",
+}  # fmt: skip
+CONNECT_TIMEOUT = 10
+# `\u0000` in JSON text, not preceded by an escaped backslash of its own.
+_NUL_ESCAPE = re.compile(r"((?:^|[^\\])(?:\\\\)*)\\u0000")
+
+
+class PostgresWarehouse:
+    def __init__(self, settings: PostgresSettings) -> None:
+        self._settings = settings
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+
+    async def __aenter__(self) -> Self:
+        s = self._settings
+        try:
+            self._conn = await psycopg.AsyncConnection.connect(
+                host=s.host, port=int(s.port), dbname=s.database, user=s.user,
+                password=s.password, sslmode=s.sslMode, connect_timeout=CONNECT_TIMEOUT,
+                application_name="sluice-warehouse",
+            )  # fmt: skip
+        except psycopg.Error as exc:
+            raise WarehouseError(
+                f"cannot connect to {s.host}:{s.port}/{s.database}: {exc}"
+            ) from None
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:  # fmt: skip
+        if self._conn is not None:
+            await self._conn.close()
+
+    @property
+    def conn(self) -> psycopg.AsyncConnection[Any]:
+        assert self._conn is not None, "used outside `async with`"
+        return self._conn
+
+    async def tables(self, namespace: str) -> dict[str, Columns]:
+        """The namespace's tables and their columns, by abstract type."""
+        found: dict[str, Columns] = {}
+        async with _translated("reading the schema"), self.conn.cursor() as cur:
+            await cur.execute(_Q["tables"], {"namespace": namespace})
+            for table, column, kind in await cur.fetchall():
+                found.setdefault(table, {})[column] = _ABSTRACT.get(kind, "string")
+            await self.conn.commit()
+        return found
+
+    async def prepare(self, namespace: str, table: str, change: Change, keyed: bool) -> None:
+        """Make the table what the load needs: created, or given its new columns."""
+        names = {"schema": sql.Identifier(namespace), "table": sql.Identifier(table)}
+        async with _translated(f"preparing {namespace}.{table}"), self.conn.transaction():
+            if change.new_table:
+                await self._run("create_schema", names)
+                columns = sql.SQL(", ").join(
+                    sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(_type(kind)))
+                    for name, kind in sorted(change.columns.items())
+                )
+                await self._run("create_table", {**names, "columns": columns})
+                if keyed:
+                    index = sql.Identifier(f"{table[:55]}_id_idx")
+                    await self._run("create_index", {**names, "index": index,
+                                                     "column": sql.Identifier("id")})  # fmt: skip
+                return
+            for name, kind in sorted(change.added.items()):
+                await self._run("add_column", {**names, "column": sql.Identifier(name),
+                                               "type": sql.SQL(_type(kind))})  # fmt: skip
+
+    async def load(self, load: Load, rows: Iterable[Sequence[Any]]) -> None:
+        """Copy a table's rows in and merge them, in one transaction."""
+        columns = [sql.Identifier(name) for name in load.columns]
+        names = {
+            "schema": sql.Identifier(load.namespace),
+            "table": sql.Identifier(load.table),
+            "staging": sql.Identifier("sluice_staging"),
+            "merged": sql.Identifier("sluice_merged"),
+            "columns": sql.SQL(", ").join(columns),
+            "id": sql.Identifier("id"),
+            "received_at": sql.Identifier("received_at"),
+        }
+        async with _translated(f"loading {load.namespace}.{load.table}"), self.conn.transaction():
+            await self._run("staging_table", names)
+            json = [index for index, kind in enumerate(load.types) if kind == "json"]
+            async with self.conn.cursor() as cur, cur.copy(_statement("copy", names)) as copy:
+                for row in rows:
+                    await copy.write_row(_clean(row, json))
+            if load.mode == "users":
+                await self._merge_users(load, names)
+            elif load.mode == "merge":
+                await self._run("delete_loaded", names)
+                await self._run("insert_latest", names)
+            elif load.mode == "new":
+                same = sql.SQL(" AND ").join(
+                    sql.SQL("t.{c} IS NOT DISTINCT FROM s.{c}").format(c=sql.Identifier(name))
+                    for name in load.key
+                )
+                await self._run("insert_new", {**names, "same": same})
+            else:
+                await self._run("insert_all", names)
+
+    async def _merge_users(self, load: Load, names: dict[str, sql.Composable]) -> None:
+        received = sql.Identifier("received_at")
+        latest = sql.SQL(", ").join(
+            sql.SQL(
+                "(array_agg({c} ORDER BY {r} DESC NULLS LAST) FILTER (WHERE {c} IS NOT NULL))[1]"
+                " AS {c}"
+            ).format(c=sql.Identifier(name), r=received)
+            for name in load.columns
+            if name != "id"
+        )
+        await self._run("merge_users", {**names, "latest": latest})
+        await self._run("replace_users", names)
+        await self._run("insert_users", names)
+
+    async def _run(self, query: LiteralString, names: Mapping[str, sql.Composable]) -> None:
+        await self.conn.execute(_statement(query, names))
+
+
+def _statement(query: LiteralString, names: Mapping[str, sql.Composable]) -> sql.Composed:
+    return sql.SQL(_Q[query]).format(
+        **{k: v for k, v in names.items() if "{" + k + "}" in _Q[query]}
+    )
+
+
+def _clean(row: Sequence[Any], json: list[int]) -> Sequence[Any]:
+    """PostgreSQL's text cannot hold a NUL character, nor jsonb its escape: both are dropped."""
+    dirty = any(type(value) is str and "\x00" in value for value in row) or any(
+        type(row[index]) is str and "\\u0000" in row[index] for index in json
+    )
+    if not dirty:
+        return row
+    cleaned = [value.replace("\x00", "") if type(value) is str else value for value in row]
+    for index in json:
+        if type(cleaned[index]) is str:
+            cleaned[index] = _NUL_ESCAPE.sub(r"\1", cleaned[index])
+    return cleaned
+
+
+def _type(kind: str) -> LiteralString:
+    return TYPES.get(kind, "text")
+
+
+class _translated:
+    """The warehouse's own error, said with what was being done."""
+
+    def __init__(self, doing: str) -> None:
+        self._doing = doing
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:  # fmt: skip
+        if isinstance(exc, psycopg.Error):
+            raise WarehouseError(f"{self._doing}: {_message(exc)}") from None
+
+
+def _message(exc: psycopg.Error) -> str:
+    diag = exc.diag
+    text = diag.message_primary or str(exc).strip()
+    if diag.sqlstate:
+        text = f"{text} (SQLSTATE {diag.sqlstate})"
+    return text

@@ -1,0 +1,64 @@
+-- The PostgreSQL warehouse (engine/warehouses/postgres.py). `{slots}` are identifiers.
+
+-- name: tables
+SELECT c.table_name, c.column_name, c.data_type
+FROM information_schema.columns c
+JOIN information_schema.tables t USING (table_schema, table_name)
+WHERE c.table_schema = %(namespace)s AND t.table_type = 'BASE TABLE'
+ORDER BY c.table_name, c.ordinal_position
+
+-- name: create_schema
+CREATE SCHEMA IF NOT EXISTS {schema}
+
+-- name: create_table
+CREATE TABLE IF NOT EXISTS {schema}.{table} ({columns})
+
+-- name: create_index
+CREATE INDEX IF NOT EXISTS {index} ON {schema}.{table} ({column})
+
+-- name: add_column
+ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS {column} {type}
+
+-- name: staging_table
+CREATE TEMPORARY TABLE {staging} (LIKE {schema}.{table}) ON COMMIT DROP
+
+-- name: copy
+COPY {staging} ({columns}) FROM STDIN
+
+-- name: delete_loaded
+-- Rows of the ids being loaded go first: a row loaded again (a retried load, an event sent
+-- twice) replaces the one before instead of doubling it.
+DELETE FROM {schema}.{table} t USING {staging} s WHERE t.{id} = s.{id}
+
+-- name: insert_latest
+-- One row per id: the last received.
+INSERT INTO {schema}.{table} ({columns})
+SELECT DISTINCT ON ({id}) {columns} FROM {staging} ORDER BY {id}, {received_at} DESC NULLS LAST
+
+-- name: insert_all
+INSERT INTO {schema}.{table} ({columns}) SELECT {columns} FROM {staging}
+
+-- name: insert_new
+-- Rows without an id (discards, identity merge rules) are loaded once: only those the table
+-- does not have yet.
+INSERT INTO {schema}.{table} ({columns})
+SELECT DISTINCT {columns} FROM {staging} s
+WHERE NOT EXISTS (SELECT FROM {schema}.{table} t WHERE {same})
+
+-- name: merge_users
+-- A user's row holds, per column, the latest value that is not null: across the row the
+-- warehouse has and the new ones, by received_at.
+CREATE TEMPORARY TABLE {merged} ON COMMIT DROP AS
+SELECT {id}, {latest}
+FROM (
+    SELECT {columns} FROM {schema}.{table} WHERE {id} IN (SELECT {id} FROM {staging})
+    UNION ALL
+    SELECT {columns} FROM {staging}
+) u
+GROUP BY {id}
+
+-- name: replace_users
+DELETE FROM {schema}.{table} WHERE {id} IN (SELECT {id} FROM {merged})
+
+-- name: insert_users
+INSERT INTO {schema}.{table} ({columns}) SELECT {columns} FROM {merged}

@@ -1,0 +1,132 @@
+"""Loads into a real PostgreSQL warehouse: staged rows in, tables made and widened as needed,
+every event once however often it is staged or loaded, the users merge, discarded values."""
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import psycopg
+import pytest
+
+from engine import codec
+from engine.warehouses import loader, rows, staging
+from engine.warehouses.postgres import PostgresWarehouse
+from engine.warehouses.settings import PostgresSettings
+from engine.warehouses.warehouse import WarehouseError
+from tests.conftest import warehouse_settings
+
+DESTINATION = uuid.UUID(int=7)
+SOURCE = uuid.UUID(int=8)
+
+
+def settings_for(url: str, **more: Any) -> PostgresSettings:
+    return msgspec.convert(warehouse_settings(url, **more), PostgresSettings)
+
+
+def stage(root: Path, key: str, *events: dict[str, Any]) -> None:
+    lines = []
+    for event in events:
+        found = rows.rows(codec.decode(codec.encode(event)), "POSTGRES", rows.Options())
+        lines.append(msgspec.json.encode([msgspec.to_builtins(r) for r in found]))
+    staging.write(root, DESTINATION, f"{SOURCE}/{key}", b"\n".join(lines) + b"\n")
+
+
+def load(url: str, root: Path, **more: Any) -> loader.Loaded:
+    async def go() -> loader.Loaded:
+        files = staging.pending(root, DESTINATION)
+        async with PostgresWarehouse(settings_for(url, **more)) as warehouse:
+            return await loader.load(warehouse, "POSTGRES", "web", files)
+
+    return asyncio.run(go())
+
+
+def query(url: str, text: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(text).fetchall()
+
+
+def track(message_id: str, received: str, **properties: Any) -> dict[str, Any]:
+    return {"type": "track", "event": "Order Completed", "messageId": message_id,
+            "userId": "u1", "receivedAt": received, "properties": properties}  # fmt: skip
+
+
+def test_tables_are_made_and_every_event_is_loaded_once(warehouse_url: str, tmp_path: Path) -> None:
+    first = track("m1", "2024-01-01T00:00:00Z", total=10, coupon="A")
+    stage(tmp_path, "1", first, track("m2", "2024-01-01T00:00:01Z", total=2.5))
+    stage(tmp_path, "2", first)  # the same event staged again (a router's crash and retry)
+    loaded = load(warehouse_url, tmp_path)
+    assert loaded.tables == {"tracks": 3, "order_completed": 3}
+    assert query(warehouse_url, "SELECT id FROM web.tracks ORDER BY id") == [("m1",), ("m2",)]
+    types = dict(query(warehouse_url, "SELECT column_name, data_type FROM information_schema"
+                       ".columns WHERE table_name = 'order_completed'"))  # fmt: skip
+    assert types["total"] == "bigint"  # the first type seen: 10 is an int
+    assert types["coupon"] == "text" and types["received_at"] == "timestamp with time zone"
+    # A float in an int column is cut to an integer, as RudderStack's loader does.
+    totals = query(warehouse_url, "SELECT id, total FROM web.order_completed ORDER BY id")
+    assert totals == [("m1", 10), ("m2", 2)]
+
+    load(warehouse_url, tmp_path)  # the same load again (a crash before it was marked done)
+    assert query(warehouse_url, "SELECT count(*) FROM web.order_completed") == [(2,)]
+
+
+def test_a_column_never_changes_type_and_new_ones_are_added(
+    warehouse_url: str, tmp_path: Path
+) -> None:
+    stage(tmp_path, "1", track("m1", "2024-01-01T00:00:00Z", total=10))
+    load(warehouse_url, tmp_path)
+    for found in staging.pending(tmp_path, DESTINATION):
+        staging.remove(tmp_path, DESTINATION, found.key)
+    stage(tmp_path, "2", track("m3", "2024-01-02T00:00:00Z", total="ten", note="new"))
+    loaded = load(warehouse_url, tmp_path)
+    assert loaded.schema["order_completed"]["total"] == "int"
+    assert loaded.schema["order_completed"]["note"] == "string"
+    assert query(warehouse_url, "SELECT id, total, note FROM web.order_completed ORDER BY id") == [
+        ("m1", 10, None), ("m3", None, "new")
+    ]  # fmt: skip
+    assert loaded.discards == 1
+    discards = (
+        "SELECT table_name, row_id, column_name, column_value, reason FROM web.rudder_discards"
+    )
+    expected = [("order_completed", "m3", "total", "ten",
+                 "incompatible schema conversion from int to string")]  # fmt: skip
+    assert query(warehouse_url, discards) == expected
+    load(warehouse_url, tmp_path)  # again: the discard is not doubled either
+    assert query(warehouse_url, discards) == expected
+
+
+def test_users_keep_the_latest_value_of_each_column(warehouse_url: str, tmp_path: Path) -> None:
+    def identify(message_id: str, received: str, **traits: Any) -> dict[str, Any]:
+        return {"type": "identify", "messageId": message_id, "userId": "u1",
+                "receivedAt": received, "traits": traits}  # fmt: skip
+
+    stage(tmp_path, "1", identify("i1", "2024-01-01T00:00:00Z", plan="free", city="Oslo"))
+    load(warehouse_url, tmp_path)
+    for found in staging.pending(tmp_path, DESTINATION):
+        staging.remove(tmp_path, DESTINATION, found.key)
+    stage(tmp_path, "2", identify("i3", "2024-01-03T00:00:00Z", plan="pro"),
+          identify("i2", "2024-01-02T00:00:00Z", plan="team", email="a@b.c"))  # fmt: skip
+    load(warehouse_url, tmp_path)
+    users = query(warehouse_url, "SELECT id, plan, city, email, received_at FROM web.users")
+    assert [row[:4] for row in users] == [("u1", "pro", "Oslo", "a@b.c")]
+    assert users[0][4].isoformat() == "2024-01-03T00:00:00+00:00"
+    assert query(warehouse_url, "SELECT count(*) FROM web.identifies") == [(3,)]
+
+
+def test_text_the_warehouse_cannot_hold_is_cleaned(warehouse_url: str, tmp_path: Path) -> None:
+    event = track("m1", "2024-01-01T00:00:00Z", note="a\x00b", blob={"k": "x\x00y"})
+    event["integrations"] = {"POSTGRES": {"options": {"jsonPaths": ["blob"]}}}
+    stage(tmp_path, "1", event)
+    load(warehouse_url, tmp_path)
+    found = query(warehouse_url, "SELECT note, blob FROM web.order_completed")
+    assert found == [("ab", {"k": "xy"})]
+
+
+def test_a_refused_connection_says_why_without_the_password(
+    warehouse_url: str, tmp_path: Path
+) -> None:
+    stage(tmp_path, "1", track("m1", "2024-01-01T00:00:00Z"))
+    with pytest.raises(WarehouseError, match="cannot connect to") as refused:
+        load(warehouse_url, tmp_path, password="not-the-password-x9")
+    assert "not-the-password-x9" not in str(refused.value)

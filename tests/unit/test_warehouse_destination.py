@@ -1,0 +1,66 @@
+"""The PostgreSQL warehouse as a destination type: its settings (RudderStack's keys), each
+event mapped to its rows with where it came from, refusals as unsendable events."""
+
+from datetime import UTC, datetime
+from uuid import UUID
+
+import pytest
+
+from engine.destinations.base import BadSettings, Origin, Unsendable
+from engine.destinations.catalog import TYPES
+from engine.destinations.postgres import POSTGRES
+from engine.errors import ConfigError
+from engine.specs import parse
+
+SETTINGS = {"host": "db", "database": "analytics", "user": "loader", "password": "secret-pw"}
+NOW = datetime(2024, 3, 1, tzinfo=UTC)
+
+
+def test_the_type_is_in_the_catalog_with_rudderstacks_keys() -> None:
+    assert TYPES["postgres"] is POSTGRES
+    assert POSTGRES.required == ("host", "database", "user")
+    assert POSTGRES.secrets(SETTINGS) == ["secret-pw"]
+    parsed = POSTGRES.parse_settings({**SETTINGS, "syncFrequency": "60", "port": 6543})
+    assert parsed.sync_minutes == 60 and int(parsed.port) == 6543
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"port": "postgres"}, "port 'postgres' is not a TCP port number"),
+        ({"syncFrequency": "hourly"}, "syncFrequency 'hourly' is not a number of minutes"),
+        ({"sslMode": "always"}, "Invalid enum value 'always' - at `\\$.sslMode`"),
+        ({"host": " "}, "host is empty"),
+    ],
+)
+def test_bad_settings_say_what_is_wrong(change: dict[str, str], message: str) -> None:
+    with pytest.raises(BadSettings, match=message):
+        POSTGRES.parse_settings({**SETTINGS, **change})
+    with pytest.raises(ConfigError, match=r"destinations\[0\] \(wh\)"):
+        parse(
+            "destinations: [{name: wh, type: postgres, config: {host: db, database: d, user: u, "
+            f"{next(iter(change))}: {next(iter(change.values()))!r}}}}}]"
+        )
+
+
+def test_an_event_becomes_its_rows_with_its_origin() -> None:
+    event = {"type": "track", "event": "Signed Up", "messageId": "m", "userId": "u",
+             "properties": {"plan": "pro"}}  # fmt: skip
+    origin = Origin(UUID(int=5), UUID(int=6), datetime(2024, 3, 1, 12, tzinfo=UTC))
+    settings = POSTGRES.parse_settings(SETTINGS)
+    [request] = POSTGRES.requests(event, settings, NOW, origin)
+    tracks, signed_up = request.body
+    assert (tracks["table"], signed_up["table"]) == ("tracks", "signed_up")
+    assert signed_up["data"]["plan"] == "pro"
+    assert tracks["data"]["context_source_id"] == str(UUID(int=6))
+    assert tracks["data"]["context_destination_id"] == str(UUID(int=5))
+    assert tracks["data"]["context_destination_type"] == "POSTGRES"
+    assert tracks["data"]["received_at"] == "2024-03-01T12:00:00.000Z"  # none in the event
+    assert "password" not in str(request)
+
+
+def test_an_event_that_cannot_be_rows_is_unsendable() -> None:
+    settings = POSTGRES.parse_settings(SETTINGS)
+    with pytest.raises(Unsendable, match='Unknown event type: "bogus"'):
+        POSTGRES.map({"type": "bogus"}, settings, NOW)
+    assert POSTGRES.map({"type": "merge"}, settings, NOW) == []  # nothing for PostgreSQL

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 _Q = Queries.beside(__file__, "embedded.sql")
 SERVER_USER = "sluice"
 DATABASE = "sluice"
+WAREHOUSE = "warehouse"  # the local warehouse: a database to load events into and query
 
 
 class EmbeddedPostgresError(SluiceError):
@@ -185,6 +186,25 @@ class EmbeddedPostgres:
         with psycopg.connect(self._url_for("postgres"), autocommit=True) as conn:
             if not conn.execute(_Q["database_exists"], {"name": DATABASE}).fetchone():
                 conn.execute(_Q["create_database"])
+
+    def local_warehouse(self) -> bool:
+        """The `warehouse` database, made if it is not there yet; whether it was made now."""
+        with psycopg.connect(self._url_for("postgres"), autocommit=True) as conn:
+            if conn.execute(_Q["database_exists"], {"name": WAREHOUSE}).fetchone():
+                return False
+            conn.execute(_Q["create_warehouse"])
+        return True
+
+    def warehouse_settings(self) -> dict[str, str]:
+        """A PostgreSQL warehouse destination's settings for the local warehouse."""
+        password = self._password_file.read_text().strip()
+        return {"host": "127.0.0.1", "port": str(self.port), "database": WAREHOUSE,
+                "user": SERVER_USER, "password": password}  # fmt: skip
+
+    def psql(self) -> str:
+        """The command that opens the local warehouse (the password read from its file)."""
+        return (f'PGPASSWORD="$(cat {self._password_file})" psql -h 127.0.0.1 -p {self.port} '
+                f"-U {SERVER_USER} {WAREHOUSE}")  # fmt: skip
 
     def _url_for(self, database: str) -> str:
         return self.url.rsplit("/", 1)[0] + f"/{database}"

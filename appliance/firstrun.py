@@ -19,15 +19,30 @@ log = logging.getLogger(__name__)
 FIRST_ADMIN = "admin@localhost"
 
 
+LOCAL_WAREHOUSE = "Local warehouse"
+
+
+@dataclass(frozen=True)
+class LocalWarehouse:
+    """The embedded PostgreSQL's `warehouse` database (with `sluice run` and no database
+    configured): its destination settings, the `psql` line that opens it, whether it is new."""
+
+    settings: dict[str, str]
+    psql: str
+    new: bool
+
+
 @dataclass(frozen=True)
 class FirstRun:
     write_key: str | None  # of the source made now, if one was
     admin: tuple[str, str] | None  # (email, one-time password) of the admin made now, if one was
+    local_warehouse: LocalWarehouse | None = None
 
 
-async def prepare(url: str, by: str) -> FirstRun:
+async def prepare(url: str, by: str, local: LocalWarehouse | None = None) -> FirstRun:
     """Bring the schema up to date; on an empty workspace make a source, with nobody to sign
-    in an admin (`by` goes in the audit log)."""
+    in an admin, and for a new local warehouse its destination, ready to be connected (`by`
+    goes in the audit log)."""
     for done in await migrate.apply(url):
         log.info("applied migration %04d %s", done.version, done.name)
     async with connection(url) as conn:
@@ -42,7 +57,13 @@ async def prepare(url: str, by: str) -> FirstRun:
             password = secrets.token_urlsafe(12)
             user = await changes.create_user(FIRST_ADMIN, "admin", password)
             admin = (user.email, password)
-    return FirstRun(write_key, admin)
+        if local is not None and local.new:
+            config = {**local.settings, "syncFrequency": "5"}
+            spec = specs.WorkspaceSpec(
+                destinations=[specs.DestinationSpec(LOCAL_WAREHOUSE, "postgres", config)]
+            )
+            await changes.apply(spec, action="destination.create", target=LOCAL_WAREHOUSE)
+    return FirstRun(write_key, admin, local)
 
 
 def instructions(settings: Settings, first: FirstRun) -> str:
@@ -64,5 +85,11 @@ def instructions(settings: Settings, first: FirstRun) -> str:
         lines += [
             "Write keys: `sluice config export`. Send test traffic with:\n"
             f"  sluice generate-events --write-key <KEY> --url {base}"
+        ]
+    if first.local_warehouse is not None:
+        lines += [
+            f"A local warehouse is ready: connect a source to the '{LOCAL_WAREHOUSE}' "
+            "destination and its events load every 5 minutes (or at once with Sync now);\n"
+            f"  query them with SQL: {first.local_warehouse.psql}"
         ]
     return "\n".join(lines)

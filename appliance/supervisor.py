@@ -37,12 +37,15 @@ class _Child:
 def run_all(settings: Settings) -> None:
     embedded = None
     url = settings.database_url
+    local = None
     if not url:
         embedded = EmbeddedPostgres(settings.data_dir, settings.embedded_db_port)
         url = embedded.start()
         log.info("embedded PostgreSQL listening on 127.0.0.1:%d", settings.embedded_db_port)
+        made = embedded.local_warehouse()
+        local = firstrun.LocalWarehouse(embedded.warehouse_settings(), embedded.psql(), made)
     try:
-        first = asyncio.run(firstrun.prepare(url, "sluice run"))
+        first = asyncio.run(firstrun.prepare(url, "sluice run", local))
         env = {**os.environ, "SLUICE_DATABASE_URL": url}
         _supervise(env, _ready(settings), lambda: _announce(settings, first))
     finally:

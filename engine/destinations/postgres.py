@@ -18,5 +18,5 @@ POSTGRES = DestinationType(
     map_from=_map_from,
     secret_keys=("password",),
     files=FILES,
-    warehouse=WarehouseKind("POSTGRES", PostgresWarehouse),
+    warehouse=WarehouseKind("POSTGRES", PostgresWarehouse, sessions=2),
 )

@@ -168,8 +168,10 @@ class Loading:
 async def _into(
     kind: WarehouseKind, target: Target, namespace: str, files: list[Staged]
 ) -> loader.Loaded:
-    async with kind.open(target.settings) as warehouse:
-        return await loader.load(warehouse, kind.provider, namespace, files,
+    async with contextlib.AsyncExitStack() as stack:
+        sessions = [await stack.enter_async_context(kind.open(target.settings))
+                    for _ in range(kind.sessions)]  # fmt: skip
+        return await loader.load(sessions, kind.provider, namespace, files,
                                  append=target.settings.preferAppend)  # fmt: skip
 
 

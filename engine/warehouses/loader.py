@@ -8,9 +8,12 @@ stops half way (a crash, a warehouse going away) is simply done again: the table
 loaded get the same rows once more, replacing themselves.
 """
 
-from collections.abc import Iterator, Sequence
+import asyncio
+import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from engine.warehouses import conversions, javascript, names, schema, staging
@@ -33,6 +36,8 @@ _DISCARD_COLUMNS = {
     "uuid_ts": "datetime",
 }
 _DISCARD_KEY = ("table_name", "row_id", "column_name")
+# `\u0000` in JSON text, not preceded by an escaped backslash of its own.
+_NUL_ESCAPE = re.compile(r"((?:^|[^\\])(?:\\\\)*)\\u0000")
 
 
 @dataclass
@@ -43,113 +48,157 @@ class Loaded:
 
 
 async def load(
-    warehouse: Warehouse,
+    sessions: Sequence[Warehouse],
     provider: Provider,
     namespace: str,
     files: Sequence[Staged],
     *,
     append: bool = False,
 ) -> Loaded:
-    """Load `files` (staged for one source) into `namespace`."""
-    now = _iso(datetime.now(UTC))
-    staged: dict[str, Columns] = {}
-    merge_rules: set[str] = set()
-    for file in files:
-        for table, block in file.summary.tables.items():
-            schema.stage(staged.setdefault(table, {}), block.columns)
-            if block.merge_rules:
-                merge_rules.add(table)
-    existing = await warehouse.tables(namespace)
-    loaded = Loaded({}, 0, {})
-    discards: list[Row] = []
-    safe = _Names(provider)
-    for table in sorted(staged):
-        mode: Mode = "merge"
+    """Load `files` (staged for one source) into `namespace`, a table at a time on each of
+    `sessions` (while the warehouse merges one table, the next one's rows are on their way)."""
+    run = _Load(provider, namespace, files, append)
+    run.existing = await sessions[0].tables(namespace)
+    if not run.existing:
+        await sessions[0].create_namespace(namespace)
+    waiting = sorted(run.staged)
+
+    async def work(warehouse: Warehouse) -> None:
+        while waiting:
+            await run.table(warehouse, waiting.pop(0))
+
+    await asyncio.gather(*(work(session) for session in sessions))
+    if run.discards:
+        await run.load_discards(sessions[0])
+    return run.loaded
+
+
+class _Load:
+    """One load: what is staged, what the warehouse has, what was loaded and discarded."""
+
+    def __init__(self, provider: Provider, namespace: str, files: Sequence[Staged],
+                 append: bool) -> None:  # fmt: skip
+        self.namespace, self.files, self.append = namespace, files, append
+        self.safe = _Names(provider)
+        self.now = _iso(datetime.now(UTC))
+        self.staged: dict[str, Columns] = {}
+        self.merge_rules: set[str] = set()
+        for file in files:
+            for table, block in file.summary.tables.items():
+                schema.stage(self.staged.setdefault(table, {}), block.columns)
+                if block.merge_rules:
+                    self.merge_rules.add(table)
+        self.existing: dict[str, Columns] = {}
+        self.discards: list[Row] = []
+        self.loaded = Loaded({}, 0, {})
+
+    async def table(self, warehouse: Warehouse, table: str) -> None:
+        staged, stamp = self.staged[table], self.safe.uuid_ts
+        mode: Mode = "append" if self.append else "merge"
         key: tuple[str, ...] = ()
-        if table in merge_rules:
-            mode, key = "new", tuple(sorted(name for name in staged[table] if name != safe.uuid_ts))
-        elif table == safe(USERS):
+        if table in self.merge_rules:
+            mode, key = "new", tuple(sorted(name for name in staged if name != stamp))
+        elif table == self.safe(USERS):
             mode = "users"
-        elif append:
-            mode = "append"
-        change = schema.change(existing.get(table), staged[table])
-        await warehouse.prepare(namespace, table, change, keyed=mode != "new")
-        columns = sorted(change.columns if mode == "users" else staged[table])
-        counter = _Counter()
-        values = _values(files, table, columns, change.columns, safe, now, discards, counter)
+        change = schema.change(self.existing.get(table), staged)
+        await warehouse.prepare(self.namespace, table, change, keyed=mode != "new")
+        wanted = change.columns if mode == "users" else staged
+        columns = sorted(name for name in wanted if name != stamp)
+        values = _Values(table, columns, change.columns, self.safe, self.discards)
         kinds = [change.columns[name] for name in columns]
-        await warehouse.load(Load(namespace, table, columns, kinds, mode, key), values)
-        loaded.tables[table] = counter.rows
-        loaded.schema[table] = change.columns
-    if discards:
-        await _load_discards(warehouse, namespace, safe, existing, discards, now, loaded)
-    return loaded
+        load = Load(self.namespace, table, columns, kinds, mode, key, (stamp,), self.now)
+        await warehouse.load(load, values.of(self.files))
+        self.loaded.tables[table] = values.rows
+        self.loaded.schema[table] = change.columns
+
+    async def load_discards(self, warehouse: Warehouse) -> None:
+        safe, table = self.safe, self.safe(DISCARDS)
+        columns = {safe(name): kind for name, kind in _DISCARD_COLUMNS.items()}
+        change = schema.change(self.existing.get(table), columns)
+        await warehouse.prepare(self.namespace, table, change, keyed=False)
+        order = sorted(name for name in columns if name != safe.uuid_ts)
+        rows = ([row.data.get(name) for name in order] for row in self.discards)
+        key = tuple(safe(name) for name in _DISCARD_KEY)
+        kinds = [change.columns[name] for name in order]
+        load = Load(self.namespace, table, order, kinds, "new", key, (safe.uuid_ts,), self.now)
+        await warehouse.load(load, rows)
+        self.loaded.discards = len(self.discards)
+        self.loaded.tables[table] = len(self.discards)
+        self.loaded.schema[table] = change.columns
 
 
-async def _load_discards(
-    warehouse: Warehouse,
-    namespace: str,
-    safe: "_Names",
-    existing: dict[str, Columns],
-    discards: list[Row],
-    now: str,
-    loaded: Loaded,
-) -> None:
-    table = safe(DISCARDS)
-    columns = {safe(name): kind for name, kind in _DISCARD_COLUMNS.items()}
-    change = schema.change(existing.get(table), columns)
-    await warehouse.prepare(namespace, table, change, keyed=False)
-    order = sorted(columns)
-    rows = ([row.data.get(name, now if name == safe.uuid_ts else None) for name in order]
-            for row in discards)  # fmt: skip
-    key = tuple(safe(name) for name in _DISCARD_KEY)
-    kinds = [change.columns[name] for name in order]
-    await warehouse.load(Load(namespace, table, order, kinds, "new", key), rows)
-    loaded.discards = len(discards)
-    loaded.tables[table] = len(discards)
-    loaded.schema[table] = change.columns
-
-
-class _Counter:
-    rows = 0
-
-
-def _values(
-    files: Sequence[Staged],
-    table: str,
-    columns: list[str],
-    types: Columns,
-    safe: "_Names",
-    now: str,
-    discards: list[Row],
-    counter: _Counter,
-) -> Iterator[list[Any]]:
+class _Values:
     """A table's staged rows as the warehouse takes them: one value per column, in order,
-    each of its column's type (or None)."""
-    for file in files:
-        for row in staging.rows(file, table):
-            data, inferred = row.data, row.columns
-            values: list[Any] = []
-            for name in columns:
-                value = data.get(name)
-                if value is None:
-                    values.append(now if name == safe.uuid_ts else None)
-                    continue
-                kind = types[name]
-                given = inferred.get(name, kind)
-                try:
-                    values.append(_value(value, kind, given))
-                except conversions.Refused as exc:
-                    discards.append(_discard(safe, table, row, name, value, str(exc)))
-                    values.append(None)
-            counter.rows += 1
-            yield values
+    each of its column's type (or None). A plain row whose shape has the types of the table's
+    columns is only reordered (`itemgetter`, no look at its values); the others are converted
+    value by value, and what a column cannot take is discarded."""
+
+    def __init__(self, table: str, columns: list[str], types: Columns, safe: "_Names",
+                 discards: list[Row]) -> None:  # fmt: skip
+        self.table, self.columns, self.types = table, columns, types
+        self.safe, self.discards = safe, discards
+        self.rows = 0
+        self._getters: dict[tuple[tuple[str, str], ...], Callable[[list[Any]], Any] | None] = {}
+
+    def of(self, files: Sequence[Staged]) -> Iterator[Sequence[Any]]:
+        for file in files:
+            block = file.summary.tables.get(self.table)
+            if block is None:
+                continue
+            getters = [self._getter(shape) for shape in block.shapes]
+            arrays = staging.plain(file, self.table)
+            self.rows += len(arrays)
+            for array in arrays:
+                getter = getters[array[0]]
+                if getter is not None:
+                    yield getter(array)
+                else:
+                    yield self._careful(staging.row(block.shapes[array[0]], array))
+            found = staging.careful(file, self.table)
+            self.rows += len(found)
+            for row in found:
+                yield self._careful(row)
+
+    def _getter(self, shape: dict[str, str]) -> Callable[[list[Any]], Any] | None:
+        """What puts a plain row of this shape in the table's column order (the end of each
+        array is a null, for the columns it does not have); None when a value of it has
+        another type than its column."""
+        key = tuple(shape.items())
+        if key not in self._getters:
+            conforms = all(self.types.get(name) == kind for name, kind in key
+                           if name != self.safe.uuid_ts)  # fmt: skip
+            place = {name: index for index, name in enumerate(shape, start=1)}
+            positions = [place.get(name, -1) for name in self.columns]
+            getter = itemgetter(*positions) if len(positions) > 1 else _single(positions[0])
+            self._getters[key] = getter if conforms else None
+        return self._getters[key]
+
+    def _careful(self, row: Row) -> list[Any]:
+        data, inferred = row.data, row.columns
+        values: list[Any] = []
+        for name in self.columns:
+            value = data.get(name)
+            if value is None:
+                values.append(None)
+                continue
+            kind = self.types[name]
+            try:
+                values.append(_value(value, kind, inferred.get(name, kind)))
+            except conversions.Refused as exc:
+                self.discards.append(_discard(self.safe, self.table, row, name, value, str(exc)))
+                values.append(None)
+        return values
+
+
+def _single(position: int) -> Callable[[list[Any]], tuple[Any]]:
+    return lambda array: (array[position],)
 
 
 def _value(value: Any, kind: str, given: str) -> Any:
-    """One value for a column of type `kind`, the row having inferred `given`."""
+    """One value for a column of type `kind`, the row having inferred `given`. Text loses any
+    NUL character (no warehouse's text takes one), JSON text its escape."""
     if given == "int" and isinstance(value, float):
-        value = int(value)  # an integral float (1.0), as RudderStack's loader cuts it
+        value = int(value)  # as RudderStack's loader cuts it
     if kind != given:
         value = conversions.convert(value, kind, given)
     if kind == "int":
@@ -157,7 +206,11 @@ def _value(value: Any, kind: str, given: str) -> Any:
             raise conversions.OutOfRange(value, kind)
         return value
     if isinstance(value, list | dict):
-        return javascript.stringify(value)
+        value = javascript.stringify(value)
+    if isinstance(value, str):
+        value = value.replace("\x00", "")
+        if kind == "json":
+            value = _NUL_ESCAPE.sub(r"\1", value)
     return value
 
 

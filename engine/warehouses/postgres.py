@@ -13,7 +13,6 @@ boolean → boolean, json → jsonb (RudderStack's). Event tables get an index o
 merge's delete uses; `users` one too.
 """
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, LiteralString, Self
@@ -40,8 +39,8 @@ _ABSTRACT = {
     "date": "datetime", "boolean": "boolean", "jsonb": "json", "json": "json",
 }  # fmt: skip
 CONNECT_TIMEOUT = 10
-# `\u0000` in JSON text, not preceded by an escaped backslash of its own.
-_NUL_ESCAPE = re.compile(r"((?:^|[^\\])(?:\\\\)*)\\u0000")
+# A load sorts each table's new rows by id, in memory rather than in temporary files.
+WORK_MEM = "64MB"
 
 
 class PostgresWarehouse:
@@ -55,7 +54,7 @@ class PostgresWarehouse:
             self._conn = await psycopg.AsyncConnection.connect(
                 host=s.host, port=int(s.port), dbname=s.database, user=s.user,
                 password=s.password, sslmode=s.sslMode, connect_timeout=CONNECT_TIMEOUT,
-                application_name="sluice-warehouse",
+                application_name="sluice-warehouse", options=f"-c work_mem={WORK_MEM}",
             )  # fmt: skip
         except psycopg.Error as exc:
             raise WarehouseError(
@@ -83,12 +82,15 @@ class PostgresWarehouse:
             await self.conn.commit()
         return found
 
+    async def create_namespace(self, namespace: str) -> None:
+        async with _translated(f"creating schema {namespace}"), self.conn.transaction():
+            await self._run("create_schema", {"schema": sql.Identifier(namespace)})
+
     async def prepare(self, namespace: str, table: str, change: Change, keyed: bool) -> None:
         """Make the table what the load needs: created, or given its new columns."""
         names = {"schema": sql.Identifier(namespace), "table": sql.Identifier(table)}
         async with _translated(f"preparing {namespace}.{table}"), self.conn.transaction():
             if change.new_table:
-                await self._run("create_schema", names)
                 columns = sql.SQL(", ").join(
                     sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(_type(kind)))
                     for name, kind in sorted(change.columns.items())
@@ -106,34 +108,37 @@ class PostgresWarehouse:
     async def load(self, load: Load, rows: Iterable[Sequence[Any]]) -> None:
         """Copy a table's rows in and merge them, in one transaction."""
         columns = [sql.Identifier(name) for name in load.columns]
+        stamps = [sql.Identifier(name) for name in load.stamps]
         names = {
             "schema": sql.Identifier(load.namespace),
             "table": sql.Identifier(load.table),
             "staging": sql.Identifier("sluice_staging"),
             "merged": sql.Identifier("sluice_merged"),
             "columns": sql.SQL(", ").join(columns),
+            "stamped": sql.SQL(", ").join(columns + stamps),
+            "stamps": sql.SQL("").join(sql.SQL(", %(now)s") for _ in stamps),
             "id": sql.Identifier("id"),
             "received_at": sql.Identifier("received_at"),
         }
         async with _translated(f"loading {load.namespace}.{load.table}"), self.conn.transaction():
             await self._run("staging_table", names)
-            json = [index for index, kind in enumerate(load.types) if kind == "json"]
             async with self.conn.cursor() as cur, cur.copy(_statement("copy", names)) as copy:
                 for row in rows:
-                    await copy.write_row(_clean(row, json))
+                    await copy.write_row(row)
+            stamped = {"now": load.now}
             if load.mode == "users":
                 await self._merge_users(load, names)
             elif load.mode == "merge":
                 await self._run("delete_loaded", names)
-                await self._run("insert_latest", names)
+                await self._run("insert_latest", names, stamped)
             elif load.mode == "new":
                 same = sql.SQL(" AND ").join(
                     sql.SQL("t.{c} IS NOT DISTINCT FROM s.{c}").format(c=sql.Identifier(name))
                     for name in load.key
                 )
-                await self._run("insert_new", {**names, "same": same})
+                await self._run("insert_new", {**names, "same": same}, stamped)
             else:
-                await self._run("insert_all", names)
+                await self._run("insert_all", names, stamped)
 
     async def _merge_users(self, load: Load, names: dict[str, sql.Composable]) -> None:
         received = sql.Identifier("received_at")
@@ -147,30 +152,21 @@ class PostgresWarehouse:
         )
         await self._run("merge_users", {**names, "latest": latest})
         await self._run("replace_users", names)
-        await self._run("insert_users", names)
+        await self._run("insert_users", names, {"now": load.now})
 
-    async def _run(self, query: LiteralString, names: Mapping[str, sql.Composable]) -> None:
-        await self.conn.execute(_statement(query, names))
+    async def _run(
+        self,
+        query: LiteralString,
+        names: Mapping[str, sql.Composable],
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        await self.conn.execute(_statement(query, names), params)
 
 
 def _statement(query: LiteralString, names: Mapping[str, sql.Composable]) -> sql.Composed:
     return sql.SQL(_Q[query]).format(
         **{k: v for k, v in names.items() if "{" + k + "}" in _Q[query]}
     )
-
-
-def _clean(row: Sequence[Any], json: list[int]) -> Sequence[Any]:
-    """PostgreSQL's text cannot hold a NUL character, nor jsonb its escape: both are dropped."""
-    dirty = any(type(value) is str and "\x00" in value for value in row) or any(
-        type(row[index]) is str and "\\u0000" in row[index] for index in json
-    )
-    if not dirty:
-        return row
-    cleaned = [value.replace("\x00", "") if type(value) is str else value for value in row]
-    for index in json:
-        if type(cleaned[index]) is str:
-            cleaned[index] = _NUL_ESCAPE.sub(r"\1", cleaned[index])
-    return cleaned
 
 
 def _type(kind: str) -> LiteralString:

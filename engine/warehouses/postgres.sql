@@ -31,18 +31,20 @@ COPY {staging} ({columns}) FROM STDIN
 DELETE FROM {schema}.{table} t USING {staging} s WHERE t.{id} = s.{id}
 
 -- name: insert_latest
--- One row per id: the last received.
-INSERT INTO {schema}.{table} ({columns})
-SELECT DISTINCT ON ({id}) {columns} FROM {staging} ORDER BY {id}, {received_at} DESC NULLS LAST
+-- One row per id: the last received. (`{stamped}`: the columns, then the load time's;
+-- `{stamps}`: the load time for each of those.)
+INSERT INTO {schema}.{table} ({stamped})
+SELECT DISTINCT ON ({id}) {columns}{stamps} FROM {staging}
+ORDER BY {id}, {received_at} DESC NULLS LAST
 
 -- name: insert_all
-INSERT INTO {schema}.{table} ({columns}) SELECT {columns} FROM {staging}
+INSERT INTO {schema}.{table} ({stamped}) SELECT {columns}{stamps} FROM {staging}
 
 -- name: insert_new
 -- Rows without an id (discards, identity merge rules) are loaded once: only those the table
 -- does not have yet.
-INSERT INTO {schema}.{table} ({columns})
-SELECT DISTINCT {columns} FROM {staging} s
+INSERT INTO {schema}.{table} ({stamped})
+SELECT {columns}{stamps} FROM (SELECT DISTINCT {columns} FROM {staging}) s
 WHERE NOT EXISTS (SELECT FROM {schema}.{table} t WHERE {same})
 
 -- name: merge_users
@@ -61,4 +63,4 @@ GROUP BY {id}
 DELETE FROM {schema}.{table} WHERE {id} IN (SELECT {id} FROM {merged})
 
 -- name: insert_users
-INSERT INTO {schema}.{table} ({columns}) SELECT {columns} FROM {merged}
+INSERT INTO {schema}.{table} ({stamped}) SELECT {columns}{stamps} FROM {merged}

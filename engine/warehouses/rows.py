@@ -24,6 +24,7 @@ from engine.warehouses.names import Provider
 
 MAX_COLUMNS = 200  # per row, RudderStack's `WH_MAX_COLUMNS_IN_EVENT`
 RS_STRING_LIMIT = 512  # longer strings are `text` (varchar(max)) on Redshift
+_PLAIN_INTEGERS = 1e21  # JavaScript writes whole numbers below this without an exponent
 _CODES: dict[Provider, str] = {
     "POSTGRES": "postgres",
     "RS": "rs",
@@ -199,13 +200,17 @@ def _now() -> str:
 
 
 def _typed(call: _Call, key: str, value: Any, json_key: bool = False) -> tuple[str, Any]:
-    """A value's column type, and the value as the column holds it (a time as UTC ISO)."""
+    """A value's column type, and the value as the column holds it: a time as UTC ISO, a
+    whole float (`1.0`) as an integer, which JavaScript does not tell apart."""
     if isinstance(value, str):
         instant = timestamps.parse(value)
         if instant is not None:
             return "datetime", instant
         return _override(call, key, value, json_key), value
-    return _type(call, key, value, json_key), value
+    kind = _type(call, key, value, json_key)
+    if kind == "int" and isinstance(value, float) and abs(value) < _PLAIN_INTEGERS:
+        value = int(value)
+    return kind, value
 
 
 def _type(call: _Call | None, key: str, value: Any, json_key: bool = False) -> str:
@@ -550,8 +555,9 @@ def _identify(call: _Call) -> list[Row]:
         return found
     users = _Columns(call, common.data)
     users.map(_USERS)
-    users.data[call.safe("id")] = user_id
-    users.types[call.safe("id")] = _type(call, call.safe("id"), user_id)
+    kind, user_id = _typed(call, call.safe("id"), user_id)
+    users.data[call.safe("id")] = user_id if kind != "datetime" else call.message.get("userId")
+    users.types[call.safe("id")] = kind
     received = call.message.get("receivedAt")
     users.data[call.safe("received_at")] = _received_at(received)
     users.types[call.safe("received_at")] = "datetime"

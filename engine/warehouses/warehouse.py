@@ -30,6 +30,8 @@ class Load:
     types: list[str]  # each column's type
     mode: Mode
     key: tuple[str, ...] = ()
+    stamps: tuple[str, ...] = ()  # columns that hold the load's time (`uuid_ts`), not in rows
+    now: str = ""  # the load's time (UTC ISO)
 
 
 class Warehouse(Protocol):
@@ -40,6 +42,8 @@ class Warehouse(Protocol):
     ) -> None: ...
 
     async def tables(self, namespace: str) -> dict[str, Columns]: ...
+
+    async def create_namespace(self, namespace: str) -> None: ...
 
     async def prepare(self, namespace: str, table: str, change: Change, keyed: bool) -> None: ...
 
@@ -53,3 +57,4 @@ class WarehouseKind:
 
     provider: Provider
     open: Callable[[Any], Warehouse]
+    sessions: int = 1  # tables loaded at once, each on its own session

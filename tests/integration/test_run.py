@@ -1,5 +1,6 @@
 """`sluice run` on a fresh data directory: embedded PostgreSQL, every role, a clean stop."""
 
+import json
 import os
 import queue
 import re
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import psycopg
+import psycopg.conninfo
 
 from appliance.embedded import EmbeddedPostgres
 from tests.servers import free_port, server_dir
@@ -78,6 +80,7 @@ def test_run_starts_everything_and_the_printed_command_sends_an_event() -> None:
         run = SluiceRun(data_dir, ports)
         try:
             said = run.read_until(r"curl -u ")
+            said += run.read_until(r"Stop with Ctrl-C")
             curl = next(
                 line.strip() for line in said.splitlines() if line.strip().startswith("curl")
             )
@@ -100,11 +103,18 @@ def test_run_starts_everything_and_the_printed_command_sends_an_event() -> None:
                 )
                 assert signed.status_code == 303 and signed.headers["location"] == "/users"
                 assert web.get("/users").headers["location"] == "/account/password"
+            # a local warehouse was made, its destination ready to be connected
+            psql = next(line for line in said.splitlines() if "psql -h 127.0.0.1" in line)
+            assert f"-p {ports['db']} -U sluice warehouse" in psql
+            assert 'PGPASSWORD="$(cat ' in psql  # the password is never printed
+            local = EmbeddedPostgres(data_dir, ports["db"]).warehouse_settings()
             hook = data_dir / "hook.yaml"
             hook.write_text(
                 "destinations: [{name: hook, type: webhook, "
-                f"config: {{webhookUrl: '{sink.url}'}}}}]\n"
-                "connections: [{source: default, destination: hook}]\n"
+                f"config: {{webhookUrl: '{sink.url}'}}}}, {{name: Local warehouse, "
+                f"type: postgres, config: {json.dumps(local)}, delivery: {{file_seconds: 1}}}}]\n"
+                "connections: [{source: default, destination: hook}, "
+                "{source: default, destination: Local warehouse}]\n"
             )
             applied = subprocess.run(
                 [sys.executable, "-m", "appliance", "config", "apply", str(hook)],
@@ -115,6 +125,23 @@ def test_run_starts_everything_and_the_printed_command_sends_an_event() -> None:
             assert sent.stdout == "OK", sent.stdout + sent.stderr
             [delivered] = sink.wait_for(1)  # the worker role delivers it
             assert delivered.json()["event"] == "Hello Sluice"
+            loaded = ""
+            deadline = time.monotonic() + 60
+            while "loaded" not in loaded:  # (once the worker has staged it: within seconds)
+                assert time.monotonic() < deadline, loaded
+                synced = subprocess.run(
+                    [sys.executable, "-m", "appliance", "warehouse", "sync",
+                     "--destination", "Local warehouse", "--wait", "30"],
+                    env=run.env, capture_output=True, text=True, timeout=60, check=False,
+                )  # fmt: skip
+                assert synced.returncode == 0, synced.stderr
+                loaded = synced.stdout
+            warehouse = psycopg.conninfo.make_conninfo(
+                "", **{k: v for k, v in local.items() if k != "database"}, dbname="warehouse"
+            )
+            with psycopg.connect(warehouse) as conn:
+                rows = conn.execute("SELECT event_text FROM _default.tracks").fetchall()
+            assert rows == [("Hello Sluice",)]
 
             url = EmbeddedPostgres(data_dir, ports["db"]).url
             with psycopg.connect(url) as conn:

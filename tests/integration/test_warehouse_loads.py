@@ -11,6 +11,9 @@ import psycopg
 import pytest
 
 from engine import codec
+from engine.control import preview
+from engine.pipeline.topology import Target
+from engine.specs import DestinationSpec
 from engine.warehouses import loader, rows, staging
 from engine.warehouses.postgres import PostgresWarehouse
 from engine.warehouses.settings import PostgresSettings
@@ -34,10 +37,13 @@ def stage(root: Path, key: str, *events: dict[str, Any]) -> None:
 
 
 def load(url: str, root: Path, **more: Any) -> loader.Loaded:
+    """A load as the load stage makes it: two tables at a time, on two sessions."""
+
     async def go() -> loader.Loaded:
         files = staging.pending(root, DESTINATION)
-        async with PostgresWarehouse(settings_for(url, **more)) as warehouse:
-            return await loader.load(warehouse, "POSTGRES", "web", files)
+        settings = settings_for(url, **more)
+        async with PostgresWarehouse(settings) as first, PostgresWarehouse(settings) as second:
+            return await loader.load([first, second], "POSTGRES", "web", files)
 
     return asyncio.run(go())
 
@@ -130,3 +136,18 @@ def test_a_refused_connection_says_why_without_the_password(
     with pytest.raises(WarehouseError, match="cannot connect to") as refused:
         load(warehouse_url, tmp_path, password="not-the-password-x9")
     assert "not-the-password-x9" not in str(refused.value)
+
+
+def test_a_test_event_tries_the_connection_and_loads_nothing(warehouse_url: str) -> None:
+    good_settings = warehouse_settings(warehouse_url, namespace="web")
+    bad_settings = warehouse_settings(warehouse_url, password="wrong-password-7")
+    good = Target.of(DestinationSpec("wh", "postgres", good_settings))
+    bad = Target.of(DestinationSpec("wh", "postgres", bad_settings))
+    event = {"type": "track", "event": "Tried", "messageId": "t1", "userId": "u"}
+    [tried] = asyncio.run(preview.send(good, event))
+    [refused] = asyncio.run(preview.send(bad, event))
+    assert tried.verdict == "delivered" and "nothing was loaded" in tried.answer
+    assert tried.request.body[1]["table"] == "tried"  # the rows it would become are shown
+    assert refused.verdict == "retry" and "cannot connect to" in refused.answer
+    assert "wrong-password-7" not in refused.answer
+    assert query(warehouse_url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'web'") == [(0,)]

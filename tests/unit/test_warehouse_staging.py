@@ -18,8 +18,8 @@ def line(*rows: Row) -> bytes:
 
 
 def row(table: str, received: str, **data: object) -> Row:
-    columns = {"uuid_ts": "datetime"} | {name: "string" for name in data}
-    return Row(table, columns, {"received_at": received, **data})
+    values = {"received_at": received, **data}
+    return Row(table, {"uuid_ts": "datetime"} | dict.fromkeys(values, "string"), values)
 
 
 def test_a_staged_file_groups_rows_by_table_and_says_what_it_holds(tmp_path: Path) -> None:
@@ -27,26 +27,42 @@ def test_a_staged_file_groups_rows_by_table_and_says_what_it_holds(tmp_path: Pat
     body = b"\n".join([
         line(row("tracks", day, id="a"), row("e", day, id="a")),
         line(row("tracks", "2024-01-01T00:00:00.000Z", id="b")),
-        line(Row("tracks", {"note": "text"}, {"id": "c", "note": "x" * 600})),
+        line(Row("tracks", {"note": "text", "id": "string"}, {"note": "x" * 600, "id": "c"})),
     ]) + b"\n"  # fmt: skip
     summary = staging.write(tmp_path, DESTINATION, f"{SOURCE}/k1", body)
     assert summary.events == 3
     assert summary.oldest_event_at == "2024-01-01T00:00:00.000Z"
-    assert summary.tables["tracks"].rows == 3 and summary.tables["e"].rows == 1
-    assert summary.tables["tracks"].columns["note"] == "text"
+    tracks = summary.tables["tracks"]
+    assert (tracks.plain, tracks.careful, summary.tables["e"].plain) == (3, 0, 1)
+    assert tracks.columns["note"] == "text"
+    # rows of the same columns share a shape; a plain row is its values in the shape's order
+    assert tracks.shapes == [{"uuid_ts": "datetime", "received_at": "string", "id": "string"},
+                             {"note": "text", "id": "string"}]  # fmt: skip
     [found] = staging.pending(tmp_path, DESTINATION)
     assert found.source_id == SOURCE and found.key == f"{SOURCE}/k1"
-    assert [r.data["id"] for r in staging.rows(found, "tracks")] == ["a", "b", "c"]
-    assert [r.table for r in staging.rows(found, "e")] == ["e"]
-    assert staging.rows(found, "nothing") == []
+    arrays = staging.plain(found, "tracks")
+    assert arrays == [[0, None, day, "a", None], [0, None, "2024-01-01T00:00:00.000Z", "b", None],
+                      [1, "x" * 600, "c", None]]  # fmt: skip
+    assert staging.row(tracks.shapes[1], arrays[2]).data == {"note": "x" * 600, "id": "c"}
+    assert staging.plain(found, "nothing") == [] and staging.careful(found, "tracks") == []
 
     # The same key staged again (after a crash) replaces the file: it is never doubled.
     staging.write(tmp_path, DESTINATION, f"{SOURCE}/k1", line(row("tracks", "2024-01-03", id="d")))
     [again] = staging.pending(tmp_path, DESTINATION)
-    assert [r.data["id"] for r in staging.rows(again, "tracks")] == ["d"]
+    assert [array[3] for array in staging.plain(again, "tracks")] == ["d"]
     staging.remove(tmp_path, DESTINATION, f"{SOURCE}/k1")
     assert staging.pending(tmp_path, DESTINATION) == []
     assert staging.find(tmp_path, DESTINATION, f"{SOURCE}/k1") is None
+
+
+def test_rows_a_load_must_look_at_are_kept_whole(tmp_path: Path) -> None:
+    odd = [Row("t", {"v": "string"}, {"v": [1, 2]}), Row("t", {"v": "string"}, {"v": "a\x00"}),
+           Row("t", {"v": "int"}, {"v": 2**64}), Row("t", {"v": "int"}, {"v": 1e22}),
+           Row("t", {"v": "int"}, {"v": 2**62})]  # fmt: skip
+    summary = staging.write(tmp_path, DESTINATION, f"{SOURCE}/k", line(*odd))
+    assert (summary.tables["t"].plain, summary.tables["t"].careful) == (1, 4)
+    [found] = staging.pending(tmp_path, DESTINATION)
+    assert [r.data["v"] for r in staging.careful(found, "t")] == [[1, 2], "a\x00", 2**64, 1e22]
 
 
 def test_a_file_without_its_summary_is_not_staged_yet(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ where it is wrong, connect sources, and send a test event to see the exact reque
 vendor's answer. Changes go through `engine.control.changes`, like `sluice config apply`;
 secrets are never sent back to the browser."""
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 from uuid import UUID, uuid4
@@ -160,15 +161,11 @@ async def destination_activity(
 ) -> Response[Any]:
     """The page's activity card alone, which the page polls."""
 
-    async def context() -> dict[str, Any]:
-        loaded = await _load(request, destination_id)
-        return {
-            "user": signed_in(request), "node": loaded.node, "kind": _plugin(loaded.spec.type),
-            "linked": _linked(loaded), "activity": await _activity(request, destination_id),
-        }  # fmt: skip
+    async def context(loaded: Loaded) -> dict[str, Any]:
+        return {"kind": _plugin(loaded.spec.type), "linked": _linked(loaded),
+                "activity": await _activity(request, destination_id)}  # fmt: skip
 
-    page = f"/destinations/{destination_id}"
-    return await cards.card(request, "destination.html", "activity", page, context)
+    return await _card(request, destination_id, "activity", context)
 
 
 @get("/destinations/{destination_id:uuid}/warehouse")
@@ -177,13 +174,26 @@ async def destination_warehouse(
 ) -> Response[Any]:
     """A warehouse's loads card alone, which its page polls."""
 
+    async def context(loaded: Loaded) -> dict[str, Any]:
+        return {"warehouse": await _warehouse(request, loaded)}
+
+    return await _card(request, destination_id, "warehouse", context)
+
+
+async def _card(
+    request: Request[Any, Any, Any],
+    destination_id: UUID,
+    block: str,
+    more: Callable[[Loaded], Awaitable[dict[str, Any]]],
+) -> Response[Any]:
+    """A card of the destination's page, for its poll: who asks, the destination, and `more`."""
+
     async def context() -> dict[str, Any]:
         loaded = await _load(request, destination_id)
-        return {"user": signed_in(request), "node": loaded.node,
-                "warehouse": await _warehouse(request, loaded)}  # fmt: skip
+        return {"user": signed_in(request), "node": loaded.node, **await more(loaded)}
 
     page = f"/destinations/{destination_id}"
-    return await cards.card(request, "destination.html", "warehouse", page, context)
+    return await cards.card(request, "destination.html", block, page, context)
 
 
 async def _warehouse(

@@ -22,12 +22,15 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# The e2e tests drive Debian's Chromium (Playwright cannot download its own browsers here).
+# The e2e tests drive Debian's Chromium (Playwright cannot download its own browsers here);
+# the ClickHouse warehouse is tested against Debian's clickhouse-server.
 CHROMIUM = /usr/bin/chromium
-$(CHROMIUM):
-	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+CLICKHOUSE = /usr/sbin/clickhouse-server
+$(CHROMIUM) $(CLICKHOUSE):
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		--no-install-recommends chromium clickhouse-server
 
-test: lint $(CHROMIUM)
+test: lint $(CHROMIUM) $(CLICKHOUSE)
 	$(BIN)/pytest
 
 bench: setup

@@ -26,6 +26,9 @@ class Queries:
         self._path = path
         self._filled: dict[tuple[str, tuple[tuple[str, str], ...]], LiteralString] = {}
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._queries
+
     def __getitem__(self, name: str) -> LiteralString:
         return self.compose(name)
 

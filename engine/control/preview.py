@@ -192,7 +192,7 @@ async def _connect(dest: Target, kind: WarehouseKind, made: list[Request]) -> Tr
     shown = dest.masked(made[0]) if made else Request("PUT", "warehouse://")
     try:
         async with kind.open(dest.settings) as warehouse:
-            namespace = dest.settings.namespace.strip()
+            namespace = dest.settings.schema(kind.provider)
             tables = await warehouse.tables(namespace) if namespace else {}
     except WarehouseError as exc:
         return Tried(shown, None, Verdict.RETRY.value, dest.mask(str(exc)))

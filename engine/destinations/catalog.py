@@ -8,12 +8,14 @@ from engine.destinations.adjust import ADJUST
 from engine.destinations.amplitude import AMPLITUDE
 from engine.destinations.appsflyer import APPSFLYER
 from engine.destinations.base import DestinationType
+from engine.destinations.clickhouse import CLICKHOUSE
 from engine.destinations.facebook_app_events import FACEBOOK_APP_EVENTS
 from engine.destinations.facebook_conversions import FACEBOOK_CONVERSIONS
 from engine.destinations.facebook_pixel import FACEBOOK_PIXEL
 from engine.destinations.ga4 import GA4
 from engine.destinations.mixpanel import MIXPANEL
 from engine.destinations.postgres import POSTGRES
+from engine.destinations.redshift import REDSHIFT
 from engine.destinations.s3 import S3
 from engine.destinations.webhook import WEBHOOK
 
@@ -31,5 +33,7 @@ TYPES: dict[str, DestinationType] = {
         FACEBOOK_APP_EVENTS,
         S3,
         POSTGRES,
+        REDSHIFT,
+        CLICKHOUSE,
     )
 }

@@ -276,6 +276,32 @@ class Uploader:
             )
         return stored
 
+    async def remove(self, settings: S3Settings, keys: list[str]) -> None:
+        """Delete objects this uploader stored (a warehouse's load files, once loaded)."""
+        held = await self._hold(settings)
+        try:
+            objects = [{"Key": key} for key in keys]
+            for start in range(0, len(objects), 1000):  # DeleteObjects takes up to 1,000
+                await held.s3.delete_objects(
+                    Bucket=settings.bucketName,
+                    Delete={"Objects": objects[start : start + 1000], "Quiet": True},
+                )
+        finally:
+            held.users -= 1
+            if held.retired and not held.users:
+                await held.stack.aclose()
+
+    async def credentials(self, settings: S3Settings) -> tuple[str, str, str]:
+        """The keys requests are signed with — the settings', else the host's AWS credentials —
+        as (key id, secret, session token or "")."""
+        if settings.accessKeyID:
+            return settings.accessKeyID, settings.accessKey, ""
+        found = await self._aws().get_credentials()
+        if found is None:
+            raise NoCredentialsError()
+        frozen = await found.get_frozen_credentials()
+        return frozen.access_key, frozen.secret_key, frozen.token or ""
+
     async def aclose(self) -> None:
         if self._client is not None:
             await self._retire(self._client)
@@ -294,17 +320,20 @@ class Uploader:
             if self._client is not None and self._client.settings != wanted:
                 await self._retire(self._client)
             if self._client is None:
-                if self._session is None:
-                    # The SDK takes ~0.6 s to import, which every process that reads the
-                    # catalog (the CLI, the gateway) would otherwise pay.
-                    from aiobotocore.session import get_session
-
-                    self._session = get_session()
                 stack = AsyncExitStack()
-                s3 = await stack.enter_async_context(client(settings, self._session))
+                s3 = await stack.enter_async_context(client(settings, self._aws()))
                 self._client = _Client(wanted, stack, s3)
             self._client.users += 1
             return self._client
+
+    def _aws(self) -> "AioSession":
+        if self._session is None:
+            # The SDK takes ~0.6 s to import, which every process that reads the catalog (the
+            # CLI, the gateway) would otherwise pay.
+            from aiobotocore.session import get_session
+
+            self._session = get_session()
+        return self._session
 
     async def _put(self, settings: S3Settings, key: str, body: bytes) -> int | None:
         """PutObject; the service's HTTP status when it succeeded."""

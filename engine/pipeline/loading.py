@@ -26,7 +26,7 @@ from engine import db
 from engine.db import Connection, Pool
 from engine.errors import DatabaseError
 from engine.pipeline.topology import Following, Target, Topology
-from engine.warehouses import loader, names, staging, uploads
+from engine.warehouses import loader, staging, uploads
 from engine.warehouses.settings import WarehouseSettings
 from engine.warehouses.staging import Staged
 from engine.warehouses.warehouse import WarehouseError, WarehouseKind
@@ -171,8 +171,9 @@ async def _into(
     async with contextlib.AsyncExitStack() as stack:
         sessions = [await stack.enter_async_context(kind.open(target.settings))
                     for _ in range(kind.sessions)]  # fmt: skip
-        return await loader.load(sessions, kind.provider, namespace, files,
-                                 append=target.settings.preferAppend)  # fmt: skip
+        append = target.settings.preferAppend
+        return await loader.load(sessions, kind.provider, namespace, files, append=append,
+                                 limits=kind.limits)  # fmt: skip
 
 
 def _warehouses(topology: Topology) -> list[Target]:
@@ -185,7 +186,7 @@ def _warehouses(topology: Topology) -> list[Target]:
 def _namespace(target: Target, settings: WarehouseSettings, source: str) -> str:
     kind = target.plugin.warehouse if target.plugin else None
     assert kind is not None
-    return names.namespace(settings.namespace.strip() or source, kind.provider)
+    return settings.schema_for(source, kind.provider)
 
 
 def _count(found: dict[tuple[UUID, UUID], uploads.Staged], key: tuple[UUID, UUID],

@@ -21,7 +21,7 @@ from engine.warehouses.names import Provider
 from engine.warehouses.rows import Row
 from engine.warehouses.schema import Columns
 from engine.warehouses.staging import Staged
-from engine.warehouses.warehouse import Load, Mode, Warehouse
+from engine.warehouses.warehouse import Limits, Load, Mode, Warehouse
 
 INT64 = 2**63
 DISCARDS = "rudder_discards"
@@ -54,10 +54,13 @@ async def load(
     files: Sequence[Staged],
     *,
     append: bool = False,
+    limits: Limits | None = None,
 ) -> Loaded:
     """Load `files` (staged for one source) into `namespace`, a table at a time on each of
-    `sessions` (while the warehouse merges one table, the next one's rows are on their way)."""
-    run = _Load(provider, namespace, files, append)
+    `sessions` (while the warehouse merges one table, the next one's rows are on their way).
+    `limits`: what a column of a type can hold in this warehouse, where that is less than the
+    type says (a value beyond it is discarded)."""
+    run = _Load(provider, namespace, files, append, limits or {})
     run.existing = await sessions[0].tables(namespace)
     if not run.existing:
         await sessions[0].create_namespace(namespace)
@@ -77,8 +80,8 @@ class _Load:
     """One load: what is staged, what the warehouse has, what was loaded and discarded."""
 
     def __init__(self, provider: Provider, namespace: str, files: Sequence[Staged],
-                 append: bool) -> None:  # fmt: skip
-        self.namespace, self.files, self.append = namespace, files, append
+                 append: bool, limits: Limits) -> None:  # fmt: skip
+        self.namespace, self.files, self.append, self.limits = namespace, files, append, limits
         self.safe = _Names(provider)
         self.now = _iso(datetime.now(UTC))
         self.staged: dict[str, Columns] = {}
@@ -101,10 +104,10 @@ class _Load:
         elif table == self.safe(USERS):
             mode = "users"
         change = schema.change(self.existing.get(table), staged)
-        await warehouse.prepare(self.namespace, table, change, keyed=mode != "new")
+        await warehouse.prepare(self.namespace, table, change, mode)
         wanted = change.columns if mode == "users" else staged
         columns = sorted(name for name in wanted if name != stamp)
-        values = _Values(table, columns, change.columns, self.safe, self.discards)
+        values = _Values(table, columns, change.columns, self.safe, self.discards, self.limits)
         kinds = [change.columns[name] for name in columns]
         load = Load(self.namespace, table, columns, kinds, mode, key, (stamp,), self.now)
         await warehouse.load(load, values.of(self.files))
@@ -115,7 +118,7 @@ class _Load:
         safe, table = self.safe, self.safe(DISCARDS)
         columns = {safe(name): kind for name, kind in _DISCARD_COLUMNS.items()}
         change = schema.change(self.existing.get(table), columns)
-        await warehouse.prepare(self.namespace, table, change, keyed=False)
+        await warehouse.prepare(self.namespace, table, change, "new")
         order = sorted(name for name in columns if name != safe.uuid_ts)
         rows = ([row.data.get(name) for name in order] for row in self.discards)
         key = tuple(safe(name) for name in _DISCARD_KEY)
@@ -130,13 +133,16 @@ class _Load:
 class _Values:
     """A table's staged rows as the warehouse takes them: one value per column, in order,
     each of its column's type (or None). A plain row whose shape has the types of the table's
-    columns is only reordered (`itemgetter`, no look at its values); the others are converted
-    value by value, and what a column cannot take is discarded."""
+    columns is only reordered (`itemgetter`, no look at its values but those of a type the
+    warehouse limits); the others are converted value by value, and what a column cannot take
+    is discarded."""
 
     def __init__(self, table: str, columns: list[str], types: Columns, safe: "_Names",
-                 discards: list[Row]) -> None:  # fmt: skip
+                 discards: list[Row], limits: Limits) -> None:  # fmt: skip
         self.table, self.columns, self.types = table, columns, types
-        self.safe, self.discards = safe, discards
+        self.safe, self.discards, self.limits = safe, discards, limits
+        self._checks = [(index, limits[types[name]]) for index, name in enumerate(columns)
+                        if types[name] in limits]  # fmt: skip
         self.rows = 0
         self._getters: dict[tuple[tuple[str, str], ...], Callable[[list[Any]], Any] | None] = {}
 
@@ -148,12 +154,16 @@ class _Values:
             getters = [self._getter(shape) for shape in block.shapes]
             arrays = staging.plain(file, self.table)
             self.rows += len(arrays)
+            checks = self._checks
             for array in arrays:
                 getter = getters[array[0]]
                 if getter is not None:
-                    yield getter(array)
-                else:
-                    yield self._careful(staging.row(block.shapes[array[0]], array))
+                    values = getter(array)
+                    if not checks or all(values[i] is None or accepts(values[i])
+                                         for i, accepts in checks):  # fmt: skip
+                        yield values
+                        continue
+                yield self._careful(staging.row(block.shapes[array[0]], array))
             found = staging.careful(file, self.table)
             self.rows += len(found)
             for row in found:
@@ -183,7 +193,11 @@ class _Values:
                 continue
             kind = self.types[name]
             try:
-                values.append(_value(value, kind, inferred.get(name, kind)))
+                converted = _value(value, kind, inferred.get(name, kind))
+                accepts = self.limits.get(kind)
+                if accepts is not None and not accepts(converted):
+                    raise conversions.OutOfRange(value, kind)
+                values.append(converted)
             except conversions.Refused as exc:
                 self.discards.append(_discard(self.safe, self.table, row, name, value, str(exc)))
                 values.append(None)

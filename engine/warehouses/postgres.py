@@ -23,7 +23,7 @@ from psycopg import sql
 from engine.sql import Queries
 from engine.warehouses.schema import Change, Columns
 from engine.warehouses.settings import PostgresSettings
-from engine.warehouses.warehouse import Load, WarehouseError
+from engine.warehouses.warehouse import Load, Mode, WarehouseError
 
 _Q = Queries.beside(__file__, "postgres.sql")
 TYPES: dict[str, LiteralString] = {
@@ -44,6 +44,13 @@ WORK_MEM = "64MB"
 
 
 class PostgresWarehouse:
+    """PostgreSQL's dialect and load method; a subclass says another's (Redshift's) where it
+    differs: its types, its queries (looked up in its own file first), how rows get in."""
+
+    TYPES: Mapping[str, LiteralString] = TYPES
+    ABSTRACT: Mapping[str, str] = _ABSTRACT
+    QUERIES: tuple[Queries, ...] = (_Q,)
+
     def __init__(self, settings: PostgresSettings) -> None:
         self._settings = settings
         self._conn: psycopg.AsyncConnection[Any] | None = None
@@ -54,13 +61,17 @@ class PostgresWarehouse:
             self._conn = await psycopg.AsyncConnection.connect(
                 host=s.host, port=int(s.port), dbname=s.database, user=s.user,
                 password=s.password, sslmode=s.sslMode, connect_timeout=CONNECT_TIMEOUT,
-                application_name="sluice-warehouse", options=f"-c work_mem={WORK_MEM}",
+                application_name="sluice-warehouse", options=self._options(),
             )  # fmt: skip
         except psycopg.Error as exc:
             raise WarehouseError(
                 f"cannot connect to {s.host}:{s.port}/{s.database}: {exc}"
             ) from None
         return self
+
+    def _options(self) -> str:
+        """Settings of the session (libpq's `options`)."""
+        return f"-c work_mem={WORK_MEM}"
 
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:  # fmt: skip
@@ -76,9 +87,9 @@ class PostgresWarehouse:
         """The namespace's tables and their columns, by abstract type."""
         found: dict[str, Columns] = {}
         async with _translated("reading the schema"), self.conn.cursor() as cur:
-            await cur.execute(_Q["tables"], {"namespace": namespace})
+            await cur.execute(self._query("tables"), {"namespace": namespace})
             for table, column, kind in await cur.fetchall():
-                found.setdefault(table, {})[column] = _ABSTRACT.get(kind, "string")
+                found.setdefault(table, {})[column] = self.ABSTRACT.get(kind, "string")
             await self.conn.commit()
         return found
 
@@ -86,24 +97,29 @@ class PostgresWarehouse:
         async with _translated(f"creating schema {namespace}"), self.conn.transaction():
             await self._run("create_schema", {"schema": sql.Identifier(namespace)})
 
-    async def prepare(self, namespace: str, table: str, change: Change, keyed: bool) -> None:
+    async def prepare(self, namespace: str, table: str, change: Change, mode: Mode) -> None:
         """Make the table what the load needs: created, or given its new columns."""
         names = {"schema": sql.Identifier(namespace), "table": sql.Identifier(table)}
         async with _translated(f"preparing {namespace}.{table}"), self.conn.transaction():
             if change.new_table:
                 columns = sql.SQL(", ").join(
-                    sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(_type(kind)))
+                    sql.SQL("{} {}").format(sql.Identifier(name), self._type(kind))
                     for name, kind in sorted(change.columns.items())
                 )
-                await self._run("create_table", {**names, "columns": columns})
-                if keyed:
-                    index = sql.Identifier(f"{table[:55]}_id_idx")
-                    await self._run("create_index", {**names, "index": index,
-                                                     "column": sql.Identifier("id")})  # fmt: skip
+                await self._create(table, {**names, "columns": columns}, change.columns, mode)
                 return
             for name, kind in sorted(change.added.items()):
                 await self._run("add_column", {**names, "column": sql.Identifier(name),
-                                               "type": sql.SQL(_type(kind))})  # fmt: skip
+                                               "type": self._type(kind)})  # fmt: skip
+
+    async def _create(self, table: str, names: dict[str, sql.Composable], columns: Columns,
+                      mode: Mode) -> None:  # fmt: skip
+        """A new table; event tables and `users` get an index on `id`, which merges use."""
+        await self._run("create_table", names)
+        if mode != "new":
+            index = sql.Identifier(f"{table[:55]}_id_idx")
+            await self._run("create_index", {**names, "index": index,
+                                             "column": sql.Identifier("id")})  # fmt: skip
 
     async def load(self, load: Load, rows: Iterable[Sequence[Any]]) -> None:
         """Copy a table's rows in and merge them, in one transaction."""
@@ -122,55 +138,63 @@ class PostgresWarehouse:
         }
         async with _translated(f"loading {load.namespace}.{load.table}"), self.conn.transaction():
             await self._run("staging_table", names)
-            async with self.conn.cursor() as cur, cur.copy(_statement("copy", names)) as copy:
-                for row in rows:
-                    await copy.write_row(row)
+            await self._copy(load, names, rows)
             stamped = {"now": load.now}
             if load.mode == "users":
-                await self._merge_users(load, names)
+                latest = sql.SQL(", ").join(
+                    self._latest(sql.Identifier(name)) for name in load.columns if name != "id"
+                )
+                await self._run("merge_users", {**names, "latest": latest})
+                await self._run("replace_users", names)
+                await self._run("insert_users", names, stamped)
             elif load.mode == "merge":
                 await self._run("delete_loaded", names)
                 await self._run("insert_latest", names, stamped)
             elif load.mode == "new":
                 same = sql.SQL(" AND ").join(
-                    sql.SQL("t.{c} IS NOT DISTINCT FROM s.{c}").format(c=sql.Identifier(name))
+                    sql.SQL("(t.{c} = s.{c} OR (t.{c} IS NULL AND s.{c} IS NULL))").format(
+                        c=sql.Identifier(name)
+                    )
                     for name in load.key
                 )
                 await self._run("insert_new", {**names, "same": same}, stamped)
             else:
                 await self._run("insert_all", names, stamped)
+            await self._run("drop_staging", names)
 
-    async def _merge_users(self, load: Load, names: dict[str, sql.Composable]) -> None:
-        received = sql.Identifier("received_at")
-        latest = sql.SQL(", ").join(
-            sql.SQL(
-                "(array_agg({c} ORDER BY {r} DESC NULLS LAST) FILTER (WHERE {c} IS NOT NULL))[1]"
-                " AS {c}"
-            ).format(c=sql.Identifier(name), r=received)
-            for name in load.columns
-            if name != "id"
-        )
-        await self._run("merge_users", {**names, "latest": latest})
-        await self._run("replace_users", names)
-        await self._run("insert_users", names, {"now": load.now})
+    async def _copy(self, load: Load, names: dict[str, sql.Composable],
+                    rows: Iterable[Sequence[Any]]) -> None:  # fmt: skip
+        """The rows into the staging table."""
+        async with self.conn.cursor() as cur, cur.copy(self._statement("copy", names)) as copy:
+            for row in rows:
+                await copy.write_row(row)
+
+    def _latest(self, column: sql.Identifier) -> sql.Composable:
+        """A user's latest value of `column` that is not null, as `merge_users` selects it."""
+        return sql.SQL(
+            "(array_agg({c} ORDER BY {r} DESC NULLS LAST) FILTER (WHERE {c} IS NOT NULL))[1] AS {c}"
+        ).format(c=column, r=sql.Identifier("received_at"))
+
+    def _type(self, kind: str) -> sql.SQL:
+        return sql.SQL(self.TYPES.get(kind, self.TYPES["string"]))
+
+    def _query(self, name: str) -> LiteralString:
+        for queries in self.QUERIES:
+            if name in queries:
+                return queries[name]
+        raise KeyError(name)
+
+    def _statement(self, query: str, names: Mapping[str, sql.Composable]) -> sql.Composed:
+        text = self._query(query)
+        return sql.SQL(text).format(**{k: v for k, v in names.items() if "{" + k + "}" in text})
 
     async def _run(
         self,
-        query: LiteralString,
+        query: str,
         names: Mapping[str, sql.Composable],
         params: dict[str, Any] | None = None,
     ) -> None:
-        await self.conn.execute(_statement(query, names), params)
-
-
-def _statement(query: LiteralString, names: Mapping[str, sql.Composable]) -> sql.Composed:
-    return sql.SQL(_Q[query]).format(
-        **{k: v for k, v in names.items() if "{" + k + "}" in _Q[query]}
-    )
-
-
-def _type(kind: str) -> LiteralString:
-    return TYPES.get(kind, "text")
+        await self.conn.execute(self._statement(query, names), params)
 
 
 class _translated:

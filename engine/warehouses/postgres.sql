@@ -25,6 +25,10 @@ CREATE TEMPORARY TABLE {staging} (LIKE {schema}.{table}) ON COMMIT DROP
 -- name: copy
 COPY {staging} ({columns}) FROM STDIN
 
+-- name: drop_staging
+-- (Dropped at the commit anyway; said for warehouses whose temporary tables outlive it.)
+DROP TABLE IF EXISTS {staging}, {merged}
+
 -- name: delete_loaded
 -- Rows of the ids being loaded go first: a row loaded again (a retried load, an event sent
 -- twice) replaces the one before instead of doubling it.
@@ -42,10 +46,10 @@ INSERT INTO {schema}.{table} ({stamped}) SELECT {columns}{stamps} FROM {staging}
 
 -- name: insert_new
 -- Rows without an id (discards, identity merge rules) are loaded once: only those the table
--- does not have yet.
+-- does not have yet. (`{same}`: each key column equal, or null in both.)
 INSERT INTO {schema}.{table} ({stamped})
 SELECT {columns}{stamps} FROM (SELECT DISTINCT {columns} FROM {staging}) s
-WHERE NOT EXISTS (SELECT FROM {schema}.{table} t WHERE {same})
+WHERE NOT EXISTS (SELECT 1 FROM {schema}.{table} t WHERE {same})
 
 -- name: merge_users
 -- A user's row holds, per column, the latest value that is not null: across the row the

@@ -10,6 +10,9 @@ from typing import Any, Literal
 
 import msgspec
 
+from engine.warehouses import names
+from engine.warehouses.names import Provider
+
 DEFAULT_SYNC_MINUTES = 30
 
 
@@ -31,6 +34,15 @@ class WarehouseSettings(msgspec.Struct, kw_only=True):
             raise ValueError(
                 f"syncFrequency {self.syncFrequency!r} is not a number of minutes above zero"
             )
+
+    def schema(self, provider: Provider) -> str | None:
+        """The schema every source's events go to, when the settings name one (`namespace`,
+        as RudderStack names a schema)."""
+        return names.namespace(self.namespace, provider) if self.namespace.strip() else None
+
+    def schema_for(self, source: str, provider: Provider) -> str:
+        """The schema a source's events go to: the settings' or one named after the source."""
+        return self.schema(provider) or names.namespace(source, provider)
 
     @property
     def sync_minutes(self) -> float:
@@ -63,8 +75,66 @@ class PostgresSettings(WarehouseSettings, kw_only=True):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not str(self.port).isdigit() or not 0 < int(self.port) < 65536:
-            raise ValueError(f"port {self.port!r} is not a TCP port number")
-        for key in ("host", "database", "user"):
-            if not getattr(self, key).strip():
-                raise ValueError(f"{key} is empty")
+        _server(self, "host", "database", "user")
+
+
+class RedshiftSettings(PostgresSettings, kw_only=True):
+    """Redshift, and the S3 bucket its loads go through (RudderStack's keys): each load's
+    rows are written there as gzipped CSV files, which Redshift's `COPY` reads with the same
+    keys (or, with both empty, the host's AWS credentials)."""
+
+    port: str | int = "5439"
+    sslMode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = (
+        "require"
+    )
+    bucketName: str
+    prefix: str = ""
+    accessKeyID: str = ""
+    accessKey: str = ""
+    region: str = ""  # the bucket's region (empty: the host's AWS configuration)
+    endpoint: str = ""  # an S3-compatible store instead of AWS S3 (Redshift must reach it)
+    enableSSE: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _server(self, "bucketName")
+        if bool(self.accessKeyID) != bool(self.accessKey):
+            raise ValueError("give both accessKeyID and accessKey, or neither (the host's "
+                             "AWS credentials)")  # fmt: skip
+
+
+class ClickHouseSettings(WarehouseSettings, kw_only=True):
+    """ClickHouse, reached over its HTTP interface (`port`: 8123, or 8443 with `secure`). As
+    in RudderStack, every source's events go to the one `database`."""
+
+    host: str
+    database: str = "rudder"
+    user: str = "default"
+    password: str = ""
+    port: str | int = "8123"
+    secure: bool = False  # HTTPS
+    skipVerify: bool = False  # HTTPS without checking the server's certificate
+    caCertificate: str = ""  # PEM: the authority that signed the server's certificate
+    cluster: str = ""
+    partitionType: Literal["", "day", "week", "month", "quarter"] = "day"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _server(self, "host", "database", "user")
+        if self.cluster.strip():
+            raise ValueError(
+                "cluster is set: loading a ClickHouse cluster (ON CLUSTER, replicated tables) "
+                "is not supported yet; name one server in host instead"
+            )
+
+    def schema(self, provider: Provider) -> str | None:
+        return self.database  # as it is written: it names an existing database
+
+
+def _server(settings: Any, *required: str) -> None:
+    """A server's port is a TCP port number and none of `required` is empty."""
+    if not str(settings.port).isdigit() or not 0 < int(settings.port) < 65536:
+        raise ValueError(f"port {settings.port!r} is not a TCP port number")
+    for key in required:
+        if not getattr(settings, key).strip():
+            raise ValueError(f"{key} is empty")

@@ -1,8 +1,8 @@
 """What a loader asks of a warehouse (one module per warehouse implements it): its tables as
 they are, a table made ready for a load, and a table's rows loaded."""
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal, Protocol, Self
 
@@ -16,6 +16,9 @@ class WarehouseError(SluiceError):
 
 
 Mode = Literal["merge", "users", "new", "append"]
+# What a column of a type can hold, where a warehouse holds less than the type says (a
+# ClickHouse `DateTime` holds 1970 to 2105): type → whether a value (converted) fits.
+Limits = Mapping[str, Callable[[Any], bool]]
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,9 @@ class Warehouse(Protocol):
 
     async def create_namespace(self, namespace: str) -> None: ...
 
-    async def prepare(self, namespace: str, table: str, change: Change, keyed: bool) -> None: ...
+    async def prepare(self, namespace: str, table: str, change: Change, mode: Mode) -> None:
+        """Make the table what the load needs: created (for loads of `mode`), or given its
+        new columns."""
 
     async def load(self, load: Load, rows: Iterable[Sequence[Any]]) -> None: ...
 
@@ -58,3 +63,4 @@ class WarehouseKind:
     provider: Provider
     open: Callable[[Any], Warehouse]
     sessions: int = 1  # tables loaded at once, each on its own session
+    limits: Limits = field(default_factory=dict)

@@ -15,6 +15,7 @@ from engine.control import preview
 from engine.pipeline.topology import Target
 from engine.specs import DestinationSpec
 from engine.warehouses import loader, rows, staging
+from engine.warehouses.names import Provider
 from engine.warehouses.postgres import PostgresWarehouse
 from engine.warehouses.settings import PostgresSettings
 from engine.warehouses.warehouse import WarehouseError
@@ -28,10 +29,10 @@ def settings_for(url: str, **more: Any) -> PostgresSettings:
     return msgspec.convert(warehouse_settings(url, **more), PostgresSettings)
 
 
-def stage(root: Path, key: str, *events: dict[str, Any]) -> None:
+def stage(root: Path, key: str, *events: dict[str, Any], provider: Provider = "POSTGRES") -> None:
     lines = []
     for event in events:
-        found = rows.rows(codec.decode(codec.encode(event)), "POSTGRES", rows.Options())
+        found = rows.rows(codec.decode(codec.encode(event)), provider, rows.Options())
         lines.append(msgspec.json.encode([msgspec.to_builtins(r) for r in found]))
     staging.write(root, DESTINATION, f"{SOURCE}/{key}", b"\n".join(lines) + b"\n")
 
@@ -102,11 +103,12 @@ def test_a_column_never_changes_type_and_new_ones_are_added(
     assert query(warehouse_url, discards) == expected
 
 
-def test_users_keep_the_latest_value_of_each_column(warehouse_url: str, tmp_path: Path) -> None:
-    def identify(message_id: str, received: str, **traits: Any) -> dict[str, Any]:
-        return {"type": "identify", "messageId": message_id, "userId": "u1",
-                "receivedAt": received, "traits": traits}  # fmt: skip
+def identify(message_id: str, received: str, **traits: Any) -> dict[str, Any]:
+    return {"type": "identify", "messageId": message_id, "userId": "u1",
+            "receivedAt": received, "traits": traits}  # fmt: skip
 
+
+def test_users_keep_the_latest_value_of_each_column(warehouse_url: str, tmp_path: Path) -> None:
     stage(tmp_path, "1", identify("i1", "2024-01-01T00:00:00Z", plan="free", city="Oslo"))
     load(warehouse_url, tmp_path)
     for found in staging.pending(tmp_path, DESTINATION):

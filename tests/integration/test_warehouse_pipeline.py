@@ -36,10 +36,10 @@ def staged_events(database_url: str) -> int:
     return int(found[0][0])
 
 
-def test_sdk_events_reach_the_warehouse_tables(
-    workspace_config: str, warehouse_url: str, gateway: GatewayProcess, tmp_path: Path
-) -> None:
-    connect_warehouse(workspace_config, warehouse_url)
+def send_and_sync(workspace_config: str, gateway: GatewayProcess, tmp_path: Path,
+                  destination: str) -> str:  # fmt: skip
+    """Every call type sent with the real Python SDK (ids `wh-<call type>`), staged by a
+    worker, then `sluice warehouse sync`: what it printed."""
     worker = start_worker(workspace_config, tmp_path)
     try:
         client = rudder.Client(WRITE_KEY, host=gateway.url, max_retries=0)
@@ -49,9 +49,16 @@ def test_sdk_events_reach_the_warehouse_tables(
         client.flush()
         client.join()
         wait_until(lambda: staged_events(workspace_config) >= len(ids), timeout=60)
-        shown = sluice(workspace_config, "warehouse", "sync", "--destination", "wh")
+        return sluice(workspace_config, "warehouse", "sync", "--destination", destination)
     finally:
         worker.stop()
+
+
+def test_sdk_events_reach_the_warehouse_tables(
+    workspace_config: str, warehouse_url: str, gateway: GatewayProcess, tmp_path: Path
+) -> None:
+    connect_warehouse(workspace_config, warehouse_url)
+    shown = send_and_sync(workspace_config, gateway, tmp_path, "wh")
     assert "loaded" in shown and "into website" in shown, shown
     tables = {row[0] for row in query(warehouse_url, "SELECT table_name FROM "
               "information_schema.tables WHERE table_schema = 'website'")}  # fmt: skip

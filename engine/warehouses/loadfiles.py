@@ -1,0 +1,29 @@
+"""A table's rows as the delimited text a warehouse's bulk load reads (ClickHouse's
+TabSeparated, Redshift's CSV): each value written by its column type's writer, a null as the
+format says, a piece of about `size` characters at a time."""
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+Writer = Callable[[Any], str]
+
+
+def pieces(rows: Iterable[Sequence[Any]], kinds: Sequence[str], writers: Mapping[str, Writer],
+           text: Writer, *, separator: str, null: str, size: int, end: str = ""
+           ) -> Iterator[str]:  # fmt: skip
+    """`rows` (values in the order of `kinds`) as lines; `text` writes the types `writers`
+    has no writer for; `end` is added to every line (values the same for every row)."""
+    written = [writers.get(kind, text) for kind in kinds]
+    pending: list[str] = []
+    length = 0
+    for row in rows:
+        values = (null if value is None else write(value)
+                  for write, value in zip(written, row, strict=True))  # fmt: skip
+        line = separator.join(values) + end + "\n"
+        pending.append(line)
+        length += len(line)
+        if length >= size:
+            yield "".join(pending)
+            pending, length = [], 0
+    if pending:
+        yield "".join(pending)

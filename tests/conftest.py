@@ -30,6 +30,7 @@ from tests.servers import (
     server_dir,
     start_gateway,
 )
+from tests.snowflake import snowflake_account, snowflake_endpoint  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ from engine.destinations.mixpanel import MIXPANEL
 from engine.destinations.postgres import POSTGRES
 from engine.destinations.redshift import REDSHIFT
 from engine.destinations.s3 import S3
+from engine.destinations.snowflake import SNOWFLAKE
 from engine.destinations.webhook import WEBHOOK
 
 TYPES: dict[str, DestinationType] = {
@@ -34,6 +35,7 @@ TYPES: dict[str, DestinationType] = {
         S3,
         POSTGRES,
         REDSHIFT,
+        SNOWFLAKE,
         CLICKHOUSE,
     )
 }

@@ -14,9 +14,8 @@ text value is loaded as null.
 The bucket is reached through `Bucket`, which the destination gives (S3 lives a layer up).
 """
 
-import gzip
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, LiteralString, Protocol, Self
@@ -118,7 +117,7 @@ class RedshiftWarehouse(PostgresWarehouse):
         stored: list[str] = []
         try:
             entries = []
-            for number, part in enumerate(_parts(load.types, rows)):
+            for number, part in enumerate(loadfiles.csv_files(rows, load.types, PART)):
                 name = f"{folder}/{number:05d}.csv.gz"
                 await self._bucket.put(name, part)
                 stored.append(name)
@@ -149,23 +148,3 @@ class RedshiftWarehouse(PostgresWarehouse):
             "ELSE 0 END, {r} DESC NULLS LAST ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED "
             "FOLLOWING) AS {c}"
         ).format(c=column, id=sql.Identifier("id"), r=sql.Identifier("received_at"))
-
-
-def _parts(kinds: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[bytes]:
-    """Rows as CSV (a null: an empty field; text: quoted), gzipped, about `PART` bytes of CSV
-    a file."""
-    for piece in loadfiles.pieces(rows, kinds, _WRITERS, _quoted, separator=",", null="",
-                                  size=PART):  # fmt: skip
-        yield gzip.compress(piece.encode(), compresslevel=1)
-
-
-def _quoted(value: Any) -> str:
-    return '"' + str(value).replace('"', '""') + '"'
-
-
-_WRITERS: Mapping[str, loadfiles.Writer] = {
-    "int": str,
-    "float": repr,
-    "boolean": lambda value: "true" if value else "false",
-    "datetime": str,
-}

@@ -103,6 +103,34 @@ class RedshiftSettings(PostgresSettings, kw_only=True):
                              "AWS credentials)")  # fmt: skip
 
 
+class SnowflakeSettings(WarehouseSettings, kw_only=True):
+    """Snowflake (RudderStack's keys): an account, a database the schemas go in, the virtual
+    warehouse that runs the loads, and a user signing in with a password or a key pair."""
+
+    account: str  # the account identifier: `orgname-account` or `locator.region`
+    database: str
+    warehouse: str
+    user: str
+    password: str = ""
+    role: str = ""
+    useKeyPairAuth: bool = False
+    privateKey: str = ""  # PEM (PKCS#8), with useKeyPairAuth
+    privateKeyPassphrase: str = ""
+    endpoint: str = ""  # a Snowflake service at another address: http(s)://host:port
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for key in ("account", "database", "warehouse", "user"):
+            if not getattr(self, key).strip():
+                raise ValueError(f"{key} is empty")
+        if self.useKeyPairAuth and not self.privateKey.strip():
+            raise ValueError("useKeyPairAuth is on but privateKey is empty: paste the PEM key")
+        if not self.useKeyPairAuth and not self.password:
+            raise ValueError("password is empty (or turn useKeyPairAuth on and give privateKey)")
+        if self.endpoint and not self.endpoint.startswith(("http://", "https://")):
+            raise ValueError(f"endpoint {self.endpoint!r} is not an http(s):// URL")
+
+
 class ClickHouseSettings(WarehouseSettings, kw_only=True):
     """ClickHouse, reached over its HTTP interface (`port`: 8123, or 8443 with `secure`). As
     in RudderStack, every source's events go to the one `database`."""

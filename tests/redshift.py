@@ -2,8 +2,11 @@
 is tested against PostgreSQL where the two dialects agree, and the files it loads through go
 to a real S3 API (moto, checking keys as S3 does).
 
-`RedshiftDouble` is the real `RedshiftWarehouse` with one change: each statement goes to
-PostgreSQL with the clauses only Redshift has taken out (column encodings, distribution and
+`RedshiftDouble` is the real `RedshiftWarehouse` with one change: each statement is first
+refused if it uses what PostgreSQL has and Redshift does not (`NOT_REDSHIFT`: IS NOT DISTINCT
+FROM, DISTINCT ON, aggregate FILTER, ON COMMIT, ADD COLUMN IF NOT EXISTS, an alias on the table
+a DELETE deletes from, pg_temp, PostgreSQL-only types), then goes to PostgreSQL with the clauses
+only Redshift has taken out (column encodings, distribution and
 sort keys; `super` becomes `jsonb`), and `COPY … MANIFEST` is played — with the keys the
 statement carries, the manifest it names is read from S3, then each file it lists (its length
 checked against the manifest), gunzipped and copied in as CSV, empty fields as nulls
@@ -29,6 +32,14 @@ _REDSHIFT_ONLY = [
     (re.compile(r"SORTKEY\([^)]*\)", re.IGNORECASE), ""),
     (re.compile(r'(?<!")\bsuper\b(?!")'), "jsonb"),
 ]
+NOT_REDSHIFT = [
+    re.compile(pattern, re.IGNORECASE)
+    for pattern in (
+        r"IS (NOT )?DISTINCT FROM", r"DISTINCT ON", r"FILTER \(WHERE", r"ON COMMIT",
+        r"ADD COLUMN IF NOT EXISTS", r'DELETE FROM "[^"]+"\."[^"]+" \w+ USING', r"pg_temp\.",
+        r"\bjsonb\b", r"\btimestamptz\b", r"\barray_agg\b", r"SELECT FROM",
+    )
+]  # fmt: skip
 _COMMENTS = re.compile(r"^--.*\n", re.MULTILINE)
 _COPY = re.compile(
     r"^COPY (?P<staging>\S+) \((?P<columns>[^)]*)\) FROM '(?P<manifest>s3://[^']+)' "
@@ -47,6 +58,8 @@ class RedshiftDouble(RedshiftWarehouse):
     async def _run(self, query: str, names: Any, params: dict[str, Any] | None = None) -> None:
         text = _COMMENTS.sub("", self._statement(query, names).as_string(self.conn))
         self.statements.append(text)
+        for pattern in NOT_REDSHIFT:
+            assert not pattern.search(text), f"Redshift would refuse: {text}"
         if query == "copy":
             await self._play_copy(text)
             return

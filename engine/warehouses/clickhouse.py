@@ -5,7 +5,8 @@ the session, then inserting from it:
 
 * event tables (`ReplacingMergeTree`, sorted by `received_at, id`, partitioned by day as
   RudderStack makes them): one row per id, the last received, and none of an id the table
-  already has — so a load tried again, or an event staged twice, never doubles a row, without
+  already has at a time within the load's (the sort key finds those without reading the whole
+  table) — so a load tried again, or an event staged twice, never doubles a row, without
   waiting for ClickHouse to merge parts;
 * `users` (`ReplacingMergeTree` by `id`): the user's whole row written again with, per column,
   the latest value that is not null; the row before it goes when ClickHouse merges parts
@@ -53,7 +54,7 @@ _ERROR = re.compile(r"^Code: (\d+)[.,] (?:e\.displayText\(\) = )?(?:DB::Exceptio
 LIMITS: Limits = {"datetime": lambda value: "1970" <= value[:4] <= "2105" and value[4:5] == "-"}
 STAGING = "sluice_staging"
 NATIVE_PORTS = ("9000", "9440")  # ClickHouse's native protocol, which Sluice does not speak
-CHUNK = 1 << 20  # bytes of rows per piece of a streamed insert
+CHUNK = 1 << 20  # characters of rows per piece of a streamed insert
 TIMEOUT = httpx.Timeout(1800.0, connect=10.0)  # a big insert takes minutes
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": ""})
 
@@ -77,10 +78,12 @@ class ClickHouseWarehouse:
             verify=verify,
         )
         try:
-            await self._query("version", {}, "connecting")
+            version = await self._query("version", {}, "connecting")
         except WarehouseError:
             await self._client.aclose()
             raise
+        if _major(version) >= 20:  # a backlog of many days fills more than 100 partitions
+            self._client.params = self._client.params.set("max_partitions_per_insert_block", "0")
         return self
 
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
@@ -101,20 +104,24 @@ class ClickHouseWarehouse:
         await self._query("create_database", {"database": _name(namespace)},
                           f"creating database {namespace}")  # fmt: skip
 
-    async def prepare(self, namespace: str, table: str, change: Change, mode: Mode) -> None:
+    async def prepare(self, namespace: str, table: str, change: Change, mode: Mode) -> Columns:
         names = {"database": _name(namespace), "table": _name(table)}
         doing = f"preparing {namespace}.{table}"
         if change.new_table:
             query, keys = _engine(mode, change.columns)
+            types = dict(change.columns)
+            if "id" in keys:
+                types["id"] = "string"  # a key takes any id as its text: it is never discarded
             columns = ", ".join(f"{_name(name)} {_type(kind, name in keys)}"
-                                for name, kind in sorted(change.columns.items()))  # fmt: skip
+                                for name, kind in sorted(types.items()))  # fmt: skip
             partition = _PARTITIONS[self._settings.partitionType or "day"]
             await self._query(query, {**names, "columns": columns, "partition": partition,
                                       **_KEYS}, doing)  # fmt: skip
-            return
+            return types
         for name, kind in sorted(change.added.items()):
             await self._query("add_column", {**names, "column": _name(name),
                                              "type": _type(kind, False)}, doing)  # fmt: skip
+        return change.columns
 
     async def load(self, load: Load, rows: Iterable[Sequence[Any]]) -> None:
         columns = ", ".join(_name(name) for name in load.columns)
@@ -130,14 +137,20 @@ class ClickHouseWarehouse:
             **_KEYS,
         }
         doing = f"loading {load.namespace}.{load.table}"
+        # A sort key cannot be null: a time it cannot hold (discarded) sorts at the epoch.
+        nulls = ["1970-01-01 00:00:00" if name == "received_at" and load.mode != "new" else
+                 "" if name == "id" and load.mode != "new" else "\\N"
+                 for name in load.columns]  # fmt: skip
         if load.mode == "append":
-            body = _tab_separated(load.types, rows, "".join(f"\t{now}" for _ in load.stamps))
+            end = "".join(f"\t{now}" for _ in load.stamps)
+            body = _tab_separated(load.types, nulls, rows, end)
             await self._query("insert_table", names, doing, body)
             return
         await self._query("drop_staging", names, doing)
         await self._query("staging_table", names, doing)
         try:
-            await self._query("insert_staging", names, doing, _tab_separated(load.types, rows))
+            body = _tab_separated(load.types, nulls, rows)
+            await self._query("insert_staging", names, doing, body)
             if load.mode == "users":
                 latest = ", ".join(
                     _name(name) if name == "id" else
@@ -149,7 +162,8 @@ class ClickHouseWarehouse:
             elif load.mode == "merge":
                 await self._query("insert_latest", names, doing)
             else:
-                key = ", ".join(f"ifNull(toString({_name(name)}), '')" for name in load.key)
+                key = ", ".join(f"ifNull(toString({c}), ''), isNull({c})"
+                                for c in (_name(name) for name in load.key))  # fmt: skip
                 await self._query("insert_new", {**names, "key": key}, doing)
         finally:
             with contextlib.suppress(WarehouseError):  # the session's end drops it too
@@ -196,6 +210,11 @@ def _engine(mode: Mode, columns: Columns) -> tuple[LiteralString, tuple[str, ...
     return "create_plain", ()
 
 
+def _major(version: str) -> int:
+    head = version.strip().split(".", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
 def _type(kind: str, key: bool) -> str:
     name = TYPES.get(kind, "String")
     return name if key else f"Nullable({name})"
@@ -207,11 +226,12 @@ def _abstract(kind: str) -> str:
     return _ABSTRACT.get(kind.split("(", 1)[0], "string")
 
 
-async def _tab_separated(kinds: Sequence[str], rows: Iterable[Sequence[Any]], end: str = ""
-                         ) -> AsyncIterator[bytes]:  # fmt: skip
-    """Rows as TabSeparated text, a piece of about `CHUNK` bytes at a time (`end`: more
-    values, the same for every row)."""
-    for piece in loadfiles.pieces(rows, kinds, _WRITERS, _text, separator="\t", null="\\N",
+async def _tab_separated(
+    kinds: Sequence[str], nulls: Sequence[str], rows: Iterable[Sequence[Any]], end: str = ""
+) -> AsyncIterator[bytes]:
+    """Rows as TabSeparated text, a piece of about `CHUNK` characters at a time (`nulls`: what
+    each column's null is written as; `end`: more values, the same for every row)."""
+    for piece in loadfiles.pieces(rows, kinds, _WRITERS, _text, separator="\t", null=nulls,
                                   size=CHUNK, end=end):  # fmt: skip
         yield piece.encode()
 

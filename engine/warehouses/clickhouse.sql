@@ -6,7 +6,7 @@ SELECT version()
 
 -- name: tables
 SELECT table, name, type FROM system.columns
-WHERE database = {namespace} AND NOT startsWith(table, 'sluice_staging')
+WHERE database = {namespace}
 ORDER BY table
 
 -- name: create_database
@@ -44,11 +44,17 @@ INSERT INTO {staging} ({columns}) FORMAT TabSeparated
 INSERT INTO {database}.{table} ({stamped}) FORMAT TabSeparated
 
 -- name: insert_latest
--- One row per id, the last received, and none of an id the table already has: a load tried
--- again, or an event staged twice, never doubles a row.
+-- One row per id, the last received, and none of an id the table already has at a time within
+-- the load's (a load tried again has the same times): a load tried again, or an event staged
+-- twice, never doubles a row. The times let the sort key skip the rest of the table.
 INSERT INTO {database}.{table} ({stamped})
 SELECT {columns}{stamps} FROM {staging}
-WHERE {id} NOT IN (SELECT {id} FROM {database}.{table} WHERE {id} IN (SELECT {id} FROM {staging}))
+WHERE {id} NOT IN (
+    SELECT {id} FROM {database}.{table}
+    WHERE {received_at} >= (SELECT min({received_at}) FROM {staging})
+      AND {received_at} <= (SELECT max({received_at}) FROM {staging})
+      AND {id} IN (SELECT {id} FROM {staging})
+)
 ORDER BY {id}, {received_at} DESC
 LIMIT 1 BY {id}
 
@@ -71,6 +77,3 @@ GROUP BY {id}
 INSERT INTO {database}.{table} ({stamped})
 SELECT DISTINCT {columns}{stamps} FROM {staging}
 WHERE ({key}) NOT IN (SELECT {key} FROM {database}.{table})
-
--- name: insert_all
-INSERT INTO {database}.{table} ({stamped}) SELECT {columns}{stamps} FROM {staging}

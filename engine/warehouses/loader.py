@@ -3,9 +3,10 @@
 Per table: the columns the staged rows need are added (a new table is created), then its rows
 are loaded — each value converted to its column's type where the column cannot take it as it
 is (`conversions.py`), or else left out of the row and written to `rudder_discards` with the
-reason. Every table is loaded in one warehouse transaction and merged on `id`, so a load that
-stops half way (a crash, a warehouse going away) is simply done again: the tables it had
-loaded get the same rows once more, replacing themselves.
+reason. Each table is loaded whole or not at all (in one transaction, or one statement) and
+merged on `id`, so a load that stops half way (a crash, a warehouse going away) is simply done
+again: the tables it had loaded get the same rows once more, which replace themselves (or, in
+ClickHouse, are left out).
 """
 
 import asyncio
@@ -70,7 +71,12 @@ async def load(
         while waiting:
             await run.table(warehouse, waiting.pop(0))
 
-    await asyncio.gather(*(work(session) for session in sessions))
+    try:
+        async with asyncio.TaskGroup() as group:  # a failure stops the other sessions' work
+            for session in sessions:
+                group.create_task(work(session))
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None  # the first failure says why the load failed
     if run.discards:
         await run.load_discards(sessions[0])
     return run.loaded
@@ -104,30 +110,30 @@ class _Load:
         elif table == self.safe(USERS):
             mode = "users"
         change = schema.change(self.existing.get(table), staged)
-        await warehouse.prepare(self.namespace, table, change, mode)
-        wanted = change.columns if mode == "users" else staged
+        types = await warehouse.prepare(self.namespace, table, change, mode)
+        wanted = types if mode == "users" else staged
         columns = sorted(name for name in wanted if name != stamp)
-        values = _Values(table, columns, change.columns, self.safe, self.discards, self.limits)
-        kinds = [change.columns[name] for name in columns]
+        values = _Values(table, columns, types, self.safe, self.discards, self.limits)
+        kinds = [types[name] for name in columns]
         load = Load(self.namespace, table, columns, kinds, mode, key, (stamp,), self.now)
         await warehouse.load(load, values.of(self.files))
         self.loaded.tables[table] = values.rows
-        self.loaded.schema[table] = change.columns
+        self.loaded.schema[table] = types
 
     async def load_discards(self, warehouse: Warehouse) -> None:
         safe, table = self.safe, self.safe(DISCARDS)
         columns = {safe(name): kind for name, kind in _DISCARD_COLUMNS.items()}
         change = schema.change(self.existing.get(table), columns)
-        await warehouse.prepare(self.namespace, table, change, "new")
+        types = await warehouse.prepare(self.namespace, table, change, "new")
         order = sorted(name for name in columns if name != safe.uuid_ts)
         rows = ([row.data.get(name) for name in order] for row in self.discards)
         key = tuple(safe(name) for name in _DISCARD_KEY)
-        kinds = [change.columns[name] for name in order]
+        kinds = [types[name] for name in order]
         load = Load(self.namespace, table, order, kinds, "new", key, (safe.uuid_ts,), self.now)
         await warehouse.load(load, rows)
         self.loaded.discards = len(self.discards)
         self.loaded.tables[table] = len(self.discards)
-        self.loaded.schema[table] = change.columns
+        self.loaded.schema[table] = types
 
 
 class _Values:

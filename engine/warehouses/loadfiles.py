@@ -10,16 +10,18 @@ Writer = Callable[[Any], str]
 
 
 def pieces(rows: Iterable[Sequence[Any]], kinds: Sequence[str], writers: Mapping[str, Writer],
-           text: Writer, *, separator: str, null: str, size: int, end: str = ""
+           text: Writer, *, separator: str, null: str | Sequence[str], size: int, end: str = ""
            ) -> Iterator[str]:  # fmt: skip
     """`rows` (values in the order of `kinds`) as lines; `text` writes the types `writers`
-    has no writer for; `end` is added to every line (values the same for every row)."""
+    has no writer for; `null` is a null, or each column's; `end` is added to every line
+    (values the same for every row)."""
     written = [writers.get(kind, text) for kind in kinds]
+    nulls = [null] * len(kinds) if isinstance(null, str) else null
     pending: list[str] = []
     length = 0
     for row in rows:
-        values = (null if value is None else write(value)
-                  for write, value in zip(written, row, strict=True))  # fmt: skip
+        values = (empty if value is None else write(value)
+                  for write, empty, value in zip(written, nulls, row, strict=True))  # fmt: skip
         line = separator.join(values) + end + "\n"
         pending.append(line)
         length += len(line)

@@ -50,6 +50,7 @@ class PostgresWarehouse:
     TYPES: Mapping[str, LiteralString] = TYPES
     ABSTRACT: Mapping[str, str] = _ABSTRACT
     QUERIES: tuple[Queries, ...] = (_Q,)
+    STAMP = sql.SQL("%(now)s")  # the load's time, where a row's `uuid_ts` is set
 
     def __init__(self, settings: PostgresSettings) -> None:
         self._settings = settings
@@ -97,7 +98,7 @@ class PostgresWarehouse:
         async with _translated(f"creating schema {namespace}"), self.conn.transaction():
             await self._run("create_schema", {"schema": sql.Identifier(namespace)})
 
-    async def prepare(self, namespace: str, table: str, change: Change, mode: Mode) -> None:
+    async def prepare(self, namespace: str, table: str, change: Change, mode: Mode) -> Columns:
         """Make the table what the load needs: created, or given its new columns."""
         names = {"schema": sql.Identifier(namespace), "table": sql.Identifier(table)}
         async with _translated(f"preparing {namespace}.{table}"), self.conn.transaction():
@@ -107,10 +108,11 @@ class PostgresWarehouse:
                     for name, kind in sorted(change.columns.items())
                 )
                 await self._create(table, {**names, "columns": columns}, change.columns, mode)
-                return
-            for name, kind in sorted(change.added.items()):
-                await self._run("add_column", {**names, "column": sql.Identifier(name),
-                                               "type": self._type(kind)})  # fmt: skip
+            else:
+                for name, kind in sorted(change.added.items()):
+                    await self._run("add_column", {**names, "column": sql.Identifier(name),
+                                                   "type": self._type(kind)})  # fmt: skip
+        return change.columns
 
     async def _create(self, table: str, names: dict[str, sql.Composable], columns: Columns,
                       mode: Mode) -> None:  # fmt: skip
@@ -132,14 +134,14 @@ class PostgresWarehouse:
             "merged": sql.Identifier("sluice_merged"),
             "columns": sql.SQL(", ").join(columns),
             "stamped": sql.SQL(", ").join(columns + stamps),
-            "stamps": sql.SQL("").join(sql.SQL(", %(now)s") for _ in stamps),
+            "stamps": sql.SQL("").join(sql.SQL(", ") + self.STAMP for _ in stamps),
             "id": sql.Identifier("id"),
             "received_at": sql.Identifier("received_at"),
         }
         async with _translated(f"loading {load.namespace}.{load.table}"), self.conn.transaction():
             await self._run("staging_table", names)
             await self._copy(load, names, rows)
-            stamped = {"now": load.now}
+            stamped = {"now": self._now(load.now)}
             if load.mode == "users":
                 latest = sql.SQL(", ").join(
                     self._latest(sql.Identifier(name)) for name in load.columns if name != "id"
@@ -147,16 +149,12 @@ class PostgresWarehouse:
                 await self._run("merge_users", {**names, "latest": latest})
                 await self._run("replace_users", names)
                 await self._run("insert_users", names, stamped)
+                await self._run("drop_merged", names)
             elif load.mode == "merge":
                 await self._run("delete_loaded", names)
                 await self._run("insert_latest", names, stamped)
             elif load.mode == "new":
-                same = sql.SQL(" AND ").join(
-                    sql.SQL("(t.{c} = s.{c} OR (t.{c} IS NULL AND s.{c} IS NULL))").format(
-                        c=sql.Identifier(name)
-                    )
-                    for name in load.key
-                )
+                same = sql.SQL(" AND ").join(self._same(sql.Identifier(name)) for name in load.key)
                 await self._run("insert_new", {**names, "same": same}, stamped)
             else:
                 await self._run("insert_all", names, stamped)
@@ -174,6 +172,14 @@ class PostgresWarehouse:
         return sql.SQL(
             "(array_agg({c} ORDER BY {r} DESC NULLS LAST) FILTER (WHERE {c} IS NOT NULL))[1] AS {c}"
         ).format(c=column, r=sql.Identifier("received_at"))
+
+    def _same(self, column: sql.Identifier) -> sql.Composable:
+        """A key column the same in the table's row `t` and the new row `s` (nulls alike)."""
+        return sql.SQL("t.{c} IS NOT DISTINCT FROM s.{c}").format(c=column)
+
+    def _now(self, moment: str) -> str:
+        """The load's time (ISO 8601, UTC) as `STAMP` takes it."""
+        return moment
 
     def _type(self, kind: str) -> sql.SQL:
         return sql.SQL(self.TYPES.get(kind, self.TYPES["string"]))

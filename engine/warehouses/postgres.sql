@@ -26,8 +26,12 @@ CREATE TEMPORARY TABLE {staging} (LIKE {schema}.{table}) ON COMMIT DROP
 COPY {staging} ({columns}) FROM STDIN
 
 -- name: drop_staging
--- (Dropped at the commit anyway; said for warehouses whose temporary tables outlive it.)
-DROP TABLE IF EXISTS {staging}, {merged}
+-- (Dropped at the commit anyway; said for warehouses whose temporary tables outlive it. Only
+-- the session's own: a table of that name elsewhere on the search path is not touched.)
+DROP TABLE IF EXISTS pg_temp.{staging}
+
+-- name: drop_merged
+DROP TABLE IF EXISTS pg_temp.{merged}
 
 -- name: delete_loaded
 -- Rows of the ids being loaded go first: a row loaded again (a retried load, an event sent
@@ -46,7 +50,7 @@ INSERT INTO {schema}.{table} ({stamped}) SELECT {columns}{stamps} FROM {staging}
 
 -- name: insert_new
 -- Rows without an id (discards, identity merge rules) are loaded once: only those the table
--- does not have yet. (`{same}`: each key column equal, or null in both.)
+-- does not have yet. (`{same}`: each key column the same.)
 INSERT INTO {schema}.{table} ({stamped})
 SELECT {columns}{stamps} FROM (SELECT DISTINCT {columns} FROM {staging}) s
 WHERE NOT EXISTS (SELECT 1 FROM {schema}.{table} t WHERE {same})

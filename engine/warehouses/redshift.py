@@ -14,6 +14,7 @@ text value is loaded as null.
 The bucket is reached through `Bucket`, which the destination gives (S3 lives a layer up).
 """
 
+import asyncio
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ TYPES: dict[str, LiteralString] = {
     "json": "super",
 }  # fmt: skip
 _ABSTRACT = {**PostgresWarehouse.ABSTRACT, "super": "json"}
-PART = 64 << 20  # bytes of CSV (before gzip) per file: Redshift reads a load's files at once
+PART = 64 << 20  # characters of CSV (before gzip) per file: Redshift reads them all at once
 
 
 @dataclass(frozen=True)
@@ -116,9 +117,11 @@ class RedshiftWarehouse(PostgresWarehouse):
         folder = f"loads/{load.namespace}/{load.table}/{uuid.uuid4()}"
         stored: list[str] = []
         try:
-            entries = []
-            for number, part in enumerate(loadfiles.csv_files(rows, load.types, PART)):
-                name = f"{folder}/{number:05d}.csv.gz"
+            entries: list[dict[str, Any]] = []
+            parts = loadfiles.csv_files(rows, load.types, PART)
+            # Writing and compressing a file is CPU work: a thread's, off the event loop.
+            while (part := await asyncio.to_thread(next, parts, None)) is not None:
+                name = f"{folder}/{len(entries):05d}.csv.gz"
                 await self._bucket.put(name, part)
                 stored.append(name)
                 entries.append({"url": self._bucket.url(name), "mandatory": True,
@@ -141,6 +144,16 @@ class RedshiftWarehouse(PostgresWarehouse):
         finally:
             if stored:
                 await self._bucket.delete(stored)
+
+    STAMP = sql.SQL("CAST(%(now)s AS timestamp)")
+
+    def _now(self, moment: str) -> str:
+        return moment.replace("T", " ").removesuffix("Z")  # a timestamp's own text
+
+    def _same(self, column: sql.Identifier) -> sql.Composable:
+        # No IS NOT DISTINCT FROM in Redshift. The key columns are text, and Redshift loads an
+        # empty text as a null (EMPTYASNULL), so '' never stands for a value of its own.
+        return sql.SQL("COALESCE(t.{c}, '') = COALESCE(s.{c}, '')").format(c=column)
 
     def _latest(self, column: sql.Identifier) -> sql.Composable:
         return sql.SQL(

@@ -18,6 +18,16 @@ COPY {staging} ({columns}) FROM {manifest} {credentials} {region}
 MANIFEST CSV GZIP TIMEFORMAT 'auto' EMPTYASNULL TRUNCATECOLUMNS FILLRECORD ACCEPTINVCHARS
 COMPUPDATE OFF STATUPDATE OFF
 
+-- name: delete_loaded
+-- Rows of the ids being loaded go first (Redshift takes no alias for the table deleted from).
+DELETE FROM {schema}.{table} USING {staging} s WHERE {schema}.{table}.{id} = s.{id}
+
+-- name: drop_staging
+DROP TABLE IF EXISTS {staging}
+
+-- name: drop_merged
+DROP TABLE IF EXISTS {merged}
+
 -- name: insert_latest
 -- One row per id: the last received (Redshift has no DISTINCT ON).
 INSERT INTO {schema}.{table} ({stamped})

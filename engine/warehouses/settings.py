@@ -132,7 +132,7 @@ class SnowflakeSettings(WarehouseSettings, kw_only=True):
 
 
 class ClickHouseSettings(WarehouseSettings, kw_only=True):
-    """ClickHouse, reached over its HTTP interface (`port`: 8123, or 8443 with `secure`). As
+    """ClickHouse, reached over its HTTP interface (`port`: 8123; usually 8443 with `secure`). As
     in RudderStack, every source's events go to the one `database`."""
 
     host: str

@@ -115,7 +115,7 @@ class SnowflakeWarehouse:
             ("create_schema", {"database": self._database, "schema": _name(namespace)}),
         ])  # fmt: skip
 
-    async def prepare(self, namespace: str, table: str, change: Change, mode: Mode) -> None:
+    async def prepare(self, namespace: str, table: str, change: Change, mode: Mode) -> Columns:
         names = {"database": self._database, "schema": _name(namespace), "table": _name(table)}
         if change.new_table:
             columns = ", ".join(f"{_name(name)} {TYPES.get(kind, 'varchar')}"
@@ -126,6 +126,7 @@ class SnowflakeWarehouse:
                                      "type": TYPES.get(kind, "varchar")})
                      for name, kind in sorted(change.added.items())]  # fmt: skip
         await self._call(f"preparing {namespace}.{table}", steps)
+        return change.columns
 
     async def load(self, load: Load, rows: Iterable[Sequence[Any]]) -> None:
         await asyncio.to_thread(self._load, load, rows)

@@ -48,9 +48,10 @@ class Warehouse(Protocol):
 
     async def create_namespace(self, namespace: str) -> None: ...
 
-    async def prepare(self, namespace: str, table: str, change: Change, mode: Mode) -> None:
+    async def prepare(self, namespace: str, table: str, change: Change, mode: Mode) -> Columns:
         """Make the table what the load needs: created (for loads of `mode`), or given its
-        new columns."""
+        new columns; the columns it has now, by type (a warehouse may make a column of a type
+        of its own: ClickHouse's `id` is always text)."""
 
     async def load(self, load: Load, rows: Iterable[Sequence[Any]]) -> None: ...
 

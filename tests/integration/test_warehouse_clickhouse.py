@@ -171,3 +171,22 @@ def test_sdk_events_reach_the_clickhouse_tables(
     assert status["loads"][0]["status"] == "loaded"
     assert status["loads"][0]["tables"]["tracks"] == 2
     assert {t["table_name"] for t in status["schema"]} == tables
+
+
+def test_an_id_of_another_type_later_is_loaded_not_stuck(
+    clickhouse: ClickHouse, tmp_path: Path
+) -> None:
+    # A numeric userId first would make `users.id` an integer; a text one later could then
+    # not be loaded into the sort key, and every later load of the source would fail.
+    numeric = identify("i1", "2024-01-01T00:00:00Z", plan="free")
+    numeric["userId"] = 123
+    stage(tmp_path, "1", numeric)
+    load(clickhouse, tmp_path)
+    loaded_again(tmp_path)
+    stage(tmp_path, "2", identify("i2", "2024-01-02T00:00:00Z", plan="pro"))  # userId "u1"
+    loaded = load(clickhouse, tmp_path)
+    assert loaded.schema["users"]["id"] == "string"
+    assert loaded.discards == 1  # identifies.user_id (an integer column) cannot take "u1"
+    db = clickhouse.database
+    users = clickhouse.query(f"SELECT id, plan FROM {db}.users FINAL ORDER BY id")
+    assert users == [["123", "free"], ["u1", "pro"]]

@@ -122,6 +122,23 @@ def test_users_keep_the_latest_value_of_each_column(warehouse_url: str, tmp_path
     assert query(warehouse_url, "SELECT count(*) FROM web.identifies") == [(3,)]
 
 
+def test_tables_of_the_loads_temporary_names_are_not_touched(
+    warehouse_url: str, tmp_path: Path
+) -> None:
+    # The load's temporary tables are dropped by name: a table of the same name on the search
+    # path (here in `public`) must not be taken for them.
+    with psycopg.connect(warehouse_url) as conn:
+        conn.execute("CREATE TABLE public.sluice_merged (n int)")
+        conn.execute("CREATE TABLE public.sluice_staging (n int)")
+    stage(
+        tmp_path, "1", track("m1", "2024-01-01T00:00:00Z"), identify("i1", "2024-01-01T00:00:00Z")
+    )
+    load(warehouse_url, tmp_path)
+    found = query(warehouse_url, "SELECT table_name FROM information_schema.tables "
+                  "WHERE table_schema = 'public' ORDER BY 1")  # fmt: skip
+    assert found == [("sluice_merged",), ("sluice_staging",)]
+
+
 def test_text_the_warehouse_cannot_hold_is_cleaned(warehouse_url: str, tmp_path: Path) -> None:
     event = track("m1", "2024-01-01T00:00:00Z", note="a\x00b", blob={"k": "x\x00y"})
     event["integrations"] = {"POSTGRES": {"options": {"jsonPaths": ["blob"]}}}

@@ -21,6 +21,8 @@ upgrade in place (new package, migrations, one service restarted at a time).
   --public-url URL       the gateway's URL as SDKs reach it (behind a load balancer)
   --roles LIST           which of gateway,worker,web run on this host (default: all of them
                          the first time, then those enabled)
+  --with LIST            optional parts to install: snowflake (Snowflake's client, for
+                         Snowflake warehouses); an upgrade keeps those the host has
   -h, --help             this help
 EOF
 }
@@ -42,6 +44,7 @@ web_address=127.0.0.1
 web_port=8000
 public_url=""
 roles=""
+extras=""
 
 step=""
 say() { step=$1; printf '==> %s\n' "$1"; }
@@ -70,6 +73,7 @@ while [ $# -gt 0 ]; do
         --web-port) web_port=${2:?--web-port needs a port}; shift 2 ;;
         --public-url) public_url=${2:?--public-url needs a URL}; shift 2 ;;
         --roles) roles=${2:?--roles needs a list, e.g. gateway,worker}; shift 2 ;;
+        --with) extras=${2:?--with needs a list, e.g. snowflake}; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; fail "unknown option: $1" ;;
     esac
@@ -98,6 +102,15 @@ if [ -n "$wheelhouse" ]; then
 fi
 upgrade=false
 [ -e "$PREFIX/current" ] && upgrade=true
+if [ -z "$extras" ] && $upgrade; then  # the optional parts the running release has
+    "$PREFIX/current/bin/python" -c "import snowflake.connector" 2>/dev/null && extras=snowflake
+fi
+for extra in ${extras//,/ }; do
+    case $extra in
+        snowflake) ;;
+        *) fail "unknown part '$extra' in --with: the optional parts are: snowflake" ;;
+    esac
+done
 if [ -z "$roles" ] && $upgrade; then  # the roles this host runs now
     for role in "${ROLES[@]}"; do
         systemctl is-enabled --quiet "sluice-$role.service" 2>/dev/null && roles+="${roles:+,}$role"
@@ -226,13 +239,14 @@ pip_options=(--quiet --disable-pip-version-check)
 rm -rf "$release"
 "$python" -m venv "$release"
 "$release/bin/pip" install "${pip_options[@]}" --upgrade pip wheel
+with=${extras:+[$extras]}  # pip's extras: sluice[snowflake]
 if [ -n "$wheel" ]; then
-    "$release/bin/pip" install "${pip_options[@]}" "$wheel"
+    "$release/bin/pip" install "${pip_options[@]}" "$wheel$with"
 else
     build=$(mktemp -d)
     cp -a "$CHECKOUT/pyproject.toml" "$CHECKOUT/README.md" "$CHECKOUT/appliance" \
         "$CHECKOUT/engine" "$CHECKOUT/ui" "$build/"
-    "$release/bin/pip" install "${pip_options[@]}" "$build"
+    "$release/bin/pip" install "${pip_options[@]}" "$build$with"
     rm -rf "$build"
 fi
 "$release/bin/sluice" --help >/dev/null

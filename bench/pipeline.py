@@ -201,13 +201,13 @@ def _cpu_seconds(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def worker_process(url: str, split: bool = True) -> Iterator[int]:
+def worker_process(url: str, split: bool = True, data_dir: Path | None = None) -> Iterator[int]:
     """A `sluice worker` on `url`, quiet; yields its pid."""
     env = {
         **os.environ,
         "SLUICE_DATABASE_URL": url,
         "SLUICE_LOG_LEVEL": "warning",
-        "SLUICE_DATA_DIR": tempfile.mkdtemp(),
+        "SLUICE_DATA_DIR": str(data_dir or tempfile.mkdtemp()),
         "SLUICE_WORKER_METRICS_PORT": "0",
         "SLUICE_WORKER_SPLIT": str(split).lower(),
     }

@@ -126,13 +126,14 @@ def events(count: int) -> Iterator[dict[str, Any]]:
             yield {**base, "type": "alias", "previousId": f"anon-{user}"}
 
 
-def stage(root: Path, count: int, kind: WarehouseKind) -> tuple[int, float]:
+def stage(root: Path, count: int, kind: WarehouseKind, destination: uuid.UUID = DESTINATION,
+          source: uuid.UUID = SOURCE) -> tuple[int, float]:  # fmt: skip
     """The backlog staged as the worker stages it; (rows, seconds)."""
     provider = kind.provider
     options = rows.Options(
         {},
         {},
-        {"sourceId": str(SOURCE), "destinationId": str(DESTINATION), "destinationType": provider},
+        {"sourceId": str(source), "destinationId": str(destination), "destinationType": provider},
     )
     encode = msgspec.json.Encoder().encode
     started = time.perf_counter()
@@ -142,7 +143,7 @@ def stage(root: Path, count: int, kind: WarehouseKind) -> tuple[int, float]:
         made += len(found)
         lines.append(encode([msgspec.to_builtins(row) for row in found]))
         if len(lines) == PER_FILE or n == count - 1:
-            staging.write(root, DESTINATION, f"{SOURCE}/{n:012d}", b"\n".join(lines) + b"\n")
+            staging.write(root, destination, f"{source}/{n:012d}", b"\n".join(lines) + b"\n")
             lines = []
     return made, time.perf_counter() - started
 

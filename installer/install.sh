@@ -102,8 +102,9 @@ if [ -n "$wheelhouse" ]; then
 fi
 upgrade=false
 [ -e "$PREFIX/current" ] && upgrade=true
-if [ -z "$extras" ] && $upgrade; then  # the optional parts the running release has
-    "$PREFIX/current/bin/python" -c "import snowflake.connector" 2>/dev/null && extras=snowflake
+if [ -z "$extras" ] && $upgrade \
+        && "$PREFIX/current/bin/python" -c "import snowflake.connector" 2>/dev/null; then
+    extras=snowflake  # the optional parts the running release has
 fi
 for extra in ${extras//,/ }; do
     case $extra in

@@ -82,7 +82,7 @@ class ClickHouseWarehouse:
         except WarehouseError:
             await self._client.aclose()
             raise
-        if _major(version) >= 20:  # a backlog of many days fills more than 100 partitions
+        if _version(version) >= (19, 5):  # a backlog of many days fills over 100 partitions
             self._client.params = self._client.params.set("max_partitions_per_insert_block", "0")
         return self
 
@@ -137,8 +137,10 @@ class ClickHouseWarehouse:
             **_KEYS,
         }
         doing = f"loading {load.namespace}.{load.table}"
-        # A sort key cannot be null: a time it cannot hold (discarded) sorts at the epoch.
-        nulls = ["1970-01-01 00:00:00" if name == "received_at" and load.mode != "new" else
+        # A sort key cannot be null: an event table's time it cannot hold (discarded) sorts at
+        # the epoch. (An id is text, which takes any value: it is never discarded.)
+        keyed = load.mode in ("merge", "append")
+        nulls = ["1970-01-01 00:00:00" if name == "received_at" and keyed else
                  "" if name == "id" and load.mode != "new" else "\\N"
                  for name in load.columns]  # fmt: skip
         if load.mode == "append":
@@ -210,9 +212,9 @@ def _engine(mode: Mode, columns: Columns) -> tuple[LiteralString, tuple[str, ...
     return "create_plain", ()
 
 
-def _major(version: str) -> int:
-    head = version.strip().split(".", 1)[0]
-    return int(head) if head.isdigit() else 0
+def _version(text: str) -> tuple[int, ...]:
+    """`18.16.1` as (18, 16, 1); what is not a number as 0."""
+    return tuple(int(part) if part.isdigit() else 0 for part in text.strip().split("."))
 
 
 def _type(kind: str, key: bool) -> str:

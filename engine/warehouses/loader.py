@@ -75,7 +75,7 @@ async def load(
         async with asyncio.TaskGroup() as group:  # a failure stops the other sessions' work
             for session in sessions:
                 group.create_task(work(session))
-    except ExceptionGroup as failed:
+    except BaseExceptionGroup as failed:
         raise failed.exceptions[0] from None  # the first failure says why the load failed
     if run.discards:
         await run.load_discards(sessions[0])

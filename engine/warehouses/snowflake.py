@@ -22,11 +22,12 @@ import asyncio
 import contextlib
 import re
 import tempfile
+import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, LiteralString, Self
+from typing import Any, LiteralString, Self, TypeVar
 from urllib.parse import urlsplit
 
 from engine.sql import Queries
@@ -52,13 +53,15 @@ STEP_TIMEOUT = 1800  # seconds a statement may take, retries included (the load 
 MISSING = ("Snowflake's client is not installed: pip install 'sluice[snowflake]' "
            "(snowflake-connector-python) into Sluice's environment")  # fmt: skip
 _SLOT = re.compile(r"\{(\w+)\}")
+T = TypeVar("T")
 
 
 class SnowflakeWarehouse:
     def __init__(self, settings: SnowflakeSettings) -> None:
         self._settings = settings
         self._conn: Any = None
-        self._database = _name(settings.database)
+        self._database = ""  # quoted, as Snowflake names it (found when connecting)
+        self._stopping = threading.Event()  # the load was cancelled: no further statement
         # The session's temporary objects (named apart from another session's all the same).
         token = uuid.uuid4().hex[:12].upper()
         self._temporary = {"stage": _name(f"SLUICE_STAGE_{token}"),
@@ -67,6 +70,16 @@ class SnowflakeWarehouse:
 
     async def __aenter__(self) -> Self:
         self._conn = await asyncio.to_thread(self._connect)
+        try:
+            [(name,)] = await self._call("finding the database", [("current_database", {})])
+        except BaseException:
+            await asyncio.to_thread(self._conn.close)
+            raise
+        if name is None:
+            await asyncio.to_thread(self._conn.close)
+            raise WarehouseError(f"database {self._settings.database} does not exist, or the "
+                                 "user's role may not use it")  # fmt: skip
+        self._database = _name(name)
         return self
 
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
@@ -129,7 +142,19 @@ class SnowflakeWarehouse:
         return change.columns
 
     async def load(self, load: Load, rows: Iterable[Sequence[Any]]) -> None:
-        await asyncio.to_thread(self._load, load, rows)
+        await self._in_thread(self._load, load, rows)
+
+    async def _in_thread(self, work: Callable[..., T], *args: Any) -> T:
+        """`work` in a thread; cancelled, it stops before its next statement, and is waited
+        for (a connection must not close under a statement, nor a retry overlap it)."""
+        running = asyncio.ensure_future(asyncio.to_thread(work, *args))
+        try:
+            return await asyncio.shield(running)
+        except asyncio.CancelledError:
+            self._stopping.set()
+            with contextlib.suppress(Exception):
+                await running
+            raise
 
     def _load(self, load: Load, rows: Iterable[Sequence[Any]]) -> None:
         doing = f"loading {load.namespace}.{load.table}"
@@ -183,7 +208,7 @@ class SnowflakeWarehouse:
                 self._run(doing, [("drop_staging", names)])
 
     async def _call(self, doing: str, steps: list[tuple[str, dict[str, str]]]) -> list[Any]:
-        return await asyncio.to_thread(self._run, doing, steps)
+        return await self._in_thread(self._run, doing, steps)
 
     def _run(self, doing: str, steps: list[tuple[str, dict[str, str]]]) -> list[Any]:
         """Run queries of `snowflake.sql` in turn; the last one's rows."""
@@ -193,6 +218,8 @@ class SnowflakeWarehouse:
         try:
             with self._conn.cursor() as cur:
                 for query, names in steps:
+                    if self._stopping.is_set():
+                        raise WarehouseError(f"{doing}: stopped")
                     cur.execute(_fill(_Q[query], names))
                     found = cur.fetchall()
         except snowflake.connector.Error as exc:

@@ -1,6 +1,11 @@
 -- The Snowflake warehouse (engine/warehouses/snowflake.py). `{slots}` are quoted identifiers;
 -- literals (`{namespace}`) are quoted by the module.
 
+-- name: current_database
+-- The database as Snowflake names it (`analytics`, unquoted, is ANALYTICS); none when it
+-- does not exist or the role may not use it.
+SELECT CURRENT_DATABASE()
+
 -- name: tables
 SELECT c.table_name, c.column_name, c.data_type
 FROM {database}.information_schema.columns c
@@ -33,9 +38,11 @@ CREATE OR REPLACE TEMPORARY TABLE {staging} ({typed})
 PUT {file} {folder} AUTO_COMPRESS = FALSE SOURCE_COMPRESSION = GZIP
 
 -- name: copy
--- The load's files, removed from the stage once read.
+-- The load's files, removed from the stage once read. (NULL_IF = (): a text `\N` is that
+-- text; a null is an empty field, a quoted empty one an empty text.)
 COPY INTO {staging} FROM {folder}
-FILE_FORMAT = (TYPE = CSV FIELD_OPTIONALLY_ENCLOSED_BY = '"' COMPRESSION = GZIP)
+FILE_FORMAT = (TYPE = CSV FIELD_OPTIONALLY_ENCLOSED_BY = '"' ESCAPE_UNENCLOSED_FIELD = NONE
+               NULL_IF = () COMPRESSION = GZIP)
 PURGE = TRUE
 
 -- name: merge_latest

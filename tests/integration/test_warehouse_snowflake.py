@@ -157,3 +157,14 @@ def test_sdk_events_reach_the_snowflake_tables(
     assert users == [("user-1", "ada@example.com", "pro")]
     [status] = json.loads(sluice(workspace_config, "warehouse", "status", "--json"))
     assert status["loads"][0]["tables"]["TRACKS"] == 2
+
+
+def test_a_database_named_in_lower_case_and_text_that_looks_like_a_null(
+    snowflake_account: Snowflake, tmp_path: Path
+) -> None:
+    # `analytics` names ANALYTICS, as it does in RudderStack's configs; a text `\N` is text.
+    stage(tmp_path, "1", track("m1", "2024-01-01T00:00:00Z", note="\\N", empty=" "))
+    load(snowflake_account, tmp_path, database=snowflake_account.database.lower())
+    db = snowflake_account.database
+    rows = snowflake_account.query(f'SELECT ID, NOTE FROM "{db}".WEB.ORDER_COMPLETED')
+    assert rows == [("m1", "\\N")]

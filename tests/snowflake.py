@@ -5,6 +5,7 @@ account: one server for the test session, in a thread of the test process on a f
 does not check passwords."""
 
 import logging
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import Any
 import fakesnow
 import pytest
 import snowflake.connector
+from fakesnow.transforms import stage
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,11 @@ class Snowflake:
 @pytest.fixture(scope="session")
 def snowflake_endpoint() -> Iterator[str]:
     logging.getLogger("fakesnow").setLevel(logging.WARNING)
-    with fakesnow.server() as options:
-        yield f"http://{options['host']}:{options['port']}"
+    try:
+        with fakesnow.server() as options:
+            yield f"http://{options['host']}:{options['port']}"
+    finally:  # the stages' files: a directory fakesnow makes when imported, and leaves
+        shutil.rmtree(stage.LOCAL_BUCKET_PATH, ignore_errors=True)
 
 
 @pytest.fixture

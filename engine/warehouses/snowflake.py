@@ -102,7 +102,7 @@ class SnowflakeWarehouse:
         if s.role:
             options["role"] = s.role
         if s.useKeyPairAuth:
-            options["private_key"] = _private_key(s.privateKey, s.privateKeyPassphrase)
+            options["private_key"] = private_key(s.privateKey, s.privateKeyPassphrase)
         else:
             options["password"] = s.password
         if s.endpoint:
@@ -245,13 +245,13 @@ def _message(exc: Any) -> str:
     return f"{text} (error {errno})" if errno else text
 
 
-def _private_key(pem: str, passphrase: str) -> bytes:
-    """A PEM private key as the client takes it (DER, unencrypted)."""
+def private_key(pem: str, passphrase: str) -> bytes:
+    """A PEM private key as the client takes it (DER, unencrypted). (One pasted into a
+    one-line field, its line breaks lost, reads as well.)"""
     from cryptography.hazmat.primitives import serialization
 
     try:
-        key = serialization.load_pem_private_key(pem.strip().encode(),
-                                                 passphrase.encode() or None)  # fmt: skip
+        key = serialization.load_pem_private_key(pem.strip().encode(), passphrase.encode() or None)
     except (ValueError, TypeError) as exc:
         raise WarehouseError(f"privateKey cannot be read: {exc}") from None
     return key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,

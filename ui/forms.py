@@ -97,6 +97,10 @@ def fields(
 def _kind(t: inspect.Type, secret: bool) -> Kind:
     if isinstance(t, inspect.UnionType):  # `X | None`: the X
         others = [x for x in t.types if not isinstance(x, inspect.NoneType)]
+        if any(isinstance(x, inspect.StrType) for x in others) and all(
+            isinstance(x, inspect.StrType | inspect.IntType | inspect.FloatType) for x in others
+        ):  # a number RudderStack writes as a string (a port, minutes): text, taken as it is
+            others = [x for x in others if isinstance(x, inspect.StrType)]
         t = others[0] if len(others) == 1 else t
     if isinstance(t, inspect.StrType):
         return "secret" if secret else "text"

@@ -100,3 +100,24 @@ async def test_editors_sync_and_retry_and_viewers_cannot(app: Litestar, database
                              "ORDER BY id").fetchall()  # fmt: skip
     assert due == (True,)
     assert audit == [("warehouse.sync",), ("warehouse.retry",)]
+
+
+async def test_a_port_and_minutes_are_plain_text_fields(app: Litestar, database_url: str) -> None:
+    # RudderStack writes them as strings ("5432", "30"); the form shows and keeps them so,
+    # not as JSON to be quoted by hand.
+    wh = ids(database_url)["wh"]
+    async with AsyncTestClient(app) as client:
+        await sign_in(client, "editor@example.com")
+        page = (await client.get(f"/destinations/{wh}")).text
+        saved = await client.post(f"/destinations/{wh}", follow_redirects=False, data={
+            "_csrf_token": await csrf(client), "host": "db.example.com",
+            "database": "analytics", "user": "loader", "port": "5433", "syncFrequency": "20",
+        })  # fmt: skip
+    assert 'type="text"  name="port" value="5432"' in page
+    assert 'name="syncFrequency" value="15"' in page and "&#34;15&#34;" not in page
+    assert saved.status_code == 303
+    with psycopg.connect(database_url) as conn:
+        config = conn.execute("SELECT config FROM destinations WHERE id = %s", (wh,)).fetchone()
+    assert config is not None
+    assert (config[0]["port"], config[0]["syncFrequency"]) == ("5433", "20")
+    assert config[0]["password"] == "pg-secret-1234"  # a blank secret keeps its saved value

@@ -4,10 +4,12 @@ A file holds blocks introduced by `-- name: <query_name>`; everything up to the 
 is the query, with `%(named)s` placeholders. A query may put another block of its file in where
 it says `{block_name}` (a fragment shared by several queries); `compose` says which block goes
 where a query has a variant part. A `{name}` that names no block is left as it is, for
-`psycopg.sql` to fill with an identifier.
+`psycopg.sql` to fill with an identifier (or for `filled`, where the client quotes nothing:
+ClickHouse's and Snowflake's).
 """
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import LiteralString
 
@@ -55,6 +57,11 @@ class Queries:
         filled: LiteralString = _SLOT.sub(fill, query)
         self._filled[name, parts] = filled
         return filled
+
+    def filled(self, name: str, texts: Mapping[str, str]) -> str:
+        """The query `name` with each `{slot}` replaced by `texts[slot]`, for warehouses whose
+        client quotes nothing itself (the caller has quoted every text)."""
+        return _SLOT.sub(lambda slot: texts[slot[1]], self[name])
 
     @classmethod
     def beside(cls, module_file: str, filename: str) -> "Queries":

@@ -175,7 +175,7 @@ class ClickHouseWarehouse:
                      rows: AsyncIterator[bytes] | None = None) -> str:  # fmt: skip
         """Run a query of `clickhouse.sql`; with `rows`, an insert of them."""
         assert self._client is not None, "used outside `async with`"
-        statement = _fill(_Q[query], names)
+        statement = _Q.filled(query, names)
         try:
             if rows is None:
                 answer = await self._client.post("", content=statement.encode())
@@ -265,13 +265,6 @@ def _literal(text: str) -> str:
 
 def _unescape(text: str) -> str:
     return re.sub(r"\\(.)", lambda m: {"t": "\t", "n": "\n", "0": "\0"}.get(m[1], m[1]), text)
-
-
-_SLOT = re.compile(r"\{(\w+)\}")
-
-
-def _fill(query: str, names: dict[str, str]) -> str:
-    return _SLOT.sub(lambda m: names[m[1]], query)
 
 
 def _message(text: str) -> str:

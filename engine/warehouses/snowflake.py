@@ -20,14 +20,13 @@ The client is synchronous: each call runs in a thread of its own, off the event 
 
 import asyncio
 import contextlib
-import re
 import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, LiteralString, Self, TypeVar
+from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit
 
 from engine.sql import Queries
@@ -52,7 +51,6 @@ CONNECT_TIMEOUT = 30
 STEP_TIMEOUT = 1800  # seconds a statement may take, retries included (the load is retried)
 MISSING = ("Snowflake's client is not installed: pip install 'sluice[snowflake]' "
            "(snowflake-connector-python) into Sluice's environment")  # fmt: skip
-_SLOT = re.compile(r"\{(\w+)\}")
 T = TypeVar("T")
 
 
@@ -220,15 +218,11 @@ class SnowflakeWarehouse:
                 for query, names in steps:
                     if self._stopping.is_set():
                         raise WarehouseError(f"{doing}: stopped")
-                    cur.execute(_fill(_Q[query], names))
+                    cur.execute(_Q.filled(query, names))
                     found = cur.fetchall()
         except snowflake.connector.Error as exc:
             raise WarehouseError(f"{doing}: {_message(exc)}") from None
         return found
-
-
-def _fill(query: LiteralString, names: dict[str, str]) -> str:
-    return _SLOT.sub(lambda m: names[m[1]], query)
 
 
 def _name(name: str) -> str:

@@ -21,8 +21,10 @@ upgrade in place (new package, migrations, one service restarted at a time).
   --public-url URL       the gateway's URL as SDKs reach it (behind a load balancer)
   --roles LIST           which of gateway,worker,web run on this host (default: all of them
                          the first time, then those enabled)
-  --with LIST            optional parts to install: snowflake (Snowflake's client, for
-                         Snowflake warehouses); an upgrade keeps those the host has
+  --with LIST            optional parts to install, comma-separated: snowflake
+                         (Snowflake's client, for Snowflake warehouses), bigquery
+                         (Google's client, for BigQuery); an upgrade keeps those the
+                         host has
   -h, --help             this help
 EOF
 }
@@ -102,14 +104,16 @@ if [ -n "$wheelhouse" ]; then
 fi
 upgrade=false
 [ -e "$PREFIX/current" ] && upgrade=true
-if [ -z "$extras" ] && $upgrade \
-        && "$PREFIX/current/bin/python" -c "import snowflake.connector" 2>/dev/null; then
-    extras=snowflake  # the optional parts the running release has
+if [ -z "$extras" ] && $upgrade; then  # the optional parts the running release has
+    had=()
+    "$PREFIX/current/bin/python" -c "import snowflake.connector" 2>/dev/null && had+=(snowflake)
+    "$PREFIX/current/bin/python" -c "import google.cloud.bigquery" 2>/dev/null && had+=(bigquery)
+    extras=$(IFS=,; echo "${had[*]}")
 fi
 for extra in ${extras//,/ }; do
     case $extra in
-        snowflake) ;;
-        *) fail "unknown part '$extra' in --with: the optional parts are: snowflake" ;;
+        snowflake|bigquery) ;;
+        *) fail "unknown part '$extra' in --with: the optional parts are: snowflake, bigquery" ;;
     esac
 done
 if [ -z "$roles" ] && $upgrade; then  # the roles this host runs now

@@ -20,6 +20,7 @@ from appliance.embedded import EmbeddedPostgres
 from engine import migrate, specs
 from engine.control import workspace
 from engine.db import connection
+from tests.bigquery import bigquery_double, bigquery_project  # noqa: F401  (fixtures)
 from tests.clickhouse import clickhouse, clickhouse_port  # noqa: F401  (fixtures, for all)
 from tests.s3server import s3_server  # noqa: F401  (a fixture, for every test module)
 from tests.servers import (

@@ -25,6 +25,10 @@ DEFINITIONS = {
     "FB": "facebook_app_events",
     "S3": "s3",
     "POSTGRES": "postgres",
+    "RS": "redshift",
+    "SNOWFLAKE": "snowflake",
+    "BQ": "bigquery",
+    "CLICKHOUSE": "clickhouse",
 }
 
 

@@ -8,6 +8,7 @@ from engine.destinations.adjust import ADJUST
 from engine.destinations.amplitude import AMPLITUDE
 from engine.destinations.appsflyer import APPSFLYER
 from engine.destinations.base import DestinationType
+from engine.destinations.bigquery import BIGQUERY
 from engine.destinations.clickhouse import CLICKHOUSE
 from engine.destinations.facebook_app_events import FACEBOOK_APP_EVENTS
 from engine.destinations.facebook_conversions import FACEBOOK_CONVERSIONS
@@ -36,6 +37,7 @@ TYPES: dict[str, DestinationType] = {
         POSTGRES,
         REDSHIFT,
         SNOWFLAKE,
+        BIGQUERY,
         CLICKHOUSE,
     )
 }

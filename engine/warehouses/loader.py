@@ -10,6 +10,7 @@ ClickHouse, are left out).
 """
 
 import asyncio
+import hashlib
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ _DISCARD_COLUMNS = {
     "uuid_ts": "datetime",
 }
 _DISCARD_KEY = ("table_name", "row_id", "column_name")
+STAMPS = {"": ("uuid_ts",), "BQ": ("loaded_at", "uuid_ts")}
 # `\u0000` in JSON text, not preceded by an escaped backslash of its own.
 _NUL_ESCAPE = re.compile(r"((?:^|[^\\])(?:\\\\)*)\\u0000")
 
@@ -90,6 +92,8 @@ class _Load:
         self.namespace, self.files, self.append, self.limits = namespace, files, append, limits
         self.safe = _Names(provider)
         self.now = _iso(datetime.now(UTC))
+        self.batch = hashlib.sha256("\n".join(sorted(file.key for file in files)).encode()
+                                    ).hexdigest()[:32]  # fmt: skip
         self.staged: dict[str, Columns] = {}
         self.merge_rules: set[str] = set()
         for file in files:
@@ -102,20 +106,21 @@ class _Load:
         self.loaded = Loaded({}, 0, {})
 
     async def table(self, warehouse: Warehouse, table: str) -> None:
-        staged, stamp = self.staged[table], self.safe.uuid_ts
+        staged, stamps = self.staged[table], self.safe.stamps
         mode: Mode = "append" if self.append else "merge"
         key: tuple[str, ...] = ()
         if table in self.merge_rules:
-            mode, key = "new", tuple(sorted(name for name in staged if name != stamp))
+            mode, key = "new", tuple(sorted(name for name in staged if name not in stamps))
         elif table == self.safe(USERS):
             mode = "users"
         change = schema.change(self.existing.get(table), staged)
         types = await warehouse.prepare(self.namespace, table, change, mode)
         wanted = types if mode == "users" else staged
-        columns = sorted(name for name in wanted if name != stamp)
+        columns = sorted(name for name in wanted if name not in stamps)
         values = _Values(table, columns, types, self.safe, self.discards, self.limits)
         kinds = [types[name] for name in columns]
-        load = Load(self.namespace, table, columns, kinds, mode, key, (stamp,), self.now)
+        load = Load(self.namespace, table, columns, kinds, mode, key, stamps, self.now,
+                    self.batch)  # fmt: skip
         await warehouse.load(load, values.of(self.files))
         self.loaded.tables[table] = values.rows
         self.loaded.schema[table] = types
@@ -123,13 +128,15 @@ class _Load:
     async def load_discards(self, warehouse: Warehouse) -> None:
         safe, table = self.safe, self.safe(DISCARDS)
         columns = {safe(name): kind for name, kind in _DISCARD_COLUMNS.items()}
+        columns.update((name, "datetime") for name in safe.stamps)
         change = schema.change(self.existing.get(table), columns)
         types = await warehouse.prepare(self.namespace, table, change, "new")
-        order = sorted(name for name in columns if name != safe.uuid_ts)
+        order = sorted(name for name in columns if name not in safe.stamps)
         rows = ([row.data.get(name) for name in order] for row in self.discards)
         key = tuple(safe(name) for name in _DISCARD_KEY)
         kinds = [types[name] for name in order]
-        load = Load(self.namespace, table, order, kinds, "new", key, (safe.uuid_ts,), self.now)
+        load = Load(self.namespace, table, order, kinds, "new", key, safe.stamps, self.now,
+                    self.batch)  # fmt: skip
         await warehouse.load(load, rows)
         self.loaded.discards = len(self.discards)
         self.loaded.tables[table] = len(self.discards)
@@ -182,7 +189,7 @@ class _Values:
         key = tuple(shape.items())
         if key not in self._getters:
             conforms = all(self.types.get(name) == kind for name, kind in key
-                           if name != self.safe.uuid_ts)  # fmt: skip
+                           if name not in self.safe.stamps)  # fmt: skip
             place = {name: index for index, name in enumerate(shape, start=1)}
             positions = [place.get(name, -1) for name in self.columns]
             getter = itemgetter(*positions) if len(positions) > 1 else _single(positions[0])
@@ -251,7 +258,8 @@ class _Names:
 
     def __init__(self, provider: Provider) -> None:
         self._provider = provider
-        self.uuid_ts = self("uuid_ts")
+        # The columns that hold the load's time: BigQuery's rows have `loaded_at` too.
+        self.stamps = tuple(self(name) for name in STAMPS.get(provider, STAMPS[""]))
 
     def __call__(self, name: str) -> str:
         return names.safe(name, self._provider)

@@ -6,6 +6,7 @@ options its transformer reads (see `rows.py`).
 happen that often, and at once on `sluice warehouse sync` or the UI's "Sync now".
 """
 
+import json
 from typing import Any, Literal
 
 import msgspec
@@ -129,6 +130,42 @@ class SnowflakeSettings(WarehouseSettings, kw_only=True):
             raise ValueError("password is empty (or turn useKeyPairAuth on and give privateKey)")
         if self.endpoint and not self.endpoint.startswith(("http://", "https://")):
             raise ValueError(f"endpoint {self.endpoint!r} is not an http(s):// URL")
+
+
+class BigQuerySettings(WarehouseSettings, kw_only=True):
+    """BigQuery (RudderStack's keys): the project the datasets (one per source) are made in,
+    their location, and a service account's JSON key. Loads go through the load jobs' own
+    uploads: `bucketName` (RudderStack stages files in Cloud Storage) is not needed."""
+
+    project: str
+    credentials: str  # a service account's key: the JSON file Google Cloud gives
+    location: str = ""  # where new datasets are made: `US`, `EU`, `europe-west1`… (empty: US)
+    bucketName: str = ""
+    prefix: str = ""
+    skipViews: bool = False  # no `<table>_view` (one row per id) beside each table
+    endpoint: str = ""  # a BigQuery API at another address: http(s)://host:port
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.project.strip():
+            raise ValueError("project is empty")
+        self.service_account()
+        if self.endpoint and not self.endpoint.startswith(("http://", "https://")):
+            raise ValueError(f"endpoint {self.endpoint!r} is not an http(s):// URL")
+
+    def service_account(self) -> dict[str, Any]:
+        """The key in `credentials`, checked for what signing in needs (and never quoted)."""
+        try:
+            key = json.loads(self.credentials)
+        except ValueError:
+            key = None
+        if not isinstance(key, dict) or key.get("type") != "service_account":
+            raise ValueError("credentials is not a service account's JSON key (in Google "
+                             "Cloud: IAM → Service accounts → Keys → Add key → JSON)")  # fmt: skip
+        for field in ("client_email", "private_key", "token_uri"):
+            if not isinstance(key.get(field), str) or not key[field].strip():
+                raise ValueError(f"credentials has no {field}: paste the whole JSON key file")
+        return key
 
 
 class ClickHouseSettings(WarehouseSettings, kw_only=True):

@@ -21,16 +21,16 @@ The client is synchronous: each call runs in a thread of its own, off the event 
 import asyncio
 import contextlib
 import tempfile
-import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 from engine.sql import Queries
 from engine.warehouses import loadfiles
+from engine.warehouses.blocking import Blocking
 from engine.warehouses.schema import Change, Columns
 from engine.warehouses.settings import SnowflakeSettings
 from engine.warehouses.warehouse import Load, Mode, WarehouseError
@@ -51,7 +51,6 @@ CONNECT_TIMEOUT = 30
 STEP_TIMEOUT = 1800  # seconds a statement may take, retries included (the load is retried)
 MISSING = ("Snowflake's client is not installed: pip install 'sluice[snowflake]' "
            "(snowflake-connector-python) into Sluice's environment")  # fmt: skip
-T = TypeVar("T")
 
 
 class SnowflakeWarehouse:
@@ -59,7 +58,7 @@ class SnowflakeWarehouse:
         self._settings = settings
         self._conn: Any = None
         self._database = ""  # quoted, as Snowflake names it (found when connecting)
-        self._stopping = threading.Event()  # the load was cancelled: no further statement
+        self._blocking = Blocking()
         # The session's temporary objects (named apart from another session's all the same).
         token = uuid.uuid4().hex[:12].upper()
         self._temporary = {"stage": _name(f"SLUICE_STAGE_{token}"),
@@ -140,19 +139,7 @@ class SnowflakeWarehouse:
         return change.columns
 
     async def load(self, load: Load, rows: Iterable[Sequence[Any]]) -> None:
-        await self._in_thread(self._load, load, rows)
-
-    async def _in_thread(self, work: Callable[..., T], *args: Any) -> T:
-        """`work` in a thread; cancelled, it stops before its next statement, and is waited
-        for (a connection must not close under a statement, nor a retry overlap it)."""
-        running = asyncio.ensure_future(asyncio.to_thread(work, *args))
-        try:
-            return await asyncio.shield(running)
-        except asyncio.CancelledError:
-            self._stopping.set()
-            with contextlib.suppress(Exception):
-                await running
-            raise
+        await self._blocking.run(self._load, load, rows)
 
     def _load(self, load: Load, rows: Iterable[Sequence[Any]]) -> None:
         doing = f"loading {load.namespace}.{load.table}"
@@ -206,7 +193,7 @@ class SnowflakeWarehouse:
                 self._run(doing, [("drop_staging", names)])
 
     async def _call(self, doing: str, steps: list[tuple[str, dict[str, str]]]) -> list[Any]:
-        return await self._in_thread(self._run, doing, steps)
+        return await self._blocking.run(self._run, doing, steps)
 
     def _run(self, doing: str, steps: list[tuple[str, dict[str, str]]]) -> list[Any]:
         """Run queries of `snowflake.sql` in turn; the last one's rows."""
@@ -216,8 +203,7 @@ class SnowflakeWarehouse:
         try:
             with self._conn.cursor() as cur:
                 for query, names in steps:
-                    if self._stopping.is_set():
-                        raise WarehouseError(f"{doing}: stopped")
+                    self._blocking.step(doing)
                     cur.execute(_Q.filled(query, names))
                     found = cur.fetchall()
         except snowflake.connector.Error as exc:

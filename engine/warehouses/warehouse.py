@@ -35,6 +35,9 @@ class Load:
     key: tuple[str, ...] = ()
     stamps: tuple[str, ...] = ()  # columns that hold the load's time (`uuid_ts`), not in rows
     now: str = ""  # the load's time (UTC ISO)
+    # The load's staged files, as one name: the same files make the same name (a warehouse
+    # may use it to load them once, however often the load is tried).
+    batch: str = ""
 
 
 class Warehouse(Protocol):

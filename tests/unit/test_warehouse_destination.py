@@ -1,6 +1,7 @@
 """The PostgreSQL warehouse as a destination type: its settings (RudderStack's keys), each
 event mapped to its rows with where it came from, refusals as unsendable events."""
 
+import json
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -64,3 +65,41 @@ def test_an_event_that_cannot_be_rows_is_unsendable() -> None:
     with pytest.raises(Unsendable, match='Unknown event type: "bogus"'):
         POSTGRES.map({"type": "bogus"}, settings, NOW)
     assert POSTGRES.map({"type": "merge"}, settings, NOW) == []  # nothing for PostgreSQL
+
+
+def test_rudderstacks_warehouse_definitions_import_as_sluices_types() -> None:
+    from engine.control import rudderstack
+
+    names = {"POSTGRES": "postgres", "RS": "redshift", "SNOWFLAKE": "snowflake",
+             "BQ": "bigquery", "CLICKHOUSE": "clickhouse"}  # fmt: skip
+    destinations = [{"id": f"d-{code}", "name": f"to {code}", "config": {"host": "x"},
+                     "destinationDefinition": {"name": code}} for code in names]  # fmt: skip
+    document = {"sources": [{"name": "web", "writeKey": "2AbCdEfGhIjKlMnOp",
+                             "destinations": destinations}]}  # fmt: skip
+    imported = rudderstack.read(document)
+    assert imported.skipped == []
+    assert {d.name: d.type for d in imported.spec.destinations} == {
+        f"to {code}": kind for code, kind in names.items()
+    }
+
+
+def test_bigquery_settings_need_a_service_account_key_and_never_quote_it() -> None:
+    bigquery = TYPES["bigquery"]
+    assert bigquery.required == ("project", "credentials")
+    key = {"type": "service_account", "client_email": "a@p.iam.gserviceaccount.com",
+           "private_key": "-----BEGIN PRIVATE KEY-----\nTOP-SECRET\n-----END PRIVATE KEY-----\n",
+           "token_uri": "https://oauth2.googleapis.com/token"}  # fmt: skip
+    good = {"project": "p", "credentials": json.dumps(key)}
+    assert bigquery.parse_settings(good).project == "p"
+    assert bigquery.secrets(good) == [good["credentials"]]
+    for credentials, said in [
+        ("{not json TOP-SECRET", "credentials is not a service account's JSON key"),
+        (json.dumps({**key, "type": "authorized_user"}), "not a service account's JSON key"),
+        (json.dumps({**key, "client_email": ""}), "credentials has no client_email"),
+        (json.dumps({k: v for k, v in key.items() if k != "token_uri"}), "has no token_uri"),
+    ]:
+        with pytest.raises(BadSettings, match=said) as refused:
+            bigquery.parse_settings({**good, "credentials": credentials})
+        assert "TOP-SECRET" not in str(refused.value)
+    with pytest.raises(BadSettings, match=r"endpoint 'bigquery\.local' is not an http"):
+        bigquery.parse_settings({**good, "endpoint": "bigquery.local"})

@@ -4,7 +4,6 @@ of newline-delimited JSON appended once however often a load is tried, views wit
 id, the users merge, discarded values, errors in Google's words without the key, and the real
 Python SDK's events end to end on `sluice warehouse sync`."""
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -12,13 +11,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from engine.warehouses import bigquery, loader, staging
-from engine.warehouses.bigquery import BigQueryWarehouse
-from engine.warehouses.settings import BigQuerySettings
+from engine.warehouses import bigquery, loader
 from engine.warehouses.warehouse import WarehouseError
 from tests.bigquery import BigQuery
 from tests.delivery import connect_destinations, sluice
-from tests.integration.test_warehouse_loads import DESTINATION, identify, track
+from tests.integration.test_warehouse_loads import identify, load_into, loaded_again, track
 from tests.integration.test_warehouse_loads import stage as stage_for
 from tests.integration.test_warehouse_pipeline import STAGE_FAST, send_and_sync
 from tests.servers import GatewayProcess, free_port
@@ -29,21 +26,7 @@ def stage(root: Path, key: str, *events: dict[str, Any]) -> None:
 
 
 def load(project: BigQuery, root: Path, **more: Any) -> loader.Loaded:
-    """A load as the load stage makes it: two tables at a time, on two sessions."""
-
-    async def go() -> loader.Loaded:
-        files = staging.pending(root, DESTINATION)
-        settings = msgspec.convert(project.settings(**more), BigQuerySettings)
-        async with BigQueryWarehouse(settings) as one, BigQueryWarehouse(settings) as two:
-            return await loader.load([one, two], "BQ", "web", files,
-                                     append=settings.preferAppend)  # fmt: skip
-
-    return asyncio.run(go())
-
-
-def done(root: Path) -> None:
-    for found in staging.pending(root, DESTINATION):
-        staging.remove(root, DESTINATION, found.key)
+    return load_into("bigquery", project.settings(**more), "web", root)
 
 
 def test_tables_views_and_every_event_once_however_often_loaded(
@@ -103,7 +86,7 @@ def test_users_keep_the_latest_value_of_each_column(
 ) -> None:
     stage(tmp_path, "1", identify("i1", "2024-01-01T00:00:00Z", plan="free", city="Oslo"))
     load(bigquery_project, tmp_path)
-    done(tmp_path)
+    loaded_again(tmp_path)
     stage(tmp_path, "2", identify("i3", "2024-01-03T00:00:00Z", plan="pro"),
           identify("i2", "2024-01-02T00:00:00Z", plan="team", email="a@b.c"))  # fmt: skip
     load(bigquery_project, tmp_path)
@@ -123,7 +106,7 @@ def test_types_never_change_and_values_they_cannot_hold_are_discarded(
 ) -> None:
     stage(tmp_path, "1", track("m1", "2024-01-01T00:00:00Z", total=10))
     load(bigquery_project, tmp_path)
-    done(tmp_path)
+    loaded_again(tmp_path)
     stage(tmp_path, "2", track("m3", "2024-01-02T00:00:00Z", total="ten", note="new"),
           track("m4", "2024-01-02T00:00:00Z", total=4.75))  # fmt: skip
     loaded = load(bigquery_project, tmp_path)

@@ -3,21 +3,17 @@ made and widened as needed, every event once however often it is staged or loade
 merge, discarded values, a refused connection said plainly, and the real Python SDK's events
 end to end (gateway → worker → ClickHouse) on `sluice warehouse sync`."""
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
-from engine.warehouses import loader, staging
-from engine.warehouses.clickhouse import LIMITS, ClickHouseWarehouse
-from engine.warehouses.settings import ClickHouseSettings
+from engine.warehouses import loader
 from engine.warehouses.warehouse import WarehouseError
 from tests.clickhouse import ClickHouse
 from tests.delivery import connect_destinations, sluice
-from tests.integration.test_warehouse_loads import DESTINATION, identify, track
+from tests.integration.test_warehouse_loads import identify, load_into, loaded_again, track
 from tests.integration.test_warehouse_loads import stage as stage_for
 from tests.integration.test_warehouse_pipeline import STAGE_FAST, send_and_sync
 from tests.servers import GatewayProcess
@@ -28,22 +24,7 @@ def stage(root: Path, key: str, *events: dict[str, Any]) -> None:
 
 
 def load(server: ClickHouse, root: Path, **more: Any) -> loader.Loaded:
-    """A load as the load stage makes it: two tables at a time, on two sessions."""
-
-    async def go() -> loader.Loaded:
-        files = staging.pending(root, DESTINATION)
-        settings = msgspec.convert(server.settings(**more), ClickHouseSettings)
-        async with ClickHouseWarehouse(settings) as one, ClickHouseWarehouse(settings) as two:
-            return await loader.load([one, two], "CLICKHOUSE", server.database, files,
-                                     append=settings.preferAppend, limits=LIMITS)  # fmt: skip
-
-    return asyncio.run(go())
-
-
-def loaded_again(root: Path) -> None:
-    """The staged files are done with (as after a load that succeeded)."""
-    for found in staging.pending(root, DESTINATION):
-        staging.remove(root, DESTINATION, found.key)
+    return load_into("clickhouse", server.settings(**more), server.database, root)
 
 
 def test_tables_are_made_and_every_event_is_loaded_once(

@@ -12,11 +12,11 @@ import pytest
 
 from engine import codec
 from engine.control import preview
+from engine.destinations.catalog import TYPES
 from engine.pipeline.topology import Target
 from engine.specs import DestinationSpec
 from engine.warehouses import loader, rows, staging
 from engine.warehouses.names import Provider
-from engine.warehouses.postgres import PostgresWarehouse
 from engine.warehouses.settings import PostgresSettings
 from engine.warehouses.warehouse import WarehouseError
 from tests.conftest import warehouse_settings
@@ -37,16 +37,31 @@ def stage(root: Path, key: str, *events: dict[str, Any], provider: Provider = "P
     staging.write(root, DESTINATION, f"{SOURCE}/{key}", b"\n".join(lines) + b"\n")
 
 
-def load(url: str, root: Path, **more: Any) -> loader.Loaded:
-    """A load as the load stage makes it: two tables at a time, on two sessions."""
+def load_into(destination_type: str, config: dict[str, Any], namespace: str,
+              root: Path) -> loader.Loaded:  # fmt: skip
+    """What is staged in `root`, loaded as the load stage loads it into a destination of the
+    type with `config`: two tables at a time, on two sessions."""
+    plugin = TYPES[destination_type]
+    kind, settings = plugin.warehouse, plugin.parse_settings(config)
+    assert kind is not None
 
     async def go() -> loader.Loaded:
         files = staging.pending(root, DESTINATION)
-        settings = settings_for(url, **more)
-        async with PostgresWarehouse(settings) as first, PostgresWarehouse(settings) as second:
-            return await loader.load([first, second], "POSTGRES", "web", files)
+        async with kind.open(settings) as first, kind.open(settings) as second:
+            return await loader.load([first, second], kind.provider, namespace, files,
+                                     append=settings.preferAppend, limits=kind.limits)  # fmt: skip
 
     return asyncio.run(go())
+
+
+def load(url: str, root: Path, **more: Any) -> loader.Loaded:
+    return load_into("postgres", warehouse_settings(url, **more), "web", root)
+
+
+def loaded_again(root: Path) -> None:
+    """The staged files are done with (as after a load that succeeded)."""
+    for found in staging.pending(root, DESTINATION):
+        staging.remove(root, DESTINATION, found.key)
 
 
 def query(url: str, text: str) -> list[tuple[Any, ...]]:

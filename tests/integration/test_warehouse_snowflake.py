@@ -3,20 +3,16 @@
 merge, discarded values, JSON paths as VARIANT, append mode, an account out of reach said
 plainly, and the real Python SDK's events end to end on `sluice warehouse sync`."""
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
-from engine.warehouses import loader, staging
-from engine.warehouses.settings import SnowflakeSettings
-from engine.warehouses.snowflake import SnowflakeWarehouse
+from engine.warehouses import loader
 from engine.warehouses.warehouse import WarehouseError
 from tests.delivery import connect_destinations, sluice
-from tests.integration.test_warehouse_loads import DESTINATION, identify, track
+from tests.integration.test_warehouse_loads import identify, load_into, loaded_again, track
 from tests.integration.test_warehouse_loads import stage as stage_for
 from tests.integration.test_warehouse_pipeline import STAGE_FAST, send_and_sync
 from tests.servers import GatewayProcess, free_port
@@ -28,21 +24,7 @@ def stage(root: Path, key: str, *events: dict[str, Any]) -> None:
 
 
 def load(account: Snowflake, root: Path, **more: Any) -> loader.Loaded:
-    """A load as the load stage makes it: two tables at a time, on two sessions."""
-
-    async def go() -> loader.Loaded:
-        files = staging.pending(root, DESTINATION)
-        settings = msgspec.convert(account.settings(**more), SnowflakeSettings)
-        async with SnowflakeWarehouse(settings) as one, SnowflakeWarehouse(settings) as two:
-            return await loader.load([one, two], "SNOWFLAKE", "WEB", files,
-                                     append=settings.preferAppend)  # fmt: skip
-
-    return asyncio.run(go())
-
-
-def done(root: Path) -> None:
-    for found in staging.pending(root, DESTINATION):
-        staging.remove(root, DESTINATION, found.key)
+    return load_into("snowflake", account.settings(**more), "WEB", root)
 
 
 def test_tables_are_made_and_every_event_is_loaded_once(
@@ -81,7 +63,7 @@ def test_users_keep_the_latest_value_of_each_column(
 ) -> None:
     stage(tmp_path, "1", identify("i1", "2024-01-01T00:00:00Z", plan="free", city="Oslo"))
     load(snowflake_account, tmp_path)
-    done(tmp_path)
+    loaded_again(tmp_path)
     stage(tmp_path, "2", identify("i3", "2024-01-03T00:00:00Z", plan="pro"),
           identify("i2", "2024-01-02T00:00:00Z", plan="team", email="a@b.c"))  # fmt: skip
     load(snowflake_account, tmp_path)
@@ -101,7 +83,7 @@ def test_types_never_change_and_json_paths_are_variants(
     event["integrations"] = {"SNOWFLAKE": {"options": {"jsonPaths": ["blob"]}}}
     stage(tmp_path, "1", event)
     load(snowflake_account, tmp_path)
-    done(tmp_path)
+    loaded_again(tmp_path)
     stage(tmp_path, "2", track("m3", "2024-01-02T00:00:00Z", total="ten", note="new"))
     loaded = load(snowflake_account, tmp_path)
     assert loaded.discards == 1 and loaded.schema["ORDER_COMPLETED"]["BLOB"] == "json"

@@ -36,7 +36,9 @@ import sqlglot
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-LOCATION = "US"
+LOCATION = "US"  # where a dataset is made when its request names no location
+# A field may not start with these (BigQuery keeps them for its pseudo-columns).
+_RESERVED = ("_PARTITION", "_TABLE_", "_FILE_", "_ROW_TIMESTAMP", "__ROOT__", "_COLIDENTIFIER")
 AUDIENCE = "https://oauth2.googleapis.com/token"  # what a signed JWT is for (whatever token_uri)
 # BigQuery's types (both their names) as DuckDB keeps them, and back.
 _DUCK = {"INT64": "BIGINT", "INTEGER": "BIGINT", "FLOAT64": "DOUBLE", "FLOAT": "DOUBLE",
@@ -45,6 +47,7 @@ _DUCK = {"INT64": "BIGINT", "INTEGER": "BIGINT", "FLOAT64": "DOUBLE", "FLOAT": "
 _BIGQUERY = {"BIGINT": "INTEGER", "DOUBLE": "FLOAT", "VARCHAR": "STRING",
              "TIMESTAMP WITH TIME ZONE": "TIMESTAMP", "BOOLEAN": "BOOLEAN"}  # fmt: skip
 _INFORMATION_SCHEMA = """
+CREATE TABLE "{project}"."{dataset}"."INFORMATION_SCHEMA.PARTITIONED" (table_name VARCHAR);
 CREATE VIEW "{project}"."{dataset}"."INFORMATION_SCHEMA.COLUMNS" AS
 SELECT table_name, column_name, ordinal_position,
        CASE data_type WHEN 'BIGINT' THEN 'INT64' WHEN 'DOUBLE' THEN 'FLOAT64'
@@ -52,7 +55,10 @@ SELECT table_name, column_name, ordinal_position,
             WHEN 'BOOLEAN' THEN 'BOOL' ELSE data_type END AS data_type
 FROM information_schema.columns
 WHERE table_catalog = '{project}' AND table_schema = '{dataset}'
-  AND table_name NOT LIKE 'INFORMATION_SCHEMA.%';
+  AND table_name NOT LIKE 'INFORMATION_SCHEMA.%'
+UNION ALL  -- an ingestion-time partitioned table's pseudo-column, as BigQuery lists it
+SELECT table_name, '_PARTITIONTIME', 0, 'TIMESTAMP'
+FROM "{project}"."{dataset}"."INFORMATION_SCHEMA.PARTITIONED";
 CREATE VIEW "{project}"."{dataset}"."INFORMATION_SCHEMA.TABLES" AS
 SELECT table_name, CASE table_type WHEN 'BASE TABLE' THEN 'BASE TABLE' ELSE 'VIEW' END AS table_type
 FROM information_schema.tables
@@ -85,6 +91,7 @@ class Double:
         default_factory=dict
     )
     failing: set[str] = field(default_factory=set)  # tables whose next load job fails
+    locations: dict[tuple[str, str], str] = field(default_factory=dict)  # each dataset's
 
     def __post_init__(self) -> None:
         self.db.execute("SET TimeZone = 'UTC'")
@@ -114,7 +121,8 @@ class Double:
     def _dataset(self, project: str, dataset: str) -> dict[str, Any]:
         if not self._dataset_exists(project, dataset):
             raise Refused(404, "notFound", f"Not found: Dataset {project}:{dataset}")
-        return {"kind": "bigquery#dataset", "id": f"{project}:{dataset}", "location": LOCATION,
+        location = self.locations[(project, dataset)]
+        return {"kind": "bigquery#dataset", "id": f"{project}:{dataset}", "location": location,
                 "datasetReference": {"projectId": project, "datasetId": dataset}}  # fmt: skip
 
     def _create_dataset(self, project: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -122,6 +130,7 @@ class Double:
         if self._dataset_exists(project, dataset):
             raise Refused(409, "duplicate", f"Already Exists: Dataset {project}:{dataset}")
         self.db.execute(f"CREATE SCHEMA {_q(project)}.{_q(dataset)}")
+        self.locations[(project, dataset)] = body.get("location") or LOCATION
         self.db.execute(_INFORMATION_SCHEMA.format(project=project, dataset=dataset))
         return self._dataset(project, dataset)
 
@@ -158,8 +167,12 @@ class Double:
         fields = body.get("schema", {}).get("fields", [])
         if not fields:
             raise Refused(400, "invalid", "Schema has no fields")
-        columns = ", ".join(f"{_q(f['name'])} {_type(f['type'])}" for f in fields)
+        columns = ", ".join(f"{_q(_field(f['name']))} {_type(f['type'])}" for f in fields)
         self.db.execute(f"CREATE TABLE {_q(project)}.{_q(dataset)}.{_q(table)} ({columns})")
+        partitioning = body.get("timePartitioning")
+        if partitioning and not partitioning.get("field"):
+            self.db.execute(f'INSERT INTO {_q(project)}.{_q(dataset)}."INFORMATION_SCHEMA.'
+                            'PARTITIONED" VALUES (?)', [table])  # fmt: skip
         return self._table(project, dataset, table)
 
     def _patch_table(self, project: str, dataset: str, table: str,
@@ -185,7 +198,7 @@ class Double:
             if f["name"].lower() in {name.lower() for name in have}:
                 raise Refused(400, "duplicate", f"Duplicate column name {f['name']}")
             self.db.execute(f"ALTER TABLE {_q(project)}.{_q(dataset)}.{_q(table)} ADD COLUMN "
-                            f"{_q(f['name'])} {_type(f['type'])}")  # fmt: skip
+                            f"{_q(_field(f['name']))} {_type(f['type'])}")  # fmt: skip
         return self._table(project, dataset, table)
 
     def _delete_table(self, project: str, dataset: str, table: str) -> None:
@@ -201,9 +214,10 @@ class Double:
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,1024}", job_id):
             raise Refused(400, "invalid", f"Invalid job ID {job_id!r}")
         if (project, job_id) in self.jobs:
-            raise Refused(409, "duplicate", f"Already Exists: Job {project}:{LOCATION}.{job_id}")
-        job = {"kind": "bigquery#job", "id": f"{project}:{LOCATION}.{job_id}",
-               "jobReference": {"projectId": project, "jobId": job_id, "location": LOCATION},
+            raise Refused(409, "duplicate", f"Already Exists: Job {project}:{job_id}")
+        location = reference.get("location") or LOCATION
+        job = {"kind": "bigquery#job", "id": f"{project}:{location}.{job_id}",
+               "jobReference": {"projectId": project, "jobId": job_id, "location": location},
                "configuration": body.get("configuration", {}),
                "status": {"state": "RUNNING"},
                "statistics": {"creationTime": _now_ms()}}  # fmt: skip
@@ -218,11 +232,12 @@ class Double:
         job["statistics"]["endTime"] = _now_ms()
         return job
 
-    def _load(self, project: str, config: dict[str, Any], data: bytes) -> int:
+    def _load(self, project: str, config: dict[str, Any], data: bytes, location: str) -> int:
         target = config["destinationTable"]
         dataset, table = target["datasetId"], target["tableId"]
         if config.get("sourceFormat") != "NEWLINE_DELIMITED_JSON":
             raise Refused(400, "invalid", "only NEWLINE_DELIMITED_JSON is played here")
+        self._in(project, dataset, location)
         columns = dict(self._columns(project, dataset, table))
         if not columns:
             raise Refused(404, "notFound", f"Not found: Table {project}:{dataset}.{table}")
@@ -270,11 +285,17 @@ class Double:
             raise
         return len(rows)
 
-    def _run_query(self, project: str, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    def _run_query(self, project: str, sql: str,
+                   location: str | None) -> tuple[list[str], list[tuple[Any, ...]]]:  # fmt: skip
+        """A query run in `location` (None: where its datasets are, as BigQuery finds it)."""
         try:
-            statements = sqlglot.transpile(sql, read="bigquery", write="duckdb")
+            parsed = sqlglot.parse(sql, read="bigquery")
         except sqlglot.errors.ParseError as exc:
             raise Refused(400, "invalidQuery", f"Syntax error: {exc}") from None
+        for statement in parsed:
+            for table in statement.find_all(sqlglot.exp.Table) if statement else ():
+                self._in(project, table.db, location)
+        statements = [statement.sql("duckdb") for statement in parsed if statement]
         self.db.execute(f"USE {_q(project)}")
         try:
             cursor = self.db.execute(";\n".join(statements))
@@ -285,6 +306,13 @@ class Double:
         except duckdb.Error as exc:
             raise Refused(400, "invalidQuery", str(exc)) from None
         return names, rows
+
+    def _in(self, project: str, dataset: str, location: str | None) -> None:
+        """A job in `location` reaches only datasets there."""
+        where = self.locations.get((project, dataset))
+        if location and where and where.upper() != location.upper():
+            raise Refused(404, "notFound", f"Not found: Dataset {project}:{dataset} was not "
+                          f"found in location {location}")  # fmt: skip
 
     # --- the API ---------------------------------------------------------------------------
 
@@ -336,7 +364,8 @@ class Double:
             case "GET", ["queries", job_id]:
                 return 200, {}, self._results(project, job_id)
             case "POST", ["queries"]:
-                names, rows = self._run_query(project, document["query"])
+                names, rows = self._run_query(project, document["query"],
+                                              document.get("location"))  # fmt: skip
                 job_id, job = self._new_job(project, {})
                 self._finish(job, None)
                 self.results[(project, job_id)] = (names, rows)
@@ -348,7 +377,9 @@ class Double:
         failure = None
         try:
             self.results[(project, job_id)] = self._run_query(
-                project, document["configuration"]["query"]["query"]
+                project,
+                document["configuration"]["query"]["query"],
+                document.get("jobReference", {}).get("location"),
             )
         except Refused as exc:
             failure = exc
@@ -393,7 +424,8 @@ class Double:
         job_id, job = self._new_job(project, upload["job"])
         failure: Refused | None = None
         try:
-            rows = self._load(project, job["configuration"]["load"], upload["data"])
+            rows = self._load(project, job["configuration"]["load"], upload["data"],
+                              job["jobReference"]["location"])  # fmt: skip
             job["statistics"]["load"] = {"outputRows": str(rows)}
         except Refused as exc:
             failure = exc
@@ -408,6 +440,17 @@ class Double:
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _field(name: str) -> str:
+    if name.upper().startswith(_RESERVED):
+        raise Refused(
+            400,
+            "invalid",
+            f'Invalid field name "{name}". Field names are not '
+            f"allowed to start with the (case-insensitive) prefixes {', '.join(_RESERVED)}",
+        )
+    return name
 
 
 def _type(kind: str) -> str:

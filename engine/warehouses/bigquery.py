@@ -98,7 +98,7 @@ class BigQueryWarehouse:
             credentials = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
                 s.service_account(), scopes=[SCOPE]
             )
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:  # (TypeError: a key with a passphrase)
             raise WarehouseError(f"credentials: the service account's key cannot be read "
                                  f"({type(exc).__name__})") from None  # fmt: skip
         options = ClientOptions(api_endpoint=s.endpoint) if s.endpoint else None
@@ -109,17 +109,27 @@ class BigQueryWarehouse:
         return await self._blocking.run(self._tables, namespace)
 
     def _tables(self, namespace: str) -> dict[str, Columns]:
+        """The dataset's tables; and a view a table lacks is made (a crash cut its making
+        short, or `skipViews` was turned off)."""
         from google.api_core.exceptions import NotFound
 
         found: dict[str, Columns] = {}
-        query = _Q.filled("tables", {"dataset": self._path(namespace)})
+        views: set[str] = set()
         with _errors(f"reading the schema of dataset {namespace}"):
             try:
-                rows = self._query(query)
+                location = self._location(namespace)
             except NotFound:
                 return found  # no dataset yet
-            for table, column, kind in rows:
-                found.setdefault(table, {})[column] = _ABSTRACT.get(str(kind).upper(), "string")
+            query = _Q.filled("tables", {"dataset": self._path(namespace)})
+            for table, kind, column, data_type in self._query(query, location):
+                if kind != "BASE TABLE":
+                    views.add(table)
+                else:
+                    found.setdefault(table, {})[column] = _ABSTRACT.get(str(data_type).upper(),
+                                                                        "string")  # fmt: skip
+            for table, columns in found.items():
+                if f"{table}_view" not in views and f"{table}_view" not in found:
+                    self._make_view(namespace, table, columns, location)
         return found
 
     async def create_namespace(self, namespace: str) -> None:
@@ -157,14 +167,19 @@ class BigQueryWarehouse:
                 self._client.update_table(found, ["schema"], **self._api)
             else:
                 return
-            key = _VIEW_KEYS.get(table, ("id",))
-            if not self._settings.skipViews and all(name in change.columns for name in key):
-                view = _Q.filled("make_view", {
-                    "view": self._path(namespace, f"{table}_view"),
-                    "table": self._path(namespace, table), "loaded_at": _name("loaded_at"),
-                    "key": ", ".join(_name(name) for name in key),
-                })  # fmt: skip
-                self._query(view)
+            self._make_view(namespace, table, change.columns, self._location(namespace))
+
+    def _make_view(self, namespace: str, table: str, columns: Columns, location: str) -> None:
+        """`<table>_view`: one row per id (per key), the last loaded."""
+        key = _VIEW_KEYS.get(table, ("id",))
+        if self._settings.skipViews or not all(name in columns for name in key):
+            return
+        loaded_at = " ORDER BY `loaded_at` DESC" if "loaded_at" in columns else ""
+        view = _Q.filled("make_view", {
+            "view": self._path(namespace, f"{table}_view"), "table": self._path(namespace, table),
+            "key": ", ".join(_name(name) for name in key), "order": loaded_at,
+        })  # fmt: skip
+        self._query(view, location)
 
     async def load(self, load: Load, rows: Iterable[Sequence[Any]]) -> None:
         await self._blocking.run(self._load, load, rows)
@@ -212,8 +227,8 @@ class BigQueryWarehouse:
 
     def _once(self, doing: str, name: str, location: str, start: Callable[[str], Any]) -> None:
         """The job `name` run once: an earlier try's job, done or still running, counts; one
-        that failed (and so wrote nothing) is tried again under the next name."""
-        from google.api_core.exceptions import GoogleAPICallError, NotFound
+        that failed (and so wrote nothing) is run anew under the next name."""
+        from google.api_core.exceptions import Conflict, GoogleAPICallError, NotFound
 
         for attempt in itertools.count():
             self._blocking.step(doing)
@@ -221,13 +236,21 @@ class BigQueryWarehouse:
             try:
                 job = self._client.get_job(job_id, location=location, **self._api)
             except NotFound:
-                start(job_id).result(**self._job)
-                return
+                try:
+                    job = start(job_id)
+                except Conflict:  # a request of this try that failed made the job after all
+                    job = self._client.get_job(job_id, location=location, **self._api)
+                else:
+                    job.result(**self._job)  # this try's job: its failure is the load's
+                    return
             try:
                 job.result(**self._job)
                 return
             except GoogleAPICallError:
-                continue
+                job.reload(**self._api)
+                if job.state == "DONE" and job.error_result:
+                    continue
+                raise
 
     def _upload(self, file: IO[bytes], table: Any, job_id: str, *, append: bool) -> Any:
         from google.cloud import bigquery
@@ -271,10 +294,10 @@ class BigQueryWarehouse:
             "stamped": ", ".join(columns + [_name(name) for name in load.stamps]),
         })  # fmt: skip
 
-    def _query(self, query: str) -> Any:
+    def _query(self, query: str, location: str) -> Any:
         """A query's rows. (A failed query fails the load, which is tried again later.)"""
         return self._client.query_and_wait(
-            query, api_timeout=REQUEST_TIMEOUT, wait_timeout=STEP_TIMEOUT,
+            query, location=location, api_timeout=REQUEST_TIMEOUT, wait_timeout=STEP_TIMEOUT,
             retry=self._api["retry"], job_retry=None,
         )  # fmt: skip
 
@@ -364,6 +387,6 @@ def _api_message(exc: Any) -> str:
     said = [str(exc.message).strip()]
     for error in (exc.errors or [])[:3]:
         text = str(error.get("message", "")).strip() if isinstance(error, dict) else ""
-        if text and text not in said:
+        if text and not any(text in earlier or earlier in text for earlier in said):
             said.append(text)
     return "; ".join(said) + (f" (HTTP {exc.code})" if exc.code else "")

@@ -2,19 +2,21 @@
 -- literals (`{now}`) are quoted by the module.
 
 -- name: tables
--- The dataset's tables (not its views) and their columns, in order.
-SELECT c.table_name, c.column_name, c.data_type
-FROM {dataset}.INFORMATION_SCHEMA.COLUMNS AS c
-JOIN {dataset}.INFORMATION_SCHEMA.TABLES AS t USING (table_name)
-WHERE t.table_type = 'BASE TABLE'
-ORDER BY c.table_name, c.ordinal_position
+-- The dataset's tables and views, with each table's columns in order (but the pseudo-columns
+-- of its partitioning, which BigQuery lists too).
+SELECT t.table_name, t.table_type, c.column_name, c.data_type
+FROM {dataset}.INFORMATION_SCHEMA.TABLES AS t
+LEFT JOIN {dataset}.INFORMATION_SCHEMA.COLUMNS AS c
+  ON c.table_name = t.table_name AND t.table_type = 'BASE TABLE'
+     AND c.column_name NOT IN ('_PARTITIONTIME', '_PARTITIONDATE')
+ORDER BY t.table_name, c.ordinal_position
 
 -- name: make_view
 -- What to query: one row per id (per key), the last loaded. The table keeps every row
 -- loaded, as RudderStack's do: a load is appended, never merged in place.
 CREATE OR REPLACE VIEW {view} AS
 SELECT * EXCEPT (sluice_row_number) FROM (
-    SELECT *, ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY {loaded_at} DESC) AS sluice_row_number
+    SELECT *, ROW_NUMBER() OVER (PARTITION BY {key}{order}) AS sluice_row_number
     FROM {table}
 )
 WHERE sluice_row_number = 1

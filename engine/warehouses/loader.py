@@ -92,8 +92,7 @@ class _Load:
         self.namespace, self.files, self.append, self.limits = namespace, files, append, limits
         self.safe = _Names(provider)
         self.now = _iso(datetime.now(UTC))
-        self.batch = hashlib.sha256("\n".join(sorted(file.key for file in files)).encode()
-                                    ).hexdigest()[:32]  # fmt: skip
+        self.batch = _batch(files)
         self.staged: dict[str, Columns] = {}
         self.merge_rules: set[str] = set()
         for file in files:
@@ -119,7 +118,8 @@ class _Load:
         columns = sorted(name for name in wanted if name not in stamps)
         values = _Values(table, columns, types, self.safe, self.discards, self.limits)
         kinds = [types[name] for name in columns]
-        load = Load(self.namespace, table, columns, kinds, mode, key, stamps, self.now,
+        stamped = tuple(name for name in stamps if name in types)  # merge rules have none
+        load = Load(self.namespace, table, columns, kinds, mode, key, stamped, self.now,
                     self.batch)  # fmt: skip
         await warehouse.load(load, values.of(self.files))
         self.loaded.tables[table] = values.rows
@@ -263,6 +263,15 @@ class _Names:
 
     def __call__(self, name: str) -> str:
         return names.safe(name, self._provider)
+
+
+def _batch(files: Sequence[Staged]) -> str:
+    """The staged files as one name, which another file, or a file written again, changes."""
+    digest = hashlib.sha256()
+    for file in sorted(files, key=lambda file: file.key):
+        found = file.rows_path.stat()
+        digest.update(f"{file.key}\n{found.st_size}\n{found.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:32]
 
 
 def _iso(moment: datetime) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from engine.warehouses import bigquery, loader
+from engine.warehouses import bigquery, loader, rows
 from engine.warehouses.warehouse import WarehouseError
 from tests.bigquery import BigQuery
 from tests.delivery import connect_destinations, sluice
@@ -121,6 +121,34 @@ def test_types_never_change_and_values_they_cannot_hold_are_discarded(
     assert bigquery_project.query(discards) == expected
     load(bigquery_project, tmp_path)  # again: the discard is not doubled
     assert bigquery_project.query("SELECT count(*) FROM web.rudder_discards") == [(1,)]
+
+
+def test_identity_merge_rules_load_without_load_time_columns(
+    bigquery_project: BigQuery, tmp_path: Path
+) -> None:
+    alias = {"type": "alias", "messageId": "a1", "userId": "u2", "previousId": "u1",
+             "receivedAt": "2024-01-01T00:00:00Z"}  # fmt: skip
+    stage_for(tmp_path, "1", alias, provider="BQ",
+              options=rows.Options(request_query={"whIDResolve": "true"}))  # fmt: skip
+    load(bigquery_project, tmp_path)
+    load(bigquery_project, tmp_path)  # tried again: appended once
+    found = bigquery_project.query("SELECT * FROM web.rudder_identity_merge_rules_view")
+    assert found == [("user_id", "u2", "user_id", "u1")]
+    assert bigquery_project.query("SELECT count(*) FROM web.rudder_identity_merge_rules") == [(1,)]
+
+
+def test_a_dataset_is_loaded_where_it_is_and_a_missing_view_is_made(
+    bigquery_project: BigQuery, tmp_path: Path
+) -> None:
+    stage(tmp_path, "1", track("m1", "2024-01-01T00:00:00Z", total=1))
+    load(bigquery_project, tmp_path, location="EU")
+    assert bigquery_project.double.locations[(bigquery_project.project, "web")] == "EU"
+    loaded_again(tmp_path)
+    bigquery_project.query("DROP VIEW web.order_completed_view")  # a crash before it was made
+    stage(tmp_path, "2", track("m2", "2024-01-02T00:00:00Z", total=2))
+    load(bigquery_project, tmp_path, location="US")  # the setting changed: the dataset is in EU
+    found = bigquery_project.query("SELECT id, total FROM web.order_completed_view ORDER BY id")
+    assert found == [("m1", 1), ("m2", 2)]
 
 
 def test_appending_and_no_views(bigquery_project: BigQuery, tmp_path: Path) -> None:

@@ -29,10 +29,11 @@ def settings_for(url: str, **more: Any) -> PostgresSettings:
     return msgspec.convert(warehouse_settings(url, **more), PostgresSettings)
 
 
-def stage(root: Path, key: str, *events: dict[str, Any], provider: Provider = "POSTGRES") -> None:
+def stage(root: Path, key: str, *events: dict[str, Any], provider: Provider = "POSTGRES",
+          options: rows.Options | None = None) -> None:  # fmt: skip
     lines = []
     for event in events:
-        found = rows.rows(codec.decode(codec.encode(event)), provider, rows.Options())
+        found = rows.rows(codec.decode(codec.encode(event)), provider, options or rows.Options())
         lines.append(msgspec.json.encode([msgspec.to_builtins(r) for r in found]))
     staging.write(root, DESTINATION, f"{SOURCE}/{key}", b"\n".join(lines) + b"\n")
 

@@ -91,7 +91,9 @@ def test_bigquery_settings_need_a_service_account_key_and_never_quote_it() -> No
            "token_uri": "https://oauth2.googleapis.com/token"}  # fmt: skip
     good = {"project": "p", "credentials": json.dumps(key)}
     assert bigquery.parse_settings(good).project == "p"
-    assert bigquery.secrets(good) == [good["credentials"]]
+    secrets = bigquery.secrets(good)
+    assert secrets[0] == good["credentials"] and key["private_key"] in secrets
+    assert json.dumps(key["private_key"])[1:-1] in secrets  # as JSON text has it
     for credentials, said in [
         ("{not json TOP-SECRET", "credentials is not a service account's JSON key"),
         (json.dumps({**key, "type": "authorized_user"}), "not a service account's JSON key"),

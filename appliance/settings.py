@@ -62,6 +62,9 @@ class Settings(BaseSettings):
         "its cookies are then only ever sent over HTTPS",
     )  # fmt: skip
     embedded_db_port: int = Field(15432, ge=1, le=65535)
+    embedded_warehouse_port: int = Field(
+        15433, ge=1, le=65535, description="loopback port of the local warehouse's server"
+    )
     max_message_bytes: int = Field(32 * 1024, ge=1024)
     max_request_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     commit_window_ms: float = Field(2.0, ge=0, le=100)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from appliance import firstrun, options
-from appliance.embedded import EmbeddedPostgres
+from appliance.embedded import WAREHOUSE, EmbeddedPostgres
 from appliance.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,22 +35,38 @@ class _Child:
 
 
 def run_all(settings: Settings) -> None:
-    embedded = None
+    servers: list[EmbeddedPostgres] = []
     url = settings.database_url
     local = None
-    if not url:
-        embedded = EmbeddedPostgres(settings.data_dir, settings.embedded_db_port)
-        url = embedded.start()
-        log.info("embedded PostgreSQL listening on 127.0.0.1:%d", settings.embedded_db_port)
-        made = embedded.local_warehouse()
-        local = firstrun.LocalWarehouse(embedded.warehouse_settings(), embedded.psql(), made)
     try:
+        if not url:
+            embedded = EmbeddedPostgres(settings.data_dir, settings.embedded_db_port)
+            servers.append(embedded)
+            url = embedded.start()
+            log.info("embedded PostgreSQL listening on 127.0.0.1:%d", settings.embedded_db_port)
+            local = _local_warehouse(settings, embedded, servers)
         first = asyncio.run(firstrun.prepare(url, "sluice run", local))
         env = {**os.environ, "SLUICE_DATABASE_URL": url}
         _supervise(env, _ready(settings), lambda: _announce(settings, first))
     finally:
-        if embedded is not None:
-            embedded.stop()
+        for server in reversed(servers):
+            server.stop()
+
+
+def _local_warehouse(settings: Settings, embedded: EmbeddedPostgres,
+                     servers: list[EmbeddedPostgres]) -> firstrun.LocalWarehouse:  # fmt: skip
+    """The local warehouse: on a server of its own (started, and added to `servers`), or where
+    an earlier Sluice made it, in the embedded server's `warehouse` database."""
+    if embedded.has_local_warehouse():
+        return firstrun.LocalWarehouse(embedded.warehouse_settings(), embedded.psql(), False)
+    warehouse = EmbeddedPostgres(settings.data_dir / "warehouse",
+                                 settings.embedded_warehouse_port, database=WAREHOUSE)  # fmt: skip
+    servers.append(warehouse)
+    warehouse.start()
+    log.info("local warehouse's PostgreSQL listening on 127.0.0.1:%d",
+             settings.embedded_warehouse_port)  # fmt: skip
+    return firstrun.LocalWarehouse(warehouse.warehouse_settings(), warehouse.psql(),
+                                   warehouse.created)  # fmt: skip
 
 
 def _ready(settings: Settings) -> Callable[[], bool]:

@@ -15,7 +15,7 @@ import httpx
 import psycopg
 import psycopg.conninfo
 
-from appliance.embedded import EmbeddedPostgres
+from appliance.embedded import WAREHOUSE, EmbeddedPostgres
 from tests.servers import free_port, server_dir
 from tests.sink import Sink
 
@@ -32,6 +32,7 @@ class SluiceRun:
             "SLUICE_GATEWAY_PORT": str(ports["gateway"]),
             "SLUICE_WEB_PORT": str(ports["web"]),
             "SLUICE_EMBEDDED_DB_PORT": str(ports["db"]),
+            "SLUICE_EMBEDDED_WAREHOUSE_PORT": str(ports["warehouse"]),
             "SLUICE_GATEWAY_WORKERS": "1",
             "SLUICE_WORKER_METRICS_PORT": str(ports["metrics"]),
         }
@@ -75,7 +76,8 @@ class SluiceRun:
 
 
 def test_run_starts_everything_and_the_printed_command_sends_an_event() -> None:
-    ports = {"gateway": free_port(), "web": free_port(), "db": free_port(), "metrics": free_port()}
+    ports = {"gateway": free_port(), "web": free_port(), "db": free_port(), "metrics": free_port(),
+             "warehouse": free_port()}  # fmt: skip
     with server_dir() as data_dir, Sink() as sink:
         run = SluiceRun(data_dir, ports)
         try:
@@ -103,11 +105,14 @@ def test_run_starts_everything_and_the_printed_command_sends_an_event() -> None:
                 )
                 assert signed.status_code == 303 and signed.headers["location"] == "/users"
                 assert web.get("/users").headers["location"] == "/account/password"
-            # a local warehouse was made, its destination ready to be connected
+            # a local warehouse was made, on a server of its own, its destination ready to be
+            # connected
             psql = next(line for line in said.splitlines() if "psql -h 127.0.0.1" in line)
-            assert f"-p {ports['db']} -U sluice warehouse" in psql
+            assert f"-p {ports['warehouse']} -U sluice warehouse" in psql
             assert 'PGPASSWORD="$(cat ' in psql  # the password is never printed
-            local = EmbeddedPostgres(data_dir, ports["db"]).warehouse_settings()
+            local = EmbeddedPostgres(data_dir / "warehouse", ports["warehouse"],
+                                     database=WAREHOUSE).warehouse_settings()  # fmt: skip
+            assert local["port"] == str(ports["warehouse"])
             hook = data_dir / "hook.yaml"
             hook.write_text(
                 "destinations: [{name: hook, type: webhook, "
@@ -164,6 +169,7 @@ def test_run_starts_everything_and_the_printed_command_sends_an_event() -> None:
             code = run.stop()
         assert code == 0
         assert not (data_dir / "postgres" / "postmaster.pid").exists()  # stopped cleanly
+        assert not (data_dir / "warehouse" / "postgres" / "postmaster.pid").exists()
         if os.geteuid() == 0:
             assert (data_dir / "postgres").stat().st_uid != 0  # never runs as root
 
@@ -178,3 +184,23 @@ def test_run_starts_everything_and_the_printed_command_sends_an_event() -> None:
                 assert conn.execute("SELECT count(*) FROM sources").fetchone() == (1,)
         finally:
             again.stop()
+
+
+def test_a_local_warehouse_an_earlier_sluice_made_stays_in_the_embedded_server() -> None:
+    ports = {"gateway": free_port(), "web": free_port(), "db": free_port(), "metrics": free_port(),
+             "warehouse": free_port()}  # fmt: skip
+    with server_dir() as data_dir:
+        earlier = EmbeddedPostgres(data_dir, ports["db"])
+        try:  # as Sluice left it before the local warehouse had a server of its own
+            url = earlier.start()
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("CREATE DATABASE warehouse")
+        finally:
+            earlier.stop()
+        run = SluiceRun(data_dir, ports)
+        try:
+            said = run.read_until(r"Stop with Ctrl-C")
+            assert f"-p {ports['db']} -U sluice warehouse" in said  # where it was
+        finally:
+            assert run.stop() == 0
+        assert not (data_dir / "warehouse").exists()  # no second server

@@ -5,7 +5,8 @@ plays the warehouse, a local sink (bench/sink.py) behind a webhook destination, 
 gateway` and a `sluice worker` (its processing, delivery and load stages), all on this machine.
 Source `bench` feeds the webhook; source `backlog` feeds a PostgreSQL warehouse destination, for
 which --events events are staged beforehand, out of the worker's sight. The warehouse is a
-database of Sluice's own server (as the local warehouse is), or of --warehouse-url's.
+database of Sluice's own server, of a private server of its own (--warehouse-server, as
+`sluice run`'s local warehouse has), or of --warehouse-url's.
 
 Then, at --rate events/s of 100-event batches to the webhook: first --duration seconds with the
 warehouse idle, then — the staged backlog handed to the worker and a sync asked for — for as
@@ -14,10 +15,12 @@ long as the load takes. For each window it reports the latency from the gateway'
 within twice.
 
     python -m bench.warehouse_latency [--events 500000] [--rate 1000] [--duration 20]
+                                      [--warehouse-server | --warehouse-url URL]
 """
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
@@ -132,13 +135,19 @@ def main() -> None:
     parser.add_argument(
         "--warehouse-url", help="a PostgreSQL server to play the warehouse (default: Sluice's)"
     )
+    parser.add_argument("--warehouse-server", action="store_true",
+                        help="a private PostgreSQL of its own plays the warehouse, as `sluice "
+                             "run`'s local warehouse has")  # fmt: skip
     args = parser.parse_args()
     sink_port, gateway_port = free_port(), free_port()
     sink_url, gateway_url = f"http://127.0.0.1:{sink_port}", f"http://127.0.0.1:{gateway_port}"
     data_dir = Path(tempfile.mkdtemp(prefix="sluice-bench-worker-"))
-    with database(args.database_url) as url, process("bench.sink", str(sink_port)):
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(database(args.database_url))
+        stack.enter_context(process("bench.sink", str(sink_port)))
+        own = stack.enter_context(database(None)) if args.warehouse_server else None
         name = f"bench_warehouse_{uuid.uuid4().hex[:8]}"
-        server = args.warehouse_url or url
+        server = args.warehouse_url or own or url
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         parts = conninfo_to_dict(make_conninfo(server, dbname=name))

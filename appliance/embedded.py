@@ -7,7 +7,8 @@ data directory; nothing outside the data directory is created or has its mode ch
 
 The local warehouse is a server of its own, made the same way in `<data_dir>/warehouse/`: a
 big load writes its own write-ahead log there, which Sluice's commits would otherwise wait
-behind.
+behind; and it runs at a lower CPU priority (`WAREHOUSE_NICE`), so that on a small machine
+deliveries come first while it loads.
 """
 
 import contextlib
@@ -36,6 +37,7 @@ _Q = Queries.beside(__file__, "embedded.sql")
 SERVER_USER = "sluice"
 DATABASE = "sluice"
 WAREHOUSE = "warehouse"  # the local warehouse: a database to load events into and query
+WAREHOUSE_NICE = 10  # the local warehouse's server's niceness (Sluice's own server: 0)
 
 
 class EmbeddedPostgresError(SluiceError):
@@ -50,9 +52,10 @@ class _Account:
 
 
 class EmbeddedPostgres:
-    def __init__(self, data_dir: Path, port: int, database: str = DATABASE) -> None:
+    def __init__(self, data_dir: Path, port: int, database: str = DATABASE, nice: int = 0) -> None:
         self.data_dir = data_dir
         self.database = database
+        self.nice = nice
         self.created = False  # whether `start` made the database (a first start)
         self.pgdata = data_dir / "postgres"
         self.port = port
@@ -99,6 +102,8 @@ class EmbeddedPostgres:
         )  # fmt: skip
         log_file.close()
         self._wait_ready()
+        if self.nice:  # the server's processes, and so the sessions it starts from now on
+            os.setpriority(os.PRIO_PGRP, self._proc.pid, self.nice)
         self._create_database()
         return self.url
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from appliance import firstrun, options
-from appliance.embedded import WAREHOUSE, EmbeddedPostgres
+from appliance.embedded import WAREHOUSE, WAREHOUSE_NICE, EmbeddedPostgres
 from appliance.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,8 @@ def _local_warehouse(settings: Settings, embedded: EmbeddedPostgres,
     an earlier Sluice made it, in the embedded server's `warehouse` database."""
     if embedded.has_local_warehouse():
         return firstrun.LocalWarehouse(embedded.warehouse_settings(), embedded.psql(), False)
-    warehouse = EmbeddedPostgres(settings.data_dir / "warehouse",
-                                 settings.embedded_warehouse_port, database=WAREHOUSE)  # fmt: skip
+    warehouse = EmbeddedPostgres(settings.data_dir / "warehouse", settings.embedded_warehouse_port,
+                                 database=WAREHOUSE, nice=WAREHOUSE_NICE)  # fmt: skip
     servers.append(warehouse)
     warehouse.start()
     log.info("local warehouse's PostgreSQL listening on 127.0.0.1:%d",

@@ -36,13 +36,13 @@ async def prepare(url: str, destinations: Sequence[specs.DestinationSpec] = ()) 
 
 
 @contextlib.contextmanager
-def database(url: str | None) -> Iterator[str]:
+def database(url: str | None, nice: int = 0) -> Iterator[str]:
     if url:
         yield url
         return
     tmp = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
     tmp.chmod(0o755)  # the server may run as another user, which must reach its data dir
-    server = EmbeddedPostgres(tmp, free_port())
+    server = EmbeddedPostgres(tmp, free_port(), nice=nice)
     try:
         yield server.start()
     finally:

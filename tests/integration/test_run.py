@@ -15,7 +15,7 @@ import httpx
 import psycopg
 import psycopg.conninfo
 
-from appliance.embedded import WAREHOUSE, EmbeddedPostgres
+from appliance.embedded import WAREHOUSE, WAREHOUSE_NICE, EmbeddedPostgres
 from tests.servers import free_port, server_dir
 from tests.sink import Sink
 
@@ -113,6 +113,10 @@ def test_run_starts_everything_and_the_printed_command_sends_an_event() -> None:
             local = EmbeddedPostgres(data_dir / "warehouse", ports["warehouse"],
                                      database=WAREHOUSE).warehouse_settings()  # fmt: skip
             assert local["port"] == str(ports["warehouse"])
+            # at a lower CPU priority than Sluice's own server, as is every session it starts
+            postmaster = int((data_dir / "warehouse" / "postgres" / "postmaster.pid")
+                             .read_text().split()[0])  # fmt: skip
+            assert os.getpriority(os.PRIO_PROCESS, postmaster) == WAREHOUSE_NICE
             hook = data_dir / "hook.yaml"
             hook.write_text(
                 "destinations: [{name: hook, type: webhook, "
@@ -146,6 +150,8 @@ def test_run_starts_everything_and_the_printed_command_sends_an_event() -> None:
             )
             with psycopg.connect(warehouse) as conn:
                 rows = conn.execute("SELECT event_text FROM _default.tracks").fetchall()
+                [(backend,)] = conn.execute("SELECT pg_backend_pid()").fetchall()
+                assert os.getpriority(os.PRIO_PROCESS, backend) == WAREHOUSE_NICE
             assert rows == [("Hello Sluice",)]
 
             url = EmbeddedPostgres(data_dir, ports["db"]).url

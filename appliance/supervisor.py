@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from appliance import firstrun, options
-from appliance.embedded import WAREHOUSE, WAREHOUSE_NICE, EmbeddedPostgres
+from appliance.embedded import WAREHOUSE, WAREHOUSE_NICE, EmbeddedPostgres, EmbeddedPostgresError
 from appliance.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,16 +53,23 @@ def run_all(settings: Settings) -> None:
             server.stop()
 
 
-def _local_warehouse(settings: Settings, embedded: EmbeddedPostgres,
-                     servers: list[EmbeddedPostgres]) -> firstrun.LocalWarehouse:  # fmt: skip
+def _local_warehouse(
+    settings: Settings, embedded: EmbeddedPostgres, servers: list[EmbeddedPostgres]
+) -> firstrun.LocalWarehouse | None:
     """The local warehouse: on a server of its own (started, and added to `servers`), or where
-    an earlier Sluice made it, in the embedded server's `warehouse` database."""
+    an earlier Sluice made it, in the embedded server's `warehouse` database. A server that
+    does not start (its port taken, say) is said, and Sluice runs without it."""
     if embedded.has_local_warehouse():
         return firstrun.LocalWarehouse(embedded.warehouse_settings(), embedded.psql(), False)
     warehouse = EmbeddedPostgres(settings.data_dir / "warehouse", settings.embedded_warehouse_port,
                                  database=WAREHOUSE, nice=WAREHOUSE_NICE)  # fmt: skip
     servers.append(warehouse)
-    warehouse.start()
+    try:
+        warehouse.start()
+    except EmbeddedPostgresError as exc:
+        log.warning("the local warehouse's PostgreSQL did not start, Sluice runs without it "
+                    "(a free port: SLUICE_EMBEDDED_WAREHOUSE_PORT): %s", exc)  # fmt: skip
+        return None
     log.info("local warehouse's PostgreSQL listening on 127.0.0.1:%d",
              settings.embedded_warehouse_port)  # fmt: skip
     return firstrun.LocalWarehouse(warehouse.warehouse_settings(), warehouse.psql(),

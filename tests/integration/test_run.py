@@ -5,6 +5,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -210,3 +211,19 @@ def test_a_local_warehouse_an_earlier_sluice_made_stays_in_the_embedded_server()
         finally:
             assert run.stop() == 0
         assert not (data_dir / "warehouse").exists()  # no second server
+
+
+def test_sluice_runs_without_a_local_warehouse_whose_server_cannot_start() -> None:
+    ports = {"gateway": free_port(), "web": free_port(), "db": free_port(), "metrics": free_port(),
+             "warehouse": free_port()}  # fmt: skip
+    with server_dir() as data_dir, socket.socket() as taken:
+        taken.bind(("127.0.0.1", ports["warehouse"]))  # another program has the port
+        taken.listen()
+        run = SluiceRun(data_dir, ports)
+        try:
+            said = run.read_until(r"Stop with Ctrl-C")
+            assert "the local warehouse's PostgreSQL did not start" in said
+            assert "SLUICE_EMBEDDED_WAREHOUSE_PORT" in said and "psql -h" not in said
+            assert "curl -u" in said  # Sluice itself runs
+        finally:
+            assert run.stop() == 0

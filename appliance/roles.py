@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 _CHILD_GRACE = 30.0
 _STAGE_NAMES = {"process": "processing", "load": "warehouse load"}
+LOAD_NICE = 10  # the warehouse load stage's niceness: below the delivering stages'
 
 
 def gateway_app() -> "Gateway":
@@ -95,6 +96,8 @@ def serve_worker(settings: Settings, stage: str | None = None) -> None:
     """The worker; by default each of its stages runs in a process of its own (this one
     delivers; processing and warehouse loads are its children)."""
     options.database_url(settings, "worker")  # fail here, before starting the other stages
+    if stage == "load":
+        _lower_priority()
     children: list[subprocess.Popen[bytes]] = []
     if stage is None and settings.worker_split:
         # The processes count into files that this one's /metrics adds up; set before
@@ -115,6 +118,14 @@ def serve_worker(settings: Settings, stage: str | None = None) -> None:
             child.wait()
         if children:
             shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
+
+def _lower_priority() -> None:
+    """Loads are batch work: on a busy machine, deliveries get the cores first."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, LOAD_NICE)
+    except OSError as exc:  # (a service's system call filter may forbid it)
+        log.info("the warehouse load stage keeps its CPU priority: %s", exc)
 
 
 def _spawn_stage(stage: str) -> subprocess.Popen[bytes]:

@@ -3,6 +3,7 @@ staging, the load stage) → tables in a real PostgreSQL; `sluice warehouse sync
 a worker killed with SIGKILL in the middle of a load, and every event still there once."""
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +11,11 @@ import httpx
 import psycopg
 import rudderstack.analytics as rudder
 
+from appliance.roles import LOAD_NICE
 from tests.conftest import WRITE_KEY, warehouse_settings
 from tests.delivery import connect_destinations, sluice, wait_until
 from tests.integration.test_sdks import send_every_call_type
-from tests.servers import GatewayProcess, start_worker
+from tests.servers import GatewayProcess, WorkerProcess, start_worker
 
 # Staged within a second; loaded only when a sync asks (or once a day).
 STAGE_FAST = "{file_seconds: 1, min_backoff_seconds: 0.1, max_backoff_seconds: 0.5}"
@@ -136,3 +138,21 @@ def test_a_failing_warehouse_keeps_everything_until_it_is_fixed(
     finally:
         worker.stop()
     assert query(warehouse_url, "SELECT count(*) FROM website.pages") == [(20,)]
+
+
+def test_the_load_stage_runs_below_the_stages_that_deliver(worker: WorkerProcess) -> None:
+    def stages() -> dict[str, int]:  # the worker's child processes' stage → niceness
+        found = {}
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                stat = (proc / "stat").read_text()
+                command = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == worker.proc.pid and b"--stage" in command:
+                stage = command[command.index(b"--stage") + 1].decode()
+                found[stage] = os.getpriority(os.PRIO_PROCESS, int(proc.name))
+        return found
+
+    wait_until(lambda: stages().get("load") == LOAD_NICE)
+    assert stages()["process"] == os.getpriority(os.PRIO_PROCESS, worker.proc.pid) == 0

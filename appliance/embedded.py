@@ -22,6 +22,7 @@ import signal
 import stat
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,9 @@ SERVER_USER = "sluice"
 DATABASE = "sluice"
 WAREHOUSE = "warehouse"  # the local warehouse: a database to load events into and query
 WAREHOUSE_NICE = 10  # the local warehouse's server's niceness (Sluice's own server: 0)
+# The local warehouse's server writes what a load evicts to disk as it goes, not in a burst
+# later that Sluice's own commits would wait behind.
+WAREHOUSE_SETTINGS = {"backend_flush_after": "256kB"}
 
 
 class EmbeddedPostgresError(SluiceError):
@@ -52,8 +56,10 @@ class _Account:
 
 
 class EmbeddedPostgres:
-    def __init__(self, data_dir: Path, port: int, database: str = DATABASE, nice: int = 0) -> None:
+    def __init__(self, data_dir: Path, port: int, database: str = DATABASE, nice: int = 0,
+                 settings: Mapping[str, str] | None = None) -> None:  # fmt: skip
         self.data_dir = data_dir
+        self.settings = dict(settings or {})
         self.database = database
         self.nice = nice
         self.created = False  # whether `start` made the database (a first start)
@@ -91,6 +97,7 @@ class EmbeddedPostgres:
                 "-p", str(self.port),
                 "-c", "listen_addresses=127.0.0.1",
                 "-c", f"unix_socket_directories={self.pgdata}",
+                *(f"-c{name}={value}" for name, value in self.settings.items()),
             ],
             stdout=log_file,
             stderr=subprocess.STDOUT,

@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 import httpx
 
 from appliance import firstrun, options
-from appliance.embedded import WAREHOUSE, WAREHOUSE_NICE, EmbeddedPostgres, EmbeddedPostgresError
+from appliance.embedded import (
+    WAREHOUSE,
+    WAREHOUSE_NICE,
+    WAREHOUSE_SETTINGS,
+    EmbeddedPostgres,
+    EmbeddedPostgresError,
+)
 from appliance.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -62,7 +68,8 @@ def _local_warehouse(
     if embedded.has_local_warehouse():
         return firstrun.LocalWarehouse(embedded.warehouse_settings(), embedded.psql(), False)
     warehouse = EmbeddedPostgres(settings.data_dir / "warehouse", settings.embedded_warehouse_port,
-                                 database=WAREHOUSE, nice=WAREHOUSE_NICE)  # fmt: skip
+                                 database=WAREHOUSE, nice=WAREHOUSE_NICE,
+                                 settings=WAREHOUSE_SETTINGS)  # fmt: skip
     servers.append(warehouse)
     try:
         warehouse.start()

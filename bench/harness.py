@@ -36,13 +36,14 @@ async def prepare(url: str, destinations: Sequence[specs.DestinationSpec] = ()) 
 
 
 @contextlib.contextmanager
-def database(url: str | None, nice: int = 0) -> Iterator[str]:
+def database(url: str | None, nice: int = 0,
+             settings: dict[str, str] | None = None) -> Iterator[str]:  # fmt: skip
     if url:
         yield url
         return
     tmp = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
     tmp.chmod(0o755)  # the server may run as another user, which must reach its data dir
-    server = EmbeddedPostgres(tmp, free_port(), nice=nice)
+    server = EmbeddedPostgres(tmp, free_port(), nice=nice, settings=settings)
     try:
         yield server.start()
     finally:

@@ -16,7 +16,7 @@ import httpx
 import psycopg
 import psycopg.conninfo
 
-from appliance.embedded import WAREHOUSE, WAREHOUSE_NICE, EmbeddedPostgres
+from appliance.embedded import WAREHOUSE, WAREHOUSE_NICE, WAREHOUSE_SETTINGS, EmbeddedPostgres
 from tests.servers import free_port, server_dir
 from tests.sink import Sink
 
@@ -153,6 +153,8 @@ def test_run_starts_everything_and_the_printed_command_sends_an_event() -> None:
                 rows = conn.execute("SELECT event_text FROM _default.tracks").fetchall()
                 [(backend,)] = conn.execute("SELECT pg_backend_pid()").fetchall()
                 assert os.getpriority(os.PRIO_PROCESS, backend) == WAREHOUSE_NICE
+                flush = conn.execute("SHOW backend_flush_after").fetchall()
+            assert flush == [(WAREHOUSE_SETTINGS["backend_flush_after"],)]
             assert rows == [("Hello Sluice",)]
 
             url = EmbeddedPostgres(data_dir, ports["db"]).url

@@ -69,6 +69,12 @@ class EmbeddedPostgres:
         self._log_file = data_dir / "postgres.log"
         self._proc: subprocess.Popen[bytes] | None = None
 
+    @classmethod
+    def local_warehouse(cls, data_dir: Path, port: int) -> "EmbeddedPostgres":
+        """The local warehouse's server, in `<data_dir>/warehouse` (not yet started)."""
+        return cls(data_dir / "warehouse", port, database=WAREHOUSE, nice=WAREHOUSE_NICE,
+                   settings=WAREHOUSE_SETTINGS)  # fmt: skip
+
     @property
     def initialised(self) -> bool:
         return self._password_file.exists() and (self.pgdata / "PG_VERSION").exists()

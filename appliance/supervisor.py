@@ -18,13 +18,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from appliance import firstrun, options
-from appliance.embedded import (
-    WAREHOUSE,
-    WAREHOUSE_NICE,
-    WAREHOUSE_SETTINGS,
-    EmbeddedPostgres,
-    EmbeddedPostgresError,
-)
+from appliance.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from appliance.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -67,9 +61,8 @@ def _local_warehouse(
     does not start (its port taken, say) is said, and Sluice runs without it."""
     if embedded.has_local_warehouse():
         return firstrun.LocalWarehouse(embedded.warehouse_settings(), embedded.psql(), False)
-    warehouse = EmbeddedPostgres(settings.data_dir / "warehouse", settings.embedded_warehouse_port,
-                                 database=WAREHOUSE, nice=WAREHOUSE_NICE,
-                                 settings=WAREHOUSE_SETTINGS)  # fmt: skip
+    warehouse = EmbeddedPostgres.local_warehouse(settings.data_dir,
+                                                 settings.embedded_warehouse_port)  # fmt: skip
     servers.append(warehouse)
     try:
         warehouse.start()

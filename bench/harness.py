@@ -36,14 +36,16 @@ async def prepare(url: str, destinations: Sequence[specs.DestinationSpec] = ()) 
 
 
 @contextlib.contextmanager
-def database(url: str | None, nice: int = 0,
-             settings: dict[str, str] | None = None) -> Iterator[str]:  # fmt: skip
+def database(url: str | None, *, local_warehouse: bool = False) -> Iterator[str]:
+    """`url`, or a private server's (started as the local warehouse's is, if asked)."""
     if url:
         yield url
         return
     tmp = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
     tmp.chmod(0o755)  # the server may run as another user, which must reach its data dir
-    server = EmbeddedPostgres(tmp, free_port(), nice=nice, settings=settings)
+    port = free_port()
+    server = (EmbeddedPostgres.local_warehouse(tmp, port) if local_warehouse
+              else EmbeddedPostgres(tmp, port))  # fmt: skip
     try:
         yield server.start()
     finally:

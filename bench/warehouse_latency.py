@@ -36,7 +36,6 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from appliance.embedded import WAREHOUSE_NICE, WAREHOUSE_SETTINGS
 from bench.harness import WRITE_KEY, database, free_port, gateway
 from bench.pipeline import _stats, offer, process, worker_process
 from bench.warehouse import stage
@@ -146,8 +145,7 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         url = stack.enter_context(database(args.database_url))
         stack.enter_context(process("bench.sink", str(sink_port)))
-        own = (stack.enter_context(database(None, nice=WAREHOUSE_NICE,
-                                            settings=WAREHOUSE_SETTINGS))
+        own = (stack.enter_context(database(None, local_warehouse=True))
                if args.warehouse_server else None)  # fmt: skip
         name = f"bench_warehouse_{uuid.uuid4().hex[:8]}"
         server = args.warehouse_url or own or url

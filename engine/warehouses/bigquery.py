@@ -54,6 +54,7 @@ SCOPE = "https://www.googleapis.com/auth/bigquery"
 REQUEST_TIMEOUT = 120.0  # seconds for one API request (an upload's piece included)
 RETRY_SECONDS = 120.0  # a request failing for a reason that may pass is tried again this long
 STEP_TIMEOUT = 1800.0  # seconds a job may take
+STAGING = "sluice_staging_"  # a session's staging table's name begins so
 STAGING_HOURS = 24  # a staging table left behind (a killed worker) expires after this
 ROWS_PER_WRITE = 10_000
 MISSING = ("Google's BigQuery client is not installed: pip install 'sluice[bigquery]' "
@@ -69,7 +70,7 @@ class BigQueryWarehouse:
         self._job: dict[str, Any] = {}
         self._blocking = Blocking()
         self._locations: dict[str, str] = {}  # dataset → its location (where its jobs run)
-        self._staging = f"sluice_staging_{uuid.uuid4().hex[:12]}"  # this session's
+        self._staging = f"{STAGING}{uuid.uuid4().hex[:12]}"  # this session's
 
     async def __aenter__(self) -> Self:
         self._client = await asyncio.to_thread(self._connect)
@@ -128,7 +129,8 @@ class BigQueryWarehouse:
                     found.setdefault(table, {})[column] = _ABSTRACT.get(str(data_type).upper(),
                                                                         "string")  # fmt: skip
             for table, columns in found.items():
-                if f"{table}_view" not in views and f"{table}_view" not in found:
+                missing = f"{table}_view" not in views and f"{table}_view" not in found
+                if missing and not table.startswith(STAGING):  # (one a crash left, expiring)
                     self._make_view(namespace, table, columns, location)
         return found
 
@@ -138,7 +140,7 @@ class BigQueryWarehouse:
     def _create_namespace(self, namespace: str) -> None:
         from google.cloud import bigquery
 
-        dataset = bigquery.Dataset(f"{self._settings.project}.{namespace}")
+        dataset = bigquery.Dataset(self._id(namespace))
         dataset.location = self._settings.location or "US"
         with _errors(f"creating dataset {namespace}"):
             self._client.create_dataset(dataset, exists_ok=True, **self._api)
@@ -150,7 +152,7 @@ class BigQueryWarehouse:
     def _prepare(self, namespace: str, table: str, change: Change) -> None:
         from google.cloud import bigquery
 
-        reference = f"{self._settings.project}.{namespace}.{table}"
+        reference = self._id(namespace, table)
         with _errors(f"preparing {namespace}.{table}"):
             if change.new_table:
                 made = bigquery.Table(reference, schema=_fields(change.columns))
@@ -195,33 +197,18 @@ class BigQueryWarehouse:
             once = f"sluice_{load.batch or uuid.uuid4().hex}_{table}"
             location = self._location(load.namespace)
             if not users:
-                self._once(
-                    doing,
-                    once,
-                    location,
-                    lambda job: self._upload(
-                        file, self._reference(load.namespace, load.table), job, append=True
-                    ),
-                )
+                self._once(doing, once, location, lambda job: self._upload(
+                    file, load.namespace, load.table, job, append=True))  # fmt: skip
                 return
-            staging = self._reference(load.namespace, self._staging)
+            staging = self._id(load.namespace, self._staging)
             self._make_staging(staging, load)
             try:
-                self._upload(file, staging, f"{self._staging}_{uuid.uuid4().hex}",
-                             append=False).result(**self._job)  # fmt: skip
+                self._upload(file, load.namespace, self._staging,
+                             f"{self._staging}_{uuid.uuid4().hex}", append=False
+                             ).result(**self._job)  # fmt: skip
                 merge = self._merge_users(load)
-                self._once(
-                    doing,
-                    once,
-                    location,
-                    lambda job: self._client.query(
-                        merge,
-                        job_id=job,
-                        location=location,
-                        **self._api,
-                        job_retry=None,
-                    ),
-                )
+                self._once(doing, once, location, lambda job: self._client.query(
+                    merge, job_id=job, location=location, **self._api, job_retry=None))  # fmt: skip
             finally:
                 self._client.delete_table(staging, not_found_ok=True, **self._api)
 
@@ -252,7 +239,8 @@ class BigQueryWarehouse:
                     continue
                 raise
 
-    def _upload(self, file: IO[bytes], table: Any, job_id: str, *, append: bool) -> Any:
+    def _upload(self, file: IO[bytes], namespace: str, table: str, job_id: str, *,
+                append: bool) -> Any:  # fmt: skip
         from google.cloud import bigquery
 
         config = bigquery.LoadJobConfig(
@@ -263,11 +251,11 @@ class BigQueryWarehouse:
         )  # fmt: skip
         file.seek(0)
         return self._client.load_table_from_file(
-            file, table, job_id=job_id, job_config=config, rewind=True,
-            location=self._location(table.dataset_id), timeout=REQUEST_TIMEOUT,
+            file, self._id(namespace, table), job_id=job_id, job_config=config, rewind=True,
+            location=self._location(namespace), timeout=REQUEST_TIMEOUT,
         )  # fmt: skip
 
-    def _make_staging(self, staging: Any, load: Load) -> None:
+    def _make_staging(self, staging: str, load: Load) -> None:
         from google.cloud import bigquery
 
         made = bigquery.Table(staging, schema=_fields(dict(zip(load.columns, load.types,
@@ -304,17 +292,13 @@ class BigQueryWarehouse:
     def _location(self, namespace: str) -> str:
         """Where the dataset is (its jobs run there, and are found there)."""
         if namespace not in self._locations:
-            dataset = self._client.get_dataset(f"{self._settings.project}.{namespace}",
-                                               **self._api)  # fmt: skip
+            dataset = self._client.get_dataset(self._id(namespace), **self._api)
             self._locations[namespace] = dataset.location
         return self._locations[namespace]
 
-    def _reference(self, namespace: str, table: str) -> Any:
-        from google.cloud import bigquery
-
-        return bigquery.TableReference(
-            bigquery.DatasetReference(self._settings.project, namespace), table
-        )
+    def _id(self, namespace: str, table: str | None = None) -> str:
+        """A dataset's or table's id, as the client takes it: `project.dataset[.table]`."""
+        return ".".join([self._settings.project, namespace] + ([table] if table else []))
 
     def _path(self, namespace: str, table: str | None = None) -> str:
         parts = [self._settings.project, namespace] + ([table] if table is not None else [])

@@ -16,7 +16,7 @@ import httpx
 import psycopg
 import psycopg.conninfo
 
-from appliance.embedded import WAREHOUSE, WAREHOUSE_NICE, WAREHOUSE_SETTINGS, EmbeddedPostgres
+from appliance.embedded import WAREHOUSE_NICE, WAREHOUSE_SETTINGS, EmbeddedPostgres
 from tests.servers import free_port, server_dir
 from tests.sink import Sink
 
@@ -111,8 +111,9 @@ def test_run_starts_everything_and_the_printed_command_sends_an_event() -> None:
             psql = next(line for line in said.splitlines() if "psql -h 127.0.0.1" in line)
             assert f"-p {ports['warehouse']} -U sluice warehouse" in psql
             assert 'PGPASSWORD="$(cat ' in psql  # the password is never printed
-            local = EmbeddedPostgres(data_dir / "warehouse", ports["warehouse"],
-                                     database=WAREHOUSE).warehouse_settings()  # fmt: skip
+            local = EmbeddedPostgres.local_warehouse(
+                data_dir, ports["warehouse"]
+            ).warehouse_settings()
             assert local["port"] == str(ports["warehouse"])
             # at a lower CPU priority than Sluice's own server, as is every session it starts
             postmaster = int((data_dir / "warehouse" / "postgres" / "postmaster.pid")

@@ -275,8 +275,10 @@ install -m 0644 "$CHECKOUT"/systemd/sluice.target "$UNITS/"
 for role in "${ROLES[@]}"; do
     install -m 0644 "$CHECKOUT/systemd/sluice-$role.service" "$UNITS/"
 done
-install -d -m 0755 "$UNITS/sluice-.service.d"
-install -m 0644 "$CHECKOUT"/systemd/sluice-.service.d/*.conf "$UNITS/sluice-.service.d/"
+for dropins in "$CHECKOUT"/systemd/sluice-*.service.d; do  # (sluice-.service.d: every unit's)
+    install -d -m 0755 "$UNITS/${dropins##*/}"
+    install -m 0644 "$dropins"/*.conf "$UNITS/${dropins##*/}/"
+done
 systemctl daemon-reload
 systemctl enable --quiet sluice.target "${SERVICES[@]/%/.service}"
 for role in "${ROLES[@]}"; do  # a role this host no longer runs

@@ -34,7 +34,7 @@ SERVICES=(sluice-gateway.service sluice-worker.service sluice-web.service)
 say "Stopping and removing the services"
 systemctl disable --now --quiet sluice.target "${SERVICES[@]}" 2>/dev/null || true
 rm -f "$UNITS/sluice.target" "${SERVICES[@]/#/$UNITS/}"
-rm -rf "$UNITS/sluice-.service.d"
+rm -rf "$UNITS"/sluice-*.service.d
 systemctl daemon-reload
 systemctl reset-failed "${SERVICES[@]}" 2>/dev/null || true
 

@@ -157,6 +157,19 @@ def test_events_from_outside_are_delivered(host: Container, sink: Sink) -> None:
     wait_delivered(sink, {e["messageId"] for e in events})
 
 
+def test_the_warehouse_load_stage_runs_below_the_delivering_stages(host: Container) -> None:
+    # (the service's system call filter lets the worker lower its own priority, nothing more)
+    niceness = {}
+    for line in host.run(
+        "for p in /proc/[0-9]*; do echo \"$(cut -d')' -f2 $p/stat | cut -d' ' -f18)"
+        " $(tr '\\0' ' ' < $p/cmdline)\"; done 2>/dev/null"
+    ).stdout.splitlines():
+        nice, _, command = line.partition(" ")
+        if command.startswith("/opt/sluice/") and " worker" in command:
+            niceness[command.partition(" worker")[2].strip() or "deliver"] = int(nice)
+    assert niceness == {"deliver": 0, "--stage process": 0, "--stage load": 10}, niceness
+
+
 def test_the_services_come_back_after_a_reboot(host: Container, sink: Sink) -> None:
     host.reboot()
     deadline = time.monotonic() + 60

@@ -9,13 +9,17 @@ half an hour, or at once on a sync request — until it succeeds: nothing is dro
 source's newer files wait behind it.
 
 The stage runs in a process of its own: a load is seconds of CPU, which must not hold up the
-routers' deliveries. Every few seconds it also writes down what this host has staged and not
-loaded, which the control plane shows as each warehouse's lag.
+routers' deliveries. A warehouse on this machine shares its cores with the deliveries: it is
+loaded on at most half of them (one table at a time on two cores), not on as many sessions as
+the warehouse kind would take. Every few seconds the stage also writes down what this host has
+staged and not loaded, which the control plane shows as each warehouse's lag.
 """
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
+import os
 import random
 import shutil
 from datetime import UTC, datetime
@@ -170,10 +174,26 @@ async def _into(
 ) -> loader.Loaded:
     async with contextlib.AsyncExitStack() as stack:
         sessions = [await stack.enter_async_context(kind.open(target.settings))
-                    for _ in range(kind.sessions)]  # fmt: skip
+                    for _ in range(sessions_for(kind, target.settings))]  # fmt: skip
         append = target.settings.preferAppend
         return await loader.load(sessions, kind.provider, namespace, files, append=append,
                                  limits=kind.limits)  # fmt: skip
+
+
+def sessions_for(kind: WarehouseKind, settings: WarehouseSettings) -> int:
+    """How many tables a load of this warehouse loads at once."""
+    if not _on_this_machine(str(getattr(settings, "host", ""))):
+        return kind.sessions
+    return max(1, min(kind.sessions, (os.cpu_count() or 1) // 2))
+
+
+def _on_this_machine(host: str) -> bool:
+    if host.lower() == "localhost" or host.startswith("/"):  # (a directory: a Unix socket's)
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _warehouses(topology: Topology) -> list[Target]:

@@ -2,6 +2,7 @@
 event mapped to its rows with where it came from, refusals as unsendable events."""
 
 import json
+import os
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -11,6 +12,7 @@ from engine.destinations.base import BadSettings, Origin, Unsendable
 from engine.destinations.catalog import TYPES
 from engine.destinations.postgres import POSTGRES
 from engine.errors import ConfigError
+from engine.pipeline.loading import sessions_for
 from engine.specs import parse
 
 SETTINGS = {"host": "db", "database": "analytics", "user": "loader", "password": "secret-pw"}
@@ -105,3 +107,25 @@ def test_bigquery_settings_need_a_service_account_key_and_never_quote_it() -> No
         assert "TOP-SECRET" not in str(refused.value)
     with pytest.raises(BadSettings, match=r"endpoint 'bigquery\.local' is not an http"):
         bigquery.parse_settings({**good, "endpoint": "bigquery.local"})
+
+
+@pytest.mark.parametrize(
+    ("host", "cores", "sessions"),
+    [
+        ("db.example.com", 2, 2),
+        ("10.0.0.7", 2, 2),
+        ("127.0.0.1", 2, 1),  # a server on this machine: one table at a time on two cores
+        ("localhost", 2, 1),
+        ("::1", 1, 1),
+        ("/var/run/postgresql", 2, 1),
+        ("127.0.0.1", 4, 2),
+        ("127.0.0.1", 16, 2),  # never more than the kind takes
+    ],
+)
+def test_a_warehouse_on_this_machine_is_loaded_on_half_its_cores(
+    host: str, cores: int, sessions: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    kind = POSTGRES.warehouse
+    assert kind is not None and kind.sessions == 2
+    assert sessions_for(kind, POSTGRES.parse_settings({**SETTINGS, "host": host})) == sessions

@@ -10,11 +10,12 @@ once. `--twice` loads the same backlog a second time into the tables it just fil
 replaced: a retried load's cost). `--clickhouse URL` loads into a fresh database of the
 ClickHouse server at `http://user:password@host:port` instead.
 
-    python -m bench.warehouse [--events 1000000] [--twice] [--clickhouse URL]
+    python -m bench.warehouse [--events 1000000] [--sessions 2] [--twice] [--clickhouse URL]
 """
 
 import argparse
 import asyncio
+import contextlib
 import random
 import shutil
 import tempfile
@@ -148,13 +149,13 @@ def stage(root: Path, count: int, kind: WarehouseKind, destination: uuid.UUID = 
     return made, time.perf_counter() - started
 
 
-async def load(kind: WarehouseKind, settings: Any, namespace: str,
-               root: Path) -> tuple[loader.Loaded, float]:  # fmt: skip
+async def load(kind: WarehouseKind, settings: Any, namespace: str, root: Path,
+               sessions: int) -> tuple[loader.Loaded, float]:  # fmt: skip
     files = staging.pending(root, DESTINATION)
     started = time.perf_counter()
-    async with kind.open(settings) as first, kind.open(settings) as second:
-        loaded = await loader.load([first, second], kind.provider, namespace, files,
-                                   limits=kind.limits)  # fmt: skip
+    async with contextlib.AsyncExitStack() as stack:
+        opened = [await stack.enter_async_context(kind.open(settings)) for _ in range(sessions)]
+        loaded = await loader.load(opened, kind.provider, namespace, files, limits=kind.limits)
     return loaded, time.perf_counter() - started
 
 
@@ -221,11 +222,12 @@ def run(args: argparse.Namespace, root: Path, target: Target) -> None:
     )
     settings = msgspec.convert(target.settings, plugin.settings)
     for round_ in range(2 if args.twice else 1):
-        loaded, took = asyncio.run(load(kind, settings, target.namespace, root))
+        loaded, took = asyncio.run(load(kind, settings, target.namespace, root, args.sessions))
         total = sum(n for t, n in loaded.tables.items() if t != "rudder_discards")
         what = "first load" if round_ == 0 else "again (the same rows: a retried load)"
         print(
             f"{what}: {total:,} rows into {len(loaded.tables)} tables of {kind.provider} "
+            f"({args.sessions} at a time) "
             f"in {took:.1f} s = {total / took:,.0f} rows/s, {args.events / took:,.0f} events/s"
         )
     count, distinct = target.tracks()
@@ -238,6 +240,9 @@ def run(args: argparse.Namespace, root: Path, target: Target) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--sessions", type=int, default=2,
+                        help="tables loaded at once (the worker loads a warehouse on its own "
+                             "2-core machine one at a time)")  # fmt: skip
     parser.add_argument("--twice", action="store_true", help="load the backlog a second time")
     parser.add_argument("--database-url", help="an existing PostgreSQL (default: a private one)")
     parser.add_argument("--clickhouse", metavar="URL",

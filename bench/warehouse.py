@@ -240,7 +240,7 @@ def run(args: argparse.Namespace, root: Path, target: Target) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--sessions", type=int, default=2,
+    parser.add_argument("--sessions", type=int, default=2, choices=range(1, 9), metavar="1-8",
                         help="tables loaded at once (the worker loads a warehouse on its own "
                              "2-core machine one at a time)")  # fmt: skip
     parser.add_argument("--twice", action="store_true", help="load the backlog a second time")

@@ -139,13 +139,15 @@ def backlog(args: argparse.Namespace, into: Path) -> None:
         made, took = stage(into.parents[1], args.events, kind, uuid.UUID(into.parent.name),
                            uuid.UUID(into.name))  # fmt: skip
         print(f"staged a backlog of {args.events:,} events ({made:,} rows) in {took:.0f} s")
-        if kept is not None:
-            shutil.copytree(into, kept)
-        return
-    shutil.copytree(kept, into)
-    # Written back now, not in the kernel's burst 30 s later, in the middle of the load.
+        if kept is not None:  # (whole or not at all: an interrupted copy is not used)
+            shutil.copytree(into, kept.with_name(kept.name + ".part"), dirs_exist_ok=True)
+    else:
+        shutil.copytree(kept, into)
+        print(f"a backlog of {args.events:,} events, staged before, from {kept}")
+    # Copies written back now, not in the kernel's burst 30 s later, in the middle of the load.
     os.sync()
-    print(f"a backlog of {args.events:,} events, staged before, from {kept}")
+    if kept is not None and not kept.exists():
+        kept.with_name(kept.name + ".part").rename(kept)
 
 
 def main() -> None:

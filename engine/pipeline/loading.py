@@ -184,16 +184,19 @@ def sessions_for(kind: WarehouseKind, settings: WarehouseSettings) -> int:
     """How many tables a load of this warehouse loads at once."""
     if not _on_this_machine(str(getattr(settings, "host", ""))):
         return kind.sessions
-    return max(1, min(kind.sessions, (os.cpu_count() or 1) // 2))
+    return max(1, min(kind.sessions, len(os.sched_getaffinity(0)) // 2))
 
 
 def _on_this_machine(host: str) -> bool:
-    if host.lower() == "localhost" or host.startswith("/"):  # (a directory: a Unix socket's)
+    host = host.strip().strip("[]").rstrip(".").lower()  # ([::1] as a URL has it; localhost.)
+    if host == "localhost" or host.startswith("/"):  # (a directory: a Unix socket's)
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def _warehouses(topology: Topology) -> list[Target]:

@@ -116,7 +116,12 @@ def test_bigquery_settings_need_a_service_account_key_and_never_quote_it() -> No
         ("10.0.0.7", 2, 2),
         ("127.0.0.1", 2, 1),  # a server on this machine: one table at a time on two cores
         ("localhost", 2, 1),
+        ("LOCALHOST.", 2, 1),
+        ("127.0.0.2", 2, 1),
         ("::1", 1, 1),
+        ("[::1]", 2, 1),
+        ("::ffff:127.0.0.1", 2, 1),
+        ("localhost.example.com", 2, 2),
         ("/var/run/postgresql", 2, 1),
         ("127.0.0.1", 4, 2),
         ("127.0.0.1", 16, 2),  # never more than the kind takes
@@ -125,7 +130,7 @@ def test_bigquery_settings_need_a_service_account_key_and_never_quote_it() -> No
 def test_a_warehouse_on_this_machine_is_loaded_on_half_its_cores(
     host: str, cores: int, sessions: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
     kind = POSTGRES.warehouse
     assert kind is not None and kind.sessions == 2
     assert sessions_for(kind, POSTGRES.parse_settings({**SETTINGS, "host": host})) == sessions

@@ -1,5 +1,6 @@
 """Who the client is behind the load balancers and proxies an operator trusts: the peer's
-address, or the client's from `X-Forwarded-For` when a trusted proxy sent the request."""
+address, or the client's from `X-Forwarded-For` when a trusted proxy sent the request (whose
+other forwarded headers are believed too)."""
 
 from ipaddress import IPv4Network, IPv6Network, ip_address
 
@@ -7,7 +8,7 @@ Networks = tuple[IPv4Network | IPv6Network, ...]
 
 
 def client_address(peer: str, forwarded: str | None, trusted: Networks) -> str:
-    if not trusted or not forwarded or not _within(peer, trusted):
+    if not forwarded or not is_trusted(peer, trusted):
         return peer
     # Right to left: the first hop that is not one of our proxies is the client.
     hops = [hop.strip() for hop in forwarded.split(",")]
@@ -15,6 +16,11 @@ def client_address(peer: str, forwarded: str | None, trusted: Networks) -> str:
         if not _within(hop, trusted):
             return hop if _is_address(hop) else peer
     return hops[0] if _is_address(hops[0]) else peer
+
+
+def is_trusted(peer: str, trusted: Networks) -> bool:
+    """Whether the peer is one of the proxies whose forwarded headers are believed."""
+    return bool(trusted) and _within(peer, trusted)
 
 
 def _within(address: str, networks: Networks) -> bool:

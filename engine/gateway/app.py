@@ -37,7 +37,7 @@ from engine.gateway.options import GatewayOptions
 from engine.gateway.ratelimit import RateLimiter
 from engine.gateway.sources import Source, SourceDirectory
 from engine.heartbeats import Heartbeat
-from engine.proxies import client_address
+from engine.proxies import client_address, is_trusted
 
 log = logging.getLogger(__name__)
 
@@ -169,9 +169,11 @@ class Gateway:
         source: Source | None = None
         events = 1
         try:
-            basic = _basic_key(scope, self._basic_keys)
-            if basic is not None:
-                source = await self._authenticate(basic)
+            # A key beside the body is checked before the body is read (or decompressed):
+            # work for anyone without a key stays cheap.
+            outside = _basic_key(scope, self._basic_keys) or _query_key(scope)
+            if outside is not None:
+                source = await self._authenticate(outside)
             raw = await body.read(scope, proto, self._options.max_request_bytes)
             if call_type is None:
                 parsed = messages.parse_batch(raw)
@@ -179,7 +181,7 @@ class Gateway:
                 parsed = messages.parse_single(raw, call_type)
             events = len(parsed.messages)
             if source is None:
-                source = await self._authenticate(parsed.write_key or _query_key(scope))
+                source = await self._authenticate(parsed.write_key)
             rows = messages.rows(parsed, self._facts(scope, source))
             self._check_rate(source, len(rows))
             await self._commit.append(rows)
@@ -220,10 +222,19 @@ class Gateway:
 
     def _client_ip(self, scope: Scope) -> str:
         """The peer's address, or the client's from X-Forwarded-For when a trusted proxy sent it."""
-        peer = scope.client.rsplit(":", 1)[0].strip("[]")
         return client_address(
-            peer, scope.headers.get("x-forwarded-for"), self._options.trusted_proxies
+            _peer(scope), scope.headers.get("x-forwarded-for"), self._options.trusted_proxies
         )
+
+    def _request_base_url(self, scope: Scope) -> str:
+        """This gateway's URL as the client reached it (no public URL being configured): the
+        scheme a trusted proxy forwards, else the connection's own."""
+        scheme = scope.scheme
+        if is_trusted(_peer(scope), self._options.trusted_proxies):
+            forwarded = scope.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+            scheme = forwarded if forwarded in ("http", "https") else scheme
+        host = scope.headers.get("host") or scope.authority or "localhost"
+        return f"{scheme}://{host}"
 
     def _check_rate(self, source: Source, events: int) -> None:
         if not source.rate_limit:
@@ -245,7 +256,7 @@ class Gateway:
 
     async def _segment_settings(self, scope: Scope, write_key: str) -> Answer:
         source = await self._authenticate(write_key)
-        public_url = self._options.public_url or _request_base_url(scope)
+        public_url = self._options.public_url or self._request_base_url(scope)
         return (
             200,
             [_JSON, _NO_STORE],
@@ -313,7 +324,5 @@ def _query_key(scope: Scope) -> str | None:
     return dict(parse_qsl(scope.query_string)).get("writeKey")
 
 
-def _request_base_url(scope: Scope) -> str:
-    scheme = scope.headers.get("x-forwarded-proto") or scope.scheme
-    host = scope.headers.get("host") or scope.authority or "localhost"
-    return f"{scheme}://{host}"
+def _peer(scope: Scope) -> str:
+    return scope.client.rsplit(":", 1)[0].strip("[]")

@@ -1,10 +1,15 @@
 """Reading a request body: size limits first, then Content-Encoding undone."""
 
+import asyncio
 import zlib
 
 from granian.rsgi import HTTPProtocol, Scope  # type: ignore[attr-defined]
 
 from engine.errors import InvalidRequest, TooLarge
+
+# Real clients send one member; concatenated streams are allowed, a flood of members is not.
+_MAX_MEMBERS = 64
+_STEP = 64 * 1024
 
 
 async def read(scope: Scope, proto: HTTPProtocol, limit: int) -> bytes:
@@ -26,35 +31,55 @@ async def read(scope: Scope, proto: HTTPProtocol, limit: int) -> bytes:
                 raise TooLarge(f"the request is over the limit of {limit} bytes")
             parts.append(chunk)
         raw = b"".join(parts)
-    return _decode(raw, scope.headers.get("content-encoding"), limit)
+    return await _decode(raw, scope.headers.get("content-encoding"), limit)
 
 
-def _decode(raw: bytes, encoding: str | None, limit: int) -> bytes:
+async def _decode(raw: bytes, encoding: str | None, limit: int) -> bytes:
     """Undo Content-Encoding, whatever Content-Type claims."""
     encoding = (encoding or "identity").strip().lower()
     if encoding == "identity":
         return raw
     if encoding not in ("gzip", "x-gzip", "deflate"):
         raise InvalidRequest(f"unsupported Content-Encoding {encoding!r}; use gzip or none")
-    return _inflate(raw, encoding, limit)
+    return await _inflate(raw, encoding, limit)
 
 
-def _inflate(raw: bytes, encoding: str, limit: int) -> bytes:
-    """Every member of a gzip (or zlib) stream, refused if truncated or larger than `limit`."""
+async def _inflate(raw: bytes, encoding: str, limit: int) -> bytes:
+    """Every member of a gzip (or zlib) stream, refused if truncated, larger than `limit` or
+    made of more than `_MAX_MEMBERS` members.
+
+    The input is fed `_STEP` bytes at a time, letting the event loop run in between, and what
+    a member leaves over is at most one step: a body of thousands of tiny members once cost
+    time growing with the square of its size, each member copying the rest of the body.
+    """
     out: list[bytes] = []
-    size = 0
-    rest = raw
-    while rest:
-        inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib, from the header
+    size = members = 0
+    pending = memoryview(raw)  # not yet fed to any member
+    carry = b""  # fed to a member that ended before it
+    inflater = None
+    while pending or carry:
+        if inflater is None:
+            members += 1
+            if members > _MAX_MEMBERS:
+                raise InvalidRequest(f"the {encoding} body has over {_MAX_MEMBERS} members")
+            inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib, from the header
+        step: bytes | memoryview
+        if carry:
+            step, carry = carry, b""
+        else:
+            step, pending = pending[:_STEP], pending[_STEP:]
         try:
-            part = inflater.decompress(rest, limit + 1 - size)
+            part = inflater.decompress(step, limit + 1 - size)
         except zlib.error as exc:
             raise InvalidRequest(f"the body is not valid {encoding}: {exc}") from None
         size += len(part)
         if size > limit or inflater.unconsumed_tail:
             raise TooLarge(f"the decompressed request is over the limit of {limit} bytes")
-        if not inflater.eof:
-            raise InvalidRequest(f"the {encoding} body is truncated")
         out.append(part)
-        rest = inflater.unused_data
+        if inflater.eof:
+            carry, inflater = inflater.unused_data, None
+        if pending:
+            await asyncio.sleep(0)
+    if inflater is not None:
+        raise InvalidRequest(f"the {encoding} body is truncated")
     return b"".join(out)

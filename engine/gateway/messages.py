@@ -107,6 +107,7 @@ def rows(body: Body, facts: RequestFacts) -> list[Row]:
     result = []
     for i, (raw, envelope) in enumerate(body.messages):
         label = "the message" if body.call_type else f"message {i} of the batch"
+        _check_size(raw, facts, label)  # as the SDK sent it: what it counts against the limit
         row = _quick(raw, envelope, body, facts, label)
         if row is None:
             msg = _decode(_any, raw, label)
@@ -137,7 +138,9 @@ def from_pixel(params: Iterator[tuple[str, str]], call_type: str, facts: Request
             node = child
         node[leaf] = value
     msg["type"] = call_type
-    return normalise(msg, facts, label="the pixel request")
+    row = normalise(msg, facts, label="the pixel request")
+    _check_size(row.payload.encode(), facts, "the pixel request")
+    return row
 
 
 def _quick(raw: bytes, env: _Envelope, body: Body, facts: RequestFacts, label: str) -> Row | None:
@@ -158,7 +161,6 @@ def _quick(raw: bytes, env: _Envelope, body: Body, facts: RequestFacts, label: s
         extra.append(b',"context":{}')
     end = raw.rindex(b"}")
     payload = b"".join((raw[:end], b",", *extra, b"}"))
-    _check_size(payload, facts, label)
     try:
         text = payload.decode()  # msgspec does not check the UTF-8 of fields it skipped
     except UnicodeDecodeError:
@@ -194,7 +196,8 @@ def _quick_user(raw: bytes, env: _Envelope, body: Body) -> str | None:
 
 
 def normalise(msg: Any, facts: RequestFacts, label: str, *, cleaned: bool = False) -> Row:
-    """The full way: the message as a dict, checked, stamped and encoded again."""
+    """The full way: the message as a dict, checked, stamped and encoded again. (Its size was
+    checked as received: the stamps and the mirrored identify traits do not count.)"""
     if not isinstance(msg, dict):
         raise InvalidRequest(f"{label} must be a JSON object")
     call_type = msg.get("type")
@@ -221,7 +224,6 @@ def normalise(msg: Any, facts: RequestFacts, label: str, *, cleaned: bool = Fals
     if _NUL in payload and not cleaned:  # (or an escaped backslash before "u0000")
         # Checked again once cleaned: an id may have been nothing but NULs.
         return normalise(_without_nul(msg), facts, label, cleaned=True)
-    _check_size(payload, facts, label)
     return Row(
         facts.source_id, partition_of(user_key), facts.received_at, message_id, payload.decode()
     )

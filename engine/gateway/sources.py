@@ -1,9 +1,11 @@
 """The gateway's view of the sources: write key → source, kept in memory.
 
 The table is reloaded whenever the workspace changes (LISTEN/NOTIFY, a hint) and every
-`refresh` seconds regardless (the guarantee). A write key not in memory triggers one reload,
-at most once per second, so a source created a moment ago works at once while a flood of bad
-keys costs the database almost nothing.
+`refresh` seconds regardless (the guarantee). A write key not in memory is answered only after
+a reload that started after the request came: a source created a moment ago works at once, and
+a key that exists is never refused (SDKs drop their events on a 401). Requests missing at the
+same time share reloads, one at a time, so a flood of bad keys costs one cheap query in flight
+per gateway process.
 """
 
 import asyncio
@@ -21,7 +23,6 @@ from engine.sql import Queries
 _Q = Queries.beside(__file__, "sources.sql")
 log = logging.getLogger(__name__)
 
-_MISS_RELOAD_INTERVAL = 1.0
 _CONNECTION_WAIT = 2.0
 _RETRY = 1.0
 
@@ -40,7 +41,7 @@ class SourceDirectory:
         self._url = url
         self._refresh = refresh
         self._by_key: dict[str, Source] = {}
-        self._tried_at = -_MISS_RELOAD_INTERVAL  # the last reload attempt, successful or not
+        self._loaded_at = -1.0  # when the reload that `_by_key` comes from started
         self._failing = False
         self._reload_lock = asyncio.Lock()
         self._changed = asyncio.Event()
@@ -61,26 +62,30 @@ class SourceDirectory:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def find(self, write_key: str) -> Source | None:
+        """The source of a write key; None only if a reload started after the call has not
+        found it. DatabaseUnavailable when that cannot be known now: a 503 (retry), never a
+        401 (drop)."""
         source = self._by_key.get(write_key)
         if source is not None:
             return source
-        async with self._reload_lock:
-            if time.monotonic() - self._tried_at >= _MISS_RELOAD_INTERVAL:
-                await self.reload()
-            elif self._failing:
-                # Whether this key exists cannot be known now: 503 (retry), never 401 (drop).
-                raise DatabaseUnavailable("cannot read sources; retry later")
+        asked_at = time.monotonic()
+        while self._loaded_at <= asked_at:
+            async with self._reload_lock:  # a reload in flight may have started too early
+                if self._loaded_at <= asked_at:
+                    await self.reload()
         return self._by_key.get(write_key)
 
     async def reload(self) -> None:
-        self._tried_at = time.monotonic()
+        started = time.monotonic()
         try:
             async with db.borrowed(self._pool, timeout=_CONNECTION_WAIT) as conn:
                 sources = await db.tuples(conn, _Q["all_sources"], None, Source)
         except DatabaseError as exc:
             self._failing = True
             raise DatabaseUnavailable(f"cannot read sources: {exc}") from exc
-        self._by_key = {source.write_key: source for source in sources}
+        if started > self._loaded_at:  # (the periodic reload may finish after a later one)
+            self._by_key = {source.write_key: source for source in sources}
+            self._loaded_at = started
         self._failing = False
 
     async def _follow(self) -> None:

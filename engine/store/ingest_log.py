@@ -47,17 +47,22 @@ def copy_text(rows: Iterable[Row]) -> str:
 
 
 async def append(conn: Connection, text: str) -> None:
-    """Append rows (`copy_text`'s) in the caller's transaction; the processor is woken at its
-    commit (several in one transaction fold into one notification)."""
-    async with conn.cursor() as cur:
-        async with cur.copy(_Q["copy_rows"]) as copy:
-            await copy.write(text)
-        await cur.execute(_Q["notify"])
+    """Append rows (`copy_text`'s): in the caller's transaction, or, on a connection in
+    autocommit, committed by this one COPY (two round trips). Nobody is woken: see `wake`."""
+    async with conn.cursor() as cur, cur.copy(_Q["copy_rows"]) as copy:
+        await copy.write(text)
 
 
 async def wake(conn: Connection) -> None:
     """Wake the processors at the commit: there are events to read."""
     await conn.execute(_Q["notify"])
+
+
+async def announce(conn: Connection) -> None:
+    """Wake the processors now, on a connection in autocommit, about rows already committed.
+    Not waited to be durable: a notification lost in a crash only leaves the processors to
+    find the rows at their next look (they look every few seconds regardless)."""
+    await conn.execute(_Q["announce"])
 
 
 class Logged(NamedTuple):

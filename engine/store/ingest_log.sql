@@ -7,6 +7,13 @@ COPY ingest_log (source_id, partition, received_at, message_id, payload) FROM ST
 -- name: notify
 SELECT pg_notify('sluice_ingest', '')
 
+-- name: announce
+-- One round trip (no parameters: the simple query protocol takes several statements).
+BEGIN;
+SET LOCAL synchronous_commit = off;
+SELECT pg_notify('sluice_ingest', '');
+COMMIT
+
 -- name: read
 -- In commit order (see engine/position.py): only rows of transactions older than every
 -- running one, so no row can later appear before the position a batch advances to. Read
@@ -30,7 +37,8 @@ LIMIT %(limit)s
     -- by messageId alone (not walk the whole log through the (tx, id) index).
     SELECT 1
     FROM (SELECT d.tx, d.id FROM ingest_log d
-          WHERE d.message_id = l.message_id AND d.source_id = l.source_id
+          WHERE hashtext(d.message_id) = hashtext(l.message_id)  -- (the index: 0016)
+            AND d.message_id = l.message_id AND d.source_id = l.source_id
             -- Both bounds, so that run-time pruning skips the other days' partitions
             -- (a row committed earlier yet received a whole window later means a clock jump).
             AND d.received_at > l.received_at - %(window)s::interval

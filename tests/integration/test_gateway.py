@@ -8,8 +8,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
+from engine.db import connection_pool
+from engine.gateway.sources import SourceDirectory
 from tests.conftest import DISABLED_KEY, WRITE_KEY, apply_config, ingested
 from tests.servers import GatewayProcess, running_gateway
 
@@ -342,3 +345,32 @@ def test_a_new_source_works_at_once_and_disabling_takes_effect(
     while post(gateway, "/v1/track", track(), auth=("brand-new-key", "")).status_code != 404:
         assert time.monotonic() < deadline, "disabling the source never took effect"
         time.sleep(0.05)
+
+
+async def test_a_key_created_just_after_a_bad_one_was_looked_up_is_found(
+    workspace_config: str,
+) -> None:
+    # Looked up in-process, with no LISTEN: only the lookup itself can find the new key. Bad
+    # keys arriving all the time once held back the reload a new key needs, and SDKs drop their
+    # events on the 401 that followed.
+    pool = connection_pool(workspace_config)
+    await pool.open()
+    sources = SourceDirectory(pool, workspace_config)
+    await sources.reload()
+    assert await sources.find("no-such-key") is None
+    with psycopg.connect(workspace_config, autocommit=True) as conn:
+        conn.execute("INSERT INTO sources (name, write_key) VALUES ('late', 'late-key-123')")
+    found = await sources.find("late-key-123")
+    await pool.close()
+    assert found is not None and found.name == "late"
+
+
+def test_accepted_events_wake_the_processors(
+    gateway: GatewayProcess, workspace_config: str
+) -> None:
+    # The notification is sent after the commit, apart from it; it must still come.
+    with psycopg.connect(workspace_config, autocommit=True) as conn:
+        conn.execute("LISTEN sluice_ingest")
+        assert post(gateway, "/v1/track", track(), auth=AUTH).status_code == 200
+        heard = next(conn.notifies(timeout=10), None)
+    assert heard is not None and heard.channel == "sluice_ingest"

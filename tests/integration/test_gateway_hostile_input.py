@@ -33,6 +33,21 @@ def test_client_address_from_trusted_proxies_only(workspace_config: str, tmp_pat
     assert (first, second) == ("198.51.100.7", "127.0.0.1")
 
 
+def test_served_api_host_believes_forwarded_headers_of_trusted_proxies_only(
+    gateway: GatewayProcess, workspace_config: str, tmp_path: Path
+) -> None:
+    def protocol(gw: GatewayProcess, proto: str) -> str:
+        answer = httpx.get(
+            f"{gw.url}/v1/projects/{WRITE_KEY}/settings", headers={"X-Forwarded-Proto": proto}
+        )
+        return str(answer.json()["integrations"]["Segment.io"]["protocol"])
+
+    assert protocol(gateway, "https") == "http"  # anyone may send the header: not believed
+    with running_gateway(workspace_config, tmp_path, trusted_proxies='["127.0.0.0/8"]') as gw:
+        assert protocol(gw, "https") == "https"
+        assert protocol(gw, "gopher") == "http"
+
+
 def test_pretty_printed_json_is_stored_exactly(
     gateway: GatewayProcess, workspace_config: str
 ) -> None:
@@ -137,3 +152,27 @@ def test_a_huge_message_id_is_stored_like_any_other(
     answer = httpx.post(f"{gateway.url}/v1/batch", json={"batch": batch}, auth=AUTH)
     assert answer.status_code == 200, answer.text
     assert sorted(len(row["message_id"]) for row in ingested(workspace_config)) == [6, 20_000]
+
+
+def test_a_flood_of_gzip_members_is_refused_and_a_bad_key_before_the_body(
+    gateway: GatewayProcess, workspace_config: str
+) -> None:
+    # ~4 MB of empty gzip members: each once copied the rest of the body, for minutes of work.
+    flood = gzip.compress(b"") * 200_000
+    gz = {"Content-Encoding": "gzip"}
+    answer = httpx.post(f"{gateway.url}/v1/batch", content=flood, headers=gz, timeout=30)
+    assert rejection(answer) == (400, "bad_request")
+    assert "over 64 members" in answer.json()["message"]
+    # A key in the header or the query is refused before the body is read or decompressed;
+    # the client still gets its answer, and the connection serves the next request.
+    body = gzip.compress(b'{"batch": [{"type": "track", "userId": "u", "event": "E"}]}')
+    with httpx.Client(base_url=gateway.url, timeout=30) as client:
+        for where in ({"auth": ("wrong-key-123", "")}, {"params": {"writeKey": "wrong-key-123"}}):
+            refused = client.post("/v1/batch", content=flood, headers=gz, **where)
+            assert rejection(refused) == (401, "invalid_write_key")
+        two_members = gzip.compress(b'{"batch": [{"type": "track", "userId": "u", "event": "A"},')
+        two_members += gzip.compress(b'{"type": "track", "userId": "u", "event": "B"}]}')
+        for accepted in (two_members, body):
+            answer = client.post("/v1/batch", content=accepted, headers=gz, auth=AUTH)
+            assert answer.status_code == 200
+    assert [r["payload"]["event"] for r in ingested(workspace_config)] == ["A", "B", "E"]

@@ -99,6 +99,29 @@ async def test_a_message_id_is_a_duplicate_only_within_the_window(configured: st
     assert _jobs(database_url) == ["m", "m", "n", "n"]
 
 
+def test_a_repeated_message_id_does_not_make_each_append_cost_more(configured: str) -> None:
+    # A hash index kept every entry of one messageId in one bucket, whose whole chain of
+    # overflow pages each insert walked: a client repeating its ids slowed every later commit.
+    with psycopg.connect(configured, autocommit=True) as conn:
+        source_id = _source_id(conn)
+        payload = Json({"type": "track", "userId": "u", "event": "E", "messageId": "same"})
+        conn.execute(
+            "INSERT INTO ingest_log (source_id, partition, received_at, message_id, payload)"
+            " SELECT %s, 0, now(), 'same', %s FROM generate_series(1, 30000)",
+            (source_id, payload),
+        )
+        plan = conn.execute(
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) INSERT INTO ingest_log"
+            " (source_id, partition, received_at, message_id, payload)"
+            " VALUES (%s, 0, now(), 'same', %s)",
+            (source_id, payload),
+        ).fetchone()
+    assert plan is not None
+    top = plan[0][0]["Plan"]
+    pages = top["Shared Hit Blocks"] + top["Shared Read Blocks"]
+    assert pages < 20, f"one more row with a repeated messageId touched {pages} pages"
+
+
 async def test_a_batch_read_ahead_is_used_only_from_where_the_positions_are(
     configured: str,
 ) -> None:

@@ -81,6 +81,24 @@ def test_sdk_events_land_once_with_the_right_source(
     assert by_id[ids["anonymous"]]["anonymousId"] == "anon-8"
 
 
+def test_an_identify_is_measured_as_the_sdk_sent_it(
+    gateway: GatewayProcess, workspace_config: str
+) -> None:
+    # ~18 kB of traits: under the 32 kB limit as sent, over it once the gateway has mirrored
+    # them into context.traits (which it once counted, refusing the event).
+    errors: list[Exception] = []
+    client = rudder.Client(
+        WRITE_KEY, host=gateway.url, on_error=lambda e, batch: errors.append(e), max_retries=0
+    )
+    traits = {f"trait_{n}": "t" * 180 for n in range(100)}
+    client.identify("user-1", traits, message_id="big-traits")
+    client.flush()
+    client.join()
+    assert errors == []
+    (row,) = ingested(workspace_config)
+    assert row["payload"]["traits"] == row["payload"]["context"]["traits"] == traits
+
+
 def test_generate_events_sends_every_call_type(
     gateway: GatewayProcess, workspace_config: str
 ) -> None:

@@ -95,6 +95,13 @@ def _parser() -> argparse.ArgumentParser:
         action.add_argument("--job", type=int, action="append", metavar="ID",
                             help="only this job (as listed); repeat for more")  # fmt: skip
 
+    rejected = sub.add_parser(
+        "rejected", help="messages the gateway refused (over the size limit), newest first"
+    )
+    rejected.add_argument("--source", metavar="NAME")
+    rejected.add_argument("--limit", type=int, default=100)
+    rejected.add_argument("--json", action="store_true", help="one JSON object per line, in full")
+
     replay_archive = sub.add_parser(
         "replay", help="send a source's archived events (SLUICE_ARCHIVE_BUCKET) through again"
     )
@@ -228,6 +235,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
             from appliance.failed import failed_command
 
             asyncio.run(failed_command(args, options.database_url(settings)))
+        case "rejected":
+            from appliance.rejected import rejected_command
+
+            asyncio.run(rejected_command(args, options.database_url(settings)))
         case "replay":
             from appliance.replay import replay_command
 

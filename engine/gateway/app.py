@@ -35,9 +35,11 @@ from engine.gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from engine.gateway.metrics import GatewayMetrics
 from engine.gateway.options import GatewayOptions
 from engine.gateway.ratelimit import RateLimiter
+from engine.gateway.rejections import RejectionLog
 from engine.gateway.sources import Source, SourceDirectory
 from engine.heartbeats import Heartbeat
 from engine.proxies import client_address, is_trusted
+from engine.store.rejections import Rejection, head_of
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +122,14 @@ class Gateway:
             observe=self._metrics.commit,
         )
         self._commit.start()
+        self._rejections = RejectionLog(self._pool)
+        self._rejections.start()
         self._heartbeat = Heartbeat(self._pool, "gateway")
         self._heartbeat.start()
 
     async def shutdown(self) -> None:
         await self._commit.stop()
+        await self._rejections.stop()
         await self._heartbeat.stop()
         await self._sources.stop()
         await self._pool.close()
@@ -182,14 +187,31 @@ class Gateway:
             events = len(parsed.messages)
             if source is None:
                 source = await self._authenticate(parsed.write_key)
-            rows = messages.rows(parsed, self._facts(scope, source))
+            facts = self._facts(scope, source)
+            rows, refused = messages.rows(parsed, facts)
+            if not rows:  # every message too large
+                events = 0  # (counted as they are kept)
+                self._refuse(source, facts, refused)
+                raise TooLarge(refused[0].reason)
             self._check_rate(source, len(rows))
             await self._commit.append(rows)
         except (Rejected, DatabaseUnavailable):
             self._metrics.count(source.name if source else "unknown", "rejected", events)
             raise
         self._metrics.count(source.name, "accepted", len(rows))
+        if refused:  # kept once the rest is committed: a request tried again is not kept twice
+            self._refuse(source, facts, refused)
         return 200, [_TEXT], b"OK"
+
+    def _refuse(
+        self, source: Source, facts: messages.RequestFacts, refused: list[messages.Refusal]
+    ) -> None:
+        """Keep messages refused one by one for the user to see, and count them."""
+        self._metrics.count(source.name, "rejected", len(refused))
+        self._rejections.add([
+            Rejection(facts.received_at, source.id, r.reason, len(r.message), head_of(r.message))
+            for r in refused
+        ])  # fmt: skip
 
     async def _pixel(self, call_type: str, scope: Scope, proto: HTTPProtocol) -> Answer:
         source: Source | None = None

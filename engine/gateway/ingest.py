@@ -79,6 +79,8 @@ class GroupCommit:
         if self._announcer is not None:
             self._announcer.cancel()
             await asyncio.gather(self._announcer, return_exceptions=True)
+        if self._committed.is_set():  # the last commits' notification
+            await self._announce_once()
 
     async def append(self, rows: Sequence[Row]) -> None:
         """Return once `rows` are committed; raise DatabaseUnavailable if they are not."""
@@ -180,19 +182,23 @@ class GroupCommit:
         made meanwhile fold into the next notification."""
         while True:
             await self._committed.wait()
-            self._committed.clear()
-            try:
-                async with db.borrowed(self._pool, autocommit=True, timeout=_CONNECTION_WAIT) as c:
-                    await ingest_log.announce(c)
-            except DatabaseError as exc:  # the processors still look every few seconds
-                log.warning("could not wake the processors: %s", exc)
+            if not await self._announce_once():
                 await asyncio.sleep(_BACKOFF)
             await asyncio.sleep(_ANNOUNCE_GAP)
 
+    async def _announce_once(self) -> bool:
+        self._committed.clear()
+        try:
+            async with db.borrowed(self._pool, autocommit=True, timeout=_CONNECTION_WAIT) as conn:
+                await ingest_log.announce(conn)
+        except Exception as exc:  # the processors still look every few seconds
+            log.warning("could not wake the processors: %s", _reason(exc))
+            return False
+        return True
+
     def _fail(self, batch: list[_Waiter], exc: Exception) -> None:
         """Answer 503: the client keeps the events and retries. Event data stays out of logs."""
-        reason = str(exc) if isinstance(exc, DatabaseError) else type(exc).__name__
-        log.error("ingest commit failed, %d request(s) answered 503: %s", len(batch), reason)
+        log.error("ingest commit failed, %d request(s) answered 503: %s", len(batch), _reason(exc))
         if isinstance(exc, DatabaseUnavailable):
             self._down_until = time.monotonic() + _BACKOFF
         _settle(batch, DatabaseUnavailable("the database is unavailable; retry later"))
@@ -200,6 +206,12 @@ class GroupCommit:
 
 async def _copy(conn: db.Connection, batch: list[_Waiter]) -> None:
     await ingest_log.append(conn, ingest_log.copy_text(row for rows, _ in batch for row in rows))
+
+
+def _reason(exc: Exception) -> str:
+    """What failed, for a log line: a database error's text (which never holds event data),
+    else only the exception's type."""
+    return str(exc) if isinstance(exc, DatabaseError) else type(exc).__name__
 
 
 def _settle(batch: list[_Waiter], error: Exception | None) -> None:

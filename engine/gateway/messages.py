@@ -63,6 +63,21 @@ class _Batch(msgspec.Struct):
     writeKey: Any = UNSET
 
 
+class Refusal(NamedTuple):
+    """A message left out of its request, and why (a sentence that names it)."""
+
+    reason: str
+    message: bytes  # as the SDK sent it
+
+
+class Accepted(NamedTuple):
+    """A request's messages as ingest rows, and those refused one by one (too large): the rest
+    of the batch is stored all the same."""
+
+    rows: list[Row]
+    refused: list[Refusal]
+
+
 class Body(NamedTuple):
     """A decoded request body: its messages still raw, and what applies to all of them."""
 
@@ -71,6 +86,7 @@ class Body(NamedTuple):
     shared: dict[str, Any]  # batch-level sentAt, context, integrations
     call_type: str | None  # set by the path of a single-message request
     sent_at: bytes = b""  # the batch-level sentAt as JSON, for messages without their own
+    shared_bytes: int = 0  # the batch-level context and integrations, as JSON: each may take them
 
 
 _envelope = msgspec.json.Decoder(_Envelope, float_hook=number_text)
@@ -99,15 +115,21 @@ def parse_batch(body: bytes) -> Body:
         data = bytes(raw)
         messages.append((data, _decode(_envelope, data, f"message {i} of the batch")))
     sent_at = encode(shared["sentAt"]) if "sentAt" in shared else b""
-    return Body(messages, _text(batch.writeKey), shared, None, sent_at)
+    shared_bytes = sum(len(encode(shared[k])) for k in ("context", "integrations") if k in shared)
+    return Body(messages, _text(batch.writeKey), shared, None, sent_at, shared_bytes)
 
 
-def rows(body: Body, facts: RequestFacts) -> list[Row]:
-    """Every message normalised; any bad message rejects the whole request."""
-    result = []
+def rows(body: Body, facts: RequestFacts) -> Accepted:
+    """Every message normalised, but those over the size limit, which are refused alone; any
+    other bad message rejects the whole request (InvalidRequest)."""
+    result, refused = [], []
     for i, (raw, envelope) in enumerate(body.messages):
         label = "the message" if body.call_type else f"message {i} of the batch"
-        _check_size(raw, facts, label)  # as the SDK sent it: what it counts against the limit
+        # As the SDK sent it (what it counts against the limit), with what the batch shares.
+        size = len(raw) + body.shared_bytes
+        if size > facts.max_message_bytes:
+            refused.append(Refusal(_too_large(label, size, facts), raw))
+            continue
         row = _quick(raw, envelope, body, facts, label)
         if row is None:
             msg = _decode(_any, raw, label)
@@ -120,7 +142,7 @@ def rows(body: Body, facts: RequestFacts) -> list[Row]:
             except RecursionError:
                 raise InvalidRequest(f"{label} is nested too deeply") from None
         result.append(row)
-    return result
+    return Accepted(result, refused)
 
 
 def from_pixel(params: Iterator[tuple[str, str]], call_type: str, facts: RequestFacts) -> Row:
@@ -138,9 +160,10 @@ def from_pixel(params: Iterator[tuple[str, str]], call_type: str, facts: Request
             node = child
         node[leaf] = value
     msg["type"] = call_type
-    row = normalise(msg, facts, label="the pixel request")
-    _check_size(row.payload.encode(), facts, "the pixel request")
-    return row
+    size = len(encode(msg))
+    if size > facts.max_message_bytes:
+        raise TooLarge(_too_large("the pixel request", size, facts))
+    return normalise(msg, facts, label="the pixel request")
 
 
 def _quick(raw: bytes, env: _Envelope, body: Body, facts: RequestFacts, label: str) -> Row | None:
@@ -250,11 +273,8 @@ def _decode(decoder: msgspec.json.Decoder[Any], data: bytes, label: str) -> Any:
         raise InvalidRequest(f"{label} is not valid UTF-8") from None
 
 
-def _check_size(payload: bytes, facts: RequestFacts, label: str) -> None:
-    if len(payload) > facts.max_message_bytes:
-        raise TooLarge(
-            f"{label} is {len(payload)} bytes; the limit is {facts.max_message_bytes} bytes",
-        )
+def _too_large(label: str, size: int, facts: RequestFacts) -> str:
+    return f"{label} is {size} bytes; the limit is {facts.max_message_bytes} bytes"
 
 
 def _text(value: Any) -> str | None:

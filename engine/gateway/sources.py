@@ -4,8 +4,9 @@ The table is reloaded whenever the workspace changes (LISTEN/NOTIFY, a hint) and
 `refresh` seconds regardless (the guarantee). A write key not in memory is answered only after
 a reload that started after the request came: a source created a moment ago works at once, and
 a key that exists is never refused (SDKs drop their events on a 401). Requests missing at the
-same time share reloads, one at a time, so a flood of bad keys costs one cheap query in flight
-per gateway process.
+same time share reloads, one at a time and at least `_MISS_RELOAD_GAP` apart, so a flood of bad
+keys costs at most a few cheap queries a second per gateway process; when a reload fails, every
+request waiting for it is answered 503 at once.
 """
 
 import asyncio
@@ -24,6 +25,7 @@ _Q = Queries.beside(__file__, "sources.sql")
 log = logging.getLogger(__name__)
 
 _CONNECTION_WAIT = 2.0
+_MISS_RELOAD_GAP = 0.05  # a request for an unknown key waits this long at most for its reload
 _RETRY = 1.0
 
 
@@ -42,6 +44,7 @@ class SourceDirectory:
         self._refresh = refresh
         self._by_key: dict[str, Source] = {}
         self._loaded_at = -1.0  # when the reload that `_by_key` comes from started
+        self._failed_at = -1.0  # when the last reload that failed started
         self._failing = False
         self._reload_lock = asyncio.Lock()
         self._changed = asyncio.Event()
@@ -71,7 +74,10 @@ class SourceDirectory:
         asked_at = time.monotonic()
         while self._loaded_at <= asked_at:
             async with self._reload_lock:  # a reload in flight may have started too early
+                if self._failed_at > asked_at:  # the reload this request waited for failed
+                    raise DatabaseUnavailable("cannot read sources; retry later")
                 if self._loaded_at <= asked_at:
+                    await asyncio.sleep(self._loaded_at + _MISS_RELOAD_GAP - time.monotonic())
                     await self.reload()
         return self._by_key.get(write_key)
 
@@ -82,6 +88,7 @@ class SourceDirectory:
                 sources = await db.tuples(conn, _Q["all_sources"], None, Source)
         except DatabaseError as exc:
             self._failing = True
+            self._failed_at = max(self._failed_at, started)
             raise DatabaseUnavailable(f"cannot read sources: {exc}") from exc
         if started > self._loaded_at:  # (the periodic reload may finish after a later one)
             self._by_key = {source.write_key: source for source in sources}

@@ -3,7 +3,8 @@
 Run by the worker's scheduler. A partition is dropped only when its whole day is older than
 the retention window *and* nothing in it is still needed: every ingest row read by the
 processor, every job delivered or aborted (a job and its attempts go together). Counters older
-than their own retention are deleted.
+than their own retention, and messages the gateway refused older than the events', are
+deleted.
 """
 
 import logging
@@ -13,7 +14,7 @@ from datetime import timedelta
 from engine import db
 from engine.db import Connection
 from engine.sql import Queries
-from engine.store import counters, ingest_log, jobs
+from engine.store import counters, ingest_log, jobs, rejections
 
 _Q = Queries.beside(__file__, "housekeeping.sql")
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ async def housekeep(conn: Connection, retention: timedelta) -> list[str]:
     """
     await conn.execute(_Q["ensure_partitions"], {"days": DAYS_AHEAD})
     await counters.forget(conn)
+    await rejections.forget(conn, retention)
     cur = await conn.execute(_Q["expired_partitions"], {"retention": retention})
     dropped = []
     for name, parent in await cur.fetchall():

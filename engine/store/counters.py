@@ -2,10 +2,11 @@
 stats pages agree with the jobs: events per source, destination and outcome; deliveries per
 destination and latency bucket; events received per source, call type and name.
 
-Outcomes: a source's events `received`, `duplicate` and `invalid` (counted against
-`NO_DESTINATION`); per destination `delivered`, `retried` (tries that failed and will be tried
-again), `aborted`, `filtered` (by the destination's event filters or call types) and `dropped`
-(by a transformation). `engine.control.stats` reads them back.
+Outcomes: a source's events `received`, `duplicate`, `invalid` and `rejected` (by the gateway,
+which counts them itself; all against `NO_DESTINATION`); per destination `delivered`, `retried`
+(tries that failed and will be tried again), `aborted`, `filtered` (by the destination's event
+filters or call types) and `dropped` (by a transformation). `engine.control.stats` reads them
+back.
 """
 
 from collections import Counter as Tally

@@ -1,5 +1,6 @@
 """The gateway over real HTTP against a real PostgreSQL: every endpoint, every rejection."""
 
+import asyncio
 import base64
 import gzip
 import json
@@ -12,6 +13,7 @@ import psycopg
 import pytest
 
 from engine.db import connection_pool
+from engine.errors import DatabaseUnavailable
 from engine.gateway.sources import SourceDirectory
 from tests.conftest import DISABLED_KEY, WRITE_KEY, apply_config, ingested
 from tests.servers import GatewayProcess, running_gateway
@@ -227,6 +229,9 @@ def test_size_limits_are_413(workspace_config: str, tmp_path: Path) -> None:
         )
         many = {"batch": [track(type="track", properties={"n": "y" * 500}) for _ in range(20)]}
         assert rejection(post(gw, "/v1/batch", many, auth=AUTH)) == (413, "payload_too_large")
+        # What the batch shares is copied into each message: it counts for each.
+        shared = {"batch": [track(type="track")] * 3, "context": {"pad": "c" * 2500}}
+        assert rejection(post(gw, "/v1/batch", shared, auth=AUTH)) == (413, "payload_too_large")
         bomb = gzip.compress(
             json.dumps({"batch": [track(type="track")], "pad": "z" * 50_000}).encode()
         )
@@ -374,3 +379,25 @@ def test_accepted_events_wake_the_processors(
         assert post(gateway, "/v1/track", track(), auth=AUTH).status_code == 200
         heard = next(conn.notifies(timeout=10), None)
     assert heard is not None and heard.channel == "sluice_ingest"
+
+
+async def test_requests_waiting_for_a_failed_reload_are_all_answered_at_once() -> None:
+    # PostgreSQL unreachable: each request for an unknown key once started a reload of its own
+    # after the one before had failed, the tenth answered 503 after ten connection waits.
+    reloads = 0
+
+    class Counted(SourceDirectory):
+        async def reload(self) -> None:
+            nonlocal reloads
+            reloads += 1
+            await super().reload()
+
+    pool = connection_pool("postgresql://sluice@127.0.0.1:1/none")
+    await pool.open(wait=False)
+    sources = Counted(pool, "postgresql://sluice@127.0.0.1:1/none")
+    found = await asyncio.gather(
+        *(sources.find(f"key-{n}") for n in range(10)), return_exceptions=True
+    )
+    await pool.close()
+    assert all(isinstance(answer, DatabaseUnavailable) for answer in found)
+    assert reloads == 1

@@ -183,3 +183,20 @@ async def test_expired_partitions_are_dropped_once_every_job_is_settled(configur
     assert f"jobs_p{d12}" not in tables
     assert kept == (1,)  # the unsettled job's partition stays
     assert len([t for t in tables if t.startswith("jobs_p")]) >= 8  # the coming days exist
+
+
+async def test_messages_refused_by_the_gateway_are_kept_as_long_as_events(configured: str) -> None:
+    with psycopg.connect(configured, autocommit=True) as conn:
+        source_id = _source_id(conn)
+        for days in (8, 6):
+            conn.execute(
+                "INSERT INTO gateway_rejections (received_at, source_id, reason, bytes, head)"
+                " VALUES (now() - make_interval(days => %s), %s, 'too large', 40000, '{')",
+                (days, source_id),
+            )
+    async with connection(configured) as aconn:
+        await aconn.set_autocommit(True)
+        await housekeep(aconn, timedelta(days=7))
+    with psycopg.connect(configured) as conn:
+        kept = conn.execute("SELECT count(*) FROM gateway_rejections").fetchone()
+    assert kept == (1,)

@@ -1,11 +1,15 @@
 """The real Python SDKs, pointed at a running gateway: every call type lands once."""
 
+import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx
+import psycopg
 import pytest
 import rudderstack.analytics as rudder
 import segment.analytics as segment
@@ -28,14 +32,19 @@ def send_every_call_type(client: Any, ids: dict[str, str]) -> None:
     client.track(None, "Anonymous Visit", anonymous_id="anon-8", message_id=ids["anonymous"])
 
 
+def rudder_client(url: str, errors: list[Exception]) -> Any:
+    """rudder-sdk-python sending to `url`, never retrying, its errors kept in `errors`."""
+    return rudder.Client(
+        WRITE_KEY, host=url, on_error=lambda e, batch: errors.append(e), max_retries=0
+    )
+
+
 @pytest.mark.parametrize(
     ("name", "make_client"),
     [
         (
             "rudder-sdk-python",
-            lambda url, errors: rudder.Client(
-                WRITE_KEY, host=url, on_error=lambda e, batch: errors.append(e), max_retries=0
-            ),
+            lambda url, errors: rudder_client(url, errors),
         ),
         (
             "segment-analytics-python",
@@ -87,9 +96,7 @@ def test_an_identify_is_measured_as_the_sdk_sent_it(
     # ~18 kB of traits: under the 32 kB limit as sent, over it once the gateway has mirrored
     # them into context.traits (which it once counted, refusing the event).
     errors: list[Exception] = []
-    client = rudder.Client(
-        WRITE_KEY, host=gateway.url, on_error=lambda e, batch: errors.append(e), max_retries=0
-    )
+    client = rudder_client(gateway.url, errors)
     traits = {f"trait_{n}": "t" * 180 for n in range(100)}
     client.identify("user-1", traits, message_id="big-traits")
     client.flush()
@@ -97,6 +104,51 @@ def test_an_identify_is_measured_as_the_sdk_sent_it(
     assert errors == []
     (row,) = ingested(workspace_config)
     assert row["payload"]["traits"] == row["payload"]["context"]["traits"] == traits
+
+
+def test_an_oversized_event_is_refused_alone_and_listed(
+    gateway: GatewayProcess, workspace_config: str
+) -> None:
+    # rudder-sdk-python sends messages of up to 4 MB: one over the gateway's 32 kB limit once
+    # cost its whole batch a 413, and the SDK dropped all 41 events.
+    errors: list[Exception] = []
+    client = rudder_client(gateway.url, errors)
+    for n in range(41):
+        blob = "x" * 40_000 if n == 20 else "small"
+        client.track("user-1", f"Event {n}", {"blob": blob}, message_id=f"m-{n}")
+    client.flush()
+    client.join()
+    assert errors == []
+    stored = sorted(r["message_id"] for r in ingested(workspace_config))
+    assert stored == sorted(f"m-{n}" for n in range(41) if n != 20)
+    # Nothing else in the request: 413, and listed all the same.
+    alone = {"userId": "u", "event": "<b>Alone</b>", "properties": {"blob": "y" * 40_000}}
+    answer = httpx.post(f"{gateway.url}/v1/track", json=alone, auth=(WRITE_KEY, ""))
+    assert answer.status_code == 413
+    env = {**os.environ, "SLUICE_CONFIG": os.devnull, "SLUICE_DATABASE_URL": workspace_config}
+    listed: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 15
+    while len(listed) < 2:  # the gateway stores what it refused once a second
+        assert time.monotonic() < deadline, gateway.output()
+        done = subprocess.run(
+            [sys.executable, "-m", "appliance", "rejected", "--json"],
+            env=env, capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        listed = [json.loads(line) for line in done.stdout.splitlines()]
+    newest, first = listed
+    assert (first["source"], newest["source"]) == ("website", "website")
+    assert first["bytes"] > 40_000 and "the limit is 32768 bytes" in first["reason"]
+    assert first["reason"].startswith("message 20 of the batch is")
+    assert '"m-20"' in first["head"] or len(first["head"]) == 2048
+    assert newest["reason"].startswith("the message is") and "<b>Alone</b>" in newest["head"]
+    metrics = httpx.get(f"{gateway.url}/metrics").text
+    assert 'sluice_gateway_events_total{outcome="accepted",source="website"} 40.0' in metrics
+    assert 'sluice_gateway_events_total{outcome="rejected",source="website"} 2.0' in metrics
+    with psycopg.connect(workspace_config) as conn:
+        counted = conn.execute(
+            "SELECT sum(events) FROM stats_minute WHERE outcome = 'rejected'"
+        ).fetchone()
+    assert counted == (2,)
 
 
 def test_generate_events_sends_every_call_type(

@@ -10,8 +10,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from engine.db import connection
-from engine.store import counters
+from engine.store import counters, rejections
 from engine.store.counters import NO_DESTINATION
+from engine.store.rejections import Rejection
 from tests.integration.test_events import WORKSPACE
 from tests.integration.test_web_activity import counted, ids
 from tests.integration.test_web_security import app_with, sign_in
@@ -108,3 +109,31 @@ async def test_the_backlog_now_adds_up_the_live_workers_shares(
     assert 'href="/failed?destination=hook&amp;view=retrying"' in rows[str(hook)]
     assert re.search(r'width="100.0".*>about 25,000 events</td>', rows[str(orders)], re.S)
     assert "disabled: not delivering" in rows[str(at["dropped"])]
+
+
+async def test_messages_rejected_at_the_gateway_are_counted_and_listed(
+    app: Litestar, database_url: str
+) -> None:
+    at = ids(database_url)
+    hostile = b'{"event": "</pre><script>alert(1)</script>", "properties": {"blob": "' + b"z" * 5000
+    async with connection(database_url) as conn:  # as the gateway stores them
+        await rejections.append(conn, [
+            Rejection("2026-12-06T10:00:00.000Z", str(at["web"]),
+                      "message 3 of the batch is 40000 bytes; the limit is 32768 bytes",
+                      40_000, rejections.head_of(hostile)),
+            Rejection("2026-12-06T11:00:00.000Z", str(at["ios"]),
+                      "the message is 50000 bytes; the limit is 32768 bytes", 50_000, "{}"),
+        ])  # fmt: skip
+    await counted(database_url, counters.Counts({(at["web"], NO_DESTINATION, "rejected"): 2}))
+    async with AsyncTestClient(app) as client:
+        await sign_in(client, "viewer@example.com")
+        stats_page = (await client.get("/stats?window=hour")).text
+        every = (await client.get("/rejected")).text
+        web_only = (await client.get("/rejected?source=web")).text
+        unknown = (await client.get("/rejected?source=nope")).text
+    assert 'over the size limit were <a href="/rejected">rejected at the gateway</a>' in stats_page
+    assert every.index("the message is 50000 bytes") < every.index("message 3 of the batch")
+    assert "<script>alert(1)" not in every and "&lt;script&gt;alert(1)" in every
+    assert "The first 2,048 bytes as sent" in every and "40,000 B" in every
+    assert "message 3 of the batch" in web_only and "the message is 50000" not in web_only
+    assert "the message is 50000" in unknown  # an unknown source name shows them all

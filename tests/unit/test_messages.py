@@ -16,11 +16,12 @@ def payload(row: Row) -> dict[str, object]:
 
 
 def single(message: object, call_type: str, facts: messages.RequestFacts = FACTS) -> list[Row]:
-    return messages.rows(messages.parse_single(msgspec.json.encode(message), call_type), facts)
+    body = messages.parse_single(msgspec.json.encode(message), call_type)
+    return messages.rows(body, facts).rows
 
 
 def batch(body: object) -> list[Row]:
-    return messages.rows(messages.parse_batch(msgspec.json.encode(body)), FACTS)
+    return messages.rows(messages.parse_batch(msgspec.json.encode(body)), FACTS).rows
 
 
 def test_single_message_takes_its_type_from_the_path() -> None:
@@ -88,10 +89,18 @@ def test_batch_level_fields_are_inherited_but_never_override() -> None:
     assert second["integrations"] == {"All": False}
 
 
-def test_message_size_limit_is_413() -> None:
+def test_a_message_over_the_size_limit_is_refused_alone() -> None:
     small = FACTS._replace(max_message_bytes=1024)
+    big = {"type": "track", "userId": "u", "properties": {"x": "y" * 2000}}
+    body = {"batch": [big, {"type": "track", "userId": "u", "event": "Fits"}]}
+    accepted = messages.rows(messages.parse_batch(msgspec.json.encode(body)), small)
+    assert [payload(row)["event"] for row in accepted.rows] == ["Fits"]
+    (refusal,) = accepted.refused
+    assert refusal.reason.startswith("message 0 of the batch is 2")
+    assert refusal.reason.endswith("the limit is 1024 bytes")
+    assert refusal.message == msgspec.json.encode(big)
     with pytest.raises(TooLarge, match="limit is 1024 bytes"):
-        single({"userId": "u", "properties": {"x": "y" * 2000}}, "track", small)
+        messages.from_pixel(iter([("userId", "u"), ("x", "y" * 2000)]), "track", small)
 
 
 def test_nul_characters_are_dropped_everywhere() -> None:
@@ -192,7 +201,7 @@ def test_numbers_keep_their_text_even_beyond_any_float() -> None:
     huge = b"1e1000000000000000000"
     for call_type in ("track", "identify"):
         raw = b'{"userId": 1.50, "properties": {"n": ' + huge + b', "x": 0.10}}'
-        (row,) = messages.rows(messages.parse_single(raw, call_type), FACTS)
+        (row,) = messages.rows(messages.parse_single(raw, call_type), FACTS).rows
         assert huge in row.payload.encode() and b"0.10" in row.payload.encode()
         assert row.partition == partition_of("1.50")
 

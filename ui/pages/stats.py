@@ -51,10 +51,12 @@ async def stats_page(request: Request[Any, Any, Any], window: FromQuery[str] = "
     queues = [(d, waiting.get(d.id)) for d in shape.destinations]
     bars = charts.lengths([b.waiting if b else 0 for _, b in queues])
     duplicates = sum(counts.of("duplicate", destination=NO_DESTINATION))
+    rejected = sum(counts.of("rejected", destination=NO_DESTINATION))
     return Template(
         "stats.html",
         context={"user": signed_in(request), "window": chosen, "windows": list(WINDOWS),
                  "received": received, "destinations": destinations, "duplicates": duplicates,
+                 "rejected": rejected,
                  "latency": latency, "names": names,
                  "backlog": list(zip(queues, bars, strict=True)), "staged": staged},
     )  # fmt: skip

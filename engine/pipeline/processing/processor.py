@@ -35,7 +35,7 @@ from engine.transformations.seam import Transformations
 
 log = logging.getLogger(__name__)
 
-_POLL = 2.0  # NOTIFY wakes the processor at each ingest commit; the poll is the guarantee
+_POLL = 2.0  # NOTIFY wakes the processor after ingest commits; the poll is the guarantee
 _RETRY = 1.0
 
 

@@ -51,6 +51,8 @@ def gateway(settings: Settings) -> GatewayOptions:
         commit_window=settings.commit_window_ms / 1000,
         processes=settings.gateway_workers,
         trusted_proxies=tuple(settings.trusted_proxies),
+        spool_dir=settings.data_dir / "spool",
+        spool_max_bytes=settings.spool_max_mb * 1024 * 1024,
     )
 
 

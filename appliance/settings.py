@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(32 * 1024, ge=1024)
     max_request_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     commit_window_ms: float = Field(2.0, ge=0, le=100)
+    spool_max_mb: int = Field(
+        1024, ge=0, description="accepted events kept on the data dir while PostgreSQL is "
+        "away, at most this much per host; 0 answers 503 instead",
+    )  # fmt: skip
     dedup_window_hours: float = Field(
         24.0, ge=0, description="drop events whose messageId was seen this recently; 0 is off"
     )

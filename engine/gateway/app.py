@@ -37,6 +37,7 @@ from engine.gateway.options import GatewayOptions
 from engine.gateway.ratelimit import RateLimiter
 from engine.gateway.rejections import RejectionLog
 from engine.gateway.sources import Source, SourceDirectory
+from engine.gateway.spool import Spool
 from engine.heartbeats import Heartbeat
 from engine.proxies import client_address, is_trusted
 from engine.store.rejections import Rejection, head_of
@@ -114,11 +115,18 @@ class Gateway:
         await self._pool.open(wait=False)
         self._sources = SourceDirectory(self._pool, opts.database_url)
         await self._sources.start()
+        self._spool = None
+        if opts.spool_dir is not None and opts.spool_max_bytes > 0:
+            self._spool = Spool(
+                opts.spool_dir, opts.spool_max_bytes, self._pool, observe=self._metrics.spool
+            )
+            self._spool.start()
         self._commit = GroupCommit(
             self._pool,
             window=opts.commit_window,
             max_rows=opts.commit_max_rows,
             max_inflight=opts.commit_inflight,
+            spool=self._spool,
             observe=self._metrics.commit,
         )
         self._commit.start()
@@ -129,6 +137,8 @@ class Gateway:
 
     async def shutdown(self) -> None:
         await self._commit.stop()
+        if self._spool is not None:
+            await self._spool.stop()
         await self._rejections.stop()
         await self._heartbeat.stop()
         await self._sources.stop()

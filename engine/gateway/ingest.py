@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from engine import db
 from engine.db import Pool
 from engine.errors import DatabaseError, DatabaseUnavailable, InvalidRequest, ValueRefused
+from engine.gateway.spool import Spool
 from engine.sql import Queries
 from engine.store import ingest_log
 from engine.store.ingest_log import Row
@@ -45,9 +46,11 @@ class GroupCommit:
         window: float,
         max_rows: int,
         max_inflight: int,
+        spool: Spool | None = None,
         observe: Callable[[int, float], None] = lambda rows, seconds: None,
     ) -> None:
         self._pool = pool
+        self._spool = spool
         self._window = window
         self._max_rows = max_rows
         self._slots = asyncio.Semaphore(max_inflight)
@@ -86,7 +89,7 @@ class GroupCommit:
         """Return once `rows` are committed; raise DatabaseUnavailable if they are not."""
         if self._closing:
             raise DatabaseUnavailable("the gateway is shutting down")
-        if time.monotonic() < self._down_until:
+        if self._spool is None and self._down():
             raise DatabaseUnavailable("the database is unavailable; retry later")
         future = asyncio.get_running_loop().create_future()
         self._pending.append((rows, future))
@@ -138,6 +141,11 @@ class GroupCommit:
 
     async def _flush(self, batch: list[_Waiter]) -> None:
         started = time.perf_counter()
+        if self._spool is not None and (self._spool.holding or self._down()):
+            # After events of this process, spooled or not: the database is away (or they
+            # would overtake those spooled).
+            await self._spill(self._spool, batch)
+            return
         try:
             async with db.borrowed(self._pool, autocommit=True, timeout=_CONNECTION_WAIT) as conn:
                 await _copy(conn, batch)
@@ -145,12 +153,34 @@ class GroupCommit:
             # PostgreSQL refused a value (SQLSTATE class 22): that request alone is rejected.
             await self._flush_each(batch)
             return
+        except DatabaseUnavailable as exc:
+            if self._spool is None:
+                self._fail(batch, exc)
+                return
+            log.warning("ingest commit failed, spooling until the database is back: %s", exc)
+            self._down_until = time.monotonic() + _BACKOFF
+            await self._spill(self._spool, batch)
+            return
         except Exception as exc:  # every request in the batch must be answered, whatever failed
             self._fail(batch, exc)
             return
         self._observe(sum(len(rows) for rows, _ in batch), time.perf_counter() - started)
         self._committed.set()
         _settle(batch, None)
+
+    async def _spill(self, spool: Spool, batch: list[_Waiter]) -> None:
+        """Into the local spool, written through: then the requests are answered 200."""
+        text = ingest_log.copy_text(row for rows, _ in batch for row in rows)
+        try:
+            kept = await spool.append(text, sum(len(rows) for rows, _ in batch))
+        except OSError as exc:
+            log.error("cannot write the spool, %d request(s) answered 503: %s", len(batch), exc)
+            kept = False
+        error = None if kept else DatabaseUnavailable("the database is unavailable; retry later")
+        _settle(batch, error)
+
+    def _down(self) -> bool:
+        return time.monotonic() < self._down_until
 
     async def _flush_each(self, batch: list[_Waiter]) -> None:
         """One transaction, each request's rows under a savepoint of its own."""

@@ -6,7 +6,7 @@ spawns them and each scrape adds up every worker's values.
 
 import os
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -33,6 +33,22 @@ class GatewayMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=self._registry,
         )
+        self._spooled = Counter(
+            "sluice_gateway_spooled_events",
+            "Events accepted into the local spool while the database was away",
+            registry=self._registry,
+        )
+        self._drained = Counter(
+            "sluice_gateway_spool_drained_events",
+            "Spooled events moved into the ingest log",
+            registry=self._registry,
+        )
+        self._spool_bytes = Gauge(
+            "sluice_gateway_spool_bytes",
+            "Bytes of spool files on this host (0: nothing waits for the database)",
+            registry=self._registry,
+            multiprocess_mode="max",
+        )
         self._children: dict[tuple[str, str], Counter] = {}
 
     def count(self, source: str, outcome: str, events: int) -> None:
@@ -44,6 +60,11 @@ class GatewayMetrics:
     def commit(self, rows: int, seconds: float) -> None:
         self._commit_rows.observe(rows)
         self._commit_seconds.observe(seconds)
+
+    def spool(self, spooled: int, drained: int, size: int) -> None:
+        self._spooled.inc(spooled)
+        self._drained.inc(drained)
+        self._spool_bytes.set(size)
 
     def render(self) -> bytes:
         if "PROMETHEUS_MULTIPROC_DIR" in os.environ:

@@ -1,14 +1,18 @@
-"""PostgreSQL stops in the middle of a stream: no 200 for anything not committed."""
+"""PostgreSQL stops in the middle of a stream: no 200 for anything not committed (to the
+database, or, with the spool, to this host's disk), and nothing spooled lost or doubled."""
 
+import os
+import signal
 import time
 from collections import Counter
 from pathlib import Path
 
 import httpx
+import psycopg
 
 from appliance.embedded import EmbeddedPostgres
 from tests.conftest import WRITE_KEY, ingested
-from tests.servers import running_gateway, start_gateway
+from tests.servers import GatewayProcess, running_gateway, start_gateway
 from tests.traffic import Sender
 
 
@@ -16,7 +20,7 @@ def test_no_acknowledgement_without_a_commit(
     private_postgres: tuple[EmbeddedPostgres, str], tmp_path: Path
 ) -> None:
     server, url = private_postgres
-    with running_gateway(url, tmp_path) as gateway:
+    with running_gateway(url, tmp_path, spool_max_mb="0") as gateway:  # (no spool)
         sender = Sender(gateway.url)
         sender.start()
         sender.wait_for(200, at_least=20)
@@ -57,3 +61,97 @@ def test_a_gateway_started_without_its_database_answers_503_then_recovers(
     finally:
         gateway.stop()
     assert len(ingested(url)) == 1
+
+
+def _stored_exactly_once(url: str, acked: list[str]) -> None:
+    stored = Counter(row["message_id"] for row in ingested(url))
+    missing = [m for m in acked if m not in stored]
+    assert missing == [], f"{len(missing)} acknowledged events were not stored"
+    assert max(stored.values()) == 1
+    with psycopg.connect(url) as conn:  # each user's events in the order they were accepted
+        for (user,) in conn.execute("SELECT DISTINCT payload->>'userId' FROM ingest_log"):
+            seqs = [r[0] for r in conn.execute(
+                "SELECT (payload->'properties'->>'seq')::int FROM ingest_log"
+                " WHERE payload->>'userId' = %s ORDER BY tx, id", (user,))]  # fmt: skip
+            assert seqs == sorted(seqs), f"{user}'s events out of order"
+
+
+def _drained(spool: Path, gateway: GatewayProcess) -> None:
+    """Wait until every spool file was moved into the database (and deleted)."""
+    deadline = time.monotonic() + 30
+    while list(spool.glob("*.spool")):
+        assert time.monotonic() < deadline, gateway.output()
+        time.sleep(0.2)
+
+
+def _spooled(gateway_url: str) -> float:
+    metrics = httpx.get(f"{gateway_url}/metrics").text
+    line = next(
+        ln for ln in metrics.splitlines() if ln.startswith("sluice_gateway_spooled_events_total")
+    )
+    return float(line.split()[-1])
+
+
+def test_with_the_spool_every_event_is_accepted_while_the_database_is_away(
+    private_postgres: tuple[EmbeddedPostgres, str], tmp_path: Path
+) -> None:
+    server, url = private_postgres
+    with running_gateway(url, tmp_path) as gateway:
+        sender = Sender(gateway.url, users=3)
+        sender.start()
+        sender.wait_for(200, at_least=20)
+        server.stop()
+        sender.wait_for(200, at_least=50)  # into the spool on this host's disk
+        assert _spooled(gateway.url) > 0
+        server.start()
+        sender.wait_for(200, at_least=20)
+        _drained(tmp_path / "spool", gateway)
+        sender.stop.set()
+        sender.join()
+    assert set(sender.statuses) == {200}, sender.statuses
+    _stored_exactly_once(url, sender.acked)
+
+
+def test_events_spooled_by_a_gateway_killed_are_moved_in_by_the_next(
+    private_postgres: tuple[EmbeddedPostgres, str], tmp_path: Path
+) -> None:
+    server, url = private_postgres
+    gateway = start_gateway(url, tmp_path)
+    try:
+        server.stop()
+        sender = Sender(gateway.url, users=2)
+        sender.start()
+        sender.wait_for(200, at_least=30)
+        sender.stop.set()
+        sender.join()
+        children = Path(f"/proc/{gateway.proc.pid}/task/{gateway.proc.pid}/children")
+        for pid in children.read_text().split():  # kill -9: the worker, then its parent
+            os.kill(int(pid), signal.SIGKILL)
+        gateway.proc.kill()
+        gateway.proc.wait()
+    finally:
+        gateway.stop()
+    assert list((tmp_path / "spool").glob("*.spool")), "nothing was spooled"
+    server.start()
+    with running_gateway(url, tmp_path) as successor:
+        _drained(tmp_path / "spool", successor)
+    assert set(sender.statuses) == {200}, sender.statuses
+    _stored_exactly_once(url, sender.acked)
+
+
+def test_past_its_bound_the_spool_answers_503(
+    private_postgres: tuple[EmbeddedPostgres, str], tmp_path: Path
+) -> None:
+    server, url = private_postgres
+    with running_gateway(url, tmp_path, spool_max_mb="1") as gateway:
+        server.stop()
+        sender = Sender(gateway.url, batch=50)  # ~5 kB a request: the 1 MB is soon full
+        sender.start()
+        sender.wait_for(503, at_least=3)
+        server.start()
+        sender.wait_for(200, at_least=20)
+        sender.stop.set()
+        sender.join()
+        _drained(tmp_path / "spool", gateway)
+    assert sender.statuses[200] > 0 and sender.statuses[503] > 0
+    _stored_exactly_once(url, sender.acked)

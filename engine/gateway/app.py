@@ -116,7 +116,7 @@ class Gateway:
         self._sources = SourceDirectory(self._pool, opts.database_url)
         await self._sources.start()
         self._spool = None
-        if opts.spool_dir is not None and opts.spool_max_bytes > 0:
+        if opts.spool_dir is not None:  # (with a bound of 0, what is left is still moved in)
             self._spool = Spool(
                 opts.spool_dir, opts.spool_max_bytes, self._pool, observe=self._metrics.spool
             )
@@ -219,7 +219,7 @@ class Gateway:
         """Keep messages refused one by one for the user to see, and count them."""
         self._metrics.count(source.name, "rejected", len(refused))
         self._rejections.add([
-            Rejection(facts.received_at, source.id, r.reason, len(r.message), head_of(r.message))
+            Rejection(facts.received_at, source.id, r.reason, r.size, head_of(r.message))
             for r in refused
         ])  # fmt: skip
 

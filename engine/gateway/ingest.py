@@ -153,7 +153,7 @@ class GroupCommit:
             # PostgreSQL refused a value (SQLSTATE class 22): that request alone is rejected.
             await self._flush_each(batch)
             return
-        except DatabaseUnavailable as exc:
+        except DatabaseError as exc:  # unreachable, read-only, failing: not the rows' fault
             if self._spool is None:
                 self._fail(batch, exc)
                 return

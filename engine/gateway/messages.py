@@ -68,6 +68,7 @@ class Refusal(NamedTuple):
 
     reason: str
     message: bytes  # as the SDK sent it
+    size: int  # as counted against the limit: with what its batch shares with it
 
 
 class Accepted(NamedTuple):
@@ -128,7 +129,7 @@ def rows(body: Body, facts: RequestFacts) -> Accepted:
         # As the SDK sent it (what it counts against the limit), with what the batch shares.
         size = len(raw) + body.shared_bytes
         if size > facts.max_message_bytes:
-            refused.append(Refusal(_too_large(label, size, facts), raw))
+            refused.append(Refusal(_too_large(label, size, facts), raw, size))
             continue
         row = _quick(raw, envelope, body, facts, label)
         if row is None:

@@ -19,7 +19,7 @@ class GatewayOptions:
     processes: int = 1
     # proxies whose X-Forwarded-For is believed; from anyone else it could be made up
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
-    # where accepted events wait while the database is away (engine/gateway/spool.py); None
-    # or a bound of 0 bytes: answer 503 instead
+    # where accepted events wait while the database is away (engine/gateway/spool.py); a bound
+    # of 0 bytes: answer 503 instead
     spool_dir: Path | None = None
     spool_max_bytes: int = 0

@@ -53,10 +53,11 @@ class RejectionLog:
             await self._write()
 
     async def _write(self) -> None:
+        """Store what waits; it is let go of only once stored (a stop in the middle keeps it
+        for the last try)."""
         if not self._counts:
             return
-        pending, counts = self._pending, self._counts
-        self._pending, self._counts = [], Counter()
+        pending, counts = list(self._pending), Counter(self._counts)
         tally = counters.Counts(
             {(UUID(source), NO_DESTINATION, "rejected"): n for source, n in counts.items()}
         )
@@ -64,7 +65,8 @@ class RejectionLog:
             async with db.borrowed(self._pool, timeout=_CONNECTION_WAIT) as conn:
                 await rejections.append(conn, pending)
                 await counters.add(conn, tally)
-        except DatabaseError as exc:  # kept for the next try, within the bound
+        except DatabaseError as exc:  # kept for the next try
             log.warning("could not store %d refused message(s), will retry: %s", len(pending), exc)
-            self._pending = (pending + self._pending)[:_PENDING]
-            self._counts += counts
+            return
+        del self._pending[: len(pending)]
+        self._counts -= counts

@@ -1,27 +1,30 @@
 """The gateway's local spool: where accepted events wait, on this host's disk, while PostgreSQL
 cannot take them.
 
-When a group commit cannot reach the database (it is down, restarting, failing over), the rows
-are appended to a file of this process's on the data dir and written through (fdatasync) before
-the requests are answered 200: the events are then as safe as that disk, no longer as the
-database. As long as anything of this process is spooled, later commits are spooled too, so that
-its events reach the ingest log in the order they were accepted.
+When a group commit cannot be made (the database is down, restarting, failing over, read-only),
+the rows are appended to a file of this process's on the data dir and written through
+(fdatasync) before the requests are answered 200: the events are then as safe as that disk, no
+longer as the database. While a process has events in the spool, or a process that died left
+some, its commits are spooled too, so that they do not overtake those. (Across live processes,
+an event one of them spooled may be overtaken by one another commits once the database is back.)
 
 Each file is a sequence of records: 4 bytes of length, 4 of CRC-32, then the COPY text of one
 commit's rows. A record cut short by a crash was never acknowledged and ends the file. A drainer
 in every gateway process moves records into the ingest log, each batch of them in one
 transaction with the file's drained position (`gateway_spool`): after a crash, even a kill -9
 in the middle, nothing is written twice or skipped. Each process drains its own file, and the
-files of processes that died (whose lock is free). A drained file is deleted.
+files of processes that died (whose lock is free); a drained file is deleted. A row the
+database refuses (a value it cannot store) is listed with the gateway's rejections and skipped;
+a file damaged in the middle is set aside as `.bad`, with an error in the log.
 
-Past `max_bytes` of spool on this host, commits that cannot be made are answered 503 again.
+Past `max_bytes` of spool files on the host, commits that cannot be made are answered 503.
 """
 
 import asyncio
 import fcntl
 import logging
 import os
-import socket
+import secrets
 import struct
 import time
 import zlib
@@ -29,10 +32,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from engine import db
-from engine.db import Pool
-from engine.errors import DatabaseError
+from engine.db import Connection, Pool
+from engine.errors import DatabaseError, ValueRefused
 from engine.sql import Queries
-from engine.store import ingest_log
+from engine.store import ingest_log, rejections
+from engine.store.rejections import Rejection
 
 _Q = Queries.beside(__file__, "spool.sql")
 log = logging.getLogger(__name__)
@@ -40,7 +44,10 @@ log = logging.getLogger(__name__)
 _HEADER = struct.Struct("<II")  # length, CRC-32 of the record's text
 _DRAIN_EVERY = 1.0
 _DRAIN_BYTES = 4 * 1024 * 1024  # per transaction
+_LOOK_EVERY = 0.1  # how stale the view of the host's spool files may be
+_FINAL_DRAIN = 5.0  # seconds at most, when the gateway stops
 _CONNECTION_WAIT = 2.0
+SUFFIX = ".spool"
 
 
 class Spool:
@@ -48,14 +55,13 @@ class Spool:
         self, directory: Path, max_bytes: int, pool: Pool,
         observe: Callable[[int, int, int], None] = lambda spooled, drained, size: None,
     ) -> None:  # fmt: skip
-        self._observe = observe  # events spooled, events drained (since last told), bytes held
         self._dir = directory
         self._max_bytes = max_bytes
         self._pool = pool
-        self._host = socket.gethostname()
+        self._observe = observe  # events spooled, events drained (since last told), bytes held
         self._own: SpoolFile | None = None  # this process's file, while it holds anything
         self._lock = asyncio.Lock()  # appends, and the drainer closing the own file
-        self._others = 0  # bytes in other processes' files, as last seen
+        self._seen: tuple[float, int, int] = (-_LOOK_EVERY, 0, 0)  # when, files, bytes
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -63,34 +69,52 @@ class Spool:
         self._task = asyncio.create_task(self._run(), name="spool-drainer")
 
     async def stop(self) -> None:
+        """Stop draining after one last try (bounded): what is left waits for the next
+        gateway process of this host."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        if self._own is not None:  # left for the next gateway process to drain
+        try:
+            await asyncio.wait_for(self._drain_all(), _FINAL_DRAIN)
+        except (TimeoutError, DatabaseError, OSError) as exc:
+            log.warning("spooled events left for the next gateway process: %s", exc)
+        if self._own is not None:
             self._own.close()
 
     @property
     def holding(self) -> bool:
-        """Whether events of this process wait in the spool: later ones must follow them."""
-        return self._own is not None
-
-    @property
-    def size(self) -> int:
-        """Bytes spooled on this host, as last seen."""
-        return self._others + (self._own.size if self._own else 0)
+        """Whether events wait in this process's spool file or in one a dead process left:
+        later ones must follow them."""
+        return self._own is not None or self._host()[0] > 0
 
     async def append(self, text: str, rows: int) -> bool:
         """Append one commit's rows and write them through; False when the spool is full."""
         record = text.encode()
         record = _HEADER.pack(len(record), zlib.crc32(record)) + record
         async with self._lock:
-            if self.size + len(record) > self._max_bytes:
+            if self._host(fresh=True)[1] + len(record) > self._max_bytes:
                 return False
             if self._own is None:
                 self._own = await asyncio.to_thread(SpoolFile.create, self._dir)
             await asyncio.to_thread(self._own.write, record)
-        self._observe(rows, 0, self.size)
+        self._seen = (self._seen[0], self._seen[1], self._seen[2] + len(record))
+        self._observe(rows, 0, self._seen[2])
         return True
+
+    def _host(self, fresh: bool = False) -> tuple[int, int]:
+        """Spool files left by dead processes, and the bytes of every spool file on this host,
+        as seen at most `_LOOK_EVERY` ago (or now)."""
+        at, orphans, size = self._seen
+        if fresh or time.monotonic() - at >= _LOOK_EVERY:
+            orphans = size = 0
+            own = self._own.path.name if self._own is not None else None
+            with os.scandir(self._dir) as entries:
+                for entry in entries:
+                    if entry.name.endswith(SUFFIX):
+                        size += entry.stat().st_size
+                        orphans += entry.name != own and SpoolFile.unheld(Path(entry.path))
+            self._seen = (time.monotonic(), orphans, size)
+        return orphans, size
 
     async def _run(self) -> None:
         while True:
@@ -98,59 +122,97 @@ class Spool:
                 await self._drain_all()
             except DatabaseError as exc:
                 log.warning("spooled events wait for the database: %s", exc)
-            except OSError as exc:
-                log.error("cannot read the spool in %s: %s", self._dir, exc)
+            except Exception as exc:  # (no event data in these) the drainer must go on
+                log.error("cannot drain the spool in %s: %s", self._dir, exc)
             await asyncio.sleep(_DRAIN_EVERY)
 
     async def _drain_all(self) -> None:
-        others = 0
-        for path in sorted(self._dir.glob("*.spool")):
+        """Every file of a dead process, then this process's own."""
+        for path in sorted(self._dir.glob(f"*{SUFFIX}")):
             if self._own is not None and path == self._own.path:
                 continue
-            orphan = SpoolFile.claim(path)
+            orphan = await asyncio.to_thread(SpoolFile.claim, path)
             if orphan is None:  # another live process's: it drains its own
-                others += path.stat().st_size
                 continue
             try:
-                await self._drain(orphan)
+                await self._drain(orphan, orphan.size)
                 await self._forget(orphan)
             finally:
                 orphan.close()
-        self._others = others
-        self._observe(0, 0, self.size)
-        if self._own is not None:
-            await self._drain(self._own)
+        while self._own is not None:  # again at once with what came meanwhile: catch up
+            await self._drain(self._own, self._own.size)
             async with self._lock:  # no append can come between the check and the close
                 if self._own.drained_to == self._own.size:
-                    await self._forget(self._own)
-                    self._own.close()
-                    self._own = None
-                    self._observe(0, 0, self.size)
+                    own, self._own = self._own, None
+                    own.close()
+                    await self._forget(own)
+        self._observe(0, 0, self._host(fresh=True)[1])
 
-    async def _drain(self, spooled: "SpoolFile") -> None:
-        key = f"{self._host}/{spooled.path.name}"
+    async def _drain(self, spooled: "SpoolFile", end: int) -> None:
+        """The file's records up to `end` (what was written through when the drain began)."""
         async with db.borrowed(self._pool, timeout=_CONNECTION_WAIT) as conn:
-            spooled.drained_to = int(await db.value(conn, _Q["drained"], {"file": key}) or 0)
+            drained = await db.value(conn, _Q["drained"], {"file": spooled.path.name})
+        spooled.drained_to = int(drained or 0)
         while True:
-            records = list(spooled.read(spooled.drained_to, _DRAIN_BYTES))
+            records = await asyncio.to_thread(spooled.read, spooled.drained_to, end)
             if not records:
-                return
-            end = records[-1][0]
-            async with db.borrowed(self._pool, timeout=_CONNECTION_WAIT) as conn:
-                await ingest_log.append(conn, "".join(text for _, text in records))
-                await ingest_log.wake(conn)
-                await conn.execute(_Q["advance"], {"file": key, "drained": end})
-            spooled.drained_to = end
-            events = sum(text.count("\n") for _, text in records)
-            self._observe(0, events, self.size)
-            log.info("moved %d spooled event(s) from %s into the ingest log", events, key)
+                break
+            upto = records[-1][0]
+            text = "".join(text for _, text in records)
+            try:
+                await self._move(spooled, text, upto)
+            except ValueRefused:  # one row at a time, those refused listed and skipped
+                await self._move(spooled, text, upto, row_by_row=True)
+            spooled.drained_to = upto
+            events = text.count("\n")
+            self._observe(0, events, self._seen[2])
+            log.info("moved %d spooled event(s) from %s into the ingest log", events, spooled.path)
+        if not spooled.torn_from(spooled.drained_to, end):  # damaged in the middle: set aside
+            spooled.path.rename(spooled.path.with_suffix(".bad"))
+            log.error("spool file %s is damaged at byte %d (%d bytes after it not moved in); "
+                      "set aside as .bad", spooled.path, spooled.drained_to,
+                      end - spooled.drained_to)  # fmt: skip
+            raise OSError(f"damaged spool file {spooled.path.name}")
+
+    async def _move(self, spooled: "SpoolFile", text: str, upto: int, *, row_by_row: bool = False
+                    ) -> None:  # fmt: skip
+        """Rows into the ingest log with the file's new position, in one transaction."""
+        async with db.borrowed(self._pool, timeout=_CONNECTION_WAIT) as conn:
+            if row_by_row:
+                await _each_row(conn, text)
+            else:
+                await ingest_log.append(conn, text)
+            await ingest_log.wake(conn)
+            await conn.execute(_Q["advance"], {"file": spooled.path.name, "drained": upto})
 
     async def _forget(self, spooled: "SpoolFile") -> None:
-        """The file is drained: delete it, then its position (a crash between the two leaves
-        a position without a file, which is harmless)."""
-        spooled.path.unlink()
-        async with db.borrowed(self._pool, timeout=_CONNECTION_WAIT) as conn:
-            await conn.execute(_Q["forget"], {"file": f"{self._host}/{spooled.path.name}"})
+        """The file is drained: delete it, then its position (left behind if the database is
+        away just then: harmless, as file names are never used twice)."""
+        spooled.path.unlink(missing_ok=True)
+        try:
+            async with db.borrowed(self._pool, timeout=_CONNECTION_WAIT) as conn:
+                await conn.execute(_Q["forget"], {"file": spooled.path.name})
+        except DatabaseError as exc:
+            log.info("position of the drained %s kept: %s", spooled.path.name, exc)
+
+
+async def _each_row(conn: Connection, text: str) -> None:
+    """Each row under a savepoint: one the database refuses is listed with the gateway's
+    rejections (it was acknowledged, yet cannot be stored) and left out."""
+    refused = []
+    for line in text.splitlines(keepends=True):
+        try:
+            with db.translated():
+                async with conn.transaction():
+                    await ingest_log.append(conn, line)
+        except ValueRefused as exc:
+            source_id, _, received_at, _, payload = line.split("\t", 4)
+            refused.append(Rejection(received_at, source_id,
+                                     f"the database refused it: {exc.reason}",
+                                     len(payload), payload[: rejections.HEAD_BYTES]))  # fmt: skip
+    if refused:
+        log.error("%d spooled event(s) refused by the database, listed as rejected", len(refused))
+        await rejections.append(conn, refused)
 
 
 class SpoolFile:
@@ -164,26 +226,50 @@ class SpoolFile:
 
     @classmethod
     def create(cls, directory: Path) -> "SpoolFile":
-        path = directory / f"{time.time_ns()}-{os.getpid()}.spool"
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_APPEND, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        dir_fd = os.open(directory, os.O_RDONLY)
+        """A new file, locked before it takes its name (no drainer can claim it first)."""
+        name = f"{time.time_ns()}-{os.getpid()}-{secrets.token_hex(4)}"
+        building = directory / f"{name}.new"
+        fd = os.open(building, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_APPEND, 0o600)
         try:
-            os.fsync(dir_fd)  # the file itself survives a crash
-        finally:
-            os.close(dir_fd)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            path = building.rename(directory / f"{name}{SUFFIX}")
+            dir_fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)  # the file itself survives a crash
+            finally:
+                os.close(dir_fd)
+        except OSError:
+            os.close(fd)
+            raise
         return cls(path, fd)
+
+    @staticmethod
+    def unheld(path: Path) -> bool:
+        """Whether no process holds the file (its writer died, and nobody drains it now)."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(fd)
+        return True
 
     @classmethod
     def claim(cls, path: Path) -> "SpoolFile | None":
-        """The file, locked, if no live process holds it."""
+        """The file, locked, if no live process holds it (and it is still there)."""
         try:
             fd = os.open(path, os.O_RDWR | os.O_APPEND)
         except FileNotFoundError:  # drained and deleted meanwhile
             return None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            if os.fstat(fd).st_ino != os.stat(path).st_ino:
+                raise FileNotFoundError(path)  # deleted between the open and the lock
+        except (BlockingIOError, FileNotFoundError):
             os.close(fd)
             return None
         return cls(path, fd)
@@ -199,17 +285,27 @@ class SpoolFile:
             raise
         self.size += len(record)
 
-    def read(self, start: int, most: int) -> Iterator[tuple[int, str]]:
-        """Whole records from `start`, up to about `most` bytes: (their end, their text). A
-        record cut short or corrupt ends the file (it was never acknowledged)."""
+    def torn_from(self, at: int, end: int) -> bool:
+        """Whether what is left from `at` to `end` is at most one record, cut short or
+        garbled: the one a crash interrupted, never acknowledged. (Anything more is damage.)"""
+        if at + _HEADER.size >= end:
+            return True
+        length: int = _HEADER.unpack(os.pread(self._fd, _HEADER.size, at))[0]
+        return at + _HEADER.size + length >= end
+
+    def read(self, start: int, end: int) -> list[tuple[int, str]]:
+        """Whole records from `start` to at most `end`, about `_DRAIN_BYTES` of them: (where
+        each ends, its text). A record cut short or corrupt ends the reading."""
+        return list(self._records(start, end))
+
+    def _records(self, start: int, end: int) -> Iterator[tuple[int, str]]:
         at, taken = start, 0
-        while taken < most:
-            header = os.pread(self._fd, _HEADER.size, at)
-            if len(header) < _HEADER.size:
+        while taken < _DRAIN_BYTES and at + _HEADER.size <= end:
+            length, crc = _HEADER.unpack(os.pread(self._fd, _HEADER.size, at))
+            if at + _HEADER.size + length > end:
                 return
-            length, crc = _HEADER.unpack(header)
             body = os.pread(self._fd, length, at + _HEADER.size)
-            if len(body) < length or zlib.crc32(body) != crc:
+            if zlib.crc32(body) != crc:
                 return
             at += _HEADER.size + length
             taken += length

@@ -1,6 +1,7 @@
 """PostgreSQL stops in the middle of a stream: no 200 for anything not committed (to the
 database, or, with the spool, to this host's disk), and nothing spooled lost or doubled."""
 
+import asyncio
 import os
 import signal
 import time
@@ -11,6 +12,9 @@ import httpx
 import psycopg
 
 from appliance.embedded import EmbeddedPostgres
+from engine.db import connection_pool
+from engine.gateway.spool import Spool
+from engine.store.ingest_log import Row, copy_text
 from tests.conftest import WRITE_KEY, ingested
 from tests.servers import GatewayProcess, running_gateway, start_gateway
 from tests.traffic import Sender
@@ -155,3 +159,35 @@ def test_past_its_bound_the_spool_answers_503(
         _drained(tmp_path / "spool", gateway)
     assert sender.statuses[200] > 0 and sender.statuses[503] > 0
     _stored_exactly_once(url, sender.acked)
+
+
+async def test_a_spooled_row_the_database_refuses_is_listed_and_the_rest_moved_in(
+    workspace_config: str, tmp_path: Path
+) -> None:
+    # A row PostgreSQL's json type refuses (an invalid escape, which the gateway's own checks
+    # would have caught first) once blocked its whole spool file, and every later commit of
+    # its gateway went to the spool.
+    with psycopg.connect(workspace_config) as conn:
+        found = conn.execute("SELECT id FROM sources WHERE name = 'website'").fetchone()
+    assert found is not None
+    rows = [
+        Row(str(found[0]), 1, "2026-12-06T10:00:00.000Z", f"m-{n}",
+            '{"type": "track", "userId": "u", "event": "' + event + '"}')
+        for n, event in enumerate(("Before", "\\u00zz", "After"))
+    ]  # fmt: skip
+    pool = connection_pool(workspace_config)
+    await pool.open()
+    spool = Spool(tmp_path / "spool", 1 << 20, pool)
+    spool.start()
+    assert await spool.append(copy_text(rows), len(rows))
+    deadline = time.monotonic() + 30
+    while spool.holding:
+        assert time.monotonic() < deadline, "the spool was never drained"
+        await asyncio.sleep(0.1)
+    await spool.stop()
+    await pool.close()
+    assert [r["payload"]["event"] for r in ingested(workspace_config)] == ["Before", "After"]
+    with psycopg.connect(workspace_config) as conn:
+        (reason,) = conn.execute("SELECT reason FROM gateway_rejections").fetchone() or ("",)
+    assert reason.startswith("the database refused it")
+    assert list((tmp_path / "spool").iterdir()) == []

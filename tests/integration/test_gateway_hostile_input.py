@@ -121,17 +121,25 @@ def test_every_gzip_member_counts_and_truncation_is_refused(
 def test_a_database_that_refuses_writes_gets_503_not_400(
     workspace_config: str, tmp_path: Path
 ) -> None:
-    """A read-only primary (one just demoted, say) must make SDKs retry, never drop events."""
+    """A read-only primary (one just demoted, say) must make SDKs retry, never drop events;
+    with the spool, the gateway keeps them itself."""
     with psycopg.connect(workspace_config, autocommit=True) as conn:
         conn.execute(
             sql.SQL("ALTER DATABASE {} SET default_transaction_read_only = on").format(
                 sql.Identifier(conn.info.dbname)
             )
         )
-    with running_gateway(workspace_config, tmp_path) as gw:
+    (tmp_path / "off").mkdir()
+    (tmp_path / "on").mkdir()
+    with running_gateway(workspace_config, tmp_path / "off", spool_max_mb="0") as gw:
         answer = httpx.post(f"{gw.url}/v1/track", json={"userId": "u"}, auth=AUTH)
     assert rejection(answer) == (503, "unavailable")
     assert answer.headers["retry-after"] == "1"
+    assert "read-only" in gw.output()
+    with running_gateway(workspace_config, tmp_path / "on") as gw:
+        answer = httpx.post(f"{gw.url}/v1/track", json={"userId": "u"}, auth=AUTH)
+        assert answer.status_code == 200
+        assert list((tmp_path / "on" / "spool").glob("*.spool"))
     assert "read-only" in gw.output()
 
 

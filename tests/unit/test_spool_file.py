@@ -14,11 +14,18 @@ def test_a_record_cut_short_or_corrupt_ends_the_file(tmp_path: Path) -> None:
     whole = spooled.size
     with spooled.path.open("ab") as torn:  # a crash in the middle of the next append
         torn.write(struct.pack("<II", 100, 0) + b"only part of it")
-    assert list(spooled.read(0, 1 << 20)) == [(14, "a\tb\tc\n"), (whole, "d\n\n")]
-    assert list(spooled.read(14, 1 << 20)) == [(whole, "d\n\n")]
-    assert list(spooled.read(0, 1)) == [(14, "a\tb\tc\n")]  # at least one record per read
+    end = spooled.path.stat().st_size
+    assert spooled.read(0, end) == [(14, "a\tb\tc\n"), (whole, "d\n\n")]
+    assert spooled.read(14, end) == [(whole, "d\n\n")]
+    assert spooled.read(0, whole - 1) == [(14, "a\tb\tc\n")]  # (only what was written through)
+    assert spooled.torn_from(whole, end)  # the one record a crash interrupted: never answered
+    with spooled.path.open("r+b") as damaged:  # a flipped byte in the first record
+        damaged.seek(9)
+        damaged.write(b"X")
+    assert spooled.read(0, end) == []
+    assert not spooled.torn_from(0, end)  # more than one record left: set aside, not dropped
     assert SpoolFile.claim(spooled.path) is None  # locked while its writer lives
     spooled.close()
     claimed = SpoolFile.claim(spooled.path)
-    assert claimed is not None and len(list(claimed.read(0, 1 << 20))) == 2
+    assert claimed is not None and claimed.read(14, end) == [(whole, "d\n\n")]
     claimed.close()

@@ -47,7 +47,9 @@ _DRAIN_BYTES = 4 * 1024 * 1024  # per transaction
 _LOOK_EVERY = 0.1  # how stale the view of the host's spool files may be
 _FINAL_DRAIN = 5.0  # seconds at most, when the gateway stops
 _CONNECTION_WAIT = 2.0
-SUFFIX = ".spool"
+_MAX_RECORD = 1 << 28  # larger than any commit's rows: a longer length is damage, not a tear
+SUFFIX = ".spool"  # a file being written, or left by a process that died
+DRAINING = ".orphan"  # a dead process's file, claimed by a drainer (renamed so)
 
 
 class Spool:
@@ -76,7 +78,7 @@ class Spool:
             await asyncio.gather(self._task, return_exceptions=True)
         try:
             await asyncio.wait_for(self._drain_all(), _FINAL_DRAIN)
-        except (TimeoutError, DatabaseError, OSError) as exc:
+        except Exception as exc:  # (no event data in these) the rest of the stop must go on
             log.warning("spooled events left for the next gateway process: %s", exc)
         if self._own is not None:
             self._own.close()
@@ -85,7 +87,13 @@ class Spool:
     def holding(self) -> bool:
         """Whether events wait in this process's spool file or in one a dead process left:
         later ones must follow them."""
-        return self._own is not None or self._host()[0] > 0
+        if self._own is not None:
+            return True
+        try:
+            return self._host()[0] > 0
+        except OSError as exc:  # the spool dir is unreadable: nothing can be spooled either
+            log.error("cannot read the spool in %s: %s", self._dir, exc)
+            return False
 
     async def append(self, text: str, rows: int) -> bool:
         """Append one commit's rows and write them through; False when the spool is full."""
@@ -102,17 +110,23 @@ class Spool:
         return True
 
     def _host(self, fresh: bool = False) -> tuple[int, int]:
-        """Spool files left by dead processes, and the bytes of every spool file on this host,
-        as seen at most `_LOOK_EVERY` ago (or now)."""
+        """Files of dead processes (claimed or not), and the bytes of every spool file on this
+        host, as seen at most `_LOOK_EVERY` ago (or now)."""
         at, orphans, size = self._seen
         if fresh or time.monotonic() - at >= _LOOK_EVERY:
             orphans = size = 0
             own = self._own.path.name if self._own is not None else None
             with os.scandir(self._dir) as entries:
                 for entry in entries:
-                    if entry.name.endswith(SUFFIX):
+                    if not entry.name.endswith((SUFFIX, DRAINING)):
+                        continue
+                    try:
                         size += entry.stat().st_size
-                        orphans += entry.name != own and SpoolFile.unheld(Path(entry.path))
+                    except FileNotFoundError:  # moved in and deleted meanwhile
+                        continue
+                    orphans += entry.name.endswith(DRAINING) or (
+                        entry.name != own and SpoolFile.unheld(Path(entry.path))
+                    )
             self._seen = (time.monotonic(), orphans, size)
         return orphans, size
 
@@ -128,30 +142,37 @@ class Spool:
 
     async def _drain_all(self) -> None:
         """Every file of a dead process, then this process's own."""
-        for path in sorted(self._dir.glob(f"*{SUFFIX}")):
+        paths = [*self._dir.glob(f"*{SUFFIX}"), *self._dir.glob(f"*{DRAINING}")]
+        for path in sorted(paths, key=lambda p: p.stem):
             if self._own is not None and path == self._own.path:
                 continue
             orphan = await asyncio.to_thread(SpoolFile.claim, path)
             if orphan is None:  # another live process's: it drains its own
                 continue
             try:
+                orphan.rename(DRAINING)  # (still holding back commits while it is moved in)
                 await self._drain(orphan, orphan.size)
                 await self._forget(orphan)
             finally:
                 orphan.close()
         while self._own is not None:  # again at once with what came meanwhile: catch up
+            before = self._own.drained_to
             await self._drain(self._own, self._own.size)
-            async with self._lock:  # no append can come between the check and the close
+            async with self._lock:  # no append can come between the check and the deletion
                 if self._own.drained_to == self._own.size:
                     own, self._own = self._own, None
+                    own.path.unlink()
                     own.close()
-                    await self._forget(own)
+            if self._own is None:
+                await self._forget_position(own)
+            elif self._own.drained_to == before:  # no progress: the next pass tries again
+                break
         self._observe(0, 0, self._host(fresh=True)[1])
 
     async def _drain(self, spooled: "SpoolFile", end: int) -> None:
         """The file's records up to `end` (what was written through when the drain began)."""
         async with db.borrowed(self._pool, timeout=_CONNECTION_WAIT) as conn:
-            drained = await db.value(conn, _Q["drained"], {"file": spooled.path.name})
+            drained = await db.value(conn, _Q["drained"], {"file": spooled.path.stem})
         spooled.drained_to = int(drained or 0)
         while True:
             records = await asyncio.to_thread(spooled.read, spooled.drained_to, end)
@@ -168,39 +189,51 @@ class Spool:
             self._observe(0, events, self._seen[2])
             log.info("moved %d spooled event(s) from %s into the ingest log", events, spooled.path)
         if not spooled.torn_from(spooled.drained_to, end):  # damaged in the middle: set aside
-            spooled.path.rename(spooled.path.with_suffix(".bad"))
             log.error("spool file %s is damaged at byte %d (%d bytes after it not moved in); "
                       "set aside as .bad", spooled.path, spooled.drained_to,
                       end - spooled.drained_to)  # fmt: skip
+            spooled.rename(".bad")
+            if spooled is self._own:
+                self._own = None  # (later commits go to a new file)
+                spooled.close()
             raise OSError(f"damaged spool file {spooled.path.name}")
 
     async def _move(self, spooled: "SpoolFile", text: str, upto: int, *, row_by_row: bool = False
                     ) -> None:  # fmt: skip
         """Rows into the ingest log with the file's new position, in one transaction."""
-        async with db.borrowed(self._pool, timeout=_CONNECTION_WAIT) as conn:
+        async with (
+            db.borrowed(self._pool, timeout=_CONNECTION_WAIT) as conn,
+            conn.transaction(),  # (the rows' own transactions below are savepoints of it)
+        ):
             if row_by_row:
                 await _each_row(conn, text)
             else:
                 await ingest_log.append(conn, text)
             await ingest_log.wake(conn)
-            await conn.execute(_Q["advance"], {"file": spooled.path.name, "drained": upto})
+            await conn.execute(_Q["advance"], {"file": spooled.path.stem, "drained": upto})
 
     async def _forget(self, spooled: "SpoolFile") -> None:
-        """The file is drained: delete it, then its position (left behind if the database is
-        away just then: harmless, as file names are never used twice)."""
+        """A dead process's file is drained: delete it (before letting go of its lock, so no
+        other drainer can take it up again), then its position."""
         spooled.path.unlink(missing_ok=True)
+        spooled.close()
+        await self._forget_position(spooled)
+
+    async def _forget_position(self, spooled: "SpoolFile") -> None:
+        """Left behind if the database is away just then: harmless, as names are never used
+        twice."""
         try:
             async with db.borrowed(self._pool, timeout=_CONNECTION_WAIT) as conn:
-                await conn.execute(_Q["forget"], {"file": spooled.path.name})
+                await conn.execute(_Q["forget"], {"file": spooled.path.stem})
         except DatabaseError as exc:
-            log.info("position of the drained %s kept: %s", spooled.path.name, exc)
+            log.info("position of the drained %s kept: %s", spooled.path.stem, exc)
 
 
 async def _each_row(conn: Connection, text: str) -> None:
     """Each row under a savepoint: one the database refuses is listed with the gateway's
     rejections (it was acknowledged, yet cannot be stored) and left out."""
     refused = []
-    for line in text.splitlines(keepends=True):
+    for line in (row + "\n" for row in text.split("\n")[:-1]):  # (COPY escapes newlines only)
         try:
             with db.translated():
                 async with conn.transaction():
@@ -291,7 +324,7 @@ class SpoolFile:
         if at + _HEADER.size >= end:
             return True
         length: int = _HEADER.unpack(os.pread(self._fd, _HEADER.size, at))[0]
-        return at + _HEADER.size + length >= end
+        return at + _HEADER.size + length >= end and length <= _MAX_RECORD
 
     def read(self, start: int, end: int) -> list[tuple[int, str]]:
         """Whole records from `start` to at most `end`, about `_DRAIN_BYTES` of them: (where
@@ -311,5 +344,10 @@ class SpoolFile:
             taken += length
             yield at, body.decode()
 
+    def rename(self, suffix: str) -> None:
+        self.path = self.path.rename(self.path.with_suffix(suffix))
+
     def close(self) -> None:
-        os.close(self._fd)  # (and the lock with it)
+        if self._fd >= 0:
+            os.close(self._fd)  # (and the lock with it)
+            self._fd = -1

@@ -19,6 +19,10 @@ def test_a_record_cut_short_or_corrupt_ends_the_file(tmp_path: Path) -> None:
     assert spooled.read(14, end) == [(whole, "d\n\n")]
     assert spooled.read(0, whole - 1) == [(14, "a\tb\tc\n")]  # (only what was written through)
     assert spooled.torn_from(whole, end)  # the one record a crash interrupted: never answered
+    with spooled.path.open("r+b") as garbled:  # a length no commit could have: damage
+        garbled.seek(whole)
+        garbled.write(struct.pack("<II", 0xFFFFFFF0, 0))
+    assert not spooled.torn_from(whole, end)
     with spooled.path.open("r+b") as damaged:  # a flipped byte in the first record
         damaged.seek(9)
         damaged.write(b"X")

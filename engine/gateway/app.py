@@ -62,6 +62,7 @@ _JSON = ("content-type", "application/json")
 _TEXT = ("content-type", "text/plain; charset=utf-8")
 # Browser config is per source and may echo request headers; each pixel hit must reach us.
 _NO_STORE = ("cache-control", "no-store")
+_SDK_METRICS_BYTES = 64 * 1024
 # a 1x1 transparent GIF, the answer to pixel requests
 _PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 _SINGLE = {
@@ -95,6 +96,7 @@ class Gateway:
             ("GET", "/pixel/v1/track"): partial(self._pixel, "track"),
             ("GET", "/pixel/v1/page"): partial(self._pixel, "page"),
             ("GET", "/sourceConfig"): self._source_config,
+            ("POST", "/v1/m"): self._sdk_metrics,
             ("GET", "/health"): self._health,
             ("GET", "/metrics"): self._render_metrics,
         }
@@ -295,12 +297,27 @@ class Gateway:
             msgspec.json.encode(browser.segment_settings(source, public_url)),
         )
 
+    async def _sdk_metrics(self, scope: Scope, proto: HTTPProtocol) -> Answer:
+        """analytics-next's own metrics (`metrics.host` in the settings served): counted, so
+        that nothing of a first-party set-up goes to Segment's host, and otherwise dropped."""
+        raw = await body.read(scope, proto, _SDK_METRICS_BYTES)
+        try:
+            series = msgspec.json.decode(raw, type=_SdkMetrics).series
+        except msgspec.DecodeError:
+            raise InvalidRequest('expected {"series": [...]}') from None
+        self._metrics.sdk_metrics(len(series))
+        return 200, [_TEXT], b"OK"
+
     async def _health(self, scope: Scope, proto: HTTPProtocol) -> Answer:
         await self._commit.ping()
         return 200, [_JSON], b'{"status":"ok"}'
 
     async def _render_metrics(self, scope: Scope, proto: HTTPProtocol) -> Answer:
         return 200, [("content-type", METRICS_CONTENT_TYPE)], self._metrics.render()
+
+
+class _SdkMetrics(msgspec.Struct):
+    series: list[msgspec.Raw]
 
 
 def _error(status: int, code: str, message: str) -> Answer:

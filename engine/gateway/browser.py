@@ -29,7 +29,9 @@ def segment_settings(source: Source, public_url: str) -> dict[str, Any]:
     """The answer to Segment analytics-next's `GET /v1/projects/<writeKey>/settings`.
 
     `integrations["Segment.io"].apiHost` is host and path without a scheme; analytics-next
-    posts to `<protocol>://<apiHost>/<t|i|p|…>`, which is this gateway's `/v1/...`.
+    posts to `<protocol>://<apiHost>/<t|i|p|…>`, which is this gateway's `/v1/...`. Its own
+    metrics, should a page turn them on, go to `<metrics.host>/m`: this gateway's `/v1/m` too,
+    never Segment's host.
     """
     url = urlsplit(public_url)
     api_host = f"{url.netloc}{url.path.rstrip('/')}/v1"
@@ -53,7 +55,7 @@ def segment_settings(source: Source, public_url: str) -> dict[str, Any]:
         "analyticsNextEnabled": True,
         "middlewareSettings": {},
         "enabledMiddleware": {},
-        "metrics": {"sampleRate": 0},
+        "metrics": {"sampleRate": 0, "host": api_host},
         "legacyVideoPluginsEnabled": False,
         "remotePlugins": [],
     }

@@ -49,6 +49,11 @@ class GatewayMetrics:
             registry=self._registry,
             multiprocess_mode="max",
         )
+        self._sdk_metrics = Counter(
+            "sluice_gateway_sdk_metric_series",
+            "Metric series browser SDKs posted about themselves (analytics-next's /v1/m)",
+            registry=self._registry,
+        )
         self._children: dict[tuple[str, str], Counter] = {}
 
     def count(self, source: str, outcome: str, events: int) -> None:
@@ -65,6 +70,9 @@ class GatewayMetrics:
         self._spooled.inc(spooled)
         self._drained.inc(drained)
         self._spool_bytes.set(size)
+
+    def sdk_metrics(self, series: int) -> None:
+        self._sdk_metrics.inc(series)
 
     def render(self) -> bytes:
         if "PROMETHEUS_MULTIPROC_DIR" in os.environ:

@@ -309,6 +309,13 @@ def test_segment_settings_point_back_at_the_gateway(gateway: GatewayProcess) -> 
     assert segment_io["apiHost"] == f"{gateway.url.removeprefix('http://')}/v1"
     assert segment_io["protocol"] == "http"
     assert httpx.get(f"{gateway.url}/v1/projects/wrong/settings").status_code == 401
+    # analytics-next's own metrics come here too (never to Segment's host), and are counted
+    assert answer.json()["metrics"]["host"] == segment_io["apiHost"]
+    series = [{"type": "Counter", "metric": "analytics_js.invoke", "value": 1, "tags": {}}] * 2
+    assert httpx.post(f"{gateway.url}/v1/m", json={"series": series}).status_code == 200
+    assert httpx.post(f"{gateway.url}/v1/m", content=b"{not json").status_code == 400
+    metrics = httpx.get(f"{gateway.url}/metrics").text
+    assert "sluice_gateway_sdk_metric_series_total 2.0" in metrics
 
 
 def test_segment_settings_use_the_public_url(workspace_config: str, tmp_path: Path) -> None:

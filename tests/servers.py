@@ -65,7 +65,10 @@ class ServingProcess(SluiceProcess):
 
 
 class GatewayProcess(ServingProcess):
-    pass
+    def metric(self, name: str) -> float:
+        """An unlabelled metric's value, as /metrics says now."""
+        lines = httpx.get(f"{self.url}/metrics").text.splitlines()
+        return float(next(line for line in lines if line.startswith(f"{name} ")).split()[-1])
 
 
 class WebProcess(ServingProcess):

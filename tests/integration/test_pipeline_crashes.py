@@ -11,6 +11,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from appliance.embedded import EmbeddedPostgres
 from tests.delivery import (
     assert_user_order,
@@ -72,18 +74,25 @@ def test_kill_9_of_the_worker_loses_nothing(
     assert len(duplicates) < len(kills) * 400, len(duplicates)
 
 
+@pytest.mark.parametrize("spool_max_mb", ["1024", "0"])
 def test_postgresql_restarting_mid_flow_loses_nothing(
-    private_postgres: tuple[EmbeddedPostgres, str], tmp_path: Path
+    private_postgres: tuple[EmbeddedPostgres, str], tmp_path: Path, spool_max_mb: str
 ) -> None:
     server, url = private_postgres
     with Sink() as sink:
         connect(url, hook=sink.url)
-        with running_gateway(url, tmp_path) as gateway, running_worker(url, tmp_path) as worker:
+        with (
+            running_gateway(url, tmp_path, spool_max_mb=spool_max_mb) as gateway,
+            running_worker(url, tmp_path) as worker,
+        ):
             sender = Sender(gateway.url, prefix="p", users=USERS)
             sender.start()
             sender.wait_for(200, at_least=200)
             server.stop()
-            sender.wait_for(503, at_least=5)
+            if spool_max_mb == "0":
+                sender.wait_for(503, at_least=5)
+            else:  # accepted all the same, into the gateway's spool
+                _wait_spooled(gateway, at_least=100)
             time.sleep(2.0)
             server.start()
             sender.wait_for(200, at_least=200)
@@ -93,6 +102,13 @@ def test_postgresql_restarting_mid_flow_loses_nothing(
             assert worker.proc.poll() is None, worker.output()
         assert_user_order(sink)
     assert len(sender.acked) > 0
+
+
+def _wait_spooled(gateway: GatewayProcess, at_least: int) -> None:
+    deadline = time.monotonic() + 30
+    while gateway.metric("sluice_gateway_spooled_events_total") < at_least:
+        assert time.monotonic() < deadline, "nothing was spooled while the database was away"
+        time.sleep(0.1)
 
 
 def test_the_other_stages_do_not_outlive_a_killed_worker(

@@ -21,6 +21,7 @@ Past `max_bytes` of spool files on the host, commits that cannot be made are ans
 """
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import os
@@ -28,14 +29,17 @@ import secrets
 import struct
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from uuid import UUID
 
 from engine import db
 from engine.db import Connection, Pool
 from engine.errors import DatabaseError, ValueRefused
 from engine.sql import Queries
-from engine.store import ingest_log, rejections
+from engine.store import counters, ingest_log, rejections
+from engine.store.counters import NO_DESTINATION
 from engine.store.rejections import Rejection
 
 _Q = Queries.beside(__file__, "spool.sql")
@@ -47,6 +51,7 @@ _DRAIN_BYTES = 4 * 1024 * 1024  # per transaction
 _LOOK_EVERY = 0.1  # how stale the view of the host's spool files may be
 _FINAL_DRAIN = 5.0  # seconds at most, when the gateway stops
 _CONNECTION_WAIT = 2.0
+_STALE_NEW = 60.0  # a file being created takes microseconds to be named; one this old never was
 _MAX_RECORD = 1 << 28  # larger than any commit's rows: a longer length is damage, not a tear
 SUFFIX = ".spool"  # a file being written, or left by a process that died
 DRAINING = ".orphan"  # a dead process's file, claimed by a drainer (renamed so)
@@ -68,6 +73,10 @@ class Spool:
 
     def start(self) -> None:
         self._dir.mkdir(parents=True, exist_ok=True)
+        for building in self._dir.glob("*.new"):  # a crash between creating and naming one
+            with contextlib.suppress(FileNotFoundError):
+                if time.time() - building.stat().st_mtime > _STALE_NEW:
+                    building.unlink()  # (empty: nothing was written to it)
         self._task = asyncio.create_task(self._run(), name="spool-drainer")
 
     async def stop(self) -> None:
@@ -246,6 +255,9 @@ async def _each_row(conn: Connection, text: str) -> None:
     if refused:
         log.error("%d spooled event(s) refused by the database, listed as rejected", len(refused))
         await rejections.append(conn, refused)
+        await counters.add(conn, counters.Counts(
+            Counter((UUID(r.source_id), NO_DESTINATION, "rejected") for r in refused)
+        ))  # fmt: skip
 
 
 class SpoolFile:

@@ -183,5 +183,9 @@ async def test_a_spooled_row_the_database_refuses_is_listed_and_the_rest_moved_i
     assert events == ["Before\u2028", "After"]
     with psycopg.connect(workspace_config) as conn:
         (reason,) = conn.execute("SELECT reason FROM gateway_rejections").fetchone() or ("",)
+        counted = conn.execute(
+            "SELECT sum(events) FROM stats_minute WHERE outcome = 'rejected'"
+        ).fetchone()
     assert reason.startswith("the database refused it")
+    assert counted == (1,)
     assert list((tmp_path / "spool").iterdir()) == []

@@ -1,10 +1,13 @@
-"""The spool's file format: whole records only, whatever a crash left at the end."""
+"""The spool's files: whole records only, whatever a crash left at the end; a file a crash
+left unnamed is removed."""
 
+import os
 import struct
 import zlib
 from pathlib import Path
 
-from engine.gateway.spool import SpoolFile
+from engine.db import connection_pool
+from engine.gateway.spool import Spool, SpoolFile
 
 
 def test_a_record_cut_short_or_corrupt_ends_the_file(tmp_path: Path) -> None:
@@ -33,3 +36,14 @@ def test_a_record_cut_short_or_corrupt_ends_the_file(tmp_path: Path) -> None:
     claimed = SpoolFile.claim(spooled.path)
     assert claimed is not None and claimed.read(14, end) == [(whole, "d\n\n")]
     claimed.close()
+
+
+async def test_a_file_a_crash_left_unnamed_is_removed_at_start(tmp_path: Path) -> None:
+    stale, fresh = tmp_path / "1-2-ab.new", tmp_path / "3-4-cd.new"
+    stale.touch()
+    os.utime(stale, (0, 0))
+    fresh.touch()  # (another gateway process may be just creating it)
+    spool = Spool(tmp_path, 1 << 20, connection_pool("postgresql://sluice@127.0.0.1:1/none"))
+    spool.start()
+    await spool.stop()
+    assert (stale.exists(), fresh.exists()) == (False, True)

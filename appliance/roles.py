@@ -7,15 +7,16 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from typing import TYPE_CHECKING
 
 import uvloop
-from granian.constants import HTTPModes, Interfaces, Loops
+from granian.constants import Interfaces, Loops
 from granian.server import Server
 
-from appliance import options
+from appliance import options, prefork
 from appliance.settings import Settings
 from engine.children import die_with_parent
 
@@ -23,50 +24,55 @@ if TYPE_CHECKING:
     from litestar import Litestar
 
     from engine.gateway.app import Gateway
+    from engine.gateway.options import GatewayOptions
     from engine.pipeline.worker import Worker
 
 log = logging.getLogger(__name__)
 _CHILD_GRACE = 30.0
 _STAGE_NAMES = {"process": "processing", "load": "warehouse load"}
+_BACKLOG = 2048
 LOAD_NICE = 10  # the warehouse load stage's niceness: below the delivering stages'
 
 
-def gateway_app() -> "Gateway":
-    """The factory granian calls in each worker process."""
-    # Imported here, after serve_gateway has set PROMETHEUS_MULTIPROC_DIR: prometheus_client
-    # picks its (multi-process or not) storage when first imported.
+def serve_gateway(settings: Settings) -> None:
+    gateway_options = options.gateway(settings)  # fail here, once, rather than in every process
+    if settings.gateway_workers > 1:
+        # The processes share their metrics through files that /metrics adds up.
+        metrics_dir = settings.data_dir / "run" / "gateway-metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    sock = prefork.listening_socket(settings.gateway_host, settings.gateway_port, _BACKLOG)
+    run = functools.partial(_gateway_process, gateway_options, sock)
+    sys.exit(prefork.serve("gateway", settings.gateway_workers, run))
+
+
+def _gateway_process(gateway_options: "GatewayOptions", sock: socket.socket) -> None:
+    # Imported here, in the process, after serve_gateway has set PROMETHEUS_MULTIPROC_DIR:
+    # prometheus_client picks its (multi-process or not) storage when first imported.
     from engine.gateway.app import Gateway
 
-    gateway = Gateway(options.gateway(Settings()))
+    gateway = Gateway(gateway_options)
     # Each request allocates a few short-lived containers; collecting the young generation every
     # 700 of them costs a measurable share of the request path. Reference counting frees them
     # anyway, so cycles are looked for less often, and the startup objects are left out of it.
     gc.freeze()
     gc.set_threshold(50_000, 20, 50)
-    return gateway
+    uvloop.run(_run_gateway(gateway, sock, gateway_options.max_request_bytes))
 
 
-def serve_gateway(settings: Settings) -> None:
-    options.gateway(settings)  # fail here, once, rather than in every worker
-    if settings.gateway_workers > 1:
-        # Worker processes share their metrics through files that /metrics adds up.
-        metrics_dir = settings.data_dir / "run" / "gateway-metrics"
-        shutil.rmtree(metrics_dir, ignore_errors=True)
-        metrics_dir.mkdir(parents=True)
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    Server(
-        "appliance.roles:gateway_app",
-        factory=True,
-        address=settings.gateway_host,
-        port=settings.gateway_port,
-        interface=Interfaces.RSGI,
-        http=HTTPModes.http1,  # what SDKs speak; skipping HTTP/2 detection is measurably cheaper
-        workers=settings.gateway_workers,
-        loop=Loops.uvloop,
-        backlog=2048,
-        log_level=settings.log_level.lower(),  # type: ignore[arg-type]
-        websockets=False,
-    ).serve()
+async def _run_gateway(gateway: "Gateway", sock: socket.socket, max_body: int) -> None:
+    from engine.gateway import http
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await gateway.startup()
+    try:
+        await http.serve(gateway.handle, sock, max_body=max_body, backlog=_BACKLOG, until=stop)
+    finally:
+        await gateway.shutdown()
 
 
 def web_app() -> "Litestar":

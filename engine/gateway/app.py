@@ -1,11 +1,10 @@
 """The gateway's RSGI application: routing, request decoding, answers.
 
-It sits directly on granian's RSGI interface rather than on a framework router: the ingestion
-paths are the hottest code in Sluice and need nothing a framework adds. Every error is turned
-into an HTTP answer in `__rsgi__` and nowhere else.
+It sits directly on the gateway's own HTTP layer (`engine.gateway.http`) rather than on a
+framework: the ingestion paths are the hottest code in Sluice and need nothing a framework adds.
+Every error is turned into an HTTP answer in `handle` and nowhere else.
 """
 
-import asyncio
 import base64
 import binascii
 import logging
@@ -14,7 +13,6 @@ from functools import partial
 from urllib.parse import parse_qsl
 
 import msgspec
-from granian.rsgi import HTTPProtocol, Scope  # type: ignore[attr-defined]
 
 from engine.db import connection_pool
 from engine.errors import (
@@ -30,6 +28,7 @@ from engine.errors import (
 )
 from engine.gateway import body, browser, messages
 from engine.gateway.clock import Clock
+from engine.gateway.http import Answer, Headers, Request
 from engine.gateway.ingest import GroupCommit
 from engine.gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from engine.gateway.metrics import GatewayMetrics
@@ -44,9 +43,7 @@ from engine.store.rejections import Rejection, head_of
 
 log = logging.getLogger(__name__)
 
-Headers = list[tuple[str, str]]
-Answer = tuple[int, Headers, bytes]
-Handler = Callable[[Scope, HTTPProtocol], Awaitable[Answer]]
+Handler = Callable[[Request], Awaitable[Answer]]
 
 # The one place where refusals become HTTP answers: status and the `code` SDKs see.
 _ANSWERS: dict[type[Rejected], tuple[int, str]] = {
@@ -103,13 +100,7 @@ class Gateway:
         for path, call_type in _SINGLE.items():
             self._routes["POST", f"/v1/{path}"] = partial(self._ingest, call_type)
 
-    # -- lifecycle, called by granian in each worker process --------------------------------
-
-    def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        loop.run_until_complete(self.startup())
-
-    def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
-        loop.run_until_complete(self.shutdown())
+    # -- lifecycle, in each gateway process -------------------------------------------------
 
     async def startup(self) -> None:
         opts = self._options
@@ -148,9 +139,9 @@ class Gateway:
 
     # -- dispatch -------------------------------------------------------------------------
 
-    async def __rsgi__(self, scope: Scope, proto: HTTPProtocol) -> None:
+    async def handle(self, request: Request) -> Answer:
         try:
-            status, headers, body = await self._dispatch(scope, proto)
+            status, headers, body = await self._dispatch(request)
         except Rejected as exc:
             status, code = _ANSWERS.get(type(exc), (400, "bad_request"))
             status, headers, body = _error(status, code, exc.message)
@@ -158,40 +149,40 @@ class Gateway:
             status, headers, body = _error(503, "unavailable", "the database is unavailable; retry")
         except Exception:
             # not the path: /v1/projects/<writeKey>/settings carries a write key
-            log.exception("unexpected error answering a %s request", scope.method)
+            log.exception("unexpected error answering a %s request", request.method)
             status, headers, body = _error(500, "internal_error", "internal error")
-        headers.extend(_cors(scope))
-        proto.response_bytes(status, headers, body)
+        headers.extend(_cors(request))
+        return status, headers, body
 
-    def _dispatch(self, scope: Scope, proto: HTTPProtocol) -> Awaitable[Answer]:
-        path = scope.path.rstrip("/") or "/"
-        handler = self._routes.get((scope.method, path))
+    def _dispatch(self, request: Request) -> Awaitable[Answer]:
+        path = request.path.rstrip("/") or "/"
+        handler = self._routes.get((request.method, path))
         if handler is not None:
-            return handler(scope, proto)
-        if scope.method == "OPTIONS":
-            return _preflight(scope)
+            return handler(request)
+        if request.method == "OPTIONS":
+            return _preflight(request)
         if (
-            scope.method == "GET"
+            request.method == "GET"
             and path.startswith("/v1/projects/")
             and path.endswith("/settings")
         ):
-            return self._segment_settings(scope, path.split("/")[3])
+            return self._segment_settings(request, path.split("/")[3])
         if any(route_path == path for _, route_path in self._routes):
-            raise MethodNotAllowed(f"{scope.method} is not allowed on {path}")
+            raise MethodNotAllowed(f"{request.method} is not allowed on {path}")
         raise NoSuchEndpoint(f"no such endpoint: {path}")
 
     # -- ingestion ------------------------------------------------------------------------
 
-    async def _ingest(self, call_type: str | None, scope: Scope, proto: HTTPProtocol) -> Answer:
+    async def _ingest(self, call_type: str | None, request: Request) -> Answer:
         source: Source | None = None
         events = 1
         try:
             # A key beside the body is checked before the body is read (or decompressed):
             # work for anyone without a key stays cheap.
-            outside = _basic_key(scope, self._basic_keys) or _query_key(scope)
+            outside = _basic_key(request, self._basic_keys) or _query_key(request)
             if outside is not None:
                 source = await self._authenticate(outside)
-            raw = await body.read(scope, proto, self._options.max_request_bytes)
+            raw = await body.read(request, self._options.max_request_bytes)
             if call_type is None:
                 parsed = messages.parse_batch(raw)
             else:
@@ -199,7 +190,7 @@ class Gateway:
             events = len(parsed.messages)
             if source is None:
                 source = await self._authenticate(parsed.write_key)
-            facts = self._facts(scope, source)
+            facts = self._facts(request, source)
             rows, refused = messages.rows(parsed, facts)
             if not rows:  # every message too large
                 events = 0  # (counted as they are kept)
@@ -225,12 +216,12 @@ class Gateway:
             for r in refused
         ])  # fmt: skip
 
-    async def _pixel(self, call_type: str, scope: Scope, proto: HTTPProtocol) -> Answer:
+    async def _pixel(self, call_type: str, request: Request) -> Answer:
         source: Source | None = None
         try:
-            params = parse_qsl(scope.query_string, keep_blank_values=True)
+            params = parse_qsl(request.query_string, keep_blank_values=True)
             source = await self._authenticate(dict(params).get("writeKey"))
-            row = messages.from_pixel(iter(params), call_type, self._facts(scope, source))
+            row = messages.from_pixel(iter(params), call_type, self._facts(request, source))
             self._check_rate(source, 1)
             await self._commit.append([row])
         except (Rejected, DatabaseUnavailable):
@@ -249,25 +240,25 @@ class Gateway:
             raise SourceDisabled(f"source {source.name!r} is disabled")
         return source
 
-    def _facts(self, scope: Scope, source: Source) -> messages.RequestFacts:
+    def _facts(self, request: Request, source: Source) -> messages.RequestFacts:
         return messages.RequestFacts.of(
-            source.id, self._clock.now(), self._client_ip(scope), self._options.max_message_bytes
+            source.id, self._clock.now(), self._client_ip(request), self._options.max_message_bytes
         )
 
-    def _client_ip(self, scope: Scope) -> str:
+    def _client_ip(self, request: Request) -> str:
         """The peer's address, or the client's from X-Forwarded-For when a trusted proxy sent it."""
         return client_address(
-            _peer(scope), scope.headers.get("x-forwarded-for"), self._options.trusted_proxies
+            _peer(request), request.headers.get("x-forwarded-for"), self._options.trusted_proxies
         )
 
-    def _request_base_url(self, scope: Scope) -> str:
+    def _request_base_url(self, request: Request) -> str:
         """This gateway's URL as the client reached it (no public URL being configured): the
         scheme a trusted proxy forwards, else the connection's own."""
-        scheme = scope.scheme
-        if is_trusted(_peer(scope), self._options.trusted_proxies):
-            forwarded = scope.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+        scheme = request.scheme
+        if is_trusted(_peer(request), self._options.trusted_proxies):
+            forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
             scheme = forwarded if forwarded in ("http", "https") else scheme
-        host = scope.headers.get("host") or scope.authority or "localhost"
+        host = request.headers.get("host") or request.authority or "localhost"
         return f"{scheme}://{host}"
 
     def _check_rate(self, source: Source, events: int) -> None:
@@ -279,8 +270,8 @@ class Gateway:
 
     # -- browser SDK config, health, metrics -----------------------------------------------
 
-    async def _source_config(self, scope: Scope, proto: HTTPProtocol) -> Answer:
-        key = _basic_key(scope, self._basic_keys) or _query_key(scope)
+    async def _source_config(self, request: Request) -> Answer:
+        key = _basic_key(request, self._basic_keys) or _query_key(request)
         source = await self._authenticate(key)
         return (
             200,
@@ -288,19 +279,19 @@ class Gateway:
             msgspec.json.encode(browser.rudderstack_source_config(source)),
         )
 
-    async def _segment_settings(self, scope: Scope, write_key: str) -> Answer:
+    async def _segment_settings(self, request: Request, write_key: str) -> Answer:
         source = await self._authenticate(write_key)
-        public_url = self._options.public_url or self._request_base_url(scope)
+        public_url = self._options.public_url or self._request_base_url(request)
         return (
             200,
             [_JSON, _NO_STORE],
             msgspec.json.encode(browser.segment_settings(source, public_url)),
         )
 
-    async def _sdk_metrics(self, scope: Scope, proto: HTTPProtocol) -> Answer:
+    async def _sdk_metrics(self, request: Request) -> Answer:
         """analytics-next's own metrics (`metrics.host` in the settings served): counted, so
         that nothing of a first-party set-up goes to Segment's host, and otherwise dropped."""
-        raw = await body.read(scope, proto, _SDK_METRICS_BYTES)
+        raw = await body.read(request, _SDK_METRICS_BYTES)
         try:
             series = msgspec.json.decode(raw, type=_SdkMetrics).series
         except msgspec.DecodeError:
@@ -308,11 +299,11 @@ class Gateway:
         self._metrics.sdk_metrics(len(series))
         return 200, [_TEXT], b"OK"
 
-    async def _health(self, scope: Scope, proto: HTTPProtocol) -> Answer:
+    async def _health(self, request: Request) -> Answer:
         await self._commit.ping()
         return 200, [_JSON], b'{"status":"ok"}'
 
-    async def _render_metrics(self, scope: Scope, proto: HTTPProtocol) -> Answer:
+    async def _render_metrics(self, request: Request) -> Answer:
         return 200, [("content-type", METRICS_CONTENT_TYPE)], self._metrics.render()
 
 
@@ -328,8 +319,8 @@ def _error(status: int, code: str, message: str) -> Answer:
     return status, headers, body
 
 
-def _cors(scope: Scope) -> Headers:
-    origin = scope.headers.get("origin")
+def _cors(request: Request) -> Headers:
+    origin = request.headers.get("origin")
     if not origin:
         return [("access-control-allow-origin", "*")]
     return [
@@ -339,8 +330,8 @@ def _cors(scope: Scope) -> Headers:
     ]
 
 
-async def _preflight(scope: Scope) -> Answer:
-    requested = scope.headers.get("access-control-request-headers")
+async def _preflight(request: Request) -> Answer:
+    requested = request.headers.get("access-control-request-headers")
     headers = [
         ("access-control-allow-methods", "GET, POST, OPTIONS"),
         ("access-control-max-age", "86400"),
@@ -350,8 +341,8 @@ async def _preflight(scope: Scope) -> Answer:
     return 204, headers, b""
 
 
-def _basic_key(scope: Scope, cache: dict[str, str]) -> str | None:
-    header = scope.headers.get("authorization")
+def _basic_key(request: Request, cache: dict[str, str]) -> str | None:
+    header = request.headers.get("authorization")
     if not header or header[:6].lower() != "basic ":
         return None
     key = cache.get(header)
@@ -367,11 +358,11 @@ def _basic_key(scope: Scope, cache: dict[str, str]) -> str | None:
     return key
 
 
-def _query_key(scope: Scope) -> str | None:
-    if "writeKey" not in scope.query_string:
+def _query_key(request: Request) -> str | None:
+    if "writeKey" not in request.query_string:
         return None
-    return dict(parse_qsl(scope.query_string)).get("writeKey")
+    return dict(parse_qsl(request.query_string)).get("writeKey")
 
 
-def _peer(scope: Scope) -> str:
-    return scope.client.rsplit(":", 1)[0].strip("[]")
+def _peer(request: Request) -> str:
+    return request.client.rsplit(":", 1)[0].strip("[]")

@@ -3,35 +3,27 @@
 import asyncio
 import zlib
 
-from granian.rsgi import HTTPProtocol, Scope  # type: ignore[attr-defined]
-
 from engine.errors import InvalidRequest, TooLarge
+from engine.gateway.http import Request
 
 # Real clients send one member; concatenated streams are allowed, a flood of members is not.
 _MAX_MEMBERS = 64
 _STEP = 64 * 1024
 
 
-async def read(scope: Scope, proto: HTTPProtocol, limit: int) -> bytes:
+async def read(request: Request, limit: int) -> bytes:
     """The body as the SDK meant it, refused with 413 past `limit` bytes, before or after gzip.
 
-    A chunked body (no Content-Length) is read piece by piece and refused as soon as it passes
-    the limit, so a client cannot make the gateway hold more than that in memory.
+    A declared length over the limit is refused before any of the body is read; a chunked body
+    is held only up to the connection's bound (`engine.gateway.http`).
     """
-    declared = scope.headers.get("content-length")
-    if declared is not None and declared.isdigit():
-        if int(declared) > limit:
-            raise TooLarge(f"the request is over the limit of {limit} bytes")
-        raw = await proto()
-    else:
-        parts, size = [], 0
-        async for chunk in proto:
-            size += len(chunk)
-            if size > limit:
-                raise TooLarge(f"the request is over the limit of {limit} bytes")
-            parts.append(chunk)
-        raw = b"".join(parts)
-    return await _decode(raw, scope.headers.get("content-encoding"), limit)
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"the request is over the limit of {limit} bytes")
+    raw = await request.body()
+    if len(raw) > limit:
+        raise TooLarge(f"the request is over the limit of {limit} bytes")
+    return await _decode(raw, request.headers.get("content-encoding"), limit)
 
 
 async def _decode(raw: bytes, encoding: str | None, limit: int) -> bytes:

@@ -1,7 +1,7 @@
 """Group commit into the ingest log.
 
 Requests from every connection hand their rows to one `GroupCommit`. It writes whatever has
-arrived with one COPY, which commits on its own (a connection in autocommit: two round trips),
+arrived with one COPY, which commits on its own (outside any transaction: two round trips),
 and only then resolves each request's future: a request is answered 200 only after its rows are
 durable. A commit starts as soon as one of its slots is free; while one is being written, what
 arrives gathers for the next (for a short window at most, or until a batch is full). An idle
@@ -147,8 +147,8 @@ class GroupCommit:
             await self._spill(self._spool, batch)
             return
         try:
-            async with db.borrowed(self._pool, autocommit=True, timeout=_CONNECTION_WAIT) as conn:
-                await _copy(conn, batch)
+            async with db.borrowed(self._pool, timeout=_CONNECTION_WAIT) as conn:
+                await _copy(conn, batch)  # (outside a transaction: committed by itself)
         except ValueRefused:
             # PostgreSQL refused a value (SQLSTATE class 22): that request alone is rejected.
             await self._flush_each(batch)

@@ -15,11 +15,13 @@ import msgspec
 
 from engine import copytext, db
 from engine.db import Connection
+from engine.libpq_copy import copy_in
 from engine.position import Position
 from engine.sql import Queries
 
 _Q = Queries.beside(__file__, "ingest_log.sql")
 _READ_ARCHIVE = _Q.compose("read", duplicate="not_checked")
+_COPY_ROWS = _Q["copy_rows"].encode()
 
 
 class Row(NamedTuple):
@@ -47,10 +49,9 @@ def copy_text(rows: Iterable[Row]) -> str:
 
 
 async def append(conn: Connection, text: str) -> None:
-    """Append rows (`copy_text`'s): in the caller's transaction, or, on a connection in
-    autocommit, committed by this one COPY (two round trips). Nobody is woken: see `wake`."""
-    async with conn.cursor() as cur, cur.copy(_Q["copy_rows"]) as copy:
-        await copy.write(text)
+    """Append rows (`copy_text`'s): in the caller's transaction, or, outside of one, committed
+    by this one COPY (two round trips). Nobody is woken: see `wake`."""
+    await copy_in(conn, _COPY_ROWS, text.encode())
 
 
 async def wake(conn: Connection) -> None:

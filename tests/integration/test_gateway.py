@@ -4,6 +4,8 @@ import asyncio
 import base64
 import gzip
 import json
+import os
+import signal
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -343,6 +345,28 @@ def test_metrics_add_up_across_gateway_processes(workspace_config: str, tmp_path
             post(gw, "/v1/track", track(), auth=AUTH)
         metrics = httpx.get(f"{gw.url}/metrics").text
     assert 'sluice_gateway_events_total{outcome="accepted",source="website"} 20.0' in metrics
+
+
+def test_a_gateway_process_that_dies_is_replaced_and_the_port_keeps_answering(
+    workspace_config: str, tmp_path: Path
+) -> None:
+    with running_gateway(workspace_config, tmp_path, gateway_workers="2") as gw:
+        first = _children(gw.proc.pid)
+        assert len(first) == 2
+        os.kill(first[0], signal.SIGKILL)
+        answers = [post(gw, "/v1/track", track(), auth=AUTH).status_code for _ in range(50)]
+        deadline = time.monotonic() + 10
+        while len(now := _children(gw.proc.pid)) < 2 or first[0] in now:
+            assert time.monotonic() < deadline, f"no process replaced {first[0]}: {now}"
+            time.sleep(0.05)
+        answers += [post(gw, "/v1/track", track(), auth=AUTH).status_code for _ in range(50)]
+    assert answers == [200] * 100
+    assert len(ingested(workspace_config)) == 100
+    assert f"a gateway process (pid {first[0]}) ended with status -9" in gw.output()
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 def test_a_new_source_works_at_once_and_disabling_takes_effect(

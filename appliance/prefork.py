@@ -1,0 +1,89 @@
+"""Processes sharing one listening socket: forked, watched, restarted, stopped together.
+
+The socket is bound once, here, and every process accepts from it: a connection waiting in its
+queue is taken by whichever process is free, and stays there, not lost, while a process that
+died is replaced. SIGTERM or SIGINT stops them all, each finishing the requests it has.
+"""
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+
+from engine.children import die_with_parent
+
+log = logging.getLogger(__name__)
+
+_QUICK_EXIT = 5.0  # a process that ends sooner than this after its start did not get going
+_QUICK_EXITS = 5  # in a row: it will not get going (a bad setting, say); stop trying
+
+
+def listening_socket(host: str, port: int, backlog: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    sock.setblocking(False)
+    return sock
+
+
+def serve(name: str, processes: int, run: Callable[[], None]) -> int:
+    """Run `run` in `processes` forked processes until told to stop; the exit status to use."""
+    children: dict[int, float] = {}  # pid: when it started
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for _ in range(processes):
+        children[_fork(run)] = time.monotonic()
+    quick_exits = 0
+    status = 0
+    while children:
+        pid, wait_status = os.wait()  # (a signal's handler runs, then waiting goes on)
+        started = children.pop(pid, None)
+        if started is None:
+            continue
+        code = os.waitstatus_to_exitcode(wait_status)
+        if stopping:
+            status = status or (1 if code != 0 else 0)
+            continue
+        log.error("a %s process (pid %d) ended with status %d; starting another", name, pid, code)
+        quick_exits = quick_exits + 1 if time.monotonic() - started < _QUICK_EXIT else 0
+        if quick_exits >= _QUICK_EXITS:
+            log.error("%s processes keep ending at start; stopping", name)
+            stop(signal.SIGTERM, None)
+            status = 1
+            continue
+        time.sleep(min(quick_exits, 1))
+        if not stopping:
+            children[_fork(run)] = time.monotonic()
+    return status
+
+
+def _fork(run: Callable[[], None]) -> int:
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        die_with_parent(signal.SIGTERM)
+        run()
+        code = 0
+    except BaseException:
+        log.exception("the process failed")
+    finally:
+        logging.shutdown()
+        os._exit(code)

@@ -127,6 +127,7 @@ class Gateway:
         self._rejections.start()
         self._heartbeat = Heartbeat(self._pool, "gateway")
         self._heartbeat.start()
+        self._metrics.start()
 
     async def shutdown(self) -> None:
         await self._commit.stop()
@@ -136,6 +137,7 @@ class Gateway:
         await self._heartbeat.stop()
         await self._sources.stop()
         await self._pool.close()
+        await self._metrics.stop()
 
     # -- dispatch -------------------------------------------------------------------------
 

@@ -96,7 +96,7 @@ class Request:
             if self._expects_continue:  # the client waits for this before sending the body
                 self._expects_continue = False
                 self._connection.send(_CONTINUE)
-            self._waiter = asyncio.get_running_loop().create_future()
+            self._waiter = self._connection.loop.create_future()
             await self._waiter
         if self._over:
             raise TooLarge(f"the request is over the limit of {self._connection.max_body} bytes")
@@ -151,6 +151,8 @@ class Connection(asyncio.Protocol):
         self._server = server
         self.max_body = server.max_body
         self.scheme = server.scheme
+        # (kept: in Python 3.11 each asyncio.get_running_loop() is a getpid() system call)
+        self.loop = server.loop
         self.client = ""
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpRequestParser(self)
@@ -230,7 +232,7 @@ class Connection(asyncio.Protocol):
         request.keep_alive = self._parser.should_keep_alive()
         self._receiving = request
         self._queue.append(request)
-        asyncio.get_running_loop().create_task(self._serve(request))
+        self.loop.create_task(self._serve(request))
         if len(self._queue) >= MAX_PIPELINED and self._transport is not None:
             self._transport.pause_reading()
             self._paused = True
@@ -309,7 +311,7 @@ class Connection(asyncio.Protocol):
             transport.resume_reading()
         if transport.can_write_eof():
             transport.write_eof()
-        asyncio.get_running_loop().call_later(LINGER, transport.close)
+        self.loop.call_later(LINGER, transport.close)
 
     def expire(self, now: float) -> None:
         """Close the connection if its client has gone quiet for too long."""
@@ -342,19 +344,19 @@ class Server:
         self.scheme = scheme
         self.connections: set[Connection] = set()
         self.stopping = False
-        self._loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop()
         self._date = ""
         self._sweeper: asyncio.Task[None] | None = None
 
     def now(self) -> float:
-        return self._loop.time()
+        return self.loop.time()
 
     def protocol(self) -> Connection:
         return Connection(self)
 
     def start(self) -> None:
         self._tick()
-        self._sweeper = self._loop.create_task(self._sweep(), name="http-sweeper")
+        self._sweeper = self.loop.create_task(self._sweep(), name="http-sweeper")
 
     async def stop(self, grace: float) -> None:
         """Close idle connections, let those with requests in flight finish (up to `grace`

@@ -68,6 +68,7 @@ class GroupCommit:
         self._down_until = 0.0
 
     def start(self) -> None:
+        self._loop = asyncio.get_running_loop()  # (each lookup is a getpid() system call)
         self._loop_task = asyncio.create_task(self._run(), name="group-commit")
         self._announcer = asyncio.create_task(self._announce(), name="ingest-announcer")
 
@@ -91,7 +92,7 @@ class GroupCommit:
             raise DatabaseUnavailable("the gateway is shutting down")
         if self._spool is None and self._down():
             raise DatabaseUnavailable("the database is unavailable; retry later")
-        future = asyncio.get_running_loop().create_future()
+        future = self._loop.create_future()
         self._pending.append((rows, future))
         self._pending_rows += len(rows)
         self._wake.set()

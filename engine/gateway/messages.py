@@ -114,7 +114,11 @@ def parse_batch(body: bytes) -> Body:
     messages = []
     for i, raw in enumerate(batch.batch):
         data = bytes(raw)
-        messages.append((data, _decode(_envelope, data, f"message {i} of the batch")))
+        try:
+            envelope = _envelope.decode(data)
+        except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+            envelope = _decode(_envelope, data, f"message {i} of the batch")  # (raises, saying why)
+        messages.append((data, envelope))
     sent_at = encode(shared["sentAt"]) if "sentAt" in shared else b""
     shared_bytes = sum(len(encode(shared[k])) for k in ("context", "integrations") if k in shared)
     return Body(messages, _text(batch.writeKey), shared, None, sent_at, shared_bytes)
@@ -125,14 +129,14 @@ def rows(body: Body, facts: RequestFacts) -> Accepted:
     other bad message rejects the whole request (InvalidRequest)."""
     result, refused = [], []
     for i, (raw, envelope) in enumerate(body.messages):
-        label = "the message" if body.call_type else f"message {i} of the batch"
         # As the SDK sent it (what it counts against the limit), with what the batch shares.
         size = len(raw) + body.shared_bytes
         if size > facts.max_message_bytes:
-            refused.append(Refusal(_too_large(label, size, facts), raw, size))
+            refused.append(Refusal(_too_large(_label(body, i), size, facts), raw, size))
             continue
-        row = _quick(raw, envelope, body, facts, label)
+        row = _quick(raw, envelope, body, facts, i)
         if row is None:
+            label = _label(body, i)
             msg = _decode(_any, raw, label)
             if body.shared:
                 _inherit(msg, body.shared)
@@ -167,7 +171,7 @@ def from_pixel(params: Iterator[tuple[str, str]], call_type: str, facts: Request
     return normalise(msg, facts, label="the pixel request")
 
 
-def _quick(raw: bytes, env: _Envelope, body: Body, facts: RequestFacts, label: str) -> Row | None:
+def _quick(raw: bytes, env: _Envelope, body: Body, facts: RequestFacts, i: int) -> Row | None:
     """The stored row by appending to the message's own JSON, or None to take the full way."""
     user_key = _quick_user(raw, env, body)
     if user_key is None:
@@ -188,7 +192,7 @@ def _quick(raw: bytes, env: _Envelope, body: Body, facts: RequestFacts, label: s
     try:
         text = payload.decode()  # msgspec does not check the UTF-8 of fields it skipped
     except UnicodeDecodeError:
-        raise InvalidRequest(f"{label} is not valid UTF-8") from None
+        raise InvalidRequest(f"{_label(body, i)} is not valid UTF-8") from None
     return Row(facts.source_id, partition_of(user_key), facts.received_at, message_id, text)
 
 
@@ -272,6 +276,11 @@ def _decode(decoder: msgspec.json.Decoder[Any], data: bytes, label: str) -> Any:
         raise InvalidRequest(f"malformed JSON: {exc}") from None
     except UnicodeDecodeError:
         raise InvalidRequest(f"{label} is not valid UTF-8") from None
+
+
+def _label(body: Body, i: int) -> str:
+    """The message, as error messages name it."""
+    return "the message" if body.call_type else f"message {i} of the batch"
 
 
 def _too_large(label: str, size: int, facts: RequestFacts) -> str:

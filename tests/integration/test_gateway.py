@@ -343,8 +343,12 @@ def test_metrics_add_up_across_gateway_processes(workspace_config: str, tmp_path
     with running_gateway(workspace_config, tmp_path, gateway_workers="2") as gw:
         for _ in range(20):
             post(gw, "/v1/track", track(), auth=AUTH)
-        metrics = httpx.get(f"{gw.url}/metrics").text
-    assert 'sluice_gateway_events_total{outcome="accepted",source="website"} 20.0' in metrics
+        # (each process publishes what it counted every half second, and before its scrape)
+        expected = 'sluice_gateway_events_total{outcome="accepted",source="website"} 20.0'
+        deadline = time.monotonic() + 5
+        while expected not in (metrics := httpx.get(f"{gw.url}/metrics").text):
+            assert time.monotonic() < deadline, metrics
+            time.sleep(0.1)
 
 
 def test_a_gateway_process_that_dies_is_replaced_and_the_port_keeps_answering(

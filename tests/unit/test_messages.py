@@ -163,7 +163,7 @@ def test_the_quick_way_stores_what_the_full_way_would(message: dict[str, object]
     body = {"batch": [message], "sentAt": "2026-11-27T09:59:59Z"}
     parsed = messages.parse_batch(msgspec.json.encode(body))
     ((raw, envelope),) = parsed.messages
-    quick = messages._quick(raw, envelope, parsed, FACTS, "m")
+    quick = messages._quick(raw, envelope, parsed, FACTS, 0)
     assert quick is not None, "this message should take the quick way"
     decoded = messages._any.decode(msgspec.json.encode(message))  # as the full way reads it
     full = messages.normalise(

@@ -102,6 +102,11 @@ def _parser() -> argparse.ArgumentParser:
     rejected.add_argument("--limit", type=int, default=100)
     rejected.add_argument("--json", action="store_true", help="one JSON object per line, in full")
 
+    status = sub.add_parser(
+        "status", help="the Sluice processes on every host, and what waits in the gateway spool"
+    )
+    status.add_argument("--json", action="store_true")
+
     replay_archive = sub.add_parser(
         "replay", help="send a source's archived events (SLUICE_ARCHIVE_BUCKET) through again"
     )
@@ -239,6 +244,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
             from appliance.rejected import rejected_command
 
             asyncio.run(rejected_command(args, options.database_url(settings)))
+        case "status":
+            from appliance.status import status_command
+
+            database_url, spool_dir = options.database_url(settings), options.spool_dir(settings)
+            sys.exit(asyncio.run(status_command(args, database_url, spool_dir)))
         case "replay":
             from appliance.replay import replay_command
 

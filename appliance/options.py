@@ -2,6 +2,7 @@
 gateway's, the worker's and the web UI's options, and that says where the database is."""
 
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from appliance.embedded import EmbeddedPostgres
@@ -51,9 +52,14 @@ def gateway(settings: Settings) -> GatewayOptions:
         commit_window=settings.commit_window_ms / 1000,
         processes=settings.gateway_workers,
         trusted_proxies=tuple(settings.trusted_proxies),
-        spool_dir=settings.data_dir / "spool",
+        spool_dir=spool_dir(settings),
         spool_max_bytes=settings.spool_max_mb * 1024 * 1024,
     )
+
+
+def spool_dir(settings: Settings) -> Path:
+    """Where this host's gateway keeps events while the database is away."""
+    return settings.data_dir / "spool"
 
 
 def worker(settings: Settings, stage: str | None = None) -> "WorkerOptions":

@@ -1,15 +1,19 @@
 """Heartbeats: every gateway, worker and web process notes every few seconds that it is alive,
 and removes its note when it stops cleanly. A process whose note has not been renewed for a
-while has died (or cannot reach the database). The control plane's home page reads them."""
+while has died (or cannot reach the database). The control plane's home page reads them, with
+what each process reports about itself (a gateway: its host's spool)."""
 
 import asyncio
 import contextlib
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from psycopg.types.json import Jsonb
 
 from engine import db
 from engine.db import Connection, Pool, borrowed
@@ -27,14 +31,24 @@ def this_process() -> dict[str, Any]:
     return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
-class Heartbeat:
-    """This process's heartbeat as `role`, beating while started."""
+Report = dict[str, int]
 
-    def __init__(self, pool: Pool, role: str) -> None:
+
+class Heartbeat:
+    """This process's heartbeat as `role`, beating while started, with what `report` says at
+    each beat."""
+
+    def __init__(self, pool: Pool, role: str, report: Callable[[], Report] = lambda: {}) -> None:
         self._pool = pool
         self._key = {**this_process(), "role": role}
+        self._report = report
         self._started = datetime.now(UTC)
         self._task: asyncio.Task[None] | None = None
+        self._soon = asyncio.Event()
+
+    def beat_soon(self) -> None:
+        """Beat now rather than at the next interval: what the process reports has changed."""
+        self._soon.set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"heartbeat-{self._key['role']}")
@@ -50,13 +64,16 @@ class Heartbeat:
 
     async def _run(self) -> None:
         while True:
+            self._soon.clear()
+            beat = {**self._key, "started_at": self._started, "report": Jsonb(self._report())}
             try:
                 async with borrowed(self._pool) as conn:
-                    await conn.execute(_Q["beat"], {**self._key, "started_at": self._started})
+                    await conn.execute(_Q["beat"], beat)
                     await conn.execute(_Q["forget"])
             except DatabaseError as exc:
                 log.debug("heartbeat not recorded: %s", exc)
-            await asyncio.sleep(EVERY)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._soon.wait(), EVERY)
 
 
 @dataclass(frozen=True)
@@ -67,6 +84,7 @@ class Beat:
     started_at: datetime
     seen_at: datetime
     alive: bool
+    report: Report
 
 
 async def recent(conn: Connection) -> list[Beat]:

@@ -1,7 +1,8 @@
 -- name: beat
-INSERT INTO heartbeats (host, pid, role, started_at)
-VALUES (%(host)s, %(pid)s, %(role)s, %(started_at)s)
-ON CONFLICT (host, pid, role) DO UPDATE SET seen_at = now(), started_at = EXCLUDED.started_at
+INSERT INTO heartbeats (host, pid, role, started_at, report)
+VALUES (%(host)s, %(pid)s, %(role)s, %(started_at)s, %(report)s)
+ON CONFLICT (host, pid, role)
+DO UPDATE SET seen_at = now(), started_at = EXCLUDED.started_at, report = EXCLUDED.report
 
 -- name: gone
 DELETE FROM heartbeats WHERE host = %(host)s AND pid = %(pid)s AND role = %(role)s
@@ -9,7 +10,8 @@ DELETE FROM heartbeats WHERE host = %(host)s AND pid = %(pid)s AND role = %(role
 -- name: recent
 -- The processes heard from within the window (older rows are of processes that died without
 -- saying so; they are forgotten after a day).
-SELECT host, pid, role, started_at, seen_at, seen_at > now() - %(alive)s::interval AS alive
+SELECT host, pid, role, started_at, seen_at, seen_at > now() - %(alive)s::interval AS alive,
+       report
 FROM heartbeats
 WHERE seen_at > now() - interval '1 day'
 ORDER BY role, host, pid

@@ -21,6 +21,17 @@ HOUR = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
+class HostSpool:
+    """What a host's gateways last said waits in its spool (engine/gateway/spool.py)."""
+
+    host: str
+    bytes: int
+    files: int
+    damaged: int  # files set aside as damaged
+    seen_at: datetime
+
+
+@dataclass(frozen=True)
 class Overview:
     processes: list[heartbeats.Beat]
     newest_event: datetime | None  # received at
@@ -47,9 +58,27 @@ class Overview:
     def oldest_waiting(self) -> datetime | None:
         return min((b.oldest_at for b in self.backlog.values() if b.oldest_at), default=None)
 
+    @property
+    def spools(self) -> list[HostSpool]:
+        """Each host whose spool holds events (or damaged files), as its gateways last said."""
+        return spools(self.processes)
+
     def up(self, role: str) -> list[heartbeats.Beat]:
         """The live processes of a role (a worker's stages count as the worker)."""
         return [b for b in self.processes if b.alive and b.role.split("/")[0] == role]
+
+
+def spools(processes: list[heartbeats.Beat]) -> list[HostSpool]:
+    newest: dict[str, heartbeats.Beat] = {}
+    reports = [b for b in processes if b.role == "gateway" and "spool_bytes" in b.report]
+    for beat in sorted(reports, key=lambda b: b.seen_at):
+        newest[beat.host] = beat
+    found = [
+        HostSpool(host, b.report["spool_bytes"], b.report.get("spool_files", 0),
+                  b.report.get("spool_damaged", 0), b.seen_at)
+        for host, b in sorted(newest.items())
+    ]  # fmt: skip
+    return [s for s in found if s.bytes or s.damaged]
 
 
 async def overview(conn: Connection) -> Overview:

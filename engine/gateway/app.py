@@ -37,7 +37,7 @@ from engine.gateway.ratelimit import RateLimiter
 from engine.gateway.rejections import RejectionLog
 from engine.gateway.sources import Source, SourceDirectory
 from engine.gateway.spool import Spool
-from engine.heartbeats import Heartbeat
+from engine.heartbeats import Heartbeat, Report
 from engine.proxies import client_address, is_trusted
 from engine.store.rejections import Rejection, head_of
 
@@ -85,6 +85,7 @@ class Gateway:
         self._limiter = RateLimiter()
         self._clock = Clock()
         self._basic_keys: dict[str, str] = {}
+        self._spool_held = False
         self._routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/batch"): partial(self._ingest, None),
             ("POST", "/v1/b"): partial(self._ingest, None),
@@ -109,9 +110,10 @@ class Gateway:
         self._sources = SourceDirectory(self._pool, opts.database_url)
         await self._sources.start()
         self._spool = None
+        self._heartbeat = Heartbeat(self._pool, "gateway", report=self._report)
         if opts.spool_dir is not None:  # (with a bound of 0, what is left is still moved in)
             self._spool = Spool(
-                opts.spool_dir, opts.spool_max_bytes, self._pool, observe=self._metrics.spool
+                opts.spool_dir, opts.spool_max_bytes, self._pool, observe=self._spool_observed
             )
             self._spool.start()
         self._commit = GroupCommit(
@@ -125,9 +127,25 @@ class Gateway:
         self._commit.start()
         self._rejections = RejectionLog(self._pool)
         self._rejections.start()
-        self._heartbeat = Heartbeat(self._pool, "gateway")
         self._heartbeat.start()
         self._metrics.start()
+
+    def _report(self) -> Report:
+        """With each heartbeat: what waits in this host's spool (for the overview and
+        `sluice status`)."""
+        if self._spool is None:
+            return {}
+        try:
+            return self._spool.report()
+        except OSError as exc:
+            log.error("cannot read the spool: %s", exc)
+            return {}
+
+    def _spool_observed(self, spooled: int, drained: int, size: int) -> None:
+        self._metrics.spool(spooled, drained, size)
+        if (size > 0) != self._spool_held:  # the overview hears of it now, not in 10 s
+            self._spool_held = size > 0
+            self._heartbeat.beat_soon()
 
     async def shutdown(self) -> None:
         await self._commit.stop()

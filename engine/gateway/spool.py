@@ -55,6 +55,22 @@ _STALE_NEW = 60.0  # a file being created takes microseconds to be named; one th
 _MAX_RECORD = 1 << 28  # larger than any commit's rows: a longer length is damage, not a tear
 SUFFIX = ".spool"  # a file being written, or left by a process that died
 DRAINING = ".orphan"  # a dead process's file, claimed by a drainer (renamed so)
+DAMAGED = ".bad"  # a file damaged in the middle, set aside
+
+
+def report(directory: Path) -> dict[str, int]:
+    """A host's spool now: the bytes and files of events waiting in it, and the files set aside
+    as damaged. (Nothing there yet: all zero.)"""
+    held = held_bytes = damaged = 0
+    with contextlib.suppress(FileNotFoundError), os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.name.endswith(DAMAGED):
+                damaged += 1
+            elif entry.name.endswith((SUFFIX, DRAINING)):
+                with contextlib.suppress(FileNotFoundError):  # (moved in meanwhile)
+                    held_bytes += entry.stat().st_size
+                    held += 1
+    return {"spool_bytes": held_bytes, "spool_files": held, "spool_damaged": damaged}
 
 
 class Spool:
@@ -103,6 +119,9 @@ class Spool:
         except OSError as exc:  # the spool dir is unreadable: nothing can be spooled either
             log.error("cannot read the spool in %s: %s", self._dir, exc)
             return False
+
+    def report(self) -> dict[str, int]:
+        return report(self._dir)
 
     async def append(self, text: str, rows: int) -> bool:
         """Append one commit's rows and write them through; False when the spool is full."""
@@ -201,7 +220,7 @@ class Spool:
             log.error("spool file %s is damaged at byte %d (%d bytes after it not moved in); "
                       "set aside as .bad", spooled.path, spooled.drained_to,
                       end - spooled.drained_to)  # fmt: skip
-            spooled.rename(".bad")
+            spooled.rename(DAMAGED)
             if spooled is self._own:
                 self._own = None  # (later commits go to a new file)
                 spooled.close()

@@ -2,11 +2,15 @@
 database, or, with the spool, to this host's disk), and nothing spooled lost or doubled."""
 
 import asyncio
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -189,3 +193,54 @@ async def test_a_spooled_row_the_database_refuses_is_listed_and_the_rest_moved_i
     assert reason.startswith("the database refused it")
     assert counted == (1,)
     assert list((tmp_path / "spool").iterdir()) == []
+
+
+def _status(url: str, workdir: Path) -> tuple[int, dict[str, Any]]:
+    done = subprocess.run(
+        [sys.executable, "-m", "appliance", "status", "--json"],
+        env={**os.environ, "SLUICE_DATABASE_URL": url, "SLUICE_DATA_DIR": str(workdir),
+             "SLUICE_CONFIG": os.devnull},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_sluice_status_shows_the_spool_of_this_host_and_what_every_gateway_reported(
+    workspace_config: str, tmp_path: Path
+) -> None:
+    # The database takes heartbeats but not events: they wait in the spool, and say so.
+    with psycopg.connect(workspace_config, autocommit=True) as conn:
+        conn.execute(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " RAISE EXCEPTION 'not now' USING ERRCODE = '55000'; END $$;"
+            "CREATE TRIGGER refuse BEFORE INSERT ON ingest_log"
+            " FOR EACH ROW EXECUTE FUNCTION refuse()"
+        )
+    with running_gateway(workspace_config, tmp_path) as gateway:
+        for i in range(5):
+            event = {"userId": "u", "event": "E", "messageId": f"m{i}"}
+            answer = httpx.post(f"{gateway.url}/v1/track", json=event, auth=(WRITE_KEY, ""))
+            assert answer.status_code == 200
+        deadline = time.monotonic() + 10
+        while True:  # (a gateway beats at once when its spool starts holding events)
+            code, status = _status(workspace_config, tmp_path)
+            [process] = status["processes"]
+            if process["spool_bytes"] > 0:
+                break
+            assert time.monotonic() < deadline, status
+            time.sleep(0.1)
+        assert code == 0 and status["database"] == "ok"
+        assert status["spool"]["spool_bytes"] > 0 and status["spool"]["spool_files"] == 1
+        with psycopg.connect(workspace_config, autocommit=True) as conn:
+            conn.execute("DROP TRIGGER refuse ON ingest_log")
+        _drained(tmp_path / "spool", gateway)
+        deadline = time.monotonic() + 10
+        while _status(workspace_config, tmp_path)[1]["processes"][0]["spool_bytes"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    assert [row["message_id"] for row in ingested(workspace_config)] == [f"m{i}" for i in range(5)]
+    # With the database away, this host's spool is still read from its disk.
+    code, status = _status("postgresql://nobody@127.0.0.1:9/none", tmp_path)
+    assert code == 1 and str(status["database"]).startswith("unreachable")
+    assert status["spool"] == {"directory": str(tmp_path / "spool"), "spool_bytes": 0,
+                               "spool_files": 0, "spool_damaged": 0}  # fmt: skip

@@ -128,3 +128,32 @@ async def test_the_workers_and_their_partitions(app: Litestar, database_url: str
     rows = re.findall(r"<tr>\s*<td>(\w+)</td>\s*<td>([^<]+)</td>\s*<td>(\d+) <span", card)
     assert rows == [("delivery", "h1:8", "64"), ("processing", "h1:7", "32")]
     assert "(0-31)" in card and "(0-63)" in card and "nothing yet" in card
+
+
+async def test_events_waiting_in_a_hosts_spool_are_shown(app: Litestar, database_url: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for host, pid, ago, report in (
+            ("<b>gw-1</b>", 10, "3 seconds", '{"spool_bytes": 12000000, "spool_files": 2,'
+                                            ' "spool_damaged": 0}'),
+            ("<b>gw-1</b>", 11, "20 seconds", '{"spool_bytes": 1, "spool_files": 1,'
+                                             ' "spool_damaged": 0}'),  # (older: not this one)
+            ("gw-2", 12, "1 second", '{"spool_bytes": 0, "spool_files": 0, "spool_damaged": 1}'),
+            ("gw-3", 13, "1 second", '{"spool_bytes": 0, "spool_files": 0, "spool_damaged": 0}'),
+        ):  # fmt: skip
+            conn.execute(
+                "INSERT INTO heartbeats (host, pid, role, seen_at, report)"
+                " VALUES (%s, %s, 'gateway', now() - %s::interval, %s)",
+                (host, pid, ago, report),
+            )
+    async with AsyncTestClient(app) as client:
+        await sign_in(client, "viewer@example.com")
+        page = (await client.get("/")).text
+    notices = re.findall(
+        r'<p class="alert (\w+)" role="status" id="spool-\d">(.*?)</p>', page, re.S
+    )
+    assert [kind for kind, _ in notices] == ["info", "error"]
+    first, second = (" ".join(text.split()) for _, text in notices)
+    assert first.startswith("12.0 MB of accepted events wait in the gateway spool on")
+    assert "<strong>&lt;b&gt;gw-1&lt;/b&gt;</strong>" in first and "(as of just now)" in first
+    assert "1 damaged spool file set aside on <strong>gw-2</strong>" in second
+    assert "gw-3" not in "".join(text for _, text in notices)

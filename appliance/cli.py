@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from appliance import firstrun, logs, options, roles
+from appliance.sdk import DEFAULT_VERSIONS, RUDDERSTACK, SEGMENT, SdkInstallError, install_command
 from appliance.settings import Settings
 from engine import migrate, specs
 from engine.control import rudderstack, workspace
@@ -145,6 +146,17 @@ def _parser() -> argparse.ArgumentParser:
         help="also ask the vendor's validation endpoint (GA4) what it thinks of the request(s)",
     )  # fmt: skip
 
+    sdk = sub.add_parser("sdk", help="browser SDKs the gateway serves to sites")
+    sdk_sub = sdk.add_subparsers(dest="sdk_command", required=True, metavar="ACTION")
+    sdk_install = sdk_sub.add_parser(
+        "install", help="fetch the browser SDKs from the npm registry into SLUICE_SDK_DIR"
+    )
+    sdk_install.add_argument("--rudderstack", default=DEFAULT_VERSIONS[RUDDERSTACK],
+                             metavar="VERSION", help=f"{RUDDERSTACK} version")  # fmt: skip
+    sdk_install.add_argument("--segment", default=DEFAULT_VERSIONS[SEGMENT],
+                             metavar="VERSION", help=f"{SEGMENT} version")  # fmt: skip
+    sdk_install.add_argument("--registry", default="https://registry.npmjs.org", metavar="URL")
+
     warehouse = sub.add_parser("warehouse", help="warehouse destinations")
     warehouse_sub = warehouse.add_subparsers(dest="warehouse_command", required=True,
                                              metavar="ACTION")  # fmt: skip
@@ -258,6 +270,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
 
             url = options.database_url(settings) if args.destination else None
             print(asyncio.run(preview_command(args, url)))
+        case "sdk":
+            try:
+                print(install_command(args, options.sdk_dir(settings)))
+            except (SdkInstallError, OSError) as exc:
+                sys.exit(f"sluice sdk install: {exc}")
         case "warehouse":
             from appliance import warehouse
 

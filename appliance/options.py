@@ -53,6 +53,7 @@ def gateway(settings: Settings) -> GatewayOptions:
         processes=settings.gateway_workers,
         trusted_proxies=tuple(settings.trusted_proxies),
         spool_dir=spool_dir(settings),
+        sdk_dir=sdk_dir(settings),
         spool_max_bytes=settings.spool_max_mb * 1024 * 1024,
     )
 
@@ -60,6 +61,11 @@ def gateway(settings: Settings) -> GatewayOptions:
 def spool_dir(settings: Settings) -> Path:
     """Where this host's gateway keeps events while the database is away."""
     return settings.data_dir / "spool"
+
+
+def sdk_dir(settings: Settings) -> Path:
+    """The browser SDK files this host's gateway serves."""
+    return settings.sdk_dir or settings.data_dir / "sdk"
 
 
 def worker(settings: Settings, stage: str | None = None) -> "WorkerOptions":

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
         1024, ge=0, description="accepted events kept on the data dir while PostgreSQL is "
         "away, at most this much per host; 0 answers 503 instead",
     )  # fmt: skip
+    sdk_dir: Path | None = Field(
+        None, description="browser SDK files the gateway serves under /sdk/ (`sluice sdk "
+        "install` fills it); default <data dir>/sdk",
+    )  # fmt: skip
     dedup_window_hours: float = Field(
         24.0, ge=0, description="drop events whose messageId was seen this recently; 0 is off"
     )

@@ -265,6 +265,16 @@ setup=$(runuser -u sluice -- env SLUICE_CONFIG="$CONFIG" SLUICE_DATA_DIR="$STATE
 # lost (the next run does not make the admin again).
 echo "$setup" | sed 's/^/    /'
 
+if runs gateway; then
+    say "Fetching the browser SDKs the gateway serves to sites (from the npm registry)"
+    # Not fatal: a host without access to the registry still ingests; sites then load the
+    # SDKs from their vendors' CDNs until `sluice sdk install` is run.
+    if ! runuser -u sluice -- env SLUICE_CONFIG="$CONFIG" SLUICE_DATA_DIR="$STATE" \
+            "$release/bin/sluice" sdk install 2>&1 | sed 's/^/    /'; then
+        echo "    (not fetched; run 'sluice sdk install' when the registry can be reached)"
+    fi
+fi
+
 ln -sfn "$release" "$PREFIX/current.new"
 mv -T "$PREFIX/current.new" "$PREFIX/current"
 ln -sf "$PREFIX/current/bin/sluice" /usr/local/bin/sluice

@@ -35,6 +35,7 @@ from engine.gateway.metrics import GatewayMetrics
 from engine.gateway.options import GatewayOptions
 from engine.gateway.ratelimit import RateLimiter
 from engine.gateway.rejections import RejectionLog
+from engine.gateway.sdk import SdkDirectory, SdkFile
 from engine.gateway.sources import Source, SourceDirectory
 from engine.gateway.spool import Spool
 from engine.heartbeats import Heartbeat, Report
@@ -86,6 +87,7 @@ class Gateway:
         self._clock = Clock()
         self._basic_keys: dict[str, str] = {}
         self._spool_held = False
+        self._sdk = None if options.sdk_dir is None else SdkDirectory(options.sdk_dir)
         self._routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/batch"): partial(self._ingest, None),
             ("POST", "/v1/b"): partial(self._ingest, None),
@@ -179,6 +181,11 @@ class Gateway:
         handler = self._routes.get((request.method, path))
         if handler is not None:
             return handler(request)
+        if request.method in ("GET", "HEAD") and self._sdk is not None:
+            accepts_gzip = "gzip" in request.headers.get("accept-encoding", "")
+            found = self._sdk.find(path, accepts_gzip)
+            if found is not None:
+                return _sdk_answer(request, found)
         if request.method == "OPTIONS":
             return _preflight(request)
         if (
@@ -325,6 +332,16 @@ class Gateway:
 
     async def _render_metrics(self, request: Request) -> Answer:
         return 200, [("content-type", METRICS_CONTENT_TYPE)], self._metrics.render()
+
+
+async def _sdk_answer(request: Request, found: SdkFile) -> Answer:
+    headers = [("cache-control", "public, max-age=3600"), ("etag", found.etag)]
+    if found.gzipped:
+        headers.append(("content-encoding", "gzip"))
+    headers.append(("vary", "Accept-Encoding"))
+    if request.headers.get("if-none-match") == found.etag:
+        return 304, headers, b""
+    return 200, [("content-type", found.content_type), *headers], found.body
 
 
 class _SdkMetrics(msgspec.Struct):

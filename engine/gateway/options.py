@@ -23,3 +23,5 @@ class GatewayOptions:
     # of 0 bytes: answer 503 instead
     spool_dir: Path | None = None
     spool_max_bytes: int = 0
+    # browser SDK files served under /sdk/ (engine/gateway/sdk.py)
+    sdk_dir: Path | None = None

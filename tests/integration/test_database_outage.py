@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import psycopg
+import rudderstack.analytics as rudder
 
 from appliance.embedded import EmbeddedPostgres
 from engine.db import connection_pool
@@ -244,3 +245,25 @@ def test_sluice_status_shows_the_spool_of_this_host_and_what_every_gateway_repor
     assert code == 1 and str(status["database"]).startswith("unreachable")
     assert status["spool"] == {"directory": str(tmp_path / "spool"), "spool_bytes": 0,
                                "spool_files": 0, "spool_damaged": 0}  # fmt: skip
+
+
+def test_rudder_sdk_python_loses_nothing_while_the_database_is_away(
+    private_postgres: tuple[EmbeddedPostgres, str], tmp_path: Path
+) -> None:
+    # rudder-sdk-python with its default retries, sending while PostgreSQL is stopped: every
+    # event is accepted into the spool (answered 200) and reaches the database once it is back.
+    server, url = private_postgres
+    with running_gateway(url, tmp_path) as gateway:
+        errors: list[Exception] = []
+        client = rudder.Client(WRITE_KEY, host=gateway.url, on_error=lambda e, b: errors.append(e))
+        server.stop()
+        for i in range(20):
+            client.track("u", "During the outage", {"seq": i}, message_id=f"outage-{i}")
+        client.flush()
+        client.join()
+        assert errors == []
+        assert len(list((tmp_path / "spool").glob("*.spool"))) == 1
+        server.start()
+        _drained(tmp_path / "spool", gateway)
+    stored = [r["message_id"] for r in ingested(url)]
+    assert stored == [f"outage-{i}" for i in range(20)]

@@ -46,7 +46,8 @@ def serve(name: str, processes: int, run: Callable[[], None]) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     for _ in range(processes):
-        children[_fork(run)] = time.monotonic()
+        if not stopping:
+            _fork(run, children)
     quick_exits = 0
     status = 0
     while children:
@@ -55,8 +56,8 @@ def serve(name: str, processes: int, run: Callable[[], None]) -> int:
         if started is None:
             continue
         code = os.waitstatus_to_exitcode(wait_status)
-        if stopping:
-            status = status or (1 if code != 0 else 0)
+        if stopping:  # (one told to stop before it could say how is stopped all the same)
+            status = status or (0 if code in (0, -signal.SIGTERM) else 1)
             continue
         log.error("a %s process (pid %d) ended with status %d; starting another", name, pid, code)
         quick_exits = quick_exits + 1 if time.monotonic() - started < _QUICK_EXIT else 0
@@ -67,21 +68,29 @@ def serve(name: str, processes: int, run: Callable[[], None]) -> int:
             continue
         time.sleep(min(quick_exits, 1))
         if not stopping:
-            children[_fork(run)] = time.monotonic()
+            _fork(run, children)
     return status
 
 
-def _fork(run: Callable[[], None]) -> int:
+def _fork(run: Callable[[], None], children: dict[int, float]) -> None:
+    """A process running `run`, recorded in `children`. Signals wait meanwhile: one arriving
+    between the fork and the record would miss it, or run the parent's handler in the child."""
+    parent = os.getpid()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
     pid = os.fork()
     if pid:
-        return pid
+        children[pid] = time.monotonic()
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        return
     code = 1
     try:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         die_with_parent(signal.SIGTERM)
-        run()
-        code = 0
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        if os.getppid() == parent:  # (else it died already, before it could be asked)
+            run()
+            code = 0
     except BaseException:
         log.exception("the process failed")
     finally:

@@ -26,6 +26,7 @@ SEGMENT = "@segment/analytics-next"
 DEFAULT_VERSIONS = {RUDDERSTACK: "3.34.1", SEGMENT: "1.84.3"}
 MANIFEST = "sdk.json"
 _TIMEOUT = 60.0
+_MAX_TARBALL = 64 * 1024 * 1024  # (these are 1-2 MB)
 
 
 class SdkInstallError(Exception):
@@ -68,8 +69,7 @@ def _fetch(client: httpx.Client, registry: str, name: str, version: str) -> tupl
             raise SdkInstallError(f"{name}@{version} is not in the registry ({registry})")
         meta.raise_for_status()
         dist = meta.json()["dist"]
-        tarball = client.get(dist["tarball"])
-        tarball.raise_for_status()
+        content = _download(client, dist["tarball"], f"{name}@{version}")
     except httpx.HTTPError as exc:
         raise SdkInstallError(f"cannot fetch {name}@{version} from {registry}: {exc}") from None
     except (ValueError, KeyError, TypeError):
@@ -77,9 +77,21 @@ def _fetch(client: httpx.Client, registry: str, name: str, version: str) -> tupl
     algorithm, _, expected = str(dist.get("integrity", "")).partition("-")
     if algorithm != "sha512":
         raise SdkInstallError(f"{name}@{version}: the registry gives no sha512 integrity hash")
-    if base64.b64encode(hashlib.sha512(tarball.content).digest()).decode() != expected:
+    if base64.b64encode(hashlib.sha512(content).digest()).decode() != expected:
         raise SdkInstallError(f"{name}@{version}: the tarball does not match its integrity hash")
-    return str(meta.json().get("version", version)), tarball.content
+    return str(meta.json().get("version", version)), content
+
+
+def _download(client: httpx.Client, url: str, package: str) -> bytes:
+    parts, size = [], 0
+    with client.stream("GET", url) as answer:
+        answer.raise_for_status()
+        for part in answer.iter_bytes():
+            size += len(part)
+            if size > _MAX_TARBALL:
+                raise SdkInstallError(f"{package}: the tarball is over {_MAX_TARBALL} bytes")
+            parts.append(part)
+    return b"".join(parts)
 
 
 def _unpack_rudderstack(archive: tarfile.TarFile, into: Path) -> None:

@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 
 _BACKOFF = 1.0
 _CONNECTION_WAIT = 2.0
+# A commit slower than this is cancelled, and its requests spooled (or answered 503) unless
+# PostgreSQL says it was made after all. (Should it not even answer the cancel, it is not known:
+# spooled, a second copy would be dropped by the processor, by messageId.)
+_COMMIT_DEADLINE = 5.0
 # The least time between two notifications of one process: one per commit took a sixth of
 # the gateway's Python time in a profile under load, and the processors, reading thousands of
 # rows at a time, gain nothing from hearing more often.
@@ -147,9 +151,10 @@ class GroupCommit:
             # would overtake those spooled).
             await self._spill(self._spool, batch)
             return
+        deadline = self._loop.time() + _COMMIT_DEADLINE
         try:
             async with db.borrowed(self._pool, timeout=_CONNECTION_WAIT) as conn:
-                await _copy(conn, batch)  # (outside a transaction: committed by itself)
+                await _copy(conn, batch, deadline)  # (outside a transaction: commits itself)
         except ValueRefused:
             # PostgreSQL refused a value (SQLSTATE class 22): that request alone is rejected.
             await self._flush_each(batch)
@@ -235,8 +240,9 @@ class GroupCommit:
         _settle(batch, DatabaseUnavailable("the database is unavailable; retry later"))
 
 
-async def _copy(conn: db.Connection, batch: list[_Waiter]) -> None:
-    await ingest_log.append(conn, ingest_log.copy_text(row for rows, _ in batch for row in rows))
+async def _copy(conn: db.Connection, batch: list[_Waiter], deadline: float | None = None) -> None:
+    text = ingest_log.copy_text(row for rows, _ in batch for row in rows)
+    await ingest_log.append(conn, text, deadline=deadline)
 
 
 def _reason(exc: Exception) -> str:

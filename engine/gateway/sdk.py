@@ -56,7 +56,7 @@ class SdkDirectory:
         parts = relative.split("/")
         if any(not p or p.startswith(".") or "\\" in p or "\0" in p for p in parts):
             return None  # no hidden files, no climbing out, no empty segments
-        target = self._root.joinpath(*parts)
+        target = self._root.joinpath(*parts)  # (symbolic links are not followed: see _read)
         if accepts_gzip:
             found = self._read(target.with_name(target.name + ".gz"), target.suffix, True)
             if found is not None:
@@ -65,15 +65,19 @@ class SdkDirectory:
 
     def _read(self, file: Path, suffix: str, gzipped: bool) -> SdkFile | None:
         try:
-            stat = file.stat()
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        if not S_ISREG(stat.st_mode):
+            stat = file.lstat()  # a link could lead out of the directory: not served
+            inside = [p for p in file.parents if p != self._root and p.is_relative_to(self._root)]
+            if not S_ISREG(stat.st_mode) or any(p.is_symlink() for p in inside):
+                return None
+        except OSError:  # (no such file, a name too long, no permission…): not found
             return None
         key = (file, stat.st_mtime_ns, stat.st_size)
         found = self._cache.get(key)
         if found is None:
-            body = file.read_bytes()
+            try:
+                body = file.read_bytes()
+            except OSError:
+                return None
             etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
             found = SdkFile(body, _TYPES.get(suffix, "application/octet-stream"), etag, gzipped)
             if len(self._cache) >= _MAX_CACHED:

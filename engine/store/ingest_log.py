@@ -48,10 +48,11 @@ def copy_text(rows: Iterable[Row]) -> str:
     )
 
 
-async def append(conn: Connection, text: str) -> None:
+async def append(conn: Connection, text: str, *, deadline: float | None = None) -> None:
     """Append rows (`copy_text`'s): in the caller's transaction, or, outside of one, committed
-    by this one COPY (two round trips). Nobody is woken: see `wake`."""
-    await copy_in(conn, _COPY_ROWS, text.encode())
+    by this one COPY (two round trips); cancelled if not done by `deadline` (the event loop's
+    clock; see `engine.libpq_copy`). Nobody is woken: see `wake`."""
+    await copy_in(conn, _COPY_ROWS, text.encode(), deadline=deadline)
 
 
 async def wake(conn: Connection) -> None:

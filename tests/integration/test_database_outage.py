@@ -267,3 +267,27 @@ def test_rudder_sdk_python_loses_nothing_while_the_database_is_away(
         _drained(tmp_path / "spool", gateway)
     stored = [r["message_id"] for r in ingested(url)]
     assert stored == [f"outage-{i}" for i in range(20)]
+
+
+def test_a_commit_slower_than_its_bound_is_given_up_and_spooled(
+    workspace_config: str, tmp_path: Path
+) -> None:
+    with psycopg.connect(workspace_config, autocommit=True) as conn:
+        conn.execute(
+            "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " PERFORM pg_sleep(8); RETURN NULL; END $$;"
+            "CREATE TRIGGER slow BEFORE INSERT ON ingest_log"
+            " FOR EACH STATEMENT EXECUTE FUNCTION slow()"
+        )
+    with running_gateway(workspace_config, tmp_path) as gateway:
+        started = time.monotonic()
+        event = {"userId": "u", "event": "E", "messageId": "slow-1"}
+        answer = httpx.post(f"{gateway.url}/v1/track", json=event, auth=(WRITE_KEY, ""), timeout=30)
+        assert answer.status_code == 200
+        assert time.monotonic() - started < 7  # (5 s, not the 8 the commit would take)
+        assert gateway.metric("sluice_gateway_spooled_events_total") == 1
+        assert "the COPY was too slow: cancelled, not made" in gateway.output()
+        with psycopg.connect(workspace_config, autocommit=True) as conn:
+            conn.execute("DROP TRIGGER slow ON ingest_log")
+        _drained(tmp_path / "spool", gateway)
+    assert [row["message_id"] for row in ingested(workspace_config)] == ["slow-1"]

@@ -100,6 +100,10 @@ def test_the_sdks_are_installed_checked_and_served(workspace_config: str, tmp_pa
         "segment/bundles/407.bundle.abc.js.gz",
     ]  # fmt: skip
     (sdk_dir / ".hidden").write_text("secret")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "secret.js").write_text("secret")
+    (sdk_dir / "linked").symlink_to(tmp_path / "outside")
+    (sdk_dir / "linked.js").symlink_to(tmp_path / "outside" / "secret.js")
     with running_gateway(workspace_config, tmp_path, sdk_dir=str(sdk_dir)) as gw:
         modern = httpx.get(f"{gw.url}/sdk/rudderstack/v3/modern/analytics.js")
         assert (modern.status_code, modern.content) == (200, b"/* rudder modern */")
@@ -117,7 +121,8 @@ def test_the_sdks_are_installed_checked_and_served(workspace_config: str, tmp_pa
         head = httpx.head(f"{gw.url}/sdk/sdk.json")
         assert head.status_code == 200 and head.content == b""
         for path in ("/sdk/.hidden", "/sdk/../sluice.toml", "/sdk/%2e%2e/sluice.toml",
-                     "/sdk/segment", "/sdk//sdk.json", "/sdk/missing.js"):  # fmt: skip
+                     "/sdk/segment", "/sdk//sdk.json", "/sdk/missing.js", "/sdk/linked.js",
+                     "/sdk/linked/secret.js", f"/sdk/{'n' * 300}.js"):  # fmt: skip
             refused = httpx.get(f"{gw.url}{path}")
             assert refused.status_code == 404, path
         # A file changed on disk is served as it is now.

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from engine.errors import TooLarge
+from engine.errors import InvalidRequest, TooLarge
 from engine.gateway import http
 from engine.gateway.http import Answer, Request
 
@@ -20,17 +20,32 @@ class Echo:
 
     def __init__(self) -> None:
         self.finished: list[str] = []
+        self.running = self.most_running = 0
 
     async def __call__(self, request: Request) -> Answer:
+        self.running += 1
+        self.most_running = max(self.most_running, self.running)
+        try:
+            return await self._answer(request)
+        finally:
+            self.running -= 1
+
+    async def _answer(self, request: Request) -> Answer:
         if request.path.startswith("/slow/"):
             await asyncio.sleep(int(request.path.rsplit("/", 1)[1]) / 1000)
         if request.path == "/nobody":
             self.finished.append(request.path)
             return 401, [("content-type", "text/plain")], b"no"
+        if request.path == "/huge":
+            return 200, [], b"x" * 300_000
+        if request.path == "/empty":
+            return 204, [], b""
         try:
             body = await request.body()
         except TooLarge:
             return 413, [], b"too large"
+        except InvalidRequest as exc:
+            return 400, [], exc.message.encode()
         self.finished.append(request.path)
         text = f"{request.method} {request.path} {request.query_string} {body.decode()}"
         return 200, [("x-seen", request.headers.get("x-seen", ""))], text.encode()
@@ -166,7 +181,7 @@ async def test_head_answers_carry_no_body_and_http_1_0_is_closed_after() -> None
         reader, writer = await asyncio.open_connection(host, port)
         writer.write(b"HEAD /h HTTP/1.1\r\nHost: h\r\n\r\nGET /g HTTP/1.0\r\n\r\n")
         head = await reader.readuntil(b"\r\n\r\n")
-        assert b"content-length: 0" in head  # (the handler's body is not sent for HEAD)
+        assert b"content-length: 9" in head  # (a GET's length; the body itself is not sent)
         status, headers, body = await read_answer(reader)
         assert (status, headers["connection"], body) == (200, "close", b"GET /g  ")
         assert await reader.read() == b""
@@ -178,7 +193,8 @@ async def test_a_client_that_stalls_is_disconnected(monkeypatch: pytest.MonkeyPa
     async with serving(Echo()) as (host, port):
         reader, writer = await asyncio.open_connection(host, port)
         writer.write(b"POST /s HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc")
-        assert await asyncio.wait_for(reader.read(), 5) == b""
+        with pytest.raises(ConnectionResetError):  # (dropped: nothing of it is worth sending)
+            await asyncio.wait_for(reader.read(), 5)
         writer.close()
 
 
@@ -221,3 +237,78 @@ async def test_a_client_that_half_closes_still_gets_its_answers() -> None:
         ]
         assert await reader.read() == b""
         writer.close()
+
+
+async def test_a_flood_of_pipelined_requests_is_handled_a_few_at_a_time_in_order() -> None:
+    handler = Echo()
+    async with serving(handler) as (host, port):
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b"".join(b"GET /slow/1?n=%d HTTP/1.1\r\nHost: h\r\n\r\n" % i
+                              for i in range(2000)))  # fmt: skip
+        answers = [(await read_answer(reader))[2] for _ in range(2000)]
+        writer.close()
+    assert answers == [b"GET /slow/1 n=%d " % i for i in range(2000)]
+    assert handler.most_running == http.MAX_PIPELINED
+
+
+async def test_trailers_do_not_become_headers_and_a_head_may_come_in_pieces() -> None:
+    async with serving(Echo()) as (host, port):
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(
+            b"POST /t HTTP/1.1\r\nHost: h\r\nX-Seen: head\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\nX-Seen: trailer\r\n\r\n"
+        )
+        status, headers, body = await read_answer(reader)
+        assert (status, headers["x-seen"], body) == (200, "head", b"POST /t  ab")
+        big = b"a" * 40_000  # two reads of 40 KB each: 80 KB of data, a head of 40 KB
+        writer.write(b"GET /p HTTP/1.1\r\nHost: h\r\nX-Big: " + big[:20_000])
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(big[20_000:] + b"\r\n\r\n")
+        assert (await read_answer(reader))[0] == 200
+        writer.close()
+
+
+async def test_a_broken_body_ends_the_request_and_the_connection_at_once() -> None:
+    async with serving(Echo()) as (host, port):
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b"POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+        status, headers, body = await asyncio.wait_for(read_answer(reader), 5)
+        assert (status, headers["connection"]) == (400, "close")
+        assert body.startswith(b"malformed HTTP request") and b"chunk size" in body
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        writer.close()
+
+
+async def test_100_continue_waits_for_the_answers_before_it() -> None:
+    async with serving(Echo()) as (host, port):
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b"GET /slow/200 HTTP/1.1\r\nHost: h\r\n\r\n"
+                     b"POST /e HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n"
+                     b"Expect: 100-continue\r\n\r\n")  # fmt: skip
+        assert (await read_answer(reader))[2] == b"GET /slow/200  "
+        assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+        writer.write(b"z")
+        assert (await read_answer(reader))[2] == b"POST /e  z"
+        writer.write(b"GET /empty HTTP/1.1\r\nHost: h\r\n\r\n")
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 204 No Content") and b"content-length" not in head
+        writer.close()
+
+
+async def test_a_client_that_reads_no_answers_is_read_no_more_then_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(http, "STALL_TIMEOUT", 0.2)
+    async with serving(Echo()) as (host, port):
+        sock = socket.create_connection((host, port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(b"GET /huge HTTP/1.1\r\nHost: h\r\n\r\n" * 200)  # 60 MB of answers
+        await asyncio.sleep(3)  # (not reading)
+        sock.setblocking(False)
+        received = 0
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := await asyncio.get_running_loop().sock_recv(sock, 1 << 20):
+                received += len(chunk)
+        sock.close()
+    assert 0 < received < 200 * 300_000 / 4  # cut off long before all were written

@@ -438,9 +438,6 @@ class Server:
         self._sweeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # (held: the loop keeps only weak ones)
 
-    def now(self) -> float:
-        return self.loop.time()
-
     def protocol(self) -> Connection:
         return Connection(self)
 
@@ -457,8 +454,8 @@ class Server:
         """Close idle connections, let those with requests in flight finish (up to `grace`
         seconds), then drop the rest."""
         self.stopping = True
-        deadline = self.now() + grace
-        while self.now() < deadline:
+        deadline = self.loop.time() + grace
+        while self.loop.time() < deadline:
             for connection in list(self.connections):
                 connection.close_if_idle()
             if not any(connection.busy for connection in self.connections):
@@ -490,7 +487,7 @@ class Server:
         while True:
             await asyncio.sleep(1.0)
             self._tick()
-            now = self.now()
+            now = self.loop.time()
             for connection in list(self.connections):
                 connection.expire(now)
 

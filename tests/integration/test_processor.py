@@ -200,3 +200,27 @@ async def test_messages_refused_by_the_gateway_are_kept_as_long_as_events(config
     with psycopg.connect(configured) as conn:
         kept = conn.execute("SELECT count(*) FROM gateway_rejections").fetchone()
     assert kept == (1,)
+
+
+def test_the_ingest_log_is_not_vacuumed_for_its_inserts(configured: str) -> None:
+    """Only appended to, and dropped a day at a time: the vacuums PostgreSQL starts as a table
+    grows (which slowed the gateway while they ran) are off for every partition of the log,
+    those made later included; the jobs, which are updated, keep theirs."""
+    with psycopg.connect(configured, autocommit=True) as conn:
+        for table in ("ingest_log", "jobs"):
+            conn.execute(
+                "SELECT sluice_ensure_daily_partitions(%s, current_date + 20, 1)", (table,)
+            )
+        options: dict[str, list[str]] = dict(
+            conn.execute(
+                "SELECT c.relname, coalesce(c.reloptions, '{}') FROM pg_inherits i"
+                " JOIN pg_class c ON c.oid = i.inhrelid"
+                " WHERE i.inhparent IN ('ingest_log'::regclass, 'jobs'::regclass)"
+            ).fetchall()
+        )
+        later = conn.execute("SELECT to_char(current_date + 20, 'YYYYMMDD')").fetchone()
+    assert later is not None
+    log_parts = {name: opts for name, opts in options.items() if name.startswith("ingest_log_")}
+    assert f"ingest_log_p{later[0]}" in log_parts and "ingest_log_default" in log_parts
+    assert all(opts == ["autovacuum_vacuum_insert_threshold=-1"] for opts in log_parts.values())
+    assert options[f"jobs_p{later[0]}"] == []

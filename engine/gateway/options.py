@@ -16,7 +16,9 @@ class GatewayOptions:
     # Commits one process has in flight: with two, a process waited on PostgreSQL a third of
     # the time under load (its WAL flushes); four gave ~15% more single-event requests/s.
     commit_inflight: int = 4
-    pool_size: int = 5  # (the commits', and one for notifications and key look-ups)
+    # (the commits', and one for the rest: notifications, key look-ups, the spool's drainer,
+    # rejections, heartbeats, health checks)
+    pool_size: int = 5
     # gateway processes sharing the port: each enforces its share of a source's rate limit
     processes: int = 1
     # proxies whose X-Forwarded-For is believed; from anyone else it could be made up

@@ -5,6 +5,10 @@ the retention window *and* nothing in it is still needed: every ingest row read 
 processor, every job delivered or aborted (a job and its attempts go together). Counters older
 than their own retention, and messages the gateway refused older than the events', are
 deleted.
+
+The ingest log's partitions are not vacuumed while their day is written (migration 0020):
+each is frozen once its day is over, so that no vacuum against transaction id wraparound has
+to go through days of them at once later.
 """
 
 import logging
@@ -30,7 +34,8 @@ async def housekeep(conn: Connection, retention: timedelta) -> list[str]:
     await conn.execute(_Q["ensure_partitions"], {"days": DAYS_AHEAD})
     await counters.forget(conn)
     await rejections.forget(conn, retention)
-    cur = await conn.execute(_Q["expired_partitions"], {"retention": retention})
+    await _freeze_closed_days(conn)
+    cur = await conn.execute(_Q.compose("expired_partitions"), {"retention": retention})
     dropped = []
     for name, parent in await cur.fetchall():
         if parent == "ingest_log":
@@ -41,11 +46,19 @@ async def housekeep(conn: Connection, retention: timedelta) -> list[str]:
     return dropped
 
 
+async def _freeze_closed_days(conn: Connection) -> None:
+    cur = await conn.execute(_Q.compose("unfrozen_log_days"))
+    for (name,) in await cur.fetchall():
+        await conn.execute(db.naming(_Q["freeze_partition"], partition=name))
+        log.info("retention: %s frozen, its day being over", name)
+
+
 async def _drop_if(
     conn: Connection, needed: Callable[[Connection, str], Awaitable[bool]], names: list[str]
 ) -> list[str]:
     """Drop `names` (one transaction) unless the first still holds rows that are `needed`."""
     async with conn.transaction():
+        await conn.execute(_Q["lock_timeout"])
         if await needed(conn, names[0]):
             log.info("retention: %s is past retention but still needed; kept", names[0])
             return []

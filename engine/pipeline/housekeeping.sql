@@ -2,9 +2,9 @@
 SELECT sluice_ensure_daily_partitions(t, (now() AT TIME ZONE 'UTC')::date, %(days)s)
 FROM unnest(ARRAY['ingest_log', 'jobs', 'job_attempts']::regclass[]) AS t
 
--- name: expired_partitions
--- Partitions of the ingest log and the jobs whose whole range is older than the retention.
-SELECT p.relname, i.inhparent::regclass::text
+-- name: day_partitions
+-- The partitions of the ingest log and the jobs, each with the end of its day (none for DEFAULT).
+SELECT p.oid, p.relname, i.inhparent::regclass::text AS parent, bound.upper
 FROM pg_inherits i
 JOIN pg_class p ON p.oid = i.inhrelid
 CROSS JOIN LATERAL (
@@ -12,8 +12,28 @@ CROSS JOIN LATERAL (
         AS upper
 ) bound
 WHERE i.inhparent IN ('ingest_log'::regclass, 'jobs'::regclass)
-  AND bound.upper < now() - %(retention)s::interval
-ORDER BY bound.upper
+
+-- name: expired_partitions
+-- Partitions whose whole day is older than the retention.
+SELECT d.relname, d.parent FROM ({day_partitions}) d
+WHERE d.upper < now() - %(retention)s::interval
+ORDER BY d.upper
+
+-- name: unfrozen_log_days
+-- Days of the ingest log that are over and that no vacuum has been through yet.
+SELECT d.relname FROM ({day_partitions}) d
+LEFT JOIN pg_stat_user_tables s ON s.relid = d.oid
+WHERE d.parent = 'ingest_log' AND d.upper < now()
+  AND s.last_vacuum IS NULL AND s.last_autovacuum IS NULL
+ORDER BY d.upper
+
+-- name: freeze_partition
+VACUUM (FREEZE) {partition}
+
+-- name: lock_timeout
+-- A drop waits for its table's lock holding the parent's: it must not keep the gateway's
+-- commits waiting behind it for long (a long vacuum of that partition, say).
+SET LOCAL lock_timeout = '2s'
 
 -- name: drop_partition
 DROP TABLE {partition}

@@ -202,25 +202,51 @@ async def test_messages_refused_by_the_gateway_are_kept_as_long_as_events(config
     assert kept == (1,)
 
 
-def test_the_ingest_log_is_not_vacuumed_for_its_inserts(configured: str) -> None:
+async def test_the_ingest_log_is_frozen_a_day_at_a_time_not_vacuumed_for_inserts(
+    configured: str,
+) -> None:
     """Only appended to, and dropped a day at a time: the vacuums PostgreSQL starts as a table
-    grows (which slowed the gateway while they ran) are off for every partition of the log,
-    those made later included; the jobs, which are updated, keep theirs."""
+    grows (which slowed the gateway while they ran) are off for every partition of the log and
+    its TOAST table, those made later included; the jobs, which are updated, keep theirs.
+    Instead, housekeeping freezes each day of the log once the day is over."""
     with psycopg.connect(configured, autocommit=True) as conn:
         for table in ("ingest_log", "jobs"):
             conn.execute(
                 "SELECT sluice_ensure_daily_partitions(%s, current_date + 20, 1)", (table,)
             )
-        options: dict[str, list[str]] = dict(
-            conn.execute(
-                "SELECT c.relname, coalesce(c.reloptions, '{}') FROM pg_inherits i"
-                " JOIN pg_class c ON c.oid = i.inhrelid"
+        # (the table from before partitioning covers every day up to tomorrow: out of the way)
+        conn.execute("ALTER TABLE ingest_log DETACH PARTITION ingest_log_initial")
+        conn.execute("SELECT sluice_ensure_daily_partitions('ingest_log', current_date - 3, 1)")
+        _insert(conn, _source_id(conn), "three-days-ago", hours_ago=72)
+        options: dict[str, tuple[list[str], list[str]]] = {
+            name: (table, toast)
+            for name, table, toast in conn.execute(
+                "SELECT c.relname, coalesce(c.reloptions, '{}'), coalesce(t.reloptions, '{}')"
+                " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                " LEFT JOIN pg_class t ON t.oid = c.reltoastrelid"
                 " WHERE i.inhparent IN ('ingest_log'::regclass, 'jobs'::regclass)"
+            )
+        }
+        later, past = conn.execute(
+            "SELECT to_char(current_date + 20, 'YYYYMMDD'), to_char(current_date - 3, 'YYYYMMDD')"
+        ).fetchone() or ("", "")
+    log_parts = {name: opts for name, opts in options.items() if name.startswith("ingest_log_")}
+    assert {f"ingest_log_p{later}", f"ingest_log_p{past}", "ingest_log_default"} <= set(log_parts)
+    for heap, toast in log_parts.values():
+        assert "autovacuum_vacuum_insert_threshold=-1" in heap
+        assert "autovacuum_vacuum_insert_threshold=-1" in toast
+    assert options[f"jobs_p{later}"] == ([], [])
+
+    async with connection(configured) as aconn:
+        await aconn.set_autocommit(True)
+        for _ in range(2):
+            await housekeep(aconn, timedelta(days=7))
+    with psycopg.connect(configured) as conn:
+        vacuums: dict[str, int] = dict(
+            conn.execute(
+                "SELECT relname, vacuum_count FROM pg_stat_user_tables"
+                " WHERE relname LIKE 'ingest_log_p%%'"
             ).fetchall()
         )
-        later = conn.execute("SELECT to_char(current_date + 20, 'YYYYMMDD')").fetchone()
-    assert later is not None
-    log_parts = {name: opts for name, opts in options.items() if name.startswith("ingest_log_")}
-    assert f"ingest_log_p{later[0]}" in log_parts and "ingest_log_default" in log_parts
-    assert all(opts == ["autovacuum_vacuum_insert_threshold=-1"] for opts in log_parts.values())
-    assert options[f"jobs_p{later[0]}"] == []
+    assert vacuums[f"ingest_log_p{past}"] == 1  # its day is over: frozen, and only once
+    assert vacuums[f"ingest_log_p{later}"] == 0

@@ -134,7 +134,7 @@ def _ms(match: re.Match[str] | None) -> float:
 
 def _count(url: str) -> int:
     with psycopg.connect(url) as conn:
-        row = conn.execute("SELECT count(*) FROM ingest_log").fetchone()
+        row = conn.execute("SELECT count(*) FROM ingested").fetchone()
         assert row is not None
         return int(row[0])
 

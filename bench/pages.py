@@ -55,7 +55,7 @@ async def fill(url: str, count: int) -> None:
 # One event every (2 days / count), the newest now: 10,000 users, 50 event names, a tenth of
 # them identify calls and a tenth page calls.
 _FILL = """
-INSERT INTO ingest_log (source_id, partition, received_at, message_id, payload)
+INSERT INTO ingest_events (source_id, partition, received_at, message_id, payload)
 SELECT s.id, g %% 64, now() - interval '2 days' * (1 - g::float8 / %(count)s), 'bench-' || g,
        json_build_object(
            'type', CASE g %% 10 WHEN 0 THEN 'identify' WHEN 1 THEN 'page' ELSE 'track' END,
@@ -73,7 +73,7 @@ _DERIVED = [
            l.received_at + interval '50 ms', l.message_id, l.payload->>'type',
            l.payload->>'event', json_build_object('method', 'POST', 'url', d.config->>'webhookUrl',
                                                  'body', l.payload)
-    FROM ingest_log l, destinations d WHERE d.name = 'hook'
+    FROM ingested l, destinations d WHERE d.name = 'hook'
     """,
     """
     INSERT INTO job_attempts (job_id, job_created_at, destination_id, attempt, state, at,
@@ -88,7 +88,7 @@ _DERIVED = [
     INSERT INTO stats_minute (minute, source_id, destination_id, outcome, events)
     SELECT date_trunc('minute', received_at), source_id, '00000000-0000-0000-0000-000000000000',
            'received', count(*)
-    FROM ingest_log GROUP BY 1, 2
+    FROM ingested GROUP BY 1, 2
     """,
     """
     INSERT INTO stats_minute (minute, source_id, destination_id, outcome, events)
@@ -138,7 +138,7 @@ async def render(url: str) -> list[tuple[str, list[float]]]:
 async def _older(conn: Any) -> Position:
     """A point a day and a half back in the log: an event there is traced from an old page."""
     cur = await conn.execute(
-        "SELECT tx::text, id FROM ingest_log WHERE received_at < now() - interval '36 hours'"
+        "SELECT tx::text, id FROM ingested WHERE received_at < now() - interval '36 hours'"
         " ORDER BY received_at DESC LIMIT 1"
     )
     row = await cur.fetchone()

@@ -120,7 +120,7 @@ def ingested(database_url: str) -> list[dict[str, Any]]:
     with psycopg.connect(database_url) as conn:
         cur = conn.execute(
             "SELECT l.id, s.name AS source, l.partition, l.message_id, l.payload "
-            "FROM ingest_log l LEFT JOIN sources s ON s.id = l.source_id ORDER BY l.id",
+            "FROM ingested l LEFT JOIN sources s ON s.id = l.source_id ORDER BY l.id",
         )
         names = [c.name for c in cur.description or []]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

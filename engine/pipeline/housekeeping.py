@@ -2,11 +2,13 @@
 
 Run by the worker's scheduler. A partition is dropped only when its whole day is older than
 the retention window *and* nothing in it is still needed: every ingest row read by the
-processor, every job delivered or aborted (a job and its attempts go together). Counters older
+processor, every job delivered or aborted (a job and its attempts go together); the message ids
+the processor has seen go with the log's days. Counters older
 than their own retention, and messages the gateway refused older than the events', are
 deleted.
 
-The ingest log's partitions are not vacuumed while their day is written (migration 0020):
+The ingest log's partitions, and the seen message ids', are not vacuumed while their day is
+written (migrations 0020, 0021):
 each is frozen once its day is over, so that no vacuum against transaction id wraparound has
 to go through days of them at once later.
 """
@@ -38,8 +40,10 @@ async def housekeep(conn: Connection, retention: timedelta) -> list[str]:
     cur = await conn.execute(_Q.compose("expired_partitions"), {"retention": retention})
     dropped = []
     for name, parent in await cur.fetchall():
-        if parent == "ingest_log":
+        if parent in ("ingest_log", "ingest_events"):
             dropped += await _drop_if(conn, ingest_log.unprocessed_in, [name])
+        elif parent == "seen_messages":
+            dropped += await _drop_if(conn, _never, [name])
         else:
             attempts = await jobs.attempts_partition(conn, name)
             dropped += await _drop_if(conn, jobs.unsettled_in, [name, *attempts])
@@ -51,6 +55,10 @@ async def _freeze_closed_days(conn: Connection) -> None:
     for (name,) in await cur.fetchall():
         await conn.execute(db.naming(_Q["freeze_partition"], partition=name))
         log.info("retention: %s frozen, its day being over", name)
+
+
+async def _never(conn: Connection, partition: str) -> bool:
+    return False
 
 
 async def _drop_if(

@@ -1,9 +1,11 @@
 -- name: ensure_partitions
 SELECT sluice_ensure_daily_partitions(t, (now() AT TIME ZONE 'UTC')::date, %(days)s)
-FROM unnest(ARRAY['ingest_log', 'jobs', 'job_attempts']::regclass[]) AS t
+FROM unnest(ARRAY['ingest_log', 'ingest_events', 'seen_messages', 'jobs', 'job_attempts']::regclass[])
+     AS t
 
 -- name: day_partitions
--- The partitions of the ingest log and the jobs, each with the end of its day (none for DEFAULT).
+-- The partitions of the ingest log (both tables), the message ids seen and the jobs, each with
+-- the end of its day (none for DEFAULT).
 SELECT p.oid, p.relname, i.inhparent::regclass::text AS parent, bound.upper
 FROM pg_inherits i
 JOIN pg_class p ON p.oid = i.inhrelid
@@ -11,7 +13,8 @@ CROSS JOIN LATERAL (
     SELECT substring(pg_get_expr(p.relpartbound, p.oid) FROM 'TO \(''([^'']+)''\)')::timestamptz
         AS upper
 ) bound
-WHERE i.inhparent IN ('ingest_log'::regclass, 'jobs'::regclass)
+WHERE i.inhparent IN ('ingest_log'::regclass, 'ingest_events'::regclass,
+                      'seen_messages'::regclass, 'jobs'::regclass)
 
 -- name: expired_partitions
 -- Partitions whose whole day is older than the retention.
@@ -20,10 +23,11 @@ WHERE d.upper < now() - %(retention)s::interval
 ORDER BY d.upper
 
 -- name: unfrozen_log_days
--- Days of the ingest log that are over and that no vacuum has been through yet.
+-- Days of the ingest log and of the message ids seen that are over and that no vacuum has been
+-- through yet.
 SELECT d.relname FROM ({day_partitions}) d
 LEFT JOIN pg_stat_user_tables s ON s.relid = d.oid
-WHERE d.parent = 'ingest_log' AND d.upper < now()
+WHERE d.parent IN ('ingest_log', 'ingest_events', 'seen_messages') AND d.upper < now()
   AND s.last_vacuum IS NULL AND s.last_autovacuum IS NULL
 ORDER BY d.upper
 

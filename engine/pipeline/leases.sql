@@ -74,7 +74,7 @@ SELECT l.stage, l.holder, array_agg(l.partition ORDER BY l.partition) AS partiti
        min(e.received_at) AS behind_since
 FROM leases l
 LEFT JOIN processor_positions p ON l.stage = 'process' AND p.partition = l.partition
-LEFT JOIN ingest_log e ON e.tx = p.tx AND e.id = p.id
+LEFT JOIN ingested e ON e.tx = p.tx AND e.id = p.id
 WHERE l.holder IS NOT NULL AND l.expires_at > now()
 GROUP BY l.stage, l.holder
 ORDER BY l.stage, l.holder

@@ -1,5 +1,6 @@
-"""The ingest log: every event the gateway accepted, as it stored it, partitioned by day; and
-how far the processor and the raw-event archive have read it, per user partition.
+"""The ingest log: every event the gateway accepted, as it stored it, partitioned by day; the
+message ids the processor has seen, for finding duplicates; and how far the processor and the
+raw-event archive have read the log, per user partition.
 
 Every statement on these tables is here. The log is read in commit order (`engine.position`):
 the processor and the archive read it the same way, each from positions of its own.
@@ -20,7 +21,6 @@ from engine.position import Position
 from engine.sql import Queries
 
 _Q = Queries.beside(__file__, "ingest_log.sql")
-_READ_ARCHIVE = _Q.compose("read", duplicate="not_checked")
 _COPY_ROWS = _Q["copy_rows"].encode()
 
 
@@ -77,7 +77,6 @@ class Logged(NamedTuple):
     received_at: datetime
     message_id: str
     payload: str  # the JSON text as stored
-    duplicate: bool  # (the processor's reads only)
 
     @property
     def position(self) -> Position:
@@ -85,17 +84,40 @@ class Logged(NamedTuple):
 
 
 async def read(
-    conn: Connection,
-    start: Position,
-    partitions: Sequence[int],
-    limit: int,
-    dedup_window: timedelta | None = None,
+    conn: Connection, start: Position, partitions: Sequence[int], limit: int
 ) -> list[Logged]:
-    """Up to `limit` rows of `partitions` past `start`, in commit order; with a window, each
-    says whether it is a duplicate of an earlier row (the processor's read)."""
-    query = _READ_ARCHIVE if dedup_window is None else _Q["read"]
-    params = {**start.params(), "partitions": partitions, "limit": limit, "window": dedup_window}
-    return await db.tuples(conn, query, params, Logged)
+    """Up to `limit` rows of `partitions` past `start`, in commit order."""
+    params = {**start.params(), "partitions": partitions, "limit": limit}
+    return await db.tuples(conn, _Q["read"], params, Logged)
+
+
+def _messages(rows: Sequence[Logged]) -> dict[str, Any]:
+    return {
+        "source_ids": [row.source_id for row in rows],
+        "partitions": [row.partition for row in rows],
+        "received_at": [row.received_at for row in rows],
+        "message_ids": [row.message_id for row in rows],
+    }
+
+
+async def seen(conn: Connection, rows: Sequence[Logged], window: timedelta) -> set[int]:
+    """The indexes of the rows (in commit order, each past the processor's position) whose
+    messageId came earlier within `window`, from the same source and user partition: in a row
+    `remember`ed, or in one an older version wrote. (The rows' own earlier ones are the
+    caller's to compare.)"""
+    if not rows:
+        return set()
+    params = {**_messages(rows), "window": window,
+              "txs": [row.tx for row in rows], "ids": [row.id for row in rows]}  # fmt: skip
+    cur = await conn.execute(_Q["seen"], params)
+    return {i - 1 for (i,) in await cur.fetchall()}  # (WITH ORDINALITY counts from 1)
+
+
+async def remember(conn: Connection, rows: Sequence[Logged]) -> None:
+    """Keep the rows' messageIds for `seen`, duplicates too: in the transaction that advances
+    the processor past them."""
+    if rows:
+        await conn.execute(_Q["remember"], _messages(rows))
 
 
 async def lock_processor_positions(

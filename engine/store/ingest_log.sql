@@ -1,8 +1,10 @@
--- The ingest log (every accepted event, as the gateway stored it) and the processor's and the
--- archive's positions in it: every statement on these tables.
+-- The ingest log (every accepted event, as the gateway stored it), the message ids the processor
+-- has seen, and the processor's and the archive's positions in the log: every statement on
+-- these tables. The gateway appends to `ingest_events`; `ingested` is it and the log of older
+-- versions (`ingest_log`), read as one (0021).
 
 -- name: copy_rows
-COPY ingest_log (source_id, partition, received_at, message_id, payload) FROM STDIN
+COPY ingest_events (source_id, partition, received_at, message_id, payload) FROM STDIN
 
 -- name: notify
 SELECT pg_notify('sluice_ingest', '')
@@ -19,37 +21,49 @@ COMMIT
 -- running one, so no row can later appear before the position a batch advances to. Read
 -- again from the same positions, a batch starts with the same rows.
 SELECT l.id, l.tx::text, l.partition, l.source_id, l.received_at, l.message_id,
-       l.payload::text,
-       {duplicate} AS duplicate
-FROM ingest_log l
+       l.payload::text
+FROM ingested l
 WHERE (l.tx, l.id) > (%(tx)s::text::xid8, %(id)s)
   AND l.tx < pg_snapshot_xmin(pg_current_snapshot())
   AND l.partition = ANY(%(partitions)s)
 ORDER BY l.tx, l.id
 LIMIT %(limit)s
 
--- name: duplicate
--- A row is a duplicate when an earlier one (in commit order) from the same source has its
--- messageId within the window: the answer depends on the log alone, so a batch read again
--- after a crash gets the same one.
-%(window)s::interval > '0' AND EXISTS (
+-- name: seen
+-- Which of these events (given in commit order, each after the processor's position) come
+-- after an earlier one of their source and user partition with the same messageId, within the
+-- window: one the processor has seen (`seen_messages`), or one an older version wrote to
+-- `ingest_log` (whose message index finds it, in any partition, as that version did). The
+-- answer depends on what has committed alone, so a batch read again after a crash gets the
+-- same one. (The earlier events of the batch itself the processor looks up in hand.)
+SELECT e.i
+FROM unnest(%(source_ids)s::uuid[], %(partitions)s::smallint[], %(received_at)s::timestamptz[],
+            %(message_ids)s::text[], %(txs)s::text[]::xid8[], %(ids)s::bigint[])
+     WITH ORDINALITY AS e(source_id, partition, received_at, message_id, tx, id, i)
+WHERE EXISTS (
+    SELECT 1 FROM seen_messages s
+    WHERE hashtext(s.message_id) = hashtext(e.message_id)  -- (the index)
+      AND s.message_id = e.message_id AND s.source_id = e.source_id
+      AND s.partition = e.partition
+      -- Both bounds, so that run-time pruning skips the other days' partitions.
+      AND s.received_at > e.received_at - %(window)s::interval
+      AND s.received_at < e.received_at + %(window)s::interval)
+   OR EXISTS (
     -- OFFSET 0 keeps the order comparison out of the inner scan, which must find rows
     -- by messageId alone (not walk the whole log through the (tx, id) index).
     SELECT 1
     FROM (SELECT d.tx, d.id FROM ingest_log d
-          WHERE hashtext(d.message_id) = hashtext(l.message_id)  -- (the index: 0016)
-            AND d.message_id = l.message_id AND d.source_id = l.source_id
-            -- Both bounds, so that run-time pruning skips the other days' partitions
-            -- (a row committed earlier yet received a whole window later means a clock jump).
-            AND d.received_at > l.received_at - %(window)s::interval
-            AND d.received_at < l.received_at + %(window)s::interval
+          WHERE hashtext(d.message_id) = hashtext(e.message_id)  -- (the index: 0016)
+            AND d.message_id = e.message_id AND d.source_id = e.source_id
+            AND d.received_at > e.received_at - %(window)s::interval
+            AND d.received_at < e.received_at + %(window)s::interval
           OFFSET 0) earlier
-    WHERE (earlier.tx, earlier.id) < (l.tx, l.id)
-)
+    WHERE (earlier.tx, earlier.id) < (e.tx, e.id))
 
--- name: not_checked
--- (the archive keeps duplicates as they came)
-false
+-- name: remember
+INSERT INTO seen_messages (partition, source_id, received_at, message_id)
+SELECT * FROM unnest(%(partitions)s::smallint[], %(source_ids)s::uuid[],
+                     %(received_at)s::timestamptz[], %(message_ids)s::text[])
 
 -- name: lock_processor_positions
 -- Held until commit: whoever holds a partition's position row is its only processor.
@@ -68,7 +82,7 @@ UPDATE archive_positions SET tx = %(tx)s::text::xid8, id = %(id)s
 WHERE partition = ANY(%(partitions)s) AND (tx, id) < (%(tx)s::text::xid8, %(id)s)
 
 -- name: events
-SELECT id, payload::text, received_at, message_id FROM ingest_log
+SELECT id, payload::text, received_at, message_id FROM ingested
 WHERE (tx, id) IN (SELECT * FROM unnest(%(txs)s::text[]::xid8[], %(ids)s::bigint[]))
 
 -- name: columns
@@ -83,7 +97,7 @@ l.payload::text AS payload
 -- never reads the whole log. Only rows every older transaction has finished before are
 -- taken, so that a page asking for what came after its newest row never skips one that
 -- committed late.
-SELECT * FROM ingest_log
+SELECT * FROM ingested
 WHERE (tx, id) < (%(before_tx)s::xid8, %(before_id)s::bigint)
   AND (tx, id) > (%(after_tx)s::xid8, %(after_id)s::bigint)
   AND tx < pg_snapshot_xmin(pg_current_snapshot())
@@ -112,7 +126,7 @@ LIMIT 1
 
 -- name: event
 SELECT {columns}
-FROM ingest_log l
+FROM ingested l
 WHERE l.tx = %(tx)s::xid8 AND l.id = %(id)s
   AND (%(at)s::timestamptz IS NULL OR l.received_at = %(at)s::timestamptz)
 
@@ -124,23 +138,23 @@ FROM processor_positions p WHERE p.partition = %(partition)s
 -- name: processing
 -- The newest stored event's receipt time, and the newest the processor has read past (each
 -- partition's position is a row of the log: 64 index lookups).
-SELECT (SELECT received_at FROM ingest_log
+SELECT (SELECT received_at FROM ingested
         WHERE tx < pg_snapshot_xmin(pg_current_snapshot())
         ORDER BY tx DESC, id DESC LIMIT 1),
        (SELECT max(l.received_at) FROM processor_positions p
-        JOIN ingest_log l ON l.tx = p.tx AND l.id = p.id)
+        JOIN ingested l ON l.tx = p.tx AND l.id = p.id)
 
 -- name: unprocessed
 -- The events the processor has not read yet, in commit order.
 SELECT s.name AS source, l.partition, l.received_at, l.message_id, l.payload::text AS payload
-FROM ingest_log l
+FROM ingested l
 JOIN processor_positions p ON p.partition = l.partition
 JOIN sources s ON s.id = l.source_id
 WHERE (l.tx, l.id) > (p.tx, p.id)
 ORDER BY l.tx, l.id
 
 -- name: restore
-INSERT INTO ingest_log (source_id, partition, received_at, message_id, payload)
+INSERT INTO ingest_events (source_id, partition, received_at, message_id, payload)
 SELECT id, %(partition)s, %(received_at)s, %(message_id)s, %(payload)s::json
 FROM sources WHERE name = %(source)s
 

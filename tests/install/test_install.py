@@ -235,7 +235,7 @@ def test_the_uninstaller_keeps_the_data_unless_purged(host: Container) -> None:
     assert units.returncode == 1 and units.stdout.strip() == ""  # (1: none matched)
     assert host.run("test -e /opt/sluice", check=False).returncode == 1
     stored = host.run(
-        "runuser -u postgres -- psql -qAt sluice -c 'SELECT count(*) FROM ingest_log'"
+        "runuser -u postgres -- psql -qAt sluice -c 'SELECT count(*) FROM ingested'"
     ).stdout.strip()
     assert int(stored) >= 25
     assert host.run("test -f /etc/sluice/sluice.toml && test -d /var/lib/sluice").returncode == 0

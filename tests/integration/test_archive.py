@@ -144,7 +144,7 @@ def replay(url: str, settings: dict[str, str], *args: str) -> str:
 
 def stored_payload(url: str, ingest_id: int) -> bytes:
     with psycopg.connect(url) as conn:
-        row = conn.execute("SELECT payload::text FROM ingest_log WHERE id = %s", [ingest_id])
+        row = conn.execute("SELECT payload::text FROM ingested WHERE id = %s", [ingest_id])
         text = row.fetchone()
     assert text is not None
     return str(text[0]).encode()

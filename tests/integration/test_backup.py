@@ -89,7 +89,7 @@ def test_a_backup_carries_an_installation_over(
             "SELECT j.message_id, d.name, j.request->>'url' FROM jobs j"
             " JOIN destinations d ON d.id = j.destination_id ORDER BY j.id"
         ).fetchall()
-        events = conn.execute("SELECT payload->>'messageId' FROM ingest_log ORDER BY id")
+        events = conn.execute("SELECT payload->>'messageId' FROM ingested ORDER BY id")
         assert [e[0] for e in events.fetchall()] == [track(1)["messageId"],
                                                      track(2)["messageId"]]  # fmt: skip
     assert jobs == [("waiting", "hook", "https://hook.example.com/in"),

@@ -78,9 +78,9 @@ def _stored_exactly_once(url: str, acked: list[str]) -> None:
     assert missing == [], f"{len(missing)} acknowledged events were not stored"
     assert max(stored.values()) == 1
     with psycopg.connect(url) as conn:  # each user's events in the order they were accepted
-        for (user,) in conn.execute("SELECT DISTINCT payload->>'userId' FROM ingest_log"):
+        for (user,) in conn.execute("SELECT DISTINCT payload->>'userId' FROM ingested"):
             seqs = [r[0] for r in conn.execute(
-                "SELECT (payload->'properties'->>'seq')::int FROM ingest_log"
+                "SELECT (payload->'properties'->>'seq')::int FROM ingested"
                 " WHERE payload->>'userId' = %s ORDER BY tx, id", (user,))]  # fmt: skip
             assert seqs == sorted(seqs), f"{user}'s events out of order"
 
@@ -214,7 +214,7 @@ def test_sluice_status_shows_the_spool_of_this_host_and_what_every_gateway_repor
         conn.execute(
             "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
             " RAISE EXCEPTION 'not now' USING ERRCODE = '55000'; END $$;"
-            "CREATE TRIGGER refuse BEFORE INSERT ON ingest_log"
+            "CREATE TRIGGER refuse BEFORE INSERT ON ingest_events"
             " FOR EACH ROW EXECUTE FUNCTION refuse()"
         )
     with running_gateway(workspace_config, tmp_path) as gateway:
@@ -233,7 +233,7 @@ def test_sluice_status_shows_the_spool_of_this_host_and_what_every_gateway_repor
         assert code == 0 and status["database"] == "ok"
         assert status["spool"]["spool_bytes"] > 0 and status["spool"]["spool_files"] == 1
         with psycopg.connect(workspace_config, autocommit=True) as conn:
-            conn.execute("DROP TRIGGER refuse ON ingest_log")
+            conn.execute("DROP TRIGGER refuse ON ingest_events")
         _drained(tmp_path / "spool", gateway)
         deadline = time.monotonic() + 10
         while _status(workspace_config, tmp_path)[1]["processes"][0]["spool_bytes"]:
@@ -276,7 +276,7 @@ def test_a_commit_slower_than_its_bound_is_given_up_and_spooled(
         conn.execute(
             "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
             " PERFORM pg_sleep(8); RETURN NULL; END $$;"
-            "CREATE TRIGGER slow BEFORE INSERT ON ingest_log"
+            "CREATE TRIGGER slow BEFORE INSERT ON ingest_events"
             " FOR EACH STATEMENT EXECUTE FUNCTION slow()"
         )
     with running_gateway(workspace_config, tmp_path) as gateway:
@@ -288,6 +288,6 @@ def test_a_commit_slower_than_its_bound_is_given_up_and_spooled(
         assert gateway.metric("sluice_gateway_spooled_events_total") == 1
         assert "the COPY was too slow: cancelled, not made" in gateway.output()
         with psycopg.connect(workspace_config, autocommit=True) as conn:
-            conn.execute("DROP TRIGGER slow ON ingest_log")
+            conn.execute("DROP TRIGGER slow ON ingest_events")
         _drained(tmp_path / "spool", gateway)
     assert [row["message_id"] for row in ingested(workspace_config)] == ["slow-1"]

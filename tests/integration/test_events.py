@@ -44,7 +44,7 @@ def stored(database_url: str, source: str, *messages: dict[str, Any]) -> list[tu
         for message in messages:
             user = message.get("userId") or message["anonymousId"]
             point = conn.execute(
-                "INSERT INTO ingest_log (source_id, partition, received_at, message_id, payload)"
+                "INSERT INTO ingest_events (source_id, partition, received_at, message_id, payload)"
                 " VALUES (%s, %s, now(), %s, %s) RETURNING tx::text, id",
                 (row[0], partition_of(user), message["messageId"], Json(message)),
             ).fetchone()
@@ -116,7 +116,7 @@ def test_what_became_of_an_event_at_each_destination(database_url: str) -> None:
     [(later_tx, later_id)] = stored(database_url, "web", track(2, user="u9"))
     with psycopg.connect(database_url, autocommit=True) as conn:
         row = conn.execute(
-            "SELECT l.received_at, l.source_id, l.partition, d.id FROM ingest_log l, destinations d"
+            "SELECT l.received_at, l.source_id, l.partition, d.id FROM ingested l, destinations d"
             " WHERE l.id = %s AND d.name = 'hook'",
             (ingest_id,),
         ).fetchone()
@@ -145,7 +145,7 @@ def test_what_became_of_an_event_at_each_destination(database_url: str) -> None:
 
     async def go(tx: str, ingest_id: int) -> Any:
         async with connection(database_url) as conn:
-            found = await conn.execute("SELECT received_at FROM ingest_log WHERE id = %s",
+            found = await conn.execute("SELECT received_at FROM ingested WHERE id = %s",
                                        (ingest_id,))  # fmt: skip
             at = (await found.fetchone())[0]  # type: ignore[index]
             return await events.trace(conn, Position.of(tx, ingest_id), at)

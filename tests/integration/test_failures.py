@@ -47,7 +47,7 @@ def test_a_bundle_partly_past_retention_is_replayed_with_what_is_left_and_says_s
         kept = []
         for n in range(2):
             row = conn.execute(
-                "INSERT INTO ingest_log (source_id, partition, received_at, message_id, payload)"
+                "INSERT INTO ingest_events (source_id, partition, received_at, message_id, payload)"
                 " VALUES (%s, %s, now(), %s, %s) RETURNING tx::text, id",
                 (source, partition_of("u"), f"m{n}",
                  Json({"type": "track", "userId": "u", "event": "E", "messageId": f"m{n}"})),
@@ -109,7 +109,7 @@ def failing(database_url: str, destination: str, count: int, state: str = "abort
             event = {"type": "track", "userId": "u", "event": "Order Completed",
                      "messageId": message}  # fmt: skip
             logged = conn.execute(
-                "INSERT INTO ingest_log (source_id, partition, received_at, message_id, payload)"
+                "INSERT INTO ingest_events (source_id, partition, received_at, message_id, payload)"
                 " VALUES (%s, %s, now(), %s, %s) RETURNING tx::text, id",
                 (source, partition_of("u"), message, Json(event)),
             ).fetchone()

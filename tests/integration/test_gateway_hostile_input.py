@@ -81,7 +81,7 @@ def test_numbers_beyond_float_range_are_kept_exactly(
     with psycopg.connect(workspace_config) as conn:
         stored = conn.execute(
             "SELECT payload->'properties'->>'n', payload->'traits'->>'n', payload->'traits'->>'x'"
-            " FROM ingest_log ORDER BY id"
+            " FROM ingested ORDER BY id"
         ).fetchall()
     assert [tuple(float(v) for v in row) for row in stored] == [
         (float("inf"), float("inf"), 0.1)

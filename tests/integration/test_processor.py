@@ -19,10 +19,12 @@ from engine.transformations.store import CodeStore
 from tests.conftest import apply_config
 
 CONFIG = """
-sources: [{name: website, write_key: processor-test-key}]
+sources:
+  - {name: website, write_key: processor-test-key}
+  - {name: app, write_key: processor-app-key}
 destinations:
   - {name: hook, type: webhook, config: {webhookUrl: "http://127.0.0.1:9/in"}}
-connections: [{source: website, destination: hook}]
+connections: [{source: website, destination: hook}, {source: app, destination: hook}]
 """
 
 
@@ -33,13 +35,19 @@ def _source_id(conn: psycopg.Connection[Any]) -> Any:
 
 
 def _insert(
-    conn: psycopg.Connection[Any], source_id: Any, message_id: str, hours_ago: float = 0
+    conn: psycopg.Connection[Any],
+    source_id: Any,
+    message_id: str,
+    hours_ago: float = 0,
+    *,
+    user: str = "u",
+    table: str = "ingest_events",  # ingest_log: as an older version wrote it
 ) -> None:
     conn.execute(
-        "INSERT INTO ingest_log (source_id, partition, received_at, message_id, payload) "
+        f"INSERT INTO {table} (source_id, partition, received_at, message_id, payload) "
         "VALUES (%s, %s, now() - make_interval(hours => %s), %s, %s)",
-        (source_id, partition_of("u"), hours_ago, message_id,
-         Json({"type": "track", "userId": "u", "event": "E", "messageId": message_id})),
+        (source_id, partition_of(user), hours_ago, message_id,
+         Json({"type": "track", "userId": user, "event": "E", "messageId": message_id})),
     )  # fmt: skip
 
 
@@ -83,38 +91,87 @@ async def test_a_transaction_still_open_holds_back_later_commits(configured: str
     await pool.close()
 
 
-async def test_a_message_id_is_a_duplicate_only_within_the_window(configured: str) -> None:
+@pytest.mark.parametrize("batch_size", [2000, 1], ids=["one batch", "a batch each"])
+async def test_a_message_id_is_a_duplicate_only_within_the_window(
+    configured: str, batch_size: int
+) -> None:
     database_url = configured  # the window: 24 hours
-    processor, pool = await _processor(database_url)
+    processor, pool = await _processor(database_url, batch_size)
     with psycopg.connect(database_url, autocommit=True) as conn:
         source_id = _source_id(conn)
         # In commit order, with the hours before now each was received.
-        for message_id, hours_ago in (("m", 30), ("m", 3), ("m", 1), ("n", 0), ("n", 26)):
+        for message_id, hours_ago in (
+            ("m", 30), ("m", 3), ("m", 1), ("n", 0), ("n", 26), ("o", 50), ("o", 30), ("o", 10)
+        ):  # fmt: skip
             _insert(conn, source_id, message_id, hours_ago)
-    await processor.step()
+    while await processor.step():
+        pass
     await pool.close()
     # m at 3 h ago is 27 h after the first (not a duplicate), m at 1 h ago 2 h after that one
     # (a duplicate); the second n was committed after the first but received 26 h before it:
-    # a clock jump, not a repeat within the window.
-    assert _jobs(database_url) == ["m", "m", "n", "n"]
+    # a clock jump, not a repeat within the window. o 10 h ago repeats the o of 30 h ago (itself
+    # a repeat): within the window of an earlier one, so a duplicate too.
+    assert _jobs(database_url) == ["m", "m", "n", "n", "o"]
+    with psycopg.connect(database_url) as conn:
+        counted = conn.execute(
+            "SELECT sum(events)::int FROM stats_minute WHERE outcome = 'duplicate'"
+        ).fetchone()
+    assert counted == (3,)
+
+
+async def test_a_message_id_repeats_only_from_the_same_source_and_user(configured: str) -> None:
+    database_url = configured
+    processor, pool = await _processor(database_url, batch_size=1)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        source_id = _source_id(conn)
+        other = conn.execute("SELECT id FROM sources WHERE name = 'app'").fetchone()
+        assert other is not None
+        _insert(conn, source_id, "m", user="u")
+        _insert(conn, source_id, "m", user="w")  # another user (in another partition)
+        _insert(conn, other[0], "m", user="u")  # another source
+        _insert(conn, source_id, "m", user="u")  # the repeat
+    assert partition_of("u") != partition_of("w")
+    while await processor.step():
+        pass
+    await pool.close()
+    assert _jobs(database_url) == ["m", "m", "m"]
+
+
+@pytest.mark.parametrize("batch_size", [2000, 1], ids=["one batch", "a batch each"])
+async def test_an_event_an_older_version_stored_is_an_earlier_duplicate(
+    configured: str, batch_size: int
+) -> None:
+    """Until its days are dropped, the log an older version wrote (`ingest_log`, indexed by
+    message id) counts for duplicates, as the events it holds may be read with the new ones."""
+    database_url = configured
+    processor, pool = await _processor(database_url, batch_size)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        source_id = _source_id(conn)
+        _insert(conn, source_id, "m", table="ingest_log")
+        _insert(conn, source_id, "m")
+        _insert(conn, source_id, "n")
+        _insert(conn, source_id, "n", table="ingest_log")
+    while await processor.step():
+        pass
+    await pool.close()
+    assert _jobs(database_url) == ["m", "n"]
 
 
 def test_a_repeated_message_id_does_not_make_each_append_cost_more(configured: str) -> None:
     # A hash index kept every entry of one messageId in one bucket, whose whole chain of
     # overflow pages each insert walked: a client repeating its ids slowed every later commit.
+    # (The message ids are indexed where the processor keeps those it has seen.)
     with psycopg.connect(configured, autocommit=True) as conn:
         source_id = _source_id(conn)
-        payload = Json({"type": "track", "userId": "u", "event": "E", "messageId": "same"})
         conn.execute(
-            "INSERT INTO ingest_log (source_id, partition, received_at, message_id, payload)"
-            " SELECT %s, 0, now(), 'same', %s FROM generate_series(1, 30000)",
-            (source_id, payload),
+            "INSERT INTO seen_messages (partition, source_id, received_at, message_id)"
+            " SELECT 0, %s, now(), 'same' FROM generate_series(1, 30000)",
+            (source_id,),
         )
         plan = conn.execute(
-            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) INSERT INTO ingest_log"
-            " (source_id, partition, received_at, message_id, payload)"
-            " VALUES (%s, 0, now(), 'same', %s)",
-            (source_id, payload),
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) INSERT INTO seen_messages"
+            " (partition, source_id, received_at, message_id) VALUES (0, %s, now(), 'same')",
+            (source_id,),
         ).fetchone()
     assert plan is not None
     top = plan[0][0]["Plan"]
@@ -137,7 +194,7 @@ async def test_a_batch_read_ahead_is_used_only_from_where_the_positions_are(
         # Another owner of the partitions got as far as e4 in between: what was read ahead
         # from e3 is not used, e4 is not processed twice.
         conn.execute(
-            "UPDATE processor_positions SET (tx, id) = (SELECT tx, id FROM ingest_log"
+            "UPDATE processor_positions SET (tx, id) = (SELECT tx, id FROM ingested"
             " WHERE message_id = 'e4')"
         )
     assert await processor.step() == 2  # e5, e6
@@ -149,7 +206,7 @@ async def test_a_batch_read_ahead_is_used_only_from_where_the_positions_are(
 async def test_expired_partitions_are_dropped_once_every_job_is_settled(configured: str) -> None:
     database_url = configured
     with psycopg.connect(database_url, autocommit=True) as conn:
-        for table in ("jobs", "job_attempts"):
+        for table in ("jobs", "job_attempts", "ingest_events", "seen_messages"):
             conn.execute(
                 "SELECT sluice_ensure_daily_partitions(%s, current_date - 12, 3)", (table,)
             )
@@ -177,6 +234,7 @@ async def test_expired_partitions_are_dropped_once_every_job_is_settled(configur
     assert day is not None
     d12 = day[0]
     assert f"jobs_p{d12}" in dropped and f"job_attempts_p{d12}" in dropped
+    assert f"ingest_events_p{d12}" in dropped and f"seen_messages_p{d12}" in dropped
     with psycopg.connect(database_url) as conn:
         tables = {r[0] for r in conn.execute("SELECT relname FROM pg_class WHERE relkind = 'r'")}
         kept = conn.execute("SELECT count(*) FROM jobs").fetchone()
@@ -206,17 +264,20 @@ async def test_the_ingest_log_is_frozen_a_day_at_a_time_not_vacuumed_for_inserts
     configured: str,
 ) -> None:
     """Only appended to, and dropped a day at a time: the vacuums PostgreSQL starts as a table
-    grows (which slowed the gateway while they ran) are off for every partition of the log and
-    its TOAST table, those made later included; the jobs, which are updated, keep theirs.
-    Instead, housekeeping freezes each day of the log once the day is over."""
+    grows (which slowed the gateway while they ran) are off for every partition of the log (the
+    table of older versions too) and of the message ids seen, and their TOAST tables, those made
+    later included; the jobs, which are updated, keep theirs. Instead, housekeeping freezes each
+    day of them once the day is over."""
+    logs = ("ingest_log", "ingest_events", "seen_messages")
     with psycopg.connect(configured, autocommit=True) as conn:
-        for table in ("ingest_log", "jobs"):
+        for table in (*logs, "jobs"):
             conn.execute(
                 "SELECT sluice_ensure_daily_partitions(%s, current_date + 20, 1)", (table,)
             )
         # (the table from before partitioning covers every day up to tomorrow: out of the way)
         conn.execute("ALTER TABLE ingest_log DETACH PARTITION ingest_log_initial")
-        conn.execute("SELECT sluice_ensure_daily_partitions('ingest_log', current_date - 3, 1)")
+        for table in logs:
+            conn.execute("SELECT sluice_ensure_daily_partitions(%s, current_date - 3, 1)", (table,))
         _insert(conn, _source_id(conn), "three-days-ago", hours_ago=72)
         options: dict[str, tuple[list[str], list[str]]] = {
             name: (table, toast)
@@ -224,17 +285,19 @@ async def test_the_ingest_log_is_frozen_a_day_at_a_time_not_vacuumed_for_inserts
                 "SELECT c.relname, coalesce(c.reloptions, '{}'), coalesce(t.reloptions, '{}')"
                 " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
                 " LEFT JOIN pg_class t ON t.oid = c.reltoastrelid"
-                " WHERE i.inhparent IN ('ingest_log'::regclass, 'jobs'::regclass)"
+                " WHERE i.inhparent = ANY(%s::regclass[])",
+                ([*logs, "jobs"],),
             )
         }
         later, past = conn.execute(
             "SELECT to_char(current_date + 20, 'YYYYMMDD'), to_char(current_date - 3, 'YYYYMMDD')"
         ).fetchone() or ("", "")
-    log_parts = {name: opts for name, opts in options.items() if name.startswith("ingest_log_")}
-    assert {f"ingest_log_p{later}", f"ingest_log_p{past}", "ingest_log_default"} <= set(log_parts)
-    for heap, toast in log_parts.values():
-        assert "autovacuum_vacuum_insert_threshold=-1" in heap
-        assert "autovacuum_vacuum_insert_threshold=-1" in toast
+    for parent in logs:
+        parts = {name: opts for name, opts in options.items() if name.startswith(f"{parent}_")}
+        assert {f"{parent}_p{later}", f"{parent}_p{past}", f"{parent}_default"} <= set(parts)
+        for heap, toast in parts.values():
+            assert "autovacuum_vacuum_insert_threshold=-1" in heap
+            assert "autovacuum_vacuum_insert_threshold=-1" in toast
     assert options[f"jobs_p{later}"] == ([], [])
 
     async with connection(configured) as aconn:
@@ -243,10 +306,8 @@ async def test_the_ingest_log_is_frozen_a_day_at_a_time_not_vacuumed_for_inserts
             await housekeep(aconn, timedelta(days=7))
     with psycopg.connect(configured) as conn:
         vacuums: dict[str, int] = dict(
-            conn.execute(
-                "SELECT relname, vacuum_count FROM pg_stat_user_tables"
-                " WHERE relname LIKE 'ingest_log_p%%'"
-            ).fetchall()
+            conn.execute("SELECT relname, vacuum_count FROM pg_stat_user_tables").fetchall()
         )
-    assert vacuums[f"ingest_log_p{past}"] == 1  # its day is over: frozen, and only once
-    assert vacuums[f"ingest_log_p{later}"] == 0
+    for parent in logs:
+        assert vacuums[f"{parent}_p{past}"] == 1  # its day is over: frozen, and only once
+        assert vacuums[f"{parent}_p{later}"] == 0

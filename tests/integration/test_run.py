@@ -160,7 +160,7 @@ def test_run_starts_everything_and_the_printed_command_sends_an_event() -> None:
 
             url = EmbeddedPostgres(data_dir, ports["db"]).url
             with psycopg.connect(url) as conn:
-                events = conn.execute("SELECT payload->>'event' FROM ingest_log").fetchall()
+                events = conn.execute("SELECT payload->>'event' FROM ingested").fetchall()
                 listen = conn.execute("SHOW listen_addresses").fetchone()
                 owner = conn.execute("SELECT current_setting('data_directory')").fetchone()
             assert events == [("Hello Sluice",)]
@@ -190,7 +190,7 @@ def test_run_starts_everything_and_the_printed_command_sends_an_event() -> None:
             assert "curl -u" not in said and "sluice generate-events" in said
             assert "one-time password" not in said  # the admin exists already
             with psycopg.connect(EmbeddedPostgres(data_dir, ports["db"]).url) as conn:
-                assert conn.execute("SELECT count(*) FROM ingest_log").fetchone() == (1,)
+                assert conn.execute("SELECT count(*) FROM ingested").fetchone() == (1,)
                 assert conn.execute("SELECT count(*) FROM sources").fetchone() == (1,)
         finally:
             again.stop()

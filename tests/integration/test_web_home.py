@@ -46,11 +46,11 @@ async def test_processes_up_and_down_processing_behind_and_failures(
     stored(database_url, "web", track(2))
     with psycopg.connect(database_url, autocommit=True) as conn:
         # the processor is at the first event, received 90 s before the second
-        conn.execute("UPDATE ingest_log SET received_at = received_at - interval '90 seconds'"
+        conn.execute("UPDATE ingest_events SET received_at = received_at - interval '90 seconds'"
                      " WHERE id = %s", (old[0][1],))  # fmt: skip
         conn.execute(
             "UPDATE processor_positions SET tx = %s::xid8, id = %s"
-            " WHERE partition = (SELECT partition FROM ingest_log WHERE id = %s)",
+            " WHERE partition = (SELECT partition FROM ingested WHERE id = %s)",
             (old[0][0], old[0][1], old[0][1]),
         )
     at = ids(database_url)

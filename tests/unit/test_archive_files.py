@@ -11,7 +11,7 @@ AT = datetime(2026, 11, 28, 9, 59, 59, tzinfo=UTC)
 
 
 def row(n: int, source: object, when: datetime) -> Logged:
-    return Logged(n, str(n), n % 64, source, when, f"m{n}", f'{{"n":{n}}}', False)  # type: ignore[arg-type]
+    return Logged(n, str(n), n % 64, source, when, f"m{n}", f'{{"n":{n}}}')  # type: ignore[arg-type]
 
 
 def test_rows_group_by_source_and_utc_hour_in_commit_order() -> None:

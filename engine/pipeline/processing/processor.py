@@ -2,7 +2,7 @@
 
 Writing a batch's jobs and advancing the read positions commit together, under the positions'
 row locks, so a crash anywhere replays the batch from the last committed position: nothing is
-lost or skipped, and the deterministic duplicate check gives the same answer the second time.
+lost or skipped, and the duplicate check (`duplicates`) gives the same answer the second time.
 
 While there is a backlog, the next batch is read ahead (on another connection) while this one
 is routed and written. A read depends only on where it starts and on what has committed, not
@@ -24,6 +24,7 @@ from engine.db import Pool
 from engine.errors import DatabaseError, SandboxUnavailable
 from engine.pipeline.leases import LeaseLost, Leases
 from engine.pipeline.metrics import WorkerMetrics
+from engine.pipeline.processing import duplicates
 from engine.pipeline.processing.mapping import Event, route
 from engine.pipeline.topology import Topology
 from engine.pipeline.wakeups import Wakeups
@@ -122,7 +123,12 @@ class Processor:
                 ahead = asyncio.create_task(self._read_apart(last))
                 ahead.add_done_callback(_retrieved)
                 self._ahead = (last, ahead)
-            events, skipped = _events(rows, positions)
+            # Rows at or before their partition's position were read before (by a previous owner).
+            fresh = [row for row in rows if row.position > positions[row.partition]]
+            firsts, repeated = await duplicates.sift(conn, fresh, self._window)
+            events, skipped = _events(firsts)
+            for row in repeated:
+                skipped[row.source_id, NO_DESTINATION, "duplicate"] += 1
             routed = await route(events, topology, self._transformations)
             for row in rows:
                 routed.counts[row.source_id, NO_DESTINATION, "received"] += 1
@@ -139,7 +145,7 @@ class Processor:
         return len(rows)
 
     async def _read(self, conn: db.Connection, start: Position) -> list[Logged]:
-        return await ingest_log.read(conn, start, self._partitions, self._batch_size, self._window)
+        return await ingest_log.read(conn, start, self._partitions, self._batch_size)
 
     async def _read_apart(self, start: Position) -> list[Logged]:
         async with db.borrowed(self._pool) as conn:
@@ -170,18 +176,10 @@ def _retrieved(task: asyncio.Task[Any]) -> None:
         task.exception()
 
 
-def _events(
-    rows: list[Logged], positions: dict[int, Position]
-) -> tuple[list[Event], counters.Counts]:
-    """The rows to route: past their partition's position, not duplicates, JSON objects.
-    The others are counted by source (`duplicate`, `invalid`)."""
+def _events(rows: list[Logged]) -> tuple[list[Event], counters.Counts]:
+    """The rows to route: JSON objects. The others are counted by source (`invalid`)."""
     events, skipped = [], counters.Counts()
-    for ingest_id, tx, partition, source_id, received_at, message_id, payload, dup in rows:
-        if Position.of(tx, ingest_id) <= positions[partition]:
-            continue  # this partition was read further before (by a previous owner)
-        if dup:
-            skipped[source_id, NO_DESTINATION, "duplicate"] += 1
-            continue
+    for ingest_id, tx, partition, source_id, received_at, message_id, payload in rows:
         try:
             data = codec.decode(payload)
         except msgspec.DecodeError:

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 _Q = Queries.beside(__file__, "heartbeats.sql")
 EVERY = 10.0  # seconds between beats
 ALIVE = timedelta(seconds=3 * EVERY)  # a process not heard from for this long is down
+# What a worker reports: it reads the ingest log's `ingest_events` (engine/gateway/log_table.py).
+READS_INGEST_EVENTS = "ingest_events"
 
 
 def this_process() -> dict[str, Any]:

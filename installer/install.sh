@@ -321,13 +321,11 @@ gateway_health="http://127.0.0.1:$gateway_port/health"
 web_health="http://$(local_address "$web_address"):$web_port/health"
 
 if $upgrade; then
-    # One at a time, each back before the next: the worker finishes or hands back its requests
-    # in flight; the gateway stops accepting, commits what it holds and exits (SDKs retry the
-    # moment it is away). The worker first: a newer gateway may store events where only a newer
-    # worker reads them.
+    # One at a time, each back before the next: the gateway stops accepting, commits what it
+    # holds and exits (SDKs retry the moment it is away); the worker finishes or hands back
+    # its requests in flight.
     say "Restarting the services one at a time on the new version"
-    for service in sluice-worker sluice-gateway sluice-web; do
-        runs "${service#sluice-}" || continue
+    for service in "${SERVICES[@]}"; do
         echo "    $service"
         systemctl restart "$service.service"
         case $service in

@@ -30,6 +30,7 @@ from engine.gateway import body, browser, messages
 from engine.gateway.clock import Clock
 from engine.gateway.http import Answer, Headers, Request
 from engine.gateway.ingest import GroupCommit
+from engine.gateway.log_table import LogTable
 from engine.gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from engine.gateway.metrics import GatewayMetrics
 from engine.gateway.options import GatewayOptions
@@ -113,16 +114,20 @@ class Gateway:
         await self._sources.start()
         self._spool = None
         self._heartbeat = Heartbeat(self._pool, "gateway", report=self._report)
+        self._log_table = LogTable(self._pool)
+        await self._log_table.start()
         if opts.spool_dir is not None:  # (with a bound of 0, what is left is still moved in)
             self._spool = Spool(
-                opts.spool_dir, opts.spool_max_bytes, self._pool, observe=self._spool_observed
-            )
+                opts.spool_dir, opts.spool_max_bytes, self._pool, self._log_table,
+                observe=self._spool_observed,
+            )  # fmt: skip
             self._spool.start()
         self._commit = GroupCommit(
             self._pool,
             window=opts.commit_window,
             max_rows=opts.commit_max_rows,
             max_inflight=opts.commit_inflight,
+            log_table=self._log_table,
             spool=self._spool,
             observe=self._metrics.commit,
         )
@@ -155,6 +160,7 @@ class Gateway:
             await self._spool.stop()
         await self._rejections.stop()
         await self._heartbeat.stop()
+        await self._log_table.stop()
         await self._sources.stop()
         await self._pool.close()
         await self._metrics.stop()

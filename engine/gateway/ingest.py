@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from engine import db
 from engine.db import Pool
 from engine.errors import DatabaseError, DatabaseUnavailable, InvalidRequest, ValueRefused
+from engine.gateway.log_table import LogTable
 from engine.gateway.spool import Spool
 from engine.sql import Queries
 from engine.store import ingest_log
@@ -50,10 +51,12 @@ class GroupCommit:
         window: float,
         max_rows: int,
         max_inflight: int,
+        log_table: LogTable,
         spool: Spool | None = None,
         observe: Callable[[int, float], None] = lambda rows, seconds: None,
     ) -> None:
         self._pool = pool
+        self._log_table = log_table
         self._spool = spool
         self._window = window
         self._max_rows = max_rows
@@ -154,7 +157,7 @@ class GroupCommit:
         deadline = self._loop.time() + _COMMIT_DEADLINE
         try:
             async with db.borrowed(self._pool, timeout=_CONNECTION_WAIT) as conn:
-                await _copy(conn, batch, deadline)  # (outside a transaction: commits itself)
+                await self._copy(conn, batch, deadline)  # (outside a transaction: commits itself)
         except ValueRefused:
             # PostgreSQL refused a value (SQLSTATE class 22): that request alone is rejected.
             await self._flush_each(batch)
@@ -200,7 +203,7 @@ class GroupCommit:
                     try:
                         with db.translated():
                             async with conn.transaction():
-                                await _copy(conn, [waiter])
+                                await self._copy(conn, [waiter])
                     except ValueRefused as exc:
                         refused[i] = exc.reason
         except Exception as exc:  # every request in the batch must be answered, whatever failed
@@ -232,17 +235,19 @@ class GroupCommit:
             return False
         return True
 
+    async def _copy(
+        self, conn: db.Connection, batch: list[_Waiter], deadline: float | None = None
+    ) -> None:
+        text = ingest_log.copy_text(row for rows, _ in batch for row in rows)
+        older_readers = self._log_table.older_readers
+        await ingest_log.append(conn, text, older_readers=older_readers, deadline=deadline)
+
     def _fail(self, batch: list[_Waiter], exc: Exception) -> None:
         """Answer 503: the client keeps the events and retries. Event data stays out of logs."""
         log.error("ingest commit failed, %d request(s) answered 503: %s", len(batch), _reason(exc))
         if isinstance(exc, DatabaseUnavailable):
             self._down_until = time.monotonic() + _BACKOFF
         _settle(batch, DatabaseUnavailable("the database is unavailable; retry later"))
-
-
-async def _copy(conn: db.Connection, batch: list[_Waiter], deadline: float | None = None) -> None:
-    text = ingest_log.copy_text(row for rows, _ in batch for row in rows)
-    await ingest_log.append(conn, text, deadline=deadline)
 
 
 def _reason(exc: Exception) -> str:

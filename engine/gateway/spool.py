@@ -37,6 +37,7 @@ from uuid import UUID
 from engine import db
 from engine.db import Connection, Pool
 from engine.errors import DatabaseError, ValueRefused
+from engine.gateway.log_table import LogTable
 from engine.sql import Queries
 from engine.store import counters, ingest_log, rejections
 from engine.store.counters import NO_DESTINATION
@@ -75,12 +76,13 @@ def report(directory: Path) -> dict[str, int]:
 
 class Spool:
     def __init__(
-        self, directory: Path, max_bytes: int, pool: Pool,
+        self, directory: Path, max_bytes: int, pool: Pool, log_table: LogTable,
         observe: Callable[[int, int, int], None] = lambda spooled, drained, size: None,
     ) -> None:  # fmt: skip
         self._dir = directory
         self._max_bytes = max_bytes
         self._pool = pool
+        self._log_table = log_table
         self._observe = observe  # events spooled, events drained (since last told), bytes held
         self._own: SpoolFile | None = None  # this process's file, while it holds anything
         self._lock = asyncio.Lock()  # appends, and the drainer closing the own file
@@ -233,10 +235,11 @@ class Spool:
             db.borrowed(self._pool, timeout=_CONNECTION_WAIT) as conn,
             conn.transaction(),  # (the rows' own transactions below are savepoints of it)
         ):
+            older_readers = self._log_table.older_readers
             if row_by_row:
-                await _each_row(conn, text)
+                await _each_row(conn, text, older_readers)
             else:
-                await ingest_log.append(conn, text)
+                await ingest_log.append(conn, text, older_readers=older_readers)
             await ingest_log.wake(conn)
             await conn.execute(_Q["advance"], {"file": spooled.path.stem, "drained": upto})
 
@@ -257,7 +260,7 @@ class Spool:
             log.info("position of the drained %s kept: %s", spooled.path.stem, exc)
 
 
-async def _each_row(conn: Connection, text: str) -> None:
+async def _each_row(conn: Connection, text: str, older_readers: bool) -> None:
     """Each row under a savepoint: one the database refuses is listed with the gateway's
     rejections (it was acknowledged, yet cannot be stored) and left out."""
     refused = []
@@ -265,7 +268,7 @@ async def _each_row(conn: Connection, text: str) -> None:
         try:
             with db.translated():
                 async with conn.transaction():
-                    await ingest_log.append(conn, line)
+                    await ingest_log.append(conn, line, older_readers=older_readers)
         except ValueRefused as exc:
             source_id, _, received_at, _, payload = line.split("\t", 4)
             refused.append(Rejection(received_at, source_id,

@@ -62,5 +62,7 @@ BEGIN
     END LOOP;
 END $$;
 
-SELECT sluice_ensure_daily_partitions(t, (now() AT TIME ZONE 'UTC')::date, 8)
-FROM unnest(ARRAY['ingest_events', 'seen_messages']::regclass[]) AS t;
+SELECT sluice_ensure_daily_partitions('ingest_events', (now() AT TIME ZONE 'UTC')::date, 8);
+-- The processor keeps the message ids of events received before the upgrade too: their days'
+-- (as far back as the default retention; housekeeping drops those not needed).
+SELECT sluice_ensure_daily_partitions('seen_messages', (now() AT TIME ZONE 'UTC')::date - 8, 16);

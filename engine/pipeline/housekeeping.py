@@ -2,20 +2,21 @@
 
 Run by the worker's scheduler. A partition is dropped only when its whole day is older than
 the retention window *and* nothing in it is still needed: every ingest row read by the
-processor, every job delivered or aborted (a job and its attempts go together); the message ids
-the processor has seen go with the log's days. Counters older
-than their own retention, and messages the gateway refused older than the events', are
-deleted.
+processor, every job delivered or aborted (a job and its attempts go together); a day of the
+message ids the processor has seen, once it has read every event up to the window after it.
+Counters older than their own retention, and messages the gateway refused older than the
+events', are deleted.
 
 The ingest log's partitions, and the seen message ids', are not vacuumed while their day is
-written (migrations 0020, 0021):
-each is frozen once its day is over, so that no vacuum against transaction id wraparound has
-to go through days of them at once later.
+written (migrations 0020, 0021): each is frozen once its day is over (the message ids', once
+the processor has read that day's events), so that no vacuum against transaction id wraparound
+has to go through days of them at once later.
 """
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import partial
 
 from engine import db
 from engine.db import Connection
@@ -28,7 +29,9 @@ log = logging.getLogger(__name__)
 DAYS_AHEAD = 8
 
 
-async def housekeep(conn: Connection, retention: timedelta) -> list[str]:
+async def housekeep(
+    conn: Connection, retention: timedelta, *, dedup_window: timedelta
+) -> list[str]:
     """Create the coming days' partitions, drop the expired ones; return what was dropped.
 
     `conn` is in autocommit mode: each drop is its own short transaction.
@@ -39,11 +42,13 @@ async def housekeep(conn: Connection, retention: timedelta) -> list[str]:
     await _freeze_closed_days(conn)
     cur = await conn.execute(_Q.compose("expired_partitions"), {"retention": retention})
     dropped = []
-    for name, parent in await cur.fetchall():
+    for name, parent, upper in await cur.fetchall():
         if parent in ("ingest_log", "ingest_events"):
             dropped += await _drop_if(conn, ingest_log.unprocessed_in, [name])
         elif parent == "seen_messages":
-            dropped += await _drop_if(conn, _never, [name])
+            # Events up to a window after its day may still be looked up in it.
+            unread = partial(_unread_before, upper + dedup_window)
+            dropped += await _drop_if(conn, unread, [name])
         else:
             attempts = await jobs.attempts_partition(conn, name)
             dropped += await _drop_if(conn, jobs.unsettled_in, [name, *attempts])
@@ -52,13 +57,15 @@ async def housekeep(conn: Connection, retention: timedelta) -> list[str]:
 
 async def _freeze_closed_days(conn: Connection) -> None:
     cur = await conn.execute(_Q.compose("unfrozen_log_days"))
-    for (name,) in await cur.fetchall():
+    for name, parent, upper in await cur.fetchall():
+        if parent == "seen_messages" and await ingest_log.unread_before(conn, upper):
+            continue  # the processor still adds the message ids of that day's events
         await conn.execute(db.naming(_Q["freeze_partition"], partition=name))
         log.info("retention: %s frozen, its day being over", name)
 
 
-async def _never(conn: Connection, partition: str) -> bool:
-    return False
+async def _unread_before(until: datetime, conn: Connection, partition: str) -> bool:
+    return await ingest_log.unread_before(conn, until)
 
 
 async def _drop_if(

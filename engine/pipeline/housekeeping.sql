@@ -18,14 +18,14 @@ WHERE i.inhparent IN ('ingest_log'::regclass, 'ingest_events'::regclass,
 
 -- name: expired_partitions
 -- Partitions whose whole day is older than the retention.
-SELECT d.relname, d.parent FROM ({day_partitions}) d
+SELECT d.relname, d.parent, d.upper FROM ({day_partitions}) d
 WHERE d.upper < now() - %(retention)s::interval
 ORDER BY d.upper
 
 -- name: unfrozen_log_days
 -- Days of the ingest log and of the message ids seen that are over and that no vacuum has been
 -- through yet.
-SELECT d.relname FROM ({day_partitions}) d
+SELECT d.relname, d.parent, d.upper FROM ({day_partitions}) d
 LEFT JOIN pg_stat_user_tables s ON s.relid = d.oid
 WHERE d.parent IN ('ingest_log', 'ingest_events', 'seen_messages') AND d.upper < now()
   AND s.last_vacuum IS NULL AND s.last_autovacuum IS NULL

@@ -25,7 +25,7 @@ from engine import db
 from engine.db import Connection, Pool
 from engine.destinations.warehouse import STAGING
 from engine.errors import DatabaseError
-from engine.heartbeats import Heartbeat
+from engine.heartbeats import READS_INGEST_EVENTS, Heartbeat
 from engine.listener import Listener
 from engine.partitions import PARTITIONS, spans
 from engine.pipeline.delivery.attempts import AttemptLog
@@ -150,7 +150,8 @@ class Worker:
             asyncio.create_task(Listener(opts.database_url, channels).run(), name="listen")
         )
         heartbeat = Heartbeat(pool, "worker" if opts.stages == set(STAGES) else
-                              "worker/" + "+".join(sorted(opts.stages)))  # fmt: skip
+                              "worker/" + "+".join(sorted(opts.stages)),
+                              report=lambda: {READS_INGEST_EVENTS: 1})  # fmt: skip
         heartbeat.start()
         scheduler.start()
         log.info("worker running (%s) as %s", ", ".join(sorted(opts.stages)), holder)
@@ -196,7 +197,8 @@ class Worker:
     async def _housekeep(self) -> None:
         try:
             async with db.connection(self._options.database_url, autocommit=True) as conn:
-                await housekeep(conn, self._options.retention)
+                await housekeep(conn, self._options.retention,
+                                dedup_window=self._options.dedup_window)  # fmt: skip
         except DatabaseError as exc:
             log.warning("housekeeping failed, will try again: %s", exc)
 

@@ -22,6 +22,7 @@ from engine.sql import Queries
 
 _Q = Queries.beside(__file__, "ingest_log.sql")
 _COPY_ROWS = _Q["copy_rows"].encode()
+_COPY_ROWS_FOR_OLDER_READERS = _Q["copy_rows_for_older_readers"].encode()
 
 
 class Row(NamedTuple):
@@ -48,11 +49,15 @@ def copy_text(rows: Iterable[Row]) -> str:
     )
 
 
-async def append(conn: Connection, text: str, *, deadline: float | None = None) -> None:
+async def append(
+    conn: Connection, text: str, *, older_readers: bool, deadline: float | None = None
+) -> None:
     """Append rows (`copy_text`'s): in the caller's transaction, or, outside of one, committed
     by this one COPY (two round trips); cancelled if not done by `deadline` (the event loop's
-    clock; see `engine.libpq_copy`). Nobody is woken: see `wake`."""
-    await copy_in(conn, _COPY_ROWS, text.encode(), deadline=deadline)
+    clock; see `engine.libpq_copy`). To `ingest_log` for `older_readers` (a worker of a version
+    before 0021 runs), else to `ingest_events`. Nobody is woken: see `wake`."""
+    statement = _COPY_ROWS_FOR_OLDER_READERS if older_readers else _COPY_ROWS
+    await copy_in(conn, statement, text.encode(), deadline=deadline)
 
 
 async def wake(conn: Connection) -> None:
@@ -256,6 +261,11 @@ async def restore(conn: Connection, event: Unprocessed) -> bool:
     none by that name."""
     cur = await conn.execute(_Q["restore"], msgspec.structs.asdict(event))
     return cur.rowcount > 0
+
+
+async def unread_before(conn: Connection, until: datetime) -> bool:
+    """Whether the processor has yet to read an event received before `until`."""
+    return bool(await db.value(conn, _Q["unread_before"], {"until": until}))
 
 
 async def unprocessed_in(conn: Connection, partition: str) -> bool:

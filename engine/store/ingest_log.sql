@@ -6,6 +6,10 @@
 -- name: copy_rows
 COPY ingest_events (source_id, partition, received_at, message_id, payload) FROM STDIN
 
+-- name: copy_rows_for_older_readers
+-- (while a worker of a version before 0021 runs: engine/gateway/log_table.py)
+COPY ingest_log (source_id, partition, received_at, message_id, payload) FROM STDIN
+
 -- name: notify
 SELECT pg_notify('sluice_ingest', '')
 
@@ -92,11 +96,11 @@ l.payload->>'userId' AS user_id, l.payload->>'anonymousId' AS anonymous_id,
 l.payload::text AS payload
 
 -- name: walk
--- At most `scan` events walked back from a point, in commit order (the processor's:
--- ingest_log_order, per day partition, read backwards), so that a filter matching nothing
--- never reads the whole log. Only rows every older transaction has finished before are
--- taken, so that a page asking for what came after its newest row never skips one that
--- committed late.
+-- At most `scan` events walked back from a point, in commit order (the processor's: the
+-- (tx, id) indexes of every day partition of both tables, read backwards and merged), so that
+-- a filter matching nothing never reads the whole log. Only rows every older transaction has
+-- finished before are taken, so that a page asking for what came after its newest row never
+-- skips one that committed late.
 SELECT * FROM ingested
 WHERE (tx, id) < (%(before_tx)s::xid8, %(before_id)s::bigint)
   AND (tx, id) > (%(after_tx)s::xid8, %(after_id)s::bigint)
@@ -157,6 +161,13 @@ ORDER BY l.tx, l.id
 INSERT INTO ingest_events (source_id, partition, received_at, message_id, payload)
 SELECT id, %(partition)s, %(received_at)s, %(message_id)s, %(payload)s::json
 FROM sources WHERE name = %(source)s
+
+-- name: unread_before
+-- Any event received before `until` that the processor has not read yet? (Only the days
+-- before it are looked in.)
+SELECT EXISTS (
+    SELECT 1 FROM ingested l JOIN processor_positions p ON p.partition = l.partition
+    WHERE l.received_at < %(until)s AND (l.tx, l.id) > (p.tx, p.id))
 
 -- name: unprocessed_in
 -- Any row of this ingest log partition the processor has not read yet?

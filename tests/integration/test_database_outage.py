@@ -18,6 +18,7 @@ import rudderstack.analytics as rudder
 
 from appliance.embedded import EmbeddedPostgres
 from engine.db import connection_pool
+from engine.gateway.log_table import LogTable
 from engine.gateway.spool import Spool
 from engine.store.ingest_log import Row, copy_text
 from tests.conftest import WRITE_KEY, ingested
@@ -175,7 +176,9 @@ async def test_a_spooled_row_the_database_refuses_is_listed_and_the_rest_moved_i
     ]  # fmt: skip
     pool = connection_pool(workspace_config)
     await pool.open()
-    spool = Spool(tmp_path / "spool", 1 << 20, pool)
+    log_table = LogTable(pool)
+    await log_table.start()
+    spool = Spool(tmp_path / "spool", 1 << 20, pool, log_table)
     spool.start()
     assert await spool.append(copy_text(rows), len(rows))
     deadline = time.monotonic() + 30
@@ -183,6 +186,7 @@ async def test_a_spooled_row_the_database_refuses_is_listed_and_the_rest_moved_i
         assert time.monotonic() < deadline, "the spool was never drained"
         await asyncio.sleep(0.1)
     await spool.stop()
+    await log_table.stop()
     await pool.close()
     events = [r["payload"]["event"] for r in ingested(workspace_config)]
     assert events == ["Before\u2028", "After"]

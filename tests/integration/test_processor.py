@@ -230,7 +230,7 @@ async def test_expired_partitions_are_dropped_once_every_job_is_settled(configur
         day = conn.execute("SELECT to_char(current_date - 12, 'YYYYMMDD')").fetchone()
     async with connection(database_url) as aconn:
         await aconn.set_autocommit(True)
-        dropped = await housekeep(aconn, timedelta(days=7))
+        dropped = await housekeep(aconn, timedelta(days=7), dedup_window=timedelta(hours=24))
     assert day is not None
     d12 = day[0]
     assert f"jobs_p{d12}" in dropped and f"job_attempts_p{d12}" in dropped
@@ -241,6 +241,36 @@ async def test_expired_partitions_are_dropped_once_every_job_is_settled(configur
     assert f"jobs_p{d12}" not in tables
     assert kept == (1,)  # the unsettled job's partition stays
     assert len([t for t in tables if t.startswith("jobs_p")]) >= 8  # the coming days exist
+
+
+async def test_a_day_of_message_ids_stays_while_events_up_to_a_window_after_it_are_unread(
+    configured: str,
+) -> None:
+    with psycopg.connect(configured, autocommit=True) as conn:
+        for table in ("ingest_events", "seen_messages"):
+            conn.execute(
+                "SELECT sluice_ensure_daily_partitions(%s, current_date - 12, 3)", (table,)
+            )
+        conn.execute(
+            "INSERT INTO ingest_events (source_id, partition, received_at, message_id, payload)"
+            " VALUES (%s, %s, (current_date - 11)::timestamp AT TIME ZONE 'UTC' + interval '12h',"
+            " 'm', %s)",
+            (_source_id(conn), partition_of("u"), Json({"type": "track", "userId": "u"})),
+        )  # within the window after the first day, and read by no one yet
+        day = conn.execute("SELECT to_char(current_date - 12, 'YYYYMMDD')").fetchone()
+    assert day is not None
+    first = f"seen_messages_p{day[0]}"
+
+    async def housekeeping() -> list[str]:
+        async with connection(configured) as aconn:
+            await aconn.set_autocommit(True)
+            return await housekeep(aconn, timedelta(days=7), dedup_window=timedelta(hours=24))
+
+    assert first not in await housekeeping()
+    processor, pool = await _processor(configured)
+    assert await processor.step() == 1
+    await pool.close()
+    assert first in await housekeeping()
 
 
 async def test_messages_refused_by_the_gateway_are_kept_as_long_as_events(configured: str) -> None:
@@ -254,7 +284,7 @@ async def test_messages_refused_by_the_gateway_are_kept_as_long_as_events(config
             )
     async with connection(configured) as aconn:
         await aconn.set_autocommit(True)
-        await housekeep(aconn, timedelta(days=7))
+        await housekeep(aconn, timedelta(days=7), dedup_window=timedelta(hours=24))
     with psycopg.connect(configured) as conn:
         kept = conn.execute("SELECT count(*) FROM gateway_rejections").fetchone()
     assert kept == (1,)
@@ -300,14 +330,26 @@ async def test_the_ingest_log_is_frozen_a_day_at_a_time_not_vacuumed_for_inserts
             assert "autovacuum_vacuum_insert_threshold=-1" in toast
     assert options[f"jobs_p{later}"] == ([], [])
 
-    async with connection(configured) as aconn:
-        await aconn.set_autocommit(True)
-        for _ in range(2):
-            await housekeep(aconn, timedelta(days=7))
-    with psycopg.connect(configured) as conn:
-        vacuums: dict[str, int] = dict(
-            conn.execute("SELECT relname, vacuum_count FROM pg_stat_user_tables").fetchall()
-        )
-    for parent in logs:
+    async def housekeep_and_count() -> dict[str, int]:
+        async with connection(configured) as aconn:
+            await aconn.set_autocommit(True)
+            for _ in range(2):
+                await housekeep(aconn, timedelta(days=7), dedup_window=timedelta(hours=24))
+        with psycopg.connect(configured) as conn:
+            return dict(
+                conn.execute("SELECT relname, vacuum_count FROM pg_stat_user_tables").fetchall()
+            )
+
+    vacuums = await housekeep_and_count()
+    for parent in ("ingest_log", "ingest_events"):
         assert vacuums[f"{parent}_p{past}"] == 1  # its day is over: frozen, and only once
+        assert vacuums[f"{parent}_p{later}"] == 0
+    # The processor has yet to read the event of three days ago, and to keep its message id.
+    assert vacuums[f"seen_messages_p{past}"] == 0
+    processor, pool = await _processor(configured)
+    assert await processor.step() == 1
+    await pool.close()
+    vacuums = await housekeep_and_count()
+    for parent in logs:
+        assert vacuums[f"{parent}_p{past}"] == 1
         assert vacuums[f"{parent}_p{later}"] == 0

@@ -7,6 +7,7 @@ import zlib
 from pathlib import Path
 
 from engine.db import connection_pool
+from engine.gateway.log_table import LogTable
 from engine.gateway.spool import Spool, SpoolFile
 
 
@@ -43,7 +44,8 @@ async def test_a_file_a_crash_left_unnamed_is_removed_at_start(tmp_path: Path) -
     stale.touch()
     os.utime(stale, (0, 0))
     fresh.touch()  # (another gateway process may be just creating it)
-    spool = Spool(tmp_path, 1 << 20, connection_pool("postgresql://sluice@127.0.0.1:1/none"))
+    pool = connection_pool("postgresql://sluice@127.0.0.1:1/none")
+    spool = Spool(tmp_path, 1 << 20, pool, LogTable(pool))
     spool.start()
     await spool.stop()
     assert (stale.exists(), fresh.exists()) == (False, True)

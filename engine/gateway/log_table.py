@@ -26,6 +26,7 @@ class LogTable:
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
         self.older_readers = True  # append to `ingest_log`
+        self._looked = False
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -51,8 +52,10 @@ class LogTable:
         except DatabaseError as exc:
             log.debug("could not look for workers of earlier versions: %s", exc)
             return
-        if older != self.older_readers:
+        # (Said when it changes, and at the first look only if one runs.)
+        if older != (self.older_readers and self._looked):
             log.info("appending to %s: a worker of a version before 0021 is %s",
                      "ingest_log" if older else "ingest_events",
                      "running" if older else "no longer running")  # fmt: skip
         self.older_readers = older
+        self._looked = True

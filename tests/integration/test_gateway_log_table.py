@@ -1,8 +1,10 @@
 """Where the gateway appends: `ingest_events`, unless a worker of a version before it runs."""
 
+import logging
 from datetime import UTC, datetime
 
 import psycopg
+import pytest
 from psycopg.types.json import Jsonb
 
 from engine.db import connection_pool
@@ -74,3 +76,24 @@ async def test_until_it_can_look_the_gateway_appends_where_every_version_reads()
     await log_table.start()  # (the database cannot be reached)
     assert log_table.older_readers
     await log_table.stop()
+
+
+async def test_the_log_says_where_the_gateway_appends_only_when_it_is_news(
+    workspace_config: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    pool = connection_pool(workspace_config)
+    await pool.open()
+    with caplog.at_level(logging.INFO, logger="engine.gateway.log_table"):
+        fresh = LogTable(pool)
+        await fresh.start()  # no worker of an earlier version: nothing to say
+        await fresh.stop()
+        assert caplog.messages == []
+        with psycopg.connect(workspace_config, autocommit=True) as conn:
+            conn.execute("INSERT INTO heartbeats (host, pid, role) VALUES ('a', 1, 'worker')")
+        older = LogTable(pool)
+        await older.start()
+        await older.stop()
+    await pool.close()
+    assert caplog.messages == [
+        "appending to ingest_log: a worker of a version before 0021 is running"
+    ]

@@ -238,9 +238,9 @@ class GroupCommit:
     async def _copy(
         self, conn: db.Connection, batch: list[_Waiter], deadline: float | None = None
     ) -> None:
-        text = ingest_log.copy_text(row for rows, _ in batch for row in rows)
+        rows = (row for rows, _ in batch for row in rows)
         older_readers = self._log_table.older_readers
-        await ingest_log.append(conn, text, older_readers=older_readers, deadline=deadline)
+        await ingest_log.append(conn, rows, older_readers=older_readers, deadline=deadline)
 
     def _fail(self, batch: list[_Waiter], exc: Exception) -> None:
         """Answer 503: the client keeps the events and retries. Event data stays out of logs."""

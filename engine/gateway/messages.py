@@ -189,11 +189,12 @@ def _quick(raw: bytes, env: _Envelope, body: Body, facts: RequestFacts, i: int) 
         extra.append(b',"context":{}')
     end = raw.rindex(b"}")
     payload = b"".join((raw[:end], b",", *extra, b"}"))
-    try:
-        text = payload.decode()  # msgspec does not check the UTF-8 of fields it skipped
-    except UnicodeDecodeError:
-        raise InvalidRequest(f"{_label(body, i)} is not valid UTF-8") from None
-    return Row(facts.source_id, partition_of(user_key), facts.received_at, message_id, text)
+    if not payload.isascii():  # msgspec does not check the UTF-8 of fields it skipped
+        try:
+            payload.decode()
+        except UnicodeDecodeError:
+            raise InvalidRequest(f"{_label(body, i)} is not valid UTF-8") from None
+    return Row(facts.source_id, partition_of(user_key), facts.received_at, message_id, payload)
 
 
 def _quick_user(raw: bytes, env: _Envelope, body: Body) -> str | None:
@@ -252,9 +253,7 @@ def normalise(msg: Any, facts: RequestFacts, label: str, *, cleaned: bool = Fals
     if _NUL in payload and not cleaned:  # (or an escaped backslash before "u0000")
         # Checked again once cleaned: an id may have been nothing but NULs.
         return normalise(_without_nul(msg), facts, label, cleaned=True)
-    return Row(
-        facts.source_id, partition_of(user_key), facts.received_at, message_id, payload.decode()
-    )
+    return Row(facts.source_id, partition_of(user_key), facts.received_at, message_id, payload)
 
 
 def _is_call_type(value: Any) -> bool:

@@ -239,7 +239,7 @@ class Spool:
             if row_by_row:
                 await _each_row(conn, text, older_readers)
             else:
-                await ingest_log.append(conn, text, older_readers=older_readers)
+                await ingest_log.append_text(conn, text, older_readers=older_readers)
             await ingest_log.wake(conn)
             await conn.execute(_Q["advance"], {"file": spooled.path.stem, "drained": upto})
 
@@ -268,7 +268,7 @@ async def _each_row(conn: Connection, text: str, older_readers: bool) -> None:
         try:
             with db.translated():
                 async with conn.transaction():
-                    await ingest_log.append(conn, line, older_readers=older_readers)
+                    await ingest_log.append_text(conn, line, older_readers=older_readers)
         except ValueRefused as exc:
             source_id, _, received_at, _, payload = line.split("\t", 4)
             refused.append(Rejection(received_at, source_id,

@@ -6,9 +6,11 @@ Every statement on these tables is here. The log is read in commit order (`engin
 the processor and the archive read it the same way, each from positions of its own.
 """
 
+import functools
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -23,20 +25,60 @@ from engine.sql import Queries
 _Q = Queries.beside(__file__, "ingest_log.sql")
 _COPY_ROWS = _Q["copy_rows"].encode()
 _COPY_ROWS_FOR_OLDER_READERS = _Q["copy_rows_for_older_readers"].encode()
+_COPY_TEXT_ROWS = _Q["copy_text_rows"].encode()
+_COPY_TEXT_ROWS_FOR_OLDER_READERS = _Q["copy_text_rows_for_older_readers"].encode()
 
 
 class Row(NamedTuple):
-    """One row as the gateway appends it, in the column order of the COPY."""
+    """One row as the gateway appends it."""
 
     source_id: str
     partition: int
-    received_at: str
+    received_at: str  # ISO 8601
     message_id: str
-    payload: str
+    payload: bytes  # JSON, UTF-8
+
+
+# COPY's binary format: a signature, flags and the length of a header extension (none); then per
+# row its number of fields and each field's length and value (PostgreSQL's "send" form); then -1.
+_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_BINARY_TRAILER = b"\xff\xff"
+_PARTITION_AND_ID_LENGTH = struct.Struct(">ihi")
+_LENGTH = struct.Struct(">i")
+_LEADING = struct.Struct(">hi16siq")
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # (a timestamptz is microseconds since it)
+
+
+def copy_binary(rows: Iterable[Row]) -> bytes:
+    """The gateway's COPY data, in the binary format, for `copy_rows`' columns.
+
+    Cheaper for PostgreSQL than the text format: about a sixth of its time in a group commit
+    went to scanning text rows for escapes and parsing timestamps and UUIDs. Values are sent as
+    they are: no escapes, and a payload's bytes are not copied again.
+    """
+    parts = [_BINARY_HEADER]
+    add = parts.append
+    for row in rows:
+        message_id = row.message_id.encode()
+        add(_leading(row.source_id, row.received_at))
+        add(_PARTITION_AND_ID_LENGTH.pack(2, row.partition, len(message_id)))
+        add(message_id)
+        add(_LENGTH.pack(len(row.payload)))
+        add(row.payload)
+    add(_BINARY_TRAILER)
+    return b"".join(parts)
+
+
+@functools.lru_cache(maxsize=256)
+def _leading(source_id: str, received_at: str) -> bytes:
+    """A row's field count, source id and receipt time: the same for all rows of a request."""
+    micros = (datetime.fromisoformat(received_at) - _PG_EPOCH) // timedelta(microseconds=1)
+    return _LEADING.pack(5, 16, UUID(source_id).bytes, 8, micros)
 
 
 def copy_text(rows: Iterable[Row]) -> str:
-    """COPY's text format, built in one pass: one tab-separated line per row.
+    """COPY's text format, one tab-separated line per row, for `copy_text_rows`: what the spool
+    keeps (a line is a row, to be refused alone).
 
     Message ids and payloads are user text (a payload is often the client's own JSON, with its
     whitespace), so backslashes, tabs, newlines and carriage returns are escaped in both.
@@ -44,20 +86,26 @@ def copy_text(rows: Iterable[Row]) -> str:
     escape = copytext.escape
     return "".join(
         f"{row.source_id}\t{row.partition}\t{row.received_at}\t"
-        f"{escape(row.message_id)}\t{escape(row.payload)}\n"
+        f"{escape(row.message_id)}\t{escape(row.payload.decode())}\n"
         for row in rows
     )
 
 
 async def append(
-    conn: Connection, text: str, *, older_readers: bool, deadline: float | None = None
+    conn: Connection, rows: Iterable[Row], *, older_readers: bool, deadline: float | None = None
 ) -> None:
-    """Append rows (`copy_text`'s): in the caller's transaction, or, outside of one, committed
-    by this one COPY (two round trips); cancelled if not done by `deadline` (the event loop's
-    clock; see `engine.libpq_copy`). To `ingest_log` for `older_readers` (a worker of a version
-    before 0021 runs), else to `ingest_events`. Nobody is woken: see `wake`."""
+    """Append rows: in the caller's transaction, or, outside of one, committed by this one COPY
+    (two round trips); cancelled if not done by `deadline` (the event loop's clock; see
+    `engine.libpq_copy`). To `ingest_log` for `older_readers` (a worker of a version before
+    0021 runs), else to `ingest_events`. Nobody is woken: see `wake`."""
     statement = _COPY_ROWS_FOR_OLDER_READERS if older_readers else _COPY_ROWS
-    await copy_in(conn, statement, text.encode(), deadline=deadline)
+    await copy_in(conn, statement, copy_binary(rows), deadline=deadline)
+
+
+async def append_text(conn: Connection, text: str, *, older_readers: bool) -> None:
+    """Append rows given as `copy_text`, like `append`."""
+    statement = _COPY_TEXT_ROWS_FOR_OLDER_READERS if older_readers else _COPY_TEXT_ROWS
+    await copy_in(conn, statement, text.encode())
 
 
 async def wake(conn: Connection) -> None:

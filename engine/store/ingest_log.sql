@@ -4,10 +4,20 @@
 -- versions (`ingest_log`), read as one (0021).
 
 -- name: copy_rows
-COPY ingest_events (source_id, partition, received_at, message_id, payload) FROM STDIN
+-- The gateway's commits: COPY's binary format (engine/store/ingest_log.py, `copy_binary`).
+COPY ingest_events (source_id, received_at, partition, message_id, payload)
+FROM STDIN (FORMAT binary)
 
 -- name: copy_rows_for_older_readers
 -- (while a worker of a version before 0021 runs: engine/gateway/log_table.py)
+COPY ingest_log (source_id, received_at, partition, message_id, payload)
+FROM STDIN (FORMAT binary)
+
+-- name: copy_text_rows
+-- The gateway's spool (engine/gateway/spool.py): COPY's text format, a row per line.
+COPY ingest_events (source_id, partition, received_at, message_id, payload) FROM STDIN
+
+-- name: copy_text_rows_for_older_readers
 COPY ingest_log (source_id, partition, received_at, message_id, payload) FROM STDIN
 
 -- name: notify

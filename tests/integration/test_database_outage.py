@@ -170,7 +170,7 @@ async def test_a_spooled_row_the_database_refuses_is_listed_and_the_rest_moved_i
     assert found is not None
     rows = [
         Row(str(found[0]), 1, "2026-12-06T10:00:00.000Z", f"m-{n}",
-            '{"type": "track", "userId": "u", "event": "' + event + '"}')
+            ('{"type": "track", "userId": "u", "event": "' + event + '"}').encode())
         # (U+2028 is a line break to str.splitlines, never to COPY: once it split a row too)
         for n, event in enumerate(("Before\u2028", "\\u00zz", "After"))
     ]  # fmt: skip

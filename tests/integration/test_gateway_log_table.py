@@ -23,7 +23,7 @@ async def _append_with_a_look(url: str, source_id: str, message_id: str) -> bool
     commit = GroupCommit(pool, window=0, max_rows=100, max_inflight=1, log_table=log_table)
     commit.start()
     received = datetime.now(UTC).isoformat()
-    await commit.append([Row(source_id, 0, received, message_id, '{"type": "track"}')])
+    await commit.append([Row(source_id, 0, received, message_id, b'{"type": "track"}')])
     await commit.stop()
     await log_table.stop()
     await pool.close()

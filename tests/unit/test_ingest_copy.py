@@ -4,7 +4,7 @@ from engine.store.ingest_log import Row, copy_text
 
 
 def test_copy_lines_escape_user_text_and_double_json_backslashes() -> None:
-    row = Row("s", 3, "2026-11-27T10:00:00.000Z", "id\twith\nodd\\chars\r", '{\n\t"a":"\\"q\\""}')
+    row = Row("s", 3, "2026-11-27T10:00:00.000Z", "id\twith\nodd\\chars\r", b'{\n\t"a":"\\"q\\""}')
     text = copy_text([row])
     assert text == (
         's\t3\t2026-11-27T10:00:00.000Z\tid\\twith\\nodd\\\\chars\\r\t{\\n\\t"a":"\\\\"q\\\\""}\n'

@@ -20,14 +20,23 @@ Query = LiteralString | sql.Composed  # a named query, or one composed with iden
 T = TypeVar("T")
 
 
-def connection_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> AsyncConnectionPool:
-    """A pool that is not yet open; callers `await pool.open()` inside their event loop.
+def connection_pool(
+    url: str, *, min_size: int = 1, max_size: int = 10, settings: Mapping[str, str] | None = None
+) -> AsyncConnectionPool:
+    """A pool that is not yet open; callers `await pool.open()` inside their event loop. Its
+    sessions start with `settings` (server settings a session may change), after any the URL
+    gives in its `options`.
 
     A short `timeout` makes a request fail fast with "database unavailable" instead of hanging
     while PostgreSQL is down. A short `reconnect_timeout` keeps the pool from backing off for
     minutes during an outage: each wait for a connection starts a fresh attempt, so service
     resumes as soon as PostgreSQL is back.
     """
+    kwargs = {"application_name": "sluice", "client_encoding": "utf8"}
+    if settings:
+        given = psycopg.conninfo.conninfo_to_dict(url).get("options")
+        ours = [f"-c {name}={value}" for name, value in settings.items()]
+        kwargs["options"] = " ".join([str(given), *ours] if given else ours)
     return AsyncConnectionPool(
         url,
         min_size=min_size,
@@ -35,7 +44,7 @@ def connection_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> Async
         timeout=5.0,
         reconnect_timeout=2.0,
         open=False,
-        kwargs={"application_name": "sluice", "client_encoding": "utf8"},
+        kwargs=kwargs,
         reset=_transactional,
     )
 

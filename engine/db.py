@@ -1,8 +1,10 @@
 """Connections to PostgreSQL: the per-process pool, one-off admin connections, the one place
 where psycopg's errors become Sluice's, and reading rows into named types."""
 
+import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
+from functools import partial
 from typing import Any, LiteralString, TypeVar
 
 import msgspec
@@ -12,6 +14,10 @@ from psycopg.rows import args_row, class_row, dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from engine.errors import Conflict, DatabaseError, DatabaseUnavailable, ValueRefused
+from engine.sql import Queries
+
+_Q = Queries.beside(__file__, "db.sql")
+log = logging.getLogger(__name__)
 
 Pool = AsyncConnectionPool  # what callers outside the engine hold: they pass its connections in
 Connection = psycopg.AsyncConnection[Any]
@@ -24,19 +30,14 @@ def connection_pool(
     url: str, *, min_size: int = 1, max_size: int = 10, settings: Mapping[str, str] | None = None
 ) -> AsyncConnectionPool:
     """A pool that is not yet open; callers `await pool.open()` inside their event loop. Its
-    sessions start with `settings` (server settings a session may change), after any the URL
-    gives in its `options`.
+    sessions take `settings` (server settings a session may change) where no one has given
+    them a value: the server's configuration or the connection's own options win.
 
     A short `timeout` makes a request fail fast with "database unavailable" instead of hanging
     while PostgreSQL is down. A short `reconnect_timeout` keeps the pool from backing off for
     minutes during an outage: each wait for a connection starts a fresh attempt, so service
     resumes as soon as PostgreSQL is back.
     """
-    kwargs = {"application_name": "sluice", "client_encoding": "utf8"}
-    if settings:
-        given = psycopg.conninfo.conninfo_to_dict(url).get("options")
-        ours = [f"-c {name}={value}" for name, value in settings.items()]
-        kwargs["options"] = " ".join([str(given), *ours] if given else ours)
     return AsyncConnectionPool(
         url,
         min_size=min_size,
@@ -44,9 +45,23 @@ def connection_pool(
         timeout=5.0,
         reconnect_timeout=2.0,
         open=False,
-        kwargs=kwargs,
+        kwargs={"application_name": "sluice", "client_encoding": "utf8"},
+        configure=partial(_apply_settings, dict(settings)) if settings else None,
         reset=_transactional,
     )
+
+
+async def _apply_settings(settings: dict[str, str], conn: Connection) -> None:
+    """Settings that tune, never needed: a server refusing one (or a pooler in between) only
+    costs a warning, not the connection."""
+    try:
+        await conn.execute(
+            _Q["apply_settings"], {"names": list(settings), "settings": list(settings.values())}
+        )
+        await conn.commit()
+    except psycopg.Error as exc:
+        await conn.rollback()
+        log.warning("sessions go without the settings %s: %s", ", ".join(settings), describe(exc))
 
 
 async def _transactional(conn: Connection) -> None:

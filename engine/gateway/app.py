@@ -62,9 +62,10 @@ _TEXT = ("content-type", "text/plain; charset=utf-8")
 # Browser config is per source and may echo request headers; each pixel hit must reach us.
 _NO_STORE = ("cache-control", "no-store")
 _SDK_METRICS_BYTES = 64 * 1024
-# The group commits' sessions have the pages they write (COPY's ring of buffers) go to disk as
-# they go, rather than pile up in the kernel for the next checkpoint's fsync, behind which every
-# commit's WAL flush then waits: commits stalled up to ~680 ms under load without, ~210 ms with.
+# The gateway's sessions (the group commits' above all) have the pages they write (COPY's ring of
+# buffers) go to disk as they go, rather than pile up in the kernel for the next checkpoint's
+# fsync, behind which every commit's WAL flush then waits: under load, commits stalled up to
+# ~680 ms without, ~210 ms with.
 _SESSION_SETTINGS = {"backend_flush_after": "256kB"}
 # a 1x1 transparent GIF, the answer to pixel requests
 _PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")

@@ -1,21 +1,47 @@
-"""The pool's sessions: the settings Sluice gives them, and those the database URL gives."""
+"""The settings Sluice gives a pool's sessions: where no one else gave them a value."""
 
+import logging
+
+import pytest
 from psycopg.conninfo import make_conninfo
 
 from engine.db import connection_pool
 
 
-async def test_sessions_start_with_the_pools_settings_and_the_urls_own(
-    workspace_config: str,
-) -> None:
-    url = make_conninfo(workspace_config, options="-c work_mem=5MB")
-    pool = connection_pool(url, settings={"backend_flush_after": "256kB"})
+async def _settings(url: str, settings: dict[str, str], *names: str) -> tuple[str, ...]:
+    pool = connection_pool(url, settings=settings)
     await pool.open()
     try:
         async with pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT current_setting('backend_flush_after'), current_setting('work_mem')"
+                "SELECT array_agg(current_setting(n) ORDER BY o)"
+                " FROM unnest(%s::text[]) WITH ORDINALITY AS t(n, o)",
+                [list(names)],
             )
-            assert await cur.fetchone() == ("256kB", "5MB")
+            found = await cur.fetchone()
     finally:
         await pool.close()
+    assert found is not None
+    return tuple(found[0])
+
+
+async def test_sessions_take_the_pools_settings(workspace_config: str) -> None:
+    settings = {"backend_flush_after": "256kB", "work_mem": "5MB"}
+    assert await _settings(workspace_config, settings, *settings) == ("256kB", "5MB")
+
+
+async def test_a_value_the_connection_gives_wins(workspace_config: str) -> None:
+    url = make_conninfo(workspace_config, options="-c backend_flush_after=0")
+    found = await _settings(url, {"backend_flush_after": "256kB", "work_mem": "5MB"},
+                            "backend_flush_after", "work_mem")  # fmt: skip
+    assert found == ("0", "5MB")
+
+
+async def test_a_setting_the_server_refuses_costs_a_warning_not_the_session(
+    workspace_config: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="engine.db"):
+        found = await _settings(workspace_config, {"backend_flush_after": "lots"},
+                                "backend_flush_after")  # fmt: skip
+    assert found == ("0",)
+    assert "sessions go without the settings backend_flush_after" in caplog.text

@@ -175,7 +175,7 @@ def test_the_quick_way_stores_what_the_full_way_would(message: dict[str, object]
     if "messageId" not in message:  # each way generates its own
         assert quick.message_id == quick_payload.pop("messageId") != full_payload.pop("messageId")
     assert quick_payload == full_payload
-    assert quick._replace(payload="", message_id="") == full._replace(payload="", message_id="")
+    assert quick._replace(payload=b"", message_id="") == full._replace(payload=b"", message_id="")
 
 
 @pytest.mark.parametrize(

@@ -196,6 +196,10 @@ class _Failures(NamedTuple):
 
 
 async def _throttle(conn: Connection, email: str, client: str | None) -> None:
+    """SignInRefused when there were too many failures lately. The caller's transaction then
+    holds this email's and this client's tries back until it ends (with the failure it
+    records), so that tries sent at once are counted one after another."""
+    await conn.execute(_Q["lock_sign_ins"], {"email": email, "client": client})
     await conn.execute(_Q["expire_failures"], {"window": THROTTLE_WINDOW})
     params = {"email": email, "client": client, "window": THROTTLE_WINDOW}
     found = await db.tuples(conn, _Q["recent_failures"], params, _Failures)

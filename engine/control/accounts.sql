@@ -20,6 +20,13 @@ FROM users ORDER BY email
 -- name: count
 SELECT count(*) FROM users
 
+-- name: lock_sign_ins
+-- One sign-in at a time per email and per client, until the transaction that records its
+-- failure ends: tries sent at once cannot all count the failures before any is recorded. (The
+-- email's lock always first: locks taken in one order cannot deadlock. No client: no lock.)
+SELECT pg_advisory_xact_lock(hashtextextended('sluice sign-in, email ' || %(email)s, 0)),
+       pg_advisory_xact_lock(hashtextextended('sluice sign-in, client ' || %(client)s::text, 0))
+
 -- name: recent_failures
 -- Failed sign-ins within the throttle window: for this email from this client, from this
 -- client, for this email; and when the oldest of each happened.

@@ -14,7 +14,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from engine import specs
-from engine.control import accounts, workspace
+from engine.control import accounts, changes, workspace
 from engine.db import connection
 from engine.errors import SignInRefused
 from ui.app import WebOptions, create_app
@@ -239,6 +239,23 @@ async def test_sign_in_is_throttled_after_repeated_failures(
             " AND actor = 'editor@example.com'"
         ).fetchone()
     assert audited == (accounts.MAX_FAILURES_PER_ACCOUNT,)  # throttled tries are not news
+
+
+async def test_sign_ins_at_once_cannot_outrun_the_throttle(database_url: str) -> None:
+    # Twenty wrong passwords sent together once got 12 checked against a limit of 5: each
+    # counted the failures before any of the others had recorded its own.
+    async def attempt() -> bool:
+        """Whether the password was checked (and found wrong), not refused as too many."""
+        async with connection(database_url) as conn:
+            try:
+                await changes.sign_in(conn, "editor@example.com", "not-the-password-at-all",
+                                      "192.0.2.7", None)  # fmt: skip
+            except SignInRefused as exc:  # (committed, as the sign-in page does)
+                return exc.retry_after is None
+        raise AssertionError("signed in with a wrong password")
+
+    checked = await asyncio.gather(*(attempt() for _ in range(20)))
+    assert sum(checked) == accounts.MAX_FAILURES_PER_ACCOUNT
 
 
 async def test_unknown_and_wrong_answers_say_the_same(app: Litestar) -> None:

@@ -251,7 +251,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
         case "failed":
             from appliance.failed import failed_command
 
-            asyncio.run(failed_command(args, options.database_url(settings)))
+            asyncio.run(failed_command(args, options.database_url(settings), settings))
         case "rejected":
             from appliance.rejected import rejected_command
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from appliance import system_users
 from engine.errors import SluiceError
 from engine.sql import Queries
 
@@ -255,16 +256,7 @@ def _server_account() -> _Account:
     if os.geteuid() != 0:
         entry = pwd.getpwuid(os.geteuid())
         return _Account(entry.pw_uid, entry.pw_gid, entry.pw_name)
-    try:
-        entry = pwd.getpwnam(SERVER_USER)
-    except KeyError:
-        log.info("creating the system user %r to run PostgreSQL", SERVER_USER)
-        subprocess.run(
-            ["useradd", "--system", "--user-group", "--no-create-home",
-             "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", SERVER_USER],
-            check=True,
-        )  # fmt: skip
-        entry = pwd.getpwnam(SERVER_USER)
+    entry = system_users.ensure(SERVER_USER, "to run PostgreSQL")
     return _Account(entry.pw_uid, entry.pw_gid, entry.pw_name)
 
 

@@ -4,6 +4,7 @@ import argparse
 import json
 
 from appliance import runtime
+from appliance.settings import Settings
 from engine.control import failures
 from engine.control.changes import CLI, Changes
 from engine.db import connection
@@ -11,7 +12,7 @@ from engine.db import connection
 _ERROR_WIDTH = 60
 
 
-async def failed_command(args: argparse.Namespace, url: str) -> None:
+async def failed_command(args: argparse.Namespace, url: str, settings: Settings) -> None:
     selection = failures.Selection(
         args.destination, args.since, tuple(args.job) if args.job else None
     )
@@ -21,7 +22,7 @@ async def failed_command(args: argparse.Namespace, url: str) -> None:
             print(f"discarded {await Changes(conn, CLI).discard(selection)} failed job(s)")
             return
         if args.failed_command == "replay":
-            async with runtime.javascript(url) as javascript:
+            async with runtime.javascript(url, settings) as javascript:
                 report = await Changes(conn, CLI).replay(javascript, selection)
             print(f"replayed {report.replayed} failed job(s) as {report.jobs} new job(s)")
             if report.missing:

@@ -85,6 +85,7 @@ def worker(settings: Settings, stage: str | None = None) -> "WorkerOptions":
         lease_seconds=settings.worker_lease_seconds,
         periodic=(Periodic("alert rules", alerts.EVERY, alerts.check),),
         data_dir=settings.data_dir,
+        transform_max_events=settings.transform_max_events,
     )
 
 
@@ -97,4 +98,5 @@ def web(settings: Settings) -> "WebOptions":
         secure_cookies=settings.web_secure_cookies,
         test_private_hosts=settings.web_test_private_hosts,
         trusted_proxies=tuple(settings.trusted_proxies),
+        transform_max_events=settings.transform_max_events,
     )

@@ -15,7 +15,10 @@ async def replay_command(args: argparse.Namespace, url: str, settings: Settings)
     options = settings.archive()
     if options is None:
         raise ReplayError("no archive: SLUICE_ARCHIVE_BUCKET is not set")
-    async with runtime.javascript(url) as javascript, connection(url, autocommit=True) as conn:
+    async with (
+        runtime.javascript(url, settings) as javascript,
+        connection(url, autocommit=True) as conn,
+    ):
         # (autocommit: each batch commits on its own)
         replay = ArchiveReplay(
             conn, javascript, options.bucket, source=args.source, since=args.since,

@@ -18,6 +18,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from engine.transformations.runtime import MAX_EVENTS
+
 if TYPE_CHECKING:
     from engine.pipeline.processing.archive import ArchiveOptions
 
@@ -75,6 +77,10 @@ class Settings(BaseSettings):
     sdk_dir: Path | None = Field(
         None, description="browser SDK files the gateway serves under /sdk/ (`sluice sdk "
         "install` fills it); default <data dir>/sdk",
+    )  # fmt: skip
+    transform_max_events: int = Field(
+        MAX_EVENTS, ge=1, le=100_000,
+        description="events a transformation may make of one event; over it, the event fails",
     )  # fmt: skip
     dedup_window_hours: float = Field(
         24.0, ge=0, description="drop events whose messageId was seen this recently; 0 is off"

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from appliance import firstrun, options
+from appliance import firstrun, options, system_users
 from appliance.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from appliance.settings import Settings
+from engine import children
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ class _Child:
 
 
 def run_all(settings: Settings) -> None:
+    if os.geteuid() == 0:  # (transformation sandboxes then become this user)
+        system_users.ensure(children.UNPRIVILEGED[0], "to run transformations as")
     servers: list[EmbeddedPostgres] = []
     url = settings.database_url
     local = None

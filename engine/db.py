@@ -74,17 +74,21 @@ async def _transactional(conn: Connection) -> None:
 def translated() -> Iterator[None]:
     """psycopg's errors raised in the block as Sluice's: DatabaseUnavailable when the server
     cannot be reached (or no pooled connection comes in time), Conflict for a row breaking a
-    uniqueness rule, ValueRefused for a value it refused, DatabaseError for any other failure."""
+    uniqueness rule, ValueRefused for a value it refused (or one past a limit of PostgreSQL's:
+    an index entry too large, which psycopg files with the unreachable), DatabaseError for any
+    other failure."""
     try:
         yield
     except PoolTimeout as exc:
         raise DatabaseUnavailable(f"database unavailable: {exc}") from exc
+    except psycopg.errors.ProgramLimitExceeded as exc:
+        raise ValueRefused(describe(exc), exc.diag.message_primary or type(exc).__name__) from exc
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(f"database unavailable: {describe(exc)}") from exc
     except psycopg.errors.UniqueViolation as exc:
         raise Conflict(describe(exc)) from exc
     except psycopg.DataError as exc:
-        reason = exc.diag.message_primary or type(exc).__name__
+        reason = exc.diag.message_primary or str(exc) or type(exc).__name__
         raise ValueRefused(describe(exc), reason) from exc
     except psycopg.Error as exc:
         raise DatabaseError(describe(exc)) from exc

@@ -8,6 +8,7 @@ its delivery policy and alert conditions — with errors that name the entry at 
 """
 
 import random
+import re
 import secrets
 import string
 from datetime import datetime, timedelta
@@ -16,11 +17,18 @@ from typing import Any, Literal, TypeVar
 import msgspec
 import yaml
 
+from engine import storable
 from engine.destinations.base import BadSettings
 from engine.destinations.catalog import TYPES
 from engine.errors import ConfigError
 
 _KEY_ALPHABET = string.ascii_letters + string.digits
+# A write key is pasted into shell, JavaScript and Python snippets and config files: none of
+# the characters that mean something there (quotes, `$`, `;`, backslashes, spaces…), so that no
+# key can be anything there but itself. (Base64 and the keys of Segment and RudderStack pass.)
+_WRITE_KEY = re.compile(r"[A-Za-z0-9_.~+/=@-]{8,128}")
+MAX_RATE = 1_000_000_000  # events per second: a source's or a destination's rate limit
+MAX_NAME = 200  # characters of an entry's name
 _Spec = TypeVar("_Spec")
 
 
@@ -42,18 +50,28 @@ class DeliveryPolicy(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
     file_seconds: float = 30.0
 
     def __post_init__(self) -> None:
+        # Written so that NaN (YAML's .nan) fails each test too.
         if not 1 <= self.concurrency <= 1000:
             raise ValueError("concurrency must be between 1 and 1000")
-        if self.rate_limit is not None and self.rate_limit <= 0:
-            raise ValueError("rate_limit must be a positive number of events per second")
-        if self.retry_hours < 0 or self.min_attempts < 1:
-            raise ValueError("retry_hours must be ≥ 0 and min_attempts ≥ 1")
-        if self.timeout_seconds <= 0:
-            raise ValueError("timeout_seconds must be positive")
-        if not 0 < self.min_backoff_seconds <= self.max_backoff_seconds:
-            raise ValueError("backoff bounds must satisfy 0 < min_backoff ≤ max_backoff")
-        if self.file_events < 1 or self.file_bytes < 1 or self.file_seconds <= 0:
-            raise ValueError("file_events, file_bytes and file_seconds must be positive")
+        if self.rate_limit is not None and not 0 < self.rate_limit <= MAX_RATE:
+            raise ValueError(f"rate_limit must be above 0, up to {MAX_RATE:,} events per second")
+        if not 0 <= self.retry_hours <= 24 * 30 or not 1 <= self.min_attempts <= 1000:
+            raise ValueError("retry_hours must be 0 to 720 (30 days), min_attempts 1 to 1000")
+        if not 0 < self.timeout_seconds <= 3600:
+            raise ValueError("timeout_seconds must be above 0, up to 3600")
+        if not 0 < self.min_backoff_seconds <= self.max_backoff_seconds <= 86400:
+            raise ValueError(
+                "backoff bounds must satisfy 0 < min_backoff ≤ max_backoff ≤ 86400 seconds"
+            )
+        if not (
+            1 <= self.file_events <= 10_000_000
+            and 1 <= self.file_bytes <= 5 * 1024**3
+            and 0 < self.file_seconds <= 86400
+        ):
+            raise ValueError(
+                "file_events must be 1 to 10,000,000, file_bytes 1 to 5 GiB and file_seconds"
+                " above 0, up to 86400"
+            )
 
     def exhausted(self, attempts: int, first_attempt: datetime, now: datetime) -> bool:
         """Whether a job that has just failed `attempts` times must be aborted."""
@@ -136,6 +154,8 @@ def parse(text: str) -> WorkspaceSpec:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError("file", f"not valid YAML or JSON: {exc}") from exc
+    except RecursionError:
+        raise ConfigError("file", "nested too deeply to read") from None
     if data is None:
         return WorkspaceSpec()
     if not isinstance(data, dict):
@@ -175,21 +195,31 @@ def _label(section: str, index: int, item: Any) -> str:
 
 
 def check(spec: WorkspaceSpec) -> None:
+    for section in ("sources", "destinations", "transformations", "connections"):
+        for i, entry in enumerate(getattr(spec, section)):
+            if found := storable.fault(msgspec.to_builtins(entry), ""):
+                raise ConfigError(f"{section}[{i}]", " ".join(found))
     for section in ("sources", "destinations", "transformations"):
         seen: set[str] = set()
         for i, entry in enumerate(getattr(spec, section)):
             label = f"{section}[{i}] ({entry.name})"
             if not entry.name.strip():
                 raise ConfigError(f"{section}[{i}]", "name must not be empty")
+            if len(entry.name) > MAX_NAME:
+                raise ConfigError(f"{section}[{i}]", f"name is over {MAX_NAME} characters")
             if entry.name in seen:
                 raise ConfigError(label, "the name is used twice in this file")
             seen.add(entry.name)
     for i, src in enumerate(spec.sources):
         label = f"sources[{i}] ({src.name})"
-        if src.write_key is not None and (len(src.write_key) < 8 or ":" in src.write_key):
-            raise ConfigError(label, "write_key must be at least 8 characters, without ':'")
-        if src.rate_limit is not None and src.rate_limit <= 0:
-            raise ConfigError(label, "rate_limit must be a positive number of events per second")
+        if src.write_key is not None and not _WRITE_KEY.fullmatch(src.write_key):
+            raise ConfigError(
+                label,
+                "write_key must be 8 to 128 letters, digits or - _ . ~ + / = @ (a key that was "
+                "allowed before must be rotated)",
+            )
+        if src.rate_limit is not None and not 0 < src.rate_limit <= MAX_RATE:
+            raise ConfigError(label, f"rate_limit must be 1 to {MAX_RATE:,} events per second")
     for i, dest in enumerate(spec.destinations):
         _check_destination(f"destinations[{i}] ({dest.name})", dest)
     for i, tr in enumerate(spec.transformations):

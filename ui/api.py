@@ -7,11 +7,14 @@ through `engine.control.changes`: applied and recorded in the audit log under th
 name, in one transaction.
 """
 
+from functools import partial
 from typing import Any, TypeVar
 
+import litestar
 import msgspec
-from litestar import Request, Router, delete, get, post, put
+from litestar import Request, Router
 from litestar.exceptions import NotFoundException
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import UNSET, UnsetType
 
@@ -30,6 +33,25 @@ from engine.specs import (
     WorkspaceSpec,
 )
 from ui.requests import changes, database, principal
+from ui.security import ApiError
+
+# What every operation may answer besides its result: documented, so that the document is the
+# API (a test runs schemathesis against it).
+_ERRORS = {
+    status: ResponseSpec(ApiError, generate_examples=False, description=said)
+    for status, said in [
+        (400, "`invalid`: the request as it is cannot be carried out; the message says what is "
+              "wrong, naming the field or entry"),
+        (401, "`unauthenticated`: no valid bearer token"),
+        (403, "`forbidden`: the token's role may not do this"),
+        (404, "`refused`: no entry of that name"),
+        (503, "`unavailable`: the database cannot be reached; try again shortly"),
+    ]
+}  # fmt: skip
+get = partial(litestar.get, responses=_ERRORS)
+put = partial(litestar.put, responses=_ERRORS)
+post = partial(litestar.post, responses=_ERRORS)
+delete = partial(litestar.delete, responses=_ERRORS)
 
 Named = TypeVar("Named", SourceSpec, DestinationSpec)
 S = TypeVar("S", SourceSpec, DestinationSpec, ConnectionSpec)
@@ -38,7 +60,9 @@ S = TypeVar("S", SourceSpec, DestinationSpec, ConnectionSpec)
 class Applied(msgspec.Struct):
     """What an apply did, entry by entry, and the write keys of sources it created."""
 
-    changes: list[tuple[str, str, workspace.Action]]  # (kind, name, what happened)
+    # [kind, name, what happened: created, updated or unchanged] (typed as lists of text: a
+    # tuple's schema is not one OpenAPI 3.1 takes)
+    changes: list[list[str]]
     new_write_keys: dict[str, str]
 
 
@@ -88,7 +112,9 @@ def _shown(request: Request[Any, Any, Any], spec: WorkspaceSpec) -> WorkspaceSpe
     ]
     destinations = []
     for d in spec.destinations:
-        masked = Target.of(d).mask(msgspec.json.encode(d.config).decode())
+        target = Target.of(d)
+        config = target.plugin.for_viewers(d.config) if target.plugin else d.config
+        masked = target.mask(msgspec.json.encode(config).decode())
         rule = d.alerts  # (a chat webhook's URL holds its token)
         if rule is not None and rule.webhook_url:
             rule = msgspec.structs.replace(rule, webhook_url=MASK)
@@ -111,7 +137,7 @@ async def _export(request: Request[Any, Any, Any]) -> WorkspaceSpec:
 async def _apply(request: Request[Any, Any, Any], spec: WorkspaceSpec, what: str) -> Applied:
     async with database(request) as conn:
         report = await changes(request, conn).apply(spec, action="api.apply", target=what)
-    return Applied(report.changes, report.new_write_keys)
+    return Applied([list(change) for change in report.changes], report.new_write_keys)
 
 
 @get("/workspace", summary="The whole workspace, as `sluice config export` writes it")

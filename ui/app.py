@@ -1,6 +1,7 @@
 """The control plane: a Litestar app whose pages are Jinja templates, their blocks doubling as
 htmx fragments (jinja2-fragments). Static files (htmx, CSS) are served from `ui/static/`."""
 
+import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,7 +12,6 @@ from typing import Any
 
 import msgspec
 from litestar import Litestar, Router, get
-from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import CacheControlHeader
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
@@ -26,9 +26,9 @@ from engine.control import keyring
 from engine.db import borrowed, connection_pool
 from engine.heartbeats import Heartbeat
 from engine.proxies import Networks
-from engine.transformations.runtime import JavaScript
+from engine.transformations.runtime import MAX_EVENTS, JavaScript
 from engine.transformations.store import CodeStore
-from ui import api, security
+from ui import api, csrf, inputs, security
 from ui.pages import (
     account,
     alerts,
@@ -55,6 +55,7 @@ class WebOptions:
     secure_cookies: bool = False  # the UI is served over HTTPS (directly or by a proxy)
     test_private_hosts: bool = False  # "send test event" may reach this host's own network
     trusted_proxies: Networks = ()  # whose X-Forwarded-For names the client (sign-in throttle)
+    transform_max_events: int = MAX_EVENTS  # (replays run transformations again)
 
 
 @get("/health", opt={"public": True}, sync_to_thread=False, include_in_schema=False)
@@ -76,6 +77,17 @@ def _humanize(key: str) -> str:
 def _pretty(value: Any) -> str:
     """A request body as indented JSON, numbers exactly as they were written."""
     return msgspec.json.format(codec.encode(value), indent=2).decode()
+
+
+def _literal(text: str) -> str:
+    """`text` as a string literal of JavaScript and of Python alike (JSON's is both)."""
+    return json.dumps(text)
+
+
+def _shell(text: str) -> str:
+    """`text` as one word of a POSIX shell, in single quotes (a quote inside closed, escaped
+    and reopened), whatever it holds."""
+    return "'" + text.replace("'", "'\\''") + "'"
 
 
 def _decoded(text: str) -> Any:
@@ -125,6 +137,8 @@ def _filters(engine: JinjaTemplateEngine) -> None:
         number=_number,
         ago=_ago,
         decoded=_decoded,
+        literal=_literal,
+        shell=_shell,
         bytes=_bytes,
         within=_within,
         spans=partitions.spans,
@@ -132,24 +146,18 @@ def _filters(engine: JinjaTemplateEngine) -> None:
 
 
 def create_app(options: WebOptions) -> Litestar:
-    # The CSRF signing key lives in the database (shared by every process and host); it is
-    # filled in at start-up, before the first request.
-    csrf = CSRFConfig(
-        secret="",
-        cookie_name=security.cookie_name(security.CSRF_COOKIE, options.secure_cookies),
-        cookie_secure=options.secure_cookies,
-        cookie_samesite="strict",
-        exclude=["^/health$", "^/static/", "^/api/"],
-    )
     pool = connection_pool(options.database_url, min_size=1, max_size=8)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await pool.open()
+        # The CSRF key lives in the database, shared by every process and host.
         async with borrowed(pool) as conn:
-            csrf.secret = await keyring.key(conn, "csrf")
+            app.state.csrf_key = await keyring.key(conn, "csrf")
         # Replays run transformations again; their sandboxes start on first use.
-        app.state.javascript = JavaScript(CodeStore(pool).code)
+        app.state.javascript = JavaScript(
+            CodeStore(pool).code, max_events=options.transform_max_events
+        )
         heartbeat = Heartbeat(pool, "web")
         heartbeat.start()
         try:
@@ -206,10 +214,15 @@ def create_app(options: WebOptions) -> Litestar:
         ),
         lifespan=[lifespan],
         state=security.state(pool, options),
-        middleware=[security.Sessions()],
+        middleware=[
+            security.Sessions(),
+            csrf.Tokens(
+                security.cookie_name(csrf.VISITOR_COOKIE, options.secure_cookies),
+                options.secure_cookies,
+            ),
+        ],
         before_send=[security.security_headers],
-        guards=[security.allowed],
-        csrf_config=csrf,
+        guards=[security.allowed, inputs.screened],
         plugins=[HTMXPlugin()],
         template_config=TemplateConfig(
             directory=_HERE / "templates", engine=JinjaTemplateEngine, engine_callback=_filters

@@ -4,11 +4,15 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from litestar.connection import ASGIConnection
+from litestar.enums import RequestEncodingType
 
 from engine.control.accounts import Principal, User
 from engine.control.changes import Changes
 from engine.db import Pool, borrowed
-from engine.proxies import client_address
+from engine.proxies import client_address, is_trusted
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})  # those that change nothing
+FORMS = frozenset({RequestEncodingType.URL_ENCODED, RequestEncodingType.MULTI_PART})
 
 
 def database(
@@ -64,4 +68,17 @@ def client(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
         connection.client.host,
         connection.headers.get("x-forwarded-for"),
         connection.app.state.trusted_proxies,
+    )
+
+
+def over_https(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    """Whether the browser reached the UI over HTTPS: directly, or through a trusted proxy that
+    says so (`X-Forwarded-Proto`)."""
+    if connection.scope.get("scheme") == "https":
+        return True
+    said = connection.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return (
+        said == "https"
+        and connection.client is not None
+        and is_trusted(connection.client.host, connection.app.state.trusted_proxies)
     )

@@ -5,15 +5,15 @@ under /api, the bearer token instead — never the cookie) and then the app's gu
 a handler is public only when its `opt` says so; otherwise a visitor without a session goes to
 /login (the API answers 401), and the role must reach what the handler needs — its
 `opt["role"]`, else `viewer` to read and `editor` to change anything. Someone whose password
-was chosen for them (the first admin, a reset) may only change it until they have. CSRF tokens
-are checked by Litestar's CSRF middleware on every unsafe method of the pages, htmx requests
-included (the token travels in a header set on <body>); the API, which takes no cookies, needs
-none.
+was chosen for them (the first admin, a reset) may only change it until they have. Every unsafe
+request of the pages must carry its session's CSRF token (`ui.csrf`), checked once the visitor is
+known to be signed in, so that one whose session has ended is sent to sign in again.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, urlsplit
 
+import msgspec
 from litestar import Request, Response
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie, State
@@ -33,17 +33,22 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from engine.control import sessions, tokens
 from engine.control.accounts import Role
 from engine.db import Pool
-from engine.errors import ConfigError, DatabaseUnavailable, NoSuchEntry
-from ui.requests import current_user, database, local_path, principal
+from engine.errors import (
+    ConfigError,
+    DatabaseUnavailable,
+    InvalidRequest,
+    NoSuchEntry,
+    ValueRefused,
+)
+from ui import csrf
+from ui.requests import SAFE_METHODS, current_user, database, local_path, over_https, principal
 
 if TYPE_CHECKING:
     from ui.app import WebOptions
 
 SESSION_COOKIE = "sluice_session"
-CSRF_COOKIE = "sluice_csrf"
 API = "/api/"
 POLL_HEADER = "x-sluice-poll"  # sent by parts of a page that refresh themselves (see app.js)
-_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def state(pool: Pool, options: "WebOptions") -> State:
@@ -60,7 +65,8 @@ def cookie_name(name: str, secure: bool) -> str:
 
 
 def session_cookie(request: Request[Any, Any, Any], token: str | None) -> Cookie:
-    """The session cookie to set (a token) or to clear (None)."""
+    """The session cookie to set (a token) or to clear (None); `Secure` whenever the browser
+    came over HTTPS, whatever the setting (which also names the cookie)."""
     secure = bool(request.app.state.secure_cookies)
     return Cookie(
         key=cookie_name(SESSION_COOKIE, secure),
@@ -68,7 +74,7 @@ def session_cookie(request: Request[Any, Any, Any], token: str | None) -> Cookie
         path="/",
         httponly=True,
         samesite="lax",  # sent when following a link to the UI; never on cross-site posts
-        secure=secure,
+        secure=secure or over_https(request),
         max_age=int(sessions.LIFETIME.total_seconds()) if token else 0,
     )
 
@@ -108,18 +114,24 @@ class MustChangePassword(HTTPException):
     status_code = 303
 
 
-def allowed(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+async def allowed(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
     if handler.opt.get("public"):
+        if not is_api(connection):
+            await csrf.check(connection)  # the sign-in form: a visitor's token
         return
     user = principal(connection)
     if user is None:
         raise NotAuthorizedException(
             "a bearer API token is needed" if is_api(connection) else "sign in first"
         )
+    if not is_api(connection):
+        await csrf.check(connection)
     if user.must_change_password and not handler.opt.get("before_password_change"):
         raise MustChangePassword()
     needed: Role = handler.opt.get("role") or (
-        "viewer" if connection.scope.get("method") in _SAFE else "editor"
+        "viewer" if connection.scope.get("method") in SAFE_METHODS else "editor"
     )
     if not user.may(needed):
         raise PermissionDeniedException(f"this needs the {needed} role; you are a {user.role}")
@@ -132,7 +144,7 @@ def _to_login(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         # a part of a page asked (a refresh, a button): back to that page, not to the part
         page = urlsplit(request.headers["hx-current-url"])
         target = page.path + (f"?{page.query}" if page.query else "")
-    elif request.method in _SAFE:
+    elif request.method in SAFE_METHODS:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     else:
         target = ""
@@ -150,20 +162,34 @@ def redirect(request: Request[Any, Any, Any], url: str) -> Response[Any]:
     return Redirect(url, status_code=303)
 
 
+ErrorCode = Literal["invalid", "unauthenticated", "forbidden", "refused", "unavailable", "internal"]
+
+
+class ApiError(msgspec.Struct):
+    """The config API's answer to a request it did not carry out: a code, and what to do."""
+
+    error: ErrorCode
+    message: str
+
+
 def _api_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    """The config API's errors: JSON, `{"error": ..., "message": ...}`."""
-    headers = {}
+    """The config API's errors: JSON, an `ApiError`."""
+    headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
+    code: ErrorCode
     if isinstance(exc, NotAuthorizedException):
         status, code, message = 401, "unauthenticated", exc.detail
         headers["WWW-Authenticate"] = 'Bearer realm="sluice"'
     elif isinstance(exc, PermissionDeniedException):
         status, code, message = 403, "forbidden", exc.detail
-    elif isinstance(exc, ConfigError):
+    elif isinstance(exc, ConfigError | InvalidRequest):
         status, code, message = 400, "invalid", str(exc)
+    elif isinstance(exc, ValueRefused):
+        status, code, message = 400, "invalid", _unstorable(exc)
     elif isinstance(exc, NoSuchEntry):
         status, code, message = 404, "refused", str(exc)
     elif isinstance(exc, HTTPException):
-        status, code, message = exc.status_code, "refused", exc.detail
+        status, message = exc.status_code, exc.detail
+        code = "invalid" if status == 400 else "refused"
         if isinstance(exc.extra, list):  # Litestar's validation errors: what was wrong, where
             message += ": " + "; ".join(str(item.get("message", item)) for item in exc.extra)
     elif isinstance(exc, DatabaseUnavailable):
@@ -171,7 +197,12 @@ def _api_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]
     else:
         request.logger.exception("config API: unexpected error on %s", request.url.path)
         status, code, message = 500, "internal", "something went wrong on our side"
-    return Response({"error": code, "message": message}, status_code=status, headers=headers)
+    return Response(ApiError(code, message), status_code=status, headers=headers)
+
+
+def _unstorable(exc: ValueRefused) -> str:
+    """What slipped past the checks and PostgreSQL refused: the request's fault, not ours."""
+    return f"a value given could not be stored: {exc.reason}"
 
 
 def _error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -181,8 +212,10 @@ def _error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any
         status, detail = exc.status_code, exc.detail
     elif isinstance(exc, DatabaseUnavailable):
         status, detail = 503, "the database is not reachable just now; try again shortly"
-    elif isinstance(exc, ConfigError):  # a change the workspace store refused
+    elif isinstance(exc, ConfigError | InvalidRequest):  # a change refused, a field at fault
         status, detail = 400, str(exc)
+    elif isinstance(exc, ValueRefused):
+        status, detail = 400, _unstorable(exc)
     elif isinstance(exc, NoSuchEntry):
         status, detail = 404, str(exc)
     else:
@@ -192,6 +225,7 @@ def _error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any
         "error.html",
         context={"status": status, "detail": detail, "user": current_user(request)},
         status_code=status,
+        headers=dict(exc.headers or {}) if isinstance(exc, HTTPException) else None,
     )
 
 
@@ -203,6 +237,8 @@ exception_handlers: dict[type[Exception] | int, Any] = {
     HTTPException: _error_page,
     DatabaseUnavailable: _error_page,
     ConfigError: _error_page,
+    InvalidRequest: _error_page,
+    ValueRefused: _error_page,
     NoSuchEntry: _error_page,
     Exception: _error_page,
 }

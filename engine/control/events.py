@@ -128,7 +128,7 @@ def _made(target: Target | None, job: jobs.MadeOf) -> Made:
         msgspec.structs.replace(t, error=error(t.error), response=shown(t.response))
         for t in _tries.decode(job.tries)
     ]
-    request = codec.decode(shown(job.request) or "null")
+    request = codec.decode(target.shown(job.request) if target is not None else "null")
     return Made(job.id, job.created_at, request, job.events, attempts)
 
 

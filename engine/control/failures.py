@@ -94,7 +94,7 @@ def _masked(job: FailedJob, target: Target | None) -> FailedJob:
     secrets = target.secrets if target is not None else ()
     return replace(
         job,
-        request=mask(job.request, secrets),
+        request=target.shown(job.request) if target is not None else mask(job.request, ()),
         error=None if job.error is None else mask(job.error, secrets),
         response=None if job.response is None else mask(job.response, secrets),
     )

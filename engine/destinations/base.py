@@ -169,6 +169,17 @@ class Origin:
     received_at: datetime | None = None
 
 
+def _texts(value: Any) -> list[str]:
+    """The text values in settings, in order."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [t for item in value.values() for t in _texts(item)]
+    if isinstance(value, list):
+        return [t for item in value for t in _texts(item)]
+    return []
+
+
 @dataclass(frozen=True)
 class DestinationType:
     name: str  # the type name in the workspace config, e.g. "webhook"
@@ -181,6 +192,10 @@ class DestinationType:
     # shown (`sluice failed list`, previews, the UI).
     secret_keys: tuple[str, ...] = ()
     more_secrets: Callable[[dict[str, Any]], list[str]] | None = None  # secrets kept elsewhere
+    # Settings a viewer does not see either, though they are no secret from editors (a
+    # webhook's header values and URL): the settings as a viewer sees them. Shown requests
+    # hide them from everyone — editors see them only where they edit them.
+    private: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     # More than 1: up to this many jobs (of different users) travel in one request, as long as
     # their requests have the same `batch_key` (None: never combined) and the stored requests
     # add up to at most `batch_bytes`.
@@ -221,3 +236,12 @@ class DestinationType:
         """The secret values in a destination's config (see `engine.destinations.secrets`)."""
         found = [v for k in self.secret_keys if isinstance(v := config.get(k), str) and v]
         return found + (self.more_secrets(config) if self.more_secrets is not None else [])
+
+    def for_viewers(self, config: dict[str, Any]) -> dict[str, Any]:
+        """The settings as a viewer sees them (secrets are masked apart, by `secrets`)."""
+        return self.private(config) if self.private is not None else config
+
+    def private_values(self, config: dict[str, Any]) -> list[tuple[str, str]]:
+        """Each text of the settings a viewer sees otherwise, and how they see it."""
+        pairs = zip(_texts(config), _texts(self.for_viewers(config)), strict=False)
+        return [(text, shown) for text, shown in pairs if text != shown]

@@ -3,16 +3,20 @@ and the vendor's answer.
 
 A destination names the settings that hold secrets; their values are replaced wherever they
 appear. Credentials after `Basic` or `Bearer` (an Authorization header) are masked whatever their
-origin.
+origin. A URL's password, and the values of its query parameters named like credentials, are
+secrets too (`url_secrets`); a viewer sees neither a URL's user nor any query value
+(`private_url`).
 """
 
 import json
 import re
 from collections.abc import Iterable
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 MASK = "****"
 _SCHEMES = re.compile(r"\b(Basic|Bearer)( +)[A-Za-z0-9+/=._~-]+", re.IGNORECASE)
 _SHORTEST = 3  # a shorter "secret" would mask ordinary text and protect nothing
+CREDENTIAL = re.compile(r"auth|key|token|secret|signature|sig\b|cookie|password|pass\b", re.I)
 
 
 def mask(text: str, secrets: Iterable[str]) -> str:
@@ -22,3 +26,32 @@ def mask(text: str, secrets: Iterable[str]) -> str:
     for secret in sorted(forms, key=len, reverse=True):
         text = text.replace(secret, MASK)
     return _SCHEMES.sub(rf"\1\2{MASK}", text)
+
+
+def url_secrets(url: str) -> list[str]:
+    """The secrets in a URL: its password, and the values of query parameters named like
+    credentials (`?token=…`, `?api_key=…`, `?sig=…`), each as written and as decoded."""
+    try:
+        parts = urlsplit(url)
+        found = [parts.password] if parts.password else []
+    except ValueError:
+        return []
+    for name, _, value in (pair.partition("=") for pair in parts.query.split("&")):
+        if value and CREDENTIAL.search(unquote_plus(name)):
+            found += [value, unquote_plus(value)]
+    return found
+
+
+def private_url(url: str) -> str:
+    """A URL as a viewer sees it: who it signs in as, and every query value, masked."""
+    try:
+        parts = urlsplit(url)
+        host = parts.netloc.rpartition("@")[2]
+    except ValueError:
+        return MASK
+    netloc = f"{MASK}@{host}" if "@" in parts.netloc else host
+    query = "&".join(
+        f"{name}={MASK}" if value else name
+        for name, _, value in (pair.partition("=") for pair in parts.query.split("&") if pair)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))

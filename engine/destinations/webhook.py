@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from engine import codec
+from engine.destinations import secrets
 from engine.destinations.base import DestinationType, Request, Unsendable
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -22,7 +23,6 @@ _ROUTING_KEYS = ("header", "appendPath", "fullPath")
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
 _RESERVED = frozenset({"host", "content-length", "transfer-encoding", "connection", "expect"})
-_CREDENTIAL = re.compile(r"auth|key|token|secret|signature|cookie|password", re.IGNORECASE)
 
 
 class Header(msgspec.Struct):
@@ -129,19 +129,34 @@ def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix[:-1], text)]
 
 
-def _header_secrets(config: dict[str, Any]) -> list[str]:
-    """Configured header values that look like credentials (Authorization, X-Api-Key, …)."""
+def _headers(config: dict[str, Any]) -> list[dict[str, Any]]:
     rows = config.get("headers")
+    return [row for row in (rows if isinstance(rows, list) else []) if isinstance(row, dict)]
+
+
+def _secrets(config: dict[str, Any]) -> list[str]:
+    """Configured header values that look like credentials (Authorization, X-Api-Key, …), and
+    the URL's (its password, a `?token=`)."""
+    url = config.get("webhookUrl")
     return [
-        row["to"]
-        for row in (rows if isinstance(rows, list) else [])
-        if isinstance(row, dict)
-        and isinstance(row.get("to"), str)
-        and _CREDENTIAL.search(str(row.get("from", "")))
-    ]
+        row["to"] for row in _headers(config)
+        if isinstance(row.get("to"), str) and secrets.CREDENTIAL.search(str(row.get("from", "")))
+    ] + (secrets.url_secrets(url) if isinstance(url, str) else [])  # fmt: skip
+
+
+def _private(config: dict[str, Any]) -> dict[str, Any]:
+    """The settings as a viewer sees them: no header's value, no credential or query value of
+    the URL."""
+    shown = dict(config)
+    if isinstance(url := config.get("webhookUrl"), str):
+        shown["webhookUrl"] = secrets.private_url(url)
+    if isinstance(rows := config.get("headers"), list):  # (each row in its place)
+        shown["headers"] = [{**row, "to": secrets.MASK} if isinstance(row, dict) and row.get("to")
+                            else row for row in rows]  # fmt: skip
+    return shown
 
 
 WEBHOOK = DestinationType(
     name="webhook", title="Webhook", settings=WebhookSettings, map=map_event,
-    more_secrets=_header_secrets,
+    more_secrets=_secrets, private=_private,
 )  # fmt: skip

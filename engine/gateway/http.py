@@ -26,6 +26,7 @@ from typing import Any, cast
 from urllib.parse import unquote
 
 import httptools
+import msgspec
 
 from engine.errors import InvalidRequest, TooLarge
 
@@ -46,6 +47,7 @@ STOP_GRACE = 25.0  # for requests in flight when the process is told to stop
 LINGER = 2.0  # reading (and dropping) after a `connection: close` answer, so the client sees it
 
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
+_REFUSALS = {400: "bad_request", 431: "header_too_large"}  # codes of what cannot be parsed
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _NO_LENGTH = frozenset({204, 304})
 _LINGER_OFF = struct.pack("ii", 1, 0)  # answers that carry no Content-Length (RFC 9110)
@@ -349,15 +351,16 @@ class Connection(asyncio.Protocol):
                 transport.pause_reading()
 
     def _refuse(self, status: int, message: str) -> None:
-        """An answer to what could not be parsed, after those before it; then the connection
-        is read no more and closed."""
+        """An answer to what could not be parsed (in the gateway's error shape, as the app's
+        refusals), after those before it; then the connection is read no more and closed."""
         if self._receiving is not None:
             self._receiving._lost(message)
             self._receiving = None
         request = Request(self, "GET", b"/", {})
         request.keep_alive = False
+        said = msgspec.json.encode({"code": _REFUSALS[status], "message": message})
         request.answer = self._server.render(
-            status, [("content-type", "text/plain; charset=utf-8")], message.encode(), False
+            status, [("content-type", "application/json")], said, False
         )
         self._broken = True  # (the parser is in its error state: nothing more is fed to it)
         self._queue.append(request)

@@ -6,6 +6,9 @@ the rest of the message is never turned into Python objects. A message that need
 appending (an identify whose traits must be mirrored, a `writeKey` to remove, a U+0000 to drop,
 batch-level context to merge, a field of an unusual type) takes the full way: decoded into a
 dict, normalised, encoded again. Both ways store the same JSON.
+
+A body whose only fault is a lone surrogate (`"\\ud83d"` without its pair: an SDK cut a string
+in the middle of an emoji) is read with U+FFFD in its place, as RudderStack's Go server reads it.
 """
 
 from collections.abc import Iterator
@@ -16,7 +19,7 @@ import msgspec
 from msgspec import UNSET, Raw, UnsetType
 
 from engine import partitions
-from engine.codec import encode, number_text
+from engine.codec import encode, mended, number_text
 from engine.errors import InvalidRequest, TooLarge
 from engine.partitions import identity, partition_of
 from engine.store.ingest_log import Row
@@ -97,13 +100,13 @@ _any = msgspec.json.Decoder(float_hook=number_text)
 
 def parse_single(body: bytes, call_type: str) -> Body:
     """A `/v1/<type>` request: the body is the message and the path decides its type."""
-    envelope = _decode(_envelope, body, "the body")
+    body, envelope = _decode_mending(_envelope, body)
     return Body([(body, envelope)], _text(envelope.writeKey), {}, call_type)
 
 
 def parse_batch(body: bytes) -> Body:
     """A `/v1/batch` (or import, or beacon) request."""
-    batch = _decode(_batch, body, "the body")
+    _, batch = _decode_mending(_batch, body)
     if not batch.batch:
         raise InvalidRequest("the batch is empty")
     shared = {
@@ -258,6 +261,18 @@ def normalise(msg: Any, facts: RequestFacts, label: str, *, cleaned: bool = Fals
 
 def _is_call_type(value: Any) -> bool:
     return isinstance(value, str) and value in CALL_TYPES
+
+
+def _decode_mending(decoder: msgspec.json.Decoder[Any], body: bytes) -> tuple[bytes, Any]:
+    """The body decoded, lone surrogates mended if that is all that is wrong with it; and the
+    body as read."""
+    try:
+        return body, decoder.decode(body)
+    except (msgspec.ValidationError, RecursionError):
+        pass  # (well-formed JSON of the wrong shape, or too deep: nothing to mend)
+    except msgspec.DecodeError:
+        body = mended(body) or body
+    return body, _decode(decoder, body, "the body")  # (raises, saying why, unless mended)
 
 
 def _decode(decoder: msgspec.json.Decoder[Any], data: bytes, label: str) -> Any:

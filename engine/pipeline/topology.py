@@ -55,6 +55,7 @@ class Target:
     problem: str | None
     filter: EventFilter
     secrets: tuple[str, ...] = ()  # values in `config` never to be shown
+    private: tuple[tuple[str, str], ...] = ()  # values in `config` a request never shows, as shown
 
     @classmethod
     def of(cls, spec: DestinationSpec, id: UUID = UNSAVED, problem: str | None = None) -> "Target":
@@ -74,13 +75,30 @@ class Target:
             settings, problem,
             EventFilter.of(spec.config, plugin.supported_types if plugin else ALL_TYPES),
             tuple(plugin.secrets(spec.config)) if plugin else (),
+            tuple(plugin.private_values(spec.config)) if plugin else (),
         )  # fmt: skip
 
     def mask(self, text: str) -> str:
         return secrets.mask(text, self.secrets)
 
     def masked(self, request: Request) -> Request:
-        return decode_request(self.mask(codec.encode(request).decode()))
+        """A request as anyone may see it: no secret anywhere, and the URL and headers without
+        the settings' private values (the event's own data, its body, left as it is)."""
+        url, headers = request.url, dict(request.headers)
+        for text, shown in self.private:  # (a configured URL begins the request's)
+            url = shown + url[len(text) :] if "://" in text and url.startswith(text) else url
+            headers = {name: shown if value == text else value for name, value in headers.items()}
+        private = msgspec.structs.replace(request, url=url, headers=headers)
+        return decode_request(self.mask(codec.encode(private).decode()))
+
+    def shown(self, stored: str) -> str:
+        """A stored request (JSON text) as anyone may see it (`masked`); text that is not a
+        request, its secrets masked."""
+        try:
+            request = decode_request(stored)
+        except msgspec.DecodeError:
+            return self.mask(stored)
+        return codec.encode(self.masked(request)).decode()
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from engine.pipeline.processing.processor import Processor
 from engine.pipeline.shifts import LeasedStage, Shift
 from engine.pipeline.topology import Following
 from engine.pipeline.wakeups import Wakeups
-from engine.transformations.runtime import JavaScript
+from engine.transformations.runtime import MAX_EVENTS, JavaScript
 from engine.transformations.seam import Transformations
 from engine.transformations.store import CodeStore
 
@@ -79,6 +79,7 @@ class WorkerOptions:
     lease_seconds: float = TTL  # a dead worker's partitions are taken over after this long
     periodic: tuple[Periodic, ...] = ()
     data_dir: Path | None = None  # where warehouse rows are staged (None: nowhere)
+    transform_max_events: int = MAX_EVENTS  # events a transformation may make of one
 
 
 class Worker:
@@ -107,7 +108,7 @@ class Worker:
     ) -> None:  # fmt: skip
         opts = self._options
         holder = f"{opts.node}:{os.getpid()}"
-        javascript = JavaScript(CodeStore(pool).code)
+        javascript = JavaScript(CodeStore(pool).code, max_events=opts.transform_max_events)
         channels = {"sluice_workspace": wakeups.workspace_changed}
         tasks: list[asyncio.Task[Any]] = [asyncio.create_task(following.follow(), name="workspace")]
         scheduler = AsyncIOScheduler(timezone=UTC)

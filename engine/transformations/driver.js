@@ -41,11 +41,12 @@
     return kept;
   }
   // One event's report as JSON text; an output that cannot be serialised fails that event.
-  function report(events, error, logs) {
+  // `batch`: made by transformBatch, whose outputs are only attributed to inputs by messageId.
+  function report(events, error, logs, batch) {
     try {
-      return stringify({ events: events, error: error, logs: logs });
+      return stringify({ events: events, error: error, logs: logs, batch: batch });
     } catch (e) {
-      return stringify({ events: [], error: "the transformation returned an event that is not JSON: " + failure(e), logs: logs });
+      return stringify({ events: [], error: "the transformation returned an event that is not JSON: " + failure(e), logs: logs, batch: batch });
     }
   }
   function eachEvent(items) {
@@ -55,9 +56,9 @@
       var item = items[i];
       try {
         var result = transformEvent(item.event, function () { return item.metadata; });
-        out.push(report(outputs(result), null, lines));
+        out.push(report(outputs(result), null, lines, false));
       } catch (error) {
-        out.push(report([], failure(error), lines));
+        out.push(report([], failure(error), lines, false));
       }
     }
     return out;
@@ -85,11 +86,11 @@
       }
     } catch (error) {
       var failed = [];
-      for (var f = 0; f < items.length; f++) failed.push(report([], failure(error), lines));
+      for (var f = 0; f < items.length; f++) failed.push(report([], failure(error), lines, true));
       return failed;
     }
     var out = [];
-    for (var n = 0; n < items.length; n++) out.push(report(results[n], null, n === 0 ? lines : []));
+    for (var n = 0; n < items.length; n++) out.push(report(results[n], null, n === 0 ? lines : [], true));
     return out;
   }
   var driver = Object.freeze({

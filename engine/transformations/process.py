@@ -24,7 +24,9 @@ _SETTLE = 0.5  # what the sandbox may add to a call's time limit (see the sandbo
 _MARGIN = 5.0  # seconds past that before a call V8 did not stop is killed
 _STOP = 2.0  # seconds a sandbox has to leave after its input is closed
 _TAIL = 4096  # bytes of stderr kept
-_OUT_OF_MEMORY = (b"out of memory", b"MemoryError")  # V8's fatal report; Python's
+# V8's fatal reports (out of heap; an object larger than V8 can make: `"ab".repeat(2 ** 27)
+# .split("")`, after which V8 stops the process with a breakpoint trap); Python's.
+_OUT_OF_MEMORY = (b"out of memory", b"invalid size error", b"MemoryError")
 
 # Why a call failed: a limit, the runtime broken by the code, or the process gone.
 Kind = Literal["time", "memory", "broken", "crashed"]

@@ -30,12 +30,14 @@ _GIVE_UP = 3  # single events in a row over a limit before the rest of a chunk i
 _IDLE = 600.0  # seconds a sandbox is kept without calls
 TIME_LIMIT = 4.0  # seconds per call: RudderStack's
 MEMORY_LIMIT = 128 * 1024 * 1024  # bytes of V8 heap per sandbox (see the sandbox for the rest)
+MAX_EVENTS = 200  # events a transformation may make of one event
 
 
 class _Result(msgspec.Struct):
     events: list[Any] = []
     error: str | None = None
     logs: list[str] = []
+    batch: bool = False  # made by transformBatch: outputs attributed to inputs by messageId
 
 
 _results = msgspec.json.Decoder(list[_Result], float_hook=codec.number_text)
@@ -60,11 +62,13 @@ class JavaScript:
         *,
         time_limit: float = TIME_LIMIT,
         memory_limit: int = MEMORY_LIMIT,
+        max_events: int = MAX_EVENTS,
         chunk: int = 500,
     ) -> None:
         self._code_of = code_of
         self._time_limit = time_limit
         self._memory_limit = memory_limit
+        self._max_events = max_events
         self._chunk = chunk
         self._slots: dict[int, _Slot] = {}
         self._sweeper: asyncio.Task[None] | None = None
@@ -128,7 +132,7 @@ class JavaScript:
         tries: int = 2,
     ) -> list[Transformed]:
         try:
-            return [_transformed(r) for r in await self._call(slot, code, events)]
+            return _capped(await self._call(slot, code, events), self._max_events)
         except BadCode as exc:
             return [Transformed([], f"the code does not compile: {exc}") for _ in events]
         except SandboxFailed as exc:
@@ -161,7 +165,10 @@ class JavaScript:
         sandbox = await self._sandbox(slot, code)
         try:
             text = await sandbox.run(items)
-            results = _results.decode(text)
+            try:
+                results = _results.decode(text)
+            except msgspec.DecodeError:  # a string cut in the middle of an emoji, perhaps
+                results = _results.decode(codec.mended(text.encode()) or text)
         except msgspec.DecodeError as exc:
             sandbox.usable = False  # the driver's answer cannot be trusted any more
             raise SandboxFailed("broken", f"unreadable results ({exc})") from None
@@ -200,6 +207,24 @@ def _metadata(meta: Metadata) -> dict[str, str]:
         "destinationType": meta.destination_type,
         "messageId": meta.message_id,
     }
+
+
+def _capped(results: list[_Result], max_events: int) -> list[Transformed]:
+    """The results, but where more events were made than `max_events` of one: transformEvent's
+    per event, transformBatch's (whose new events go with the first input) per call."""
+    if results and results[0].batch:
+        made = sum(len(r.events) for r in results)
+        if made > max_events * len(results):
+            said = (f"the transformation made {made} events of {len(results)}; at most "
+                    f"{max_events} of each may be made (SLUICE_TRANSFORM_MAX_EVENTS)")  # fmt: skip
+            return [Transformed([], said, r.logs) for r in results]
+        return [_transformed(r) for r in results]
+    return [
+        Transformed([], f"the transformation made {len(r.events)} events of one; at most "
+                    f"{max_events} may be made (SLUICE_TRANSFORM_MAX_EVENTS)", r.logs)
+        if len(r.events) > max_events else _transformed(r)
+        for r in results
+    ]  # fmt: skip
 
 
 def _transformed(result: _Result) -> Transformed:

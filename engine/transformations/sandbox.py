@@ -12,6 +12,10 @@ always be killed.
 
 The process reads requests from stdin and answers on the pipe that was its stdout; whatever V8
 prints goes to stderr, which the worker keeps the end of to explain a crash.
+
+The process may never gain a privilege (set before V8 starts its threads), and once V8 is up,
+before it reads any code, it stops being root if it was started by root (`sluice run` as
+root): it becomes `sluice-sandbox`, a user that owns nothing (`engine.children`).
 """
 
 import os
@@ -27,7 +31,7 @@ import msgspec
 from py_mini_racer import MiniRacer
 from py_mini_racer import _exc as js
 
-from engine.children import die_with_parent
+from engine.children import die_with_parent, drop_root, no_new_privileges
 from engine.errors import SluiceError
 from engine.transformations import protocol
 
@@ -131,8 +135,14 @@ def _write(answers: BinaryIO, message: protocol.Message) -> None:
     answers.flush()
 
 
-def serve(requests: BinaryIO, answers: BinaryIO) -> None:
+def serve(requests: BinaryIO, answers: BinaryIO, worker: int) -> None:
     context = MiniRacer()
+    # V8 is up, every file it needs read: the process stops being root before it reads any
+    # code, then asks again to go with the worker (a change of user forgets that).
+    drop_root()
+    die_with_parent(signal.SIGKILL)
+    if os.getppid() != worker:
+        return  # the worker went in between
     _write(answers, protocol.Ready())  # from here on, a failure is the code's doing
     opening = _read(requests)
     if not isinstance(opening, protocol.Open):
@@ -150,8 +160,10 @@ def serve(requests: BinaryIO, answers: BinaryIO) -> None:
 def main() -> None:
     # Ended by the worker only: by closing its input, or with it (`kill -9` included). A
     # Ctrl-C or a service stop reaches the worker, which finishes its calls and closes them.
+    worker = int(sys.argv[1])
+    no_new_privileges()  # (before V8 starts its threads: the flag is each thread's own)
     die_with_parent(signal.SIGKILL)
-    if os.getppid() != int(sys.argv[1]):
+    if os.getppid() != worker:
         return  # the worker was already gone
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -160,7 +172,7 @@ def main() -> None:
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # V8's own printing goes to stderr
     status = 1
     try:
-        serve(sys.stdin.buffer, answers)
+        serve(sys.stdin.buffer, answers, worker)
         status = 0
     except BaseException:  # a MemoryError included: the worker reads why from stderr
         traceback.print_exc()

@@ -1,11 +1,14 @@
-"""The settings Sluice gives a pool's sessions: where no one else gave them a value."""
+"""The settings Sluice gives a pool's sessions (where no one else gave them a value), and how
+PostgreSQL's errors are told apart."""
 
 import logging
+import secrets
 
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from engine.db import connection_pool
+from engine.db import connection, connection_pool
+from engine.errors import DatabaseUnavailable, ValueRefused
 
 
 async def _settings(url: str, settings: dict[str, str], *names: str) -> tuple[str, ...]:
@@ -45,3 +48,17 @@ async def test_a_setting_the_server_refuses_costs_a_warning_not_the_session(
                                 "backend_flush_after")  # fmt: skip
     assert found == ("0",)
     assert "sessions go without the settings backend_flush_after" in caplog.text
+
+
+async def test_a_value_past_a_limit_of_postgresql_is_refused_not_taken_for_an_outage(
+    database_url: str,
+) -> None:
+    """An index entry too large is psycopg's OperationalError, as a lost server is; it is the
+    value's fault, and sending it again would fail again."""
+    with pytest.raises(ValueRefused, match="index row") as caught:
+        async with connection(database_url) as conn:  # (its errors are translated on the way out)
+            await conn.execute(
+                "INSERT INTO sources (name, write_key) VALUES (%s, 'limit-test-key')",
+                [secrets.token_hex(600_000)],  # (random: too large even compressed)
+            )
+    assert not isinstance(caught.value, DatabaseUnavailable)

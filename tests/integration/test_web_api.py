@@ -390,3 +390,16 @@ async def test_alert_rules_and_delivery_through_the_api(app: Litestar, database_
     assert bad.status_code == 400 and "alerts: the failure share" in bad.json()["message"]
     assert removed.json()["changes"] == [["destination", "amp", "updated"]]
     assert "alerts" not in gone
+
+
+async def test_a_method_a_path_does_not_take_is_405_saying_which_it_does(
+    app: Litestar, database_url: str
+) -> None:
+    headers = await bearer(database_url, "admin")
+    async with AsyncTestClient(app) as client:
+        api = await client.post("/api/v1/sources/web", headers=headers)
+        await sign_in(client, "admin@example.com")
+        page = await client.put("/connections", headers={"x-csrftoken": await csrf(client)})
+    assert api.status_code == 405 and api.json()["error"] == "refused"
+    assert set(api.headers["allow"].split(", ")) == {"GET", "PUT", "DELETE", "OPTIONS"}
+    assert page.status_code == 405 and "GET" in page.headers["allow"]

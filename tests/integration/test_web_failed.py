@@ -2,6 +2,8 @@
 destinations gave up on and what they still retry, replaying batch by batch with progress,
 discarding — and who may do which."""
 
+import html
+import json
 import re
 
 import psycopg
@@ -9,6 +11,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from engine import specs
+from engine.control import workspace
+from engine.db import connection
 from tests.integration.test_failures import HOOKS, failing, states
 from tests.integration.test_web_security import app_with, csrf, sign_in
 
@@ -140,3 +145,36 @@ async def test_what_the_page_showed_is_what_is_replayed_or_discarded(
             " (SELECT 1 FROM job_attempts b WHERE b.job_id = a.job_id AND b.attempt > a.attempt)"
         ).fetchone()
     assert latest == (2,)  # the two that failed later are still listed
+
+
+async def test_a_failed_request_shows_no_header_value_nor_url_credential(
+    app: Litestar, database_url: str
+) -> None:
+    url = (
+        "https://robot:hunter2-pass@hooks.example.com/in/deep-path?team=growth-team&token=tok-1234"
+    )
+    async with connection(database_url) as conn:
+        await workspace.apply(conn, specs.parse(f"""
+destinations:
+  - {{name: hook-a, type: webhook, config: {{webhookUrl: "{url}",
+      headers: [{{from: X-Custom, to: custom-value-42}}]}}}}
+"""))  # fmt: skip
+    [job] = failing(database_url, "hook-a", 1)
+    headers = {"content-type": "application/json", "x-custom": "custom-value-42"}
+    request = {"method": "POST", "url": url + "/more", "headers": headers,
+               "body": {"event": "Order Completed"}}  # fmt: skip
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE jobs SET request = %s WHERE id = %s", (json.dumps(request), job))
+    async with AsyncTestClient(app) as client:
+        await sign_in(client, "viewer@example.com")
+        page = html.unescape((await client.get("/failed")).text)
+    assert "https://****@hooks.example.com/in/deep-path?team=****&token=****/more" in page
+    assert "Order Completed" in page  # (the event's own data is shown)
+    for value in (
+        "hunter2-pass",
+        "robot",
+        "growth-team",
+        "tok-1234",
+        "custom-value-42",
+    ):
+        assert value not in page, value

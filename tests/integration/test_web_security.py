@@ -1,10 +1,15 @@
 """The control plane's access rules, against the real app and a real PostgreSQL (in process):
 sessions, roles, CSRF, sign-in throttling, escaping, and secrets kept from pages."""
 
+import ast
 import asyncio
 import html
+import json
 import re
+import subprocess
 from collections.abc import AsyncIterator
+from ipaddress import ip_network
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -14,9 +19,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from engine import specs
-from engine.control import accounts, changes, workspace
+from engine.control import accounts, changes, tokens, workspace
 from engine.db import connection
-from engine.errors import SignInRefused
+from engine.errors import ConfigError, SignInRefused
 from ui.app import WebOptions, create_app
 
 PASSWORD = "a-long-enough-password"
@@ -104,25 +109,6 @@ async def test_without_a_session_every_route_but_login_static_and_health_goes_to
             assert (await client.get(public)).status_code == 200, public
 
 
-async def test_a_viewer_reads_but_every_write_is_refused_with_403(app: Litestar) -> None:
-    async with AsyncTestClient(app) as client:
-        assert (await sign_in(client, "viewer@example.com")).status_code == 303
-        assert (await client.get("/connections")).status_code == 200
-        token = await csrf(client)
-        refused = 0
-        for method, path, opt in routes(app):
-            if opt.get("public") or opt.get("role") == "viewer" or path.startswith("/api/"):
-                continue  # sign-in, sign-out, one's own password; the API takes no cookies
-            data = {"_csrf_token": token}
-            answer = await client.request(method, path, data=data, follow_redirects=False)
-            if method == "GET" and opt.get("role") != "admin":
-                assert answer.status_code in (200, 303, 404), (path, answer.status_code)
-                continue
-            assert answer.status_code == 403, (method, path, answer.status_code)
-            refused += 1
-        assert refused >= 4  # the writes, and the admin pages
-
-
 async def test_a_write_without_the_csrf_token_is_refused_and_changes_nothing(
     app: Litestar, database_url: str
 ) -> None:
@@ -140,6 +126,78 @@ async def test_a_write_without_the_csrf_token_is_refused_and_changes_nothing(
             "SELECT count(*) FROM users WHERE email = 'mallory@example.com'"
         ).fetchone()
     assert made == (1,)  # only the request that carried the token
+
+
+async def test_a_csrf_token_is_good_only_with_the_session_it_was_made_for(
+    app: Litestar, database_url: str
+) -> None:
+    form = {"email": "eve@example.com", "role": "admin", "password": PASSWORD}
+    async with AsyncTestClient(app) as mine, AsyncTestClient(browser(database_url)) as theirs:
+        await sign_in(theirs, "editor@example.com")  # another browser, its own session
+        their_token = await csrf(theirs)
+        their_pair = dict(theirs.cookies.items())
+        before = await csrf(mine)  # a visitor's token, from before signing in
+        await sign_in(mine, "admin@example.com")
+        own = await csrf(mine)
+        # the other browser's token; then its token with its cookies planted in this browser
+        assert (
+            await mine.post("/users", data={**form, "_csrf_token": their_token})
+        ).status_code == 403
+        for name, value in their_pair.items():
+            if name != "sluice_session":
+                mine.cookies.set(name, value)
+        planted = await mine.post("/users", data=form, headers={"x-csrftoken": their_token})
+        assert planted.status_code == 403 and "another session" in planted.text
+        assert (await mine.post("/users", data={**form, "_csrf_token": before})).status_code == 403
+        # signing out and in again makes a new session: the old page's token is spent
+        await mine.post("/logout", data={"_csrf_token": own})
+        await sign_in(mine, "admin@example.com")
+        assert (await mine.post("/users", data={**form, "_csrf_token": own})).status_code == 403
+        # an ended session's page sends one to sign in again, as any request without one
+        mine.cookies.delete("sluice_session")
+        ended = await mine.post("/users", data={**form, "_csrf_token": own}, follow_redirects=False)
+        assert ended.status_code == 303 and ended.headers["location"] == "/login"
+        await sign_in(mine, "admin@example.com")
+        made = await mine.post("/users", data={**form, "_csrf_token": await csrf(mine)})
+        assert made.status_code == 200
+    with psycopg.connect(database_url) as conn:
+        count = conn.execute(
+            "SELECT count(*) FROM users WHERE email = 'eve@example.com'"
+        ).fetchone()
+    assert count == (1,)  # only the request with this session's own token
+
+
+async def test_a_write_key_is_only_ever_itself_in_the_snippets(
+    app: Litestar, database_url: str, tmp_path: Path
+) -> None:
+    """A key from before keys were held to a safe alphabet, made to break out of quotes: each
+    snippet gives it to its language as one literal, and running the curl line runs curl."""
+    marker = tmp_path / "PWNED"
+    key = f"abcdefgh';touch {marker};echo '\"$(touch {marker})"
+    async with connection(database_url) as conn:
+        await workspace.apply(conn, specs.parse("sources: [{name: web}]"))
+        await conn.execute("UPDATE sources SET write_key = %s", (key,))
+        source_id = await (await conn.execute("SELECT id FROM sources")).fetchone()
+    assert source_id is not None
+    async with AsyncTestClient(app) as client:
+        await sign_in(client, "editor@example.com")
+        page = (await client.get(f"/sources/{source_id[0]}")).text
+    snippets = {
+        name: html.unescape(text)
+        for name, text in re.findall(r'<code id="snippet-(\w+)">(.*?)</code>', page, re.S)
+    }
+    load = re.search(r"analytics\.load\((\"(?:[^\"\\]|\\.)*\"),", snippets["js"])
+    assert load is not None and json.loads(load[1]) == key
+    python = re.search(r"write_key = (.*)", snippets["python"])
+    assert python is not None and ast.literal_eval(python[1]) == key
+    node = re.search(r"new Analytics\((\"(?:[^\"\\]|\\.)*\"),", snippets["node"])
+    assert node is not None and json.loads(node[1]) == key
+    curl = snippets["curl"].replace("curl ", "printf '%s\\n' ", 1)
+    ran = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, check=True)
+    assert ran.stdout.splitlines()[:2] == ["-u", f"{key}:"]
+    assert not marker.exists()
+    with pytest.raises(ConfigError, match="write_key must be 8 to 128 letters"):
+        specs.parse(f"sources: [{{name: web, write_key: {json.dumps(key)}}}]")
 
 
 async def test_names_from_the_workspace_are_shown_escaped_and_secrets_never(
@@ -286,6 +344,44 @@ async def test_the_session_cookie_is_httponly_and_samesite_and_secure_when_asked
     assert csrf_cookie.startswith("__Host-sluice_csrf=") and "Secure" in csrf_cookie
 
 
+async def test_cookies_are_secure_when_a_trusted_proxy_says_the_browser_came_over_https(
+    app: Litestar, database_url: str
+) -> None:
+    """Behind a TLS-terminating proxy that is trusted, `X-Forwarded-Proto: https` is enough
+    for `Secure`, whatever the setting; anyone else saying so is not believed."""
+    proxied = create_app(WebOptions(database_url, "http://gw",
+                                    trusted_proxies=(ip_network("127.0.0.0/8"),)))  # fmt: skip
+
+    async def from_peer(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":  # the peer's address, as the test says it
+            said = dict(scope["headers"]).get(b"x-test-peer", b"127.0.0.1").decode()
+            scope = {**scope, "client": (said, 40000)}
+        await proxied(scope, receive, send)
+
+    async def cookies(client: AsyncTestClient[Any], peer: str, proto: str) -> list[str]:
+        client.cookies.clear()
+        headers = {"X-Forwarded-Proto": proto, "X-Test-Peer": peer}
+        page = await client.get("/login", headers=headers)
+        token = re.search(r'name="_csrf_token" value="([^"]+)"', page.text)
+        assert token is not None
+        form = {"_csrf_token": token[1], "email": "admin@example.com", "password": PASSWORD}
+        client.cookies.clear()  # (sent by hand: a Secure one would not go over http://)
+        visitor = page.headers["set-cookie"].split(";")[0]
+        signed = await client.post(
+            "/login", data=form, headers={**headers, "cookie": visitor}, follow_redirects=False
+        )
+        assert signed.status_code == 303
+        return [page.headers["set-cookie"], signed.headers["set-cookie"]]
+
+    async with AsyncTestClient(from_peer) as client:
+        trusted = await cookies(client, "127.0.0.1", "https")
+        plain = await cookies(client, "127.0.0.1", "http")
+        stranger = await cookies(client, "203.0.113.9", "https")
+    assert all("Secure" in cookie for cookie in trusted), trusted
+    assert trusted[1].startswith("sluice_session=")  # (the setting names the cookie)
+    assert not any("Secure" in cookie for cookie in plain + stranger)
+
+
 async def test_sign_in_goes_back_only_to_a_page_of_this_site(app: Litestar) -> None:
     async with AsyncTestClient(app) as client:
         targets = [("/users", "/users"), ("//evil.example/x", "/"),
@@ -410,10 +506,55 @@ async def test_destination_pages_never_show_secrets_and_escape_settings(
                 html = (await client.get(f"/destinations/{ids[name]}")).text
                 assert SECRET not in html, (who, name)
                 assert HOSTILE not in html
-            assert (
-                "growth" in html
-                or "growth" in (await client.get(f"/destinations/{ids['hook']}")).text
-            )
+            # a header's value, though no credential: editors see it where they edit it
+            hook = (await client.get(f"/destinations/{ids['hook']}")).text
+            assert ("growth" in hook) == (who == "editor@example.com"), who
+
+
+async def test_a_viewer_sees_no_header_value_and_no_credential_of_a_url(
+    app: Litestar, database_url: str
+) -> None:
+    url = "https://robot:hunter2-pass@hooks.example.com/in?team=growth-team&token=tok-123456"
+    text = f"""
+destinations:
+  - name: hook
+    type: webhook
+    config:
+      webhookUrl: "{url}"
+      headers: [{{from: X-Custom, to: custom-value-42}}]
+"""
+    async with connection(database_url) as conn:
+        await changes.Changes(conn, "admin@example.com").apply(
+            specs.parse(text), action="api.apply", target="workspace"
+        )
+        hook = await (await conn.execute("SELECT id FROM destinations")).fetchone()
+    assert hook is not None
+    private = ("hunter2-pass", "tok-123456", "custom-value-42", "growth-team", "robot")
+    async with AsyncTestClient(app) as client:
+        await sign_in(client, "viewer@example.com")
+        page = html.unescape((await client.get(f"/destinations/{hook[0]}")).text)
+        client.cookies.clear()
+        await sign_in(client, "editor@example.com")
+        edited = html.unescape((await client.get(f"/destinations/{hook[0]}")).text)
+        async with connection(database_url) as conn:
+            secret, _ = await tokens.create(conn, "reader", "viewer", "test")
+        client.cookies.clear()
+        api = await client.get(
+            "/api/v1/destinations/hook", headers={"Authorization": f"Bearer {secret}"}
+        )
+    assert (
+        api.json()["config"]["webhookUrl"]
+        == "https://****@hooks.example.com/in?team=****&token=****"
+    )
+    for value in private:
+        assert value not in page and value not in api.text, value
+    assert "https://****@hooks.example.com/in?team=****&token=****" in page
+    # an editor sees what they edit, but the URL's password and token stay masked there too
+    assert "custom-value-42" in edited and "team=growth-team" in edited
+    assert "hunter2-pass" not in edited and "tok-123456" not in edited
+    with psycopg.connect(database_url) as conn:
+        audit = str(conn.execute("SELECT array_agg(row_to_json(a)) FROM audit_log a").fetchone())
+    assert "api.apply" in audit and not [value for value in private if value in audit]
 
 
 async def test_saving_a_form_with_masked_secrets_keeps_them_and_a_half_edit_is_refused(

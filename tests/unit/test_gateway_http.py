@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import json
 import socket
 from collections.abc import AsyncIterator
 
@@ -170,8 +171,11 @@ async def test_what_cannot_be_parsed_gets_an_answer_and_a_closed_connection(
     async with serving(Echo()) as (host, port):
         reader, writer = await asyncio.open_connection(host, port)
         writer.write(sent)
-        got, headers, _ = await read_answer(reader)
+        got, headers, body = await read_answer(reader)
         assert (got, headers["connection"]) == (status, "close")
+        # in the gateway's error shape, as the app's own refusals
+        assert headers["content-type"] == "application/json"
+        assert json.loads(body)["code"] == {400: "bad_request", 431: "header_too_large"}[status]
         assert await reader.read() == b""
         writer.close()
 

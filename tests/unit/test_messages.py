@@ -116,6 +116,23 @@ def test_nul_characters_are_dropped_everywhere() -> None:
     assert body["properties"] == {"k": ["v", "\\u0000"]}
 
 
+def test_a_lone_surrogate_is_read_as_a_replacement_character_as_the_go_server_reads_it() -> None:
+    # An SDK that cut a string in the middle of an emoji: well-formed JSON, no Unicode text.
+    text = (
+        b'"event": "Cut \\ud83d", "userId": "u\\udc00",'
+        b' "properties": {"e": "\\ud83d\\ude00", "n": 1.50}'
+    )
+    (one,) = messages.rows(messages.parse_single(b"{" + text + b"}", "track"), FACTS).rows
+    (two,) = messages.rows(
+        messages.parse_batch(b'{"batch": [{"type": "track", ' + text + b"}]}"), FACTS
+    ).rows
+    for row in (one, two):
+        stored = payload(row)
+        assert stored["event"] == "Cut \ufffd" and stored["userId"] == "u\ufffd"
+        assert stored["properties"] == {"e": "\U0001f600", "n": 1.5}
+        assert b'"n": 1.50' in row.payload  # the rest as it was written
+
+
 def test_pixel_parameters_nest_on_dots() -> None:
     row = messages.from_pixel(
         iter(
@@ -189,6 +206,10 @@ def test_the_quick_way_stores_what_the_full_way_would(message: dict[str, object]
             + b"]" * 3000
             + b"}]}",
             "nested too deeply",
+        ),
+        (  # deep, a lone surrogate in it, and cut short: nothing to mend, no crash
+            b'{"batch": [{"type": "track", "userId": "u", "p": ' + b"[" * 700 + b'"\\ud800"',
+            "malformed JSON",
         ),
     ],
 )

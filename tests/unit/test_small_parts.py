@@ -1,4 +1,5 @@
-"""Named queries, the receivedAt clock, the rate limiter, settings, secret masking."""
+"""Named queries, the receivedAt clock, the rate limiter, settings, secret masking, email
+addresses."""
 
 import json
 import re
@@ -11,8 +12,9 @@ from uuid import UUID
 import pytest
 
 from appliance.settings import Settings
-from engine.control import stats
+from engine.control import accounts, stats
 from engine.destinations import secrets
+from engine.errors import AccountError
 from engine.gateway.clock import Clock
 from engine.gateway.ratelimit import RateLimiter
 from engine.sql import Queries
@@ -130,3 +132,22 @@ def test_top_names_are_counted_within_bounds_whatever_names_arrive() -> None:
     assert names[source, "page", "x" * counters.NAME_LENGTH] == 2  # cut to a bounded length
     assert names[source, "identify", ""] == 1
     assert sum(names.values()) == len(events)
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["admin@localhost", "Ann.Lee@Example.COM", "o'brien+tag@corp.internal", "ü@bücher.de"],
+)
+def test_email_addresses_as_people_write_them_are_taken(typed: str) -> None:
+    assert accounts.email_address(f" {typed} ") == typed.lower()
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ['"><svg/onload=alert(1)>@t.io', "<a>@x.io", "a b@x.io", "a..b@x.io", ".a@x.io",
+     "a@-x.io", "a@x_y.io", "a@[127.0.0.1]", "a@", "@x.io", "a@b@c", "x" * 65 + "@x.io",
+     "a@" + "b" * 64 + ".io"],
+)  # fmt: skip
+def test_anything_else_is_not_an_email_address(typed: str) -> None:
+    with pytest.raises(AccountError, match="is not an email address"):
+        accounts.email_address(typed)

@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import pwd
 import re
 import signal
 from pathlib import Path
@@ -11,6 +12,7 @@ from uuid import uuid4
 import pytest
 import uvloop
 
+from engine import children
 from engine.transformations import runtime
 from engine.transformations.process import BadCode
 from engine.transformations.runtime import JavaScript, check
@@ -238,6 +240,17 @@ def test_memory_outside_the_heap_is_limited_too() -> None:
     assert after.events == [track("After")]
 
 
+def test_an_object_too_large_for_v8_is_reported_as_memory_not_as_a_crash() -> None:
+    # V8 stops the process (a breakpoint trap) rather than throw: "invalid size error".
+    code = """function transformEvent(e) {
+      if (e.event === "Hog") e.parts = "ab".repeat(2 ** 27).split("");
+      return e;
+    }"""
+    hog, after = run(code, track("Hog"), track("After"))
+    assert hog.error == "the transformation used more than 128 MB"
+    assert after.events == [track("After")]
+
+
 def test_top_level_code_that_takes_too_much_memory_is_refused() -> None:
     code = """var kept = [];
     for (var i = 0; i < 64; i++) kept.push(new Uint8Array(64 * 1024 * 1024).fill(1));
@@ -373,3 +386,87 @@ def test_a_signal_for_the_workers_process_group_does_not_reach_sandboxes() -> No
 
     [result] = asyncio.run(go())
     assert result.events == [track("B")]
+
+
+def test_a_string_cut_in_the_middle_of_an_emoji_comes_back_with_a_replacement_character() -> None:
+    code = """function transformEvent(e) {
+      e.cut = "ok \\ud83d"; e.pair = "\\ud83d\\ude00"; return e;
+    }"""
+    [result] = run(code, track("A"))
+    assert result.error is None
+    assert result.events == [{**track("A"), "cut": "ok \ufffd", "pair": "\U0001f600"}]
+
+
+def test_an_event_made_into_more_events_than_allowed_fails_alone() -> None:
+    code = """function transformEvent(e) {
+      var made = [];
+      for (var i = 0; i < (e.event === "Flood" ? 5000 : 3); i++) made.push({...e, n: i});
+      return made;
+    }"""
+    flood, few = run(code, track("Flood"), track("Few"))
+    assert flood.events == [] and flood.error == (
+        "the transformation made 5000 events of one; at most 200 may be made"
+        " (SLUICE_TRANSFORM_MAX_EVENTS)"
+    )
+    assert [e["n"] for e in few.events] == [0, 1, 2]
+    [capped] = run(code, track("Few"), max_events=2)
+    assert capped.error is not None and "made 3 events of one; at most 2" in capped.error
+
+
+def test_a_sandbox_gives_up_root_and_any_new_privilege_before_it_runs_code() -> None:
+    async def go() -> list[dict[str, str]]:
+        async def code_of(version: int) -> str:
+            return "function transformEvent(e) { return e; }"
+
+        javascript = JavaScript(code_of)
+        try:
+            [done] = await javascript.run(
+                1, [(track("A"), Metadata(uuid4(), uuid4(), "webhook", "m"))]
+            )
+            assert done.events == [track("A")]
+            [pid] = sandboxes()
+            found = []
+            for task in Path(f"/proc/{pid}/task").iterdir():  # every thread: V8's run the code
+                text = (task / "status").read_text().splitlines()
+                found.append(dict(line.split(":\t", 1) for line in text if ":\t" in line))
+            return found
+        finally:
+            await javascript.close()
+
+    threads = uvloop.run(go())
+    assert len(threads) > 1
+    if os.geteuid() == 0:  # (as `sluice run` started by root, and the tests in CI, are)
+        account = next(pwd.getpwnam(n) for n in children.UNPRIVILEGED if _exists(n))
+        expected = (account.pw_uid, account.pw_gid)
+    else:
+        expected = (os.geteuid(), os.getegid())
+    for status in threads:
+        assert {int(i) for i in status["Uid"].split()} == {expected[0]}  # real, effective, saved
+        assert {int(i) for i in status["Gid"].split()} == {expected[1]}
+        assert status["Groups"].strip() == "" and status["NoNewPrivs"].strip() == "1"
+
+
+def _exists(user: str) -> bool:
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        return False
+    return True
+
+
+def test_transform_batch_is_held_to_the_cap_for_the_whole_call() -> None:
+    # New events of transformBatch (no messageId of an input) all go with the first input: the
+    # cap counts them against every input of the call.
+    code = """function transformBatch(events) {
+      var made = [];
+      var n = events[0].properties.n;
+      for (var i = 0; i < n; i++) made.push({type: "track", event: "New " + i});
+      return made;
+    }"""
+    first, second = run(code, track("A", properties={"n": 300}), track("B", messageId="b"))
+    assert len(first.events) == 300 and first.error is None and second.events == []
+    over = run(code, track("A", properties={"n": 401}), track("B", messageId="b"))
+    assert [r.error for r in over] == [
+        "the transformation made 401 events of 2; at most 200 of each may be made"
+        " (SLUICE_TRANSFORM_MAX_EVENTS)"
+    ] * 2

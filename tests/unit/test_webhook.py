@@ -4,10 +4,14 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import pytest
 
 from engine.destinations.base import BadSettings, Unsendable
+from engine.destinations.secrets import MASK
 from engine.destinations.webhook import WEBHOOK
+from engine.pipeline.topology import Target
+from engine.specs import DestinationSpec
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 SETTINGS = WEBHOOK.parse_settings({"webhookUrl": "https://example.com/hook"})
@@ -67,3 +71,22 @@ def test_append_path_cannot_change_the_host() -> None:
         WEBHOOK.map({"type": "track", "appendPath": "@evil.example/x"}, SETTINGS, NOW)
     [request] = WEBHOOK.map({"type": "track", "appendPath": "?q=1"}, SETTINGS, NOW)
     assert request.url == "https://example.com/hook?q=1"
+
+
+def test_a_shown_request_hides_the_urls_credentials_and_every_configured_header_value() -> None:
+    url = "https://robot:hunter2-pass@hooks.example.com/in?team=growth&token=tok-123456"
+    config = {"webhookUrl": url, "webhookMethod": "POST",
+              "headers": [{"from": "X-Custom", "to": "custom-42"},
+                          {"from": "X-Api-Key", "to": "key-987654"}]}  # fmt: skip
+    target = Target.of(DestinationSpec(name="hook", type="webhook", config=config))
+    event = {"type": "track", "event": "custom-42 growth", "header": {"X-Event": "mine"}}
+    [request] = WEBHOOK.map(event, WEBHOOK.parse_settings(config), NOW)
+    request = msgspec.structs.replace(request, url=request.url + "/more")  # an appendPath
+    shown = target.masked(request)
+    assert shown.url == "https://****@hooks.example.com/in?team=****&token=****/more"
+    assert shown.headers["x-custom"] == shown.headers["x-api-key"] == MASK
+    assert shown.headers["X-Event"] == "mine"  # the event's own, as it sent them
+    assert shown.body["event"] == "custom-42 growth"  # the event's data is not the settings'
+    # the URL's password and token and the key are secrets: masked in any text shown
+    said = target.mask(f"401 for {url}: key-987654 refused, password hunter2-pass")
+    assert "hunter2-pass" not in said and "tok-123456" not in said and "key-987654" not in said

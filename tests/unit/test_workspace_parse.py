@@ -33,8 +33,40 @@ def test_json_is_accepted_too() -> None:
         ("sources: [{name: web, enabled: maybe}]", "sources[0] (web): Expected `bool`"),
         ("sources: [{name: web}, {name: web}]", "sources[1] (web): the name is used twice"),
         ("sources: [{name: ' '}]", "sources[0]: name must not be empty"),
-        ("sources: [{name: web, write_key: short}]", "at least 8 characters"),
-        ("sources: [{name: web, rate_limit: 0}]", "rate_limit must be a positive"),
+        ("sources: [{name: web, write_key: short}]", "write_key must be 8 to 128 letters"),
+        (
+            "sources: [{name: web, write_key: \"abcdefgh';touch /tmp/PWNED;echo '\"}]",
+            "sources[0] (web): write_key must be 8 to 128 letters, digits or - _ . ~ + / = @",
+        ),
+        ("sources: [{name: web, write_key: 'abc:defgh'}]", "write_key must be 8 to 128"),
+        ("sources: [{name: web, write_key: 'a b c d e f'}]", "write_key must be 8 to 128"),
+        ("sources: [{name: web, rate_limit: 0}]", "rate_limit must be 1 to 1,000,000,000"),
+        ("sources: [{name: web, rate_limit: 1000000000000000000}]", "rate_limit must be 1 to"),
+        ('sources: [{name: "a\\0b"}]', "sources[0]: name contains a NUL character (\\u0000)"),
+        (
+            'transformations: [{name: t, code: "x\\ud800"}]',
+            "transformations[0]: code contains a lone surrogate (\\ud800)",
+        ),
+        (
+            "destinations: [{name: d, type: webhook, config: {webhookUrl: 'http://x', "
+            "deep: " + "[" * 70 + "]" * 70 + "}}]",
+            "destinations[0]: config is nested more than 64 levels deep",
+        ),
+        (
+            'destinations: [{name: d, type: webhook, config: {"a\\0": 1, webhookUrl: "http://x"}}]',
+            "destinations[0]: config has a key that contains a NUL character",
+        ),
+        ("sources: " + "[" * 5000 + "]" * 5000, "file: nested too deeply to read"),
+        (
+            "destinations: [{name: d, type: webhook, config: {webhookUrl: 'http://x'}, "
+            "delivery: {rate_limit: .nan}}]",
+            "rate_limit must be above 0, up to 1,000,000,000 events per second",
+        ),
+        (
+            "destinations: [{name: d, type: webhook, config: {webhookUrl: 'http://x'}, "
+            "delivery: {retry_hours: 1.0e+308}}]",
+            "retry_hours must be 0 to 720",
+        ),
         (
             "destinations: [{name: d, type: carrier-pigeon}]",
             "destinations[0] (d): unknown type 'carrier-pigeon'; known types: adjust",

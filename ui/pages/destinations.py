@@ -75,11 +75,13 @@ def _form(
     status: int = 200,
     **more: Any,
 ) -> Template:
+    user = signed_in(request)
+    shown = config if user.may("editor") else plugin.for_viewers(config)
     return Template(
         "destination.html",
         context={
-            "user": signed_in(request), "plugin": plugin, "kind": plugin,
-            "name": name, "fields": forms.fields(plugin, config, submitted), "node": node,
+            "user": user, "plugin": plugin, "kind": plugin,
+            "name": name, "fields": forms.fields(plugin, shown, submitted), "node": node,
             "error": error, "field_errors": field_errors or {}, **more,
         },
         status_code=status,

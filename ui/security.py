@@ -172,55 +172,43 @@ class ApiError(msgspec.Struct):
     message: str
 
 
-def _api_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    """The config API's errors: JSON, an `ApiError`."""
-    headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
-    code: ErrorCode
+def _judged(request: Request[Any, Any, Any], exc: Exception) -> tuple[int, ErrorCode, str]:
+    """What an error says to whoever asked, page or API: the status, the API's code and the
+    message."""
     if isinstance(exc, NotAuthorizedException):
-        status, code, message = 401, "unauthenticated", exc.detail
-        headers["WWW-Authenticate"] = 'Bearer realm="sluice"'
-    elif isinstance(exc, PermissionDeniedException):
-        status, code, message = 403, "forbidden", exc.detail
-    elif isinstance(exc, ConfigError | InvalidRequest):
-        status, code, message = 400, "invalid", str(exc)
-    elif isinstance(exc, ValueRefused):
-        status, code, message = 400, "invalid", _unstorable(exc)
-    elif isinstance(exc, NoSuchEntry):
-        status, code, message = 404, "refused", str(exc)
-    elif isinstance(exc, HTTPException):
-        status, message = exc.status_code, exc.detail
-        code = "invalid" if status == 400 else "refused"
+        return 401, "unauthenticated", exc.detail
+    if isinstance(exc, PermissionDeniedException):
+        return 403, "forbidden", exc.detail
+    if isinstance(exc, ConfigError | InvalidRequest):  # a change refused, a field at fault
+        return 400, "invalid", str(exc)
+    if isinstance(exc, ValueRefused):  # what slipped past the checks: still the request's fault
+        return 400, "invalid", f"a value given could not be stored: {exc.reason}"
+    if isinstance(exc, NoSuchEntry):
+        return 404, "refused", str(exc)
+    if isinstance(exc, HTTPException):
+        message = exc.detail
         if isinstance(exc.extra, list):  # Litestar's validation errors: what was wrong, where
             message += ": " + "; ".join(str(item.get("message", item)) for item in exc.extra)
-    elif isinstance(exc, DatabaseUnavailable):
-        status, code, message = 503, "unavailable", "the database is not reachable just now"
-    else:
-        request.logger.exception("config API: unexpected error on %s", request.url.path)
-        status, code, message = 500, "internal", "something went wrong on our side"
+        return exc.status_code, "invalid" if exc.status_code == 400 else "refused", message
+    if isinstance(exc, DatabaseUnavailable):
+        return 503, "unavailable", "the database is not reachable just now; try again shortly"
+    request.logger.exception("control plane: unexpected error on %s", request.url.path)
+    return HTTP_500_INTERNAL_SERVER_ERROR, "internal", "something went wrong on our side"
+
+
+def _api_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """The config API's errors: JSON, an `ApiError`."""
+    status, code, message = _judged(request, exc)
+    headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="sluice"'
     return Response(ApiError(code, message), status_code=status, headers=headers)
-
-
-def _unstorable(exc: ValueRefused) -> str:
-    """What slipped past the checks and PostgreSQL refused: the request's fault, not ours."""
-    return f"a value given could not be stored: {exc.reason}"
 
 
 def _error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if is_api(request):
         return _api_error(request, exc)
-    if isinstance(exc, HTTPException):
-        status, detail = exc.status_code, exc.detail
-    elif isinstance(exc, DatabaseUnavailable):
-        status, detail = 503, "the database is not reachable just now; try again shortly"
-    elif isinstance(exc, ConfigError | InvalidRequest):  # a change refused, a field at fault
-        status, detail = 400, str(exc)
-    elif isinstance(exc, ValueRefused):
-        status, detail = 400, _unstorable(exc)
-    elif isinstance(exc, NoSuchEntry):
-        status, detail = 404, str(exc)
-    else:
-        request.logger.exception("control plane: unexpected error on %s", request.url.path)
-        status, detail = HTTP_500_INTERNAL_SERVER_ERROR, "something went wrong on our side"
+    status, _, detail = _judged(request, exc)
     return Template(
         "error.html",
         context={"status": status, "detail": detail, "user": current_user(request)},

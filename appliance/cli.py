@@ -136,11 +136,18 @@ def _parser() -> argparse.ArgumentParser:
     preview = sub.add_parser(
         "preview", help="print the request(s) a destination would be sent, without sending"
     )
-    preview.add_argument("--event", type=Path, required=True, help="a JSON event file")
+    preview.add_argument(
+        "--event", type=Path, required=True,
+        help="a JSON file: one event, or a list of events to see how the router batches them",
+    )  # fmt: skip
     which = preview.add_mutually_exclusive_group(required=True)
     which.add_argument("--destination", metavar="NAME", help="a configured destination")
     which.add_argument("--type", metavar="TYPE", help="a destination type, with --config")
     preview.add_argument("--config", type=Path, help="destination settings (JSON or YAML)")
+    preview.add_argument(
+        "--now", metavar="ISO", type=_timestamp,
+        help="the clock for mappings that depend on it (age limits), e.g. 2026-01-15T10:00:00Z",
+    )  # fmt: skip
     preview.add_argument(
         "--validate", action="store_true",
         help="also ask the vendor's validation endpoint (GA4) what it thinks of the request(s)",

@@ -1,4 +1,5 @@
-"""`sluice preview`: the request(s) a destination would be sent for an event, as JSON."""
+"""`sluice preview`: the request(s) a destination would be sent for an event, or the batches
+for a list of events, as JSON."""
 
 import argparse
 from typing import Any
@@ -34,8 +35,13 @@ async def preview_command(args: argparse.Namespace, url: str | None) -> str:
         if not isinstance(config, dict):
             raise preview.PreviewError("the config file must hold a mapping of settings")
         dest = preview.unsaved(args.type, config)
+    if isinstance(event, list):
+        if args.validate:
+            raise preview.PreviewError("--validate takes one event, not a list")
+        batches = preview.batched(dest, event, args.now)
+        return msgspec.json.format(msgspec.json.encode({"batches": batches})).decode()
     if args.validate:
         shown: Any = await preview.validate(dest, event)
     else:
-        shown = preview.requests(dest, event)
+        shown = preview.requests(dest, event, args.now)
     return msgspec.json.format(msgspec.json.encode(shown)).decode()

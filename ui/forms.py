@@ -8,8 +8,9 @@ a select, and anything structured (lists, mappings) JSON in a text area.
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Literal
 
 import msgspec
@@ -32,6 +33,7 @@ class Field:
     value: str  # as the input shows it ("" for a secret)
     choices: tuple[str, ...] = ()
     has_value: bool = False  # a secret that is set (shown as "saved")
+    help: str = ""  # a line under the field: what the setting does
 
 
 class FormError(ConfigError):
@@ -50,10 +52,11 @@ class Schema:
     struct: type[msgspec.Struct]
     secret_keys: tuple[str, ...] = ()
     secrets: Callable[[dict[str, Any]], list[str]] = lambda config: []
+    help: Mapping[str, str] = MappingProxyType({})
 
     @classmethod
     def of(cls, plugin: DestinationType) -> "Schema":
-        return cls(plugin.settings, plugin.secret_keys, plugin.secrets)
+        return cls(plugin.settings, plugin.secret_keys, plugin.secrets, plugin.help)
 
 
 POLICY = Schema(DeliveryPolicy)  # a destination's delivery policy
@@ -89,6 +92,7 @@ def fields(
                 ),
                 choices=_choices(field.type),
                 has_value=kind == "secret" and bool(current),
+                help=schema.help.get(field.name, ""),
             )
         )
     return found

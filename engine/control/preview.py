@@ -2,7 +2,8 @@
 
 Used by `sluice preview` and by the UI's "send test event". Secrets in the request (API keys
 in headers, URLs or bodies) are masked. Where the vendor has an endpoint that validates
-requests without recording them (GA4), `validate` asks it.
+requests without recording them (GA4), `validate` asks it. For a list of events, `batched`
+shows the requests the router would send, batched as it batches them.
 """
 
 import asyncio
@@ -10,6 +11,7 @@ import contextlib
 import gzip
 import ipaddress
 import socket
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,15 +31,22 @@ from engine.destinations.base import (
     Verdict,
 )
 from engine.errors import SluiceError
+from engine.partitions import user_key
 from engine.pipeline import topology
+from engine.pipeline.delivery import batching
+from engine.pipeline.delivery.ordering import UserQueues
 from engine.pipeline.delivery.sender import MalformedRequest, Sender, TransportError
 from engine.pipeline.topology import Target
+from engine.position import Position
 from engine.specs import DestinationSpec
 from engine.warehouses.warehouse import WarehouseError, WarehouseKind
 
 
 class PreviewError(SluiceError):
     pass
+
+
+_NOT_TAKEN = "{} does not take this event (its type or event filters)"
 
 
 async def destination(conn: Connection, name: str) -> Target:
@@ -73,11 +82,72 @@ def _made(dest: Target, event: Any, now: datetime | None) -> list[Request]:
     if dest.problem is not None or dest.plugin is None:
         raise PreviewError(dest.problem or "no destination plug-in")
     if not dest.filter.admits(event):
-        raise PreviewError(f"{dest.name} does not take this event (its type or event filters)")
+        raise PreviewError(_NOT_TAKEN.format(dest.name))
     try:
         return dest.plugin.requests(event, dest.settings, now or datetime.now(UTC), Origin(dest.id))
     except Unsendable as exc:
         raise PreviewError(f"{dest.name} cannot send this event: {exc}") from None
+
+
+class Refusal(msgspec.Struct):
+    """Why an event makes no request: `status` 400, as a permanent failure is reported."""
+
+    status: int
+    message: str
+
+
+class Batch(msgspec.Struct, omit_defaults=True):
+    """What the router would do with some of the events (their positions in the list): send
+    these requests, or nothing — the event is refused, or filtered (not for this destination)."""
+
+    event_indices: list[int]
+    requests: list[Request] = []
+    error: Refusal | None = None
+    filtered: str | None = None
+
+
+@dataclass(eq=False)
+class _Job:
+    """An event's request as a job in the router's queues."""
+
+    index: int
+    position: Position
+    user_key: str
+    request: str
+    alone: bool = False
+    key: str | None = batching.UNKNOWN
+
+
+def batched(dest: Target, events: list[Any], now: datetime | None = None) -> list[Batch]:
+    """The requests the router would send for `events` (in arrival order, all waiting at
+    once, each request answered before the user's next), secrets masked."""
+    if dest.problem is not None or dest.plugin is None:
+        raise PreviewError(dest.problem or "no destination plug-in")
+    plugin, at = dest.plugin, now or datetime.now(UTC)
+    shown: list[Batch] = []
+    queues: UserQueues[_Job] = UserQueues()
+    for index, event in enumerate(events):
+        if isinstance(event, dict) and not dest.filter.admits(event):
+            shown.append(Batch([index], filtered=_NOT_TAKEN.format(dest.name)))
+            continue
+        try:
+            made = _made(dest, event, at)
+        except PreviewError as exc:
+            shown.append(Batch([index], error=Refusal(400, str(exc))))
+            continue
+        user = user_key(event) or ""
+        for request in made:
+            text = codec.encode(request).decode()
+            queues.add(_Job(index, Position(0, len(queues)), user, text))
+    together = batching.together(plugin)
+    while taken := queues.take(batching.size(plugin), together):
+        groups = batching.batches(plugin, taken)
+        for jobs, requests in groups:
+            indices = sorted({job.index for job in jobs})
+            shown.append(Batch(indices, [dest.masked(batching.outgoing(plugin, requests))]))
+        for job in taken:
+            queues.done(job)
+    return shown
 
 
 class Checked(msgspec.Struct):

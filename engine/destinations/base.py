@@ -8,7 +8,7 @@ answers mean. A *destination* is one the user configured: a type with settings (
 `engine.specs.DestinationSpec`, and `engine.pipeline.topology.Target` for the pipeline's view).
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -191,14 +191,16 @@ class DestinationType:
     # Settings keys whose values are secrets: masked wherever requests, errors and answers are
     # shown (`sluice failed list`, previews, the UI).
     secret_keys: tuple[str, ...] = ()
+    # A line of help per setting, shown under its field in the settings form.
+    help: Mapping[str, str] = field(default_factory=dict)
     more_secrets: Callable[[dict[str, Any]], list[str]] | None = None  # secrets kept elsewhere
     # Settings a viewer does not see either, though they are no secret from editors (a
     # webhook's header values and URL): the settings as a viewer sees them. Shown requests
     # hide them from everyone — editors see them only where they edit them.
     private: Callable[[dict[str, Any]], dict[str, Any]] | None = None
-    # More than 1: up to this many jobs (of different users) travel in one request, as long as
-    # their requests have the same `batch_key` (None: never combined) and the stored requests
-    # add up to at most `batch_bytes`.
+    # More than 1: up to this many jobs travel in one request, as long as their requests have
+    # the same `batch_key` (None: never combined) and the stored requests add up to at most
+    # `batch_bytes` (engine.pipeline.delivery.batching).
     batch_size: int = 1
     batch_bytes: int = 1_000_000
     batch_key: Callable[[Request], str | None] = field(default=same_endpoint)

@@ -321,6 +321,35 @@ def test_preview_prints_the_request_without_sending_it(
     assert refused.returncode != 0 and "is not valid JSON" in refused.stderr
 
 
+def test_preview_of_a_list_prints_the_batches_the_router_would_send(tmp_path: Path) -> None:
+    old = "2020-01-01T00:00:00Z"  # more than Mixpanel's 5 years ago, but not at --now
+    events = [
+        {"type": "track", "event": "A", "userId": "a", "messageId": "m0", "timestamp": old},
+        {"type": "track", "event": "B", "userId": "b", "messageId": "m1", "timestamp": old},
+        {"type": "track", "event": "C", "userId": "a", "messageId": "m2", "timestamp": old},
+        {"type": "identify", "userId": "b", "messageId": "m3", "traits": {"plan": "pro"}},
+        {"type": "track", "event": "D", "messageId": "m4", "timestamp": old},  # no user
+        {"type": "track", "event": "E", "userId": "a", "messageId": "m5", "timestamp": old},
+    ]
+    event, config = tmp_path / "events.json", tmp_path / "mixpanel.json"
+    event.write_text(json.dumps(events))
+    config.write_text('{"token": "tok-5e0c1d"}')
+    args = ["preview", "--type", "mixpanel", "--config", str(config), "--event", str(event)]
+    shown = json.loads(sluice("", *args, "--now", "2020-06-01T00:00:00Z"))["batches"]
+    by_events = {tuple(batch["event_indices"]): batch for batch in shown}
+    assert set(by_events) == {(0, 1, 2, 5), (3,), (4,)}
+    [imported] = by_events[0, 1, 2, 5]["requests"]  # a's three events went with b's first
+    assert [e["event"] for e in imported["body"]] == ["A", "B", "C", "E"]
+    assert {e["properties"]["token"] for e in imported["body"]} == {"****"}
+    [engage] = by_events[3,]["requests"]
+    assert engage["url"].endswith("/engage/")
+    assert by_events[4,]["error"]["status"] == 400
+    assert "neither userId nor anonymousId" in by_events[4,]["error"]["message"]
+    # Without --now the clock is today's, when the events are too old for Mixpanel.
+    today = json.loads(sluice("", *args))["batches"]
+    assert sorted(b["event_indices"] for b in today if "error" in b) == [[0], [1], [2], [4], [5]]
+
+
 def test_a_429_with_retry_after_pauses_the_whole_destination(
     workspace_config: str, gateway: GatewayProcess, worker: WorkerProcess
 ) -> None:

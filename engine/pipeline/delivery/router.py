@@ -21,8 +21,9 @@ import msgspec
 
 from engine import db
 from engine.db import Pool
-from engine.destinations.base import DestinationType, Judgement, Request, Verdict, decode_request
+from engine.destinations.base import Judgement, Request, Verdict
 from engine.errors import DatabaseError
+from engine.pipeline.delivery import batching
 from engine.pipeline.delivery.attempts import AttemptLog
 from engine.pipeline.delivery.backlog import Held
 from engine.pipeline.delivery.ordering import UserQueues
@@ -75,6 +76,7 @@ class Pending:
     received_at: datetime  # (of its first event): deliveries are timed from there
     settled: bool = False
     alone: bool = False  # refused as part of a too-large batch: goes in a request of its own
+    key: str | None = batching.UNKNOWN  # its batch key (engine.pipeline.delivery.batching)
 
 
 class _Settled(NamedTuple):
@@ -244,19 +246,22 @@ class DestinationRouter:
     def _dispatch(self) -> float | None:
         """Start as many deliveries as the policy allows; return when pacing allows more."""
         policy, plugin = self.target.policy, self.target.plugin
-        batch = plugin.batch_size if plugin is not None and plugin.combine is not None else 1
+        batch, together = batching.size(plugin), batching.together(plugin)
         while not self._stopping and len(self._inflight) < policy.concurrency:
             now = time.monotonic()
             if now < self._paused_until:
                 return self._paused_until
             if policy.rate_limit is not None and now < self._next_send:
                 return self._next_send
-            jobs = self._queues.take(batch)
+            jobs = self._queues.take(batch, together)
             if not jobs:
                 return None
             if policy.rate_limit is not None:
                 self._next_send = max(now, self._next_send) + len(jobs) / policy.rate_limit
-            for group in _batches(plugin, jobs) if batch > 1 and plugin else [(jobs, None)]:
+            groups: list[tuple[list[Pending], list[Request] | None]] = [(jobs, None)]
+            if batch > 1 and plugin is not None:
+                groups = list(batching.batches(plugin, jobs))
+            for group in groups:
                 task = asyncio.create_task(self._deliver(*group))
                 self._inflight.add(task)
                 task.add_done_callback(self._delivered)
@@ -326,29 +331,6 @@ class DestinationRouter:
             self._attempts.position((self.target.id, partition), last)
 
 
-def _batches(
-    plugin: DestinationType, jobs: list[Pending]
-) -> list[tuple[list[Pending], list[Request] | None]]:
-    """Jobs taken together, split into the requests they can share: same batch key, and within
-    the destination's size limit. A job whose request takes no part in batches (or that was in
-    a batch the vendor found too large) goes alone."""
-    groups: dict[str, list[tuple[list[Pending], list[Request]]]] = {}
-    alone: list[tuple[list[Pending], list[Request] | None]] = []
-    for job in jobs:
-        request = decode_request(job.request)
-        key = None if job.alone else plugin.batch_key(request)
-        if key is None:
-            alone.append(([job], [request]))
-            continue
-        chunks = groups.setdefault(key, [])
-        size = sum(len(j.request) for j in chunks[-1][0]) if chunks else 0
-        if not chunks or size + len(job.request) > plugin.batch_bytes:
-            chunks.append(([], []))
-        chunks[-1][0].append(job)
-        chunks[-1][1].append(request)
-    return alone + [(jobs_, requests) for chunks in groups.values() for jobs_, requests in chunks]
-
-
 async def _attempt(
     sender: Sender, target: Target, jobs: list[Pending], requests: list[Request] | None
 ) -> list[Result]:
@@ -362,10 +344,8 @@ async def _attempt(
             request = Request(stored.method, stored.url, stored.headers, stored.params,
                               stored.body if len(stored.body) else None,
                               stored.body_format)  # fmt: skip
-        elif plugin.combine is None or plugin.batch_key(requests[0]) is None:
-            [request] = requests  # (a request that never travels in a batch keeps its shape)
-        else:  # a batching destination always gets its batch shape, even for a batch of one
-            request = plugin.combine(requests)
+        else:
+            request = batching.outgoing(plugin, requests)
         answer: Answer = await sender.send(request, target.policy.timeout_seconds)
     except TransportError as exc:
         return [Result(Verdict.RETRY, error=target.mask(str(exc)))] * len(jobs)

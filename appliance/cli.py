@@ -145,6 +145,11 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--type", metavar="TYPE", help="a destination type, with --config")
     preview.add_argument("--config", type=Path, help="destination settings (JSON or YAML)")
     preview.add_argument(
+        "--lookups", type=Path, metavar="FILE",
+        help="answers to the look-ups a mapping makes (HubSpot, Intercom) instead of asking the "
+        "vendor: a JSON list of {method, endpoint, params?, request_body?, response}",
+    )  # fmt: skip
+    preview.add_argument(
         "--now", metavar="ISO", type=_timestamp,
         help="the clock for mappings that depend on it (age limits), e.g. 2026-01-15T10:00:00Z",
     )  # fmt: skip

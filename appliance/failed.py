@@ -1,7 +1,6 @@
 """`sluice failed list | replay | discard`: the failed-events services, for a terminal."""
 
 import argparse
-import json
 
 from appliance import runtime
 from appliance.settings import Settings
@@ -35,7 +34,7 @@ async def failed_command(args: argparse.Namespace, url: str, settings: Settings)
         jobs = await failures.failed(conn, selection, limit=args.limit)
     if args.json:
         for job in jobs:
-            print(json.dumps(job.as_json(), ensure_ascii=False))
+            print(job.as_json())
         return
     if not jobs:
         print("no failed jobs")

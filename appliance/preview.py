@@ -2,6 +2,7 @@
 for a list of events, as JSON."""
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -10,6 +11,8 @@ import yaml
 from engine import codec
 from engine.control import preview
 from engine.db import connection
+from engine.destinations.base import LookupFailed
+from engine.pipeline.delivery.lookups import Given
 
 
 def _load(path: Any, what: str) -> Any:
@@ -35,13 +38,21 @@ async def preview_command(args: argparse.Namespace, url: str | None) -> str:
         if not isinstance(config, dict):
             raise preview.PreviewError("the config file must hold a mapping of settings")
         dest = preview.unsaved(args.type, config)
+    lookups = _lookups(args.lookups) if args.lookups else None
     if isinstance(event, list):
         if args.validate:
             raise preview.PreviewError("--validate takes one event, not a list")
-        batches = preview.batched(dest, event, args.now)
+        batches = await preview.batched(dest, event, args.now, lookups)
         return msgspec.json.format(msgspec.json.encode({"batches": batches})).decode()
     if args.validate:
         shown: Any = await preview.validate(dest, event)
     else:
-        shown = preview.requests(dest, event, args.now)
+        shown = await preview.completed(dest, event, args.now, lookups)
     return msgspec.json.format(msgspec.json.encode(shown)).decode()
+
+
+def _lookups(path: Path) -> Given:
+    try:
+        return Given(msgspec.json.decode(path.read_bytes()))
+    except (msgspec.DecodeError, LookupFailed) as exc:
+        raise preview.PreviewError(f"--lookups {path}: {exc}") from None

@@ -110,9 +110,14 @@ def _decoded(value: Any) -> Any:
     return value
 
 
-def loose_path(field: str) -> tuple[list[str], str]:
-    """'body.events[].params.a/b_* (why)' → (['body', 'events[]', 'params', 'a/b_*'], '');
-    '… custom_data keys other than x/y (why)' → ([…, 'custom_data'], 'x/y')."""
+def loose_paths(field: str) -> list[tuple[list[str], str]]:
+    """A case's loose field: one path, or several joined by " / ", then why."""
+    return [_loose(part) for part in field.split(" (")[0].split(" / ")]
+
+
+def _loose(field: str) -> tuple[list[str], str]:
+    """'body.events[].params.a/b_*' → (['body', 'events[]', 'params', 'a/b_*'], '');
+    '… custom_data keys other than x/y' → ([…, 'custom_data'], 'x/y')."""
     head, _, rest = field.partition(" ")
     keep = ""
     if rest.startswith("keys other than "):

@@ -6,11 +6,11 @@ blank, the saved value stays), booleans checkboxes, numbers number inputs, a fix
 a select, and anything structured (lists, mappings) JSON in a text area.
 """
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any, Literal
 
 import msgspec
@@ -52,7 +52,7 @@ class Schema:
     struct: type[msgspec.Struct]
     secret_keys: tuple[str, ...] = ()
     secrets: Callable[[dict[str, Any]], list[str]] = lambda config: []
-    help: Mapping[str, str] = MappingProxyType({})
+    help: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def of(cls, plugin: DestinationType) -> "Schema":

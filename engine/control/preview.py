@@ -8,11 +8,14 @@ shows the requests the router would send, batched as it batches them.
 
 import asyncio
 import contextlib
+import dataclasses
 import gzip
 import ipaddress
 import socket
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
@@ -24,6 +27,8 @@ from engine.db import Connection
 from engine.destinations.base import (
     Files,
     FilesContext,
+    LookupFailed,
+    Lookups,
     Origin,
     Request,
     Unsendable,
@@ -34,6 +39,7 @@ from engine.errors import SluiceError
 from engine.partitions import user_key
 from engine.pipeline import topology
 from engine.pipeline.delivery import batching
+from engine.pipeline.delivery.lookups import Asking
 from engine.pipeline.delivery.ordering import UserQueues
 from engine.pipeline.delivery.sender import MalformedRequest, Sender, TransportError
 from engine.pipeline.topology import Target
@@ -89,6 +95,43 @@ def _made(dest: Target, event: Any, now: datetime | None) -> list[Request]:
         raise PreviewError(f"{dest.name} cannot send this event: {exc}") from None
 
 
+async def completed(
+    dest: Target, event: Any, now: datetime | None = None, lookups: Lookups | None = None
+) -> list[Request]:
+    """The requests for `event`, completed with the vendor's answers to the look-ups they need
+    (`lookups`, else the vendor is asked), secrets masked."""
+    made = _made(dest, event, now)
+    assert dest.plugin is not None
+    if dest.plugin.resolve is None:
+        return [dest.masked(request) for request in made]
+    async with _asking(dest, lookups) as asking:
+        return [dest.masked(await _complete(dest, request, asking)) for request in made]
+
+
+@contextlib.asynccontextmanager
+async def _asking(dest: Target, lookups: Lookups | None) -> AsyncIterator[Lookups]:
+    """The look-up answers given, or the vendor asked through a sender of its own."""
+    if lookups is not None:
+        yield lookups
+        return
+    sender = Sender()
+    await sender.start()
+    try:
+        yield Asking(sender, dest.policy.timeout_seconds, dest.mask)
+    finally:
+        await sender.close()
+
+
+async def _complete(dest: Target, request: Request, lookups: Lookups) -> Request:
+    assert dest.plugin is not None and dest.plugin.resolve is not None
+    try:
+        return await dest.plugin.resolve(request, dest.settings, lookups)
+    except LookupFailed as exc:
+        raise PreviewError(f"{dest.name}: {dest.mask(str(exc))}") from None
+    except Unsendable as exc:
+        raise PreviewError(f"{dest.name} cannot send this event: {exc}") from None
+
+
 class Refusal(msgspec.Struct):
     """Why an event makes no request: `status` 400, as a permanent failure is reported."""
 
@@ -118,20 +161,31 @@ class _Job:
     key: str | None = batching.UNKNOWN
 
 
-def batched(dest: Target, events: list[Any], now: datetime | None = None) -> list[Batch]:
+async def batched(
+    dest: Target,
+    events: list[Any],
+    now: datetime | None = None,
+    lookups: Lookups | None = None,
+    mapped_by: Mapping[int, Target] = MappingProxyType({}),
+) -> list[Batch]:
     """The requests the router would send for `events` (in arrival order, all waiting at
-    once, each request answered before the user's next), secrets masked."""
+    once, each request answered before the user's next), completed with the answers to their
+    look-ups (`lookups`, else the vendor is asked), secrets masked. `mapped_by` names events
+    mapped while the destination had other settings (index → the destination then): their
+    jobs wait in the same queue, as after a change of settings."""
     if dest.problem is not None or dest.plugin is None:
         raise PreviewError(dest.problem or "no destination plug-in")
     plugin, at = dest.plugin, now or datetime.now(UTC)
     shown: list[Batch] = []
     queues: UserQueues[_Job] = UserQueues()
+    earlier = tuple(secret for then in mapped_by.values() for secret in then.secrets)
+    dest = dataclasses.replace(dest, secrets=dest.secrets + earlier)  # all masked
     for index, event in enumerate(events):
         if isinstance(event, dict) and not dest.filter.admits(event):
             shown.append(Batch([index], filtered=_NOT_TAKEN.format(dest.name)))
             continue
         try:
-            made = _made(dest, event, at)
+            made = _made(mapped_by.get(index, dest), event, at)
         except PreviewError as exc:
             shown.append(Batch([index], error=Refusal(400, str(exc))))
             continue
@@ -140,13 +194,37 @@ def batched(dest: Target, events: list[Any], now: datetime | None = None) -> lis
             text = codec.encode(request).decode()
             queues.add(_Job(index, Position(0, len(queues)), user, text))
     together = batching.together(plugin)
-    while taken := queues.take(batching.size(plugin), together):
-        groups = batching.batches(plugin, taken)
-        for jobs, requests in groups:
-            indices = sorted({job.index for job in jobs})
-            shown.append(Batch(indices, [dest.masked(batching.outgoing(plugin, requests))]))
-        for job in taken:
-            queues.done(job)
+    async with _asking(dest, lookups) as asking:
+        while taken := queues.take(batching.size(plugin), together):
+            for jobs, requests in batching.batches(plugin, taken):
+                shown += await _sent(dest, jobs, requests, asking)
+            for job in taken:
+                queues.done(job)
+    return shown
+
+
+async def _sent(
+    dest: Target, jobs: list[_Job], requests: list[Request], lookups: Lookups
+) -> list[Batch]:
+    """The batches jobs taken together make: their requests completed by look-ups (which may
+    split them), or refused."""
+    assert dest.plugin is not None
+    plugin, shown = dest.plugin, []
+    groups = [(jobs, requests)]
+    if plugin.resolve is not None:
+        completed = []
+        for job, request in zip(jobs, requests, strict=True):
+            try:
+                completed.append((job, await plugin.resolve(request, dest.settings, lookups)))
+            except Unsendable as exc:
+                message = f"{dest.name} cannot send this event: {exc}"
+                shown.append(Batch([job.index], error=Refusal(400, message)))
+            except LookupFailed as exc:
+                raise PreviewError(f"{dest.name}: {dest.mask(str(exc))}") from None
+        groups = batching.regrouped(plugin, completed)
+    for grouped, made in groups:
+        indices = sorted({job.index for job in grouped})
+        shown.append(Batch(indices, [dest.masked(batching.outgoing(plugin, made))]))
     return shown
 
 
@@ -211,13 +289,16 @@ async def send(dest: Target, event: Any, *, private_hosts: bool = False) -> list
     sender = Sender()
     await sender.start()
     try:
+        asking = Asking(sender, dest.policy.timeout_seconds, dest.mask)
         tried = []
         for request in made:
             refusal = await _refusal(request.url, private_hosts)
-            if refusal is None:
-                tried.append(await _send(sender, dest, request))
-            else:
+            if refusal is not None:
                 tried.append(Tried(dest.masked(request), None, Verdict.ABORT.value, refusal))
+            elif dest.plugin.resolve is not None:  # (its look-ups go to the same vendor)
+                tried.append(await _completed_and_sent(sender, dest, request, asking))
+            else:
+                tried.append(await _send(sender, dest, request))
         return tried
     finally:
         await sender.close()
@@ -243,6 +324,19 @@ async def _refusal(url: str, private_hosts: bool) -> str | None:
     return None
 
 
+async def _completed_and_sent(
+    sender: Sender, dest: Target, request: Request, lookups: Lookups
+) -> Tried:
+    assert dest.plugin is not None and dest.plugin.resolve is not None
+    try:
+        complete = await dest.plugin.resolve(request, dest.settings, lookups)
+    except LookupFailed as exc:
+        return Tried(dest.masked(request), None, Verdict.RETRY.value, dest.mask(str(exc)))
+    except Unsendable as exc:
+        return Tried(dest.masked(request), None, Verdict.ABORT.value, dest.mask(str(exc)))
+    return await _send(sender, dest, complete)
+
+
 async def _send(sender: Sender, dest: Target, request: Request) -> Tried:
     assert dest.plugin is not None
     try:
@@ -251,7 +345,7 @@ async def _send(sender: Sender, dest: Target, request: Request) -> Tried:
         return Tried(
             dest.masked(request), None, Verdict.RETRY.value, dest.mask(f"no answer: {exc}")
         )
-    judged = dest.plugin.classify(answer.status, answer.body, 1)
+    judged = dest.plugin.judge(answer.status, answer.body, [request])
     verdict = judged if isinstance(judged, Verdict) else judged[0].verdict
     return Tried(dest.masked(request), answer.status, verdict.value, dest.mask(answer.excerpt))
 

@@ -8,7 +8,7 @@ answers mean. A *destination* is one the user configured: a type with settings (
 `engine.specs.DestinationSpec`, and `engine.pipeline.topology.Target` for the pipeline's view).
 """
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -60,6 +60,35 @@ class BadSettings(SluiceError):
     """The destination's settings are incomplete or of the wrong type."""
 
 
+class LookupFailed(SluiceError):
+    """A look-up the request needs got no usable answer (no answer, 429, 5xx): the event is
+    tried again later rather than sent wrong."""
+
+
+@dataclass(frozen=True)
+class Looked:
+    """The vendor's answer to a look-up: its status and its body, decoded (None when it was
+    empty or not JSON)."""
+
+    status: int
+    body: Any
+
+
+class Lookups(Protocol):
+    """How a destination asks its vendor what a request needs (a contact's id, a property's
+    type) just before sending it: through the router's sender, or from answers given in
+    advance (`sluice preview --lookups`)."""
+
+    async def ask(self, request: Request, keep: float = 0.0) -> Looked:
+        """The answer to `request`; the same request's answer may be reused for `keep` seconds.
+        Raises LookupFailed when there is no usable answer."""
+        ...
+
+
+# The request an event makes, completed with what the vendor says when it is sent.
+Resolve = Callable[[Request, Any, Lookups], Awaitable[Request]]
+
+
 @dataclass(frozen=True)
 class Judgement:
     """What a vendor's answer means for one event of a batch, and why (the vendor's words)."""
@@ -71,6 +100,8 @@ class Judgement:
 # A vendor's answer, judged: one verdict for the whole request, or one per event it carried
 # (in the order they were combined) when the vendor accepts some and refuses others.
 Classify = Callable[[int, bytes, int], Verdict | Sequence[Judgement]]
+# The same, read with the stored requests the answered request was made of (in combined order).
+ClassifySent = Callable[[int, bytes, Sequence["Request"]], Verdict | Sequence[Judgement]]
 
 
 def classify_status(status: int, body: bytes, count: int = 1) -> Verdict:
@@ -206,11 +237,19 @@ class DestinationType:
     batch_key: Callable[[Request], str | None] = field(default=same_endpoint)
     combine: Callable[[Sequence[Request]], Request] | None = None
     classify: Classify = field(default=classify_status)
+    # For vendors that name the events they refused by what those carried (an email, an id, a
+    # place in lists the events fill unevenly): the answer read with the requests it answers.
+    # Used instead of `classify` when there is one.
+    classify_sent: ClassifySent | None = None
     validation: Validation | None = None  # for previews
     files: Files | None = None  # a batch destination: its jobs' request bodies go into files
     # A mapping that also needs the event's origin (warehouses write the source's and the
     # destination's ids into every row): used instead of `map` when there is one.
     map_from: Callable[[dict[str, Any], Any, datetime, Origin], list[Request]] | None = None
+    # A mapping that needs the vendor's answers (a contact's id, a property's type): the stored
+    # request is completed by `resolve(request, settings, lookups)` each time it is sent, so a
+    # retry asks again. It raises LookupFailed (the event is retried) or Unsendable (it fails).
+    resolve: Resolve | None = None
     warehouse: WarehouseKind | None = None  # a warehouse: how it is loaded
 
     @property
@@ -227,6 +266,14 @@ class DestinationType:
         if self.map_from is not None:
             return self.map_from(event, settings, now, origin)
         return self.map(event, settings, now)
+
+    def judge(
+        self, status: int, body: bytes, requests: Sequence[Request]
+    ) -> Verdict | Sequence[Judgement]:
+        """What the vendor's answer to the request made of `requests` means for each."""
+        if self.classify_sent is not None:
+            return self.classify_sent(status, body, requests)
+        return self.classify(status, body, len(requests))
 
     def parse_settings(self, config: dict[str, Any]) -> Any:
         try:

@@ -3,7 +3,8 @@
 `eventFilteringOption` is `disable`, `whitelistedEvents` (only the listed track events pass) or
 `blacklistedEvents` (the listed track events are held back); the lists hold `{eventName}` rows.
 Only track events are filtered by name, as in RudderStack; an allow list with no names lets no
-track event through.
+track event through. Slack's own deny list, `denyListOfEvents`, holds track events back too:
+they are filtered (counted), not failed.
 """
 
 from dataclasses import dataclass
@@ -28,9 +29,10 @@ class EventFilter:
         option = config.get("eventFilteringOption")
         if option == "whitelistedEvents":
             return cls(types, allowed=_names(config.get("whitelistedEvents")))
+        denied = _names(config.get("denyListOfEvents"))
         if option == "blacklistedEvents":
-            return cls(types, blocked=_names(config.get("blacklistedEvents")))
-        return cls(types)
+            return cls(types, blocked=_names(config.get("blacklistedEvents")) | denied)
+        return cls(types, blocked=denied)
 
     def admits(self, event: dict[str, Any]) -> bool:
         kind = event.get("type")

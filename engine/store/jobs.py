@@ -200,10 +200,11 @@ class FailedJob:
         return [Position.of(tx, id_) for tx, id_ in zip(self.member_txs, self.member_ids,
                                                          strict=True)]  # fmt: skip
 
-    def as_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["request"] = codec.decode(self.request)
-        return msgspec.to_builtins(data)  # type: ignore[no-any-return]
+    def as_json(self) -> str:
+        """The failed job as a line of JSON, its request as stored (numbers as written)."""
+        return codec.encode(
+            {**asdict(self), "request": msgspec.Raw(self.request.encode())}
+        ).decode()
 
 
 _BEGINNING = (datetime.fromisoformat("0001-01-01T00:00:00+00:00"), 0)

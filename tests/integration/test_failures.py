@@ -1,6 +1,7 @@
 """Replaying failed jobs, against a real PostgreSQL: bundles of a file destination."""
 
 import asyncio
+import json
 from collections.abc import Sequence
 from typing import Any
 from uuid import uuid4
@@ -94,9 +95,14 @@ connections: [{source: app, destination: hook-a}, {source: app, destination: hoo
 """
 
 
-def failing(database_url: str, destination: str, count: int, state: str = "aborted") -> list[int]:
+_SENT = '{"method": "POST", "url": "https://a.example.com/in"}'
+
+
+def failing(
+    database_url: str, destination: str, count: int, state: str = "aborted", request: str = _SENT
+) -> list[int]:
     """`count` events of user u, each with a job for `destination` whose latest attempt is
-    `state`; their job ids."""
+    `state` (its stored `request` as given); their job ids."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         row = conn.execute(
             "SELECT s.id, d.id FROM sources s, destinations d WHERE d.name = %s", (destination,)
@@ -118,9 +124,8 @@ def failing(database_url: str, destination: str, count: int, state: str = "abort
                 "INSERT INTO jobs (destination_id, source_id, partition, user_key, ingest_tx,"
                 " ingest_id, received_at, message_id, event_type, event_name, request)"
                 " VALUES (%s, %s, %s, 'u', %s::xid8, %s, now(), %s, 'track', 'Order Completed',"
-                ' \'{"method": "POST", "url": "https://a.example.com/in"}\')'
-                " RETURNING id, created_at",
-                (target, source, partition_of("u"), logged[0], logged[1], message),
+                " %s) RETURNING id, created_at",
+                (target, source, partition_of("u"), logged[0], logged[1], message, request),
             ).fetchone()
             assert job is not None
             conn.execute(
@@ -204,6 +209,16 @@ def test_discarding_the_selected_jobs_or_all_of_a_destination(database_url: str)
     assert sorted(job.job_id for job in retrying) == waiting
     assert all(job.next_retry_at is not None and job.status_code == 500 for job in retrying)
     assert set(states(database_url, waiting)) == {"retry"}
+
+
+def test_the_failed_list_shows_a_request_with_its_numbers_as_written(database_url: str) -> None:
+    apply_config(database_url, HOOKS)
+    request = '{"method":"POST","url":"https://a.example.com/in","body":{"price":1.50,"n":7}}'
+    [job] = failing(database_url, "hook-a", 1, request=request)
+    [line] = sluice(database_url, "failed", "list", "--json").splitlines()
+    assert '"price":1.50' in line  # (it was a crash: a decimal kept as text)
+    shown = json.loads(line)
+    assert shown["job_id"] == job and shown["request"]["body"] == {"price": 1.5, "n": 7}
 
 
 def test_the_cli_discards_and_replays_chosen_jobs(database_url: str) -> None:

@@ -19,8 +19,10 @@ from engine.destinations.base import (
     DestinationType,
     Files,
     Judgement,
+    Lookups,
     Request,
     Stored,
+    Unsendable,
     Verdict,
     classify_status,
 )
@@ -126,6 +128,8 @@ async def test_batching_destinations_get_batches_and_users_keep_their_order(
             await until(lambda: sum(len(a.json()) for a in sink.delivered) >= len(jobs))
             arrivals = list(sink.delivered)
     batches = [a.json() for a in arrivals]
+    # The mapping named no Content-Type: a JSON body says what it is all the same.
+    assert {a.header("Content-Type") for a in arrivals} == {"application/json"}
     assert all(isinstance(b, list) and 1 <= len(b) <= 10 for b in batches)
     assert len(batches) < len(jobs) // 2  # they really travelled together
     events = [event for batch in batches for event in batch]
@@ -370,3 +374,65 @@ async def test_bundles_are_filed_whole_a_line_per_event_and_counted_per_event(
             "SELECT sum(events) FROM stats_minute WHERE outcome = 'delivered'"
         ).fetchone()
     assert row == (9,)
+
+
+async def _resolve(request: Request, settings: Settings, lookups: Lookups) -> Request:
+    """A contact's id looked up before sending: found, the event updates it; not found, it
+    creates one; two found, the event cannot be sent."""
+    user = request.body["u"]
+    looked = await lookups.ask(Request("GET", f"{settings.url}/lookup", params={"u": user}), 60)
+    found = looked.body["ids"] if looked.status == 200 else []
+    if len(found) > 1:
+        raise Unsendable(f"{len(found)} contacts are {user}")
+    if found:
+        return Request("PUT", f"{settings.url}/update", body={**request.body, "id": found[0]})
+    return Request("POST", f"{settings.url}/create", body=request.body)
+
+
+def _directory(flaky: set[str]) -> Callable[[Arrival], Answer]:
+    """Knows `known` (one contact) and `twice` (two); fails a look-up of a `flaky` user once."""
+
+    def answer(arrival: Arrival) -> Answer:
+        if arrival.path != "/lookup":
+            return Answer()
+        user = arrival.query["u"]
+        if user in flaky:
+            flaky.discard(user)
+            return Answer(503, body="busy")
+        ids = {"known": ["c-1"], "twice": ["c-2", "c-3"]}.get(user)
+        return Answer.json(200, {"ids": ids}) if ids else Answer.json(404, {"ids": []})
+
+    return answer
+
+
+async def test_requests_completed_by_lookups_when_sent_are_regrouped_and_retried(
+    database_url: str,
+) -> None:
+    plugin = dataclasses.replace(BATCHING, resolve=_resolve, batch_key=lambda r: r.method)
+    with Sink(_directory(flaky={"slow"})) as sink:
+        target = batching(plugin, sink.url)
+        jobs = [("known", 0), ("known", 1), ("new", 0), ("twice", 0), ("slow", 0)]
+        _insert_jobs(database_url, target.id, jobs, sink.url)
+        async with running(database_url, target):
+            await until(lambda: len(states(database_url)) == 5 and
+                        all(s[-1] != "retry" for s in states(database_url).values()))  # fmt: skip
+            arrivals = list(sink.arrivals)
+    sent = {a.path: a.json() for a in arrivals if a.path != "/lookup"}
+    # The same user's look-up is asked once and kept; the failed one is asked again.
+    assert sorted(a.query["u"] for a in arrivals if a.path == "/lookup") == [
+        "known", "new", "slow", "slow", "twice"]  # fmt: skip
+    # One batch went out as two requests: the found contact's updates, the others' creates.
+    assert [(e["u"], e["n"], e["id"]) for e in sent["/update"]] == [("known", 0, "c-1"),
+                                                                   ("known", 1, "c-1")]  # fmt: skip
+    assert sorted(e["u"] for e in sent["/create"]) in (["new"], ["new", "slow"], ["slow"])
+    assert states(database_url) == {
+        "known-0": ["delivered"], "known-1": ["delivered"], "new-0": ["delivered"],
+        "twice-0": ["aborted"], "slow-0": ["retry", "delivered"],
+    }  # fmt: skip
+    with psycopg.connect(database_url) as conn:
+        errors: dict[str, str] = dict(conn.execute(
+            "SELECT j.message_id, a.error FROM job_attempts a JOIN jobs j ON j.id = a.job_id"
+            " WHERE a.state <> 'delivered'"
+        ).fetchall())  # fmt: skip
+    assert errors["twice-0"] == "2 contacts are twice"
+    assert errors["slow-0"] == f"look-up GET {sink.url}/lookup: HTTP 503: busy"

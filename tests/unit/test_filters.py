@@ -44,3 +44,13 @@ def test_an_empty_allow_list_lets_no_track_event_through() -> None:
 def test_disabled_filtering_ignores_the_lists() -> None:
     config = {"eventFilteringOption": "disable", "blacklistedEvents": [{"eventName": "X"}]}
     assert EventFilter.of(config, ALL_TYPES).admits(track("X"))
+
+
+def test_slacks_deny_list_holds_back_its_track_events_with_any_option() -> None:
+    denied = {"denyListOfEvents": [{"eventName": "Heartbeat"}]}
+    assert not EventFilter.of(denied, ALL_TYPES).admits(track("Heartbeat"))
+    blocking = {**denied, "eventFilteringOption": "blacklistedEvents",
+                "blacklistedEvents": [{"eventName": "Ping"}]}  # fmt: skip
+    f = EventFilter.of(blocking, ALL_TYPES)
+    assert not f.admits(track("Heartbeat")) and not f.admits(track("Ping"))
+    assert f.admits(track("Signed Up"))

@@ -70,6 +70,20 @@ def batches(plugin: DestinationType, jobs: Sequence[B]) -> list[tuple[list[B], l
     return alone + [(taken, requests) for chunks in groups.values() for taken, requests in chunks]
 
 
+def regrouped(
+    plugin: DestinationType, pairs: Sequence[tuple[B, Request]]
+) -> list[tuple[list[B], list[Request]]]:
+    """Jobs and their requests completed by look-ups, regrouped by the completed requests'
+    batch keys: jobs that shared a request may no longer (HubSpot: a create and an update)."""
+    groups: dict[str, tuple[list[B], list[Request]]] = {}
+    for n, (job, request) in enumerate(pairs):
+        found = None if job.alone else plugin.batch_key(request)
+        group = groups.setdefault(found if found is not None else f"\0{n}", ([], []))
+        group[0].append(job)
+        group[1].append(request)
+    return list(groups.values())
+
+
 def outgoing(plugin: DestinationType, requests: Sequence[Request]) -> Request:
     """The one request sent for jobs that travel together."""
     if plugin.combine is None or plugin.batch_key(requests[0]) is None:

@@ -21,11 +21,20 @@ import msgspec
 
 from engine import db
 from engine.db import Pool
-from engine.destinations.base import Judgement, Request, Verdict
+from engine.destinations.base import (
+    Judgement,
+    LookupFailed,
+    Lookups,
+    Request,
+    Unsendable,
+    Verdict,
+    decode_request,
+)
 from engine.errors import DatabaseError
 from engine.pipeline.delivery import batching
 from engine.pipeline.delivery.attempts import AttemptLog
 from engine.pipeline.delivery.backlog import Held
+from engine.pipeline.delivery.lookups import Asking
 from engine.pipeline.delivery.ordering import UserQueues
 from engine.pipeline.delivery.sender import Answer, MalformedRequest, Sender, TransportError
 from engine.pipeline.topology import Target
@@ -123,6 +132,9 @@ class DestinationRouter:
         self._next_send = 0.0  # rate limit pacing
         self._paused_until = 0.0  # after a 429: the vendor throttles the destination as a whole
         self._stopping = False
+        self._lookups: Lookups | None = None
+        if target.plugin is not None and target.plugin.resolve is not None:
+            self._lookups = Asking(sender, target.policy.timeout_seconds, target.mask)
 
     def wake(self) -> None:
         self._read_due = True
@@ -274,7 +286,7 @@ class DestinationRouter:
     async def _deliver(self, jobs: list[Pending], requests: list[Request] | None) -> None:
         target = self.target
         try:
-            results = await _attempt(self._sender, target, jobs, requests)
+            results = await _attempt(self._sender, target, jobs, requests, self._lookups)
         except Exception as exc:  # a bug must not leave jobs in flight forever: retry them
             log.exception("router %s: delivery failed unexpectedly", target.name)
             error = target.mask(f"internal error: {type(exc).__name__}: {exc}")
@@ -332,12 +344,49 @@ class DestinationRouter:
 
 
 async def _attempt(
+    sender: Sender,
+    target: Target,
+    jobs: list[Pending],
+    requests: list[Request] | None,
+    lookups: Lookups | None,
+) -> list[Result]:
+    """Send the jobs' request (combined, for a batch) and say what the answer means for each;
+    requests that need look-ups are completed first, and a job whose look-up failed is settled
+    without being sent."""
+    plugin = target.plugin
+    if plugin is None or target.problem is not None:
+        return [Result(Verdict.ABORT, error=target.problem or "no destination plug-in")] * len(jobs)
+    if plugin.resolve is None or lookups is None:
+        return await _send(sender, target, jobs, requests)
+    if requests is None:
+        requests = [decode_request(job.request) for job in jobs]
+    outcomes = await asyncio.gather(*(_resolved(target, r, lookups) for r in requests))
+    settled = {id(job): o for job, o in zip(jobs, outcomes, strict=True) if isinstance(o, Result)}
+    completed = [(job, o) for job, o in zip(jobs, outcomes, strict=True) if isinstance(o, Request)]
+    groups = batching.regrouped(plugin, completed)
+    sent = await asyncio.gather(*(_send(sender, target, *group) for group in groups))
+    for (grouped, _), results in zip(groups, sent, strict=True):
+        settled.update((id(job), result) for job, result in zip(grouped, results, strict=True))
+    return [settled[id(job)] for job in jobs]
+
+
+async def _resolved(target: Target, request: Request, lookups: Lookups) -> Request | Result:
+    """The request completed with the vendor's answers, or the job's result when it cannot be."""
+    assert target.plugin is not None and target.plugin.resolve is not None
+    try:
+        return await target.plugin.resolve(request, target.settings, lookups)
+    except LookupFailed as exc:
+        return Result(Verdict.RETRY, error=target.mask(str(exc)))
+    except Unsendable as exc:
+        return Result(Verdict.ABORT, error=target.mask(str(exc)))
+
+
+async def _send(
     sender: Sender, target: Target, jobs: list[Pending], requests: list[Request] | None
 ) -> list[Result]:
     """Send the jobs' request (combined, for a batch) and say what the answer means for each."""
     plugin = target.plugin
-    if plugin is None or target.problem is not None:
-        return [Result(Verdict.ABORT, error=target.problem or "no destination plug-in")] * len(jobs)
+    assert plugin is not None
     try:
         if requests is None:
             stored = _stored.decode(jobs[0].request)
@@ -351,7 +400,7 @@ async def _attempt(
         return [Result(Verdict.RETRY, error=target.mask(str(exc)))] * len(jobs)
     except MalformedRequest as exc:
         return [Result(Verdict.ABORT, error=target.mask(str(exc)))] * len(jobs)
-    judged = plugin.classify(answer.status, answer.body, len(jobs))
+    judged = plugin.judge(answer.status, answer.body, requests or [request])
     response = target.mask(answer.excerpt) if answer.excerpt is not None else None
     if isinstance(judged, Verdict) or len(judged) != len(jobs):
         verdict = judged if isinstance(judged, Verdict) else Verdict.RETRY

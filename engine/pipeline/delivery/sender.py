@@ -36,6 +36,7 @@ class Answer:
 
 
 _FORM = "application/x-www-form-urlencoded"
+_JSON = "application/json"
 
 
 class TransportError(SluiceError):
@@ -95,12 +96,11 @@ class Sender:
 
 
 def _headers(request: Request) -> dict[str, str]:
-    """The request's headers; a form body says what it is unless the destination already did."""
-    if request.body_format != "form" or request.body is None:
+    """The request's headers; a body says what it is (a form, or JSON) unless the destination
+    already did."""
+    if request.body is None or any(name.lower() == "content-type" for name in request.headers):
         return request.headers
-    if any(name.lower() == "content-type" for name in request.headers):
-        return request.headers
-    return {**request.headers, "Content-Type": _FORM}
+    return {**request.headers, "Content-Type": _FORM if request.body_format == "form" else _JSON}
 
 
 def _body(request: Request) -> bytes:

@@ -117,7 +117,7 @@ async def _asking(dest: Target, lookups: Lookups | None) -> AsyncIterator[Lookup
     sender = Sender()
     await sender.start()
     try:
-        yield Asking(sender, dest.policy.timeout_seconds, dest.mask)
+        yield Asking(sender, dest.policy.timeout_seconds, dest.mask, writes=False)
     finally:
         await sender.close()
 

@@ -36,6 +36,9 @@ class Request(msgspec.Struct, omit_defaults=True):
     params: dict[str, str] = {}
     body: Any = None
     body_format: Literal["json", "form"] = "json"
+    # What `resolve` needs to know that the vendor is not sent (whom to look up): stored with
+    # the request, never sent.
+    hints: dict[str, str] = {}
 
 
 _requests = msgspec.json.Decoder(Request, float_hook=codec.number_text)
@@ -79,9 +82,10 @@ class Lookups(Protocol):
     type) just before sending it: through the router's sender, or from answers given in
     advance (`sluice preview --lookups`)."""
 
-    async def ask(self, request: Request, keep: float = 0.0) -> Looked:
+    async def ask(self, request: Request, keep: float = 0.0, writes: bool = False) -> Looked:
         """The answer to `request`; the same request's answer may be reused for `keep` seconds.
-        Raises LookupFailed when there is no usable answer."""
+        `writes`: the look-up changes something at the vendor (Intercom's company upsert),
+        which a preview does not do. Raises LookupFailed when there is no usable answer."""
         ...
 
 
@@ -236,6 +240,10 @@ class DestinationType:
     batch_bytes: int = 1_000_000
     batch_key: Callable[[Request], str | None] = field(default=same_endpoint)
     combine: Callable[[Sequence[Request]], Request] | None = None
+    # Statuses at which one bad event makes the vendor refuse a whole batch, naming none
+    # (PostHog's 400): a batch so refused for good is sent again event by event, so that only
+    # the bad one fails. (A 413, the vendor's size limit, always splits a batch.)
+    split_on: frozenset[int] = frozenset()
     classify: Classify = field(default=classify_status)
     # For vendors that name the events they refused by what those carried (an email, an id, a
     # place in lists the events fill unevenly): the answer read with the requests it answers.

@@ -27,9 +27,9 @@ class EventFilter:
     @classmethod
     def of(cls, config: dict[str, Any], types: frozenset[str]) -> "EventFilter":
         option = config.get("eventFilteringOption")
-        if option == "whitelistedEvents":
-            return cls(types, allowed=_names(config.get("whitelistedEvents")))
         denied = _names(config.get("denyListOfEvents"))
+        if option == "whitelistedEvents":
+            return cls(types, allowed=_names(config.get("whitelistedEvents")) - denied)
         if option == "blacklistedEvents":
             return cls(types, blocked=_names(config.get("blacklistedEvents")) | denied)
         return cls(types, blocked=denied)

@@ -11,7 +11,7 @@ secrets too (`url_secrets`); a viewer sees neither a URL's user nor any query va
 import json
 import re
 from collections.abc import Iterable
-from urllib.parse import unquote_plus, urlsplit, urlunsplit
+from urllib.parse import quote, quote_plus, unquote_plus, urlsplit, urlunsplit
 
 MASK = "****"
 _SCHEMES = re.compile(r"\b(Basic|Bearer)( +)[A-Za-z0-9+/=._~-]+", re.IGNORECASE)
@@ -19,10 +19,16 @@ _SHORTEST = 3  # a shorter "secret" would mask ordinary text and protect nothing
 CREDENTIAL = re.compile(r"auth|key|token|secret|signature|sig\b|cookie|password|pass\b", re.I)
 
 
+def _forms(secret: str) -> tuple[str, ...]:
+    """A secret as it is, as JSON writes it inside a string (a quote or backslash escaped), and
+    as a URL's query or path carries it (`+`, `/`, `=` percent-encoded: an error naming the
+    URL a token travelled in shows it so)."""
+    return secret, json.dumps(secret)[1:-1], quote_plus(secret), quote(secret, safe="")
+
+
 def mask(text: str, secrets: Iterable[str]) -> str:
-    # Each secret as it is and as JSON writes it inside a string (a `"` or `\` in it is
-    # escaped there), longest first: a secret that contains another is masked whole.
-    forms = {f for s in secrets if len(s) >= _SHORTEST for f in (s, json.dumps(s)[1:-1])}
+    # Longest first: a secret that contains another is masked whole.
+    forms = {f for s in secrets if len(s) >= _SHORTEST for f in _forms(s)}
     for secret in sorted(forms, key=len, reverse=True):
         text = text.replace(secret, MASK)
     return _SCHEMES.sub(rf"\1\2{MASK}", text)

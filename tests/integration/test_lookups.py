@@ -57,3 +57,12 @@ async def test_throttled_or_unanswered_lookups_fail_with_the_secret_masked(sende
     assert str(throttled.value) == f"look-up GET {sink.url}/busy: HTTP 429: slow down, ****"
     with pytest.raises(LookupFailed, match=r"^look-up GET http://127\.0\.0\.1:\d+/x: "):
         await asking.ask(Request("GET", f"{sink.url}/x", params={"key": KEY}))  # (it stopped)
+
+
+async def test_a_preview_makes_no_lookup_that_writes(sender: Sender) -> None:
+    with Sink(_numbered) as sink:
+        previewing = Asking(sender, 5, lambda text: text, writes=False)
+        assert (await previewing.ask(Request("POST", f"{sink.url}/x?n=1"))).body == {"n": "1"}
+        with pytest.raises(LookupFailed, match=r"changes nothing .* \(POST .*/x\): give its"):
+            await previewing.ask(Request("POST", f"{sink.url}/x?n=2"), writes=True)
+        assert len(sink.arrivals) == 1

@@ -436,3 +436,28 @@ async def test_requests_completed_by_lookups_when_sent_are_regrouped_and_retried
         ).fetchall())  # fmt: skip
     assert errors["twice-0"] == "2 contacts are twice"
     assert errors["slow-0"] == f"look-up GET {sink.url}/lookup: HTTP 503: busy"
+
+
+def _strict(arrival: Arrival) -> Answer:
+    """Refuses a whole request with 400 when any of its events is bad, naming none."""
+    bad = any(event["u"].startswith("bad") for event in arrival.json())
+    return Answer(400, body='{"error": "invalid batch"}') if bad else Answer()
+
+
+async def test_a_batch_refused_whole_without_naming_events_is_sent_again_event_by_event(
+    database_url: str,
+) -> None:
+    plugin = dataclasses.replace(BATCHING, split_on=frozenset({400}))
+    with Sink(_strict) as sink:
+        target = batching(plugin, sink.url)
+        users = ["user-0", "bad-1", "user-2"]
+        _insert_jobs(database_url, target.id, [(user, 0) for user in users], sink.url)
+        async with running(database_url, target):
+            await until(lambda: all(s[-1] != "retry" for s in states(database_url).values())
+                        and len(states(database_url)) == 3)  # fmt: skip
+            arrivals = [[e["u"] for e in a.json()] for a in sink.arrivals]
+    assert arrivals[0] == users and sorted(arrivals[1:]) == [["bad-1"], ["user-0"], ["user-2"]]
+    assert states(database_url) == {
+        "user-0-0": ["retry", "delivered"], "bad-1-0": ["retry", "aborted"],
+        "user-2-0": ["retry", "delivered"],
+    }  # fmt: skip

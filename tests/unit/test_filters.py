@@ -54,3 +54,7 @@ def test_slacks_deny_list_holds_back_its_track_events_with_any_option() -> None:
     f = EventFilter.of(blocking, ALL_TYPES)
     assert not f.admits(track("Heartbeat")) and not f.admits(track("Ping"))
     assert f.admits(track("Signed Up"))
+    allowed = [{"eventName": "Heartbeat"}, {"eventName": "Ping"}]
+    allowing = {**denied, "eventFilteringOption": "whitelistedEvents", "whitelistedEvents": allowed}
+    f = EventFilter.of(allowing, ALL_TYPES)
+    assert not f.admits(track("Heartbeat")) and f.admits(track("Ping"))

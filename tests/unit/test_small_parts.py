@@ -109,6 +109,17 @@ def test_a_secret_is_masked_as_json_writes_it_too() -> None:
     assert mask(secret, [secret]) == "****"
 
 
+def test_a_secret_is_masked_as_a_url_carries_it_too() -> None:
+    from engine.destinations.secrets import mask
+
+    token = "abc+def/ghi=jkl"  # (as the sender's error names the URL it travelled in)
+    said = "no answer: https://tr.example.com/v3/p/events?access_token=abc%2Bdef%2Fghi%3Djkl&x=1"
+    assert (
+        mask(said, [token]) == "no answer: https://tr.example.com/v3/p/events?access_token=****&x=1"
+    )
+    assert mask("/hooks/abc%2Bdef%2Fghi%3Djkl", [token]) == "/hooks/****"
+
+
 def test_latency_buckets_and_the_percentiles_read_from_them() -> None:
     assert counters.latency_bucket(timedelta(milliseconds=40)) == 0
     assert counters.latency_bucket(timedelta(milliseconds=100)) == 1  # bounds are exclusive

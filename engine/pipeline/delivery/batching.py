@@ -54,6 +54,7 @@ def batches(plugin: DestinationType, jobs: Sequence[B]) -> list[tuple[list[B], l
     """Jobs taken together, split into the requests they can share: same batch key, and within
     the destination's size limits. A job whose request takes no part in batches goes alone."""
     groups: dict[str, list[tuple[list[B], list[Request]]]] = {}
+    used: dict[str, int] = {}  # bytes in each key's last chunk
     alone: list[tuple[list[B], list[Request]]] = []
     for job in sorted(jobs, key=lambda j: j.position):
         request = decode_request(job.request)
@@ -62,12 +63,19 @@ def batches(plugin: DestinationType, jobs: Sequence[B]) -> list[tuple[list[B], l
             alone.append(([job], [request]))
             continue
         chunks = groups.setdefault(found, [])
-        used = sum(len(j.request) for j in chunks[-1][0]) if chunks else 0
-        if not chunks or used + len(job.request) > plugin.batch_bytes:
+        size = _bytes(job.request)
+        if not chunks or used[found] + size > plugin.batch_bytes:
             chunks.append(([], []))
+            used[found] = 0
         chunks[-1][0].append(job)
         chunks[-1][1].append(request)
+        used[found] += size
     return alone + [(taken, requests) for chunks in groups.values() for taken, requests in chunks]
+
+
+def _bytes(text: str) -> int:
+    """A stored request's size as it travels (UTF-8), which vendors' limits count."""
+    return len(text) if text.isascii() else len(text.encode())
 
 
 def regrouped(

@@ -37,15 +37,25 @@ def _named(request: Request) -> str:
 
 
 class Asking:
-    def __init__(self, sender: Sender, timeout: float, mask: Callable[[str], str]) -> None:
+    def __init__(
+        self, sender: Sender, timeout: float, mask: Callable[[str], str], writes: bool = True
+    ) -> None:
+        """`writes`: whether look-ups that change something at the vendor may be made (not
+        by a preview)."""
         self._sender = sender
         self._timeout = timeout
         self._mask = mask
+        self._writes = writes
         self._kept: OrderedDict[bytes, tuple[float, Looked, int]] = OrderedDict()
         self._kept_bytes = 0
         self._asking: dict[bytes, asyncio.Future[Looked]] = {}
 
-    async def ask(self, request: Request, keep: float = 0.0) -> Looked:
+    async def ask(self, request: Request, keep: float = 0.0, writes: bool = False) -> Looked:
+        if writes and not self._writes:
+            raise LookupFailed(
+                f"a preview changes nothing at the vendor, and this request needs a write first "
+                f"({_named(request)}): give its answer with --lookups"
+            )
         key = codec.encode(request)
         kept = self._kept.get(key)
         if kept is not None and kept[0] > time.monotonic():
@@ -112,7 +122,7 @@ class Given:
         except msgspec.ValidationError as exc:
             raise LookupFailed(f"the look-up answers are not in the expected form: {exc}") from None
 
-    async def ask(self, request: Request, keep: float = 0.0) -> Looked:
+    async def ask(self, request: Request, keep: float = 0.0, writes: bool = False) -> Looked:
         address = _address(request.url, dict(request.params))
         for given in self._given:
             if given.method.upper() != request.method.upper():

@@ -12,7 +12,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal, NamedTuple
 from uuid import UUID
@@ -22,6 +22,7 @@ import msgspec
 from engine import db
 from engine.db import Pool
 from engine.destinations.base import (
+    DestinationType,
     Judgement,
     LookupFailed,
     Lookups,
@@ -104,6 +105,7 @@ class Result:
     error: str | None = None
     response: str | None = None
     retry_after: float | None = None
+    alone: bool = False  # the batch was refused as a whole: the job goes again on its own
 
 
 class DestinationRouter:
@@ -291,15 +293,8 @@ class DestinationRouter:
             log.exception("router %s: delivery failed unexpectedly", target.name)
             error = target.mask(f"internal error: {type(exc).__name__}: {exc}")
             results = [Result(Verdict.RETRY, error=error)] * len(jobs)
-        if len(jobs) > 1 and results[0].status == _TOO_LARGE:
-            # The vendor's size limit, which the batch limits should have kept: each job goes
-            # again in a request of its own (§0.2 of the contracts: split and resend).
-            for job in jobs:
-                job.alone = True
-            results = [replace(r, verdict=Verdict.RETRY) for r in results]
-        elif results[0].status == _TOO_LARGE:  # one event alone is too large: it never fits
-            results = [replace(r, verdict=Verdict.ABORT) for r in results]
         for job, result in zip(jobs, results, strict=True):
+            job.alone = job.alone or result.alone
             self._settle(job, result)
 
     def _settle(self, job: Pending, result: Result) -> None:
@@ -402,11 +397,26 @@ async def _send(
         return [Result(Verdict.ABORT, error=target.mask(str(exc)))] * len(jobs)
     judged = plugin.judge(answer.status, answer.body, requests or [request])
     response = target.mask(answer.excerpt) if answer.excerpt is not None else None
+    if len(jobs) > 1 and isinstance(judged, Verdict) and _split(plugin, answer.status, judged):
+        # Refused as a whole, no event named: each goes again in a request of its own, where
+        # the vendor's answer is its own.
+        split = f"HTTP {answer.status}: the batch was refused; sent again event by event"
+        return [Result(Verdict.RETRY, answer.status, split, response, alone=True)] * len(jobs)
+    if answer.status == _TOO_LARGE and judged is not Verdict.DELIVERED:
+        judged = Verdict.ABORT  # one event alone is too large: it never fits
     if isinstance(judged, Verdict) or len(judged) != len(jobs):
         verdict = judged if isinstance(judged, Verdict) else Verdict.RETRY
         error = None if verdict is Verdict.DELIVERED else f"HTTP {answer.status}"
         return [Result(verdict, answer.status, error, response, answer.retry_after)] * len(jobs)
     return [_judged(j, answer, response, target) for j in judged]
+
+
+def _split(plugin: DestinationType, status: int, verdict: Verdict) -> bool:
+    """Whether a batch refused as a whole goes again event by event: too large, or refused for
+    good at a status where one bad event refuses the batch (the plug-in's `split_on`)."""
+    if status == _TOO_LARGE:
+        return verdict is not Verdict.DELIVERED
+    return status in plugin.split_on and verdict is Verdict.ABORT
 
 
 def _judged(j: Judgement, answer: Answer, response: str | None, target: Target) -> Result:

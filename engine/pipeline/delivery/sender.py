@@ -35,6 +35,7 @@ class Answer:
         return self.body[:EXCERPT].decode("utf-8", "replace")
 
 
+_EPOCH_2001 = 1_000_000_000  # seconds: a larger number is a Unix time, not a wait
 _FORM = "application/x-www-form-urlencoded"
 _JSON = "application/json"
 
@@ -82,7 +83,7 @@ class Sender:
                 builder = builder.body_bytes(_body(request))
             async with builder.build_streamed() as response:
                 body = await _read_some(response, _MAX_BODY)
-                retry_after = _retry_after(_header(response, "Retry-After"))
+                retry_after = _come_back(response)
                 status = response.status
         except exceptions.RequestTimeoutError:
             raise TransportError(f"no answer within {timeout:g} s") from None
@@ -127,6 +128,27 @@ async def _read_some(response: Response, limit: int) -> bytes:
         chunks.append(bytes(chunk))
         size += len(chunk)
     return b"".join(chunks)
+
+
+def _come_back(response: Response) -> float | None:
+    """When the vendor says to send again, in seconds: `Retry-After`, else the rate-limit
+    headers some vendors send instead (Braze's `X-Ratelimit-Retry-After`, Intercom's
+    `X-RateLimit-Reset`, a Unix time)."""
+    found = _retry_after(_header(response, "Retry-After"))
+    if found is None:
+        found = _retry_after(_header(response, "X-Ratelimit-Retry-After"))
+    if found is None:
+        found = _reset(_header(response, "X-RateLimit-Reset"))
+    return found
+
+
+def _reset(value: str | None) -> float | None:
+    """A rate limit's reset as a Unix time; other vendors' counts of seconds are not read."""
+    try:
+        at = float(value or "")
+    except ValueError:
+        return None
+    return max(0.0, at - time.time()) if _EPOCH_2001 < at < 2 * _EPOCH_2001 else None
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -4,8 +4,9 @@ Run by the worker's scheduler. A partition is dropped only when its whole day is
 the retention window *and* nothing in it is still needed: every ingest row read by the
 processor, every job delivered or aborted (a job and its attempts go together); a day of the
 message ids the processor has seen, once it has read every event up to the window after it.
-Counters older than their own retention, and messages the gateway refused older than the
-events', are deleted.
+Counters older than their own retention, messages the gateway refused older than the
+events', and a destination's earlier settings once no job made under them is left, are
+deleted.
 
 The ingest log's partitions, and the seen message ids', are not vacuumed while their day is
 written (migrations 0020, 0021): each is frozen once its day is over (the message ids', once
@@ -39,6 +40,7 @@ async def housekeep(
     await conn.execute(_Q["ensure_partitions"], {"days": DAYS_AHEAD})
     await counters.forget(conn)
     await rejections.forget(conn, retention)
+    await conn.execute(_Q.compose("forget_retired_settings"))
     await _freeze_closed_days(conn)
     cur = await conn.execute(_Q.compose("expired_partitions"), {"retention": retention})
     dropped = []

@@ -41,3 +41,10 @@ SET LOCAL lock_timeout = '2s'
 
 -- name: drop_partition
 DROP TABLE {partition}
+
+-- name: forget_retired_settings
+-- A destination's earlier settings, once no job made under them can be left: the oldest day of
+-- jobs began after they were replaced.
+DELETE FROM destination_settings_retired
+WHERE retired_at < (SELECT min(d.upper) - interval '1 day' FROM ({day_partitions}) d
+                    WHERE d.parent = 'jobs')

@@ -7,7 +7,7 @@ events is always routed against one consistent picture.
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -58,9 +58,16 @@ class Target:
     private: tuple[tuple[str, str], ...] = ()  # values in `config` a request never shows, as shown
 
     @classmethod
-    def of(cls, spec: DestinationSpec, id: UUID = UNSAVED, problem: str | None = None) -> "Target":
+    def of(
+        cls,
+        spec: DestinationSpec,
+        id: UUID = UNSAVED,
+        problem: str | None = None,
+        retired: Sequence[dict[str, Any]] = (),
+    ) -> "Target":
         """The destination a spec configures (`problem`: one found before, which a problem of
-        its type or settings comes before)."""
+        its type or settings comes before; `retired`: the settings it had before, whose
+        secrets jobs made under them hold)."""
         plugin = TYPES.get(spec.type)
         settings = None
         if plugin is None:
@@ -74,7 +81,8 @@ class Target:
             id, spec.name, spec.type, spec.config, spec.enabled, spec.delivery, plugin,
             settings, problem,
             EventFilter.of(spec.config, plugin.supported_types if plugin else ALL_TYPES),
-            tuple(plugin.secrets(spec.config)) if plugin else (),
+            tuple(found for c in (spec.config, *retired) for found in plugin.secrets(c))
+            if plugin else (),
             tuple(plugin.private_values(spec.config)) if plugin else (),
         )  # fmt: skip
 
@@ -131,6 +139,7 @@ class _Destination:
     config: dict[str, Any]
     delivery: dict[str, Any]
     enabled: bool
+    retired: list[dict[str, Any]]  # its settings before, most recent change last
 
     def target(self) -> Target:
         try:
@@ -138,7 +147,7 @@ class _Destination:
         except msgspec.ValidationError as exc:  # (stored by hand, or by another version)
             policy, problem = DeliveryPolicy(), f"delivery settings: {exc}"
         spec = DestinationSpec(self.name, self.type, self.config, self.enabled, policy)
-        return Target.of(spec, self.id, problem)
+        return Target.of(spec, self.id, problem, self.retired)
 
 
 @dataclass(frozen=True)
@@ -170,7 +179,7 @@ async def load(conn: Connection) -> Topology:
 
 async def named(conn: Connection, name: str) -> Target | None:
     """The destination of this name, as the pipeline would use it now; None if there is none."""
-    row = await db.row(conn, _Q["destination"], {"name": name}, _Destination)
+    row = await db.row(conn, _Q.compose("destination"), {"name": name}, _Destination)
     return None if row is None else row.target()
 
 

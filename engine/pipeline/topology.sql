@@ -1,5 +1,9 @@
 -- name: destinations
-SELECT id, name, type, config, delivery, enabled FROM destinations
+-- Each with the settings it had before (their secrets are masked in jobs made under them).
+SELECT d.id, d.name, d.type, d.config, d.delivery, d.enabled,
+       coalesce((SELECT jsonb_agg(r.config) FROM destination_settings_retired r
+                 WHERE r.destination_id = d.id), '[]') AS retired
+FROM destinations d
 
 -- name: connections
 -- Enabled connections with the newest version of their transformation, if any.
@@ -12,7 +16,7 @@ JOIN sources s ON s.id = c.source_id
 WHERE c.enabled
 
 -- name: destination
-SELECT id, name, type, config, delivery, enabled FROM destinations WHERE name = %(name)s
+SELECT * FROM ({destinations}) d WHERE d.name = %(name)s
 
 -- name: sources
 SELECT id, name FROM sources

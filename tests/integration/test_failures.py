@@ -221,6 +221,21 @@ def test_the_failed_list_shows_a_request_with_its_numbers_as_written(database_ur
     assert shown["job_id"] == job and shown["request"]["body"] == {"price": 1.5, "n": 7}
 
 
+def test_a_key_replaced_since_a_job_was_made_stays_masked_in_what_is_shown(
+    database_url: str,
+) -> None:
+    settings = "{webhookUrl: 'https://a.example.com/in', headers: [{from: X-Api-Key, to: %s}]}"
+    config = HOOKS.replace("{webhookUrl: \"https://a.example.com/in\"}", settings)
+    apply_config(database_url, config % "old-key-4f2a9c")
+    sent = '{"method":"POST","url":"https://a.example.com/in","headers":{"X-Api-Key":"%s"}}'
+    failing(database_url, "hook-a", 1, request=sent % "old-key-4f2a9c")
+    apply_config(database_url, config % "new-key-81d3e0")  # the key is replaced
+    failing(database_url, "hook-a", 1, request=sent % "new-key-81d3e0")
+    listed = sluice(database_url, "failed", "list", "--json")
+    assert "old-key-4f2a9c" not in listed and "new-key-81d3e0" not in listed
+    assert listed.count('"X-Api-Key":"****"') == 2
+
+
 def test_the_cli_discards_and_replays_chosen_jobs(database_url: str) -> None:
     apply_config(database_url, HOOKS)
     jobs = failing(database_url, "hook-a", 3)

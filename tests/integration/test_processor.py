@@ -290,6 +290,31 @@ async def test_messages_refused_by_the_gateway_are_kept_as_long_as_events(config
     assert kept == (1,)
 
 
+async def test_a_destinations_earlier_settings_are_kept_while_jobs_made_under_them_may_be(
+    configured: str,
+) -> None:
+    with psycopg.connect(configured, autocommit=True) as conn:
+        conn.execute("SELECT sluice_ensure_daily_partitions('jobs', current_date - 3, 1)")
+        conn.execute("UPDATE destinations SET config = config || '{\"x\": 1}'")
+        conn.execute("UPDATE destination_settings_retired SET retired_at = now() - interval '3d'")
+        conn.execute("UPDATE destinations SET config = config || '{\"x\": 2}'")
+        conn.execute("UPDATE destinations SET enabled = enabled")  # not a change of settings
+        conn.execute("UPDATE destination_settings_retired SET retired_at = now() - interval '5d'"
+                     " WHERE retired_at < now() - interval '1d'")  # fmt: skip
+        retired = conn.execute("SELECT count(*) FROM destination_settings_retired").fetchone()
+        assert retired == (2,)  # (one destination, changed twice)
+
+    async def housekeeping() -> None:
+        async with connection(configured) as aconn:
+            await aconn.set_autocommit(True)
+            await housekeep(aconn, timedelta(days=7), dedup_window=timedelta(hours=24))
+
+    await housekeeping()  # jobs of 3 days ago may be left: the settings replaced since stay
+    with psycopg.connect(configured, autocommit=True) as conn:
+        kept = conn.execute("SELECT count(*) FROM destination_settings_retired").fetchone()
+        assert kept == (1,)  # the one replaced 5 days ago, before any job left, is forgotten
+
+
 async def test_the_ingest_log_is_frozen_a_day_at_a_time_not_vacuumed_for_inserts(
     configured: str,
 ) -> None:

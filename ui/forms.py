@@ -98,14 +98,20 @@ def fields(
     return found
 
 
-def _kind(t: inspect.Type, secret: bool) -> Kind:
-    if isinstance(t, inspect.UnionType):  # `X | None`: the X
+def _unwrapped(t: inspect.Type) -> inspect.Type:
+    """`X | None`: the X."""
+    if isinstance(t, inspect.UnionType):
         others = [x for x in t.types if not isinstance(x, inspect.NoneType)]
         if any(isinstance(x, inspect.StrType) for x in others) and all(
             isinstance(x, inspect.StrType | inspect.IntType | inspect.FloatType) for x in others
         ):  # a number RudderStack writes as a string (a port, minutes): text, taken as it is
             others = [x for x in others if isinstance(x, inspect.StrType)]
-        t = others[0] if len(others) == 1 else t
+        return others[0] if len(others) == 1 else t
+    return t
+
+
+def _kind(t: inspect.Type, secret: bool) -> Kind:
+    t = _unwrapped(t)
     if isinstance(t, inspect.StrType):
         return "secret" if secret else "text"
     if isinstance(t, inspect.BoolType):
@@ -118,6 +124,7 @@ def _kind(t: inspect.Type, secret: bool) -> Kind:
 
 
 def _choices(t: inspect.Type) -> tuple[str, ...]:
+    t = _unwrapped(t)
     return tuple(str(v) for v in t.values) if isinstance(t, inspect.LiteralType) else ()
 
 

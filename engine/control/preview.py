@@ -337,15 +337,17 @@ async def _completed_and_sent(
     return await _send(sender, dest, complete)
 
 
-async def _send(sender: Sender, dest: Target, request: Request) -> Tried:
+async def _send(sender: Sender, dest: Target, stored: Request) -> Tried:
+    """The request sent as the router sends it (a batching destination's in its batch shape)."""
     assert dest.plugin is not None
+    request = batching.outgoing(dest.plugin, [stored])
     try:
         answer = await sender.send(request, dest.policy.timeout_seconds)
     except (TransportError, MalformedRequest) as exc:
         return Tried(
             dest.masked(request), None, Verdict.RETRY.value, dest.mask(f"no answer: {exc}")
         )
-    judged = dest.plugin.judge(answer.status, answer.body, [request])
+    judged = dest.plugin.judge(answer.status, answer.body, [stored])
     verdict = judged if isinstance(judged, Verdict) else judged[0].verdict
     return Tried(dest.masked(request), answer.status, verdict.value, dest.mask(answer.excerpt))
 

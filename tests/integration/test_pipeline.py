@@ -350,6 +350,31 @@ def test_preview_of_a_list_prints_the_batches_the_router_would_send(tmp_path: Pa
     assert sorted(b["event_indices"] for b in today if "error" in b) == [[0], [1], [2], [4], [5]]
 
 
+def test_preview_answers_lookups_from_a_file_instead_of_asking_the_vendor(
+    tmp_path: Path,
+) -> None:
+    """Intercom's identify searches for the contact first: found, the event updates it."""
+    event, config, lookups = (tmp_path / name for name in ("e.json", "c.json", "l.json"))
+    event.write_text(json.dumps({"type": "identify", "userId": "user-1",
+                                 "traits": {"email": "ada@example.com"}}))  # fmt: skip
+    config.write_text('{"apiKey": "icm-token-40c1", "apiVersion": "v2"}')
+    search = "https://api.intercom.io/contacts/search"
+    found = {"type": "list", "total_count": 1, "data": [{"type": "contact", "id": "c-77"}]}
+    lookups.write_text(json.dumps([{"method": "POST", "endpoint": search,
+                                    "response": {"status": 200, "body": found}}]))  # fmt: skip
+    args = ["preview", "--type", "intercom", "--config", str(config), "--event", str(event)]
+    [request] = json.loads(sluice("", *args, "--lookups", str(lookups)))
+    assert (request["method"], request["url"]) == ("PUT", "https://api.intercom.io/contacts/c-77")
+    assert request["headers"]["Authorization"] == "Bearer ****"
+    lookups.write_text("[]")  # no answer for the search: the preview says which is missing
+    refused = subprocess.run(
+        [sys.executable, "-m", "appliance", *args, "--lookups", str(lookups)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert f"no answer given for the look-up POST {search}" in refused.stderr
+
+
 def test_a_429_with_retry_after_pauses_the_whole_destination(
     workspace_config: str, gateway: GatewayProcess, worker: WorkerProcess
 ) -> None:

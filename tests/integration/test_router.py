@@ -12,10 +12,12 @@ from uuid import UUID, uuid4
 
 import msgspec
 import psycopg
+import pytest
 
 from engine.db import connection_pool
 from engine.destinations.base import (
     ALL_TYPES,
+    Classify,
     DestinationType,
     Files,
     Judgement,
@@ -444,10 +446,19 @@ def _strict(arrival: Arrival) -> Answer:
     return Answer(400, body='{"error": "invalid batch"}') if bad else Answer()
 
 
+def _refused_with_reason(status: int, body: bytes, count: int) -> Verdict | list[Judgement]:
+    """Like a vendor whose refusal of a batch says why, the same for each of its events."""
+    verdict = classify_status(status, body)
+    return (
+        verdict if verdict is Verdict.DELIVERED else [Judgement(verdict, "invalid batch")] * count
+    )
+
+
+@pytest.mark.parametrize("classify", [classify_status, _refused_with_reason])
 async def test_a_batch_refused_whole_without_naming_events_is_sent_again_event_by_event(
-    database_url: str,
+    database_url: str, classify: Classify
 ) -> None:
-    plugin = dataclasses.replace(BATCHING, split_on=frozenset({400}))
+    plugin = dataclasses.replace(BATCHING, split_on=frozenset({400}), classify=classify)
     with Sink(_strict) as sink:
         target = batching(plugin, sink.url)
         users = ["user-0", "bad-1", "user-2"]

@@ -397,7 +397,7 @@ async def _send(
         return [Result(Verdict.ABORT, error=target.mask(str(exc)))] * len(jobs)
     judged = plugin.judge(answer.status, answer.body, requests or [request])
     response = target.mask(answer.excerpt) if answer.excerpt is not None else None
-    if len(jobs) > 1 and isinstance(judged, Verdict) and _split(plugin, answer.status, judged):
+    if len(jobs) > 1 and _split(plugin, answer.status, _whole(judged)):
         # Refused as a whole, no event named: each goes again in a request of its own, where
         # the vendor's answer is its own.
         split = f"HTTP {answer.status}: the batch was refused; sent again event by event"
@@ -411,9 +411,19 @@ async def _send(
     return [_judged(j, answer, response, target) for j in judged]
 
 
-def _split(plugin: DestinationType, status: int, verdict: Verdict) -> bool:
+def _whole(judged: Verdict | Sequence[Judgement]) -> Verdict | None:
+    """The verdict on a whole batch: given as one, or the same for each of its events."""
+    if isinstance(judged, Verdict):
+        return judged
+    verdicts = {j.verdict for j in judged}
+    return verdicts.pop() if len(verdicts) == 1 else None
+
+
+def _split(plugin: DestinationType, status: int, verdict: Verdict | None) -> bool:
     """Whether a batch refused as a whole goes again event by event: too large, or refused for
     good at a status where one bad event refuses the batch (the plug-in's `split_on`)."""
+    if verdict is None:
+        return False
     if status == _TOO_LARGE:
         return verdict is not Verdict.DELIVERED
     return status in plugin.split_on and verdict is Verdict.ABORT

@@ -98,6 +98,18 @@ def wait_for_failed(database_url: str, count: int) -> list[dict[str, Any]]:
         time.sleep(0.2)
 
 
+def assert_aborted_masked(database_url: str, sink: Sink, *secrets: str) -> dict[str, Any]:
+    """The one event posted, refused for good at its first answer (not sent again), as `sluice
+    failed list` shows it: listed with `secrets` masked, in JSON and in the table, never in
+    clear. Returns the listed job, for the vendor's words."""
+    [failed] = wait_for_failed(database_url, 1)
+    assert len(sink.arrivals) == 1 and failed["attempts"] == 1, "a permanent error: not retried"
+    shown = "".join(sluice(database_url, "failed", "list", *json) for json in (["--json"], []))
+    assert "****" in shown
+    assert [secret for secret in secrets if secret in shown] == []
+    return failed
+
+
 def wait_delivered(sink: Sink, wanted: set[str], timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while True:

@@ -225,7 +225,7 @@ def test_a_key_replaced_since_a_job_was_made_stays_masked_in_what_is_shown(
     database_url: str,
 ) -> None:
     settings = "{webhookUrl: 'https://a.example.com/in', headers: [{from: X-Api-Key, to: %s}]}"
-    config = HOOKS.replace("{webhookUrl: \"https://a.example.com/in\"}", settings)
+    config = HOOKS.replace('{webhookUrl: "https://a.example.com/in"}', settings)
     apply_config(database_url, config % "old-key-4f2a9c")
     sent = '{"method":"POST","url":"https://a.example.com/in","headers":{"X-Api-Key":"%s"}}'
     failing(database_url, "hook-a", 1, request=sent % "old-key-4f2a9c")

@@ -8,12 +8,13 @@ answers mean. A *destination* is one the user configured: a type with settings (
 `engine.specs.DestinationSpec`, and `engine.pipeline.topology.Target` for the pipeline's view).
 """
 
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -117,6 +118,27 @@ def classify_status(status: int, body: bytes, count: int = 1) -> Verdict:
     return Verdict.ABORT
 
 
+C = TypeVar("C")
+
+
+def for_call(event: dict[str, Any], calls: Mapping[str, C]) -> C:
+    """What `calls` holds for the event's call type; an event of another type is refused (the
+    router filters call types a destination does not take: this guards the mapping itself)."""
+    kind = event.get("type")
+    found = calls.get(kind) if isinstance(kind, str) else None
+    if found is None:
+        raise Unsendable(f"unsupported call type {str(kind)[:50]!r}")
+    return found
+
+
+def json_answer(body: bytes) -> Any:
+    """A vendor's answer as JSON values (numbers kept as written), or None when it is not JSON."""
+    try:
+        return codec.decode(body)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+
+
 def same_endpoint(request: Request) -> str | None:
     """The default batch key: requests to the same method and URL combine."""
     return f"{request.method} {request.url}"
@@ -140,6 +162,32 @@ def check_endpoint(endpoint: str | None) -> None:
         raise ValueError(f"endpoint {endpoint!r} is not an http(s) URL")
     if parts.query or parts.fragment or any(c.isspace() for c in endpoint):
         raise ValueError(f"endpoint {endpoint!r} must be a base URL, without query or spaces")
+
+
+# Ids end up in URL paths: nothing that could add a path segment, a query or a fragment.
+_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_TOKEN = re.compile(r"[\x21-\x7e]+")  # printable, no spaces
+
+
+def check_id(key: str, value: str) -> None:
+    """For settings' `__post_init__`: an id (a pixel's, an account's) that goes in a path."""
+    if not _ID.fullmatch(value):
+        raise ValueError(f"{key} {value[:80]!r} must be an id made of letters, digits, '_', '-'")
+
+
+def check_token(key: str, value: str | None, *, required: bool = True) -> None:
+    """A token is a secret: the message says what is wrong without showing it."""
+    if value is None or value == "":
+        if required:
+            raise ValueError(f"{key} must not be empty")
+        return
+    if not _TOKEN.fullmatch(value):
+        raise ValueError(f"{key} must be a single word of printable characters (no spaces)")
+
+
+def blank(value: str | None) -> str | None:
+    """An optional text setting: RudderStack configs carry empty strings for unset values."""
+    return (value.strip() or None) if isinstance(value, str) else None
 
 
 @dataclass(frozen=True)

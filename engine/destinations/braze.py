@@ -94,6 +94,8 @@ from engine.destinations.base import (
     Verdict,
     base_url,
     check_endpoint,
+    for_call,
+    json_answer,
 )
 
 log = logging.getLogger(__name__)
@@ -274,20 +276,12 @@ def _sized(item: dict[str, Any], what: str) -> dict[str, Any]:
 # Attributes
 
 
-def _dig(node: Any, path: str) -> Any:
-    for key in path.split("."):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(key)
-    return node
-
-
 def _attributes(event: dict[str, Any], settings: BrazeSettings) -> dict[str, Any]:
     """The user's traits as a Braze attributes object (without who: see `_who`)."""
     traits = segment.traits(event)
     data: dict[str, Any] = {}
     for name, path in _ATTRIBUTES:
-        value = _dig(traits, path)
+        value = segment.dig(traits, path)
         if not _truthy(value) and not (value is None and name in _NULLABLE and _has(traits, path)):
             continue
         if name == "gender":
@@ -314,7 +308,7 @@ def _truthy(value: Any) -> bool:
 
 def _has(traits: dict[str, Any], path: str) -> bool:
     *parents, last = path.split(".")
-    node = _dig(traits, ".".join(parents)) if parents else traits
+    node = segment.dig(traits, ".".join(parents)) if parents else traits
     return isinstance(node, dict) and last in node
 
 
@@ -665,10 +659,7 @@ _CALLS: dict[str, Callable[[dict[str, Any], BrazeSettings], list[Request]]] = {
 
 
 def map_event(event: dict[str, Any], settings: BrazeSettings, now: datetime) -> list[Request]:
-    kind = event.get("type")
-    call = _CALLS.get(kind) if isinstance(kind, str) else None
-    if call is None:
-        raise Unsendable(f"unsupported call type {str(kind)[:50]!r}")
+    call = for_call(event, _CALLS)
     return call(event, settings)
 
 
@@ -771,7 +762,7 @@ def _owners(sent: Sequence[Request]) -> dict[str, list[tuple[int, int]]]:
 def classify(status: int, body: bytes, sent: Sequence[Request]) -> Verdict | Sequence[Judgement]:
     """Braze names the objects it refused by their array and place in the request, which the
     jobs fill unevenly: each job is judged by the objects it brought."""
-    answer = segment.mapping(_answer(body))
+    answer = segment.mapping(json_answer(body))
     if 200 <= status < 300:
         if answer.get("message") != "success":
             said = _message(answer) or "Braze's answer does not say success"
@@ -816,13 +807,6 @@ def _refusal(objects: dict[tuple[str, int], str], request: Request) -> Judgement
     if taken > 0:
         why += f" (its {taken} other object(s) were processed)"
     return Judgement(Verdict.ABORT, why[:_REASON])
-
-
-def _answer(body: bytes) -> Any:
-    try:
-        return codec.decode(body)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        return None
 
 
 def _message(answer: Any) -> str | None:

@@ -81,6 +81,7 @@ from engine.destinations.base import (
     Verdict,
     base_url,
     check_endpoint,
+    json_answer,
 )
 
 HOSTS = {"US": "https://track.customer.io", "EU": "https://track-eu.customer.io"}
@@ -164,17 +165,9 @@ def _given(value: Any) -> bool:
     return value is not None and value != ""
 
 
-def _dig(node: Any, path: str) -> Any:
-    for key in path.split("."):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(key)
-    return node
-
-
 def _first_text(event: dict[str, Any], paths: Sequence[str]) -> str | None:
     for path in paths:
-        if (value := segment.text(_dig(event, path))) is not None:
+        if (value := segment.text(segment.dig(event, path))) is not None:
             return value
     return None
 
@@ -286,11 +279,11 @@ def _device(event: dict[str, Any], settings: CustomerIOSettings) -> str | None:
 
 
 def _token(event: dict[str, Any]) -> str | None:
-    return segment.text(_dig(event, "context.device.token"))
+    return segment.text(segment.dig(event, "context.device.token"))
 
 
 def _platform(event: dict[str, Any]) -> dict[str, str]:
-    kind = _dig(event, "context.device.type")
+    kind = segment.dig(event, "context.device.type")
     if not isinstance(kind, str) or not kind:
         return {}
     return {"platform": "ios" if kind.lower() in _APPLE else kind.lower()}
@@ -393,7 +386,7 @@ def _v1_group(event: dict[str, Any], settings: CustomerIOSettings) -> Request:
 
 def _object(event: dict[str, Any]) -> dict[str, Any]:
     """A group call as an object action: the group's attributes and the user's relationship."""
-    group = segment.text(event.get("groupId")) or segment.text(_dig(event, "traits.groupId"))
+    group = segment.text(event.get("groupId")) or segment.text(segment.dig(event, "traits.groupId"))
     if group is None:
         raise Unsendable("a group call needs groupId (the Customer.io object id)")
     traits = segment.mapping(event.get("traits"))
@@ -470,7 +463,7 @@ def _v2_device(event: dict[str, Any], action: str) -> dict[str, Any]:
     device: dict[str, Any] = {"token": token}
     if (when := _when(event)) is not None:
         device["last_used"] = when
-    attributes = {k: v for k, path in _DEVICE_ATTRIBUTES if _given(v := _dig(event, path))}
+    attributes = {k: v for k, path in _DEVICE_ATTRIBUTES if _given(v := segment.dig(event, path))}
     device["attributes"] = attributes | segment.properties(event)
     device |= _platform(event)
     return {"type": "person", "action": "add_device", "identifiers": person, "device": device}
@@ -548,16 +541,9 @@ def classify(status: int, body: bytes, count: int) -> Verdict | Sequence[Judgeme
     return Verdict.ABORT if reason is None else [Judgement(Verdict.ABORT, reason)] * count
 
 
-def _answer(body: bytes) -> Any:
-    try:
-        return codec.decode(body)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        return None
-
-
 def _error(body: bytes) -> str | None:
     """Customer.io's words for a refusal: `meta.error`, `meta.errors`, or a short text."""
-    answer = _answer(body)
+    answer = json_answer(body)
     if isinstance(answer, dict):
         meta = segment.mapping(answer.get("meta"))
         found = meta.get("error") or meta.get("errors") or answer.get("error")
@@ -572,7 +558,7 @@ def _error(body: bytes) -> str | None:
 def _partial(body: bytes, count: int) -> list[Judgement]:
     """A 207: the listed actions were refused, the others applied."""
     failed: dict[int, str] = {}
-    answer = _answer(body)
+    answer = json_answer(body)
     errors = answer.get("errors") if isinstance(answer, dict) else None
     if isinstance(errors, list):
         for error in errors:

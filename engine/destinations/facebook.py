@@ -1,17 +1,18 @@
 """What Sluice's three Meta destinations share: the Graph API, and how people are described.
 
-* **Graph API**: host, version, the checks on ids that go into URL paths, and what its answers
-  mean. Errors come as `{"error": {message, type, code, error_subcode, is_transient,
-  fbtrace_id}}`, usually with HTTP 400 whatever the cause, so the *code* decides (§6.5 of the
-  contracts): rate limits (4, 17, 32, 613, 80000-80014) and Meta's transient codes (1, 2, 341,
-  368, 5000, 21009, or any error flagged `is_transient`) are retried; a bad or expired token
-  (190), invalid parameters (100, e.g. a stale `event_time`), and permission errors (3, 10,
-  105, 200-299, 294) are permanent. Anything else — an unknown code, an HTML error page from
-  an edge proxy, garbage — is judged by the HTTP status (429 and 5xx retried, other 4xx
-  aborted). RudderStack retries every unknown answer; we do not, because a retried job holds
-  back that user's later events for the whole retry budget (per-user order), while an aborted
-  one is listed and can be replayed at once. Meta documents its transient failures (the codes
-  above, the `is_transient` flag, 5xx), so an unknown 4xx is a request Meta will keep refusing.
+* **Graph API**: host, version, and what its answers mean (ids that go into its paths are
+  checked by `base.check_id`). Errors come as `{"error": {message, type, code, error_subcode,
+  is_transient, fbtrace_id}}`, usually with HTTP 400 whatever the cause, so the *code* decides
+  (§6.5 of the contracts): rate limits (4, 17, 32, 613, 80000-80014) and Meta's transient
+  codes (1, 2, 341, 368, 5000, 21009, or any error flagged `is_transient`) are retried; a bad
+  or expired token (190), invalid parameters (100, e.g. a stale `event_time`), and permission
+  errors (3, 10, 105, 200-299, 294) are permanent. Anything else — an unknown code, an HTML
+  error page from an edge proxy, garbage — is judged by the HTTP status (429 and 5xx retried,
+  other 4xx aborted). RudderStack retries every unknown answer; we do not, because a retried
+  job holds back that user's later events for the whole retry budget (per-user order), while
+  an aborted one is listed and can be replayed at once. Meta documents its transient failures
+  (the codes above, the `is_transient` flag, 5xx), so an unknown 4xx is a request Meta will
+  keep refusing.
 * **Customer information** (CAPI `user_data`, App Events `ud[…]`): values are normalised the
   way Meta matches them — trimmed and lower-cased, phone numbers reduced to digits, gender to
   `f`/`m`, birthdays to `YYYYMMDD`, cities and states without spaces, US ZIP+4 cut to five —
@@ -48,34 +49,6 @@ from engine.destinations.base import (
 
 GRAPH = "https://graph.facebook.com"
 VERSION = "v25.0"
-
-# Ids end up in URL paths: nothing that could add a path segment, a query or a fragment.
-_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
-_TOKEN = re.compile(r"[\x21-\x7e]+")  # printable, no spaces
-
-# --- settings -------------------------------------------------------------------------------
-
-
-def check_id(key: str, value: str) -> None:
-    """For settings' `__post_init__`: an id (pixel, dataset, app) that goes into the path."""
-    if not _ID.fullmatch(value):
-        raise ValueError(f"{key} {value[:80]!r} must be an id made of letters, digits, '_', '-'")
-
-
-def check_token(key: str, value: str | None, *, required: bool = True) -> None:
-    """A token is a secret: the message says what is wrong without showing it."""
-    if value is None or value == "":
-        if required:
-            raise ValueError(f"{key} must not be empty")
-        return
-    if not _TOKEN.fullmatch(value):
-        raise ValueError(f"{key} must be a single word of printable characters (no spaces)")
-
-
-def blank(value: str | None) -> str | None:
-    """An optional text setting: RudderStack configs carry empty strings for unset values."""
-    return (value.strip() or None) if isinstance(value, str) else None
-
 
 # --- what Meta's answers mean ---------------------------------------------------------------
 
@@ -287,18 +260,9 @@ DEFAULT_PII = frozenset(
 )  # fmt: skip
 
 
-def occurred(event: dict[str, Any], now: datetime) -> datetime:
-    """When the event happened: timestamp, originalTimestamp, the gateway's receivedAt, or now."""
-    return (
-        segment.event_time(event)
-        or segment.event_time({"timestamp": event.get("receivedAt")})
-        or now
-    )
-
-
 def event_time(event: dict[str, Any], now: datetime, action_source: str) -> int:
     """Unix seconds, refused outside the window Meta accepts."""
-    when = occurred(event, now)
+    when = segment.occurred(event, now)
     oldest = _STORE_WINDOW if action_source == "physical_store" else _WINDOW
     if when < now - oldest or when > now + _AHEAD:
         raise Unsendable(

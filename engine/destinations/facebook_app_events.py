@@ -28,7 +28,16 @@ from typing import Any
 import msgspec
 
 from engine.destinations import facebook, segment
-from engine.destinations.base import DestinationType, Request, Unsendable, base_url, check_endpoint
+from engine.destinations.base import (
+    DestinationType,
+    Request,
+    Unsendable,
+    base_url,
+    blank,
+    check_endpoint,
+    check_id,
+    check_token,
+)
 
 _HASHED_FLAG = ("FB", "Facebook App Events", "facebook_app_events", "FACEBOOK_APP_EVENTS")
 _NAME = re.compile(r"[0-9a-zA-Z_][0-9a-zA-Z _-]{0,39}")
@@ -54,8 +63,8 @@ class AppEventsSettings(msgspec.Struct):
     endpoint: str | None = None
 
     def __post_init__(self) -> None:
-        facebook.check_id("appID", self.appID)
-        facebook.check_token("accessToken", self.accessToken, required=False)
+        check_id("appID", self.appID)
+        check_token("accessToken", self.accessToken, required=False)
         check_endpoint(self.endpoint)
 
 
@@ -67,7 +76,7 @@ def map_event(event: dict[str, Any], settings: AppEventsSettings, now: datetime)
     form["advertiser_tracking_enabled"] = form["application_tracking_enabled"] = enabled
     form["extinfo"] = segment.json_text(facebook.extinfo(event))
     if name != _INSTALL:
-        when = facebook.occurred(event, now)
+        when = segment.occurred(event, now)
         params = {**_parameters(event), "_eventName": name,
                   "_logTime": int(when.timestamp() * 1000)}  # fmt: skip
         form["custom_events"] = segment.json_text([params])
@@ -76,7 +85,7 @@ def map_event(event: dict[str, Any], settings: AppEventsSettings, now: datetime)
     if ip is not None:
         headers["X-Forwarded-For"] = ip
     base = base_url(settings.endpoint, facebook.GRAPH)
-    token = facebook.blank(settings.accessToken)
+    token = blank(settings.accessToken)
     return [
         Request(
             "POST", f"{base}/{facebook.VERSION}/{settings.appID}/activities", headers=headers,

@@ -19,7 +19,16 @@ from typing import Any
 import msgspec
 
 from engine.destinations import facebook, segment
-from engine.destinations.base import DestinationType, Request, Unsendable, base_url, check_endpoint
+from engine.destinations.base import (
+    DestinationType,
+    Request,
+    Unsendable,
+    base_url,
+    blank,
+    check_endpoint,
+    check_id,
+    check_token,
+)
 
 _HASHED_FLAG = ("FacebookConversions", "Facebook Conversions", "facebook_conversions",
                 "FACEBOOK_CONVERSIONS")  # fmt: skip
@@ -41,14 +50,14 @@ class ConversionsSettings(msgspec.Struct):
     endpoint: str | None = None
 
     def __post_init__(self) -> None:
-        facebook.check_id("datasetId", self.datasetId)
-        facebook.check_token("accessToken", self.accessToken)
-        self.actionSource = facebook.blank(self.actionSource)
+        check_id("datasetId", self.datasetId)
+        check_token("accessToken", self.accessToken)
+        self.actionSource = blank(self.actionSource)
         if self.actionSource is not None and self.actionSource not in facebook.ACTION_SOURCES:
             raise ValueError(
                 f"actionSource must be one of {', '.join(sorted(facebook.ACTION_SOURCES))}"
             )
-        if self.testDestination and not facebook.blank(self.testEventCode):
+        if self.testDestination and not blank(self.testEventCode):
             raise ValueError("testDestination needs testEventCode (from Meta's Test Events tab)")
         check_endpoint(self.endpoint)
 
@@ -80,7 +89,7 @@ def map_event(event: dict[str, Any], settings: ConversionsSettings, now: datetim
         limited_data=settings.limitedDataUsage,
     )  # fmt: skip
     base = base_url(settings.endpoint, facebook.GRAPH)
-    test_code = facebook.blank(settings.testEventCode) if settings.testDestination else None
+    test_code = blank(settings.testEventCode) if settings.testDestination else None
     return [
         facebook.events_request(base, settings.datasetId, settings.accessToken, made, test_code)
     ]

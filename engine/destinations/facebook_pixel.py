@@ -24,7 +24,16 @@ from typing import Any
 import msgspec
 
 from engine.destinations import facebook, segment
-from engine.destinations.base import DestinationType, Request, Unsendable, base_url, check_endpoint
+from engine.destinations.base import (
+    DestinationType,
+    Request,
+    Unsendable,
+    base_url,
+    blank,
+    check_endpoint,
+    check_id,
+    check_token,
+)
 
 _HASHED_FLAG = ("FacebookPixel", "Facebook Pixel", "facebook_pixel", "FACEBOOK_PIXEL")
 _VALUE_FIELDS = {"properties.price": "price", "properties.value": "value"}
@@ -62,13 +71,13 @@ class PixelSettings(msgspec.Struct):
     endpoint: str | None = None
 
     def __post_init__(self) -> None:
-        facebook.check_id("pixelId", self.pixelId)
-        facebook.check_token("accessToken", self.accessToken)
+        check_id("pixelId", self.pixelId)
+        check_token("accessToken", self.accessToken)
         if (self.valueFieldIdentifier or "properties.price") not in _VALUE_FIELDS:
             raise ValueError(
                 f"valueFieldIdentifier must be one of {', '.join(sorted(_VALUE_FIELDS))}"
             )
-        if self.testDestination and not facebook.blank(self.testEventCode):
+        if self.testDestination and not blank(self.testEventCode):
             raise ValueError("testDestination needs testEventCode (from Meta's Test Events tab)")
         check_endpoint(self.endpoint)
 
@@ -119,7 +128,7 @@ def map_event(event: dict[str, Any], settings: PixelSettings, now: datetime) -> 
         custom=custom, limited_data=settings.limitedDataUSage or settings.limitedDataUsage,
     )  # fmt: skip
     base = base_url(settings.endpoint, facebook.GRAPH)
-    test_code = facebook.blank(settings.testEventCode) if settings.testDestination else None
+    test_code = blank(settings.testEventCode) if settings.testDestination else None
     return [facebook.events_request(base, settings.pixelId, settings.accessToken, made, test_code)]
 
 

@@ -82,7 +82,6 @@ from typing import Any, Literal
 import msgspec
 from msgspec import Raw
 
-from engine import codec
 from engine.destinations import segment
 from engine.destinations.base import (
     DestinationType,
@@ -93,6 +92,8 @@ from engine.destinations.base import (
     Verdict,
     base_url,
     check_endpoint,
+    for_call,
+    json_answer,
 )
 
 API = "https://api.hubapi.com"
@@ -690,13 +691,6 @@ def combine(requests: Sequence[Request]) -> Request:
 # Answers
 
 
-def _answer(body: bytes) -> Any:
-    try:
-        return codec.decode(body) if body.strip() else None
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        return None
-
-
 def _reason(answer: Any) -> str | None:
     """HubSpot's words: its category and message (or the rate-limit policy)."""
     answer = segment.mapping(answer)
@@ -705,7 +699,7 @@ def _reason(answer: Any) -> str | None:
 
 
 def classify(status: int, body: bytes, sent: Sequence[Request]) -> Verdict | Sequence[Judgement]:
-    answer = _answer(body)
+    answer = json_answer(body)
     url = sent[0].url if sent else ""
     if 200 <= status < 300:
         return _taken(answer, url, sent)
@@ -781,10 +775,7 @@ _CALLS: dict[str, Callable[[dict[str, Any], HubSpotSettings, datetime], list[Req
 
 
 def map_event(event: dict[str, Any], settings: HubSpotSettings, now: datetime) -> list[Request]:
-    kind = event.get("type")
-    call = _CALLS.get(kind) if isinstance(kind, str) else None
-    if call is None:
-        raise Unsendable(f"HubSpot takes no {str(kind)[:50]!r} call")
+    call = for_call(event, _CALLS)
     return call(event, settings, now)
 
 

@@ -77,6 +77,7 @@ from engine.destinations.base import (
     Verdict,
     base_url,
     check_endpoint,
+    for_call,
 )
 
 HOSTS = {
@@ -663,10 +664,7 @@ _CALLS: dict[str, Callable[[dict[str, Any], IntercomSettings, datetime], list[Re
 
 
 def map_event(event: dict[str, Any], settings: IntercomSettings, now: datetime) -> list[Request]:
-    kind = event.get("type")
-    call = _CALLS.get(kind) if isinstance(kind, str) else None
-    if call is None:
-        raise Unsendable(f"unsupported call type {str(kind)[:50]!r}")
+    call = for_call(event, _CALLS)
     return call(event, settings, now)
 
 

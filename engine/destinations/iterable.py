@@ -80,6 +80,8 @@ from engine.destinations.base import (
     Verdict,
     base_url,
     check_endpoint,
+    for_call,
+    json_answer,
 )
 
 HOSTS = {"USDC": "https://api.iterable.com", "EUDC": "https://api.eu.iterable.com"}
@@ -177,14 +179,6 @@ def _request(settings: IterableSettings, path: str, body: dict[str, Any], key: s
 # Reading the event
 
 
-def _dig(node: Any, path: str) -> Any:
-    for key in path.split("."):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(key)
-    return node
-
-
 def _given(value: Any) -> bool:
     """Whether a value counts as given (RudderStack's rule: 0 and false do, null and "" not)."""
     return value is not None and value != "" and value != {} and value != []
@@ -192,7 +186,7 @@ def _given(value: Any) -> bool:
 
 def _text(node: dict[str, Any], *paths: str) -> str | None:
     for path in paths:
-        if (value := segment.text(_dig(node, path))) is not None:
+        if (value := segment.text(segment.dig(node, path))) is not None:
             return value
     return None
 
@@ -437,10 +431,7 @@ _CALLS: dict[str, Callable[[dict[str, Any], IterableSettings], list[Request]]] =
 
 
 def map_event(event: dict[str, Any], settings: IterableSettings, now: datetime) -> list[Request]:
-    kind = event.get("type")
-    call = _CALLS.get(kind) if isinstance(kind, str) else None
-    if call is None:
-        raise Unsendable(f"unsupported call type {str(kind)[:50]!r}")
+    call = for_call(event, _CALLS)
     return call(event, settings)
 
 
@@ -494,7 +485,7 @@ def _item_of(body: Any) -> _Item:
 def classify(status: int, body: bytes, sent: Sequence[Request]) -> Verdict | Sequence[Judgement]:
     """Iterable names the users and events a bulk request refused by email, userId and event
     name, not by position: each job is judged by what its request carried."""
-    answer = _answer(body)
+    answer = json_answer(body)
     if 200 <= status < 300:
         refused = _Refused.read(answer)
         if refused.empty:
@@ -520,7 +511,7 @@ class _Refused:
 
     @classmethod
     def read(cls, answer: Any) -> "_Refused":
-        names = _dig(answer, "disallowedEventNames")
+        names = segment.dig(answer, "disallowedEventNames")
         names = names if isinstance(names, list) else []
         return cls(
             _listed(answer, _REFUSED_EMAILS),
@@ -542,7 +533,7 @@ class _Refused:
 def _listed(answer: Any, paths: Sequence[str]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for path in paths:
-        values = _dig(answer, path)
+        values = segment.dig(answer, path)
         for value in values if isinstance(values, list) else []:
             if isinstance(value, str):
                 found.setdefault(value, []).append(path)
@@ -558,13 +549,6 @@ def judge(refused: _Refused, sent: Sequence[_Item]) -> Verdict | list[Judgement]
         Judgement(Verdict.DELIVERED) if why is None else Judgement(Verdict.ABORT, why)
         for why in reasons
     ]
-
-
-def _answer(body: bytes) -> Any:
-    try:
-        return codec.decode(body)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        return None
 
 
 def _reason(answer: Any) -> str | None:

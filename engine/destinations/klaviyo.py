@@ -74,6 +74,7 @@ from engine.destinations.base import (
     Verdict,
     base_url,
     check_endpoint,
+    for_call,
 )
 
 HOST = "https://a.klaviyo.com"
@@ -166,14 +167,6 @@ HELP = {
 # Reading the event
 
 
-def _dig(node: Any, path: str) -> Any:
-    for key in path.split("."):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(key)
-    return node
-
-
 def _value(value: Any) -> Any:
     """A value fit for a mapped field: non-empty text, a boolean or a number; else None."""
     if isinstance(value, str):
@@ -185,7 +178,7 @@ def _value(value: Any) -> Any:
 
 def _first(event: dict[str, Any], paths: Sequence[str]) -> Any:
     for path in paths:
-        if (value := _value(_dig(event, path))) is not None:
+        if (value := _value(segment.dig(event, path))) is not None:
             return value
     return None
 
@@ -285,7 +278,7 @@ def _phone(phone: str | None) -> str | None:
 
 def _event_name(event: dict[str, Any], *paths: str) -> str:
     for path in paths:
-        name = _dig(event, path)
+        name = segment.dig(event, path)
         if name is None or name == "":
             continue
         if not isinstance(name, str):
@@ -483,9 +476,11 @@ def _profile_id(status: int, answer: Any) -> str:
     errors = segment.mapping(answer).get("errors")
     errors = [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
     if 200 <= status < 300:
-        found = segment.text(_dig(answer, "data.id"))
+        found = segment.text(segment.dig(answer, "data.id"))
     elif status == 409:
-        found = segment.text(_dig(errors[0], "meta.duplicate_profile_id")) if errors else None
+        found = (
+            segment.text(segment.dig(errors[0], "meta.duplicate_profile_id")) if errors else None
+        )
     else:
         reason = _reason(errors[0]) if errors else None
         raise Unsendable(f"{answered}: {reason}" if reason else answered)
@@ -767,16 +762,15 @@ _CALLS: dict[str, Callable[[dict[str, Any], KlaviyoSettings, datetime], list[Req
 
 
 def map_event(event: dict[str, Any], settings: KlaviyoSettings, now: datetime) -> list[Request]:
-    kind = event.get("type")
-    call = _CALLS.get(kind) if isinstance(kind, str) else None
-    if call is None:
-        raise Unsendable(f"unsupported call type {str(kind)[:50]!r}")
+    call = for_call(event, _CALLS)
     return call(event, settings, now)
 
 
 def _list_id(request: Request) -> str | None:
     data = segment.mapping(segment.mapping(request.body).get("data"))
-    listed = _dig(data, "relationships.list.data.id") or _dig(data, "attributes.list_id")
+    listed = segment.dig(data, "relationships.list.data.id") or segment.dig(
+        data, "attributes.list_id"
+    )
     return segment.text(listed)
 
 
@@ -795,8 +789,8 @@ def batch_key(request: Request) -> str | None:
 
 def _entries(request: Request) -> list[Any]:
     """The profiles a subscription job carries (v2/v3 `profiles.data`, v1 `subscriptions`)."""
-    attributes = segment.mapping(_dig(request.body, "data.attributes"))
-    entries = _dig(attributes, "profiles.data")
+    attributes = segment.mapping(segment.dig(request.body, "data.attributes"))
+    entries = segment.dig(attributes, "profiles.data")
     if entries is None:
         entries = attributes.get("subscriptions")
     return entries if isinstance(entries, list) else []

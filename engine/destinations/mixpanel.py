@@ -64,7 +64,6 @@ from typing import Any
 import msgspec
 from msgspec import Raw
 
-from engine import codec
 from engine.destinations import segment, useragent
 from engine.destinations.base import (
     DestinationType,
@@ -74,6 +73,8 @@ from engine.destinations.base import (
     Verdict,
     base_url,
     check_endpoint,
+    for_call,
+    json_answer,
 )
 
 HOSTS = {
@@ -202,17 +203,9 @@ def _scalar(value: Any) -> Any:
     return None
 
 
-def _dig(node: Any, path: str) -> Any:
-    for key in path.split("."):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(key)
-    return node
-
-
 def _first(node: dict[str, Any], paths: Sequence[str]) -> Any:
     for path in paths:
-        if (value := _scalar(_dig(node, path))) is not None:
+        if (value := _scalar(segment.dig(node, path))) is not None:
             return value
     return None
 
@@ -585,7 +578,9 @@ def _group(event: dict[str, Any], settings: MixpanelSettings, now: datetime) -> 
     ip = segment.ip(event)
     requests = []
     for key in keys:
-        found = event.get("groupId") if key == "groupId" else traits.get(key, _dig(traits, key))
+        found = (
+            event.get("groupId") if key == "groupId" else traits.get(key, segment.dig(traits, key))
+        )
         values = [v for v in (found if isinstance(found, list) else [found]) if _group_id(v)]
         if not values:
             continue
@@ -621,10 +616,7 @@ _CALLS: dict[str, Callable[[dict[str, Any], MixpanelSettings, datetime], list[Re
 
 
 def map_event(event: dict[str, Any], settings: MixpanelSettings, now: datetime) -> list[Request]:
-    kind = event.get("type")
-    call = _CALLS.get(kind) if isinstance(kind, str) else None
-    if call is None:
-        raise Unsendable(f"unsupported call type {str(kind)[:50]!r}")
+    call = for_call(event, _CALLS)
     return call(event, settings, now)
 
 
@@ -642,7 +634,7 @@ def combine(requests: Sequence[Request]) -> Request:
 
 
 def classify(status: int, body: bytes, count: int) -> Verdict | Sequence[Judgement]:
-    answer = _answer(body)
+    answer = json_answer(body)
     if 200 <= status < 300:
         refused = _refusal(answer, body)
         return Verdict.DELIVERED if refused is None else [Judgement(Verdict.ABORT, refused)] * count
@@ -656,13 +648,6 @@ def classify(status: int, body: bytes, count: int) -> Verdict | Sequence[Judgeme
         return Verdict.RETRY
     reason = _error(answer)
     return Verdict.ABORT if reason is None else [Judgement(Verdict.ABORT, reason)] * count
-
-
-def _answer(body: bytes) -> Any:
-    try:
-        return codec.decode(body)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        return None
 
 
 def _error(answer: Any) -> str | None:

@@ -69,7 +69,6 @@ from typing import Any, Literal
 
 import msgspec
 
-from engine import codec
 from engine.destinations import facebook, segment
 from engine.destinations.base import (
     DestinationType,
@@ -78,8 +77,12 @@ from engine.destinations.base import (
     Unsendable,
     Verdict,
     base_url,
+    blank,
     check_endpoint,
+    check_id,
+    check_token,
     classify_status,
+    json_answer,
 )
 
 V3_HOST = "https://ct.pinterest.com"
@@ -133,7 +136,7 @@ class PinterestSettings(msgspec.Struct):
         self.advertiserId = _id_text(self.advertiserId)
         self.adAccountId = _id_text(self.adAccountId)
         self.appId = _id_text(self.appId)
-        self.deduplicationKey = facebook.blank(self.deduplicationKey)
+        self.deduplicationKey = blank(self.deduplicationKey)
         if self.apiVersion == "legacyApi":
             if self.advertiserId is None:
                 raise ValueError(
@@ -143,13 +146,13 @@ class PinterestSettings(msgspec.Struct):
         else:
             if self.adAccountId is None:
                 raise ValueError("adAccountId is required with the new API (v5)")
-            facebook.check_id("adAccountId", self.adAccountId)  # it goes into the URL path
-            if facebook.blank(self.conversionToken) is None:
+            check_id("adAccountId", self.adAccountId)  # it goes into the URL path
+            if blank(self.conversionToken) is None:
                 raise ValueError(
                     "conversionToken is required with apiVersion newApi: the conversion access "
                     "token generated in Pinterest Ads Manager (Conversions)"
                 )
-            facebook.check_token("conversionToken", self.conversionToken)
+            check_token("conversionToken", self.conversionToken)
         check_endpoint(self.endpoint)
 
     @property
@@ -187,7 +190,7 @@ def _id_text(value: str | int | None) -> str | None:
     """An id setting as text (RudderStack configs may carry numbers), None when unset."""
     if isinstance(value, int):
         return str(value)
-    return facebook.blank(value)
+    return blank(value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,14 +222,6 @@ def combine(requests: Sequence[Request]) -> Request:
 
 # ---------------------------------------------------------------------------------------------
 # Reading the event
-
-
-def _dig(node: Any, path: str) -> Any:
-    for key in path.split("."):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(key)
-    return node
 
 
 def _first(*values: Any) -> str | None:
@@ -297,7 +292,7 @@ def _from_channel(event: dict[str, Any]) -> str | None:
     channel = segment.text(event.get("channel"))
     if channel != "mobile":
         return channel
-    os_name = (segment.text(_dig(segment.context(event), "os.name")) or "").lower()
+    os_name = (segment.text(segment.dig(segment.context(event), "os.name")) or "").lower()
     if os_name == "android":
         return "app_android"
     if os_name in ("ios", "ipados", "iphone os"):
@@ -308,7 +303,7 @@ def _from_channel(event: dict[str, Any]) -> str | None:
 def _event_id(event: dict[str, Any], settings: PinterestSettings) -> str:
     found = None
     if settings.enableDeduplication and settings.deduplicationKey:
-        found = segment.text(_dig(event, settings.deduplicationKey))
+        found = segment.text(segment.dig(event, settings.deduplicationKey))
     found = found or segment.text(event.get("messageId"))
     if found is None:
         raise Unsendable("the event has no messageId (Pinterest needs an event_id per event)")
@@ -331,28 +326,28 @@ def _language(event: dict[str, Any]) -> str | None:
 def _common(event: dict[str, Any], settings: PinterestSettings, now: datetime) -> dict[str, Any]:
     ctx, props = segment.context(event), segment.properties(event)
     made: dict[str, Any] = {
-        "event_time": int(facebook.occurred(event, now).timestamp()),
+        "event_time": int(segment.occurred(event, now).timestamp()),
         "action_source": _action_source(event),
         "event_id": _event_id(event, settings),
     }
     optional = {
-        "event_source_url": _first(_dig(ctx, "page.url"), props.get("url")),
+        "event_source_url": _first(segment.dig(ctx, "page.url"), props.get("url")),
         "app_id": settings.appId,
         "advertiser_id": None if settings.v5 else settings.advertiserId,
-        "app_name": _first(props.get("appName"), _dig(ctx, "app.name")),
-        "app_version": _first(props.get("appVersion"), _dig(ctx, "app.version")),
-        "device_brand": _first(props.get("manufacturer"), _dig(ctx, "device.manufacturer")),
-        "device_model": _first(props.get("deviceModel"), _dig(ctx, "device.model")),
-        "device_type": _first(props.get("deviceType"), _dig(ctx, "device.type")),
-        "device_carrier": _first(_dig(ctx, "network.carrier")),
-        "os_version": _first(_dig(ctx, "os.version")),
+        "app_name": _first(props.get("appName"), segment.dig(ctx, "app.name")),
+        "app_version": _first(props.get("appVersion"), segment.dig(ctx, "app.version")),
+        "device_brand": _first(props.get("manufacturer"), segment.dig(ctx, "device.manufacturer")),
+        "device_model": _first(props.get("deviceModel"), segment.dig(ctx, "device.model")),
+        "device_type": _first(props.get("deviceType"), segment.dig(ctx, "device.type")),
+        "device_carrier": _first(segment.dig(ctx, "network.carrier")),
+        "os_version": _first(segment.dig(ctx, "os.version")),
         "language": _language(event),
         "partner_name": _first(props.get("partnerName")),
     }
     made.update((k, v) for k, v in optional.items() if v is not None)
-    if isinstance(wifi := _dig(ctx, "network.wifi"), bool):
+    if isinstance(wifi := segment.dig(ctx, "network.wifi"), bool):
         made["wifi"] = wifi
-    if isinstance(tracking := _dig(ctx, "device.adTrackingEnabled"), bool):
+    if isinstance(tracking := segment.dig(ctx, "device.adTrackingEnabled"), bool):
         made["opt_out"] = not tracking
         if settings.v5:
             made["advertiser_tracking_enabled"] = tracking
@@ -388,7 +383,7 @@ def _normalised(field: str, text: str) -> str | None:
 
 
 def _address(event: dict[str, Any], key: str) -> Any:
-    found = _dig(segment.mapping(_trait(event, "address")), key)
+    found = segment.dig(segment.mapping(_trait(event, "address")), key)
     return found if found is not None else _trait(event, key)
 
 
@@ -406,7 +401,7 @@ def _person(event: dict[str, Any], settings: PinterestSettings) -> dict[str, Any
         "st": _address(event, "state"),
         "zp": _address(event, "zip"),
         "country": _address(event, "country"),
-        "hashed_maids": _dig(ctx, "device.advertisingId"),
+        "hashed_maids": segment.dig(ctx, "device.advertisingId"),
     }
     if settings.sendExternalId:
         raw["external_id"] = (
@@ -542,7 +537,7 @@ def classify(status: int, body: bytes, count: int) -> Verdict | Sequence[Judgeme
         # A verdict for the whole batch (no reasons per event): the router sends the events
         # again one by one only on such a verdict, and fails an event too large alone.
         return Verdict.ABORT
-    answer = _answer(body)
+    answer = json_answer(body)
     if 200 <= status < 300 or status == 422:
         judged = _per_event(answer, count)
         if judged is not None:
@@ -554,13 +549,6 @@ def classify(status: int, body: bytes, count: int) -> Verdict | Sequence[Judgeme
     if status == 422 or verdict is Verdict.DELIVERED:
         verdict = Verdict.ABORT
     return verdict if reason is None else [Judgement(verdict, reason)] * count
-
-
-def _answer(body: bytes) -> Any:
-    try:
-        return codec.decode(body)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        return None
 
 
 def _per_event(answer: Any, count: int) -> Verdict | list[Judgement] | None:

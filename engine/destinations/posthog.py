@@ -65,6 +65,7 @@ from engine.destinations.base import (
     base_url,
     check_endpoint,
     classify_status,
+    for_call,
 )
 
 DEFAULT_HOST = "https://app.posthog.com"
@@ -133,24 +134,16 @@ def _present(value: Any) -> bool:
     return value is not None and value != ""
 
 
-def _dig(node: Any, path: str) -> Any:
-    for key in path.split("."):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(key)
-    return node
-
-
 def _first(event: dict[str, Any], *paths: str) -> Any:
     for path in paths:
-        if _present(value := _dig(event, path)):
+        if _present(value := segment.dig(event, path)):
             return value
     return None
 
 
 def _first_text(event: dict[str, Any], *paths: str) -> str | None:
     for path in paths:
-        if (value := segment.text(_dig(event, path))) is not None:
+        if (value := segment.text(segment.dig(event, path))) is not None:
             return value
     return None
 
@@ -369,10 +362,7 @@ _CALLS: dict[str, Callable[[dict[str, Any], PostHogSettings], dict[str, Any]]] =
 
 
 def map_event(event: dict[str, Any], settings: PostHogSettings, now: datetime) -> list[Request]:
-    kind = event.get("type")
-    call = _CALLS.get(kind) if isinstance(kind, str) else None
-    if call is None:
-        raise Unsendable(f"unsupported call type {str(kind)[:50]!r}")
+    call = for_call(event, _CALLS)
     payload = call(event, settings)
     size = len(codec.encode(payload))
     if size > MAX_EVENT_BYTES:

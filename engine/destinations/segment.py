@@ -22,6 +22,15 @@ def mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def dig(node: Any, path: str) -> Any:
+    """The value at a dotted path of objects (`context.device.token`), or None."""
+    for key in path.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node
+
+
 def context(event: dict[str, Any]) -> dict[str, Any]:
     return mapping(event.get("context"))
 
@@ -120,3 +129,8 @@ def integration(event: dict[str, Any], *names: str) -> dict[str, Any]:
 def json_text(value: Any) -> str:
     """JSON text of a value (for vendor fields that carry JSON inside a string or a form)."""
     return codec.encode(value).decode()
+
+
+def occurred(event: dict[str, Any], now: datetime) -> datetime:
+    """When the event happened: timestamp, originalTimestamp, the gateway's receivedAt, or now."""
+    return event_time(event) or event_time({"timestamp": event.get("receivedAt")}) or now

@@ -63,6 +63,7 @@ from engine.destinations.base import (
     base_url,
     check_endpoint,
     classify_status,
+    for_call,
 )
 
 MAX_TEXT = 40_000  # characters: Slack cuts a message's text there
@@ -346,10 +347,7 @@ _CALLS: dict[str, Callable[[dict[str, Any], SlackSettings], Request]] = {
 
 
 def map_event(event: dict[str, Any], settings: SlackSettings, now: datetime) -> list[Request]:
-    kind = event.get("type")
-    call = _CALLS.get(kind) if isinstance(kind, str) else None
-    if call is None:
-        raise Unsendable(f"unsupported call type {str(kind)[:50]!r}")
+    call = for_call(event, _CALLS)
     return [call(event, settings)]
 
 

@@ -78,7 +78,10 @@ from engine.destinations.base import (
     Unsendable,
     Verdict,
     base_url,
+    blank,
     check_endpoint,
+    check_id,
+    check_token,
     classify_status,
 )
 
@@ -183,13 +186,13 @@ class SnapchatSettings(msgspec.Struct):
     endpoint: str | None = None
 
     def __post_init__(self) -> None:
-        facebook.check_token("apiKey", self.apiKey)
-        self.pixelId = facebook.blank(self.pixelId)
-        self.snapAppId = facebook.blank(self.snapAppId)
-        self.appId = facebook.blank(self.appId)
+        check_token("apiKey", self.apiKey)
+        self.pixelId = blank(self.pixelId)
+        self.snapAppId = blank(self.snapAppId)
+        self.appId = blank(self.appId)
         for key in ("pixelId", "snapAppId"):  # they go into v3 URL paths
             if (value := getattr(self, key)) is not None:
-                facebook.check_id(key, value)
+                check_id(key, value)
         if self.pixelId is None and self.snapAppId is None:
             raise ValueError(
                 "set pixelId (for web and offline events) or snapAppId and appId (for app "
@@ -200,7 +203,7 @@ class SnapchatSettings(msgspec.Struct):
                 "snapAppId is set without appId: app events need both (appId is the app's ID "
                 "in the App Store or Google Play)"
             )
-        self.deduplicationKey = facebook.blank(self.deduplicationKey)
+        self.deduplicationKey = blank(self.deduplicationKey)
         if self.deduplicationKey is not None and not _PATH.fullmatch(self.deduplicationKey):
             raise ValueError(
                 f"deduplicationKey {self.deduplicationKey[:80]!r} must be a path in the event "
@@ -238,14 +241,6 @@ HELP = {
 
 # ---------------------------------------------------------------------------------------------
 # Reading the event
-
-
-def _dig(node: Any, path: str) -> Any:
-    for key in path.split("."):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(key)
-    return node
 
 
 def _scalar(value: Any) -> Any:
@@ -350,7 +345,7 @@ def _check_match_keys(found: dict[str, str], device: _Device) -> None:
 
 
 def _event_time(event: dict[str, Any], now: datetime, version: str) -> str:
-    when = facebook.occurred(event, now)
+    when = segment.occurred(event, now)
     oldest = _MAX_AGE[version]
     if now - when > oldest:
         raise Unsendable(
@@ -362,14 +357,14 @@ def _event_time(event: dict[str, Any], now: datetime, version: str) -> str:
 
 def _limited_use(event: dict[str, Any]) -> str | None:
     """Limited data use when the user refused tracking (App Tracking Transparency: denied)."""
-    status = _dig(segment.context(event), "device.attTrackingStatus")
+    status = segment.dig(segment.context(event), "device.attTrackingStatus")
     return _LIMITED if status == 2 else None
 
 
 def _dedup_id(event: dict[str, Any], settings: SnapchatSettings) -> str | None:
     if not settings.enableDeduplication:
         return None
-    return segment.text(_dig(event, settings.deduplicationKey or "messageId"))
+    return segment.text(segment.dig(event, settings.deduplicationKey or "messageId"))
 
 
 def _item_ids(props: dict[str, Any], kind: _Kind) -> list[str] | str | None:
@@ -490,7 +485,7 @@ def _v2_person(event: dict[str, Any], found: dict[str, str], device: _Device) ->
         "hashed_idfv": _hashed(device.idfv, device.idfv),
         "hashed_ip_address": _hashed(device.ip, device.ip.lower() if device.ip else None),
         "user_agent": device.agent.lower() if device.agent else None,
-        "device_model": segment.text(_dig(segment.context(event), "device.model")),
+        "device_model": segment.text(segment.dig(segment.context(event), "device.model")),
         "country": segment.text(traits.get("country")),
         "region": segment.text(traits.get("region")),
     }
@@ -518,7 +513,7 @@ def _v2_properties(
 
 
 def _page_url(event: dict[str, Any]) -> str | None:
-    return segment.text(_dig(segment.context(event), "page.url")) or segment.text(
+    return segment.text(segment.dig(segment.context(event), "page.url")) or segment.text(
         segment.properties(event).get("url")
     )
 

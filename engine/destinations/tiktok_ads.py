@@ -68,7 +68,7 @@ import msgspec
 from msgspec import Raw
 
 from engine import codec
-from engine.destinations import facebook, segment
+from engine.destinations import segment
 from engine.destinations.base import (
     DestinationType,
     Judgement,
@@ -77,6 +77,7 @@ from engine.destinations.base import (
     Verdict,
     base_url,
     check_endpoint,
+    check_token,
     classify_status,
 )
 
@@ -147,7 +148,7 @@ class TikTokAdsSettings(msgspec.Struct):
     endpoint: str | None = None
 
     def __post_init__(self) -> None:
-        facebook.check_token("accessToken", self.accessToken)
+        check_token("accessToken", self.accessToken)
         self.pixelCode = self.pixelCode.strip()
         if not self.pixelCode:
             raise ValueError("pixelCode (the TikTok pixel's code, from Events Manager) is required")
@@ -191,18 +192,10 @@ HELP = {
 # Reading the event
 
 
-def _dig(node: Any, path: str) -> Any:
-    for key in path.split("."):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(key)
-    return node
-
-
 def _first(event: dict[str, Any], *paths: str) -> Any:
     """The first value at these paths that is neither missing, null nor an empty string."""
     for path in paths:
-        value = _dig(event, path)
+        value = segment.dig(event, path)
         if value is not None and value != "":
             return value
     return None
@@ -214,7 +207,7 @@ def _scalar(value: Any) -> Any:
 
 
 def _text(event: dict[str, Any], *paths: str) -> str | None:
-    return next((t for p in paths if (t := segment.text(_dig(event, p))) is not None), None)
+    return next((t for p in paths if (t := segment.text(segment.dig(event, p))) is not None), None)
 
 
 def _amount(value: Any) -> int | float | Raw | None:
@@ -373,7 +366,7 @@ def _v1_properties(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _v1_user(event: dict[str, Any], settings: TikTokAdsSettings) -> dict[str, Any]:
-    given = segment.mapping(_dig(event, "properties.context.user"))
+    given = segment.mapping(segment.dig(event, "properties.context.user"))
     traits = segment.traits(event)
     external = _external_id(event) or _texts(given.get("external_id"))
     if isinstance(external, list):  # Events 1.0 takes one external id
@@ -406,7 +399,7 @@ def _v1(event: dict[str, Any], settings: TikTokAdsSettings, now: datetime) -> li
     names = _names(event, settings)
     common = _pruned({
         "event_id": _event_id(event),
-        "timestamp": _iso(facebook.occurred(event, now)),
+        "timestamp": _iso(segment.occurred(event, now)),
         "test_event_code": _test_code(event),
         "properties": _v1_properties(event),
         "context": _v1_context(event, settings),
@@ -547,7 +540,7 @@ def _v2_entry(
     return _pruned({
         "event": name,
         "event_id": _event_id(event),
-        "event_time": int(facebook.occurred(event, now).timestamp()),
+        "event_time": int(segment.occurred(event, now).timestamp()),
         "limited_data_use": limited if isinstance(limited, bool) else None,
         "properties": properties,
         "page": _v2_page(event),

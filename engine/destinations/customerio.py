@@ -57,12 +57,22 @@ Answers: 207 to a batch is a partial success: the actions whose position is list
 were applied. Any other 2xx is delivered. 429 (Customer.io asks for about 3,000 requests per 3
 seconds at most) and 5xx are retried; a 413 is judged for the batch as a whole (the router
 sends its events again one by one); any other answer (400 `{"meta": {"error"}}`, 401, 404) is
-refused, with Customer.io's words. Nothing deduplicates:
-an event sent twice is recorded twice (v1 takes an event `id`, a ULID, which Segment events
-do not carry).
+refused, with Customer.io's words.
+
+Dedup: events carry `id`, Customer.io's deduplication id, which it requires to be a ULID
+(https://github.com/ulid/spec): its Track API documents `id` on v1 events (`/customers/<id>/
+events` and anonymous `/events`, of every type: event, page, screen) and on v2 person `event`,
+`page` and `screen` actions, and ignores an event whose id it has already received (no window
+is documented). Nowhere else (identify, devices, merge, objects) is an id documented, nor sent.
+The ULID is made from the event, so every copy of it has the same one: the first 48 bits are
+the event's time in ms (`timestamp`, else `originalTimestamp`, else `receivedAt`, else 0), the
+other 80 the start of the SHA-256 of its messageId; an event without a messageId gets none.
+An event Sluice sends again (a lost answer, a crash, a replay from `sluice failed`) is recorded
+once. RudderStack sends no `id`.
 """
 
 import base64
+import hashlib
 import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -102,6 +112,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _JSON = {"Content-Type": "application/json"}
 _REASON = 300  # characters of Customer.io's reason kept per event
 _BATCH_INDEX = re.compile(rb'"batch_index"\s*:\s*(\d+)')
+# The ULID spec's alphabet: Crockford's base32, without I, L, O and U.
+ULID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_ULID_MAX_MS = (1 << 48) - 1
 
 HELP = {
     "siteID": "The Site ID of a Track API key (Customer.io: Settings → API Credentials).",
@@ -202,6 +215,26 @@ def _seconds(value: Any) -> int | None:
 def _when(event: dict[str, Any]) -> int | None:
     """When the event happened (`timestamp`, else `originalTimestamp`), in unix seconds."""
     return _unix(segment.event_time(event))
+
+
+def ulid(ms: int, entropy: bytes) -> str:
+    """A ULID: `ms` as its 48-bit time (clamped to what fits), the first 10 bytes of `entropy`
+    as its 80 other bits; 26 characters of Crockford's base32, most significant first."""
+    if len(entropy) < 10:
+        raise ValueError("a ULID needs 10 bytes (80 bits) besides its time")
+    value = min(max(ms, 0), _ULID_MAX_MS) << 80 | int.from_bytes(entropy[:10], "big")
+    return "".join(ULID_ALPHABET[(value >> shift) & 31] for shift in range(125, -5, -5))
+
+
+def event_ulid(event: dict[str, Any]) -> str | None:
+    """Customer.io's dedup id for an event: the same for every copy of it (same messageId and
+    time), none without a messageId."""
+    message_id = segment.text(event.get("messageId"))
+    if message_id is None:
+        return None
+    when = segment.event_time(event) or segment.event_time({"timestamp": event.get("receivedAt")})
+    ms = 0 if when is None else (when - _EPOCH) // timedelta(milliseconds=1)
+    return ulid(ms, hashlib.sha256(message_id.encode()).digest())
 
 
 def _cut(text: str, limit: int) -> str:
@@ -320,6 +353,8 @@ def _v1_event(
     body |= {"name": name, "type": kind}
     if (when := _when(event)) is not None:
         body["timestamp"] = when
+    if (dedup := event_ulid(event)) is not None:
+        body["id"] = dedup
     who = _user(event) or _email(event)
     if who is not None:
         path = f"/api/v1/customers/{_path_id(who, 'userId')}/events"
@@ -441,6 +476,8 @@ def _v2_event(event: dict[str, Any], action: str, name: str) -> dict[str, Any]:
                              "name": name, "attributes": segment.properties(event)}  # fmt: skip
     if (when := _when(event)) is not None:
         found["timestamp"] = when
+    if (dedup := event_ulid(event)) is not None:
+        found["id"] = dedup
     return found
 
 

@@ -21,9 +21,10 @@ and page: `properties.email`, else `context.traits.email`). A call with neither 
   Apple systems, else GCM, applicationName: device.name}}` or `users/registerBrowserToken
   {browserToken, email, userId}`; it waits for the update (per-user order).
 * track → `events/track {email, userId, eventName, createdAt (ms), dataFields: properties,
-  id: properties.event_id, campaignId, templateId}` (ids as integers). A track without a name
+  id, campaignId, templateId}` (campaign and template ids as integers). A track without a name
   is refused (Iterable requires one). By name, any case: `Order Completed` →
-  `commerce/trackPurchase {id: order_id (orderId, event_id), total, items, user, createdAt,
+  `commerce/trackPurchase {id: order_id (orderId, event_id, the event id), total, items, user,
+  createdAt,
   dataFields, campaignId, templateId}`; `Product Added` / `Product Removed` →
   `commerce/updateCart {user, items}`. Items are `properties.products` (else the properties as
   one item): `{id: product_id, sku, name, description, categories (a comma-separated category
@@ -39,10 +40,17 @@ and page: `properties.email`, else `context.traits.email`). A call with neither 
 
 `createdAt` is the event's `timestamp`, else `originalTimestamp`, else the gateway's
 `receivedAt` (RudderStack prefers a `createdAt` trait, the user's sign-up date, which would
-date every event of the user at their sign-up). Dedup: none. `id` (`properties.event_id`, a
-purchase's order id) is passed on as the event's id, but RudderStack's notes on Iterable say it
-does not drop repeats: an event sent again after a lost answer is recorded twice. User updates
-and token registrations are idempotent.
+date every event of the user at their sign-up).
+
+Dedup: Iterable documents `id` on `events/track` (and each event of `events/trackBulk`) and on
+`commerce/trackPurchase`: an event (a purchase) with the id of one it has is updated, not
+added; at most 512 bytes. Events (track, page, screen) carry `properties.event_id` when given
+(RudderStack's choice, the sender's own id), else an id from the messageId: the messageId
+itself, or, over 512 bytes, `sha256:` and the hex SHA-256 of it; a purchase its order id, else
+that event id. An event without either has none (Iterable makes one). So an event Sluice sends
+again (a lost answer, a crash, a replay from `sluice failed`) updates the one Iterable has.
+`commerce/updateCart` documents no id (it sets the cart, so a repeat changes nothing); user
+updates and token registrations are idempotent.
 
 Batching: requests to the same endpoint with the same key combine, `users/update` bodies into
 `users/bulkUpdate {users: [...]}` and `events/track` bodies into `events/trackBulk {events:
@@ -62,6 +70,7 @@ reading its answer). Any other 2xx is delivered; 413 (the router splits the batc
 message.
 """
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -93,6 +102,7 @@ BULK = {
     "/api/events/track": ("/api/events/trackBulk", "events"),
 }
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_ID_BYTES = 512  # Iterable's limit for an event's or a purchase's id
 _APPLE = frozenset({"ios", "ipados", "tvos", "watchos"})
 _REASON = 300  # characters of Iterable's message kept as a reason
 _USER_IDS = (
@@ -264,6 +274,23 @@ def _number(value: Any) -> int | float | Raw | None:
     return int(number) if isinstance(number, float) and number.is_integer() else number
 
 
+def event_id(event: dict[str, Any]) -> str | None:
+    """Iterable's id for an event, the same for every copy of it: the messageId, or its digest
+    when longer than Iterable takes; None without a messageId."""
+    message_id = segment.text(event.get("messageId"))
+    if message_id is None or len(message_id.encode()) <= MAX_ID_BYTES:
+        return message_id
+    return "sha256:" + hashlib.sha256(message_id.encode()).hexdigest()
+
+
+def _with_id(body: dict[str, Any], *ids: str | None) -> dict[str, Any]:
+    """The body with the first of `ids` given as its `id` (none if none is)."""
+    found = next((i for i in ids if i is not None), None)
+    if found is not None:
+        body["id"] = found
+    return body
+
+
 def _event_fields(event: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
     """What events and purchases share: dataFields, createdAt, campaign and template ids."""
     properties = segment.properties(event)
@@ -326,8 +353,7 @@ def _track(event: dict[str, Any], settings: IterableSettings) -> list[Request]:
         return [_request(settings, "commerce/updateCart", body, settings.apiKey)]
     body = _activity(event)
     body["eventName"] = name
-    if (event_id := segment.text(segment.properties(event).get("event_id"))) is not None:
-        body["id"] = event_id
+    _with_id(body, segment.text(segment.properties(event).get("event_id")), event_id(event))
     return [_request(settings, "events/track", _event_fields(event, body), settings.apiKey)]
 
 
@@ -342,9 +368,7 @@ def _purchase(event: dict[str, Any], settings: IterableSettings) -> Request:
     if total is None:
         raise Unsendable("an Order Completed call needs a numeric properties.total")
     body: dict[str, Any] = {"user": _user(event, settings)}
-    order = _text(properties, "order_id", "orderId", "event_id")
-    if order is not None:
-        body["id"] = order
+    _with_id(body, _text(properties, "order_id", "orderId", "event_id"), event_id(event))
     body |= {"total": total, "items": _items(event)}
     return _request(settings, "commerce/trackPurchase", _event_fields(event, body), settings.apiKey)
 
@@ -408,6 +432,7 @@ def _page(event: dict[str, Any], settings: IterableSettings) -> list[Request]:
     else:
         # A nameless page keeps the name RudderStack gives it: Iterable workflows built on it.
         body["eventName"] = f"{name or 'undefined'} {kind}"
+    _with_id(body, event_id(event))
     return [_request(settings, "events/track", _event_fields(event, body), settings.apiKey)]
 
 

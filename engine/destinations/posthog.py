@@ -44,13 +44,23 @@ none. 2xx is delivered; 429 (rate or billing limit) and 5xx are retried. A batch
 400 (an event PostHog finds malformed) or 413 (one too large) is sent again event by event
 (`split_on`, and the router's own rule for 413), so only the bad event fails, with PostHog's
 words; any other 4xx (401: a missing or invalid project key) refuses the batch.
-`messageId` is forwarded as is; PostHog does not deduplicate by it.
+
+Dedup: each event carries `uuid`, PostHog's event UUID, made from the messageId (uuid5 under a
+namespace of Sluice's own, so the same messageId always gives the same UUID, and no other
+sender's scheme gives it); an event without a messageId gets none and PostHog makes one.
+PostHog documents `uuid` as the event's id, recommends sending one with every event so that a
+retried event can be recognised, and treats events with the same UUID, event name, timestamp
+and distinct_id as duplicates, removed in time (its ingestion pipeline docs); an invalid UUID
+gets the event dropped. So an event Sluice sends again (a lost answer, a crash, a replay from
+`sluice failed`) is counted once. RudderStack sends no `uuid`. `messageId` is also forwarded as
+is (PostHog reads nothing from it).
 """
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
+from uuid import UUID, uuid5
 
 import msgspec
 
@@ -82,6 +92,9 @@ _REASON = 300  # characters of PostHog's answer kept as the reason
 SPLIT_ON = frozenset({400})
 _SPLIT = SPLIT_ON | {413}  # (a batch refused as too large is split by the router itself)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# Sluice's own namespace for PostHog event UUIDs (uuid5 of the messageId): fixed for good, as a
+# change would give every event sent again a new UUID, which PostHog would count anew.
+UUID_NAMESPACE = UUID("6f1d3c2a-8b4e-5f70-9a2d-5c1e7b3f0d84")
 
 HELP = {
     "teamApiKey": "The project API key (phc_…) from your PostHog project settings.",
@@ -361,9 +374,17 @@ _CALLS: dict[str, Callable[[dict[str, Any], PostHogSettings], dict[str, Any]]] =
 }
 
 
+def event_uuid(event: dict[str, Any]) -> str | None:
+    """PostHog's event UUID for an event: the same for every copy of it (same messageId)."""
+    message_id = segment.text(event.get("messageId"))
+    return None if message_id is None else str(uuid5(UUID_NAMESPACE, message_id))
+
+
 def map_event(event: dict[str, Any], settings: PostHogSettings, now: datetime) -> list[Request]:
     call = for_call(event, _CALLS)
     payload = call(event, settings)
+    if (uuid := event_uuid(event)) is not None:
+        payload["uuid"] = uuid
     size = len(codec.encode(payload))
     if size > MAX_EVENT_BYTES:
         raise Unsendable(

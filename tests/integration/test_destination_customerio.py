@@ -64,6 +64,7 @@ def test_every_call_arrives_shaped_and_authenticated_after_throttling(
         "email": "ada@example.com", "plan": "pro", "city": "Paris", "country": "FR",
         "created_at": SECONDS, "_timestamp": SECONDS, "anonymous_id": "anon-1"}}  # fmt: skip
     events = {e["name"]: e for e in double.events}
+    assert all(len(e.pop("id")) == 26 for e in double.events)  # a ULID each (the double checks)
     assert events["Order Completed"] == {"person": "user-1", "name": "Order Completed",
                                          "type": "event", "data": {"revenue": 12.5},
                                          "timestamp": SECONDS}  # fmt: skip
@@ -150,8 +151,10 @@ def test_batch_partial_success_fails_only_the_refused_events(
             for a in arrivals for action in a.json()["batch"]]  # fmt: skip
     assert sorted(sent) == [("event", "anon-2"), ("identify", "user-0"), ("identify", "user-1")]
     assert double.people == {"user-0": {"plan": "a"}}
-    assert double.events == [{"anonymous_id": "anon-2", "name": "Viewed", "type": "event",
-                               "data": {"page": 2}}]  # fmt: skip
+    [event] = double.events
+    assert len(event.pop("id")) == 26  # its dedup ULID
+    assert event == {"anonymous_id": "anon-2", "name": "Viewed", "type": "event",
+                     "data": {"page": 2}}  # fmt: skip
     assert failed["message_id"] == "m-1" and failed["status_code"] == 207
     assert failed["attempts"] == 1
     assert failed["error"] == (
@@ -160,3 +163,31 @@ def test_batch_partial_success_fails_only_the_refused_events(
     )
     states = attempts(workspace_config, 2)
     assert states == {"delivered": 2, "aborted": 1}, states
+
+
+def test_events_sent_again_carry_the_same_ulid_so_customer_io_ignores_the_copy(
+    workspace_config: str, gateway: GatewayProcess, worker: WorkerProcess
+) -> None:
+    """A throttled batch is sent again with each event's dedup id unchanged (a ULID of the
+    event's time and messageId), so Customer.io would ignore a copy it already had."""
+    double = CustomerIODouble(SITE, KEY)
+    double.throttle_next(1)
+    with Sink(double) as sink:
+        connect(workspace_config, sink.url, trackApi="v2")
+        post(gateway, [
+            {"type": "track", "userId": "user-1", "event": f"Viewed {n}", "messageId": f"m-{n}",
+             "timestamp": STAMP}
+            for n in range(3)
+        ])  # fmt: skip
+        wait_until(lambda: len(double.events) == 3)
+        states = attempts(workspace_config, 3)
+        arrivals = list(sink.arrivals)
+
+    copies = [action for a in arrivals for action in a.json()["batch"]]
+    ids: dict[str, set[str]] = {}
+    for action in copies:
+        ids.setdefault(action["name"], set()).add(action["id"])
+    assert len(copies) > 3 and all(len(found) == 1 for found in ids.values()), ids
+    assert double.ids == set.union(*ids.values()) and len(double.ids) == 3
+    assert all(i.startswith("01KF0HJ0FT") for i in double.ids)  # the event's time, 10:00:00.250
+    assert double.repeats == 0 and states["delivered"] == 3, states

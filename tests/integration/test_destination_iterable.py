@@ -78,6 +78,7 @@ def test_every_call_arrives_shaped_and_authenticated_after_throttling(
                                                   "event_id": "ev-1"}}  # fmt: skip
     assert events["Pricing page"]["dataFields"] == {"url": "https://example.com/pricing"}
     assert events["Home screen"]["userId"] == "user-4"
+    assert (events["Pricing page"]["id"], events["Home screen"]["id"]) == ("m-page", "m-screen")
     [purchase] = double.purchases
     assert (purchase["id"], purchase["total"], purchase["createdAt"]) == ("o-1", 25.5, STAMP_MS)
     assert purchase["user"]["email"] == "cy@example.com"
@@ -167,3 +168,28 @@ def test_what_iterable_refuses_in_a_bulk_request_fails_alone_and_is_not_sent_aga
     assert failed["m-event-2"]["error"] == "HTTP 200: eventName 'Blocked' in disallowedEventNames"
     assert states["delivered"] == 3 and states["aborted"] == 3 and states["retry"] == 0, states
     assert len(failed_jobs(workspace_config)) == 3
+
+
+def test_events_sent_again_carry_the_same_id_so_iterable_updates_them(
+    workspace_config: str, gateway: GatewayProcess, worker: WorkerProcess
+) -> None:
+    """A throttled events request is sent again with each event's id, its messageId: Iterable
+    (and the double) update the event they have rather than adding one."""
+    double = IterableDouble(KEY)
+    double.throttle_next(1)
+    with Sink(double) as sink:
+        connect(workspace_config, sink.url)
+        post(gateway, [
+            {"type": "track", "userId": "user-1", "event": "Viewed", "messageId": f"m-{n}",
+             "timestamp": STAMP, "properties": {"n": n}}
+            for n in range(3)
+        ])  # fmt: skip
+        wait_until(lambda: len(double.events) == 3)
+        states = attempts(workspace_config, 3)
+        arrivals = list(sink.arrivals)
+
+    copies = [e for a in arrivals for e in a.json().get("events", [a.json()])]
+    seen = [(e["dataFields"]["n"], e["id"]) for e in copies]
+    assert len(seen) > 3 and set(seen) == {(0, "m-0"), (1, "m-1"), (2, "m-2")}, seen
+    assert sorted(e["id"] for e in double.events) == ["m-0", "m-1", "m-2"]
+    assert states["delivered"] == 3 and states["retry"] >= 1, states

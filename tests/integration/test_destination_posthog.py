@@ -88,6 +88,15 @@ def test_every_call_arrives_shaped_and_authenticated_after_throttling(
     states = attempts(workspace_config, 6)
     assert states["delivered"] == 6 and states["retry"] >= 2, states
     assert sluice(workspace_config, "failed", "list", "--json") == ""
+    # The throttled events were sent again, each copy with the same uuid: PostHog counts the
+    # event once (the double drops a copy it has, as PostHog's dedup does).
+    copies = [e for arrival in sink.arrivals for e in arrival.json()["batch"]]
+    uuids: dict[str, set[str]] = {}
+    for copy in copies:
+        uuids.setdefault(copy["event"], set()).add(copy["uuid"])
+    assert len(copies) > 6 and all(len(u) == 1 for u in uuids.values()), uuids
+    assert len(set.union(*uuids.values())) == 6
+    assert {e["uuid"] for e in double.events} == set.union(*uuids.values())
 
 
 def test_a_wrong_project_key_aborts_visibly_with_the_key_masked(

@@ -2,6 +2,7 @@
 both request shapes, batching and what Customer.io's answers mean (the rules the conformance
 cases do not reach)."""
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -14,9 +15,11 @@ from engine.destinations.base import BadSettings, Judgement, Request, Unsendable
 from engine.destinations.customerio import (
     CUSTOMERIO,
     MAX_ACTION_BYTES,
+    ULID_ALPHABET,
     batch_key,
     classify,
     combine,
+    ulid,
 )
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
@@ -334,3 +337,97 @@ def test_refusals_carry_customer_io_words() -> None:
     errors = json.dumps({"meta": {"errors": ["a", "b"]}}).encode()
     assert classify(400, errors, 1) == [Judgement(Verdict.ABORT, "a; b")]
     assert classify(401, b"Unauthorized", 1) == [Judgement(Verdict.ABORT, "Unauthorized")]
+
+
+# Dedup: Customer.io's event id, a ULID
+
+
+def _decoded(text: str) -> tuple[int, bytes]:
+    """A ULID read back (the spec's layout): its time in ms and its 10 other bytes."""
+    value = 0
+    for char in text:
+        value = value * 32 + ULID_ALPHABET.index(char)
+    return value >> 80, (value & ((1 << 80) - 1)).to_bytes(10, "big")
+
+
+def test_ulid_follows_the_spec_alphabet_and_layout() -> None:
+    assert ULID_ALPHABET == "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
+    # The spec's example: 1469918176385 ms is 01ARYZ6S41.
+    assert ulid(1469918176385, bytes(10)) == "01ARYZ6S41" + "0" * 16
+    assert ulid(0, bytes(10)) == "0" * 26
+    assert ulid((1 << 48) - 1, b"\xff" * 10) == "7" + "Z" * 25  # the largest ULID
+    entropy = bytes(range(1, 11))
+    made = ulid(1772272800123, entropy + b"ignored")
+    assert len(made) == 26 and _decoded(made) == (1772272800123, entropy)
+    assert ulid(-5, entropy)[:10] == "0" * 10  # a time before 1970 is clamped
+    with pytest.raises(ValueError, match="10 bytes"):
+        ulid(0, b"short")
+
+
+STAMP = "2026-02-28T10:00:00.123Z"
+STAMP_MS = 1772272800123
+
+
+def _event(**fields: Any) -> dict[str, Any]:
+    base = {"type": "track", "event": "Paid", "userId": "u1", "messageId": "m-1"}
+    return {**base, "timestamp": STAMP, **fields}
+
+
+def test_an_events_id_is_its_time_and_a_digest_of_its_message_id() -> None:
+    made_id = made(_event()).body["id"]
+    assert _decoded(made_id) == (STAMP_MS, hashlib.sha256(b"m-1").digest()[:10])
+    # Without a time of its own, the time the gateway received it.
+    received = _event(receivedAt="2026-02-28T10:00:01Z")
+    del received["timestamp"]
+    assert _decoded(made(received).body["id"])[0] == STAMP_MS + 877
+
+
+@pytest.mark.parametrize("api", ["v1", "v2"])
+def test_the_same_event_gets_the_same_id_and_another_a_different_one(api: str) -> None:
+    def ids(event: dict[str, Any]) -> str:
+        body = made(event, trackApi=api).body
+        return str(body["id"])
+
+    first = ids(_event())
+    assert ids(_event(properties={"changed": True})) == first
+    assert ids(_event(messageId="m-2")) != first
+    assert ids(_event(timestamp="2026-02-28T10:00:00.124Z")) != first
+
+
+@pytest.mark.parametrize("api", ["v1", "v2"])
+def test_events_pages_and_screens_carry_an_id_where_customer_io_documents_it(api: str) -> None:
+    events = [
+        _event(),
+        _event(userId=None, anonymousId="anon-1"),  # v1: /api/v1/events
+        _event(type="page", name="Pricing"),
+        _event(type="screen", name="Home"),
+    ]
+    for event in events:
+        assert _decoded(made(event, trackApi=api).body["id"])[0] == STAMP_MS
+    device = {"token": "tok-1", "type": "ios"}
+    others = [
+        _event(type="identify", traits={"email": "a@example.com"}),
+        _event(event="Application Installed", context={"device": device}),
+        _event(type="alias", previousId="u0"),
+        _event(type="group", groupId="g1"),
+    ]
+    for event in others:
+        body = made(event, trackApi=api).body
+        assert "id" not in body, event
+        # (v1's device id is the push token, not an event id)
+        assert (body.get("device") or {}).get("id") in (None, "tok-1")
+
+
+@pytest.mark.parametrize("api", ["v1", "v2"])
+def test_an_event_without_a_message_id_carries_no_id(api: str) -> None:
+    event = _event()
+    del event["messageId"]
+    assert "id" not in made(event, trackApi=api).body
+    assert "id" not in made(_event(messageId=""), trackApi=api).body
+
+
+def test_a_v2_batch_keeps_each_actions_id() -> None:
+    requests = [made(_event(messageId=f"m-{n}"), trackApi="v2") for n in range(3)]
+    batch = combine(requests).body["batch"]
+    assert [a["id"] for a in batch] == [r.body["id"] for r in requests]
+    assert len({a["id"] for a in batch}) == 3

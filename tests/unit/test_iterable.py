@@ -1,6 +1,7 @@
 """The Iterable mapping: settings, refusals, the rules no conformance case covers, batching into
 the bulk endpoints and what Iterable's answers mean (a bulk answer's refusals, item by item)."""
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -10,7 +11,7 @@ import pytest
 
 from engine import codec
 from engine.destinations.base import BadSettings, Judgement, Request, Unsendable, Verdict
-from engine.destinations.iterable import ITERABLE, MAX_BYTES
+from engine.destinations.iterable import ITERABLE, MAX_BYTES, MAX_ID_BYTES
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 KEY = "itbl-key-0a9c2e71"
@@ -315,3 +316,59 @@ def test_a_bulk_answer_refuses_the_items_it_names_and_no_others() -> None:
 def test_a_bulk_answer_naming_none_of_the_batch_delivers_it() -> None:
     sent = _events({"userId": "u1", "eventName": "Viewed"})
     assert ITERABLE.judge(200, PARTIAL, sent) == Verdict.DELIVERED
+
+
+# Dedup: Iterable's event id
+
+
+def _id(event: dict[str, Any]) -> Any:
+    return body(event).get("id")
+
+
+def test_events_pages_and_screens_carry_their_message_id_as_iterables_id() -> None:
+    assert _id(track(messageId="m-1")) == "m-1"
+    assert _id(page(messageId="m-2")) == "m-2"
+    assert _id(page(type="screen", messageId="m-3")) == "m-3"
+    assert _id(track(messageId=12)) == "12"  # (text, as Iterable's id is)
+
+
+def test_the_same_event_gets_the_same_id_and_another_a_different_one() -> None:
+    first = _id(track(messageId="m-1"))
+    assert _id(track(messageId="m-1", properties={"changed": True})) == first
+    assert _id(track(messageId="m-2")) != first
+
+
+def test_an_event_without_a_message_id_carries_no_id() -> None:
+    assert "id" not in body(track())
+    assert "id" not in body(track(messageId=""))
+    assert "id" not in body(page())
+
+
+def test_the_senders_event_id_wins_over_the_message_id() -> None:
+    assert _id(track(messageId="m-1", properties={"event_id": "e-7"})) == "e-7"
+
+
+def test_a_message_id_longer_than_iterable_takes_becomes_a_digest() -> None:
+    fits, over = "m" * MAX_ID_BYTES, "é" * (MAX_ID_BYTES // 2 + 1)  # 514 bytes
+    assert _id(track(messageId=fits)) == fits
+    made_id = _id(track(messageId=over))
+    assert made_id == "sha256:" + hashlib.sha256(over.encode()).hexdigest()
+    assert len(made_id.encode()) <= MAX_ID_BYTES
+    assert _id(track(messageId=over + "x")) != made_id
+
+
+def test_a_purchase_carries_its_order_id_else_the_event_id_and_a_cart_none() -> None:
+    product = {"product_id": "p", "name": "Pen", "price": 1, "quantity": 1}
+    order = {"total": 1, "products": [product]}
+    purchase = track(event="Order Completed", messageId="m-1", properties=order)
+    assert _id(purchase) == "m-1"
+    assert _id({**purchase, "properties": {**order, "order_id": "o-1"}}) == "o-1"
+    cart = track(event="Product Added", messageId="m-1", properties=product)
+    assert "id" not in body(cart)  # Iterable documents no id for a cart update
+
+
+def test_a_bulk_request_keeps_each_events_id() -> None:
+    assert ITERABLE.combine is not None
+    requests = [made(track(messageId=f"m-{n}"))[0] for n in range(3)]
+    events = ITERABLE.combine(requests).body["events"]
+    assert [e["id"] for e in events] == ["m-0", "m-1", "m-2"]

@@ -1,6 +1,7 @@
 """The PostHog mapping: settings, refusals, identity, the size limit, batching and what
 PostHog's answers mean."""
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 from engine import codec
 from engine.control import preview
 from engine.destinations.base import BadSettings, Judgement, Request, Unsendable, Verdict
-from engine.destinations.posthog import MAX_EVENT_BYTES, POSTHOG
+from engine.destinations.posthog import MAX_EVENT_BYTES, POSTHOG, UUID_NAMESPACE
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 KEY = "phc_3kd8Qm2vXk9TfR4sLw1bNc8Yd"
@@ -304,3 +305,44 @@ def test_a_batch_refused_for_one_event_is_judged_whole_so_the_router_splits_it(
     assert POSTHOG.classify(status, answer, 3) is Verdict.ABORT
     assert POSTHOG.classify(401, b"API key is not valid", 3) == [
         Judgement(Verdict.ABORT, "API key is not valid")] * 3  # fmt: skip
+
+
+# Dedup: PostHog's event UUID
+
+
+def test_every_call_carries_a_uuid_made_from_its_message_id() -> None:
+    events = [
+        track(),
+        track(type="page", name="Home"),
+        track(type="screen", name="Home"),
+        track(type="identify", traits={"plan": "pro"}),
+        track(type="group", groupId="g1"),
+        track(type="alias", previousId="a0"),
+    ]
+    uuids = {e["type"]: one(e).body["uuid"] for e in events}
+    expected = str(uuid.uuid5(UUID_NAMESPACE, "m-1"))
+    assert set(uuids.values()) == {expected}
+    assert uuid.UUID(expected).version == 5  # a valid UUID, as PostHog requires
+
+
+def test_the_same_message_id_gives_the_same_uuid_and_another_a_different_one() -> None:
+    first, again = one(track()).body["uuid"], one(track(properties={"x": 1})).body["uuid"]
+    other = one(track(messageId="m-2")).body["uuid"]
+    assert first == again and first != other
+    # Fixed for good: a change would give events sent again a new UUID.
+    assert one(track(messageId="m-fixed")).body["uuid"] == "eed94e3a-de78-5a8a-9212-975d0a5fb11a"
+
+
+def test_an_event_without_a_message_id_carries_no_uuid() -> None:
+    event = track()
+    del event["messageId"]
+    assert "uuid" not in one(event).body
+    assert "uuid" not in one(track(messageId="")).body
+
+
+def test_a_batch_keeps_each_events_uuid() -> None:
+    assert POSTHOG.combine is not None
+    requests = [one(track(messageId=f"m-{n}")) for n in range(2)]
+    batch = POSTHOG.combine(requests).body["batch"]
+    assert [e["uuid"] for e in batch] == [r.body["uuid"] for r in requests]
+    assert batch[0]["uuid"] != batch[1]["uuid"]

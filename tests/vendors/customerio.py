@@ -18,6 +18,11 @@ ids in paths are at most 150 bytes, event names 100 bytes, attribute values 1000
   The valid ones are applied; when some are not, the answer is 207 `{"errors": [{batch_index,
   reason, field, message}]}` (a partial success), else 200 `{}`.
 
+Events (v1 events, v2 `event`, `page` and `screen` actions) may carry `id`, Customer.io's
+dedup id: it must be a ULID (26 characters of Crockford's base32, the first 0-7), else the
+event is refused (`id`); an event whose id was already received is ignored, as Customer.io
+does, and counted in `repeats`.
+
 Past the rate limit (`throttle_next`) it answers 429, as Customer.io does, without a
 Retry-After.
 """
@@ -41,6 +46,7 @@ PERSON_ACTIONS = frozenset(
 )
 OBJECT_ACTIONS = frozenset({"identify", "delete", "add_relationships", "delete_relationships"})
 _PERSON_KEYS = ("id", "email", "cio_id")
+_ULID = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
 _CUSTOMER = re.compile(r"^/api/v1/customers/(?P<id>[^/]+)(?P<rest>/events|/devices(?:/.+)?)?$")
 
 
@@ -61,7 +67,8 @@ class CustomerIODouble(VendorDouble):
     """What Customer.io recorded: `people` (id → attributes), `events` (each with `person` or
     `anonymous_id`), `devices` ((person, token) → device), `merges` ((primary, secondary)),
     `objects` ((type id, object id) → attributes) and `relationships` (object key → people);
-    `batches` holds the number of actions of each batch request answered."""
+    `batches` holds the number of actions of each batch request answered; `ids` the
+    events' dedup ids received."""
 
     site_id: str
     api_key: str
@@ -72,6 +79,8 @@ class CustomerIODouble(VendorDouble):
     objects: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     relationships: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     batches: list[int] = field(default_factory=list)
+    ids: set[str] = field(default_factory=set)
+    repeats: int = 0
 
     def __call__(self, arrival: Arrival) -> Answer:
         if not self._authorized(arrival):
@@ -184,7 +193,7 @@ class CustomerIODouble(VendorDouble):
             self._identify(who, _attributes(action.get("attributes") or {}))
         elif kind in ("event", "page", "screen"):
             body = {"name": action.get("name"), "data": action.get("attributes"), "type": kind,
-                    "timestamp": action.get("timestamp")}  # fmt: skip
+                    "timestamp": action.get("timestamp"), "id": action.get("id")}  # fmt: skip
             fields = _event_fields(body)
             place = {"person": who} if who is not None else {"anonymous_id": anonymous_id}
             self._event({**place, **fields})
@@ -231,6 +240,11 @@ class CustomerIODouble(VendorDouble):
 
     def _event(self, event: dict[str, Any]) -> None:
         with self._lock:
+            if "id" in event:
+                if event["id"] in self.ids:
+                    self.repeats += 1
+                    return
+                self.ids.add(event["id"])
             self.events.append(event)
 
     def _device(self, person: str, token: str, device: dict[str, Any]) -> None:
@@ -304,4 +318,8 @@ def _event_fields(body: dict[str, Any]) -> dict[str, Any]:
     fields = {"name": name, "type": body.get("type") or "event", "data": data or {}}
     if body.get("timestamp") is not None:
         fields["timestamp"] = body["timestamp"]
+    if (dedup := body.get("id")) is not None:
+        if not isinstance(dedup, str) or not _ULID.match(dedup):
+            raise Refused("id", "must be a valid ULID")
+        fields["id"] = dedup
     return fields

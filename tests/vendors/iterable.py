@@ -15,6 +15,10 @@ most) refuse a malformed request whole (400), and otherwise take what they can: 
 naming the users refused for an invalid email, the users the project forgot (`forgotten`:
 `failedUpdates.forgottenEmails`/`forgottenUserIds`) and the events of a name the project blocks
 (`disallowed`); the others are recorded.
+
+An event or purchase may carry `id` (text of at most 512 bytes, else 400 `BadParams`): one
+with the id of an event (a purchase) already recorded replaces it, as Iterable updates it,
+rather than being added.
 """
 
 import json
@@ -27,6 +31,7 @@ from tests.vendors import VendorDouble
 
 MAX_BYTES = 4_000_000
 MAX_ITEMS = 1000
+MAX_ID_BYTES = 512
 PLATFORMS = frozenset({"APNS", "APNS_SANDBOX", "GCM"})
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _TOKEN_PATHS = frozenset({"users/registerDeviceToken", "users/registerBrowserToken"})
@@ -90,7 +95,7 @@ class IterableDouble(VendorDouble):
 
     def _keep(self, into: list[dict[str, Any]], item: dict[str, Any]) -> Answer:
         with self._lock:
-            into.append(item)
+            _record(into, item)
         return _answer(200, "Success")
 
     # users
@@ -143,6 +148,7 @@ class IterableDouble(VendorDouble):
 
     def _purchase(self, body: dict[str, Any], key: str) -> Answer:
         _user(body.get("user"))
+        _event_id(body)
         _commerce_items(body)
         if not _number(body.get("total")):
             raise Refused("BadParams", "total must be a number")
@@ -174,7 +180,8 @@ class IterableDouble(VendorDouble):
             else:
                 taken.append(item)
         with self._lock:
-            into.extend(taken)
+            for item in taken:
+                _record(into, item)
             self.bulk.append((path, len(items)))
         answer = {
             "successCount": len(taken),
@@ -258,10 +265,27 @@ def _user(body: Any, *, check_email: bool = True) -> None:
             raise Refused("BadParams", f"{flag} must be a boolean")
 
 
+def _record(into: list[dict[str, Any]], item: dict[str, Any]) -> None:
+    """Add an item, or replace the one with its `id`: Iterable updates an event it has."""
+    if "id" in item:
+        for n, kept in enumerate(into):
+            if kept.get("id") == item["id"]:
+                into[n] = item
+                return
+    into.append(item)
+
+
+def _event_id(body: dict[str, Any]) -> None:
+    found = body.get("id")
+    if found is not None and (not isinstance(found, str) or len(found.encode()) > MAX_ID_BYTES):
+        raise Refused("BadParams", f"id must be text of at most {MAX_ID_BYTES} bytes")
+
+
 def _event(body: Any, *, check_email: bool = True) -> None:
     if not isinstance(body, dict):
         raise Refused("BadParams", "each event must be an object")
     _who(body, check_email=check_email)
+    _event_id(body)
     if not _text(body.get("eventName")):
         raise Refused("BadParams", "eventName is required")
     if "dataFields" in body and not isinstance(body["dataFields"], dict):

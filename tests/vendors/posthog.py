@@ -11,9 +11,14 @@ refuses the whole request (400, or 413 for size): PostHog has no partial success
 over 20 MB are refused with 413. `invalid_names`: event names the double finds invalid (400),
 standing for the checks PostHog makes that a mapping cannot foresee. Accepted requests are
 answered 200 `{"status": 1}`; a throttled one 429 `rate limited`.
+
+An event's `uuid`, when given, must be a UUID (400 otherwise: the capture service reads it as
+one). An event with the UUID, event name, timestamp and distinct_id of one already accepted is
+a duplicate PostHog removes: it is not added to `events` again, and is counted in `repeats`.
 """
 
 import json
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +51,7 @@ class PostHogDouble(VendorDouble):
     events: list[dict[str, Any]] = field(default_factory=list)
     requests: list[int] = field(default_factory=list)
     batches: list[list[Any]] = field(default_factory=list)
+    repeats: int = 0
 
     def __call__(self, arrival: Arrival) -> Answer:
         if arrival.method != "POST":
@@ -78,7 +84,11 @@ class PostHogDouble(VendorDouble):
                 raise Refused(400, f"invalid event: {event['event']!r} cannot be ingested")
         kept = [{k: v for k, v in e.items() if k not in _TOKEN_KEYS} for e in events]
         with self._lock:
-            self.events.extend(kept)
+            for event in kept:
+                if "uuid" in event and any(map(_same(event), self.events)):
+                    self.repeats += 1
+                else:
+                    self.events.append(event)
 
     def _check_token(self, body: dict[str, Any], events: list[dict[str, Any]]) -> None:
         tokens = {t for t in (_token(body), *map(_token, events)) if t is not None}
@@ -93,6 +103,12 @@ class PostHogDouble(VendorDouble):
             raise Refused(401, "API key is not valid: personal api key")
         if token != self.token:
             raise Refused(401, "API key is not valid: unknown project")
+
+
+def _same(event: dict[str, Any]) -> Any:
+    """Whether an event accepted before is this one again, by PostHog's dedup key."""
+    keys = ("uuid", "event", "timestamp", "distinct_id")
+    return lambda other: all(other.get(k) == event.get(k) for k in keys)
 
 
 def _token(node: dict[str, Any]) -> Any:
@@ -123,6 +139,11 @@ def _check(event: dict[str, Any], max_bytes: int) -> None:
             raise Refused(400, f"failed to parse request: {key} must be a map")
     if event.get("timestamp") is not None and not isinstance(event["timestamp"], str):
         raise Refused(400, "failed to parse request: timestamp must be a string")
+    if event.get("uuid") is not None:
+        try:
+            uuid.UUID(str(event["uuid"]))
+        except ValueError:
+            raise Refused(400, "failed to parse request: invalid uuid") from None
     properties = event.get("properties") or {}
     distinct = event.get("distinct_id", event.get("$distinct_id"))
     if distinct is None:

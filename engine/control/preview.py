@@ -129,7 +129,7 @@ async def _complete(dest: Target, request: Request, lookups: Lookups) -> Request
     except LookupFailed as exc:
         raise PreviewError(f"{dest.name}: {dest.mask(str(exc))}") from None
     except Unsendable as exc:
-        raise PreviewError(f"{dest.name} cannot send this event: {exc}") from None
+        raise PreviewError(f"{dest.name} cannot send this event: {dest.mask(str(exc))}") from None
 
 
 class Refusal(msgspec.Struct):
@@ -217,7 +217,7 @@ async def _sent(
             try:
                 completed.append((job, await plugin.resolve(request, dest.settings, lookups)))
             except Unsendable as exc:
-                message = f"{dest.name} cannot send this event: {exc}"
+                message = f"{dest.name} cannot send this event: {dest.mask(str(exc))}"
                 shown.append(Batch([job.index], error=Refusal(400, message)))
             except LookupFailed as exc:
                 raise PreviewError(f"{dest.name}: {dest.mask(str(exc))}") from None

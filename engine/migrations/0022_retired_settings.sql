@@ -11,6 +11,8 @@ CREATE INDEX destination_settings_retired_destination ON destination_settings_re
 
 CREATE FUNCTION sluice_retire_settings() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    -- Settings retired again (A, B, then A again) are kept once, as retired last.
+    DELETE FROM destination_settings_retired WHERE destination_id = OLD.id AND config = OLD.config;
     INSERT INTO destination_settings_retired (destination_id, config) VALUES (OLD.id, OLD.config);
     RETURN NULL;
 END

@@ -40,7 +40,7 @@ async def housekeep(
     await conn.execute(_Q["ensure_partitions"], {"days": DAYS_AHEAD})
     await counters.forget(conn)
     await rejections.forget(conn, retention)
-    await conn.execute(_Q.compose("forget_retired_settings"))
+    await conn.execute(_Q.compose("forget_retired_settings"), {"retention": retention})
     await _freeze_closed_days(conn)
     cur = await conn.execute(_Q.compose("expired_partitions"), {"retention": retention})
     dropped = []

@@ -44,7 +44,10 @@ DROP TABLE {partition}
 
 -- name: forget_retired_settings
 -- A destination's earlier settings, once no job made under them can be left: the oldest day of
--- jobs began after they were replaced.
+-- jobs began a day after they were replaced (a worker may map under old settings until it
+-- reloads), they are older than the retention, and no job is kept outside the days.
 DELETE FROM destination_settings_retired
-WHERE retired_at < (SELECT min(d.upper) - interval '1 day' FROM ({day_partitions}) d
+WHERE retired_at < (SELECT min(d.upper) - interval '2 days' FROM ({day_partitions}) d
                     WHERE d.parent = 'jobs')
+  AND retired_at < now() - %(retention)s::interval
+  AND NOT EXISTS (SELECT FROM jobs_default)

@@ -1,8 +1,9 @@
 -- name: destinations
 -- Each with the settings it had before (their secrets are masked in jobs made under them).
 SELECT d.id, d.name, d.type, d.config, d.delivery, d.enabled,
-       coalesce((SELECT jsonb_agg(r.config) FROM destination_settings_retired r
-                 WHERE r.destination_id = d.id), '[]') AS retired
+       coalesce((SELECT jsonb_agg(r.config ORDER BY r.retired_at)
+                 FROM destination_settings_retired r WHERE r.destination_id = d.id), '[]')
+           AS retired
 FROM destinations d
 
 -- name: connections

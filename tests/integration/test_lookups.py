@@ -66,3 +66,24 @@ async def test_a_preview_makes_no_lookup_that_writes(sender: Sender) -> None:
         with pytest.raises(LookupFailed, match=r"changes nothing .* \(POST .*/x\): give its"):
             await previewing.ask(Request("POST", f"{sink.url}/x?n=2"), writes=True)
         assert len(sink.arrivals) == 1
+
+
+def _unreadable(arrival: Arrival) -> Answer:
+    if arrival.path == "/page":
+        return Answer(200, {"Content-Type": "text/html"}, body="<html>maintenance</html>")
+    return Answer.json(200, {"properties": ["p"] * 200})  # some 1,400 bytes
+
+
+async def test_an_answer_cut_short_or_not_json_fails_the_lookup_and_is_not_kept(
+    sender: Sender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lookups, "MAX_ANSWER", 1000)
+    with Sink(_unreadable) as sink:
+        asking = Asking(sender, 5, lambda text: text)
+        with pytest.raises(LookupFailed, match=r"/long: its answer is over 1000 bytes"):
+            await asking.ask(Request("GET", f"{sink.url}/long"), keep=60)
+        with pytest.raises(LookupFailed, match=r"/page: its answer is not JSON"):
+            await asking.ask(Request("GET", f"{sink.url}/page"), keep=60)
+        with pytest.raises(LookupFailed):
+            await asking.ask(Request("GET", f"{sink.url}/long"), keep=60)
+        assert len(sink.arrivals) == 3  # nothing kept: asked again

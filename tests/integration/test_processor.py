@@ -6,7 +6,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg.types.json import Json
+from psycopg.types.json import Json, Jsonb
 
 from engine.db import connection, connection_pool
 from engine.partitions import partition_of
@@ -294,25 +294,30 @@ async def test_a_destinations_earlier_settings_are_kept_while_jobs_made_under_th
     configured: str,
 ) -> None:
     with psycopg.connect(configured, autocommit=True) as conn:
-        conn.execute("SELECT sluice_ensure_daily_partitions('jobs', current_date - 3, 1)")
-        conn.execute("UPDATE destinations SET config = config || '{\"x\": 1}'")
-        conn.execute("UPDATE destination_settings_retired SET retired_at = now() - interval '3d'")
-        conn.execute("UPDATE destinations SET config = config || '{\"x\": 2}'")
+        conn.execute("SELECT sluice_ensure_daily_partitions('jobs', current_date - 12, 1)")
+        for x in (1, 2, 1, 3):  # settings A, then B, A again, C
+            conn.execute("UPDATE destinations SET config = config || %s", (Jsonb({"x": x}),))
+            conn.execute("UPDATE destination_settings_retired SET retired_at = retired_at"
+                         " - interval '5 days'")  # fmt: skip
         conn.execute("UPDATE destinations SET enabled = enabled")  # not a change of settings
-        conn.execute("UPDATE destination_settings_retired SET retired_at = now() - interval '5d'"
-                     " WHERE retired_at < now() - interval '1d'")  # fmt: skip
-        retired = conn.execute("SELECT count(*) FROM destination_settings_retired").fetchone()
-        assert retired == (2,)  # (one destination, changed twice)
+        retired = conn.execute(
+            "SELECT config->>'x', now() - retired_at > interval '14 days'"
+            " FROM destination_settings_retired ORDER BY retired_at"
+        ).fetchall()
+        # (one destination; its first settings had no x; A, retired twice, is kept once)
+        assert retired == [(None, True), ("2", False), ("1", False)]
 
     async def housekeeping() -> None:
         async with connection(configured) as aconn:
             await aconn.set_autocommit(True)
             await housekeep(aconn, timedelta(days=7), dedup_window=timedelta(hours=24))
 
-    await housekeeping()  # jobs of 3 days ago may be left: the settings replaced since stay
+    await housekeeping()  # jobs of 12 days ago may be left: what was replaced since stays
     with psycopg.connect(configured, autocommit=True) as conn:
-        kept = conn.execute("SELECT count(*) FROM destination_settings_retired").fetchone()
-        assert kept == (1,)  # the one replaced 5 days ago, before any job left, is forgotten
+        kept = conn.execute(
+            "SELECT config->>'x' FROM destination_settings_retired ORDER BY retired_at"
+        ).fetchall()
+        assert kept == [("2",), ("1",)]  # the first, replaced 20 days ago, before any job left
 
 
 async def test_the_ingest_log_is_frozen_a_day_at_a_time_not_vacuumed_for_inserts(

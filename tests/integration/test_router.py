@@ -472,3 +472,32 @@ async def test_a_batch_refused_whole_without_naming_events_is_sent_again_event_b
         "user-0-0": ["retry", "delivered"], "bad-1-0": ["retry", "aborted"],
         "user-2-0": ["retry", "delivered"],
     }  # fmt: skip
+
+
+async def _by_number(request: Request, settings: Settings, lookups: Lookups) -> Request:
+    """An even job updates, an odd one creates: the two no longer share a request."""
+    path = "/update" if request.body["n"] % 2 == 0 else "/create"
+    return Request("POST", f"{settings.url}{path}", body=request.body)
+
+
+def _update_fails_once(seen: list[str]) -> Callable[[Arrival], Answer]:
+    def answer(arrival: Arrival) -> Answer:
+        seen.append(arrival.path)
+        return Answer(503) if seen.count("/update") == 1 and arrival.path == "/update" else Answer()
+
+    return answer
+
+
+async def test_a_users_requests_parted_by_lookups_go_in_order_and_wait_for_a_retry(
+    database_url: str,
+) -> None:
+    plugin = dataclasses.replace(BATCHING, resolve=_by_number, batch_key=lambda r: r.url)
+    seen: list[str] = []
+    with Sink(_update_fails_once(seen)) as sink:
+        target = batching(plugin, sink.url)
+        _insert_jobs(database_url, target.id, [("u", 0), ("u", 1)], sink.url)
+        async with running(database_url, target):
+            await until(lambda: len(sink.delivered) == 2)
+    # u's second event (a create) waited for its first (an update) to be delivered.
+    assert seen == ["/update", "/update", "/create"]
+    assert states(database_url) == {"u-0": ["retry", "delivered"], "u-1": ["delivered"]}

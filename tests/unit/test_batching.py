@@ -33,14 +33,16 @@ PLUGIN = DestinationType("b", "B", Settings, _map, batch_size=10, combine=_combi
 class Job:
     position: Position
     request: str
+    user_key: str = "u"
     alone: bool = False
     key: str | None = batching.UNKNOWN
 
 
-def jobs(*texts: str) -> list[Job]:
+def jobs(*texts: str, users: str = "") -> list[Job]:
+    """A job per text, each of its own user unless `users` names them (a letter per job)."""
     return [
         Job(Position(0, n), json.dumps({"method": "POST", "url": "https://x", "body": t},
-                                       ensure_ascii=False))
+                                       ensure_ascii=False), users[n] if users else f"u{n}")
         for n, t in enumerate(texts)
     ]  # fmt: skip
 
@@ -57,3 +59,14 @@ def test_a_request_carries_its_jobs_in_commit_order() -> None:
     made = jobs("a", "b", "c")
     [(taken, requests)] = batching.batches(PLUGIN, [made[2], made[0], made[1]])
     assert taken == made and [r.body for r in requests] == ["a", "b", "c"]
+
+
+def test_a_users_run_is_never_split_between_requests_sent_at_once() -> None:
+    plugin = dataclasses.replace(PLUGIN, batch_bytes=300)
+    a0, b0, a1, a2 = jobs("a" * 80, "b" * 80, "a" * 80, "a" * 80, users="abaa")
+    together = batching.together(plugin)
+    assert together is not None
+    assert together(a0, a1)  # two of ~127 bytes fit in 300
+    assert not together(a0, a2)  # a third would not: the run stops there
+    groups = batching.batches(plugin, [a0, a1, b0])  # as take gives them: a's run, then b
+    assert [[j.user_key for j in taken] for taken, _ in groups] == [["a", "a"], ["b"]]

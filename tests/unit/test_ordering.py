@@ -56,7 +56,8 @@ def test_take_respects_the_limit() -> None:
     assert [j.user_key for j in queues.take(3)] == ["d", "e"]
 
 
-def _same_letter(first: Job, then: Job) -> bool:
+def _any(first: Job, then: Job) -> bool:
+    """Any next job of a user may travel with the first."""
     return True
 
 
@@ -79,7 +80,7 @@ def test_the_limit_counts_every_job_taken_together() -> None:
     queues: UserQueues[Job] = UserQueues()
     for n in range(5):
         queues.add(Job("a", n))
-    assert [j.n for j in queues.take(3, together=_same_letter)] == [0, 1, 2]
+    assert [j.n for j in queues.take(3, together=_any)] == [0, 1, 2]
 
 
 def test_a_retry_in_a_request_holds_the_user_until_every_job_of_it_settled() -> None:
@@ -87,7 +88,7 @@ def test_a_retry_in_a_request_holds_the_user_until_every_job_of_it_settled() -> 
     a0, a1, a2 = Job("a", 0), Job("a", 1), Job("a", 2)
     for job in (a0, a1, a2):
         queues.add(job)
-    assert queues.take(2, together=_same_letter) == [a0, a1]
+    assert queues.take(2, together=_any) == [a0, a1]
     queues.retry(a0, not_before=10.0)  # the vendor refused a0 for now and took a1
     assert queues.release(now=20.0) is None
     assert queues.take(5) == []  # a1 is still in flight
@@ -95,5 +96,5 @@ def test_a_retry_in_a_request_holds_the_user_until_every_job_of_it_settled() -> 
     assert queues.release(now=5.0) == 10.0
     assert queues.take(5) == []  # a0 waits for its retry, a2 behind it
     queues.release(now=10.0)
-    assert queues.take(5, together=_same_letter) == [a0, a2]
+    assert queues.take(5, together=_any) == [a0, a2]
     assert len(queues) == 2

@@ -8,7 +8,7 @@ in their order, so that a user who sends fast still gets batches.
 """
 
 from collections.abc import Callable, Sequence
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from engine.destinations.base import DestinationType, Request, decode_request
 from engine.position import Position
@@ -18,6 +18,7 @@ UNKNOWN = "\0unknown"  # a job's batch key before it is first needed
 
 class Batchable(Protocol):
     position: Position  # commit order: a request carries its jobs in this order
+    user_key: str
     request: str  # as stored
     alone: bool  # goes in a request of its own whatever its key (after a 413, say)
     key: str | None  # its batch key, once known (UNKNOWN before)
@@ -39,38 +40,68 @@ def key(plugin: DestinationType, job: Batchable) -> str | None:
 
 
 def together(plugin: DestinationType | None) -> Callable[[B, B], bool] | None:
-    """Whether a user's next job may travel with their first (None: never)."""
+    """Whether a user's next job may travel with their first (None: never): the same batch key,
+    and the user's run of jobs within the size limit, so that it always fits one request."""
     if size(plugin) == 1 or plugin is None:
         return None
+    run: list[Any] = [None, 0]  # the run's first job, and its bytes so far
 
     def same(first: B, then: B) -> bool:
         first_key = key(plugin, first)
-        return first_key is not None and first_key == key(plugin, then)
+        if first_key is None or first_key != key(plugin, then):
+            return False
+        if run[0] is not first:
+            run[0], run[1] = first, _bytes(first.request)
+        if run[1] + _bytes(then.request) > plugin.batch_bytes:
+            return False
+        run[1] += _bytes(then.request)
+        return True
 
     return same
 
 
 def batches(plugin: DestinationType, jobs: Sequence[B]) -> list[tuple[list[B], list[Request]]]:
     """Jobs taken together, split into the requests they can share: same batch key, and within
-    the destination's size limits. A job whose request takes no part in batches goes alone."""
-    groups: dict[str, list[tuple[list[B], list[Request]]]] = {}
-    used: dict[str, int] = {}  # bytes in each key's last chunk
+    the destination's size limits. A job whose request takes no part in batches goes alone. A
+    user's run of jobs (`together`) is never split between requests, which would be sent at the
+    same time; each request carries its jobs in commit order."""
+    chunks: dict[str, list[tuple[list[B], int]]] = {}  # per key: (jobs, bytes)
     alone: list[tuple[list[B], list[Request]]] = []
-    for job in sorted(jobs, key=lambda j: j.position):
-        request = decode_request(job.request)
-        found = key(plugin, job)
+    for run in _runs(plugin, jobs):
+        found = key(plugin, run[0])
         if found is None:
-            alone.append(([job], [request]))
+            alone.append((run, [decode_request(run[0].request)]))
             continue
-        chunks = groups.setdefault(found, [])
-        size = _bytes(job.request)
-        if not chunks or used[found] + size > plugin.batch_bytes:
-            chunks.append(([], []))
-            used[found] = 0
-        chunks[-1][0].append(job)
-        chunks[-1][1].append(request)
-        used[found] += size
-    return alone + [(taken, requests) for chunks in groups.values() for taken, requests in chunks]
+        size = sum(_bytes(job.request) for job in run)
+        held = chunks.setdefault(found, [])
+        if not held or held[-1][1] + size > plugin.batch_bytes:
+            held.append(([], 0))
+        held[-1] = (held[-1][0] + run, held[-1][1] + size)
+    made = alone
+    for held in chunks.values():
+        for taken, _ in held:
+            ordered = sorted(taken, key=lambda j: j.position)
+            made.append((ordered, [decode_request(job.request) for job in ordered]))
+    return made
+
+
+def _runs(plugin: DestinationType, jobs: Sequence[B]) -> list[list[B]]:
+    """The jobs as `take` gave them, cut into each user's runs: consecutive jobs of one user
+    with one batch key (a job that travels alone is a run of its own)."""
+    runs: list[list[B]] = []
+    for job in jobs:
+        last = runs[-1][-1] if runs else None
+        found = key(plugin, job)
+        if (
+            last is not None
+            and found is not None
+            and last.user_key == job.user_key
+            and key(plugin, last) == found
+        ):
+            runs[-1].append(job)
+        else:
+            runs.append([job])
+    return runs
 
 
 def _bytes(text: str) -> int:

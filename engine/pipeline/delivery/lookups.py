@@ -23,6 +23,7 @@ from engine.pipeline.delivery.sender import MalformedRequest, Sender, TransportE
 
 MAX_KEPT = 10_000  # answers kept per destination
 MAX_KEPT_BYTES = 16 * 1024 * 1024  # their bodies, together
+MAX_ANSWER = 8 * 1024 * 1024  # bytes of a look-up's answer read (HubSpot's property lists are long)
 
 
 def _decoded(body: bytes) -> Any:
@@ -73,13 +74,17 @@ class Asking:
     async def _asked(self, request: Request, key: bytes, keep: float) -> Looked:
         now = time.monotonic()
         try:
-            answer = await self._sender.send(request, self._timeout)
+            answer = await self._sender.send(request, self._timeout, MAX_ANSWER + 1)
         except (TransportError, MalformedRequest) as exc:
             raise LookupFailed(self._mask(f"look-up {_named(request)}: {exc}")) from None
         if answer.status == 429 or answer.status >= 500:
             said = f"look-up {_named(request)}: HTTP {answer.status}: {answer.excerpt}"
             raise LookupFailed(self._mask(said))
         looked = Looked(answer.status, _decoded(answer.body))
+        if 200 <= answer.status < 300 and answer.body.strip() and looked.body is None:
+            # Cut short (larger than we read) or not JSON: nothing to complete a request with.
+            what = f"over {MAX_ANSWER} bytes" if len(answer.body) > MAX_ANSWER else "not JSON"
+            raise LookupFailed(self._mask(f"look-up {_named(request)}: its answer is {what}"))
         if keep > 0 and 200 <= answer.status < 300:
             self._keep(key, (now + keep, looked, len(answer.body)))
         return looked

@@ -106,6 +106,10 @@ class Result:
     response: str | None = None
     retry_after: float | None = None
     alone: bool = False  # the batch was refused as a whole: the job goes again on its own
+    held: bool = False  # not sent: it waits behind its user's earlier job (no attempt made)
+
+
+_HELD = Result(Verdict.RETRY, error="waits behind its user's earlier event", held=True)
 
 
 class DestinationRouter:
@@ -298,6 +302,9 @@ class DestinationRouter:
             self._settle(job, result)
 
     def _settle(self, job: Pending, result: Result) -> None:
+        if result.held:  # not sent: it goes when its user's earlier job is settled
+            self._later(job, time.monotonic())
+            return
         now = datetime.now(UTC)
         job.attempts += 1
         first = job.first_attempt = job.first_attempt or now
@@ -358,11 +365,61 @@ async def _attempt(
     outcomes = await asyncio.gather(*(_resolved(target, r, lookups) for r in requests))
     settled = {id(job): o for job, o in zip(jobs, outcomes, strict=True) if isinstance(o, Result)}
     completed = [(job, o) for job, o in zip(jobs, outcomes, strict=True) if isinstance(o, Request)]
-    groups = batching.regrouped(plugin, completed)
-    sent = await asyncio.gather(*(_send(sender, target, *group) for group in groups))
-    for (grouped, _), results in zip(groups, sent, strict=True):
-        settled.update((id(job), result) for job, result in zip(grouped, results, strict=True))
+    # Completed requests may no longer share a request (HubSpot: a create and an update): a
+    # user's requests then go one after another, and a job whose user has an earlier job not
+    # delivered waits for it: no event overtakes an earlier one of its user.
+    for wave in _waves(batching.regrouped(plugin, completed)):
+        ready = []
+        for grouped, made in wave:
+            kept = [(job, r) for job, r in zip(grouped, made, strict=True)
+                    if not _behind(job, jobs, settled)]  # fmt: skip
+            settled.update((id(job), _HELD) for job in grouped if _behind(job, jobs, settled))
+            if kept:
+                ready.append(([job for job, _ in kept], [r for _, r in kept]))
+        sent = await asyncio.gather(*(_send(sender, target, *g) for g in ready),
+                                    return_exceptions=True)  # fmt: skip
+        for (grouped, _), results in zip(ready, sent, strict=True):
+            if isinstance(results, BaseException):  # one request's bug: its jobs only retried
+                results = _failed(target, results, len(grouped))
+            settled.update((id(job), result) for job, result in zip(grouped, results, strict=True))
     return [settled[id(job)] for job in jobs]
+
+
+def _waves(
+    groups: list[tuple[list[Pending], list[Request]]],
+) -> list[list[tuple[list[Pending], list[Request]]]]:
+    """Requests in the order of their first jobs, in waves sent at once: no user in two
+    requests of a wave."""
+    waves: list[list[tuple[list[Pending], list[Request]]]] = []
+    users: list[set[str]] = []
+    for group in sorted(groups, key=lambda g: g[0][0].position):
+        mine = {job.user_key for job in group[0]}
+        if not waves or users[-1] & mine:
+            waves.append([])
+            users.append(set())
+        waves[-1].append(group)
+        users[-1] |= mine
+    return waves
+
+
+def _behind(job: Pending, jobs: list[Pending], settled: dict[int, Result]) -> bool:
+    """Whether an earlier job of the job's user, in the same take, is not delivered."""
+    return any(
+        other.user_key == job.user_key
+        and other.position < job.position
+        and (found := settled.get(id(other))) is not None
+        and found.verdict is not Verdict.DELIVERED
+        for other in jobs
+    )
+
+
+def _failed(target: Target, exc: BaseException, count: int) -> list[Result]:
+    """A delivery that raised (a bug): its jobs are tried again, the error said."""
+    if isinstance(exc, asyncio.CancelledError):
+        raise exc
+    log.error("router %s: delivery failed unexpectedly", target.name, exc_info=exc)
+    error = target.mask(f"internal error: {type(exc).__name__}: {exc}")
+    return [Result(Verdict.RETRY, error=error)] * count
 
 
 async def _resolved(target: Target, request: Request, lookups: Lookups) -> Request | Result:
@@ -395,7 +452,9 @@ async def _send(
         return [Result(Verdict.RETRY, error=target.mask(str(exc)))] * len(jobs)
     except MalformedRequest as exc:
         return [Result(Verdict.ABORT, error=target.mask(str(exc)))] * len(jobs)
-    judged = plugin.judge(answer.status, answer.body, requests or [request])
+    if requests is None:  # (the stored request, sent as it was: decoded for `classify_sent`)
+        requests = [decode_request(jobs[0].request) if plugin.classify_sent else request]
+    judged = plugin.judge(answer.status, answer.body, requests)
     response = target.mask(answer.excerpt) if answer.excerpt is not None else None
     if len(jobs) > 1 and _split(plugin, answer.status, _whole(judged)):
         # Refused as a whole, no event named: each goes again in a request of its own, where
@@ -412,7 +471,8 @@ async def _send(
 
 
 def _whole(judged: Verdict | Sequence[Judgement]) -> Verdict | None:
-    """The verdict on a whole batch: given as one, or the same for each of its events."""
+    """The verdict on a whole batch: given as one, or the same for each of its events (None:
+    they differ)."""
     if isinstance(judged, Verdict):
         return judged
     verdicts = {j.verdict for j in judged}
@@ -422,9 +482,7 @@ def _whole(judged: Verdict | Sequence[Judgement]) -> Verdict | None:
 def _split(plugin: DestinationType, status: int, verdict: Verdict | None) -> bool:
     """Whether a batch refused as a whole goes again event by event: too large, or refused for
     good at a status where one bad event refuses the batch (the plug-in's `split_on`)."""
-    if verdict is None:
-        return False
-    if status == _TOO_LARGE:
+    if status == _TOO_LARGE:  # (whatever the plug-in made of it, event by event)
         return verdict is not Verdict.DELIVERED
     return status in plugin.split_on and verdict is Verdict.ABORT
 

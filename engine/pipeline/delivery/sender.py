@@ -68,7 +68,8 @@ class Sender:
             # must not outlive a short-lived process's Python state.
             self._client = None
 
-    async def send(self, request: Request, timeout: float) -> Answer:
+    async def send(self, request: Request, timeout: float, limit: int = _MAX_BODY) -> Answer:
+        """The vendor's answer, its body read up to `limit` bytes."""
         assert self._client is not None, "start() first"
         url = request.url
         if request.params:
@@ -82,7 +83,7 @@ class Sender:
             if request.body is not None:
                 builder = builder.body_bytes(_body(request))
             async with builder.build_streamed() as response:
-                body = await _read_some(response, _MAX_BODY)
+                body = await _read_some(response, limit)
                 retry_after = _come_back(response)
                 status = response.status
         except exceptions.RequestTimeoutError:

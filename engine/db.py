@@ -118,6 +118,12 @@ async def borrowed(
             yield conn
 
 
+async def one_snapshot(conn: Connection) -> None:
+    """The rest of this transaction reads one snapshot of the database, read only: what a page
+    counts agrees with what it lists, whatever commits meanwhile. First in the transaction."""
+    await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+
 def describe(exc: psycopg.Error) -> str:
     """A database error for a log line, without its CONTEXT (which can quote event data)."""
     primary = exc.diag.message_primary

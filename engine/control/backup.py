@@ -14,7 +14,7 @@ from typing import Literal
 
 import msgspec
 
-from engine import specs
+from engine import db, specs
 from engine.control import accounts, tokens, workspace
 from engine.db import Connection
 from engine.errors import ConfigError
@@ -42,7 +42,7 @@ class Backup(msgspec.Struct):
 async def make(conn: Connection, made_at: datetime, *, pending: bool) -> bytes:
     """The backup document, read in one snapshot."""
     async with conn.transaction():
-        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        await db.one_snapshot(conn)
         backup = Backup(
             FORMAT, VERSION, made_at, await workspace.export(conn),
             await accounts.kept(conn), await tokens.kept(conn),

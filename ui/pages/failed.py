@@ -17,6 +17,7 @@ from litestar.response import Template
 
 from engine.control import failures, graph
 from engine.control.failures import ReplayReport, Selection
+from engine.db import one_snapshot
 from engine.errors import DatabaseUnavailable
 from ui.requests import changes, database, signed_in
 from ui.security import redirect
@@ -100,6 +101,7 @@ async def failed_page(
     shown = Filter.of(destination, window)
     after = (after_at, after_id) if after_at else failures.START
     async with database(request) as conn:
+        await one_snapshot(conn)  # the total agrees with the list, attempts committing or not
         until = await failures.now(conn)
         selection = shown.selection(until)
         names = [d.name for d in (await graph.load(conn)).destinations]

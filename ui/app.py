@@ -1,5 +1,6 @@
 """The control plane: a Litestar app whose pages are Jinja templates, their blocks doubling as
-htmx fragments (jinja2-fragments). Static files (htmx, CSS) are served from `ui/static/`."""
+htmx fragments (jinja2-fragments). Static files (htmx, CSS) are served from `ui/static/`
+(ui/assets.py)."""
 
 import json
 import re
@@ -12,13 +13,12 @@ from typing import Any
 
 import msgspec
 from litestar import Litestar, Router, get
-from litestar.datastructures import CacheControlHeader
+from litestar.datastructures import State
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.htmx import HTMXPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from engine import codec, partitions
@@ -28,7 +28,7 @@ from engine.heartbeats import Heartbeat
 from engine.proxies import Networks
 from engine.transformations.runtime import MAX_EVENTS, JavaScript
 from engine.transformations.store import CodeStore
-from ui import api, csrf, inputs, security
+from ui import api, assets, csrf, inputs, security
 from ui.pages import (
     account,
     alerts,
@@ -46,6 +46,7 @@ from ui.pages import (
 )
 
 _HERE = Path(__file__).parent
+_STATIC = assets.Assets(_HERE / "static")  # read once: the files are part of the release
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,7 @@ def _ago(value: datetime) -> str:
 
 
 def _filters(engine: JinjaTemplateEngine) -> None:
+    engine.engine.globals["static"] = _STATIC.url
     engine.engine.filters.update(
         utc=_utc,
         humanize=_humanize,
@@ -189,13 +191,7 @@ def create_app(options: WebOptions) -> Litestar:
     return Litestar(
         route_handlers=[
             health,
-            create_static_files_router(
-                "/static",
-                directories=[_HERE / "static"],
-                opt={"public": True},
-                include_in_schema=False,
-                cache_control=CacheControlHeader(max_age=600),
-            ),
+            assets.static_file,
             pages,
             api.router,
         ],
@@ -213,7 +209,7 @@ def create_app(options: WebOptions) -> Litestar:
             ),
         ),
         lifespan=[lifespan],
-        state=security.state(pool, options),
+        state=State({**security.state(pool, options).dict(), "assets": _STATIC}),
         middleware=[
             security.Sessions(),
             csrf.Tokens(

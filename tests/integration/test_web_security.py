@@ -261,11 +261,16 @@ connections: [{source: web, destination: hook}]
         answers.append(await client.post(f"/destinations/{destination}", data=refused))
         answers.append(await client.get("/no/such/page"))
         answers.append(await client.post("/sources", data={"name": "no token"}))
-        static = await client.get("/static/app.js")
+        page = (await client.get("/connections")).text
+        hashed = re.search(r'src="(/static/app\.[0-9a-f]{10}\.js)"', page)
+        assert hashed, "pages name static files by their content's hash"
+        static = await client.get(hashed[1], headers={"accept-encoding": "gzip, br"})
     assert [a.status_code for a in answers] == [200] * (len(paths) + len(cards)) + [
         404, 400, 404, 403
     ]  # fmt: skip
-    assert static.headers["cache-control"] == "max-age=600"  # static files keep theirs
+    # static files keep their own caching: a year under a hashed name, compressed
+    assert static.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert static.headers["content-encoding"] == "gzip"
     assert static.headers["x-content-type-options"] == "nosniff"
     for answer in answers:
         assert answer.headers["cache-control"] == "no-store", answer.url

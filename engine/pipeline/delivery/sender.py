@@ -6,10 +6,11 @@ this kind of machine it costs about half the CPU per request of aiohttp (and a t
 """
 
 import email.utils
+import re
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from msgspec import Raw
 from pyreqwest import exceptions
@@ -38,6 +39,7 @@ class Answer:
 _EPOCH_2001 = 1_000_000_000  # seconds: a larger number is a Unix time, not a wait
 _FORM = "application/x-www-form-urlencoded"
 _JSON = "application/json"
+_OS_ERROR = re.compile(r"\s*\(os error \d+\)")
 
 
 class TransportError(SluiceError):
@@ -86,15 +88,63 @@ class Sender:
                 body = await _read_some(response, limit)
                 retry_after = _come_back(response)
                 status = response.status
-        except exceptions.RequestTimeoutError:
-            raise TransportError(f"no answer within {timeout:g} s") from None
-        except exceptions.TransportError as exc:
-            raise TransportError(f"{type(exc).__name__}: {exc}") from None
+        except exceptions.RequestError as exc:
+            raise TransportError(described(exc, request.url, timeout)) from None
         except (exceptions.BuilderError, ValueError, UnicodeError) as exc:
             raise MalformedRequest(f"{type(exc).__name__}: {exc}") from None
-        except exceptions.RequestError as exc:
-            raise TransportError(f"{type(exc).__name__}: {exc}") from None
         return Answer(status, body, retry_after)
+
+
+def described(exc: exceptions.RequestError, url: str, timeout: float) -> str:
+    """Why no answer came, as a sentence a person can act on: where to (host and port only, as
+    the URL may hold a token) and the innermost cause (the outer ones repeat the URL)."""
+    where, causes, cause = _where(url), _causes(exc), _root_cause(exc)
+    if isinstance(exc, exceptions.RequestTimeoutError):
+        return f"timed out after {timeout:g} s waiting for an answer from {where}"
+    if "dns error" in causes:
+        return f"could not connect to {where}: no such host ({cause.rsplit(': ', 1)[-1]})"
+    if "certificate" in causes:
+        return f"TLS: certificate verify failed for {where} ({cause})"
+    if "tls" in causes or "ssl" in causes:
+        return f"TLS: could not make a secure connection to {where} ({cause})"
+    if "connection closed" in causes:
+        return f"{where} closed the connection before answering"
+    if "connection reset" in causes:
+        return f"{where} reset the connection before answering"
+    if "client error (connect)" in causes:
+        return f"could not connect to {where}: {cause}"
+    if isinstance(exc, exceptions.DecodeError):
+        return f"{where} did not answer in HTTP ({cause})"
+    return f"the connection to {where} failed: {cause}"
+
+
+def _where(url: str) -> str:
+    """host:port of a URL (the default port of its scheme when it names none)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return "the destination"
+    return f"{parts.hostname}:{port}" if parts.hostname else "the destination"
+
+
+def _causes(exc: exceptions.RequestError) -> str:
+    """The causes' messages but those naming the URL, lower case, in one line (to look for
+    words in)."""
+    return " | ".join(m for m in _messages(exc) if "url (" not in m).lower()
+
+
+def _root_cause(exc: exceptions.RequestError) -> str:
+    """The innermost cause, without an `(os error N)` suffix; the outer ones that name the URL
+    are never used (it may hold a token)."""
+    causes = [m for m in _messages(exc) if "url (" not in m]
+    cause = _OS_ERROR.sub("", causes[-1] if causes else exc.message).strip().rstrip(".")
+    return cause[:1].lower() + cause[1:]
+
+
+def _messages(exc: exceptions.RequestError) -> list[str]:
+    details = exc.details if isinstance(exc.details, dict) else {}
+    return [cause["message"] for cause in details.get("causes") or []]
 
 
 def _headers(request: Request) -> dict[str, str]:

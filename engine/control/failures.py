@@ -3,7 +3,8 @@
 A replay runs the original event (kept in the ingest log) through its connection again — the
 event filters, the transformation and the mapping with the destination's *current* settings,
 so fixing a setting and replaying is the way to recover — and writes new jobs with the same
-`messageId`. The old job gets a `replayed` attempt row and leaves the failed list.
+`messageId`. The old job gets a `replayed` attempt row and leaves the failed list, and its
+events stop counting as failed (`_settle`): a replay delivered is not a failure any more.
 """
 
 from dataclasses import asdict, dataclass, replace
@@ -159,9 +160,22 @@ async def discard(conn: Connection, selection: Selection, until: datetime | None
             batch = await failed(conn, selection, until=until, limit=_BATCH, after=after)
             if not batch:
                 return discarded
-            await jobs.settle(conn, batch, "discarded")
+            await _settle(conn, batch, "discarded")
         discarded += len(batch)
         after = (batch[-1].failed_at, batch[-1].job_id)
+
+
+async def _settle(conn: Connection, settled: list[FailedJob], state: str) -> None:
+    """The jobs leave the failed list (`replayed` or `discarded`), and the counters' failures:
+    their events are counted as `state` instead, at the minute they failed."""
+    await jobs.settle(conn, settled, state)
+    await conn.execute(_Q["uncount"], {
+        "at": [job.failed_at for job in settled],
+        "sources": [job.source_id for job in settled],
+        "destinations": [job.destination_id for job in settled],
+        "events": [job.events for job in settled],
+        "state": state,
+    })  # fmt: skip
 
 
 async def _replay_batch(
@@ -195,6 +209,6 @@ async def _replay_batch(
         routed.counts.update(again.counts)
         replayed.append(job)
     await jobs.write(conn, routed.jobs, routed.counts)
-    await jobs.settle(conn, replayed, "replayed")
+    await _settle(conn, replayed, "replayed")
     report.replayed += len(replayed)
     report.jobs += len(routed.jobs)

@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint bench screenshots clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ $(CHROMIUM) $(CLICKHOUSE):
 
 test: lint $(CHROMIUM) $(CLICKHOUSE)
 	$(BIN)/pytest
+
+# Every page at 1440 and 390 px wide, as an admin and as a viewer: e2e/artifacts/screens/.
+screenshots: setup $(CHROMIUM)
+	$(BIN)/pytest -q -p no:randomly e2e/test_screens.py
 
 bench: setup
 	@command -v wrk >/dev/null || apt-get install -y wrk

@@ -134,7 +134,9 @@ async def allowed(
         "viewer" if connection.scope.get("method") in SAFE_METHODS else "editor"
     )
     if not user.may(needed):
-        raise PermissionDeniedException(f"this needs the {needed} role; you are a {user.role}")
+        raise PermissionDeniedException(
+            f"you do not have permission to do this (your role: {user.role}; it takes {needed})"
+        )
 
 
 def _to_login(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -206,15 +208,33 @@ def _api_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]
 
 
 def _error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A page's error: the error page, or — to htmx, which swaps nothing in on an error — a
+    plain sentence that app.js shows in the page's message region."""
     if is_api(request):
         return _api_error(request, exc)
     status, _, detail = _judged(request, exc)
+    detail = detail[:1].upper() + detail[1:]
+    headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else None
+    if request.headers.get("hx-request"):
+        return Response(detail, status_code=status, media_type="text/plain", headers=headers)
     return Template(
         "error.html",
-        context={"status": status, "detail": detail, "user": current_user(request)},
+        context={
+            "status": status,
+            "detail": detail,
+            "user": current_user(request),
+            "back": _came_from(request),
+        },
         status_code=status,
-        headers=dict(exc.headers or {}) if isinstance(exc, HTTPException) else None,
+        headers=headers,
     )
+
+
+def _came_from(request: Request[Any, Any, Any]) -> str:
+    """The page of this site the visitor came from (its path only), else the overview."""
+    page = urlsplit(request.headers.get("referer", ""))
+    target = local_path(page.path + (f"?{page.query}" if page.query else ""))
+    return "/" if page.path in ("", request.url.path) else target
 
 
 exception_handlers: dict[type[Exception] | int, Any] = {

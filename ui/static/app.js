@@ -36,6 +36,15 @@ document.addEventListener("change", (event) => {
   document.querySelectorAll(selector).forEach((box) => { box.checked = event.target.checked; });
 });
 
+// Filter forms whose page shows what their URL asks for (<form data-mirror-url>): on Back or
+// Forward the browser gives back what was last typed or chosen in them (its page cache, its
+// form restoring), which the URL may no longer say; they go back to the page's own values.
+function mirrorUrl() {
+  document.querySelectorAll("form[data-mirror-url]").forEach((form) => form.reset());
+}
+window.addEventListener("pageshow", mirrorUrl);
+document.addEventListener("htmx:historyRestore", mirrorUrl);
+
 // Parts of a page that refresh themselves (<section data-poll hx-trigger="every 5s, poll">)
 // rest while the tab is hidden, and catch up as soon as it is shown again.
 document.addEventListener("htmx:beforeRequest", (event) => {
@@ -68,6 +77,7 @@ document.addEventListener("htmx:afterSwap", (event) => {
     document.querySelectorAll(`[data-empty-of="${list.id}"]`).forEach((note) => { note.hidden = true; });
   }
   for (let i = keep; i < rows.length; i += 1) {
+    if (rows[i].nextElementSibling?.querySelector("details[open]")) continue; // (being read)
     rows[i].nextElementSibling?.remove();
     rows[i].remove();
   }
@@ -94,4 +104,59 @@ document.querySelectorAll("textarea[data-code]").forEach((editor) => {
     editor.setRangeText("  ", start, end, "end");
     numberLines(editor);
   });
+});
+
+// The main navigation on a narrow screen: the Menu button (shown only with script, so that
+// without it the links simply wrap) folds and unfolds it; Escape folds it again.
+document.documentElement.classList.add("js");
+document.querySelectorAll("button.menu").forEach((button) => { button.hidden = false; });
+function fold(button, open) {
+  button.setAttribute("aria-expanded", String(open));
+  button.closest(".topbar")?.classList.toggle("open", open);
+}
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("button.menu");
+  if (button) fold(button, button.getAttribute("aria-expanded") !== "true");
+});
+document.addEventListener("keydown", (event) => {
+  const button = document.querySelector("button.menu[aria-expanded='true']");
+  if (event.key !== "Escape" || !button) return;
+  fold(button, false);
+  button.focus();
+});
+
+// An action that went wrong says so (htmx leaves the page as it was on an error answer): the
+// server's own words when it answered a short plain message, else what the status means.
+// Parts with an error display of their own (data-lost, see stream.js) are left to it.
+const STATUS_MESSAGES = {
+  401: "Your session has ended: sign in again.",
+  403: "You do not have permission to do this.",
+  404: "That is no longer there: reload the page.",
+  409: "Someone changed this meanwhile: reload the page and try again.",
+  413: "That is too large to send.",
+  429: "Too many tries: wait a moment and try again.",
+  503: "The service is unavailable just now: try again shortly.",
+};
+function toast(text) {
+  const region = document.getElementById("toast");
+  if (!region) return;
+  region.querySelector("p").textContent = text;
+  region.hidden = false;
+}
+function answered(xhr) {
+  const plain = (xhr.getResponseHeader("content-type") || "").startsWith("text/plain");
+  const text = (xhr.responseText || "").trim();
+  if (plain && text && text.length <= 300) return text;
+  return STATUS_MESSAGES[xhr.status] || `The server could not do this (error ${xhr.status}).`;
+}
+document.addEventListener("htmx:responseError", (event) => {
+  if (!event.detail.elt?.closest("[data-lost]")) toast(answered(event.detail.xhr));
+});
+document.addEventListener("htmx:sendError", (event) => {
+  if (!event.detail.elt?.closest("[data-lost]")) toast("The server could not be reached: check your connection and try again.");
+});
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-dismiss]");
+  const target = button && document.querySelector(button.dataset.dismiss);
+  if (target) target.hidden = true;
 });

@@ -154,8 +154,8 @@ def _judged(jobs: list[Made], processed: bool, route: Any, payload: Any) -> tupl
         return "waiting", "not processed yet: the worker has not reached it"
     if route is None:
         return "not sent", "not connected when the event was processed"
-    if not route.target.filter.admits(payload):
-        return "filtered", "left out by the destination's event filters or the call types it takes"
+    if (why := route.target.filter.why(payload)) is not None:
+        return "filtered", f"not sent: {why}"
     if route.transformation_version is not None:
         return "dropped", "the connection's transformation returned nothing for it"
     return "not sent", "nothing was sent: a duplicate of an earlier event, or connected later"

@@ -29,8 +29,10 @@ The event object:
   `traitsToPrepend` move under `$add`/`$setOnce`/`$append`/`$prepend`;
   `integrations.Amplitude.fieldsToUnset` become `$unset`.
 * group: the group type and value are the traits named by `groupTypeTrait`/`groupValueTrait`
-  (or `integrations.Amplitude.groups: {groupType, groupValue}`); without them the event is
-  refused, since Amplitude has no group without a type. The user is put in the group with an
+  (or `integrations.Amplitude.groups: {groupType, groupValue}`). With neither the settings nor
+  the option, a group call is filtered (counted, with the reason naming the settings), not
+  failed; an event without the named traits is refused, since Amplitude has no group without a
+  type. The user is put in the group with an
   `$identify` event (`groups` and a user property), and the group's traits go to
   `/groupidentify`.
 * Revenue: a track with `properties.revenue` carries `revenue`, `price` (else the revenue),
@@ -95,6 +97,7 @@ _OPERATIONS = (
     ("traitsToPrepend", "$prepend"),
 )
 _PLACEHOLDER = re.compile(r"\{\{\s*(name|category)\s*\}\}")
+_GROUP_SETTINGS = ("groupTypeTrait", "groupValueTrait")
 
 
 class TraitName(msgspec.Struct):
@@ -486,11 +489,27 @@ def _group_of(
         group_value = segment.text(traits.get(settings.groupValueTrait))
     if group_type is None or group_value is None:
         raise Unsendable(
-            "a group call needs an Amplitude group type and value: set groupTypeTrait and "
-            "groupValueTrait to the traits that hold them (or send "
-            "integrations.Amplitude.groups with groupType and groupValue)"
+            f"a group call needs an Amplitude group type and value: the traits "
+            f"{settings.groupTypeTrait[:40]!r} and {settings.groupValueTrait[:40]!r} "
+            "(groupTypeTrait, groupValueTrait), or integrations.Amplitude.groups with groupType "
+            "and groupValue"
         )
     return group_type, group_value
+
+
+def declines(event: dict[str, Any], config: dict[str, Any]) -> str | None:
+    """A group call when the group settings are blank and the event names no group itself."""
+    if event.get("type") != "group" or all(
+        isinstance(config.get(key), str) and config[key].strip() for key in _GROUP_SETTINGS
+    ):
+        return None
+    given = segment.mapping(_options(event).get("groups"))
+    if segment.text(given.get("groupType")) and segment.text(given.get("groupValue")):
+        return None
+    return (
+        "group calls need the settings `groupTypeTrait` and `groupValueTrait` (the traits that "
+        "hold the Amplitude group type and value)"
+    )
 
 
 def _alias(event: dict[str, Any], settings: AmplitudeSettings) -> Request:
@@ -584,7 +603,16 @@ AMPLITUDE = DestinationType(
     title="Amplitude",
     settings=AmplitudeSettings,
     map=map_event,
+    declines=declines,
     secret_keys=("apiKey", "apiSecret"),
+    help={
+        "groupTypeTrait": "The trait of a group call that holds the Amplitude group type (e.g. "
+        "company_type). With groupValueTrait it enables group calls: while either is blank they "
+        "are filtered (counted, not sent), unless an event names its group in "
+        "integrations.Amplitude.groups.",
+        "groupValueTrait": "The trait of a group call that holds the group's value (e.g. name). "
+        "Needed with groupTypeTrait for group calls.",
+    },
     batch_size=MAX_EVENTS // 2,
     batch_bytes=800_000,
     batch_key=batch_key,

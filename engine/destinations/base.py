@@ -22,6 +22,7 @@ import msgspec
 import msgspec.inspect
 
 from engine import codec
+from engine.destinations.filters import Declines
 from engine.errors import SluiceError
 from engine.warehouses.warehouse import WarehouseKind
 
@@ -271,6 +272,10 @@ class DestinationType:
     # event, settings, now (UTC) → the request(s) to send, in order; Unsendable if none can be.
     map: Callable[[dict[str, Any], Any, datetime], list[Request]]
     supported_types: frozenset[str] = ALL_TYPES
+    # An event it could take only with an optional setting left blank (a group call without
+    # the group settings): (event, config) → why, naming the setting. Such events are filtered,
+    # counted and explained, not failed (engine.destinations.filters).
+    declines: Declines | None = None
     # Settings keys whose values are secrets: masked wherever requests, errors and answers are
     # shown (`sluice failed list`, previews, the UI).
     secret_keys: tuple[str, ...] = ()

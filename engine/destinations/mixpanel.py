@@ -42,6 +42,8 @@ partial answer (`failed_records[].index`) be judged event by event.
   under Simplified ID Merge, where it means nothing.
 * group → for each `groupKeySettings` key the event has (in its traits, or `groupId`): the
   user's profile `$set {<key>: [values]}` and, per value, a `/groups` `$set` of the traits.
+  Without `groupKeySettings` a group call is filtered (counted, with the reason naming the
+  setting), not failed.
 
 Batching: requests to the same endpoint with the same credentials combine, up to 2000 items
 (Mixpanel's limit for all three endpoints) and 2 MB of stored requests (`/import` takes 10 MB,
@@ -571,7 +573,7 @@ def _chosen(traits: dict[str, Any], names: set[str], op: str, legacy: bool) -> d
 
 def _group(event: dict[str, Any], settings: MixpanelSettings, now: datetime) -> list[Request]:
     keys = [g.groupKey for g in settings.groupKeySettings if g.groupKey]
-    if not keys:
+    if not keys:  # (filtered before it gets here: see `declines`; a preview gets here)
         raise Unsendable("group calls need groupKeySettings (the traits that name a group)")
     ids = _Ids(event, settings)
     traits = segment.traits(event)
@@ -594,6 +596,18 @@ def _group(event: dict[str, Any], settings: MixpanelSettings, now: datetime) -> 
     if not requests:
         raise Unsendable(f"the event has none of the group keys {', '.join(keys)[:200]}")
     return requests
+
+
+def declines(event: dict[str, Any], config: dict[str, Any]) -> str | None:
+    """A group call without `groupKeySettings`: Mixpanel would not know which group it names."""
+    rows = config.get("groupKeySettings")
+    named = isinstance(rows, list) and any(
+        isinstance(row, dict) and isinstance(row.get("groupKey"), str) and row["groupKey"]
+        for row in rows
+    )
+    if event.get("type") != "group" or named:
+        return None
+    return "group calls need the setting `groupKeySettings` (the traits that name a group)"
 
 
 def _group_id(value: Any) -> bool:
@@ -701,7 +715,13 @@ MIXPANEL = DestinationType(
     title="Mixpanel",
     settings=MixpanelSettings,
     map=map_event,
+    declines=declines,
     secret_keys=("token", "apiSecret", "serviceAccountSecret", "gdprApiToken"),
+    help={
+        "groupKeySettings": "Rows {groupKey}: the traits (or groupId) that name a Mixpanel "
+        "group, e.g. company. They enable group calls: while there is none, group calls are "
+        "filtered (counted, not sent).",
+    },
     batch_size=2000,
     batch_bytes=2_000_000,
     batch_key=batch_key,

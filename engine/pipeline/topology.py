@@ -80,7 +80,8 @@ class Target:
         return cls(
             id, spec.name, spec.type, spec.config, spec.enabled, spec.delivery, plugin,
             settings, problem,
-            EventFilter.of(spec.config, plugin.supported_types if plugin else ALL_TYPES),
+            EventFilter.of(spec.config, plugin.supported_types, plugin.declines)
+            if plugin else EventFilter.of(spec.config, ALL_TYPES),
             tuple(found for c in (spec.config, *retired) for found in plugin.secrets(c))
             if plugin else (),
             tuple(plugin.private_values(spec.config)) if plugin else (),

@@ -58,3 +58,38 @@ def test_slacks_deny_list_holds_back_its_track_events_with_any_option() -> None:
     allowing = {**denied, "eventFilteringOption": "whitelistedEvents", "whitelistedEvents": allowed}
     f = EventFilter.of(allowing, ALL_TYPES)
     assert not f.admits(track("Heartbeat")) and f.admits(track("Ping"))
+
+
+def test_a_plugin_declines_group_calls_without_their_settings() -> None:
+    from engine.destinations.amplitude import AMPLITUDE
+    from engine.destinations.mixpanel import MIXPANEL
+
+    group = {"type": "group", "userId": "u", "traits": {"kind": "Org", "name": "Acme"}}
+    blank = EventFilter.of({}, ALL_TYPES, AMPLITUDE.declines)
+    assert not blank.admits(group) and "`groupTypeTrait`" in (blank.why(group) or "")
+    assert blank.admits({"type": "track", "event": "E"})
+    named = {
+        **group,
+        "integrations": {"Amplitude": {"groups": {"groupType": "T", "groupValue": "V"}}},
+    }
+    assert blank.admits(named)  # the event names its group itself
+    set_up = {"groupTypeTrait": "kind", "groupValueTrait": "name"}
+    assert EventFilter.of(set_up, ALL_TYPES, AMPLITUDE.declines).admits(group)
+    assert not EventFilter.of({"groupTypeTrait": "kind"}, ALL_TYPES, AMPLITUDE.declines).admits(
+        group
+    )
+    mixpanel = EventFilter.of(
+        {"groupKeySettings": [{"groupKey": ""}]}, ALL_TYPES, MIXPANEL.declines
+    )
+    assert "`groupKeySettings`" in (mixpanel.why(group) or "")
+    keyed = {"groupKeySettings": [{"groupKey": "company"}]}
+    assert EventFilter.of(keyed, ALL_TYPES, MIXPANEL.declines).admits(group)
+
+
+def test_why_an_event_is_filtered() -> None:
+    f = EventFilter.of({"eventFilteringOption": "blacklistedEvents",
+                        "blacklistedEvents": [{"eventName": "Heartbeat"}]},
+                       frozenset({"track"}))  # fmt: skip
+    assert f.why({"type": "page"}) == "the destination does not take page calls"
+    assert f.why(track("Heartbeat")) == "the event is on the destination's block list"
+    assert f.why(track("Signed Up")) is None

@@ -17,7 +17,7 @@ from engine.pipeline.processing.mapping import Event, Routed, route
 from engine.pipeline.topology import Route, Target, Topology, load
 from engine.sql import Queries
 from engine.store import ingest_log, jobs
-from engine.store.jobs import FailedJob
+from engine.store.jobs import FailedJob, FailureGroup
 from engine.transformations.seam import Transformations
 
 _Q = Queries.beside(__file__, "failures.sql")
@@ -40,15 +40,17 @@ class ReplayReport:
 @dataclass(frozen=True)
 class Selection:
     """Which failed jobs: those of a destination (by name), failed since a moment, and (when
-    given) only these job ids; each left out matches all."""
+    given) only these job ids, of one kind of failure; each left out matches all."""
 
     destination: str | None = None
     since: datetime | None = None
     job_ids: tuple[int, ...] | None = None
+    group: str | None = None  # one kind of failure (FailureGroup.key)
 
     def failing(self, until: datetime | None, retrying: bool = False) -> jobs.Failing:
         """These jobs, failed until `until`, as the jobs store selects them."""
-        return jobs.Failing(self.destination, self.since, until, self.job_ids, retrying)
+        return jobs.Failing(self.destination, self.since, until, self.job_ids, retrying,
+                            self.group)  # fmt: skip
 
 
 Cursor = tuple[datetime, int]  # (failed at, job id) of the last job done: work goes on after it
@@ -87,6 +89,49 @@ async def per_destination(conn: Connection) -> dict[str, tuple[int, int]]:
     failing = await jobs.failed_per_destination(conn, jobs.Failing())
     retrying = await jobs.failed_per_destination(conn, jobs.Failing(retrying=True))
     return {name: (failing.get(name, 0), retrying.get(name, 0)) for name in failing | retrying}
+
+
+async def groups(
+    conn: Connection,
+    selection: Selection,
+    until: datetime,
+    *,
+    retrying: bool = False,
+    limit: int = 100,
+) -> list[tuple[FailureGroup, FailedJob | None]]:
+    """The jobs `failed` would list, by destination and kind of failure (HTTP status and
+    error), the most frequent first, each with its latest job as a sample; secrets masked."""
+    found = await jobs.failure_groups(conn, selection.failing(until, retrying), limit)
+    if not found:
+        return []
+    targets = (await load(conn)).targets
+    picked = replace(selection, job_ids=tuple(g.sample_id for g in found))
+    samples = {job.job_id: job for job in await failed(conn, picked, until=until, limit=None,
+                                                       retrying=retrying)}  # fmt: skip
+    return [(_masked_group(g, targets.get(g.destination_id)), samples.get(g.sample_id))
+            for g in found]  # fmt: skip
+
+
+def _masked_group(group: FailureGroup, target: Target | None) -> FailureGroup:
+    secrets = target.secrets if target is not None else ()
+    return replace(group, error=None if group.error is None else mask(group.error, secrets))
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """What became of the jobs replays made: delivered, failed again, or still being sent."""
+
+    delivered: int
+    failed: int
+    sending: int
+
+
+async def outcomes(conn: Connection, since: datetime, destination: str | None) -> Outcomes:
+    """Of the jobs made by replays since `since` (of a destination, by name, or of all)."""
+    states = await jobs.replay_outcomes(conn, since, destination)
+    delivered = states.pop("delivered", 0)
+    sending = states.pop("sending", 0) + states.pop("retry", 0)
+    return Outcomes(delivered, sum(states.values()), sending)  # aborted, replayed, discarded
 
 
 def _masked(job: FailedJob, target: Target | None) -> FailedJob:

@@ -213,13 +213,15 @@ _BEGINNING = (datetime.fromisoformat("0001-01-01T00:00:00+00:00"), 0)
 @dataclass(frozen=True)
 class Failing:
     """Which failed jobs (or, `retrying`, jobs waiting for their next try): a destination's (by
-    name), those failed in [since, until], those of these ids; each None matches all."""
+    name), those failed in [since, until], those of these ids, of one kind of failure (its
+    status and error); each None matches all."""
 
     destination: str | None = None
     since: datetime | None = None
     until: datetime | None = None
     job_ids: Sequence[int] | None = None
     retrying: bool = False
+    group: str | None = None  # a kind of failure (FailureGroup.key)
 
     def _query(self, name: str) -> LiteralString:
         return _Q.compose(name, **_STATES[self.retrying])
@@ -228,7 +230,8 @@ class Failing:
         after_at, after_id = after or _BEGINNING
         return {"destination": self.destination, "since": self.since, "until": self.until,
                 "job_ids": None if self.job_ids is None else list(self.job_ids),
-                "limit": limit, "after_at": after_at, "after_id": after_id}  # fmt: skip
+                "group": self.group, "limit": limit, "after_at": after_at,
+                "after_id": after_id}  # fmt: skip
 
 
 async def failed(
@@ -252,6 +255,38 @@ async def failed_per_destination(conn: Connection, which: Failing) -> dict[str, 
     """Destination name → how many of those jobs it has."""
     cur = await conn.execute(which._query("failed_per_destination"), which._params(None, None))
     return {name: jobs for name, jobs in await cur.fetchall()}
+
+
+@dataclass(frozen=True)
+class FailureGroup:
+    """Failed jobs of a destination with the same HTTP status and error."""
+
+    destination_id: UUID
+    destination: str
+    status_code: int | None
+    error: str | None
+    key: str  # what `Failing.group` takes to select them
+    jobs: int
+    events: int
+    first_at: datetime
+    last_at: datetime
+    sample_id: int  # the job that failed last
+
+
+async def failure_groups(conn: Connection, which: Failing, limit: int) -> list[FailureGroup]:
+    """Those jobs by destination and kind of failure, the most frequent first."""
+    query = which._query("failed_groups")
+    return await db.rows(conn, query, which._params(None, limit), FailureGroup)
+
+
+async def replay_outcomes(
+    conn: Connection, since: datetime, destination: str | None
+) -> dict[str, int]:
+    """Latest state (`sending`: none yet) → how many of the jobs made by replays since then
+    (of a destination, by name, or of all)."""
+    params = {"since": since, "destination": destination}
+    cur = await conn.execute(_Q["replay_outcomes"], params)
+    return {state: jobs for state, jobs in await cur.fetchall()}
 
 
 async def lock_replays(conn: Connection) -> None:

@@ -83,6 +83,7 @@ WHERE {state}
   AND (%(since)s::timestamptz IS NULL OR a.at >= %(since)s::timestamptz)
   AND (%(until)s::timestamptz IS NULL OR a.at <= %(until)s::timestamptz)
   AND (%(job_ids)s::bigint[] IS NULL OR a.job_id = ANY(%(job_ids)s::bigint[]))
+  AND (%(group)s::text IS NULL OR {group_key} = %(group)s::text)
   AND (a.at, a.job_id) > (%(after_at)s::timestamptz, %(after_id)s::bigint)
   AND NOT EXISTS (
       SELECT 1 FROM job_attempts b
@@ -124,6 +125,49 @@ SELECT count(*) FROM ({latest}) AS f
 
 -- name: failed_per_destination
 SELECT destination, count(*) FROM ({latest}) AS f GROUP BY destination
+
+-- name: group_key
+-- A kind of failure: its HTTP status and error (hashed, to travel in a page's address).
+md5(coalesce(a.status_code::text, '') || ' ' || coalesce(a.error, ''))
+
+-- name: failed_groups
+-- Those jobs by destination and kind of failure, the most frequent first: how many, the first
+-- and last failed, and the latest one's job id (a sample).
+SELECT f.destination_id, f.destination, f.status_code, f.error, f.key, count(*) AS jobs,
+       sum(j.events) AS events,
+       min(f.at) AS first_at, max(f.at) AS last_at,
+       (array_agg(f.job_id ORDER BY f.at DESC))[1] AS sample_id
+FROM (SELECT a.*, {group_key} AS key FROM ({latest}) a) f
+JOIN jobs j ON j.id = f.job_id AND j.created_at = f.job_created_at
+GROUP BY f.destination_id, f.destination, f.status_code, f.error, f.key
+ORDER BY jobs DESC, last_at DESC
+LIMIT %(limit)s
+
+-- name: replay_outcomes
+-- What became of the jobs a replay made (those of an event whose earlier job of the same
+-- destination was replayed since `since`): their latest state (`sending`: not settled yet),
+-- how many of each.
+WITH made AS (
+    SELECT n.id, n.created_at
+    FROM jobs n
+    JOIN destinations d ON d.id = n.destination_id
+    WHERE n.created_at >= %(since)s::timestamptz
+      AND (%(destination)s::text IS NULL OR d.name = %(destination)s::text)
+      AND EXISTS (
+          SELECT 1 FROM jobs o
+          JOIN job_attempts r ON r.job_id = o.id AND r.job_created_at = o.created_at
+          WHERE o.ingest_id = n.ingest_id AND o.ingest_tx = n.ingest_tx
+            AND o.destination_id = n.destination_id AND o.id < n.id
+            AND r.state = 'replayed' AND r.at >= %(since)s::timestamptz)
+)
+SELECT coalesce(last.state, 'sending') AS state, count(*)
+FROM made m
+LEFT JOIN LATERAL (
+    SELECT a.state FROM job_attempts a
+    WHERE a.job_id = m.id AND a.job_created_at = m.created_at
+    ORDER BY a.attempt DESC LIMIT 1
+) last ON true
+GROUP BY 1
 
 -- name: lock_replays
 -- One batch of a replay or discard at a time: the next finds the jobs the last one settled.

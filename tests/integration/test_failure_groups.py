@@ -1,0 +1,103 @@
+"""The Failed page's services against a real PostgreSQL: failures grouped by destination and
+kind, what a replay's jobs came to, and failures settled by a person leaving the counters."""
+
+import asyncio
+from datetime import datetime
+
+import psycopg
+
+from engine.control import failures, stats
+from engine.db import connection
+from tests.conftest import apply_config
+from tests.integration.test_failures import HOOKS, Untouched, failing
+
+
+def test_failures_group_by_destination_status_and_error_and_a_group_is_selected(
+    database_url: str,
+) -> None:
+    apply_config(database_url, HOOKS)
+    refused = failing(database_url, "hook-a", 3)
+    failing(database_url, "hook-b", 2)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE job_attempts SET status_code = NULL,"
+            " error = 'could not connect to a.example.com:443: connection refused'"
+            " WHERE job_id = %s",
+            (refused[0],),
+        )
+
+    async def go() -> tuple[list[tuple[str, int | None, str | None, int, int]], int]:
+        async with connection(database_url) as conn:
+            until = await failures.now(conn)
+            found = await failures.groups(conn, failures.Selection(), until)
+            assert all(sample is not None and sample.job_id == g.sample_id for g, sample in found)
+            http_500 = next(g for g, _ in found if g.destination == "hook-a" and g.status_code)
+            chosen = failures.Selection(destination="hook-a", group=http_500.key)
+            return [(g.destination, g.status_code, g.error, g.jobs, g.events)
+                    for g, _ in found], await failures.count(conn, chosen, until)  # fmt: skip
+
+    found, chosen = asyncio.run(go())
+    assert sorted(found, key=str) == sorted([
+        ("hook-a", 500, "HTTP 500", 2, 2), ("hook-b", 500, "HTTP 500", 2, 2),
+        ("hook-a", None, "could not connect to a.example.com:443: connection refused", 1, 1),
+    ], key=str)  # fmt: skip
+    assert chosen == 2
+
+
+def test_a_replays_jobs_are_told_apart_as_sending_delivered_or_failed_again(
+    database_url: str,
+) -> None:
+    apply_config(database_url, HOOKS)
+    first = failing(database_url, "hook-a", 3)
+    failing(database_url, "hook-b", 1)  # another destination's: not replayed
+
+    async def replay() -> tuple[datetime, failures.Outcomes]:
+        async with connection(database_url) as conn:
+            await conn.set_autocommit(True)
+            since = await failures.now(conn)
+            await failures.replay(conn, Untouched(), failures.Selection(destination="hook-a"))
+            assert await failures.outcomes(conn, since, "hook-b") == failures.Outcomes(0, 0, 0)
+            return since, await failures.outcomes(conn, since, "hook-a")
+
+    since, sending = asyncio.run(replay())
+    assert sending == failures.Outcomes(0, 0, 3)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        made = [row[0] for row in conn.execute(
+            "SELECT id FROM jobs WHERE id > %s AND destination_id ="
+            " (SELECT id FROM destinations WHERE name = 'hook-a') ORDER BY id", (max(first),)
+        ).fetchall()]  # fmt: skip
+        for job, state in zip(made, ["delivered", "aborted"], strict=False):
+            conn.execute(
+                "INSERT INTO job_attempts (job_id, job_created_at, destination_id, attempt, state)"
+                " SELECT id, created_at, destination_id, 1, %s FROM jobs WHERE id = %s",
+                (state, job),
+            )
+
+    async def later() -> failures.Outcomes:
+        async with connection(database_url) as conn:
+            return await failures.outcomes(conn, since, "hook-a")
+
+    assert asyncio.run(later()) == failures.Outcomes(1, 1, 1)
+
+
+def test_failures_replayed_or_discarded_stop_counting_as_failed(database_url: str) -> None:
+    apply_config(database_url, HOOKS)
+    jobs = failing(database_url, "hook-a", 3)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        # as the worker counted them: at its transaction's minute
+        conn.execute(
+            "INSERT INTO stats_minute (minute, source_id, destination_id, outcome, events)"
+            " SELECT date_trunc('minute', a.at), j.source_id, j.destination_id, 'aborted', 3"
+            " FROM jobs j JOIN job_attempts a ON a.job_id = j.id WHERE j.id = %s",
+            (jobs[0],),
+        )
+
+    async def go() -> dict[str, int]:
+        async with connection(database_url) as conn:
+            await conn.set_autocommit(True)
+            await failures.discard(conn, failures.Selection(job_ids=(jobs[0],)))
+            await failures.replay(conn, Untouched(), failures.Selection(job_ids=(jobs[1],)))
+            activity = await stats.recent(conn)
+            return {o: activity.count(o) for o in ("aborted", "discarded", "replayed")}
+
+    assert asyncio.run(go()) == {"aborted": 1, "discarded": 1, "replayed": 1}

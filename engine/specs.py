@@ -27,6 +27,7 @@ _KEY_ALPHABET = string.ascii_letters + string.digits
 # the characters that mean something there (quotes, `$`, `;`, backslashes, spaces…), so that no
 # key can be anything there but itself. (Base64 and the keys of Segment and RudderStack pass.)
 _WRITE_KEY = re.compile(r"[A-Za-z0-9_.~+/=@-]{8,128}")
+_EMAIL = re.compile(r"[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+")  # an alert's recipient
 MAX_RATE = 1_000_000_000  # events per second: a source's or a destination's rate limit
 MAX_NAME = 200  # characters of an entry's name
 _Spec = TypeVar("_Spec")
@@ -96,6 +97,8 @@ class AlertConditions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=
     window_minutes: int = 15  # ... over this window
     silence_minutes: int | None = None  # fire when nothing is delivered this long, though due
     webhook_url: str | None = None  # POSTed to when an alert fires and when it resolves
+    slack_url: str | None = None  # a Slack incoming webhook, told the same
+    email_to: list[str] = []  # mailed the same (through the SMTP server the Alerts page sets)
 
     def check(self) -> None:
         """ConfigError for a rule the database would refuse, said the way a user can fix."""
@@ -107,6 +110,10 @@ class AlertConditions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=
             raise ConfigError("alerts", "the silence is 5 minutes to 7 days (10080 minutes)")
         if self.webhook_url and not self.webhook_url.startswith(("http://", "https://")):
             raise ConfigError("alerts", "the webhook is an http(s) URL")
+        if self.slack_url and not self.slack_url.startswith(("http://", "https://")):
+            raise ConfigError("alerts", "the Slack webhook is an http(s) URL")
+        if bad := [a for a in self.email_to if not _EMAIL.fullmatch(a)]:
+            raise ConfigError("alerts", f"not an email address: {bad[0]!r}")
 
 
 class SourceSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):

@@ -116,8 +116,10 @@ def _shown(request: Request[Any, Any, Any], spec: WorkspaceSpec) -> WorkspaceSpe
         config = target.plugin.for_viewers(d.config) if target.plugin else d.config
         masked = target.mask(msgspec.json.encode(config).decode())
         rule = d.alerts  # (a chat webhook's URL holds its token)
-        if rule is not None and rule.webhook_url:
-            rule = msgspec.structs.replace(rule, webhook_url=MASK)
+        if rule is not None:
+            rule = msgspec.structs.replace(
+                rule, webhook_url=rule.webhook_url and MASK, slack_url=rule.slack_url and MASK
+            )
         destinations.append(
             msgspec.structs.replace(d, config=msgspec.json.decode(masked), alerts=rule)
         )

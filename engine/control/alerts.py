@@ -1,14 +1,15 @@
 """Alerts: silent failure is what hurts most, so a destination can have a rule — failures above
 a share of its deliveries over a window, or nothing delivered for a while although events for it
-arrive — and an alert fires while the rule's condition holds: a banner in the control plane and
-a POST to the rule's webhook when it fires and when it resolves.
+arrive — and an alert fires while the rule's condition holds: a banner in the control plane, and
+a notice to the rule's targets (a webhook, Slack, email: `alert_targets`) when it fires and when
+it resolves. Each target's outcome is kept, for the Alerts page's history.
 
 The worker's processing stage runs `check` every minute (the appliance hands it over): the
 rules are evaluated from the per-minute counters.
 """
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 from uuid import UUID
@@ -17,6 +18,8 @@ import httpx
 import msgspec
 
 from engine import db
+from engine.control import alert_targets, settings
+from engine.control.alert_targets import Notice, Status
 from engine.db import Connection
 from engine.specs import AlertConditions
 from engine.sql import Queries
@@ -24,7 +27,6 @@ from engine.sql import Queries
 log = logging.getLogger(__name__)
 _Q = Queries.beside(__file__, "alerts.sql")
 MIN_EVENTS = 10  # a failure share is judged over at least this many deliveries and failures
-_TIMEOUT = 10.0  # seconds a webhook gets to answer
 EVERY = 60.0  # seconds between checks
 
 Kind = Literal["failures", "silence"]
@@ -44,8 +46,40 @@ class Alert:
     message: str
     started_at: datetime
     ended_at: datetime | None
-    notified: str | None
+    notified: str | None  # what became of the latest notices: "sent", or what went wrong
     destination: str = ""
+    # each target's outcome: {"status": firing/resolved, "target": …, "outcome": "sent" or why}
+    notices: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RuleState:
+    """A rule as the Alerts page lists it, for anyone to see: its targets by kind only."""
+
+    destination_id: UUID
+    destination: str
+    enabled: bool
+    failure_percent: float | None
+    window_minutes: int
+    silence_minutes: int | None
+    webhook: bool
+    slack: bool
+    emails: int
+    firing_since: datetime | None
+
+    @property
+    def conditions(self) -> list[str]:
+        said = []
+        if self.failure_percent is not None:
+            said.append(f"over {self.failure_percent:g}% failed in {self.window_minutes} min")
+        if self.silence_minutes is not None:
+            said.append(f"nothing delivered for {self.silence_minutes} min")
+        return said
+
+    @property
+    def targets(self) -> list[str]:
+        emails = [f"email ({self.emails})"] if self.emails else []
+        return ["webhook"] * self.webhook + ["Slack"] * self.slack + emails
 
 
 async def rule(conn: Connection, destination: UUID) -> Rule:
@@ -73,6 +107,17 @@ async def active(conn: Connection) -> list[Alert]:
 
 async def history(conn: Connection, destination: UUID, limit: int = 10) -> list[Alert]:
     return await db.rows(conn, _Q["history"], {"destination": destination, "limit": limit}, Alert)
+
+
+async def rules(conn: Connection) -> list[RuleState]:
+    """Every rule, by destination name, with whether it fires now."""
+    return await db.rows(conn, _Q["overview"], None, RuleState)
+
+
+async def recent(conn: Connection, limit: int = 50, before: int | None = None) -> list[Alert]:
+    """Alerts of every destination, newest first, with what each target made of them;
+    `before` (an alert id) pages back."""
+    return await db.rows(conn, _Q["recent"], {"limit": limit, "before": before}, Alert)
 
 
 @dataclass(frozen=True)
@@ -129,30 +174,46 @@ async def notify(
     conn: Connection, client: httpx.AsyncClient, opened: list[Alert],
     closed: list[Alert],
 ) -> None:  # fmt: skip
-    """POST each alert that fired or resolved to its rule's webhook, noting the outcome."""
-    for status, alerts in (("firing", opened), ("resolved", closed)):
+    """Tell each alert that fired or resolved to its rule's targets, noting each outcome."""
+    smtp = await settings.smtp(conn)
+    told: tuple[tuple[Status, list[Alert]], ...] = (("firing", opened), ("resolved", closed))
+    for status, alerts in told:
         for alert in alerts:
-            url = (await rule(conn, alert.destination_id)).webhook_url
-            if not url:
-                continue
-            body = {"status": status, "alert": alert.kind, "message": alert.message,
-                    "destination_id": str(alert.destination_id),
-                    "started_at": alert.started_at.isoformat(),
-                    "ended_at": alert.ended_at.isoformat() if alert.ended_at else None}  # fmt: skip
-            try:
-                answer = await client.post(url, json=body, timeout=_TIMEOUT)
-                outcome = (
-                    "sent" if answer.is_success else f"the webhook answered {answer.status_code}"
-                )
-            except httpx.HTTPError as exc:
-                outcome = f"the webhook could not be reached: {type(exc).__name__}"
-            if outcome != "sent":
-                log.warning("alert %d (%s): %s", alert.id, status, outcome)
-            await conn.execute(_Q["notified"], {"id": alert.id, "notified": outcome})
+            notice = Notice(status, alert.kind, alert.message, alert.destination_id,
+                            alert.started_at, alert.ended_at)  # fmt: skip
+            found = await rule(conn, alert.destination_id)
+            await _noted(conn, alert, status, await _tell(client, smtp, found, notice))
+
+
+async def _tell(
+    client: httpx.AsyncClient, smtp: settings.Smtp | None, rule: Rule, notice: Notice
+) -> dict[str, str]:
+    """The rule's targets told, one after another; what became of each."""
+    outcomes = {}
+    if rule.webhook_url:
+        outcomes["webhook"] = await alert_targets.webhook(client, rule.webhook_url, notice)
+    if rule.slack_url:
+        outcomes["slack"] = await alert_targets.slack(client, rule.slack_url, notice)
+    if rule.email_to:
+        outcomes["email"] = await alert_targets.email(smtp, rule.email_to, notice)
+    return outcomes
+
+
+async def _noted(conn: Connection, alert: Alert, status: Status, outcomes: dict[str, str]) -> None:
+    """Keep each target's outcome, and a summary with the alert."""
+    for target, outcome in outcomes.items():
+        if outcome != alert_targets.SENT:
+            log.warning("alert %d (%s) to %s: %s", alert.id, status, target, outcome)
+        params = {"id": alert.id, "status": status, "target": target, "outcome": outcome}
+        await conn.execute(_Q["notice"], params)
+    if outcomes:
+        failed = [f"{t}: {o}" for t, o in outcomes.items() if o != alert_targets.SENT]
+        summary = "; ".join(failed) or alert_targets.SENT
+        await conn.execute(_Q["notified"], {"id": alert.id, "notified": summary})
 
 
 async def check(conn: Connection) -> None:
-    """Evaluate the rules, then notify the webhooks of what fired or resolved."""
+    """Evaluate the rules, then tell the targets what fired or resolved."""
     opened, closed = await evaluate(conn)
     if opened or closed:
         async with httpx.AsyncClient() as client:

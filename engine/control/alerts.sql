@@ -1,23 +1,27 @@
 -- name: rules
-SELECT destination_id, failure_percent::float8, window_minutes, silence_minutes, webhook_url
+SELECT destination_id, failure_percent::float8, window_minutes, silence_minutes, webhook_url,
+       slack_url, email_to
 FROM alert_rules
 
 -- name: rule
-SELECT destination_id, failure_percent::float8, window_minutes, silence_minutes, webhook_url
+SELECT destination_id, failure_percent::float8, window_minutes, silence_minutes, webhook_url,
+       slack_url, email_to
 FROM alert_rules WHERE destination_id = %(destination)s
 
 -- name: save
 INSERT INTO alert_rules (destination_id, failure_percent, window_minutes, silence_minutes,
-                         webhook_url)
+                         webhook_url, slack_url, email_to)
 VALUES (%(destination_id)s, %(failure_percent)s, %(window_minutes)s, %(silence_minutes)s,
-        %(webhook_url)s)
+        %(webhook_url)s, %(slack_url)s, %(email_to)s)
 ON CONFLICT (destination_id) DO UPDATE SET
     failure_percent = EXCLUDED.failure_percent, window_minutes = EXCLUDED.window_minutes,
-    silence_minutes = EXCLUDED.silence_minutes, webhook_url = EXCLUDED.webhook_url
+    silence_minutes = EXCLUDED.silence_minutes, webhook_url = EXCLUDED.webhook_url,
+    slack_url = EXCLUDED.slack_url, email_to = EXCLUDED.email_to
 WHERE (alert_rules.failure_percent, alert_rules.window_minutes, alert_rules.silence_minutes,
-       alert_rules.webhook_url)
+       alert_rules.webhook_url, alert_rules.slack_url, alert_rules.email_to)
       IS DISTINCT FROM (EXCLUDED.failure_percent, EXCLUDED.window_minutes,
-                        EXCLUDED.silence_minutes, EXCLUDED.webhook_url)
+                        EXCLUDED.silence_minutes, EXCLUDED.webhook_url, EXCLUDED.slack_url,
+                        EXCLUDED.email_to)
 
 -- name: remove
 DELETE FROM alert_rules WHERE destination_id = %(destination)s
@@ -74,6 +78,32 @@ RETURNING id, destination_id, kind, message, started_at, ended_at, notified
 
 -- name: notified
 UPDATE alerts SET notified = %(notified)s WHERE id = %(id)s
+
+-- name: notice
+INSERT INTO alert_notices (alert_id, status, target, outcome)
+VALUES (%(id)s, %(status)s, %(target)s, %(outcome)s)
+ON CONFLICT (alert_id, status, target) DO UPDATE SET outcome = EXCLUDED.outcome, at = now()
+
+-- name: overview
+SELECT r.destination_id, d.name AS destination, d.enabled, r.failure_percent::float8,
+       r.window_minutes, r.silence_minutes, r.webhook_url IS NOT NULL AS webhook,
+       r.slack_url IS NOT NULL AS slack, cardinality(r.email_to) AS emails,
+       (SELECT min(a.started_at) FROM alerts a
+        WHERE a.destination_id = r.destination_id AND a.ended_at IS NULL) AS firing_since
+FROM alert_rules r JOIN destinations d ON d.id = r.destination_id
+ORDER BY d.name
+
+-- name: recent
+SELECT a.id, a.destination_id, d.name AS destination, a.kind, a.message, a.started_at,
+       a.ended_at, a.notified,
+       coalesce((SELECT json_agg(json_build_object('status', n.status, 'target', n.target,
+                                                   'outcome', n.outcome)
+                                 ORDER BY n.status, n.target)
+                 FROM alert_notices n WHERE n.alert_id = a.id), '[]') AS notices
+FROM alerts a JOIN destinations d ON d.id = a.destination_id
+WHERE %(before)s::bigint IS NULL OR a.id < %(before)s::bigint
+ORDER BY a.id DESC
+LIMIT %(limit)s
 
 -- name: active
 SELECT a.id, a.destination_id, d.name AS destination, a.kind, a.message, a.started_at,

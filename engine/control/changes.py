@@ -8,7 +8,8 @@ Replays and discards of failed events (and of the archive) run batch by batch, e
 transaction of its own: a replay is recorded as it starts, with what it takes on; a discard
 once done, with what it discarded.
 
-Details recorded never hold secrets: names and settings keys, not values.
+Details recorded never hold secrets: names and settings keys, not values; the values before
+and after a change go through `audit.difference`, which masks them.
 """
 
 from datetime import datetime, timedelta
@@ -23,6 +24,7 @@ from engine.control import (
     audit,
     failures,
     sessions,
+    settings,
     tokens,
     warehouses,
     workspace,
@@ -30,6 +32,7 @@ from engine.control import (
 from engine.control.workspace import Action, ApplyReport
 from engine.db import Connection
 from engine.errors import AccountError, ConfigError, NoSuchEntry, SignInRefused
+from engine.pipeline.topology import Target
 from engine.specs import (
     ConnectionSpec,
     DeliveryPolicy,
@@ -55,9 +58,12 @@ class Changes:
         self._conn = conn
         self.actor = actor
 
-    async def record(self, action: str, target: str | None = None, **detail: Any) -> None:
-        """An audit entry for what is not a change of the workspace (a sign-in, a test send)."""
-        await audit.record(self._conn, self.actor, action, target, **detail)
+    async def record(
+        self, action: str, target: str | None = None,
+        change: tuple[audit.Values, audit.Values] | None = None, **detail: Any,
+    ) -> None:  # fmt: skip
+        """An audit entry (`change`: the values before and after, from `audit.difference`)."""
+        await audit.record(self._conn, self.actor, action, target, change, **detail)
 
     # -- the workspace as a file (the config API, `sluice config`) ------------------------------
 
@@ -88,7 +94,8 @@ class Changes:
         name = await workspace.switch(self._conn, kind, entry_id, enabled)
         if name is None:
             raise NoSuchEntry(f"there is no such {kind} (any more)")
-        await self.record(f"{kind}.{'enable' if enabled else 'disable'}", name)
+        change = audit.difference({"enabled": not enabled}, {"enabled": enabled})
+        await self.record(f"{kind}.{'enable' if enabled else 'disable'}", name, change)
         return name
 
     async def delete(self, kind: Deletable, entry_id: UUID) -> str:
@@ -129,18 +136,37 @@ class Changes:
         await workspace.apply(self._conn, WorkspaceSpec(destinations=[changed]))
         keys = sorted(k for k in set(config) | set(spec.config)
                       if config.get(k) != spec.config.get(k))  # fmt: skip
-        await self.record("destination.update", spec.name, settings=keys)
+        known = (Target.of(spec), Target.of(changed))
+        change = audit.difference(
+            spec.config, config, secrets=[s for t in known for s in t.secrets],
+            secret_keys=known[0].plugin.secret_keys if known[0].plugin else (),
+        )  # fmt: skip
+        await self.record("destination.update", spec.name, change, settings=keys)
 
     async def set_delivery(self, spec: DestinationSpec, policy: DeliveryPolicy) -> None:
         changed = msgspec.structs.replace(spec, delivery=policy)
         await workspace.apply(self._conn, WorkspaceSpec(destinations=[changed]))
-        await self.record("destination.delivery", spec.name, **msgspec.to_builtins(policy))
+        before, after = msgspec.to_builtins(spec.delivery), msgspec.to_builtins(policy)
+        await self.record("destination.delivery", spec.name, audit.difference(before, after))
 
     async def set_alert_rule(self, name: str, rule: alerts.Rule) -> None:
+        """A destination's alert rule; its targets' URLs (which hold tokens) are masked in the
+        audit log."""
+        before = msgspec.to_builtins(await alerts.rule(self._conn, rule.destination_id))
         await alerts.save(self._conn, rule)
-        await self.record("destination.alerts", name, failure_percent=rule.failure_percent,
-                          window=rule.window_minutes, silence_minutes=rule.silence_minutes,
-                          webhook=rule.webhook_url is not None)  # fmt: skip
+        change = audit.difference(before, msgspec.to_builtins(rule),
+                                  secret_keys=("webhook_url", "slack_url"))  # fmt: skip
+        await self.record("destination.alerts", name, change)
+
+    async def set_smtp(self, server: settings.Smtp | None) -> None:
+        """The SMTP server alerts are mailed through (None: none); the password masked in the
+        audit log."""
+        before = await settings.smtp(self._conn)
+        await settings.set_smtp(self._conn, server)
+        change = audit.difference(msgspec.to_builtins(before) if before else {},
+                                  msgspec.to_builtins(server) if server else {},
+                                  secret_keys=("password",))  # fmt: skip
+        await self.record("settings.smtp", "SMTP server", change)
 
     async def connect(
         self, source: str, destination: str, enabled: bool, current: ConnectionSpec | None
@@ -230,8 +256,11 @@ class Changes:
             changed = await accounts.update(self._conn, person, role=role, disabled=disabled)
             if changed.disabled:
                 await sessions.end_others(self._conn, changed.id)
-            await self.record("user.update", changed.email, role=changed.role,
-                              disabled=changed.disabled)  # fmt: skip
+            change = audit.difference(
+                {"role": person.role, "disabled": person.disabled},
+                {"role": changed.role, "disabled": changed.disabled},
+            )
+            await self.record("user.update", changed.email, change)
 
     async def reset_password(self, person: accounts.User, password: str) -> None:
         """A new password chosen for someone (they choose their own at their next sign-in);

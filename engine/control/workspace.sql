@@ -72,7 +72,9 @@ SELECT d.name, d.type, d.config, d.enabled, d.delivery,
                    'failure_percent', r.failure_percent::float8,
                    'window_minutes', r.window_minutes,
                    'silence_minutes', r.silence_minutes,
-                   'webhook_url', r.webhook_url))
+                   'webhook_url', r.webhook_url,
+                   'slack_url', r.slack_url,
+                   'email_to', to_jsonb(r.email_to)))
         FROM alert_rules r WHERE r.destination_id = d.id) AS alerts
 FROM destinations d
 WHERE %(id)s::uuid IS NULL OR d.id = %(id)s::uuid

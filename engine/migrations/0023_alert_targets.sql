@@ -14,7 +14,6 @@ CREATE TABLE alert_notices (
     at        timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (alert_id, status, target)
 );
-CREATE INDEX alerts_started ON alerts (started_at DESC);
 
 CREATE TABLE settings (
     name   text PRIMARY KEY,  -- e.g. 'smtp'

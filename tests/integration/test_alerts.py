@@ -1,14 +1,23 @@
-"""Alert rules against a real PostgreSQL and a real webhook: an alert fires while its
-condition holds, once, and resolves when it clears — each time a POST to the webhook."""
+"""Alert rules against a real PostgreSQL and real targets: an alert fires while its condition
+holds, once, and resolves when it clears — each time a notice to the rule's webhook, Slack
+incoming webhook (a local HTTP double) and email (a local SMTP server, aiosmtpd), whose outcomes
+the history keeps."""
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from email import message_from_bytes
+from email.message import Message
+from typing import Any
 from uuid import UUID
 
 import httpx
 import psycopg
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from engine.control import alerts
+from engine.control import alerts, settings
 from engine.control.alerts import Rule
 from engine.db import connection
 from engine.errors import ConfigError
@@ -16,7 +25,8 @@ from engine.store import counters
 from tests.conftest import apply_config
 from tests.integration.test_events import WORKSPACE
 from tests.integration.test_web_activity import counted, ids
-from tests.sink import Sink
+from tests.servers import free_port
+from tests.sink import Answer, Sink
 
 
 def evaluated(database_url: str) -> tuple[list[alerts.Alert], list[alerts.Alert]]:
@@ -109,6 +119,151 @@ def test_a_rule_the_database_would_refuse_is_explained() -> None:
         (Rule(destination_id=UUID(int=1), window_minutes=0), "1 to 1440 minutes"),
         (Rule(destination_id=UUID(int=1), silence_minutes=1), "5 minutes to 7 days"),
         (Rule(destination_id=UUID(int=1), webhook_url="ftp://x"), r"an http\(s\) URL"),
+        (Rule(destination_id=UUID(int=1), slack_url="slack.com/x"), r"Slack webhook is an http"),
+        (Rule(destination_id=UUID(int=1), email_to=["oncall"]), "not an email address: 'oncall'"),
     ):
         with pytest.raises(ConfigError, match=words):
             rule.check()
+
+
+class _Mailbox:
+    """An SMTP server's handler that keeps every message it takes."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[Envelope, Message]] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or b""
+        self.messages.append((envelope, message_from_bytes(content)))
+        return "250 OK"
+
+
+@contextmanager
+def smtp_server() -> Iterator[tuple[_Mailbox, int]]:
+    """A real SMTP server on loopback (no TLS, no login): its mailbox and port."""
+    mailbox, port = _Mailbox(), free_port()
+    server = Controller(mailbox, hostname="127.0.0.1", port=port)
+    server.start()
+    try:
+        yield mailbox, port
+    finally:
+        server.stop()
+
+
+def configured(database_url: str, smtp: settings.Smtp | None, rule: Rule) -> None:
+    async def go() -> None:
+        async with connection(database_url) as conn:
+            await settings.set_smtp(conn, smtp)
+            await alerts.save(conn, rule)
+
+    asyncio.run(go())
+
+
+def history(database_url: str) -> list[alerts.Alert]:
+    async def go() -> list[alerts.Alert]:
+        async with connection(database_url) as conn:
+            return await alerts.recent(conn)
+
+    return asyncio.run(go())
+
+
+def failing(database_url: str, at: dict[str, UUID]) -> None:
+    """A quarter of the hook's deliveries failed just now."""
+    settled = counters.Counts({(at["web"], at["hook"], "delivered"): 15,
+                               (at["web"], at["hook"], "aborted"): 5})  # fmt: skip
+    asyncio.run(counted(database_url, settled))
+
+
+def test_slack_and_email_are_told_when_an_alert_fires_and_resolves(database_url: str) -> None:
+    apply_config(database_url, WORKSPACE)
+    at = ids(database_url)
+    with Sink(lambda arrival: Answer(200, body="ok")) as slack, smtp_server() as (mailbox, port):
+        server = settings.Smtp(host="127.0.0.1", port=port, security="none",
+                               sender="sluice@example.com")  # fmt: skip
+        configured(database_url, server, Rule(
+            destination_id=at["hook"], failure_percent=10, slack_url=f"{slack.url}/services/T1",
+            email_to=["oncall@example.com", "lead@example.com"],
+        ))  # fmt: skip
+        failing(database_url, at)
+        evaluated(database_url)
+        aged(database_url, 20)
+        evaluated(database_url)
+        posts = slack.wait_for(2)
+    texts = [p.json()["text"] for p in posts]
+    assert [p.path for p in posts] == ["/services/T1"] * 2
+    assert texts[0].startswith(":rotating_light: *Sluice alert firing*: hook: 5 of 20 events")
+    assert "_firing since " in texts[0]
+    assert texts[1].startswith(":white_check_mark: *Sluice alert resolved*: hook: 5 of 20")
+    assert "resolved" in texts[1].splitlines()[1]
+    assert [envelope.rcpt_tos for envelope, _ in mailbox.messages] == [
+        ["oncall@example.com", "lead@example.com"]] * 2  # fmt: skip
+    subjects = [message["Subject"] for _, message in mailbox.messages]
+    assert subjects[0].startswith("Sluice alert firing: hook: 5 of 20 events failed")
+    assert subjects[1].startswith("Sluice alert resolved: hook: 5 of 20")
+    first: Any = mailbox.messages[0][1]
+    assert first["From"] == "sluice@example.com"
+    assert "Firing since " in first.get_payload(decode=True).decode()
+    [alert] = history(database_url)
+    assert alert.ended_at is not None and alert.notified == "sent"
+    assert alert.notices == [
+        {"status": s, "target": t, "outcome": "sent"}
+        for s in ("firing", "resolved") for t in ("email", "slack")
+    ]  # fmt: skip
+
+
+def test_slack_text_is_escaped_so_a_name_cannot_make_links_or_mentions(database_url: str) -> None:
+    apply_config(database_url, WORKSPACE)
+    apply_config(
+        database_url,
+        """
+destinations: [{name: "<!channel> & <x|y>", type: webhook, config: {webhookUrl: "https://x.io"}}]
+""",
+    )
+    at = ids(database_url)
+    dest = at["<!channel> & <x|y>"]
+    with Sink() as slack:
+        ruled(database_url, Rule(destination_id=dest, failure_percent=10,
+                                 slack_url=f"{slack.url}/s"))  # fmt: skip
+        settled = counters.Counts({(at["web"], dest, "aborted"): 20})
+        asyncio.run(counted(database_url, settled))
+        evaluated(database_url)
+        [post] = slack.wait_for(1)
+    assert "*: &lt;!channel&gt; &amp; &lt;x|y&gt;: 20 of 20 events" in post.json()["text"]
+
+
+def test_each_target_that_did_not_take_a_notice_says_why(database_url: str) -> None:
+    apply_config(database_url, WORKSPACE)
+    at = ids(database_url)
+    with Sink(lambda arrival: Answer(404, body="no_service")) as slack:
+        closed = f"http://127.0.0.1:{free_port()}/hook?token=secret-in-url"
+        configured(database_url, None, Rule(
+            destination_id=at["hook"], failure_percent=10, webhook_url=closed,
+            slack_url=f"{slack.url}/services/gone", email_to=["oncall@example.com"],
+        ))  # fmt: skip
+        failing(database_url, at)
+        evaluated(database_url)
+    [alert] = history(database_url)
+    outcomes = {n["target"]: n["outcome"] for n in alert.notices}
+    assert outcomes == {
+        "webhook": "the webhook could not be reached: ConnectError",
+        "slack": "Slack answered 404",
+        "email": "no SMTP server is set (the Alerts page)",
+    }
+    assert alert.notified is not None and "secret-in-url" not in alert.notified
+    assert alert.notified == "; ".join(f"{t}: {outcomes[t]}" for t in ("webhook", "slack", "email"))
+
+
+def test_an_smtp_server_that_refuses_is_noted(database_url: str) -> None:
+    apply_config(database_url, WORKSPACE)
+    at = ids(database_url)
+    with smtp_server() as (_, port):
+        server = settings.Smtp(host="127.0.0.1", port=port, security="none", user="alerts",
+                               password="smtp-secret", sender="sluice@example.com")  # fmt: skip
+        configured(database_url, server, Rule(destination_id=at["hook"], failure_percent=10,
+                                              email_to=["oncall@example.com"]))  # fmt: skip
+        failing(database_url, at)
+        evaluated(database_url)
+    [alert] = history(database_url)
+    [notice] = alert.notices
+    # (the server offers no login without TLS: the notice says so, and holds no password)
+    assert notice["outcome"] == "the SMTP server did not take it: SMTPNotSupportedError"

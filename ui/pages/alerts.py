@@ -1,13 +1,31 @@
-"""The banner every page of the control plane shows while an alert fires (the rules are edited
-on the destination pages)."""
+"""The Alerts page: every destination's rule, whether it fires, and the alerts so far with what
+each target made of them; the SMTP server alerts are mailed through (set by an admin). The
+rules themselves are edited on the destination pages (and in the workspace file). Also the
+banner every page of the control plane shows while an alert fires."""
 
-from typing import Any
+from typing import Any, cast, get_args
 
-from litestar import Request, Response, get
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.params import FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 
-from engine.control import alerts
-from ui.requests import database
+from engine.control import alerts, settings
+from engine.db import Connection
+from engine.errors import ConfigError
+from ui.requests import changes, database, signed_in
+
+_HISTORY = 50  # alerts a page
+
+
+class SmtpForm(msgspec.Struct):
+    host: str = ""
+    port: str = "587"
+    security: str = "starttls"
+    user: str = ""
+    password: str = ""  # left empty: the saved one stays
+    sender: str = ""
+    remove: bool = False
 
 
 @get("/alerts/banner")
@@ -20,4 +38,55 @@ async def banner(request: Request[Any, Any, Any]) -> Response[Any]:
     return Template("alert_banner.html", context={"firing": firing})
 
 
-handlers = [banner]
+@get("/alerts")
+async def alerts_page(
+    request: Request[Any, Any, Any], before: FromQuery[int | None] = None
+) -> Template:
+    return await _page(request, before=before)
+
+
+async def _page(
+    request: Request[Any, Any, Any], *, before: int | None = None, status: int = 200,
+    smtp_error: str | None = None, form: SmtpForm | None = None,
+) -> Template:  # fmt: skip
+    user = signed_in(request)
+    async with database(request) as conn:
+        rules = await alerts.rules(conn)
+        history = await alerts.recent(conn, limit=_HISTORY, before=before)
+        smtp = await settings.smtp(conn) if user.may("admin") else None
+    older = history[-1].id if len(history) == _HISTORY else None
+    context = {"user": user, "rules": rules, "history": history, "older": older,
+               "paged": before is not None, "smtp": smtp, "smtp_error": smtp_error,
+               "form": form}  # fmt: skip
+    return Template("alerts.html", context=context, status_code=status)
+
+
+@post("/alerts/smtp", opt={"role": "admin"}, status_code=303)
+async def save_smtp(
+    request: Request[Any, Any, Any], data: URLEncodedBody[SmtpForm]
+) -> Response[Any]:
+    """The SMTP server alert emails go through (the password kept when left empty)."""
+    async with database(request) as conn:
+        try:
+            await changes(request, conn).set_smtp(None if data.remove else await _smtp(conn, data))
+        except ConfigError as exc:
+            return await _page(request, status=400, smtp_error=exc.message, form=data)
+    return Redirect("/alerts?saved=smtp#smtp", status_code=303)
+
+
+async def _smtp(conn: Connection, data: SmtpForm) -> settings.Smtp:
+    saved = await settings.smtp(conn)
+    try:
+        port = int(data.port)
+    except ValueError:
+        raise ConfigError("smtp", f"the port is a number, not {data.port!r}") from None
+    if data.security not in get_args(settings.Security):
+        raise ConfigError("smtp", "choose STARTTLS, TLS or none")
+    password = data.password or (saved.password if saved else "")
+    return settings.Smtp(
+        host=data.host.strip(), port=port, security=cast(settings.Security, data.security),
+        user=data.user.strip(), password=password, sender=data.sender.strip(),
+    )  # fmt: skip
+
+
+handlers = [banner, alerts_page, save_smtp]

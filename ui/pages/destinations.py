@@ -305,6 +305,9 @@ class RuleForm(msgspec.Struct):
     silence_minutes: str = ""
     webhook_url: str = ""  # left empty: the saved one stays, unless `no_webhook`
     no_webhook: bool = False
+    slack_url: str = ""  # the same, with `no_slack`
+    no_slack: bool = False
+    email_to: str = ""  # addresses, separated by commas or spaces
 
 
 async def _alerting(
@@ -335,6 +338,8 @@ async def save_alert_rule(
                 webhook_url=None
                 if data.no_webhook
                 else data.webhook_url.strip() or saved.webhook_url,
+                slack_url=None if data.no_slack else data.slack_url.strip() or saved.slack_url,
+                email_to=data.email_to.replace(",", " ").split(),
             )
             await changes(request, conn).set_alert_rule(loaded.spec.name, rule)
         except ConfigError as exc:

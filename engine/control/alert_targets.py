@@ -1,0 +1,103 @@
+"""Where an alert is told that it fired or resolved: a webhook (a JSON POST), a Slack incoming
+webhook (a message) and email (through the SMTP server an admin sets, `settings.Smtp`). Each
+send says what became of it: "sent", or why not, in words that hold no secret (a webhook's URL
+holds its token: it is never named).
+
+Email goes through the standard library's smtplib in a thread rather than an asyncio client
+(aiosmtplib): an alert is mailed a few times a day at most, a blocking send in a thread costs
+nothing at that rate, and the appliance takes on no dependency for it.
+"""
+
+import asyncio
+import smtplib
+import ssl
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from typing import Any, Literal
+from uuid import UUID
+
+import httpx
+
+from engine.control.settings import Smtp
+
+TIMEOUT = 10.0  # seconds a target gets to take a notice
+Status = Literal["firing", "resolved"]
+SENT = "sent"
+
+
+@dataclass(frozen=True)
+class Notice:
+    """An alert that fired or resolved, as its targets are told."""
+
+    status: Status
+    kind: str
+    message: str
+    destination_id: UUID
+    started_at: datetime
+    ended_at: datetime | None
+
+    def when(self) -> str:
+        start = f"{self.started_at:%Y-%m-%d %H:%M} UTC"
+        if self.ended_at is None:
+            return f"firing since {start}"
+        return f"fired {start}, resolved {self.ended_at:%Y-%m-%d %H:%M} UTC"
+
+
+async def webhook(client: httpx.AsyncClient, url: str, notice: Notice) -> str:
+    body = {"status": notice.status, "alert": notice.kind, "message": notice.message,
+            "destination_id": str(notice.destination_id),
+            "started_at": notice.started_at.isoformat(),
+            "ended_at": notice.ended_at.isoformat() if notice.ended_at else None}  # fmt: skip
+    return await _post(client, url, body, "the webhook")
+
+
+async def slack(client: httpx.AsyncClient, url: str, notice: Notice) -> str:
+    """A Slack message: what happened, and since when."""
+    icon = ":rotating_light:" if notice.status == "firing" else ":white_check_mark:"
+    text = f"{icon} *Sluice alert {notice.status}*: {_slack_escaped(notice.message)}"
+    return await _post(client, url, {"text": f"{text}\n_{notice.when()}_"}, "Slack")
+
+
+def _slack_escaped(text: str) -> str:
+    """Text Slack shows as written (its mrkdwn reads `<…>` as links and mentions)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+async def _post(client: httpx.AsyncClient, url: str, body: Any, who: str) -> str:
+    try:
+        answer = await client.post(url, json=body, timeout=TIMEOUT)
+    except httpx.HTTPError as exc:
+        return f"{who} could not be reached: {type(exc).__name__}"
+    return SENT if answer.is_success else f"{who} answered {answer.status_code}"
+
+
+async def email(server: Smtp | None, to: list[str], notice: Notice) -> str:
+    if server is None:
+        return "no SMTP server is set (the Alerts page)"
+    message = EmailMessage()
+    message["From"], message["To"] = server.sender, ", ".join(to)
+    message["Subject"] = f"Sluice alert {notice.status}: {notice.message}"[:200]
+    message.set_content(f"{notice.message}\n\n{notice.when().capitalize()}.\n\n-- Sluice\n")
+    try:
+        await asyncio.to_thread(_mail, server, message)
+    except smtplib.SMTPResponseException as exc:
+        return f"the SMTP server refused it ({exc.smtp_code})"
+    except (smtplib.SMTPException, OSError) as exc:
+        return f"the SMTP server did not take it: {type(exc).__name__}"
+    return SENT
+
+
+def _mail(server: Smtp, message: EmailMessage) -> None:
+    tls = ssl.create_default_context()
+    smtp = (
+        smtplib.SMTP_SSL(server.host, server.port, timeout=TIMEOUT, context=tls)
+        if server.security == "tls"
+        else smtplib.SMTP(server.host, server.port, timeout=TIMEOUT)
+    )
+    with smtp:
+        if server.security == "starttls":
+            smtp.starttls(context=tls)
+        if server.user:
+            smtp.login(server.user, server.password)
+        smtp.send_message(message)

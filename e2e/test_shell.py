@@ -1,0 +1,165 @@
+"""The shell around every page, in Chromium: it fits a phone (the navigation folds behind a
+Menu button), an action refused or unanswered says so, and viewers are not offered actions."""
+
+import re
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from e2e.conftest import hooked, send_events, shot, sign_in
+from tests.servers import GatewayProcess, WebProcess
+
+PHONE = {"width": 390, "height": 844}
+WRITE_KEY = "shell-write-key-0123456789"
+# Every page a signed-in user reaches from the navigation, and the ones a row links to.
+PAGES = ["/", "/connections", "/events", "/transformations", "/stats", "/failed", "/alerts",
+         "/rejected", "/account/password", "/users", "/audit"]  # fmt: skip
+
+
+def wider_than_the_screen(page: Page) -> int:
+    """How far the page reaches past the right edge of the screen (0: it fits)."""
+    width: int = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    return width
+
+
+@pytest.mark.parametrize("role", ["admin", "viewer"])
+def test_every_page_fits_a_phone(
+    page: Page, database_url: str, gateway: GatewayProcess, role: str
+) -> None:
+    hooked(database_url, WRITE_KEY, "https://hooks.example.com/orders?token=secret")
+    send_events(gateway, WRITE_KEY, 12, users=3)
+    page.set_viewport_size(PHONE)
+    sign_in(page, f"{role}@example.com")
+    expect(page.get_by_role("heading", name="Connections")).to_be_visible()
+    source = page.get_by_role("link", name="website").get_attribute("href")
+    destination = page.get_by_role("link", name="orders hook").get_attribute("href")
+    for path in [*PAGES, source, destination]:
+        assert path is not None
+        page.goto(path)
+        expect(page.locator("main h1").first).to_be_visible()
+        assert wider_than_the_screen(page) == 0, f"{path} is wider than a 390 px screen"
+        name = path.strip("/").split("/")[0] or "overview"
+        if path in ("/", "/connections", source, "/stats", "/users"):
+            shot(page, f"phone-{role}-{name}")
+
+
+def test_the_menu_folds_and_unfolds_by_mouse_and_keyboard(page: Page) -> None:
+    page.set_viewport_size(PHONE)
+    sign_in(page, "admin@example.com")
+    menu = page.get_by_role("button", name="Menu")
+    events = page.get_by_role("navigation", name="Main").get_by_role("link", name="Events")
+    expect(menu).to_have_attribute("aria-expanded", "false")
+    expect(events).to_be_hidden()
+    menu.click()
+    expect(menu).to_have_attribute("aria-expanded", "true")
+    expect(events).to_be_visible()
+    shot(page, "phone-menu-open")
+    page.keyboard.press("Escape")
+    expect(events).to_be_hidden()
+    expect(menu).to_be_focused()
+    page.keyboard.press("Enter")  # the focused button, from the keyboard
+    expect(events).to_be_visible()
+    page.keyboard.press("Tab")  # into the unfolded links, in order
+    expect(page.get_by_role("link", name="Overview")).to_be_focused()
+    events.click()
+    expect(page).to_have_url(re.compile(r"/events$"))
+    expect(menu).to_have_attribute("aria-expanded", "false")  # a new page starts folded
+
+    page.set_viewport_size({"width": 1440, "height": 900})  # a wide screen: no button
+    expect(menu).to_be_hidden()
+    expect(events).to_be_visible()
+
+
+def test_without_script_the_navigation_wraps_within_the_screen(
+    browser: Browser, web: WebProcess
+) -> None:
+    context = browser.new_context(base_url=web.url, viewport=PHONE, java_script_enabled=False)
+    page = context.new_page()
+    try:
+        sign_in(page, "admin@example.com")
+        expect(page.get_by_role("heading", name="Connections")).to_be_visible()
+        expect(page.get_by_role("button", name="Menu")).to_be_hidden()
+        expect(page.get_by_role("link", name="Audit log")).to_be_visible()
+        assert wider_than_the_screen(page) == 0
+    finally:
+        context.close()
+
+
+def test_the_skip_link_jumps_past_the_navigation(page: Page) -> None:
+    sign_in(page, "viewer@example.com")
+    expect(page.get_by_role("heading", name="Connections")).to_be_visible()
+    page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Skip to the content")
+    expect(skip).to_be_focused()
+    expect(skip).to_be_in_viewport()
+    page.keyboard.press("Enter")
+    expect(page.locator("main#content")).to_be_focused()
+
+
+def test_an_editor_made_a_viewer_meanwhile_is_told_why_an_action_fails(
+    page: Page, browser: Browser, web: WebProcess, database_url: str
+) -> None:
+    hooked(database_url, WRITE_KEY, "https://hooks.example.com/orders")
+    sign_in(page, "editor@example.com")
+    page.get_by_role("link", name="orders hook").click()
+    test = page.get_by_role("button", name="Send test event")
+    expect(test).to_be_visible()
+    held = page.context.new_page()  # another tab, on the source page
+    held.goto("/connections")
+    held.get_by_role("link", name="website").click()
+
+    admin = browser.new_context(base_url=web.url)  # an admin, elsewhere, changes their role
+    other = admin.new_page()
+    try:
+        sign_in(other, "admin@example.com", then="/users")
+        other.get_by_label("role of editor@example.com").select_option("viewer")
+        other.locator("tr", has_text="editor@example.com").get_by_role(
+            "button", name="Save"
+        ).click()
+        expect(other.get_by_label("role of editor@example.com")).to_have_value("viewer")
+    finally:
+        admin.close()
+
+    test.click()  # an htmx request, answered 403
+    message = page.locator("#toast")
+    expect(message).to_have_attribute("role", "alert")
+    expect(message).to_contain_text(
+        "You do not have permission to do this (your role: viewer; it takes editor)"
+    )
+    shot(page, "htmx-forbidden")
+    message.get_by_role("button", name="Dismiss").click()
+    expect(message).to_be_hidden()
+
+    # a form shown before the change: the whole page refused, and a way back
+    held.get_by_role("button", name="Disable source").click()
+    expect(held.get_by_role("heading", name="Not allowed")).to_be_visible()
+    expect(held.locator("main")).to_contain_text("your role: viewer; it takes editor")
+    shot(held, "page-forbidden")
+    held.get_by_role("link", name="Go back").click()
+    expect(held).to_have_url(re.compile(r"/sources/[0-9a-f-]{36}$"))
+    expect(held.get_by_role("button", name="Disable source")).to_have_count(0)
+
+
+def test_an_action_without_an_answer_says_the_server_could_not_be_reached(
+    page: Page, database_url: str
+) -> None:
+    hooked(database_url, WRITE_KEY, "https://hooks.example.com/orders")
+    sign_in(page, "editor@example.com")
+    page.get_by_role("link", name="orders hook").click()
+    page.route("**/test", lambda route: route.abort("connectionrefused"))
+    page.get_by_role("button", name="Send test event").click()
+    expect(page.get_by_role("alert")).to_contain_text("The server could not be reached")
+
+
+def test_a_viewer_is_not_offered_changes_on_the_shell_pages(page: Page, database_url: str) -> None:
+    hooked(database_url, WRITE_KEY, "https://hooks.example.com/orders")
+    sign_in(page, "viewer@example.com")
+    expect(page.get_by_role("heading", name="Connections")).to_be_visible()
+    expect(page.get_by_role("button", name="Add source")).to_have_count(0)
+    expect(page.get_by_role("link", name="Add destination")).to_have_count(0)
+    page.get_by_role("link", name="website").click()
+    expect(page.get_by_role("heading", name="website")).to_be_visible()
+    for action in ("Disable source", "Delete source", "Rotate"):
+        expect(page.get_by_role("button", name=action)).to_have_count(0)
+    expect(page.get_by_role("link", name="Users")).to_have_count(0)
+    shot(page, "viewer-source")

@@ -251,8 +251,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
             applied = asyncio.run(migrate.apply(options.database_url(settings)))
             print(f"applied {len(applied)} migration(s)" if applied else "schema is up to date")
         case "setup":
-            first = asyncio.run(firstrun.prepare(options.database_url(settings), "sluice setup"))
-            print(firstrun.instructions(settings, first))
+            database = options.database_url(settings)
+            kept_in = options.initial_password_file(settings)
+            first = asyncio.run(firstrun.prepare(database, "sluice setup", kept_in))
+            notice = firstrun.password_notice(first)
+            print(*([notice] if notice else []), firstrun.instructions(settings, first), sep="\n")
         case "backup" | "restore":
             from appliance.backups import backup_command, restore_command
 

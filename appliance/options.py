@@ -63,6 +63,11 @@ def spool_dir(settings: Settings) -> Path:
     return settings.data_dir / "spool"
 
 
+def initial_password_file(settings: Settings) -> Path:
+    """Where the first admin's one-time password is kept until it is changed."""
+    return settings.data_dir / "initial-admin-password"
+
+
 def sdk_dir(settings: Settings) -> Path:
     """The browser SDK files this host's gateway serves."""
     return settings.sdk_dir or settings.data_dir / "sdk"
@@ -99,4 +104,5 @@ def web(settings: Settings) -> "WebOptions":
         test_private_hosts=settings.web_test_private_hosts,
         trusted_proxies=tuple(settings.trusted_proxies),
         transform_max_events=settings.transform_max_events,
+        initial_password_file=initial_password_file(settings),
     )

@@ -48,7 +48,8 @@ def run_all(settings: Settings) -> None:
             url = embedded.start()
             log.info("embedded PostgreSQL listening on 127.0.0.1:%d", settings.embedded_db_port)
             local = _local_warehouse(settings, embedded, servers)
-        first = asyncio.run(firstrun.prepare(url, "sluice run", local))
+        kept_in = options.initial_password_file(settings)
+        first = asyncio.run(firstrun.prepare(url, "sluice run", kept_in, local))
         env = {**os.environ, "SLUICE_DATABASE_URL": url}
         _supervise(env, _ready(settings), lambda: _announce(settings, first))
     finally:
@@ -96,13 +97,18 @@ def _ready(settings: Settings) -> Callable[[], bool]:
 
 
 def _announce(settings: Settings, first: firstrun.FirstRun) -> None:
+    """Where everything listens and how to start; the one-time password (if one was made) on
+    standard error, framed, after the roles' start-up lines, where it cannot be missed."""
     print(
         f"Sluice is running.\n  gateway: {options.gateway_url(settings)} (listening on "
         f"{settings.gateway_host}:{settings.gateway_port})\n"
         f"  web UI:  http://{settings.web_host}:{settings.web_port}\n"
-        f"{firstrun.instructions(settings, first)}\nStop with Ctrl-C.",
+        f"{firstrun.instructions(settings, first)}",
         flush=True,
     )
+    if notice := firstrun.password_notice(first):
+        print(notice, file=sys.stderr, flush=True)
+    print("Stop with Ctrl-C.", flush=True)
 
 
 def _supervise(

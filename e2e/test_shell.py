@@ -1,13 +1,18 @@
 """The shell around every page, in Chromium: it fits a phone (the navigation folds behind a
 Menu button), an action refused or unanswered says so, and viewers are not offered actions."""
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from e2e.conftest import hooked, send_events, shot, sign_in
-from tests.servers import GatewayProcess, WebProcess
+from tests.servers import GatewayProcess, WebProcess, running_worker, start_web
+from tests.sink import Sink
 
 PHONE = {"width": 390, "height": 844}
 WRITE_KEY = "shell-write-key-0123456789"
@@ -163,3 +168,81 @@ def test_a_viewer_is_not_offered_changes_on_the_shell_pages(page: Page, database
         expect(page.get_by_role("button", name=action)).to_have_count(0)
     expect(page.get_by_role("link", name="Users")).to_have_count(0)
     shot(page, "viewer-source")
+
+
+def test_first_run_the_password_is_kept_in_a_file_until_it_is_changed(
+    browser: Browser, database_url: str, workdir: Path
+) -> None:
+    env = {**os.environ, "SLUICE_DATABASE_URL": database_url, "SLUICE_DATA_DIR": str(workdir),
+           "SLUICE_CONFIG": str(workdir / "none.toml")}  # fmt: skip
+    (workdir / "none.toml").touch()
+    setup = subprocess.run([sys.executable, "-m", "appliance", "setup"], env=env,
+                           capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    kept = workdir / "initial-admin-password"
+    password = kept.read_text().splitlines()[0]
+    assert kept.stat().st_mode & 0o777 == 0o600
+    # framed by rules of its own, the password alone on its line
+    assert re.search(rf"^={{72}}\n.*one-time password.*\n {{4}}{password}\n.*{kept}.*\n={{72}}$",
+                     setup.stdout, re.M), setup.stdout  # fmt: skip
+
+    web = start_web(database_url, workdir)
+    context = browser.new_context(base_url=web.url, viewport=PHONE)
+    page = context.new_page()
+    try:
+        sign_in(page, "admin@localhost", password)
+        expect(page).to_have_url(re.compile(r"/account/password$"))
+        page.get_by_label("Current password").fill(password)
+        page.locator("input[name=password]").fill("the-admins-own-password")
+        page.get_by_label("New password again").fill("the-admins-own-password")
+        page.get_by_role("button", name="Change password").click()
+        expect(page.get_by_role("status")).to_have_text("Password changed — you are signed in.")
+        assert not kept.exists()
+        # the `default` source setup made: the next step is a destination
+        steps = page.locator("#first-steps")
+        expect(steps.get_by_role("heading")).to_have_text("Get your first event delivered")
+        expect(steps.locator("li.done")).to_have_text([re.compile("Add a source")])
+        expect(steps.get_by_role("link", name="Add a destination")).to_be_visible()
+        assert wider_than_the_screen(page) == 0
+        shot(page, "phone-first-run")
+    finally:
+        context.close()
+        web.stop()
+
+
+def test_an_empty_workspace_leads_to_a_first_delivered_event(
+    page: Page, database_url: str, gateway: GatewayProcess, workdir: Path
+) -> None:
+    sign_in(page, "editor@example.com")
+    steps = page.locator("#first-steps")
+    expect(steps.get_by_role("heading")).to_have_text("Add your first source")
+    shot(page, "first-steps-empty")
+    steps.get_by_role("link", name="Add your first source").click()
+    expect(page.get_by_label("New source name")).to_be_focused()
+    page.keyboard.type("website")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/sources/[0-9a-f-]{36}$"))
+    page.get_by_role("link", name="Connections").first.click()
+    expect(steps.locator("li.done")).to_have_count(1)
+    expect(steps.get_by_role("link", name="Add a destination")).to_be_visible()
+
+    with Sink() as sink, running_worker(database_url, workdir):
+        hooked(database_url, WRITE_KEY, sink.url)  # a destination, connected to `website`
+        page.reload()
+        expect(steps.locator("li.done")).to_have_count(3)
+        expect(steps.get_by_role("link", name="Open website")).to_be_visible()
+        send_events(gateway, WRITE_KEY, 1)
+        sink.wait_for(1)
+        page.get_by_role("link", name="orders hook").click()  # its activity refreshes itself
+        expect(page.locator("#activity td.delivered")).to_have_text("1", timeout=15_000)
+        page.get_by_role("link", name="Connections").first.click()
+        expect(page.get_by_role("heading", name="Connections")).to_be_visible()
+        expect(page.locator("#first-steps")).to_have_count(0)
+
+
+def test_a_viewer_sees_the_first_steps_without_their_buttons(page: Page) -> None:
+    sign_in(page, "viewer@example.com")
+    steps = page.locator("#first-steps")
+    expect(steps).to_contain_text("Adding sources and destinations takes an editor or an admin")
+    expect(steps.get_by_role("link")).to_have_count(0)
+    page.goto("/")
+    expect(page.locator("main")).to_contain_text("An editor or an admin adds sources")

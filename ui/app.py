@@ -57,6 +57,7 @@ class WebOptions:
     test_private_hosts: bool = False  # "send test event" may reach this host's own network
     trusted_proxies: Networks = ()  # whose X-Forwarded-For names the client (sign-in throttle)
     transform_max_events: int = MAX_EVENTS  # (replays run transformations again)
+    initial_password_file: Path | None = None  # removed once an admin chose their password
 
 
 @get("/health", opt={"public": True}, sync_to_thread=False, include_in_schema=False)

@@ -55,7 +55,8 @@ def state(pool: Pool, options: "WebOptions") -> State:
     return State({"pool": pool, "gateway_url": options.gateway_url,
                   "secure_cookies": options.secure_cookies,
                   "test_private_hosts": options.test_private_hosts,
-                  "trusted_proxies": options.trusted_proxies})  # fmt: skip
+                  "trusted_proxies": options.trusted_proxies,
+                  "initial_password_file": options.initial_password_file})  # fmt: skip
 
 
 def cookie_name(name: str, secure: bool) -> str:

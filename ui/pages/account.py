@@ -1,5 +1,6 @@
 """Signing in and out, and changing one's own password."""
 
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -88,7 +89,17 @@ async def change_password(
                 error = exc.message
     if error is not None:
         return Template("password.html", context={"user": user, "error": error}, status_code=400)
-    return Redirect("/connections", status_code=303)
+    if user.must_change_password and user.may("admin"):
+        _forget_initial_password(request)
+    return Redirect("/connections?password=changed", status_code=303)
+
+
+def _forget_initial_password(request: Request[Any, Any, Any]) -> None:
+    """The first admin's one-time password, kept in the data directory for whoever missed it
+    on the console, is of no use once an admin has chosen their own: it goes."""
+    kept: Path | None = request.app.state.initial_password_file
+    if kept is not None:
+        kept.unlink(missing_ok=True)
 
 
 handlers = [login_page, login, logout, password_page, change_password]

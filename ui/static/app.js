@@ -160,3 +160,10 @@ document.addEventListener("click", (event) => {
   const target = button && document.querySelector(button.dataset.dismiss);
   if (target) target.hidden = true;
 });
+
+// A link to a form field (<a href="#new-source">, a call to action) puts the cursor in it.
+document.addEventListener("click", (event) => {
+  const link = event.target.closest("a[href^='#']");
+  const field = link && document.getElementById(link.getAttribute("href").slice(1));
+  if (field?.matches("input, select, textarea")) { event.preventDefault(); field.focus(); }
+});

@@ -1,14 +1,21 @@
-"""The Events page in Chromium: events arriving without a reload, and one opened to see what
-became of it at the destination."""
+"""The Events page in Chromium, a live debugger: events arriving without a reload, each row's
+status at each destination, one opened to see what became of it (and kept open and in place
+while more arrive), pause and resume, the connection-lost banner, search, the same stream on a
+source's page, Back and Forward, and the empty state of a search that found nothing."""
 
 import re
 from pathlib import Path
 
+import httpx
 from playwright.sync_api import Page, expect
 
-from e2e.conftest import hooked, send_events, shot, sign_in
-from tests.servers import GatewayProcess, running_worker
+from e2e.conftest import hooked, run, send_events, shot, sign_in
+from engine.control import events
+from engine.db import connection
+from tests.servers import GatewayProcess, WebProcess, running_worker
 from tests.sink import Sink
+
+CALL = "tr.event .badge[class*='call-']"  # a row's call type (its other badges: deliveries)
 
 
 def test_events_arrive_live_and_open_to_their_delivery(
@@ -32,10 +39,199 @@ def test_events_arrive_live_and_open_to_their_delivery(
         first.locator("details.job summary").click()
         expect(first.locator("details.job pre").first).to_contain_text(f"POST {sink.url}/in")
         shot(page, "events")
-        kind = page.locator("tr.event .badge").last.inner_text()  # (the generator mixes calls)
+        kind = page.locator(CALL).last.inner_text()  # (the generator mixes calls)
         page.get_by_label("Type").select_option(kind)
         page.get_by_role("button", name="Show").click()
         expect(page).to_have_url(re.compile(rf"/events\?.*\btype={kind}\b"))
-        kinds = page.locator("tr.event .badge")
+        kinds = page.locator(CALL)
         expect(kinds.first).to_be_visible()
         assert set(kinds.all_inner_texts()) == {kind}
+
+
+def _post(gateway: GatewayProcess, key: str, *events: dict[str, object]) -> None:
+    answer = httpx.post(f"{gateway.url}/v1/batch", json={"batch": list(events)}, auth=(key, ""))
+    assert answer.status_code == 200, answer.text
+
+
+def _track(message_id: str, user: str, **properties: object) -> dict[str, object]:
+    return {"type": "track", "event": "Plan Chosen", "messageId": message_id, "userId": user,
+            "properties": properties}  # fmt: skip
+
+
+def test_each_row_says_what_became_of_it_at_each_destination(
+    page: Page, gateway: GatewayProcess, workdir: Path, database_url: str
+) -> None:
+    with Sink() as sink, running_worker(database_url, workdir):
+        hooked(database_url, "chips-e2e-key", f"{sink.url}/in")
+        _post(gateway, "chips-e2e-key", _track("chip-1", "u1"), _track("chip-2", "u2"))
+        sink.wait_for(2)
+        sign_in(page, "viewer@example.com", then="/events")
+        chips = page.locator("tr.event td.chips .badge")
+        expect(chips).to_have_count(2)
+        expect(chips.first).to_have_text("orders hook · delivered")
+        expect(chips.first).to_have_attribute("title", re.compile("accepted on try 1"))
+
+
+def test_search_by_message_id_user_property_and_text(
+    page: Page, gateway: GatewayProcess, database_url: str
+) -> None:
+    hooked(database_url, "search-e2e-key", "http://127.0.0.1:9/unused")
+    _post(gateway, "search-e2e-key",
+          _track("m-alpha", "ann", plan="pro", note="a Needle here"),
+          _track("m-beta", "bob", plan="free"),
+          _track("m-gamma", "cid", plan="free"))  # fmt: skip
+    sign_in(page, "viewer@example.com", then="/events")
+    rows = page.locator("tr.event")
+    expect(rows).to_have_count(3)
+    search = page.get_by_label("Search")
+    for text, user in (("m-beta", "bob"), ("properties.plan=pro", "ann"), ("NEEDLE", "ann")):
+        search.fill(text)
+        page.get_by_role("button", name="Show").click()
+        expect(page).to_have_url(re.compile(r"[?&]q="))
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_contain_text(user)
+    search.fill("properties.plan=free")
+    page.get_by_role("button", name="Show").click()
+    expect(rows).to_have_count(2)
+    page.get_by_label("User").fill("cid")
+    page.get_by_role("button", name="Show").click()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("m-gamma")
+
+
+def test_pause_counts_new_events_and_resume_shows_them(
+    page: Page, gateway: GatewayProcess, database_url: str
+) -> None:
+    hooked(database_url, "pause-e2e-key", "http://127.0.0.1:9/unused")
+    _post(gateway, "pause-e2e-key", _track("p-1", "u"), _track("p-2", "u"))
+    sign_in(page, "viewer@example.com", then="/events")
+    rows = page.locator("#event-rows tr.event")
+    expect(rows).to_have_count(2)
+    page.get_by_role("button", name="Pause").click()
+    expect(page.locator("#live")).to_contain_text("Paused")
+    _post(gateway, "pause-e2e-key", _track("p-3", "u"), _track("p-4", "u"), _track("p-5", "u"))
+    resume = page.get_by_role("button", name="3 new events — resume")
+    expect(resume).to_be_visible(timeout=15_000)
+    expect(rows).to_have_count(2)  # counted, not shown
+    shot(page, "events-paused")
+    resume.click()
+    expect(rows).to_have_count(5)
+    expect(rows.first).to_contain_text("p-5")
+    expect(resume).to_be_hidden()
+    expect(page.get_by_role("button", name="Pause")).to_be_visible()
+    _post(gateway, "pause-e2e-key", _track("p-6", "u"))
+    expect(rows).to_have_count(6)  # live again
+
+
+def test_a_failing_poll_shows_the_connection_lost_until_one_succeeds(
+    page: Page, web: WebProcess
+) -> None:
+    sign_in(page, "viewer@example.com", then="/events")
+    lost = page.get_by_text("Connection lost — retrying…")
+    expect(page.locator("#live")).to_be_visible()
+    expect(lost).to_be_hidden()
+    page.route("**/events/live*", lambda route: route.abort())  # the network is down
+    expect(lost).to_be_visible()
+    page.unroute("**/events/live*")
+    expect(lost).to_be_hidden()
+    page.route("**/events/live*", lambda route: route.fulfill(status=500, body="down"))
+    expect(lost).to_be_visible()
+    shot(page, "events-connection-lost")
+    page.unroute("**/events/live*")
+    expect(lost).to_be_hidden()
+    web.stop()  # the server itself goes away
+    expect(lost).to_be_visible()
+
+
+def test_an_opened_row_stays_open_and_in_place_while_events_arrive(
+    page: Page, gateway: GatewayProcess, database_url: str
+) -> None:
+    hooked(database_url, "open-e2e-key", "http://127.0.0.1:9/unused")
+    _post(gateway, "open-e2e-key", *(_track(f"o-{i}", "u", n=i) for i in range(3)))
+    sign_in(page, "viewer@example.com", then="/events")
+    rows = page.locator("#event-rows tr.event")
+    expect(rows).to_have_count(3)
+    first = rows.first.get_attribute("id")
+    opened = page.locator(f"#{first} + tr.detail details")
+    opened.locator("summary").click()
+    expect(opened.locator(".trace")).to_contain_text("o-2")
+    top = opened.bounding_box()
+    _post(gateway, "open-e2e-key", *(_track(f"new-{i}", "u") for i in range(4)))
+    expect(rows).to_have_count(7)
+    expect(opened).to_have_attribute("open", "")
+    page.wait_for_function("window.scrollY > 0")  # the page scrolled by the new rows
+    assert top is not None and (after := opened.bounding_box()) is not None
+    assert abs(after["y"] - top["y"]) < 1
+
+
+def test_the_source_page_streams_its_own_events(
+    page: Page, gateway: GatewayProcess, database_url: str
+) -> None:
+    hooked(database_url, "stream-e2e-key", "http://127.0.0.1:9/unused")
+    _post(gateway, "stream-e2e-key", _track("s-1", "u"))
+    sign_in(page, "viewer@example.com")
+    page.get_by_role("link", name="website").first.click()
+    stream = page.locator("#source-events")
+    expect(stream.locator("tr.event")).to_have_count(1)
+    _post(gateway, "stream-e2e-key", _track("s-2", "u"))
+    expect(stream.locator("tr.event")).to_have_count(2)  # live
+    expect(stream.locator("tr.event").first).to_contain_text("s-2")
+    stream.locator("tr.detail summary").first.click()
+    expect(stream.locator(".trace").first).to_contain_text("s-2")
+    shot(page, "source-events")
+
+
+def test_back_and_forward_show_the_filters_of_the_url(
+    page: Page, gateway: GatewayProcess, database_url: str
+) -> None:
+    hooked(database_url, "history-e2e-key", "http://127.0.0.1:9/unused")
+    _post(gateway, "history-e2e-key", _track("h-1", "u"),
+          {"type": "identify", "userId": "u", "messageId": "h-2"})  # fmt: skip
+    sign_in(page, "viewer@example.com", then="/events")
+    kind = page.get_by_label("Type")
+    kind.select_option("identify")
+    page.get_by_label("Search").fill("h-2")
+    page.get_by_role("button", name="Show").click()
+    expect(page).to_have_url(re.compile(r"type=identify"))
+    expect(page.locator("tr.event")).to_have_count(1)
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"/events$"))
+    expect(kind).to_have_value("")
+    expect(page.get_by_label("Search")).to_have_value("")
+    expect(page.locator("tr.event")).to_have_count(2)
+    page.go_forward()
+    expect(kind).to_have_value("identify")
+    expect(page.get_by_label("Search")).to_have_value("h-2")
+
+
+def test_a_search_matching_nothing_says_how_far_back_it_looked(
+    page: Page, gateway: GatewayProcess, database_url: str
+) -> None:
+    hooked(database_url, "empty-e2e-key", "http://127.0.0.1:9/unused")
+    stored = events.SCAN + 500
+    run(_stored(database_url, stored))
+    sign_in(page, "viewer@example.com", then="/events?type=alias")
+    empty = page.locator(".empty")
+    expect(empty).to_contain_text("No event matches these filters")
+    expect(empty).to_contain_text(f"None of the {events.SCAN:,} events searched, back to")
+    page.get_by_role("link", name="Search further back →").click()
+    expect(empty).to_contain_text("None of the 500 events searched before these")
+    expect(empty).to_contain_text("that is every event kept")
+    expect(empty).not_to_contain_text("point an SDK")
+    shot(page, "events-searched-back")
+    page.get_by_role("link", name="Clear the filters").click()
+    expect(page).to_have_url(re.compile(r"/events$"))
+    expect(page.locator("tr.event")).to_have_count(50)
+
+
+async def _stored(url: str, count: int) -> None:
+    """`count` track events of the one source, stored as the gateway would."""
+    async with connection(url) as conn:
+        await conn.execute(
+            """INSERT INTO ingest_events (source_id, partition, received_at, message_id, payload)
+               SELECT (SELECT id FROM sources), i %% 64, now() - (%s - i) * interval '1 ms',
+                      'bulk-' || i, json_build_object('type', 'track', 'event', 'Bulk',
+                                                      'userId', 'u' || i %% 50)
+               FROM generate_series(1, %s) i""",
+            (count, count),
+        )

@@ -4,6 +4,7 @@ filter — and what became of one event at each destination: its jobs, their tri
 sent and the answer received, or why there was none (filtered, dropped by a transformation, not
 processed yet)."""
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,11 +15,13 @@ import msgspec
 from engine import codec
 from engine.db import Connection
 from engine.destinations.secrets import mask
-from engine.pipeline.topology import Target, load
+from engine.pipeline.topology import Target, Topology, load
 from engine.position import END, START, Position
+from engine.sql import Queries
 from engine.store import ingest_log, jobs
 from engine.store.ingest_log import Filters, StoredEvent
 
+_Q = Queries.beside(__file__, "events.sql")
 SCAN = 20_000  # events a page of a search walks back through at most
 _EVERY_EVENT = Filters()
 
@@ -27,6 +30,10 @@ _EVERY_EVENT = Filters()
 class Page:
     events: list[StoredEvent]  # newest first
     more: Position | None  # where to walk on from for older ones; None: the log ends here
+    # When none matched: how many events the walk went through, and when the oldest of them
+    # was received (0 and None: there was none to go through).
+    searched: int = 0
+    back_to: datetime | None = None
 
 
 async def recent(
@@ -44,8 +51,22 @@ async def recent(
     if len(events) == limit:
         return Page(events, events[-1].position)
     walk = await ingest_log.walked(conn, filters, before, after, scan)
-    walked_all = walk is None or walk.rows < scan  # the walk reached the end of the log
-    return Page(events, None if walk is None or walked_all else walk.last)
+    if walk is None:
+        return Page(events, None)
+    walked_all = walk.rows < scan  # the walk reached the end of the log
+    return Page(events, None if walked_all else walk.last, walk.rows, walk.received_at)
+
+
+_PATH = re.compile(r"[A-Za-z_$][\w$-]*(?:\.[\w$-]+)*")
+
+
+def search(text: str) -> Filters:
+    """What a search box's text looks for: `properties.plan=pro`, a value at a path in the
+    payload; anything else, a messageId or text anywhere in the payload."""
+    key, equals, value = text.partition("=")
+    if equals and _PATH.fullmatch(key.strip()):
+        return Filters(path=tuple(key.strip().split(".")), value=value.strip())
+    return Filters(text=text)
 
 
 class Try(msgspec.Struct, frozen=True):
@@ -95,14 +116,26 @@ async def trace(
     if event is None:
         return None
     topology = await load(conn)
-    routes = {r.target.id: r for r in topology.routes_of(event.source_id)}
-    payload = codec.decode(event.payload)
-    bundled = [t.id for t in topology.targets.values() if t.plugin and t.plugin.files]
     made: dict[UUID, list[Made]] = {}
-    for job in await jobs.made_of(conn, at, event.received_at, event.partition, bundled):
+    for job in await jobs.made_of(conn, at, event.received_at, event.partition, _bundled(topology)):
         target = topology.targets.get(job.destination_id)
         made.setdefault(job.destination_id, []).append(_made(target, job))
     processed = await ingest_log.processed(conn, at, event.partition)
+    return event, _outcomes(topology, event, made, processed)
+
+
+def _bundled(topology: Topology) -> list[UUID]:
+    """The destinations given files: a job of theirs holds many events (`member_ids`)."""
+    return [t.id for t in topology.targets.values() if t.plugin and t.plugin.files]
+
+
+def _outcomes(
+    topology: Topology, event: StoredEvent, made: dict[UUID, list[Made]], processed: bool
+) -> list[Outcome]:
+    """What became of the event at each destination connected to its source, and at any other
+    that has jobs from it (`made`, oldest first)."""
+    routes = {r.target.id: r for r in topology.routes_of(event.source_id)}
+    payload = codec.decode(event.payload)
     outcomes = []
     for destination_id in [*routes, *(d for d in made if d not in routes)]:
         target = topology.targets.get(destination_id)
@@ -110,7 +143,34 @@ async def trace(
         its = made.get(destination_id, [])
         status, detail = _judged(its, processed, routes.get(destination_id), payload)
         outcomes.append(Outcome(destination_id, name, status, detail, its))
-    return event, outcomes
+    return outcomes
+
+
+async def statuses(conn: Connection, shown: list[StoredEvent]) -> dict[int, list[Outcome]]:
+    """What became of each of a page of events (by row id), judged as `trace` judges one, from
+    three queries for the whole page: its newest job at each destination with that job's
+    tries, how far the processor has read, and the topology. (The outcomes' jobs hold that one
+    job, without its request or answers.)"""
+    if not shown:
+        return {}
+    topology = await load(conn)
+    times = [e.received_at for e in shown]
+    params = {"txs": [e.tx for e in shown], "ids": [e.id for e in shown],
+              "partitions": [e.partition for e in shown], "since": min(times),
+              "until": max(times), "bundled": _bundled(topology)}  # fmt: skip
+    # Read before the jobs, which the processor commits with its position: an event it has
+    # read past then has its jobs there to see.
+    read = await ingest_log.processor_positions(conn)
+    made: dict[int, dict[UUID, list[Made]]] = {}
+    cur = await conn.execute(_Q["newest_jobs"], params)
+    for event_id, *job in await cur.fetchall():
+        found = jobs.MadeOf(*job)
+        target = topology.targets.get(found.destination_id)
+        made.setdefault(event_id, {})[found.destination_id] = [_made(target, found)]
+    return {
+        e.id: _outcomes(topology, e, made.get(e.id, {}), e.position <= read.get(e.partition, START))
+        for e in shown
+    }
 
 
 def _made(target: Target | None, job: jobs.MadeOf) -> Made:

@@ -225,6 +225,10 @@ class Filters:
     type: str | None = None
     name: str | None = None  # a track call's event, a page or screen call's name
     user: str | None = None
+    # A value at a path in the payload (`properties.plan` = "pro": ("properties", "plan")).
+    path: tuple[str, ...] | None = None
+    value: str | None = None
+    text: str | None = None  # the messageId, or text anywhere in the payload (any case)
 
 
 @dataclass(frozen=True)
@@ -247,16 +251,19 @@ class StoredEvent:
 
 
 class Walked(NamedTuple):
-    """Where a walk back ended, and how many rows it went through."""
+    """Where a walk back ended, how many rows it went through, and when its last was
+    received."""
 
     last: Position
     rows: int
+    received_at: datetime
 
 
 def _walk(filters: Filters, before: Position, after: Position, scan: int) -> dict[str, Any]:
     return {**before.params("before_"), **after.params("after_"), "scan": scan,
             "source": filters.source, "type": filters.type, "name": filters.name,
-            "user": filters.user}  # fmt: skip
+            "user": filters.user, "value": filters.value, "text": filters.text,
+            "path": list(filters.path) if filters.path else None}  # fmt: skip
 
 
 async def newest(
@@ -274,7 +281,7 @@ async def walked(
     """Where the walk of `newest` ended; None when it found no row at all."""
     cur = await conn.execute(_Q["walked"], _walk(filters, before, after, scan))
     found = await cur.fetchone()
-    return None if found is None else Walked(Position.of(found[0], found[1]), found[2])
+    return None if found is None else Walked(Position.of(found[0], found[1]), found[2], found[3])
 
 
 async def event(conn: Connection, at: Position, received_at: datetime | None) -> StoredEvent | None:
@@ -282,6 +289,12 @@ async def event(conn: Connection, at: Position, received_at: datetime | None) ->
     partition); None when it is not (or no longer) kept."""
     params = {**at.params(), "at": received_at}
     return await db.row(conn, _Q["event"], params, StoredEvent)
+
+
+async def processor_positions(conn: Connection) -> dict[int, Position]:
+    """How far the processor has read, per user partition (for many events at once)."""
+    cur = await conn.execute(_Q["processor_positions"])
+    return {partition: Position.of(tx, id_) for partition, tx, id_ in await cur.fetchall()}
 
 
 async def processed(conn: Connection, at: Position, partition: int) -> bool:

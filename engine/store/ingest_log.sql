@@ -128,13 +128,17 @@ WHERE (%(source)s::uuid IS NULL OR l.source_id = %(source)s::uuid)
        OR coalesce(l.payload->>'event', l.payload->>'name') = %(name)s::text)
   AND (%(user)s::text IS NULL OR l.payload->>'userId' = %(user)s::text
        OR l.payload->>'anonymousId' = %(user)s::text)
+  AND (%(path)s::text[] IS NULL OR l.payload #>> %(path)s::text[] = %(value)s::text)
+  -- (strpos on lowered text, not ILIKE: the searched text's wildcards mean themselves)
+  AND (%(text)s::text IS NULL OR l.message_id = %(text)s::text
+       OR strpos(lower(l.payload::text), lower(%(text)s::text)) > 0)
 ORDER BY l.tx DESC, l.id DESC
 LIMIT %(limit)s
 
 -- name: walked
 -- Where the walk ends (the next page of a search starts there), and how many it went
--- through (fewer than `scan`: it reached the oldest).
-SELECT w.tx::text, w.id, count(*) OVER () FROM ({walk}) w
+-- through (fewer than `scan`: it reached the oldest), and when its last was received.
+SELECT w.tx::text, w.id, count(*) OVER (), w.received_at FROM ({walk}) w
 ORDER BY w.tx, w.id
 LIMIT 1
 
@@ -143,6 +147,9 @@ SELECT {columns}
 FROM ingested l
 WHERE l.tx = %(tx)s::xid8 AND l.id = %(id)s
   AND (%(at)s::timestamptz IS NULL OR l.received_at = %(at)s::timestamptz)
+
+-- name: processor_positions
+SELECT partition, tx::text, id FROM processor_positions
 
 -- name: processed
 -- Has the processor read past the event (in its partition's commit order)?

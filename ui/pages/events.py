@@ -1,9 +1,10 @@
 """The Events page: the newest events as they arrive (the page polls for newer ones while it is
-visible), filtered by source, call type, name and user; each opens to its payload and, per
-destination, what became of it — the request sent and the answer received. An event also has
-a page of its own, to link to."""
+visible; a source's page shows the same list, of its events), filtered by source, call type,
+name, user and a search; each row with its status at each destination, opening to its payload
+and, per destination, what became of it — the request sent and the answer received. An event
+also has a page of its own, to link to."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -32,23 +33,28 @@ class Shown:
     type: str = ""
     name: str = ""
     user: str = ""
+    q: str = ""  # a search: `events.search`
 
     def filters(self) -> Filters:
         try:
             source = UUID(self.source) if self.source else None
         except ValueError:
             source = None
-        return Filters(source, self.type or None, self.name or None, self.user or None)
+        found = events.search(self.q) if self.q else Filters()
+        return replace(found, source=source, type=self.type or None, name=self.name or None,
+                       user=self.user or None)  # fmt: skip
 
     def query(self, **more: Any) -> str:
         values = {"source": self.source, "type": self.type, "name": self.name,
-                  "user": self.user, **more}  # fmt: skip
+                  "user": self.user, "q": self.q, **more}  # fmt: skip
         return urlencode({k: v for k, v in values.items() if v not in ("", None)})
 
 
-def _shown(source: str | None, type: str | None, name: str | None, user: str | None) -> Shown:
+def _shown(
+    source: str | None, type: str | None, name: str | None, user: str | None, q: str | None
+) -> Shown:
     kind = type if type in CALL_TYPES else ""
-    return Shown((source or "").strip(), kind, (name or "").strip(), (user or "").strip())
+    return Shown(*((v or "").strip() for v in (source, kind, name, user, q)))
 
 
 @get("/events")
@@ -58,24 +64,27 @@ async def events_page(
     type: FromQuery[str | None] = None,
     name: FromQuery[str | None] = None,
     user: FromQuery[str | None] = None,
+    q: FromQuery[str | None] = None,
     before_tx: FromQuery[str | None] = None,
     before_id: FromQuery[int] = 0,
 ) -> Template:
-    shown = _shown(source, type, name, user)
+    """The page; its `stream` block alone (the list, live) for a page that shows it (a
+    source's)."""
+    shown = _shown(source, type, name, user, q)
     before = _point(before_tx, before_id, END)
     async with database(request) as conn:
         page = await events.recent(conn, shown.filters(), before=before, limit=PAGE)
         sources = (await graph.load(conn)).sources
-    names = {s.id: s.name for s in sources}
+        chips = await events.statuses(conn, page.events)
     newest = page.events[0].position if page.events else None
-    return Template(
-        "events.html",
-        context={
-            "user": signed_in(request), "shown": shown, "page": page, "names": names,
-            "sources": sources, "call_types": CALL_TYPES, "live": before == END,
-            "cursor": newest or await _start(request), "scan": events.SCAN,
-        },
-    )  # fmt: skip
+    context = {
+        "user": signed_in(request), "shown": shown, "page": page, "chips": chips,
+        "names": {s.id: s.name for s in sources}, "sources": sources, "call_types": CALL_TYPES,
+        "live": before == END, "cursor": newest or await _start(request), "scan": events.SCAN,
+    }  # fmt: skip
+    if request.headers.get("hx-request"):
+        return HTMXBlockTemplate(template_name="events.html", block_name="stream", context=context)
+    return Template("events.html", context=context)
 
 
 async def _start(request: Request[Any, Any, Any]) -> Position:
@@ -104,20 +113,23 @@ async def live_events(
     type: FromQuery[str | None] = None,
     name: FromQuery[str | None] = None,
     user: FromQuery[str | None] = None,
+    q: FromQuery[str | None] = None,
 ) -> Template:
     """The rows of the events newer than the page's newest, for the page to put on top: the
     newest PAGE of them, and a note when more came meanwhile than that."""
-    shown = _shown(source, type, name, user)
+    shown = _shown(source, type, name, user, q)
     after = _point(after_tx, after_id, END)
     async with database(request) as conn:
         page = await events.recent(conn, shown.filters(), after=after, limit=PAGE + 1)
         names = {s.id: s.name for s in (await graph.load(conn)).sources}
-    skipped = len(page.events) > PAGE
-    page = events.Page(page.events[:PAGE], None)
+        skipped = len(page.events) > PAGE
+        page = events.Page(page.events[:PAGE], None)
+        chips = await events.statuses(conn, page.events)
     return Template(
         "event_rows.html",
-        context={"page": page, "names": names, "skipped": skipped, "shown": shown},
-    )
+        context={"page": page, "names": names, "skipped": skipped, "shown": shown,
+                 "chips": chips},
+    )  # fmt: skip
 
 
 @get("/events/{tx:str}/{ingest_id:int}")

@@ -1,18 +1,37 @@
-"""The Failed page in Chromium: a destination refusing events, fixed, and the events replayed."""
+"""The Failed page in Chromium: failures grouped by destination and error, a group's jobs, a
+replay confirmed and accounted for, the counts everywhere else once it delivered, network errors
+in words, the filter after Back, and what a viewer is (not) offered."""
 
+import re
+import socket
 import time
 from pathlib import Path
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Dialog, Page, expect
 
-from e2e.conftest import hooked, send_events, shot, sign_in
+from e2e.conftest import hooked, run, send_events, shot, sign_in
+from engine import specs
+from engine.control import workspace
+from engine.db import connection
+from tests.integration.test_failures import HOOKS, failing
 from tests.servers import GatewayProcess, running_worker
 from tests.sink import Answer, Sink
 
 HOSTILE = "<img src=x onerror=alert(1)>"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1440, "height": 900}
 
 
-def test_refused_events_are_listed_then_replayed_once_the_sink_is_fixed(
+def reload_until(page: Page, selector: str, count: int) -> None:
+    """Reload until the page lists `count` of `selector`: the worker records as it goes."""
+    deadline = time.monotonic() + 30
+    while page.locator(selector).count() < count:
+        assert time.monotonic() < deadline, f"never {count} of {selector}"
+        page.wait_for_timeout(500)
+        page.reload()
+
+
+def test_refused_events_are_grouped_replayed_once_fixed_and_stop_counting_as_failed(
     page: Page, gateway: GatewayProcess, workdir: Path, database_url: str
 ) -> None:
     refusing = Answer.json(400, {"error": f"unknown field {HOSTILE}"})
@@ -21,26 +40,139 @@ def test_refused_events_are_listed_then_replayed_once_the_sink_is_fixed(
         send_events(gateway, "failed-page-e2e-key", 3)
         sign_in(page, "editor@example.com")
         page.get_by_role("link", name="Failed").click()
-        rows = page.locator("tbody.job")
-        deadline = time.monotonic() + 30
-        while rows.count() < 3:  # a 400 aborts at once; the page shows what has been recorded
-            assert time.monotonic() < deadline, "the refused events never showed as failed"
-            page.wait_for_timeout(500)
-            page.reload()
-        expect(page.locator("table.failed td.error").first).to_have_text("HTTP 400")
-        page.locator("tbody.job summary").first.click()
-        answer = page.locator("tbody.job details pre").nth(1)
-        expect(answer).to_contain_text(HOSTILE)  # shown as text: the payload did not run
+        reload_until(page, "tbody.group", 1)
+        group = page.locator("tbody.group").first
+        expect(group.locator("td.num")).to_have_text("3")  # once all three are recorded
+        expect(group.locator("td.error")).to_have_text("HTTP 400")
+        group.locator("summary").click()  # the sample: the latest one's request and answer
+        expect(group.locator("details pre").nth(1)).to_contain_text(HOSTILE)  # text: it did not run
         assert page.locator("img[src=x]").count() == 0
-        shot(page, "failed")
+        shot(page, "failed-groups")
+        counted_as_failed(page, 3)
+
+        page.goto("/failed")
+        page.get_by_role("link", name="Show the 3 →").click()
+        expect(page.locator("tbody.job")).to_have_count(3)
+        expect(page.locator("h2.group-title")).to_have_text("orders hook · HTTP 400")
+        shot(page, "failed-group")
+        page.locator("tbody.job td a").first.click()  # each job opens its event
+        expect(page).to_have_url(re.compile(r"/events/\d+/\d+\?at="))
+        page.go_back()
 
         sink.behaviour = lambda arrival: Answer()  # the vendor's side is fixed
+        asked: list[str] = []
+
+        def agree(dialog: Dialog) -> None:
+            asked.append(dialog.message)
+            dialog.accept()
+
+        page.once("dialog", agree)
         page.get_by_role("button", name="Replay all 3").click()
         expect(page.locator("#progress")).to_contain_text(
             "Replayed 3 failed event(s) as 3 new job(s)"
         )
+        assert asked and asked[0].startswith("Replay all 3 failed events in this group?")
+        expect(page.locator("#outcomes")).to_contain_text(
+            "3 replayed → 3 delivered, 0 failed again, 0 still sending", timeout=30_000
+        )
         shot(page, "failed-replayed")
         delivered = sink.wait_for(3)
     assert len({a.json()["messageId"] for a in delivered}) == 3
-    page.get_by_role("link", name="Refresh the list").click()
+    page.get_by_role("link", name="Refresh the list").first.click()
     expect(page.get_by_role("heading", name="Nothing has failed")).to_be_visible()
+    counted_as_failed(page, 0)
+
+
+def counted_as_failed(page: Page, failed: int) -> None:
+    """What the overview, Connections, the source page and Stats say failed (issue 23, 4)."""
+    page.goto("/")
+    banner = page.locator(".alert.error", has_text="failed in the last hour")
+    expect(banner).to_have_count(1 if failed else 0)
+    page.goto("/connections")
+    node = page.locator(".node", has_text="orders hook")
+    expect(node.locator(".bad")).to_have_count(1 if failed else 0)
+    if failed:
+        expect(node.locator(".bad")).to_have_text(f"{failed} failed")
+    page.locator(".column a.name", has_text="website").click()
+    expect(page.locator("span.bad", has_text="failed")).to_have_count(1 if failed else 0)
+    page.goto("/stats?window=hour")
+    card = page.locator("section[id^=stats-]", has_text="orders hook")
+    expect(card.locator("figcaption span", has_text="failed")).to_contain_text(f"failed {failed}")
+    if not failed:
+        expect(card).to_contain_text("3 failed, then replayed")
+
+
+def test_a_network_error_is_a_sentence_naming_host_and_port(
+    page: Page, gateway: GatewayProcess, workdir: Path, database_url: str
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+    with running_worker(database_url, workdir):
+        hooked(database_url, "failed-network-key", f"http://127.0.0.1:{port}/in?token=hush")
+        send_events(gateway, "failed-network-key", 1)
+        sign_in(page, "editor@example.com", then="/failed?view=retrying")
+        reload_until(page, "tbody.group", 1)
+    error = page.locator("tbody.group td.error")
+    expect(error).to_have_text(f"could not connect to 127.0.0.1:{port}: connection refused")
+    shot(page, "failed-network-error")
+
+
+def test_back_and_forward_leave_the_filter_as_the_address_says(page: Page) -> None:
+    sign_in(page, "viewer@example.com", then="/failed")
+    show = page.get_by_label("Show")
+    expect(show).to_have_value("aborted")
+    show.select_option("retrying")
+    page.get_by_role("button", name="Show").click()
+    expect(page).to_have_url(re.compile(r"view=retrying"))
+    expect(page.get_by_role("heading", name="Nothing is being retried")).to_be_visible()
+    page.go_back()
+    expect(page.get_by_role("heading", name="Nothing has failed")).to_be_visible()
+    expect(show).to_have_value("aborted")
+    page.go_forward()
+    expect(page.get_by_role("heading", name="Nothing is being retried")).to_be_visible()
+    expect(show).to_have_value("retrying")
+
+
+def test_a_long_group_pages_and_a_viewer_is_offered_no_action(
+    page: Page, database_url: str
+) -> None:
+    async def configure() -> None:
+        async with connection(database_url) as conn:
+            await workspace.apply(conn, specs.parse(HOOKS))
+
+    run(configure())
+    failing(database_url, "hook-a", 105)
+    failing(database_url, "hook-b", 2)
+    sign_in(page, "editor@example.com", then="/failed")
+    expect(page.locator("tbody.group")).to_have_count(2)
+    expect(page.get_by_role("button", name="Replay all 107")).to_be_visible()
+    page.get_by_role("link", name="Show the 105 →").click()
+    expect(page.locator("tbody.job")).to_have_count(100)
+    expect(page.locator("input.pick")).to_have_count(100)
+    page.get_by_role("link", name="Next 100 →").click()
+    expect(page.locator("tbody.job")).to_have_count(5)
+    page.get_by_role("link", name="← First page").click()
+    expect(page.locator("tbody.job")).to_have_count(100)
+    for size, name in ((DESKTOP, "desktop"), (PHONE, "phone")):
+        page.set_viewport_size(size)
+        shot(page, f"failed-group-admin-{name}")
+    no_wider_than_the_screen(page)
+
+    page.context.clear_cookies()
+    sign_in(page, "viewer@example.com", then="/failed")
+    expect(page.locator("tbody.group")).to_have_count(2)
+    shot(page, "failed-groups-viewer-phone")
+    no_wider_than_the_screen(page)
+    page.set_viewport_size(DESKTOP)
+    shot(page, "failed-groups-viewer-desktop")
+    assert page.get_by_role("button", name=re.compile("Replay|Discard")).count() == 0
+    page.get_by_role("link", name="Show the 105 →").click()
+    expect(page.locator("tbody.job")).to_have_count(100)
+    assert page.locator("input[type=checkbox]").count() == 0
+    assert page.get_by_role("button", name=re.compile("Replay|Discard")).count() == 0
+    shot(page, "failed-group-viewer-desktop")
+
+
+def no_wider_than_the_screen(page: Page) -> None:
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert page.viewport_size is not None and width <= page.viewport_size["width"]

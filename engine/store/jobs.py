@@ -276,7 +276,8 @@ class FailureGroup:
 async def failure_groups(conn: Connection, which: Failing, limit: int) -> list[FailureGroup]:
     """Those jobs by destination and kind of failure, the most frequent first."""
     query = which._query("failed_groups")
-    return await db.rows(conn, query, which._params(None, limit), FailureGroup)
+    params = {**which._params(None, None), "groups": limit}  # (every job, `limit` groups)
+    return await db.rows(conn, query, params, FailureGroup)
 
 
 async def replay_outcomes(

@@ -141,7 +141,7 @@ FROM (SELECT a.*, {group_key} AS key FROM ({latest}) a) f
 JOIN jobs j ON j.id = f.job_id AND j.created_at = f.job_created_at
 GROUP BY f.destination_id, f.destination, f.status_code, f.error, f.key
 ORDER BY jobs DESC, last_at DESC
-LIMIT %(limit)s
+LIMIT %(groups)s
 
 -- name: replay_outcomes
 -- What became of the jobs a replay made (those of an event whose earlier job of the same

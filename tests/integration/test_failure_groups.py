@@ -30,6 +30,8 @@ def test_failures_group_by_destination_status_and_error_and_a_group_is_selected(
         async with connection(database_url) as conn:
             until = await failures.now(conn)
             found = await failures.groups(conn, failures.Selection(), until)
+            top = await failures.groups(conn, failures.Selection(), until, limit=1)
+            assert [g.jobs for g, _ in top] == [2]  # the most frequent, counted whole
             assert all(sample is not None and sample.job_id == g.sample_id for g, sample in found)
             http_500 = next(g for g, _ in found if g.destination == "hook-a" and g.status_code)
             chosen = failures.Selection(destination="hook-a", group=http_500.key)

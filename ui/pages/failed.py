@@ -1,7 +1,8 @@
 """Failed events: per destination, the jobs it gave up on (aborted) and those still being tried,
-with the error, the tries, the last request and answer; replay one, a selection or everything
-matching the filter (batch by batch, with progress), or discard them. The same engine services
-as `sluice failed`."""
+grouped by destination and kind of failure (HTTP status and error) with a sample; a group's
+jobs with their error, tries, last request and answer; replay one, a selection or everything
+matching the filter (batch by batch, with progress, then what the replayed jobs came to), or
+discard them. The same engine services as `sluice failed`."""
 
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -22,31 +23,36 @@ from engine.errors import DatabaseUnavailable
 from ui.requests import changes, database, signed_in
 from ui.security import redirect
 
-PAGE = 100
+PAGE = 100  # jobs of a group per page
+GROUPS = 100  # kinds of failure shown, the most frequent
 WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7), "all": None}
 View = Literal["aborted", "retrying"]
 
 
 @dataclass(frozen=True)
 class Filter:
-    """What the page shows: a destination's (by name) or every one's, failed within a window."""
+    """What the page shows: a destination's (by name) or every one's, failed within a window;
+    every kind of failure (grouped) or one (`group`, its jobs)."""
 
     destination: str = ""
     window: str = "all"
+    group: str = ""
 
     @classmethod
-    def of(cls, destination: str | None, window: str | None) -> "Filter":
-        return cls(destination or "", window if window in WINDOWS else "all")
+    def of(cls, destination: str | None, window: str | None, group: str | None = None) -> "Filter":
+        return cls(destination or "", window if window in WINDOWS else "all", group or "")
 
     def selection(self, until: datetime, job_ids: tuple[int, ...] | None = None) -> Selection:
         """The failed jobs shown: the window ends at `until` (the database's clock when the
         page was drawn), so every batch of a replay means the same jobs."""
         span = WINDOWS[self.window]
-        return Selection(self.destination or None, until - span if span else None, job_ids)
+        return Selection(self.destination or None, until - span if span else None, job_ids,
+                         self.group or None)  # fmt: skip
 
     def query(self, **more: Any) -> str:
         """The page's query string for this filter (and `more`)."""
-        values = {"destination": self.destination, "window": self.window, **more}
+        values = {"destination": self.destination, "window": self.window, "group": self.group,
+                  **more}  # fmt: skip
         return urlencode({k: v for k, v in values.items() if v not in ("", None)})
 
 
@@ -95,10 +101,12 @@ async def failed_page(
     destination: FromQuery[str | None] = None,
     window: FromQuery[str | None] = None,
     view: FromQuery[View] = "aborted",
+    group: FromQuery[str | None] = None,
+    since: FromQuery[datetime | None] = None,
     after_at: FromQuery[datetime | None] = None,
     after_id: FromQuery[int] = 0,
 ) -> Template:
-    shown = Filter.of(destination, window)
+    shown, retrying = Filter.of(destination, window, group), view == "retrying"
     after = (after_at, after_id) if after_at else failures.START
     async with database(request) as conn:
         await one_snapshot(conn)  # the total agrees with the list, attempts committing or not
@@ -106,10 +114,11 @@ async def failed_page(
         selection = shown.selection(until)
         names = [d.name for d in (await graph.load(conn)).destinations]
         counts = await failures.per_destination(conn)
-        total = await failures.count(conn, selection, until, retrying=view == "retrying")
+        total = await failures.count(conn, selection, until, retrying=retrying)
+        kinds = await failures.groups(conn, selection, until, retrying=retrying, limit=GROUPS)
         jobs = await failures.failed(
-            conn, selection, until=until, limit=PAGE, after=after, retrying=view == "retrying"
-        )
+            conn, selection, until=until, limit=PAGE, after=after, retrying=retrying
+        ) if shown.group else []  # fmt: skip
     following = shown.query(view=view, after_at=jobs[-1].failed_at.isoformat(),
                             after_id=jobs[-1].job_id) if len(jobs) == PAGE else None  # fmt: skip
     return Template(
@@ -118,14 +127,29 @@ async def failed_page(
             "user": signed_in(request), "filter": shown, "view": view, "jobs": jobs,
             "total": total, "summary": [(n, *counts[n]) for n in names if n in counts],
             "destinations": names, "windows": list(WINDOWS), "following": following,
-            "progress": None, "until": until,
+            "groups": kinds, "progress": None, "until": until, "since": since,
         },
     )  # fmt: skip
 
 
+@get("/failed/outcomes")
+async def replay_outcomes(
+    request: Request[Any, Any, Any],
+    since: FromQuery[datetime],
+    destination: FromQuery[str | None] = None,
+) -> HTMXBlockTemplate:
+    """What the jobs replayed since `since` came to: the page asks again until none is left
+    being sent."""
+    async with database(request) as conn:
+        found = await failures.outcomes(conn, since, destination or None)
+    return HTMXBlockTemplate(template_name="failed.html", block_name="outcomes",
+                             context={"outcomes": found, "since": since,
+                                      "filter": Filter.of(destination, None)})  # fmt: skip
+
+
 def _chosen(form: FormMultiDict) -> tuple[Filter, str, tuple[int, ...] | None]:
     """The filter, the scope (`selected` jobs or everything `matching`) and the jobs picked."""
-    shown = Filter.of(form.get("destination"), form.get("window"))
+    shown = Filter.of(form.get("destination"), form.get("window"), form.get("group"))
     scope = "selected" if form.get("scope") == "selected" else "matching"
     picked = tuple(int(v) for v in form.getall("job", []) if str(v).isdigit())
     return shown, scope, picked if scope == "selected" else None
@@ -167,7 +191,10 @@ async def replay(request: Request[Any, Any, Any]) -> Response[Any]:
         return HTMXBlockTemplate(template_name="failed.html", block_name="progress",
                                  context=context | {"stopped": reason})  # fmt: skip
     if not htmx:
-        return redirect(request, f"/failed?{shown.query(replayed=progress.replayed)}")
+        return redirect(
+            request,
+            f"/failed?{shown.query(replayed=progress.replayed, since=progress.until.isoformat())}",
+        )
     return HTMXBlockTemplate(template_name="failed.html", block_name="progress",
                              context=context | {"progress": progress})  # fmt: skip
 
@@ -193,4 +220,4 @@ async def discard(request: Request[Any, Any, Any]) -> Response[Any]:
     return redirect(request, f"/failed?{shown.query(discarded=discarded)}")
 
 
-handlers = [failed_page, replay, discard]
+handlers = [failed_page, replay_outcomes, replay, discard]

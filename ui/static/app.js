@@ -29,6 +29,31 @@ document.addEventListener("submit", (event) => {
   if (question && !window.confirm(question)) event.preventDefault();
 });
 
+// Filter forms that say what the address says (<form data-mirror-url>): after Back or Forward
+// the browser may show a page from its cache, or restore the controls as they were left, so
+// that the form no longer matches the list. Each control takes its value from the address
+// again, else the one the page was drawn with.
+function mirrorUrl() {
+  const params = new URLSearchParams(window.location.search);
+  document.querySelectorAll("form[data-mirror-url]").forEach((form) => {
+    for (const control of form.elements) {
+      if (!control.name || ["hidden", "submit", "button"].includes(control.type)) continue;
+      const values = params.getAll(control.name);
+      if (control.tagName === "SELECT") {
+        for (const option of control.options) {
+          option.selected = values.length ? values.includes(option.value) : option.defaultSelected;
+        }
+      } else if (control.type === "checkbox" || control.type === "radio") {
+        control.checked = values.length ? values.includes(control.value) : control.defaultChecked;
+      } else {
+        control.value = values.length ? values[0] : control.defaultValue;
+      }
+    }
+  });
+}
+window.addEventListener("pageshow", mirrorUrl);
+document.addEventListener("htmx:historyRestore", mirrorUrl);
+
 // <input type="checkbox" data-select-all=".pick"> checks or clears every ".pick" box.
 document.addEventListener("change", (event) => {
   const selector = event.target.dataset?.selectAll;

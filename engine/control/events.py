@@ -15,7 +15,7 @@ import msgspec
 from engine import codec
 from engine.db import Connection
 from engine.destinations.secrets import mask
-from engine.pipeline.topology import Target, Topology, load
+from engine.pipeline.topology import Route, Target, Topology, load
 from engine.position import END, START, Position
 from engine.sql import Queries
 from engine.store import ingest_log, jobs
@@ -78,6 +78,16 @@ class Try(msgspec.Struct, frozen=True):
     response: str | None = None
     next: datetime | None = None
 
+    @property
+    def sent(self) -> bool:
+        """A request went out (or was tried): not a settlement (replayed, discarded)."""
+        return self.state in ("delivered", "retry", "aborted")
+
+    @property
+    def wait(self) -> float | None:
+        """Seconds from this try to the next one, when another was due."""
+        return None if self.next is None else max(0.0, (self.next - self.at).total_seconds())
+
 
 @dataclass(frozen=True)
 class Made:
@@ -85,9 +95,12 @@ class Made:
 
     job_id: int
     created_at: datetime
-    request: Any  # as sent, secrets masked
+    request: Any  # as sent, secrets masked; None when not made or not shown
     events: int
-    tries: list[Try]
+    tries: list[Try]  # the request's tries, oldest first
+    settled: Try | None  # after the last try: replayed (a newer job) or discarded
+    unsent: str | None  # no request was made: why (the transformation's or mapping's refusal)
+    hidden: bool  # the destination is deleted: its request and answers are not shown
 
 
 @dataclass(frozen=True)
@@ -99,6 +112,12 @@ class Outcome:
     status: str
     detail: str
     jobs: list[Made]
+    transformation: tuple[UUID, int] | None = None  # the connection's (id, version), if any
+
+    @property
+    def replayable(self) -> list[int]:
+        """The ids of its failed jobs (the latest given up on), which a replay sends again."""
+        return [self.jobs[-1].job_id] if self.status == "failed" else []
 
 
 _STATES = {"delivered": "delivered", "retry": "retrying", "aborted": "failed",
@@ -116,11 +135,14 @@ async def trace(
     if event is None:
         return None
     topology = await load(conn)
+    # Read before the jobs: the processor commits them with its position, so once the position
+    # is past the event its jobs are there to see (read after, a commit in between would make
+    # the event look processed without jobs: "not sent").
+    processed = await ingest_log.processed(conn, at, event.partition)
     made: dict[UUID, list[Made]] = {}
     for job in await jobs.made_of(conn, at, event.received_at, event.partition, _bundled(topology)):
         target = topology.targets.get(job.destination_id)
         made.setdefault(job.destination_id, []).append(_made(target, job))
-    processed = await ingest_log.processed(conn, at, event.partition)
     return event, _outcomes(topology, event, made, processed)
 
 
@@ -142,8 +164,16 @@ def _outcomes(
         name = target.name if target else "(deleted destination)"
         its = made.get(destination_id, [])
         status, detail = _judged(its, processed, routes.get(destination_id), payload)
-        outcomes.append(Outcome(destination_id, name, status, detail, its))
+        outcomes.append(Outcome(destination_id, name, status, detail, its,
+                                _transformation(routes.get(destination_id))))  # fmt: skip
     return outcomes
+
+
+def _transformation(route: Route | None) -> tuple[UUID, int] | None:
+    """The transformation (id, version) a connection runs before the mapping, if any."""
+    if route is None or route.transformation_id is None or route.transformation_version is None:
+        return None
+    return route.transformation_id, route.transformation_version
 
 
 async def statuses(conn: Connection, shown: list[StoredEvent]) -> dict[int, list[Outcome]]:
@@ -188,17 +218,32 @@ def _made(target: Target | None, job: jobs.MadeOf) -> Made:
         msgspec.structs.replace(t, error=error(t.error), response=shown(t.response))
         for t in _tries.decode(job.tries)
     ]
-    request = codec.decode(target.shown(job.request) if target is not None else "null")
-    return Made(job.id, job.created_at, request, job.events, attempts)
+    tries = [t for t in attempts if t.sent]
+    settled = next((t for t in attempts if not t.sent), None)
+    if job.request == "null":  # failed before it could be sent: its one attempt says why
+        why = tries[0].error if tries else None
+        return Made(job.id, job.created_at, None, job.events, [], settled,
+                    why or "the job was made without a request", target is None)  # fmt: skip
+    request = codec.decode(target.shown(job.request)) if target is not None else None
+    return Made(job.id, job.created_at, request, job.events, tries, settled, None, target is None)
+
+
+def _unsent(job: Made) -> tuple[str, str]:
+    """The status of a job that was never sent, and why."""
+    if job.settled is not None:
+        return _STATES[job.settled.state], f"{job.settled.state}: no request had been made"
+    return "failed", f"no request was made: {job.unsent}"
 
 
 def _judged(jobs: list[Made], processed: bool, route: Any, payload: Any) -> tuple[str, str]:
     """The status at one destination, and a sentence saying why."""
     if jobs:
         latest = jobs[-1]
+        if latest.unsent is not None:
+            return _unsent(latest)
         if not latest.tries:
             return "sending", "a job is waiting for its turn or its answer"
-        last = latest.tries[-1]
+        last = latest.settled or latest.tries[-1]
         status = _STATES.get(last.state, last.state)
         detail = {
             "delivered": f"accepted on try {last.attempt}",

@@ -2,7 +2,7 @@
 visible; a source's page shows the same list, of its events), filtered by source, call type,
 name, user and a search; each row with its status at each destination, opening to its payload
 and, per destination, what became of it — the request sent and the answer received. An event
-also has a page of its own, to link to."""
+also has a page of its own, to link to, from which an editor replays it where it failed."""
 
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -11,15 +11,17 @@ from urllib.parse import urlencode
 from uuid import UUID
 
 from jinja2_fragments.litestar import HTMXBlockTemplate
-from litestar import Request, get
+from litestar import Request, Response, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 
 from engine.control import events, graph
+from engine.control.failures import Selection
 from engine.position import END, START, Position
 from engine.store.ingest_log import Filters
-from ui.requests import database, signed_in
+from ui.requests import changes, database, signed_in
+from ui.security import redirect
 
 CALL_TYPES = ("track", "identify", "page", "screen", "group", "alias")
 PAGE = 50
@@ -138,8 +140,10 @@ async def event_page(
     tx: FromPath[str],
     ingest_id: FromPath[int],
     at: FromQuery[datetime | None] = None,
+    own: FromQuery[bool] = False,
 ) -> Template:
-    """One event and what became of it; its `trace` block alone for the list it opens in."""
+    """One event and what became of it; its `trace` block alone for the list it opens in, or
+    for its own page (`own`) refreshing it while a job waits for its answer."""
     if not _is_tx(tx):
         raise NotFoundException("there is no such event")
     async with database(request) as conn:
@@ -148,10 +152,48 @@ async def event_page(
     if found is None:
         raise NotFoundException("there is no such event (any more: past the retention window?)")
     event, outcomes = found
-    context = {"user": signed_in(request), "event": event, "outcomes": outcomes, "names": names}
-    if request.headers.get("hx-request"):
+    fragment = bool(request.headers.get("hx-request"))
+    context = {"user": signed_in(request), "event": event, "outcomes": outcomes, "names": names,
+               "listed": fragment and not own}  # fmt: skip
+    if fragment:
         return HTMXBlockTemplate(template_name="event.html", block_name="trace", context=context)
     return Template("event.html", context=context)
 
 
-handlers = [events_page, live_events, event_page]
+@post("/events/{tx:str}/{ingest_id:int}/replay", status_code=303)
+async def replay_event(
+    request: Request[Any, Any, Any], tx: FromPath[str], ingest_id: FromPath[int]
+) -> Response[Any]:
+    """Send the event again where it failed: to one destination (`destination`, its id) or to
+    every one (`all`). The Failed page's replay, of this event's failed jobs."""
+    form = await request.form()
+    at = _moment(form.get("at"))
+    if not _is_tx(tx):
+        raise NotFoundException("there is no such event")
+    async with database(request, autocommit=True) as conn:  # (a replay commits batch by batch)
+        found = await events.trace(conn, Position.of(tx, ingest_id), at)
+        if found is None:
+            raise NotFoundException("there is no such event (any more: past the retention window?)")
+        event, outcomes = found
+        chosen = [o for o in outcomes if form.get("destination") in ("all", str(o.destination_id))]
+        picked = tuple(job for o in chosen for job in o.replayable)
+        replayed = 0
+        if picked:
+            only = chosen[0].destination if len(chosen) == 1 else None
+            report = await changes(request, conn).replay(
+                request.app.state.javascript, Selection(only, job_ids=picked),
+                event=event.message_id,
+            )  # fmt: skip
+            replayed = report.replayed
+    link = f"/events/{tx}/{ingest_id}?{urlencode({'at': event.received_at.isoformat()})}"
+    return redirect(request, f"{link}&replayed={replayed}")
+
+
+def _moment(text: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text or "")
+    except ValueError:
+        return None
+
+
+handlers = [events_page, live_events, event_page, replay_event]

@@ -50,6 +50,9 @@ _RETRY = 1.0
 _READ = 2000
 BUFFER = 20_000  # events held in memory per destination
 _TOO_LARGE = 413
+# Characters of a success's answer kept with its attempt, for the event page: a receipt (an
+# id, a count) fits; a failure keeps the sender's longer EXCERPT, to diagnose it.
+_RECEIPT = 512
 
 
 class _Stored(msgspec.Struct):
@@ -326,7 +329,9 @@ class DestinationRouter:
             self._finished(job)
             job.settled = True
             job.request = ""  # it may wait in its partition's line a while: keep it light
-        response = None if verdict is Verdict.DELIVERED else result.response
+        response = result.response
+        if verdict is Verdict.DELIVERED and response is not None:
+            response = response[:_RECEIPT]
         row = Attempt(
             job.id, job.created_at, self.target.id, job.attempts, verdict.value,
             result.status, error, response, next_retry,

@@ -42,7 +42,7 @@ def test_refused_events_are_grouped_replayed_once_fixed_and_stop_counting_as_fai
         page.get_by_role("link", name="Failed").click()
         reload_until(page, "tbody.group", 1)
         group = page.locator("tbody.group").first
-        expect(group.locator("td.num")).to_have_text("3")  # once all three are recorded
+        expect(group.locator("a.jobs")).to_have_text("3 jobs →")  # once all three are recorded
         expect(group.locator("td.error")).to_have_text("HTTP 400")
         group.locator("summary").click()  # the sample: the latest one's request and answer
         expect(group.locator("details pre").nth(1)).to_contain_text(HOSTILE)  # text: it did not run
@@ -51,7 +51,7 @@ def test_refused_events_are_grouped_replayed_once_fixed_and_stop_counting_as_fai
         counted_as_failed(page, 3)
 
         page.goto("/failed")
-        page.get_by_role("link", name="Show the 3 →").click()
+        page.get_by_role("link", name="3 jobs →").click()
         expect(page.locator("tbody.job")).to_have_count(3)
         expect(page.locator("h2.group-title")).to_have_text("orders hook · HTTP 400")
         shot(page, "failed-group")
@@ -76,6 +76,9 @@ def test_refused_events_are_grouped_replayed_once_fixed_and_stop_counting_as_fai
             "3 replayed → 3 delivered, 0 failed again, 0 still sending", timeout=30_000
         )
         shot(page, "failed-replayed")
+        page.set_viewport_size(PHONE)
+        shot(page, "failed-replayed-phone")
+        page.set_viewport_size(DESKTOP)
         delivered = sink.wait_for(3)
     assert len({a.json()["messageId"] for a in delivered}) == 3
     page.get_by_role("link", name="Refresh the list").first.click()
@@ -143,10 +146,14 @@ def test_a_long_group_pages_and_a_viewer_is_offered_no_action(
     run(configure())
     failing(database_url, "hook-a", 105)
     failing(database_url, "hook-b", 2)
-    sign_in(page, "editor@example.com", then="/failed")
+    sign_in(page, "admin@example.com", then="/failed")
     expect(page.locator("tbody.group")).to_have_count(2)
     expect(page.get_by_role("button", name="Replay all 107")).to_be_visible()
-    page.get_by_role("link", name="Show the 105 →").click()
+    for size, name in ((DESKTOP, "desktop"), (PHONE, "phone")):
+        page.set_viewport_size(size)
+        shot(page, f"failed-groups-admin-{name}")
+    no_wider_than_the_screen(page)
+    page.get_by_role("link", name="105 jobs →").click()
     expect(page.locator("tbody.job")).to_have_count(100)
     expect(page.locator("input.pick")).to_have_count(100)
     page.get_by_role("link", name="Next 100 →").click()
@@ -166,7 +173,7 @@ def test_a_long_group_pages_and_a_viewer_is_offered_no_action(
     page.set_viewport_size(DESKTOP)
     shot(page, "failed-groups-viewer-desktop")
     assert page.get_by_role("button", name=re.compile("Replay|Discard")).count() == 0
-    page.get_by_role("link", name="Show the 105 →").click()
+    page.get_by_role("link", name="105 jobs →").click()
     expect(page.locator("tbody.job")).to_have_count(100)
     assert page.locator("input[type=checkbox]").count() == 0
     assert page.get_by_role("button", name=re.compile("Replay|Discard")).count() == 0

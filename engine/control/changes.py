@@ -69,7 +69,7 @@ class Changes:
 
     async def apply(self, spec: WorkspaceSpec, *, action: str, target: str) -> ApplyReport:
         """Create or update the entries by name; the entries changed are recorded."""
-        report = await workspace.apply(self._conn, spec)
+        report = await workspace.apply(self._conn, spec, self.actor)
         changed = [f"{kind} {name}: {done}" for kind, name, done in report.changes
                    if done != "unchanged"]  # fmt: skip
         if changed:
@@ -213,7 +213,8 @@ class Changes:
         """Changed code makes a new version, which every connection using it runs next."""
         spec = await self._entry("transformation", transformation_id)
         report = await workspace.apply(
-            self._conn, WorkspaceSpec(transformations=[TransformationSpec(spec.name, code)])
+            self._conn, WorkspaceSpec(transformations=[TransformationSpec(spec.name, code)]),
+            self.actor,
         )
         [(_, _, done)] = report.changes
         if done != "unchanged":
@@ -235,7 +236,7 @@ class Changes:
             raise ConfigError(kind, "give it a name")
         if await workspace.id_of(self._conn, kind, name) is not None:
             raise ConfigError(f"{kind} {name}", f"there is a {kind} called {name!r} already")
-        await workspace.apply(self._conn, spec)
+        await workspace.apply(self._conn, spec, self.actor)
         made = await workspace.id_of(self._conn, kind, name)
         assert made is not None
         await self.record(f"{kind}.create", name, **detail)

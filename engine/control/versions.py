@@ -1,5 +1,6 @@
 """A transformation's history as the control plane shows it: its versions (saving changed code
-appends one; connections run the newest) and the connections that run it."""
+appends one, by whoever saved it; connections run the newest; restoring an old one saves its
+code again, so history is never rewritten) and the connections that run it."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,7 @@ class Version:
     id: int
     created_at: datetime
     code: str
+    saved_by: str | None  # as the audit log names people; None: from before that was kept
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,12 @@ async def overview(conn: Connection) -> list[Summary]:
 async def history(conn: Connection, transformation: UUID, limit: int = 50) -> list[Version]:
     """The newest versions first."""
     return await db.rows(conn, _Q["history"], {"id": transformation, "limit": limit}, Version)
+
+
+async def code(conn: Connection, transformation: UUID, version: int) -> str | None:
+    """The code of one of the transformation's versions; None when it has no such version."""
+    found = await db.value(conn, _Q["code"], {"id": transformation, "version": version})
+    return None if found is None else str(found)
 
 
 async def users(conn: Connection, transformation: UUID) -> list[User]:

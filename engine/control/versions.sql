@@ -9,10 +9,15 @@ GROUP BY t.id, t.name
 ORDER BY t.name
 
 -- name: history
-SELECT id, created_at, code FROM transformation_versions
+SELECT id, created_at, code, saved_by FROM transformation_versions
 WHERE transformation_id = %(id)s
 ORDER BY id DESC
 LIMIT %(limit)s
+
+-- name: code
+-- A version's code, when it is one of this transformation's.
+SELECT code FROM transformation_versions
+WHERE id = %(version)s AND transformation_id = %(id)s
 
 -- name: users
 -- The connections that run a transformation.

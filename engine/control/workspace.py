@@ -56,8 +56,11 @@ class _Upserted:
     id: UUID | None = None  # (a transformation's)
 
 
-async def apply(conn: Connection, spec: WorkspaceSpec) -> ApplyReport:
-    """Upsert every entry by name in one transaction and wake the processes that cache it.
+async def apply(
+    conn: Connection, spec: WorkspaceSpec, author: str | None = None
+) -> ApplyReport:
+    """Upsert every entry by name in one transaction and wake the processes that cache it;
+    new transformation versions are saved by `author` (as the audit log names people).
     ConfigError names the entry at fault when one is invalid."""
     check(spec)
     for i, tr in enumerate(spec.transformations):
@@ -78,7 +81,7 @@ async def apply(conn: Connection, spec: WorkspaceSpec) -> ApplyReport:
                 created = False  # only its alert rule changed
             report.note("destination", dest.name, created)
         for tr in spec.transformations:
-            await _apply_transformation(conn, tr, report)
+            await _apply_transformation(conn, tr, report, author)
         for i, con in enumerate(spec.connections):
             await _apply_connection(conn, i, con, report)
         await conn.execute(_Q["notify_changed"])
@@ -117,11 +120,11 @@ async def _apply_alerts(conn: Connection, dest: DestinationSpec) -> bool:
 
 
 async def _apply_transformation(
-    conn: Connection, tr: TransformationSpec, report: ApplyReport
+    conn: Connection, tr: TransformationSpec, report: ApplyReport, author: str | None
 ) -> None:
     upserted = await db.row(conn, _Q["upsert_transformation"], {"name": tr.name}, _Upserted)
     assert upserted is not None
-    params = {"id": upserted.id, "code": tr.code}
+    params = {"id": upserted.id, "code": tr.code, "author": author}
     versioned = await db.value(conn, _Q["add_transformation_version"], params) is not None
     report.note("transformation", tr.name, upserted.created if versioned else None)
 

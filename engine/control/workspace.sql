@@ -32,8 +32,8 @@ RETURNING id, (xmax = 0) AS created
 
 -- name: add_transformation_version
 -- A new version only when the code differs from the newest one.
-INSERT INTO transformation_versions (transformation_id, code)
-SELECT %(id)s, %(code)s
+INSERT INTO transformation_versions (transformation_id, code, saved_by)
+SELECT %(id)s, %(code)s, %(author)s
 WHERE %(code)s IS DISTINCT FROM (
     SELECT code FROM transformation_versions
     WHERE transformation_id = %(id)s ORDER BY id DESC LIMIT 1

@@ -53,7 +53,7 @@ async def test_edit_save_version_diff_and_refuse_what_does_not_compile(app: Lite
         listed = (await client.get("/transformations")).text
     assert "Saved as a new version" in saved.text and "Nothing changed" in same.text
     assert broken.status_code == 400
-    assert 'role="alert">line 1: SyntaxError: Function statements require' in broken.text
+    assert 'data-line="1">line 1: SyntaxError: Function statements require' in broken.text
     assert "export function (</textarea>" in broken.text  # what was typed is kept
     assert len(newest) == 2  # the starter and the tagging code; the broken one was refused
     assert "<script>alert(1)</script>" not in current
@@ -66,7 +66,7 @@ async def test_edit_save_version_diff_and_refuse_what_does_not_compile(app: Lite
     assert re.search(r'tagger</a></td><td class="num">2</td>', listed)
 
 
-async def test_testing_code_on_a_sample_and_on_a_sources_newest_event(
+async def test_testing_code_on_an_event_given_and_on_a_sources_newest_event(
     app: Litestar, database_url: str
 ) -> None:
     stored(database_url, "web", track(1, "Checkout Started"))
@@ -76,18 +76,65 @@ async def test_testing_code_on_a_sample_and_on_a_sources_newest_event(
         token = await csrf(client)
         made = await client.post("/transformations", data={"_csrf_token": token, "name": "t"},
                                  follow_redirects=False)  # fmt: skip
-        test = f"{made.headers['location']}/test"
+        page = made.headers["location"]
+        editor = (await client.get(page)).text
         htmx = {"HX-Request": "true"}
-        sample = await client.post(test, data={"_csrf_token": token, "code": TAGGING,
-                                               "sample": "sample"}, headers=htmx)  # fmt: skip
-        real = await client.post(test, data={"_csrf_token": token, "code": TAGGING,
-                                             "sample": str(web)}, headers=htmx)  # fmt: skip
-        thrown = await client.post(test, data={"_csrf_token": token, "code": THROWING,
-                                               "sample": "sample"}, headers=htmx)  # fmt: skip
-    assert "Output: 1 event" in sample.text and "&#34;tagged&#34;: true" in sample.text
-    assert "tagged Sluice Test Event" in sample.text and "Input: the sample event" in sample.text
-    assert "tagged Checkout Started" in real.text and "the source&#39;s newest event" in real.text
-    assert re.search(r'role="alert">Error: no Sluice Test Event \(line 3:\d+\)', thrown.text)
+        sample = re.search(r'name="payload"[^>]*>([^<]*)</textarea>', editor)
+        assert sample is not None
+
+        async def test(code: str, payload: str) -> str:
+            tried = await client.post(f"{page}/test", headers=htmx, data={
+                "_csrf_token": token, "code": code, "payload": html.unescape(payload),
+            })  # fmt: skip
+            return tried.text
+
+        tagged = await test(TAGGING, sample[1])
+        newest = (await client.get(f"{page}/payload?pick=source:{web}", headers=htmx)).text
+        real = re.search(r'name="payload"[^>]*>([^<]*)</textarea>', newest)
+        assert real is not None
+        tagged_real = await test(TAGGING, real[1])
+        thrown = await test(THROWING, sample[1])
+        invalid = await test(TAGGING, '{"type": "track",\n "event": }')
+        listed = await test(TAGGING, "[]")
+        unknown = await client.get(f"{page}/payload?pick=source:nonsense", headers=htmx)
+    assert "Output: 1 event" in tagged and "&#34;tagged&#34;: true" in tagged
+    assert "tagged Sluice Test Event" in tagged
+    assert "Checkout Started" in newest and "tagged Checkout Started" in tagged_real
+    assert re.search(r'data-error-for="code" data-line="3" data-column="\d+">'
+                     r"Error: no Sluice Test Event \(line 3:\d+\)", thrown)  # fmt: skip
+    assert ('data-error-for="t-payload" data-line="2" data-column="11">The test event is not '
+            "valid JSON: Expecting value (line 2, column 11)") in invalid  # fmt: skip
+    assert "The test event must be one JSON object" in listed
+    assert unknown.status_code == 404
+
+
+async def test_restoring_a_version_saves_its_code_again_by_its_author(app: Litestar) -> None:
+    async with AsyncTestClient(app) as client:
+        await sign_in(client, "editor@example.com")
+        token = await csrf(client)
+        made = await client.post("/transformations", data={"_csrf_token": token, "name": "t"},
+                                 follow_redirects=False)  # fmt: skip
+        page = made.headers["location"]
+        await client.post(f"{page}/code", data={"_csrf_token": token, "code": TAGGING})
+        first, second = re.findall(r"\?version=(\d+)#versions", (await client.get(page)).text)[::-1]
+        restored = await client.post(
+            f"{page}/restore?version={first}", data={"_csrf_token": token}, follow_redirects=False
+        )
+        again = await client.post(
+            f"{page}/restore?version={first}", data={"_csrf_token": token}, follow_redirects=False
+        )
+        elsewhere = await client.post(f"{page}/restore?version=999999",
+                                      data={"_csrf_token": token})  # fmt: skip
+        current = (await client.get(page)).text
+    assert restored.headers["location"] == f"{page}?restored={first}"
+    assert again.headers["location"] == f"{page}?saved=unchanged"  # the newest code already
+    assert elsewhere.status_code == 404
+    versions = re.findall(r"\?version=(\d+)#versions", current)
+    assert len(versions) == 3 and versions[1] == second
+    assert current.count("<td>editor@example.com</td>") == 3
+    assert (
+        "transformEvent(event, metadata)" in current.split('name="code"')[1].split("</textarea")[0]
+    )
 
 
 async def test_a_viewer_reads_code_and_cannot_change_or_delete_it_in_use(
@@ -101,9 +148,16 @@ async def test_a_viewer_reads_code_and_cannot_change_or_delete_it_in_use(
         view = (await client.get(page[1])).text
         refused = await client.post(f"{page[1]}/code", data={"_csrf_token": await csrf(client),
                                                              "code": TAGGING})  # fmt: skip
+        restore = await client.post(f"{page[1]}/restore?version=1",
+                                    data={"_csrf_token": await csrf(client)})  # fmt: skip
+        tested = await client.post(f"{page[1]}/test", headers={"HX-Request": "true"}, data={
+            "_csrf_token": await csrf(client), "code": TAGGING, "payload": '{"event": "x"}',
+        })  # fmt: skip
         client.cookies.clear()
         await sign_in(client, "editor@example.com")
         in_use = await client.post(f"{page[1]}/delete", data={"_csrf_token": await csrf(client)})
     assert "readonly" in view and ">Save<" not in view
-    assert refused.status_code == 403
+    assert refused.status_code == 403 and restore.status_code == 403
+    assert "Restore this version" not in view
+    assert tested.status_code == 200 and "tagged x" in tested.text  # testing changes nothing
     assert in_use.status_code == 400 and "connections use it: web → dropped" in in_use.text

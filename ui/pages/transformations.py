@@ -1,10 +1,15 @@
-"""Transformations: the list, and a transformation's page — a code editor, a test against a
-sample event or a source's newest real one (output, what the code logged, the error with its
-line), its versions with what each changed, and the connections that run it. Saving goes
-through `engine.control.changes`, like `sluice config apply`, which refuses code that does
-not compile."""
+"""Transformations: the list, and a transformation's page — a code editor (CodeMirror, from
+`ui/static/editor.js`, over a plain textarea), a test on an event given as JSON (the sample
+event, a source's newest, or one of the newest received; the output, what the code logged, the
+error with its line), its versions with who saved them and what each changed (an old one can be
+restored: saved again as the newest), and the connections that run it. Saving goes through
+`engine.control.changes`, like `sluice config apply`, which refuses code that does not compile.
+Viewers may test (it changes and sends nothing) but not save, restore or delete."""
 
 import difflib
+import json
+import re
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -18,7 +23,9 @@ from litestar.response import Redirect, Template
 from engine import codec
 from engine.control import events, graph, versions, workspace
 from engine.errors import ConfigError
+from engine.position import Position
 from engine.specs import TransformationSpec
+from engine.store import ingest_log
 from engine.store.ingest_log import Filters
 from engine.transformations.trial import trial
 from ui.pages.destinations import sample_event
@@ -41,7 +48,12 @@ class Code(msgspec.Struct):
 
 class Trial(msgspec.Struct):
     code: str = ""
-    sample: str = "sample"  # or a source's id: its newest event
+    payload: str = ""  # the event to test on, as JSON
+
+
+RECENT = 10  # the newest events offered to test on
+# Where an error points in the code: `line 2: SyntaxError…` (compiling), `… (line 3:14)` (running).
+_LINE = re.compile(r"\bline (\d+)(?::(\d+))?")
 
 
 @get("/transformations")
@@ -78,10 +90,25 @@ async def _page(
         history = await versions.history(conn, transformation_id)
         using = await versions.users(conn, transformation_id)
         sources = (await graph.load(conn)).sources
+        recent = (await events.recent(conn, limit=RECENT)).events
     context = {"user": signed_in(request), "id": transformation_id, "spec": spec,
                "code": spec.code, "history": history, "using": using, "sources": sources,
-               "error": None, "diff": None, **more}  # fmt: skip
+               "recent": recent, "names": {s.id: s.name for s in sources},
+               "payload": _json(sample_event()), "note": None, "error": None, "diff": None,
+               "error_at": error_at, **more}  # fmt: skip
     return Template("transformation.html", context=context, status_code=status)
+
+
+def _json(event: Any) -> str:
+    return json.dumps(event, indent=2, ensure_ascii=False)
+
+
+def error_at(message: str | None) -> tuple[int, int | None] | None:
+    """The line (and column) of the code an error names, for the editor to mark."""
+    found = _LINE.search(message or "")
+    if found is None:
+        return None
+    return int(found.group(1)), int(found.group(2)) if found.group(2) else None
 
 
 @get("/transformations/{transformation_id:uuid}")
@@ -123,34 +150,85 @@ async def save_code(
     return Redirect(f"/transformations/{transformation_id}?saved={action}", status_code=303)
 
 
-@post("/transformations/{transformation_id:uuid}/test", status_code=200)
+@post("/transformations/{transformation_id:uuid}/restore", status_code=303)
+async def restore_version(
+    request: Request[Any, Any, Any], transformation_id: FromPath[UUID], version: FromQuery[int]
+) -> Response[Any]:
+    """Save an earlier version's code again, as a new version: history is never rewritten."""
+    async with database(request) as conn:
+        code = await versions.code(conn, transformation_id, version)
+        if code is None:
+            raise NotFoundException("there is no such version of this transformation")
+        action = await changes(request, conn).save_code(transformation_id, code)
+    after = f"restored={version}" if action == "updated" else f"saved={action}"
+    return Redirect(f"/transformations/{transformation_id}?{after}", status_code=303)
+
+
+@post("/transformations/{transformation_id:uuid}/test", status_code=200, opt={"role": "viewer"})
 async def test_code(
     request: Request[Any, Any, Any], transformation_id: FromPath[UUID], data: URLEncodedBody[Trial]
 ) -> Template:
-    """Run the code as it is in the editor (saved or not) on one event, and show what came
-    out. Nothing is sent anywhere."""
-    event, note = sample_event(), "the sample event"
-    source = _source_id(data.sample)
-    if source is not None:
-        async with database(request) as conn:
-            newest = await events.recent(conn, Filters(source=source), limit=1)
-        if not newest.events:
-            note = "the sample event (that source has sent nothing yet)"
-        else:
-            event, note = codec.decode(newest.events[0].payload), "the source's newest event"
-    result = await trial(data.code, [event])
-    return HTMXBlockTemplate(
-        template_name="transformation.html", block_name="result",
-        context={"result": result, "event": event, "note": note},
-    )  # fmt: skip
-
-
-def _source_id(choice: str) -> UUID | None:
-    """The source whose newest event to test on; None for the sample event."""
+    """Run the code as it is in the editor (saved or not) on the event given, and show what
+    came out. Nothing is changed or sent, so viewers may too."""
+    context: dict[str, Any] = {"payload_error": None, "result": None, "error_at": error_at}
     try:
-        return UUID(choice)
+        event = json.loads(data.payload)
+    except json.JSONDecodeError as exc:
+        at = (exc.lineno, exc.colno)
+        said = f"The test event is not valid JSON: {exc.msg} (line {at[0]}, column {at[1]})"
+        context["payload_error"] = (said, at)
+    else:
+        if isinstance(event, dict):
+            context["result"] = await trial(data.code, [event])
+        else:
+            context["payload_error"] = ("The test event must be one JSON object, in {…}", (1, None))
+    return HTMXBlockTemplate(template_name="transformation.html", block_name="result",
+                             context=context)  # fmt: skip
+
+
+@get("/transformations/{transformation_id:uuid}/payload")
+async def payload(
+    request: Request[Any, Any, Any], transformation_id: FromPath[UUID], pick: FromQuery[str]
+) -> Template:
+    """The test event editor holding the event picked: `sample`, `source:<id>` (that source's
+    newest event) or `event:<tx>:<id>` (one of the newest listed)."""
+    kind, _, key = pick.partition(":")
+    event, note = None, None
+    async with database(request) as conn:
+        if kind == "source":
+            newest = await events.recent(conn, Filters(source=_uuid(key)), limit=1)
+            found = newest.events[0] if newest.events else None
+            note = None if found else "That source has sent nothing yet: here is the sample event."
+        elif kind == "event":
+            found = await ingest_log.event(conn, *_position(key))
+            note = None if found else "That event is gone (past the retention window?)."
+        else:
+            found = None
+        if found is not None:
+            event = codec.decode(found.payload)
+    return HTMXBlockTemplate(template_name="transformation.html", block_name="payload", context={
+        "payload": _json(event if event is not None else sample_event()), "note": note,
+    })  # fmt: skip
+
+
+def _uuid(text: str) -> UUID:
+    try:
+        return UUID(text)
     except ValueError:
-        return None
+        raise NotFoundException("there is no such source") from None
+
+
+def _position(text: str) -> tuple[Position, datetime | None]:
+    """`<tx>:<id>:<received_at>`: where an event is, and when it came (which spares looking in
+    every day's partition of the log)."""
+    tx, _, rest = text.partition(":")
+    row, _, received = rest.partition(":")
+    if not (tx.isdigit() and row.isdigit()):
+        raise NotFoundException("there is no such event")
+    try:
+        return Position.of(tx, int(row)), datetime.fromisoformat(received)
+    except ValueError:
+        return Position.of(tx, int(row)), None
 
 
 @post("/transformations/{transformation_id:uuid}/delete", status_code=303)
@@ -167,6 +245,6 @@ async def delete_transformation(
 
 
 handlers = [
-    transformations_page, create_transformation, transformation_page, save_code, test_code,
-    delete_transformation,
+    transformations_page, create_transformation, transformation_page, save_code, restore_version,
+    test_code, payload, delete_transformation,
 ]  # fmt: skip

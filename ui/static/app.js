@@ -108,29 +108,6 @@ document.addEventListener("htmx:afterSwap", (event) => {
   }
 });
 
-// Code editors (<textarea data-code> after a <pre class="gutter">): line numbers beside the
-// code, and Tab indents (two spaces) instead of leaving; Esc, then Tab, leaves as usual.
-function numberLines(editor) {
-  const gutter = editor.previousElementSibling;
-  const lines = editor.value.split("\n").length;
-  gutter.textContent = Array.from({ length: lines }, (_, i) => i + 1).join("\n");
-  gutter.scrollTop = editor.scrollTop;
-}
-document.querySelectorAll("textarea[data-code]").forEach((editor) => {
-  numberLines(editor);
-  editor.addEventListener("input", () => numberLines(editor));
-  editor.addEventListener("scroll", () => { editor.previousElementSibling.scrollTop = editor.scrollTop; });
-  let leaving = false;
-  editor.addEventListener("keydown", (event) => {
-    if (event.key === "Escape") { leaving = true; return; }
-    if (event.key !== "Tab" || leaving || editor.readOnly) { leaving = false; return; }
-    event.preventDefault();
-    const { selectionStart: start, selectionEnd: end } = editor;
-    editor.setRangeText("  ", start, end, "end");
-    numberLines(editor);
-  });
-});
-
 // The main navigation on a narrow screen: the Menu button (shown only with script, so that
 // without it the links simply wrap) folds and unfolds it; Escape folds it again.
 document.documentElement.classList.add("js");

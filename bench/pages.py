@@ -115,7 +115,8 @@ async def render(url: str) -> list[tuple[str, list[float]]]:
         "/", "/stats?window=hour", "/stats?window=week", "/connections", f"/sources/{source}",
         f"/destinations/{hook}", f"/connections/{link}",
         "/events", "/events?type=identify", "/events?name=Event+7", "/events?user=user-42",
-        "/events?name=no+such+event", f"/events/{old.tx}/{old.id}?at={old.received_at.isoformat()}",
+        "/events?name=no+such+event", "/events?q=bench-4242", "/events?q=properties.price=42",
+        "/events?q=no+such+text", f"/events/{old.tx}/{old.id}?at={old.received_at.isoformat()}",
         "/failed", "/failed?view=retrying", "/users", "/audit",
     ]  # fmt: skip
     timings = []
@@ -152,7 +153,7 @@ async def plan(url: str) -> str:
             "EXPLAIN (ANALYZE, COSTS OFF) " + ingest_log._Q["recent"],
             {"before_tx": str(END.tx), "before_id": 0, "after_tx": "0", "after_id": 0,
              "scan": events.SCAN, "limit": 50, "source": None, "type": None,
-             "name": "no such event", "user": None},
+             "name": "no such event", "user": None, "path": None, "value": None, "text": None},
         )  # fmt: skip
         lines = [row[0] for row in await cur.fetchall()]
     seq = [line.strip() for line in lines if "Seq Scan" in line]

@@ -70,6 +70,19 @@ def test_each_row_says_what_became_of_it_at_each_destination(
         expect(chips).to_have_count(2)
         expect(chips.first).to_have_text("orders hook · delivered")
         expect(chips.first).to_have_attribute("title", re.compile("accepted on try 1"))
+        page.locator("tr.detail summary").first.click()
+        expect(page.locator(".trace").first).to_contain_text("orders hook")
+        for width, height in ((1440, 900), (390, 844)):
+            page.set_viewport_size({"width": width, "height": height})
+            shot(page, f"events-{width}")
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+        page.goto("/connections")
+        page.get_by_role("link", name="website").first.click()
+        expect(page.locator("#source-events tr.event")).to_have_count(2)
+        shot(page, "source-events-390")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.set_viewport_size({"width": 1440, "height": 900})
+        shot(page, "source-events-1440")
 
 
 def test_search_by_message_id_user_property_and_text(
@@ -213,10 +226,10 @@ def test_a_search_matching_nothing_says_how_far_back_it_looked(
     sign_in(page, "viewer@example.com", then="/events?type=alias")
     empty = page.locator(".empty")
     expect(empty).to_contain_text("No event matches these filters")
-    expect(empty).to_contain_text(f"None of the {events.SCAN:,} events searched, back to")
+    expect(empty).to_contain_text(f"None of the {events.SCAN:,} newest events matches (back to")
     page.get_by_role("link", name="Search further back →").click()
-    expect(empty).to_contain_text("None of the 500 events searched before these")
-    expect(empty).to_contain_text("that is every event kept")
+    expect(empty).to_contain_text("None of the 500 remaining events matches")
+    expect(empty).to_contain_text("the oldest kept")
     expect(empty).not_to_contain_text("point an SDK")
     shot(page, "events-searched-back")
     page.get_by_role("link", name="Clear the filters").click()

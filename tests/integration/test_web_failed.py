@@ -30,6 +30,13 @@ def hidden(fragment: str) -> dict[str, str]:
     return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', fragment))
 
 
+def group_link(page: str) -> str:
+    """Where the page's first group of failures opens onto its jobs."""
+    found = re.search(r'<a class="jobs" href="([^"]+)"', page)
+    assert found is not None
+    return html.unescape(found[1])
+
+
 async def test_the_list_shows_each_failure_escaped_and_a_viewer_cannot_act(
     app: Litestar, database_url: str
 ) -> None:
@@ -44,17 +51,21 @@ async def test_the_list_shows_each_failure_escaped_and_a_viewer_cannot_act(
         await sign_in(client, "viewer@example.com")
         page = (await client.get("/failed")).text
         retrying = (await client.get("/failed?view=retrying")).text
+        retried = (await client.get(group_link(retrying))).text  # the group's jobs
         refused = await client.post(
             "/failed/replay", data={"_csrf_token": await csrf(client), "scope": "matching"}
         )
     assert HOSTILE not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
-    assert page.count('<tbody class="job"') == 2 and "2 failed jobs" in page
-    assert "POST https://a.example.com/in" in page  # the last request, in full
+    # by kind of failure (the status and error differ), each with a sample request in full
+    assert page.count('<tbody class="group"') == 2 and "2 failed jobs in 2 kinds" in page
+    assert "POST https://a.example.com/in" in page
     # the summary: per destination, failed and retrying
     assert re.search(r"hook-a</td>\s*<td[^>]*><a[^>]*>2</a></td>\s*<td[^>]*><a[^>]*>0<", page)
     assert re.search(r"hook-b</td>\s*<td[^>]*><a[^>]*>0</a></td>\s*<td[^>]*><a[^>]*>1<", page)
-    assert "Replay selected" not in page and 'class="pick"' not in page
-    assert retrying.count('<tbody class="job"') == 1 and "Next try" in retrying
+    assert "Replay" not in page and "Discard" not in page and 'class="pick"' not in page
+    assert retrying.count('<tbody class="group"') == 1
+    assert retried.count('<tbody class="job"') == 1 and "Next try" in retried
+    assert "Replay" not in retried and 'class="pick"' not in retried
     assert refused.status_code == 403
 
 
@@ -110,9 +121,11 @@ async def test_replaying_or_discarding_the_selected_jobs_without_htmx(
         discarded = await client.post("/failed/discard", data=discard, follow_redirects=False)
         assert discarded.status_code == 303 and "discarded=1" in discarded.headers["location"]
         page = (await client.get(discarded.headers["location"])).text
+        left = (await client.get(group_link(page))).text
     assert states(database_url, jobs) == ["replayed", "replayed", "discarded", "aborted"]
     assert "Discarded 1 failed event(s)" in page
-    assert page.count('<tbody class="job"') == 1 and f'id="job-{jobs[3]}"' in page
+    assert page.count('<tbody class="group"') == 1 and "1 job →" in page
+    assert left.count('<tbody class="job"') == 1 and f'id="job-{jobs[3]}"' in left
 
 
 async def test_what_the_page_showed_is_what_is_replayed_or_discarded(

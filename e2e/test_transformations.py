@@ -195,6 +195,8 @@ def test_restore_an_earlier_version(page: Page) -> None:
     assert _value(page, CODE) == first
     expect(rows.first.locator("td").nth(2)).to_have_text("editor@example.com")
     expect(rows.first).to_contain_text("running")
+    page.set_viewport_size({"width": 1440, "height": 900})
+    shot(page, "transformation-restored")
 
 
 def test_leaving_unsaved_code_asks_first(page: Page) -> None:
@@ -236,6 +238,7 @@ def test_what_a_viewer_sees(page: Page, database_url: str) -> None:
     # a viewer may test (it changes and sends nothing): an answer, not a silent 403
     page.get_by_role("button", name="Test").click()
     expect(page.locator("#result")).to_contain_text("tagged Sluice Test Event")
+    page.set_viewport_size({"width": 1440, "height": 900})
     shot(page, "transformation-viewer")
     page.set_viewport_size({"width": 390, "height": 844})
     assert page.evaluate("document.documentElement.scrollWidth") <= 390

@@ -11,6 +11,7 @@ from litestar.testing import AsyncTestClient
 
 from tests.integration.test_events import WORKSPACE, stored, track
 from tests.integration.test_web_activity import ids
+from tests.integration.test_web_api import bearer
 from tests.integration.test_web_security import app_with, csrf, sign_in
 
 TAGGING = """export function transformEvent(event) {
@@ -161,3 +162,18 @@ async def test_a_viewer_reads_code_and_cannot_change_or_delete_it_in_use(
     assert "Restore this version" not in view
     assert tested.status_code == 200 and "tagged x" in tested.text  # testing changes nothing
     assert in_use.status_code == 400 and "connections use it: web → dropped" in in_use.text
+
+
+async def test_a_version_saved_through_the_config_api_is_by_its_token(
+    app: Litestar, database_url: str
+) -> None:
+    async with AsyncTestClient(app) as client:
+        client.headers.update(await bearer(database_url, "editor", "deploy"))
+        saved = await client.put("/api/v1/transformations/tagger", json={"code": TAGGING})
+        client.headers.pop("Authorization")
+        await sign_in(client, "viewer@example.com")
+        listed = (await client.get("/transformations")).text
+        page = re.search(r'href="(/transformations/[0-9a-f-]{36})">tagger<', listed)
+        assert saved.status_code == 200 and page is not None
+        view = (await client.get(page[1])).text
+    assert "<td>token deploy</td>" in view

@@ -90,7 +90,8 @@ def test_a_new_user_changes_the_given_password_first(page: Page, database_url: s
     page.locator("input[name=password]").fill("my-own-password-5678")
     page.get_by_label("New password again").fill("my-own-password-5678")
     page.get_by_role("button", name="Change password").click()
-    expect(page).to_have_url(re.compile(r"/connections$"))
+    expect(page.get_by_role("status")).to_have_text("Password changed — you are signed in.")
+    expect(page).to_have_url(re.compile(r"/connections\?password=changed$"))
     expect(page.get_by_role("link", name="Users")).to_have_count(0)  # a viewer's menu
 
 

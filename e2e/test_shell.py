@@ -229,7 +229,7 @@ def test_an_empty_workspace_leads_to_a_first_delivered_event(
         hooked(database_url, WRITE_KEY, sink.url)  # a destination, connected to `website`
         page.reload()
         expect(steps.locator("li.done")).to_have_count(3)
-        expect(steps.get_by_role("link", name="Open website")).to_be_visible()
+        expect(steps.get_by_role("link", name="The source's snippets")).to_be_visible()
         send_events(gateway, WRITE_KEY, 1)
         sink.wait_for(1)
         page.get_by_role("link", name="orders hook").click()  # its activity refreshes itself

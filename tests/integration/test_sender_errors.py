@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from engine.destinations.base import Request
-from engine.pipeline.delivery.sender import Sender, TransportError
+from engine.pipeline.delivery.sender import MalformedRequest, Sender, TransportError
 
 Serve = Callable[[socket.socket], None]
 
@@ -48,17 +48,38 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def refusal(url: str, timeout: float = 5) -> str:
+async def refusal(
+    url: str,
+    timeout: float = 5,
+    headers: dict[str, str] | None = None,
+    error: type[Exception] = TransportError,
+) -> str:
+    """What the sender says when sending to `url` fails with `error`."""
     sender = Sender()
     await sender.start()
     try:
-        with pytest.raises(TransportError) as raised:
-            await sender.send(Request("POST", url, body={"a": 1}), timeout)
+        with pytest.raises(error) as raised:
+            await sender.send(Request("POST", url, headers or {}, body={"a": 1}), timeout)
     finally:
         await sender.close()
     said = str(raised.value)
-    assert "token" not in said and "Error" not in said and "{" not in said
+    assert "token" not in said and "hush" not in said and "Error" not in said and "{" not in said
     return said
+
+
+@pytest.mark.parametrize(
+    ("url", "headers", "said"),
+    [
+        ("ftp://a.example.com/in?token=hush", {}, "URL scheme is not allowed"),
+        ("/in?token=hush", {}, "relative URL without a base"),
+        ("https://a.example.com/in", {"Authorization": "Bearer hush\n"}, "invalid header value"),
+    ],
+)
+async def test_a_request_that_cannot_be_made_says_why_but_not_what_it_held(
+    url: str, headers: dict[str, str], said: str
+) -> None:
+    told = await refusal(url, headers=headers, error=MalformedRequest)
+    assert told == f"the request could not be made: {said}"
 
 
 async def test_a_closed_port_is_a_refused_connection() -> None:

@@ -89,13 +89,13 @@ class Sender:
                 retry_after = _come_back(response)
                 status = response.status
         except exceptions.RequestError as exc:
-            raise TransportError(described(exc, request.url, timeout)) from None
+            raise TransportError(_described(exc, request.url, timeout)) from None
         except (exceptions.BuilderError, ValueError, UnicodeError) as exc:
-            raise MalformedRequest(f"{type(exc).__name__}: {exc}") from None
+            raise MalformedRequest(_unmade(exc)) from None
         return Answer(status, body, retry_after)
 
 
-def described(exc: exceptions.RequestError, url: str, timeout: float) -> str:
+def _described(exc: exceptions.RequestError, url: str, timeout: float) -> str:
     """Why no answer came, as a sentence a person can act on: where to (host and port only, as
     the URL may hold a token) and the innermost cause (the outer ones repeat the URL)."""
     where, causes, cause = _where(url), _causes(exc), _root_cause(exc)
@@ -118,6 +118,16 @@ def described(exc: exceptions.RequestError, url: str, timeout: float) -> str:
     return f"the connection to {where} failed: {cause}"
 
 
+def _unmade(exc: Exception) -> str:
+    """Why the request could not be made, without what it was made of: the innermost cause
+    but those naming the URL, or the words before a colon (after it may come a header's
+    value, a secret)."""
+    if isinstance(exc, exceptions.DetailedPyreqwestError):
+        return f"the request could not be made: {_root_cause(exc)}"
+    why = str(exc).split(":", 1)[0].strip() or type(exc).__name__
+    return f"the request could not be made: {_lowered(why)}"
+
+
 def _where(url: str) -> str:
     """host:port of a URL (the default port of its scheme when it names none)."""
     try:
@@ -128,21 +138,26 @@ def _where(url: str) -> str:
     return f"{parts.hostname}:{port}" if parts.hostname else "the destination"
 
 
-def _causes(exc: exceptions.RequestError) -> str:
+def _causes(exc: exceptions.DetailedPyreqwestError) -> str:
     """The causes' messages but those naming the URL, lower case, in one line (to look for
     words in)."""
     return " | ".join(m for m in _messages(exc) if "url (" not in m).lower()
 
 
-def _root_cause(exc: exceptions.RequestError) -> str:
+def _root_cause(exc: exceptions.DetailedPyreqwestError) -> str:
     """The innermost cause, without an `(os error N)` suffix; the outer ones that name the URL
     are never used (it may hold a token)."""
     causes = [m for m in _messages(exc) if "url (" not in m]
     cause = _OS_ERROR.sub("", causes[-1] if causes else exc.message).strip().rstrip(".")
-    return cause[:1].lower() + cause[1:]
+    return _lowered(cause)
 
 
-def _messages(exc: exceptions.RequestError) -> list[str]:
+def _lowered(text: str) -> str:
+    """The text to go on a sentence: its first letter lower case, unless an acronym's (URL)."""
+    return text if text[1:2].isupper() else text[:1].lower() + text[1:]
+
+
+def _messages(exc: exceptions.DetailedPyreqwestError) -> list[str]:
     details = exc.details if isinstance(exc.details, dict) else {}
     return [cause["message"] for cause in details.get("causes") or []]
 

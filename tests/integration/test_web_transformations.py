@@ -97,6 +97,7 @@ async def test_testing_code_on_an_event_given_and_on_a_sources_newest_event(
         thrown = await test(THROWING, sample[1])
         invalid = await test(TAGGING, '{"type": "track",\n "event": }')
         listed = await test(TAGGING, "[]")
+        deep = await test(TAGGING, "[" * 100_000)
         unknown = await client.get(f"{page}/payload?pick=source:nonsense", headers=htmx)
     assert "Output: 1 event" in tagged and "&#34;tagged&#34;: true" in tagged
     assert "tagged Sluice Test Event" in tagged
@@ -106,6 +107,7 @@ async def test_testing_code_on_an_event_given_and_on_a_sources_newest_event(
     assert ('data-error-for="t-payload" data-line="2" data-column="11">The test event is not '
             "valid JSON: Expecting value (line 2, column 11)") in invalid  # fmt: skip
     assert "The test event must be one JSON object" in listed
+    assert "The test event is too large or too deeply nested" in deep
     assert unknown.status_code == 404
 
 

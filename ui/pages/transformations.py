@@ -177,6 +177,8 @@ async def test_code(
         at = (exc.lineno, exc.colno)
         said = f"The test event is not valid JSON: {exc.msg} (line {at[0]}, column {at[1]})"
         context["payload_error"] = (said, at)
+    except (ValueError, RecursionError):  # a number of thousands of digits, nesting too deep
+        context["payload_error"] = ("The test event is too large or too deeply nested", None)
     else:
         if isinstance(event, dict):
             context["result"] = await trial(data.code, [event])

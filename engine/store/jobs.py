@@ -259,18 +259,20 @@ async def failed_per_destination(conn: Connection, which: Failing) -> dict[str, 
 
 @dataclass(frozen=True)
 class FailureGroup:
-    """Failed jobs of a destination with the same HTTP status and error."""
+    """Failed jobs of a destination with the same HTTP status and error (but for its ids, times
+    and long numbers)."""
 
     destination_id: UUID
     destination: str
     status_code: int | None
-    error: str | None
+    error: str | None  # the latest one's
     key: str  # what `Failing.group` takes to select them
     jobs: int
     events: int
     first_at: datetime
     last_at: datetime
     sample_id: int  # the job that failed last
+    variants: int  # errors that differ only in their ids, times, numbers
 
 
 async def failure_groups(conn: Connection, which: Failing, limit: int) -> list[FailureGroup]:

@@ -127,19 +127,25 @@ SELECT count(*) FROM ({latest}) AS f
 SELECT destination, count(*) FROM ({latest}) AS f GROUP BY destination
 
 -- name: group_key
--- A kind of failure: its HTTP status and error (hashed, to travel in a page's address).
-md5(coalesce(a.status_code::text, '') || ' ' || coalesce(a.error, ''))
+-- A kind of failure: its HTTP status and error, the error's variable parts (ids, times, long
+-- numbers) left out so that events refused for the same reason go together; hashed, to travel
+-- in a page's address.
+md5(coalesce(a.status_code::text, '') || ' ' || regexp_replace(coalesce(a.error, ''),
+    '[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}|\d{4}-\d\d-\d\d[T ][0-9:.]+Z?|[0-9a-fA-F]{24,}|\d{4,}',
+    '#', 'g'))
 
 -- name: failed_groups
 -- Those jobs by destination and kind of failure, the most frequent first: how many, the first
--- and last failed, and the latest one's job id (a sample).
-SELECT f.destination_id, f.destination, f.status_code, f.error, f.key, count(*) AS jobs,
-       sum(j.events) AS events,
-       min(f.at) AS first_at, max(f.at) AS last_at,
-       (array_agg(f.job_id ORDER BY f.at DESC))[1] AS sample_id
+-- and last failed, the latest one's job id and error (a sample), and how many errors differ
+-- in what the kind leaves out.
+SELECT f.destination_id, f.destination, f.status_code,
+       (array_agg(f.error ORDER BY f.at DESC))[1] AS error, f.key, count(*) AS jobs,
+       sum(j.events) AS events, min(f.at) AS first_at, max(f.at) AS last_at,
+       (array_agg(f.job_id ORDER BY f.at DESC))[1] AS sample_id,
+       count(DISTINCT f.error) AS variants
 FROM (SELECT a.*, {group_key} AS key FROM ({latest}) a) f
 JOIN jobs j ON j.id = f.job_id AND j.created_at = f.job_created_at
-GROUP BY f.destination_id, f.destination, f.status_code, f.error, f.key
+GROUP BY f.destination_id, f.destination, f.status_code, f.key
 ORDER BY jobs DESC, last_at DESC
 LIMIT %(groups)s
 

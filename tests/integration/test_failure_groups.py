@@ -17,7 +17,7 @@ def test_failures_group_by_destination_status_and_error_and_a_group_is_selected(
 ) -> None:
     apply_config(database_url, HOOKS)
     refused = failing(database_url, "hook-a", 3)
-    failing(database_url, "hook-b", 2)
+    unknown = failing(database_url, "hook-b", 2)
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(
             "UPDATE job_attempts SET status_code = NULL,"
@@ -25,6 +25,12 @@ def test_failures_group_by_destination_status_and_error_and_a_group_is_selected(
             " WHERE job_id = %s",
             (refused[0],),
         )
+        for job, user in zip(unknown, ["4ad1c0a2-51b6-4f0e-9d2b-0c3c1c7e9a10", "73920011"],
+                             strict=True):  # fmt: skip
+            conn.execute(
+                "UPDATE job_attempts SET error = %s WHERE job_id = %s",
+                (f"HTTP 500: no such user {user} at 2026-12-07T10:00:01Z", job),
+            )
 
     async def go() -> tuple[list[tuple[str, int | None, str | None, int, int]], int]:
         async with connection(database_url) as conn:
@@ -35,13 +41,15 @@ def test_failures_group_by_destination_status_and_error_and_a_group_is_selected(
             assert all(sample is not None and sample.job_id == g.sample_id for g, sample in found)
             http_500 = next(g for g, _ in found if g.destination == "hook-a" and g.status_code)
             chosen = failures.Selection(destination="hook-a", group=http_500.key)
-            return [(g.destination, g.status_code, g.error, g.jobs, g.events)
+            return [(g.destination, g.status_code, g.error, g.jobs, g.variants)
                     for g, _ in found], await failures.count(conn, chosen, until)  # fmt: skip
 
     found, chosen = asyncio.run(go())
     assert sorted(found, key=str) == sorted([
-        ("hook-a", 500, "HTTP 500", 2, 2), ("hook-b", 500, "HTTP 500", 2, 2),
+        ("hook-a", 500, "HTTP 500", 2, 1),
         ("hook-a", None, "could not connect to a.example.com:443: connection refused", 1, 1),
+        # one kind, whatever the user id and time in the error (the latest one's shown)
+        ("hook-b", 500, "HTTP 500: no such user 73920011 at 2026-12-07T10:00:01Z", 2, 2),
     ], key=str)  # fmt: skip
     assert chosen == 2
 

@@ -99,6 +99,8 @@ async def test_testing_code_on_an_event_given_and_on_a_sources_newest_event(
         listed = await test(TAGGING, "[]")
         deep = await test(TAGGING, "[" * 100_000)
         unknown = await client.get(f"{page}/payload?pick=source:nonsense", headers=htmx)
+        too_big = await client.get(f"{page}/payload?pick=event:{10**30}:1:x", headers=htmx)
+        gone = (await client.get(f"{page}/payload?pick=event:1:1:x", headers=htmx)).text
     assert "Output: 1 event" in tagged and "&#34;tagged&#34;: true" in tagged
     assert "tagged Sluice Test Event" in tagged
     assert "Checkout Started" in newest and "tagged Checkout Started" in tagged_real
@@ -108,7 +110,8 @@ async def test_testing_code_on_an_event_given_and_on_a_sources_newest_event(
             "valid JSON: Expecting value (line 2, column 11)") in invalid  # fmt: skip
     assert "The test event must be one JSON object" in listed
     assert "The test event is too large or too deeply nested" in deep
-    assert unknown.status_code == 404
+    assert unknown.status_code == 404 and too_big.status_code == 404
+    assert "That event is gone" in gone and "Sluice Test Event" in gone
 
 
 async def test_restoring_a_version_saves_its_code_again_by_its_author(app: Litestar) -> None:

@@ -225,8 +225,8 @@ def _position(text: str) -> tuple[Position, datetime | None]:
     every day's partition of the log)."""
     tx, _, rest = text.partition(":")
     row, _, received = rest.partition(":")
-    if not (tx.isdigit() and row.isdigit()):
-        raise NotFoundException("there is no such event")
+    if not (tx.isdigit() and row.isdigit() and int(tx) < 2**64 and int(row) < 2**63):
+        raise NotFoundException("there is no such event")  # (a number PostgreSQL cannot hold)
     try:
         return Position.of(tx, int(row)), datetime.fromisoformat(received)
     except ValueError:

@@ -238,5 +238,7 @@ def _shown(value: Any) -> str:
 
 ADJUST = DestinationType(
     name="adjust", title="Adjust", settings=AdjustSettings, map=map_event,
+    category="Advertising",
+    description="Mobile attribution: track events as Adjust events, by event token.",
     supported_types=frozenset({"track"}), secret_keys=("s2sToken",), classify=classify_status,
 )  # fmt: skip

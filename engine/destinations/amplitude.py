@@ -601,6 +601,8 @@ def _answer(body: bytes) -> dict[str, Any]:
 AMPLITUDE = DestinationType(
     name="amplitude",
     title="Amplitude",
+    category="Analytics",
+    description="Product analytics: events, user properties, groups and aliases.",
     settings=AmplitudeSettings,
     map=map_event,
     declines=declines,

@@ -251,6 +251,8 @@ def _shown(value: Any) -> str:
 
 APPSFLYER = DestinationType(
     name="appsflyer", title="AppsFlyer", settings=AppsFlyerSettings, map=map_event,
+    category="Advertising",
+    description="Mobile attribution: in-app events sent server to server.",
     supported_types=frozenset({"track", "page", "screen"}), secret_keys=("devKey", "s2sKey"),
     classify=classify_status,
 )  # fmt: skip

@@ -271,6 +271,10 @@ class DestinationType:
     settings: type[msgspec.Struct]
     # event, settings, now (UTC) → the request(s) to send, in order; Unsendable if none can be.
     map: Callable[[dict[str, Any], Any, datetime], list[Request]]
+    # The catalog's group (Analytics, Marketing, Advertising, Messaging, Storage, Warehouses)
+    # and its line about what the destination does.
+    category: str = "Other"
+    description: str = ""
     supported_types: frozenset[str] = ALL_TYPES
     # An event it could take only with an optional setting left blank (a group call without
     # the group settings): (event, config) → why, naming the setting. Such events are filtered,

@@ -31,6 +31,8 @@ def _key_parts(config: dict[str, Any]) -> list[str]:
 BIGQUERY = DestinationType(
     name="bigquery",
     title="Google BigQuery (warehouse)",
+    category="Warehouses",
+    description="Load every event into BigQuery tables, RudderStack's schema.",
     settings=BigQuerySettings,
     map=_map,
     map_from=_map_from,

@@ -824,6 +824,8 @@ def _errors_text(answer: dict[str, Any]) -> str | None:
 BRAZE = DestinationType(
     name="braze",
     title="Braze",
+    category="Marketing",
+    description="Customer engagement: user attributes, custom events and purchases.",
     settings=BrazeSettings,
     map=map_event,
     supported_types=frozenset(_CALLS),

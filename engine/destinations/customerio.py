@@ -625,6 +625,8 @@ def _reason(error: dict[str, Any]) -> str:
 CUSTOMERIO = DestinationType(
     name="customerio",
     title="Customer.io",
+    category="Marketing",
+    description="Messaging automation: people, events, devices and objects.",
     settings=CustomerIOSettings,
     map=map_event,
     secret_keys=("apiKey",),

@@ -177,6 +177,8 @@ def _parameters(event: dict[str, Any]) -> dict[str, Any]:
 
 FACEBOOK_APP_EVENTS = DestinationType(
     name="facebook_app_events", title="Facebook App Events", settings=AppEventsSettings,
+    category="Advertising",
+    description="Meta app events for mobile ad measurement.",
     map=map_event, supported_types=frozenset({"track", "screen"}),
     secret_keys=("accessToken",), classify=facebook.classify,
 )  # fmt: skip

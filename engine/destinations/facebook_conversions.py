@@ -97,6 +97,8 @@ def map_event(event: dict[str, Any], settings: ConversionsSettings, now: datetim
 
 FACEBOOK_CONVERSIONS = DestinationType(
     name="facebook_conversions", title="Facebook Conversions", settings=ConversionsSettings,
+    category="Advertising",
+    description="Meta Conversions API: web events from the server.",
     map=map_event, supported_types=frozenset({"track", "page", "screen"}),
     secret_keys=("accessToken",), classify=facebook.classify,
 )  # fmt: skip

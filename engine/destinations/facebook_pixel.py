@@ -179,6 +179,8 @@ def _leftovers(props: dict[str, Any], rules: _Rules) -> dict[str, Any]:
 
 FACEBOOK_PIXEL = DestinationType(
     name="facebook_pixel", title="Facebook Pixel", settings=PixelSettings, map=map_event,
+    category="Advertising",
+    description="Meta Pixel events sent from the server.",
     supported_types=frozenset({"track", "identify", "page", "screen"}),
     secret_keys=("accessToken",), classify=facebook.classify,
 )  # fmt: skip

@@ -633,6 +633,8 @@ def _message(entry: Any) -> str:
 
 GA4 = DestinationType(
     name="ga4", title="Google Analytics 4", settings=GA4Settings, map=map_event,
+    category="Analytics",
+    description="Google Analytics 4 through the Measurement Protocol.",
     supported_types=frozenset({"track", "page", "group"}), secret_keys=("apiSecret",),
     classify=classify, validation=Validation(debug_request, validation_messages),
 )  # fmt: skip

@@ -782,6 +782,8 @@ def map_event(event: dict[str, Any], settings: HubSpotSettings, now: datetime) -
 HS = DestinationType(
     name="hs",
     title="HubSpot",
+    category="Marketing",
+    description="HubSpot CRM: contacts from identify, custom behavioral events.",
     settings=HubSpotSettings,
     map=map_event,
     supported_types=frozenset(_CALLS),

@@ -671,6 +671,8 @@ def map_event(event: dict[str, Any], settings: IntercomSettings, now: datetime) 
 INTERCOM = DestinationType(
     name="intercom",
     title="Intercom",
+    category="Messaging",
+    description="Customer messaging: users, companies and events.",
     settings=IntercomSettings,
     map=map_event,
     supported_types=frozenset(_CALLS),

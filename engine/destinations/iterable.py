@@ -588,6 +588,8 @@ def _reason(answer: Any) -> str | None:
 ITERABLE = DestinationType(
     name="iterable",
     title="Iterable",
+    category="Marketing",
+    description="Cross-channel marketing: users, events and purchases.",
     settings=IterableSettings,
     map=map_event,
     supported_types=frozenset(_CALLS),

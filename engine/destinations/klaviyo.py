@@ -864,6 +864,8 @@ def _pointed(errors: list[dict[str, Any]], count: int) -> list[Judgement] | None
 KLAVIYO = DestinationType(
     name="klaviyo",
     title="Klaviyo",
+    category="Marketing",
+    description="Email and SMS marketing: profiles, events, list subscriptions.",
     settings=KlaviyoSettings,
     map=map_event,
     supported_types=frozenset(_CALLS),

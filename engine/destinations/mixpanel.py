@@ -713,6 +713,8 @@ def _record_reason(record: dict[str, Any]) -> str:
 MIXPANEL = DestinationType(
     name="mixpanel",
     title="Mixpanel",
+    category="Analytics",
+    description="Product analytics: events, user and group profiles.",
     settings=MixpanelSettings,
     map=map_event,
     declines=declines,

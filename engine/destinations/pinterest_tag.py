@@ -588,6 +588,8 @@ def _error(answer: Any) -> str | None:
 PINTEREST_TAG = DestinationType(
     name="pinterest_tag",
     title="Pinterest Conversions",
+    category="Advertising",
+    description="Pinterest Conversions API: conversion events for ads.",
     settings=PinterestSettings,
     map=map_event,
     supported_types=frozenset({"track", "page", "screen"}),

@@ -453,6 +453,8 @@ def _reason(body: bytes) -> str | None:
 POSTHOG = DestinationType(
     name="posthog",
     title="PostHog",
+    category="Analytics",
+    description="Product analytics: events, persons, groups and aliases.",
     settings=PostHogSettings,
     map=map_event,
     secret_keys=("teamApiKey",),

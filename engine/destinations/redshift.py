@@ -80,6 +80,8 @@ def _open(settings: RedshiftSettings) -> RedshiftWarehouse:
 REDSHIFT = DestinationType(
     name="redshift",
     title="Amazon Redshift (warehouse)",
+    category="Warehouses",
+    description="Load every event into Redshift tables through S3.",
     settings=RedshiftConfig,
     map=_map,
     map_from=_map_from,

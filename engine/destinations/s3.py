@@ -425,6 +425,8 @@ def _mapping(value: Any) -> dict[str, Any]:
 S3 = DestinationType(
     name="s3",
     title="Amazon S3",
+    category="Storage",
+    description="Every event as gzipped JSON lines in an S3 (or compatible) bucket.",
     settings=S3Settings,
     map=map_event,
     secret_keys=("accessKey",),

@@ -391,6 +391,8 @@ def _secrets(config: dict[str, Any]) -> list[str]:
 SLACK = DestinationType(
     name="slack",
     title="Slack",
+    category="Messaging",
+    description="Post chosen events to Slack channels, from templates.",
     settings=SlackSettings,
     map=map_event,
     supported_types=frozenset({"identify", "track"}),

@@ -696,6 +696,8 @@ def _reason(body: bytes) -> str | None:
 SNAPCHAT_CONVERSION = DestinationType(
     name="snapchat_conversion",
     title="Snapchat Conversions",
+    category="Advertising",
+    description="Snapchat Conversions API: web and app events.",
     settings=SnapchatSettings,
     map=map_event,
     supported_types=frozenset({"track", "page"}),

@@ -700,6 +700,8 @@ def _one_refused(entry: int, reason: str, count: int) -> list[Judgement]:
 TIKTOK_ADS = DestinationType(
     name="tiktok_ads",
     title="TikTok Ads",
+    category="Advertising",
+    description="TikTok Events API: conversion events for ads.",
     settings=TikTokAdsSettings,
     map=map_event,
     supported_types=frozenset({"track"}),

@@ -158,5 +158,7 @@ def _private(config: dict[str, Any]) -> dict[str, Any]:
 
 WEBHOOK = DestinationType(
     name="webhook", title="Webhook", settings=WebhookSettings, map=map_event,
+    category="Custom",
+    description="Every event as JSON to your own HTTP endpoint, with your headers.",
     more_secrets=_secrets, private=_private,
 )  # fmt: skip

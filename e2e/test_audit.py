@@ -97,3 +97,36 @@ def test_the_audit_log_is_for_admins_only(page: Page) -> None:
     expect(page.get_by_role("link", name="Audit log")).to_have_count(0)
     answer = page.goto("/audit")
     assert answer is not None and answer.status == 403
+
+
+def test_an_apply_through_the_api_shows_each_value_it_changed_secrets_masked(
+    page: Page, database_url: str
+) -> None:
+    async def applied() -> None:
+        async with connection(database_url) as conn:
+            for key, limit in ((OLD_KEY, 100), (NEW_KEY, 250)):
+                await Changes(conn, "token deploy").apply(specs.parse(f"""
+sources: [{{name: web, write_key: web-write-key-1, rate_limit: {limit}}}]
+destinations:
+  - {{name: product analytics, type: amplitude, config: {{apiKey: {key}}},
+     alerts: {{failure_percent: 5, slack_url: "https://hooks.slack.com/services/T0/B0/s3cr3t"}}}}
+"""), action="api.apply", target="workspace")  # fmt: skip
+
+    run(applied())
+    sign_in(page, "admin@example.com", then="/audit?who=token+deploy")
+    rows = page.locator("#audit > tbody > tr")
+    expect(rows).to_have_count(2)
+    changes = rows.first.locator("table.changes tbody tr")
+    expect(changes).to_have_text([
+        "destination product analytics: apiKey********",
+        "source web: rate_limit100250",
+    ])  # fmt: skip
+    created = rows.nth(1).locator("table.changes tbody tr")
+    expect(created.filter(has_text="source web: write_key")).to_have_text(
+        "source web: write_key(not set)****"
+    )
+    expect(created.filter(has_text="destination product analytics: alerts")).to_contain_text(
+        '"slack_url": "****"'
+    )
+    for secret in (OLD_KEY, NEW_KEY, "web-write-key-1", "s3cr3t"):
+        assert secret not in page.content(), secret

@@ -67,8 +67,8 @@ def difference(
     before: Values, after: Values, secrets: Iterable[str] = (), secret_keys: Iterable[str] = ()
 ) -> tuple[Values, Values]:
     """The values that differ, before and after, as anyone may see them: a key in `secret_keys`
-    or named like a credential shows `****` when set, and the `secrets` (values) are masked
-    wherever they appear."""
+    or whose last word is named like a credential (`source web: write_key`) shows `****` when
+    set, and the `secrets` (values) are masked wherever they appear."""
     hidden, values = set(secret_keys), [s for s in secrets if s]
     keys = [k for k in sorted(before.keys() | after.keys()) if before.get(k) != after.get(k)]
 
@@ -81,7 +81,7 @@ def difference(
 def _shown(key: str, value: Any, hidden: set[str], secrets: list[str]) -> Any:
     if value in (None, "", [], {}):
         return value
-    if key in hidden or CREDENTIAL.search(key):
+    if key in hidden or CREDENTIAL.search(key.rpartition(" ")[2]):  # (its field, not a name)
         return MASK
     try:
         return json.loads(mask(json.dumps(value), secrets))

@@ -68,12 +68,15 @@ class Changes:
     # -- the workspace as a file (the config API, `sluice config`) ------------------------------
 
     async def apply(self, spec: WorkspaceSpec, *, action: str, target: str) -> ApplyReport:
-        """Create or update the entries by name; the entries changed are recorded."""
+        """Create or update the entries by name; the entries changed are recorded, with the
+        values they had and have (secrets masked)."""
+        before = await workspace.export(self._conn)
         report = await workspace.apply(self._conn, spec, self.actor)
         changed = [f"{kind} {name}: {done}" for kind, name, done in report.changes
                    if done != "unchanged"]  # fmt: skip
         if changed:
-            await self.record(action, target, changes=changed)
+            after = await workspace.export(self._conn)
+            await self.record(action, target, _difference(before, after), changes=changed)
         return report
 
     async def remove(self, kind: Deletable, name: str) -> None:
@@ -342,6 +345,37 @@ class Changes:
         await self.record("failed.discard", selection.destination or "all", jobs=discarded,
                           **detail)  # fmt: skip
         return discarded
+
+
+def _difference(before: WorkspaceSpec, after: WorkspaceSpec) -> tuple[audit.Values, audit.Values]:
+    """What an apply changed, value by value (`source web: rate_limit`, a destination's
+    settings one by one), secrets masked: the values a destination keeps secret or from
+    viewers, and its alert targets' URLs. (A transformation's code is not repeated here: its
+    versions keep it.)"""
+    (was, hidden), (now, more) = _values(before), _values(after)
+    return audit.difference(was, now, secrets=hidden + more)
+
+
+def _values(spec: WorkspaceSpec) -> tuple[audit.Values, list[str]]:
+    """Every entry's values by `kind name: field`, and the secrets among them."""
+    values: audit.Values = {}
+    secrets: list[str] = []
+    for d in spec.destinations:
+        target, rule = Target.of(d), d.alerts
+        secrets += [*target.secrets, *(text for text, _ in target.private)]
+        secrets += [url for url in (rule.webhook_url, rule.slack_url) if url] if rule else []
+        values |= {f"destination {d.name}: {k}": v for k, v in d.config.items()}
+        values |= _fields(f"destination {d.name}", d, ("enabled", "delivery", "alerts"))
+    for s in spec.sources:
+        values |= _fields(f"source {s.name}", s, ("write_key", "enabled", "rate_limit"))
+    for c in spec.connections:
+        values |= _fields(f"connection {c.source} → {c.destination}", c,
+                          ("enabled", "transformation"))  # fmt: skip
+    return values, secrets
+
+
+def _fields(entry: str, spec: Any, names: tuple[str, ...]) -> audit.Values:
+    return {f"{entry}: {name}": msgspec.to_builtins(getattr(spec, name)) for name in names}
 
 
 def actor(typed: str) -> str:

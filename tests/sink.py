@@ -88,13 +88,20 @@ class Sink:
 
     def wait_for(self, count: int, timeout: float = 60.0) -> list[Arrival]:
         """Wait until `count` requests were answered 2xx; fail the test if they are not."""
+        return self._wait(self.delivered, count, "deliveries", timeout)
+
+    def wait_for_arrivals(self, count: int, timeout: float = 60.0) -> list[Arrival]:
+        """Wait until `count` requests arrived, however they were answered."""
+        return self._wait(self.arrivals, count, "arrivals", timeout)
+
+    def _wait(self, seen: list[Arrival], count: int, what: str, timeout: float) -> list[Arrival]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
-                if len(self.delivered) >= count:
-                    return list(self.delivered)
+                if len(seen) >= count:
+                    return list(seen)
             time.sleep(0.05)
-        raise AssertionError(f"{len(self.delivered)} of {count} deliveries within {timeout} s")
+        raise AssertionError(f"{len(seen)} of {count} {what} within {timeout} s")
 
     async def _handle(self, request: web.Request) -> web.Response:
         arrival = Arrival(

@@ -201,6 +201,16 @@ def test_a_job_made_without_a_request_says_why_and_a_deleted_destination_hides_i
         expect(page.get_by_text("the destination was deleted")).to_have_count(0)
         expect(refunds.get_by_role("button", name="Replay to refunds hook")).to_be_visible()
         shot(page, "event-page-unsent")
+        # replayed everywhere it failed (nothing fixed: each fails again, a try more to see)
+        page.get_by_role("button", name="Replay to the 2 where it failed").click()
+        expect(page.locator("p.alert.ok")).to_contain_text("2 failed job(s) sent again")
+        expect(refunds.locator("details.job summary").last).to_contain_text(
+            "Replay 1: no request made"
+        )
+        strict = _outcome(page, "strict hook")
+        expect(strict.locator("details.job").last.locator("li.try")).to_contain_text(
+            "HTTP 400 · gave up", timeout=20_000
+        )
 
         # an Amplitude group call with default settings: no request made (or, once such calls
         # are filtered, left out), never "deleted"

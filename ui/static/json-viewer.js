@@ -6,14 +6,16 @@
 // Content swapped in by htmx is upgraded too (htmx:load).
 (() => {
   const FOLD_DEEPER_THAN = 2; // levels open at first; deeper objects start folded
+  const STRING = /"(?:[^"\\\u0000-\u001f]|\\.)*"/y;
 
   // JSON text → a tree of {kind, text | items | entries}; throws on anything else.
   function parse(source) {
     let at = 0;
     const fail = () => { throw new SyntaxError(`not JSON at ${at}`); };
     const space = () => { while (/\s/.test(source[at] ?? "")) at += 1; };
-    const literal = (pattern, kind) => {
-      const found = pattern.exec(source.slice(at));
+    const literal = (pattern, kind) => { // (sticky patterns: matched at `at`, nothing copied)
+      pattern.lastIndex = at;
+      const found = pattern.exec(source);
       if (!found) fail();
       at += found[0].length;
       return { kind, text: found[0] };
@@ -23,10 +25,10 @@
       const c = source[at];
       if (c === "{") return object();
       if (c === "[") return array();
-      if (c === '"') return literal(/^"(?:[^"\\\u0000-\u001f]|\\.)*"/, "string");
-      if (c === "t" || c === "f") return literal(/^(?:true|false)/, "boolean");
-      if (c === "n") return literal(/^null/, "null");
-      return literal(/^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/, "number");
+      if (c === '"') return literal(STRING, "string");
+      if (c === "t" || c === "f") return literal(/true|false/y, "boolean");
+      if (c === "n") return literal(/null/y, "null");
+      return literal(/-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y, "number");
     }
     function list(close, item) {
       at += 1;
@@ -46,7 +48,7 @@
       kind: "object",
       entries: list("}", () => {
         space();
-        const key = literal(/^"(?:[^"\\\u0000-\u001f]|\\.)*"/, "key");
+        const key = literal(STRING, "key");
         space();
         if (source[at] !== ":") fail();
         at += 1;

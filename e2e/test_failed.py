@@ -66,16 +66,18 @@ def test_refused_events_are_grouped_replayed_once_fixed_and_stop_counting_as_fai
             asked.append(dialog.message)
             dialog.accept()
 
-        page.once("dialog", agree)
+        page.on("dialog", agree)
         page.get_by_role("button", name="Replay all 3").click()
         expect(page.locator("#progress")).to_contain_text(
             "Replayed 3 failed event(s) as 3 new job(s)"
         )
-        assert asked and asked[0].startswith("Replay all 3 failed events in this group?")
+        assert len(asked) == 1  # asked once (by htmx; the form's own question is not asked)
+        assert asked[0].startswith("Replay all 3 failed events in this group?")
         expect(page.locator("#outcomes")).to_contain_text(
             "3 replayed → 3 delivered, 0 failed again, 0 still sending", timeout=30_000
         )
         shot(page, "failed-replayed")
+        page.remove_listener("dialog", agree)
         page.set_viewport_size(PHONE)
         shot(page, "failed-replayed-phone")
         page.set_viewport_size(DESKTOP)

@@ -116,8 +116,10 @@ class Outcome:
 
     @property
     def replayable(self) -> list[int]:
-        """The ids of its failed jobs (the latest given up on), which a replay sends again."""
-        return [self.jobs[-1].job_id] if self.status == "failed" else []
+        """The ids of its failed jobs (the latest given up on), which a replay sends again; none
+        at a deleted destination."""
+        failed = self.status == "failed" and not self.jobs[-1].hidden
+        return [self.jobs[-1].job_id] if failed else []
 
 
 _STATES = {"delivered": "delivered", "retry": "retrying", "aborted": "failed",

@@ -71,6 +71,7 @@ def test_refused_events_are_grouped_replayed_once_fixed_and_stop_counting_as_fai
         expect(page.locator("#progress")).to_contain_text(
             "Replayed 3 failed event(s) as 3 new job(s)"
         )
+        expect(page.locator("tbody.job")).to_have_count(0)  # the replayed left the list
         assert len(asked) == 1  # asked once (by htmx; the form's own question is not asked)
         assert asked[0].startswith("Replay all 3 failed events in this group?")
         expect(page.locator("#outcomes")).to_contain_text(

@@ -85,6 +85,25 @@ def test_each_row_says_what_became_of_it_at_each_destination(
         shot(page, "source-events-1440")
 
 
+def test_a_row_waiting_for_the_worker_turns_delivered_without_a_reload(
+    page: Page, gateway: GatewayProcess, workdir: Path, database_url: str
+) -> None:
+    with Sink() as sink:
+        hooked(database_url, "settle-e2e-key", f"{sink.url}/in")
+        _post(gateway, "settle-e2e-key", _track("settle-1", "u1"))
+        sign_in(page, "viewer@example.com", then="/events")
+        chip = page.locator("tr.event td.chips .badge")
+        expect(chip).to_have_text("orders hook · waiting")  # no worker yet
+        opened = page.locator("tr.detail > td > details")
+        opened.locator("summary").click()
+        expect(opened.locator(".trace")).to_contain_text("settle-1")
+        with running_worker(database_url, workdir):
+            sink.wait_for(1)
+            expect(chip).to_have_text("orders hook · delivered")  # polled in, no reload
+        expect(opened).to_have_attribute("open", "")  # (the line was replaced, not its details)
+        expect(page.locator("tr.event")).to_have_count(1)
+
+
 def test_search_by_message_id_user_property_and_text(
     page: Page, gateway: GatewayProcess, database_url: str
 ) -> None:

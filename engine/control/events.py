@@ -5,6 +5,7 @@ sent and the answer received, or why there was none (filtered, dropped by a tran
 processed yet)."""
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -122,6 +123,8 @@ class Outcome:
         return [self.jobs[-1].job_id] if failed else []
 
 
+# The statuses that change by themselves (the worker's or the router's next step).
+UNSETTLED = frozenset({"waiting", "sending", "retrying"})
 _STATES = {"delivered": "delivered", "retry": "retrying", "aborted": "failed",
            "replayed": "replayed", "discarded": "discarded"}  # fmt: skip
 _tries = msgspec.json.Decoder(list[Try])
@@ -176,6 +179,12 @@ def _transformation(route: Route | None) -> tuple[UUID, int] | None:
     if route is None or route.transformation_id is None or route.transformation_version is None:
         return None
     return route.transformation_id, route.transformation_version
+
+
+async def listed(conn: Connection, positions: Sequence[Position]) -> list[StoredEvent]:
+    """The events still kept at these positions, in their order: rows a page shows, to update
+    their `statuses`."""
+    return await ingest_log.listed(conn, positions)
 
 
 async def statuses(conn: Connection, shown: list[StoredEvent]) -> dict[int, list[Outcome]]:

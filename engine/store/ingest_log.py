@@ -291,6 +291,12 @@ async def event(conn: Connection, at: Position, received_at: datetime | None) ->
     return await db.row(conn, _Q["event"], params, StoredEvent)
 
 
+async def listed(conn: Connection, positions: Sequence[Position]) -> list[StoredEvent]:
+    """The rows still kept at these positions, in their order."""
+    params = {"txs": [str(p.tx) for p in positions], "ids": [p.id for p in positions]}
+    return await db.rows(conn, _Q["listed"], params, StoredEvent)
+
+
 async def processor_positions(conn: Connection) -> dict[int, Position]:
     """How far the processor has read, per user partition (for many events at once)."""
     cur = await conn.execute(_Q["processor_positions"])

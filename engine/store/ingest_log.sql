@@ -148,6 +148,14 @@ FROM ingested l
 WHERE l.tx = %(tx)s::xid8 AND l.id = %(id)s
   AND (%(at)s::timestamptz IS NULL OR l.received_at = %(at)s::timestamptz)
 
+-- name: listed
+-- Events by position, in the order given (a page's rows, read again): each found through its
+-- day partitions' (tx, id) indexes.
+SELECT {columns}
+FROM unnest(%(txs)s::text[]::xid8[], %(ids)s::bigint[]) WITH ORDINALITY AS p(tx, id, i)
+JOIN LATERAL (SELECT * FROM ingested WHERE tx = p.tx AND id = p.id) l ON true
+ORDER BY p.i
+
 -- name: processor_positions
 SELECT partition, tx::text, id FROM processor_positions
 

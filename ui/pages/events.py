@@ -25,6 +25,7 @@ from ui.security import redirect
 
 CALL_TYPES = ("track", "identify", "page", "screen", "group", "alias")
 PAGE = 50
+KEEP = 200  # rows a live list keeps (its data-keep)
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ async def events_page(
         "user": signed_in(request), "shown": shown, "page": page, "chips": chips,
         "names": {s.id: s.name for s in sources}, "sources": sources, "call_types": CALL_TYPES,
         "live": before == END, "cursor": newest or await _start(request), "scan": events.SCAN,
+        "keep": KEEP, "unsettled": events.UNSETTLED,
     }  # fmt: skip
     if request.headers.get("hx-request"):
         return HTMXBlockTemplate(template_name="events.html", block_name="stream", context=context)
@@ -116,9 +118,12 @@ async def live_events(
     name: FromQuery[str | None] = None,
     user: FromQuery[str | None] = None,
     q: FromQuery[str | None] = None,
+    pending: FromQuery[str | None] = None,
 ) -> Template:
     """The rows of the events newer than the page's newest, for the page to put on top: the
-    newest PAGE of them, and a note when more came meanwhile than that."""
+    newest PAGE of them, and a note when more came meanwhile than that; and, to replace those
+    the page has (`pending`: `tx:id,…`) whose statuses could have changed since, their lines
+    again."""
     shown = _shown(source, type, name, user, q)
     after = _point(after_tx, after_id, END)
     async with database(request) as conn:
@@ -126,12 +131,24 @@ async def live_events(
         names = {s.id: s.name for s in (await graph.load(conn)).sources}
         skipped = len(page.events) > PAGE
         page = events.Page(page.events[:PAGE], None)
-        chips = await events.statuses(conn, page.events)
+        updated = await events.listed(conn, _positions(pending))
+        chips = await events.statuses(conn, page.events + updated)
     return Template(
         "event_rows.html",
         context={"page": page, "names": names, "skipped": skipped, "shown": shown,
-                 "chips": chips},
+                 "chips": chips, "updated": updated, "unsettled": events.UNSETTLED},
     )  # fmt: skip
+
+
+def _positions(text: str | None) -> list[Position]:
+    """Rows of a page, as it names them (`tx:id,…`): its first PAGE, newest first, so that a
+    poll costs no more than a page however many rows wait (the worker stopped, say)."""
+    found = []
+    for item in (text or "").split(",")[:PAGE]:
+        tx, _, ingest_id = item.partition(":")
+        if _is_tx(tx) and ingest_id.isdigit() and len(ingest_id) <= 19:
+            found.append(Position.of(tx, int(ingest_id)))
+    return found
 
 
 @get("/events/{tx:str}/{ingest_id:int}")

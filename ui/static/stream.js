@@ -1,5 +1,6 @@
-// The live list of events (/events, and a source's page): pause and resume, a banner while its
-// poll fails, and an opened row kept where it is on the screen while new rows come in above.
+// The live list of events (/events, and a source's page): pause and resume, rows' statuses
+// kept up to date, a banner while the poll fails, and an opened row kept where it is on the
+// screen while new rows come in above.
 (() => {
   const held = () => document.getElementById("event-held");
   const shown = () => document.getElementById("event-rows");
@@ -12,6 +13,7 @@
     button.textContent = "Resume";
     button.setAttribute("aria-pressed", "true");
     poller().querySelector("[data-live-state]").textContent = "Paused";
+    poller().classList.add("paused");
     count();
   }
 
@@ -26,6 +28,7 @@
     button.textContent = "Pause";
     button.setAttribute("aria-pressed", "false");
     poller().querySelector("[data-live-state]").textContent = "Live";
+    poller().classList.remove("paused");
     document.querySelector("[data-resume]").hidden = true;
     if (list.children.length) {
       const back = anchor();
@@ -72,6 +75,14 @@
     const id = event.detail.target?.id;
     if (id === "event-held") count();
     if (id === "event-rows" && restore) { restore(); restore = null; }
+  });
+
+  // The poll asks again for the rows whose statuses could still change (data-pending): their
+  // new lines replace them in place (hx-swap-oob), what opens under them untouched.
+  document.addEventListener("htmx:configRequest", (event) => {
+    if (event.detail.elt !== poller()) return;
+    const rows = [...document.querySelectorAll("tr.event[data-pending]")];
+    if (rows.length) event.detail.parameters.pending = rows.map((row) => `${row.dataset.tx}:${row.dataset.id}`).join(",");
   });
 
   // A poll that fails (no answer, or an error from the server) shows the banner its poller

@@ -18,8 +18,9 @@ from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import UNSET, UnsetType
 
-from engine.control import rudderstack, workspace
+from engine.control import rudderstack, settings, workspace
 from engine.control.changes import Deletable
+from engine.db import Connection
 from engine.destinations.secrets import MASK
 from engine.errors import ConfigError
 from engine.pipeline.topology import Target
@@ -274,6 +275,39 @@ async def delete_connection(
         await changes(request, conn).remove_connection(source, destination)
 
 
+@get("/settings/smtp", summary="The SMTP server alert emails go through (null: none); its "
+     "password masked", opt={"role": "admin"}, tags=["settings"])  # fmt: skip
+async def get_smtp(request: Request[Any, Any, Any]) -> settings.Smtp | None:
+    async with database(request) as conn:
+        return await _smtp(conn)
+
+
+@put("/settings/smtp", summary="Set the SMTP server alert emails go through (a password left "
+     "out or `****` keeps the saved one)", opt={"role": "admin"}, tags=["settings"])  # fmt: skip
+async def put_smtp(
+    request: Request[Any, Any, Any], data: JSONBody[settings.Smtp]
+) -> settings.Smtp | None:
+    async with database(request) as conn:
+        saved = await settings.smtp(conn)
+        keep = saved is not None and data.password in ("", MASK)
+        password = saved.password if saved is not None and keep else data.password
+        await changes(request, conn).set_smtp(msgspec.structs.replace(data, password=password))
+        return await _smtp(conn)
+
+
+async def _smtp(conn: Connection) -> settings.Smtp | None:
+    """The SMTP server as the API shows it: the password masked."""
+    found = await settings.smtp(conn)
+    return found and msgspec.structs.replace(found, password=found.password and MASK)
+
+
+@delete("/settings/smtp", summary="No SMTP server: alerts are not mailed", opt={"role": "admin"},
+        tags=["settings"])  # fmt: skip
+async def delete_smtp(request: Request[Any, Any, Any]) -> None:
+    async with database(request) as conn:
+        await changes(request, conn).set_smtp(None)
+
+
 def _find(entries: list[Named], name: str) -> Named | None:
     return next((e for e in entries if e.name == name), None)
 
@@ -291,7 +325,7 @@ router = Router(
         get_workspace, put_workspace, import_workspace, list_sources, get_source, put_source,
         delete_source, list_destinations, get_destination, put_destination, delete_destination,
         list_transformations, put_transformation, delete_transformation, list_connections,
-        put_connection, delete_connection,
+        put_connection, delete_connection, get_smtp, put_smtp, delete_smtp,
     ],
     tags=["workspace"],
 )  # fmt: skip

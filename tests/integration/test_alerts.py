@@ -16,8 +16,9 @@ import psycopg
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from litestar.testing import AsyncTestClient
 
-from engine.control import alerts, settings
+from engine.control import alerts, audit, settings
 from engine.control.alerts import Rule
 from engine.db import connection
 from engine.errors import ConfigError
@@ -25,6 +26,8 @@ from engine.store import counters
 from tests.conftest import apply_config
 from tests.integration.test_events import WORKSPACE
 from tests.integration.test_web_activity import counted, ids
+from tests.integration.test_web_api import bearer
+from tests.integration.test_web_security import app_with
 from tests.servers import free_port
 from tests.sink import Answer, Sink
 
@@ -267,3 +270,31 @@ def test_an_smtp_server_that_refuses_is_noted(database_url: str) -> None:
     [notice] = alert.notices
     # (the server offers no login without TLS: the notice says so, and holds no password)
     assert notice["outcome"] == "the SMTP server did not take it: SMTPNotSupportedError"
+
+
+async def test_an_admin_token_sets_the_smtp_server_through_the_api_its_password_kept_masked(
+    database_url: str,
+) -> None:
+    app = await app_with(database_url, "admin", WORKSPACE, "editor")
+    server = {"host": "smtp.example.com", "port": 465, "security": "tls", "user": "alerts",
+              "password": "smtp-api-secret", "sender": "sluice@example.com"}  # fmt: skip
+    async with AsyncTestClient(app) as client:
+        client.headers.update(await bearer(database_url, "editor"))
+        assert (await client.put("/api/v1/settings/smtp", json=server)).status_code == 403
+        client.headers.update(await bearer(database_url, "admin"))
+        assert (await client.get("/api/v1/settings/smtp")).json() is None
+        saved = await client.put("/api/v1/settings/smtp", json=server)
+        assert saved.status_code == 200 and saved.json() == {**server, "password": "****"}
+        moved = await client.put("/api/v1/settings/smtp", json={**server, "port": 2465,
+                                                                "password": "****"})  # fmt: skip
+        assert moved.json()["port"] == 2465
+        refused = await client.put("/api/v1/settings/smtp", json={**server, "port": 0})
+        assert refused.status_code == 400 and "65535" in refused.json()["message"]
+        async with connection(database_url) as conn:
+            kept = await settings.smtp(conn)
+            entries = await audit.search(conn, audit.Filters(what="settings"))
+        assert kept is not None and kept.password == "smtp-api-secret"  # ("****" kept it)
+        assert [e.after for e in entries][-1] == {**server, "password": "****"}
+        assert "smtp-api-secret" not in str(entries)
+        assert (await client.delete("/api/v1/settings/smtp")).status_code == 204
+        assert (await client.get("/api/v1/settings/smtp")).json() is None

@@ -3,6 +3,7 @@ and every try's answer (successes too), or why no request was made; a failed des
 replayed from the page; hostile payload text shown as text; a deleted destination's requests
 not shown."""
 
+import json
 import re
 import time
 from collections.abc import Callable
@@ -173,7 +174,24 @@ def test_each_destination_shows_its_request_its_tries_and_their_answers_and_repl
     page.goto(_path(database_url, "order-1"))
     expect(_outcome(page, "strict hook").locator(".badge")).to_have_text("delivered")
     expect(page.get_by_role("button", name=re.compile("Replay"))).to_have_count(0)
+    token = json.loads(page.locator("body").get_attribute("hx-headers") or "{}")["x-csrftoken"]
+    refused = page.request.post(
+        _path(database_url, "order-1").split("?")[0] + "/replay",
+        form={"destination": "all"}, headers={"x-csrftoken": token},
+    )  # fmt: skip
+    assert refused.status == 403 and "it takes editor" in refused.text()  # (not only hidden)
     shot(page, "event-page-viewer")
+    # the JSON viewer: the payload copied as received, objects folded and unfolded
+    payload = page.locator(".jv").last
+    payload.get_by_role("button", name="Copy").click()
+    expect(payload.get_by_role("button", name="Copied")).to_be_visible()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert json.loads(copied)["properties"] == order["properties"]
+    payload.locator(".jv-toggle").first.click()
+    expect(payload.locator(".jv-folded").first).to_have_text(re.compile(r"\d+ keys }"))
+    expect(payload.get_by_text('"messageId"')).to_be_hidden()
+    payload.get_by_role("button", name="Unfold all").click()
+    expect(payload.get_by_text('"messageId"')).to_be_visible()
     page.set_viewport_size({"width": 390, "height": 844})
     page.reload()
     expect(_outcome(page, "flaky hook")).to_be_visible()

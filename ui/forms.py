@@ -2,8 +2,10 @@
 config a submitted form stands for.
 
 Strings are text inputs (password inputs for secrets, which are never sent to the browser: left
-blank, the saved value stays), booleans checkboxes, numbers number inputs, a fixed set of values
-a select, and anything structured (lists, mappings) JSON in a text area.
+blank, the saved value stays), booleans switches, numbers number inputs, a fixed set of values
+a select, lists of rows of text (headers, event and property mappings) a table of rows with one
+input per column (`key:column`, repeated), and anything else structured JSON in a text area.
+Every field's error is reported at once (FormErrors).
 """
 
 import dataclasses
@@ -21,7 +23,7 @@ from engine.destinations.secrets import MASK, mask
 from engine.errors import ConfigError
 from engine.specs import DeliveryPolicy
 
-Kind = Literal["text", "secret", "bool", "number", "choice", "json"]
+Kind = Literal["text", "secret", "bool", "number", "choice", "rows", "json"]
 _FIELD_IN_MESSAGE = re.compile(r"\$\.(\w+)|\b(\w+)\b")
 
 
@@ -34,14 +36,34 @@ class Field:
     choices: tuple[str, ...] = ()
     has_value: bool = False  # a secret that is set (shown as "saved")
     help: str = ""  # a line under the field: what the setting does
+    columns: tuple[str, ...] = ()  # a "rows" field's keys, as its rows name them
+
+    @property
+    def rows(self) -> list[list[str]]:
+        """A "rows" field's rows, one value per column (a row that is not one: none)."""
+        try:
+            rows = json.loads(self.value) if self.value.strip() else []
+        except json.JSONDecodeError:
+            return []
+        if not isinstance(rows, list):
+            return []
+        return [[_text(r.get(c)) for c in self.columns] for r in rows if isinstance(r, dict)]
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else value if isinstance(value, str) else json.dumps(value)
 
 
 class FormError(ConfigError):
-    """A value the form cannot turn into config; `key` is the field."""
+    """A value the form cannot turn into config; `entry` is the field."""
 
-    @property
-    def key(self) -> str:
-        return self.entry
+
+class FormErrors(ConfigError):
+    """Every field the form refused, by key, each with why."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("settings", "; ".join(f"{k}: {m}" for k, m in errors.items()))
+        self.errors = errors
 
 
 @dataclass(frozen=True)
@@ -93,6 +115,7 @@ def fields(
                 choices=_choices(field.type),
                 has_value=kind == "secret" and bool(current),
                 help=schema.help.get(field.name, ""),
+                columns=_columns(field.type),
             )
         )
     return found
@@ -120,7 +143,18 @@ def _kind(t: inspect.Type, secret: bool) -> Kind:
         return "number"
     if isinstance(t, inspect.LiteralType) and all(isinstance(v, str) for v in t.values):
         return "choice"
-    return "json"
+    return "rows" if _columns(t) else "json"
+
+
+def _columns(t: inspect.Type) -> tuple[str, ...]:
+    """A list of structs made of text alone: its keys; anything else: none."""
+    t = _unwrapped(t)
+    if not isinstance(t, inspect.ListType) or not isinstance(t.item_type, inspect.StructType):
+        return ()
+    fields = t.item_type.fields
+    if not all(isinstance(f.type, inspect.StrType) for f in fields):
+        return ()
+    return tuple(f.encode_name for f in fields)
 
 
 def _choices(t: inspect.Type) -> tuple[str, ...]:
@@ -139,7 +173,7 @@ def _default(field: inspect.Field) -> Any:
 def _shown(kind: Kind, value: Any) -> str:
     if value is None:
         return ""
-    if kind == "json":
+    if kind in ("json", "rows"):
         return json.dumps(msgspec.to_builtins(value), indent=2, ensure_ascii=False)
     if kind == "bool":
         return "true" if value else ""
@@ -155,38 +189,74 @@ def config(
     shown = fields(plugin, saved)
     known = {field.key for field in shown}
     result: dict[str, Any] = {k: v for k, v in saved.items() if k not in known}
+    errors: dict[str, str] = {}
     for field in shown:
-        raw = form.get(field.key, "")
-        if field.kind not in ("bool", "secret") and MASK in raw:
-            if raw.strip() != field.value.strip():
-                raise FormError(
-                    field.key,
-                    f"holds masked secrets ({MASK}): leave it as it is, or write it out in full",
-                )
-            if field.key in saved:
-                result[field.key] = saved[field.key]  # unchanged: the saved secrets stay
+        try:
+            value = _value(field, form.get(field.key, ""), saved)
+        except FormError as exc:
+            errors[field.key] = exc.message
             continue
-        if field.kind == "bool":
-            result[field.key] = raw in ("true", "on")
-        elif field.kind == "secret":
-            if raw:
-                result[field.key] = raw
-            elif saved.get(field.key):
-                result[field.key] = saved[field.key]
-        elif not raw.strip():
-            continue
-        elif field.kind == "number":
-            result[field.key] = _number(field.key, raw)
-        elif field.kind == "json":
-            try:
-                result[field.key] = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise FormError(
-                    field.key, f"not valid JSON ({exc.msg}, line {exc.lineno})"
-                ) from None
-        else:
-            result[field.key] = raw.strip()
+        if value is not None:
+            result[field.key] = value
+        elif field.required:
+            errors[field.key] = "required: give a value"
+    if errors:
+        raise FormErrors(errors)
     return result
+
+
+def _value(field: Field, raw: str, saved: dict[str, Any]) -> Any:
+    """A field's config value; None when it is left out (blank: its default applies)."""
+    if field.kind not in ("bool", "secret") and MASK in raw:
+        if _parsed(raw) != _parsed(field.value):
+            raise FormError(
+                field.key,
+                f"holds masked secrets ({MASK}): leave it as it is, or write it out in full",
+            )
+        return saved.get(field.key)  # unchanged: the saved secrets stay
+    if field.kind == "bool":
+        return raw in ("true", "on")
+    if field.kind == "secret":
+        return raw or saved.get(field.key) or None
+    if not raw.strip():
+        return None
+    if field.kind == "number":
+        return _number(field.key, raw)
+    if field.kind in ("json", "rows"):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise FormError(field.key, f"not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    return raw.strip()
+
+
+def _parsed(text: str) -> Any:
+    """JSON text as values (so that spacing and key order do not matter), else the text."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text.strip()
+
+
+def submitted(items: list[tuple[str, str]]) -> dict[str, str]:
+    """A submitted form as `config` reads it: a "rows" field's inputs (`key:column`, one per
+    row and column) become its JSON text, rows left blank left out."""
+    found: dict[str, str] = {}
+    columns: dict[str, dict[str, list[str]]] = {}
+    for name, value in items:
+        key, colon, column = name.partition(":")
+        if colon:
+            columns.setdefault(key, {}).setdefault(column, []).append(value)
+        else:
+            found[name] = value
+    for key, by_column in columns.items():
+        # (a column short of inputs, which only a hand-made request sends, cuts the rows)
+        rows = [
+            dict(zip(by_column, row, strict=True)) for row in zip(*by_column.values(), strict=False)
+        ]
+        kept = [row for row in rows if any(v.strip() for v in row.values())]
+        found[key] = json.dumps(kept, ensure_ascii=False) if kept else ""
+    return found
 
 
 def _number(key: str, raw: str) -> int | float:

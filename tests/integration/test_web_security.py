@@ -569,15 +569,18 @@ async def test_saving_a_form_with_masked_secrets_keeps_them_and_a_half_edit_is_r
     async with AsyncTestClient(app) as client:
         await sign_in(client, "editor@example.com")
         page = (await client.get(f"/destinations/{ids['hook']}")).text
-        shown = re.search(r'<textarea id="f-headers"[^>]*>([^<]*)</textarea>', page)
-        assert shown is not None and "****" in shown[1]
-        headers = html.unescape(shown[1])
+        # (the headers are a table of rows: an input per row and column)
+        rows = {column: [html.unescape(v) for v in re.findall(
+                    rf'name="headers:{column}" value="([^"]*)"', page)]
+                for column in ("from", "to")}  # fmt: skip
+        assert any("****" in value for value in rows["to"]), rows
         form = {"_csrf_token": await csrf(client), "webhookUrl": "https://hooks.example.com/v2",
-                "webhookMethod": "POST", "headers": headers}  # fmt: skip
+                "webhookMethod": "POST", "headers:from": rows["from"],
+                "headers:to": rows["to"]}  # fmt: skip
         saved = await client.post(f"/destinations/{ids['hook']}", data=form,
                                   follow_redirects=False)  # fmt: skip
         assert saved.status_code == 303
-        half = {**form, "headers": headers.replace("growth", "sales")}
+        half = {**form, "headers:to": [v.replace("growth", "sales") for v in rows["to"]]}
         refused = await client.post(f"/destinations/{ids['hook']}", data=half)
         assert refused.status_code == 400 and "masked secrets" in refused.text
     async with connection(database_url) as conn:

@@ -50,16 +50,39 @@ def sample_event() -> dict[str, Any]:
     }  # fmt: skip
 
 
+# The catalog's groups, in the order it shows them.
+CATEGORIES = ("Analytics", "Marketing", "Messaging", "Advertising", "Warehouses", "Storage",
+              "Custom", "Other")  # fmt: skip
+
+
+def catalog(q: str) -> list[tuple[str, list[DestinationType]]]:
+    """The destination types whose title, name, category or description hold every word of
+    `q`, by category (what the page's search box does as one types, without JavaScript)."""
+    words = q.lower().split()
+    found = [
+        kind
+        for kind in sorted(TYPES.values(), key=lambda kind: kind.title.lower())
+        if all(w in f"{kind.title} {kind.name} {kind.category} {kind.description}".lower()
+               for w in words)
+    ]  # fmt: skip
+    groups = [(c, [k for k in found if k.category == c]) for c in CATEGORIES]
+    return [(c, kinds) for c, kinds in groups if kinds]
+
+
 @get("/destinations/new")
 async def new_destination(
-    request: Request[Any, Any, Any], type: FromQuery[str | None] = None
+    request: Request[Any, Any, Any], type: FromQuery[str | None] = None, q: FromQuery[str] = ""
 ) -> Template:
+    """The catalog; a type's empty form for editors (viewers, who cannot add one, get the
+    catalog to browse, with whom to ask)."""
     user = signed_in(request)
-    if type is None:
-        kinds = sorted(TYPES.values(), key=lambda kind: kind.title)
-        return Template("destination_types.html", context={"user": user, "kinds": kinds})
+    if type is None or not user.may("editor"):
+        context = {"user": user, "groups": catalog(q), "q": q, "kinds_count": len(TYPES)}
+        return Template("destination_types.html", context=context)
     plugin = _plugin(type)
-    return _form(request, plugin, name="", config={})
+    async with database(request) as conn:
+        sources = (await graph.load(conn)).sources
+    return _form(request, plugin, name="", config={}, sources=sources, picked=set())
 
 
 def _form(
@@ -90,21 +113,48 @@ def _form(
 
 async def _submitted(request: Request[Any, Any, Any]) -> dict[str, str]:
     form = await request.form()
-    return {key: str(value) for key, value in form.items() if isinstance(value, str)}
+    return forms.submitted([(k, v) for k, v in form.multi_items() if isinstance(v, str)])
 
 
 @post("/destinations", status_code=303)
 async def create_destination(request: Request[Any, Any, Any]) -> Response[Any]:
+    """A new destination, and its connections to the sources ticked on its form, in one
+    transaction: refused, nothing is made."""
     form = await _submitted(request)
+    picked = {UUID(v) for v in (await request.form()).getall("sources", []) if _uuid(v)}
     plugin = _plugin(form.get("type", ""))
     name = form.get("name", "").strip()
     async with database(request) as conn:
+        shape = await graph.load(conn)
         try:
-            config = forms.config(plugin, form, {})
+            config = _named_config(plugin, name, form)
             made = await changes(request, conn).create_destination(name, plugin.name, config)
-        except ConfigError as exc:  # (a FormError too)
-            return _refused(request, plugin, name, form, exc)
+            for source in (s for s in shape.sources if s.id in picked):
+                await changes(request, conn).connect(source.name, name, True, None)
+        except ConfigError as exc:  # (FormErrors too)
+            return _refused(request, plugin, name, form, exc, sources=shape.sources,
+                            picked=picked)  # fmt: skip
     return Redirect(f"/destinations/{made}", status_code=303)
+
+
+def _uuid(text: str) -> bool:
+    try:
+        UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _named_config(plugin: DestinationType, name: str, form: dict[str, str]) -> dict[str, Any]:
+    """The new destination's config; a missing name is refused with the settings' errors."""
+    errors = {} if name else {"name": "give the destination a name"}
+    try:
+        config = forms.config(plugin, form, {})
+    except forms.FormErrors as exc:
+        errors |= exc.errors
+    if errors:
+        raise forms.FormErrors(errors)
+    return config
 
 
 def _refused(
@@ -117,13 +167,14 @@ def _refused(
     saved: dict[str, Any] | None = None,
     **more: Any,
 ) -> Template:
-    """The form again, as submitted (secrets excepted), the error beside its field."""
+    """The form again, as submitted (secrets excepted), each error beside its field."""
     message = exc.message if isinstance(exc, ConfigError) else str(exc)
     keys = [f.key for f in forms.fields(plugin, {})]
-    key = exc.key if isinstance(exc, forms.FormError) else forms.field_of(message, form, keys)
+    key = forms.field_of(message, form, keys)  # the settings check names one at a time
+    errors = exc.errors if isinstance(exc, forms.FormErrors) else {key: message} if key else {}
     return _form(
         request, plugin, name=name, config=saved or {}, submitted=form, node=node, status=400,
-        error=None if key else message, field_errors={key: message} if key else {}, **more,
+        error=None if errors else message, field_errors=errors, **more,
     )  # fmt: skip
 
 
@@ -288,7 +339,7 @@ async def update_delivery(
     saved = msgspec.to_builtins(spec.delivery)
     try:
         policy = msgspec.convert(forms.config(forms.POLICY, form, saved), DeliveryPolicy)
-    except (forms.FormError, msgspec.ValidationError) as exc:
+    except (ConfigError, msgspec.ValidationError) as exc:
         return _form(
             request, _plugin(spec.type), name=spec.name, config=spec.config, node=loaded.node,
             status=400, **_connections(loaded, form, str(exc)),

@@ -163,6 +163,44 @@ document.addEventListener("click", (event) => {
   if (target) target.hidden = true;
 });
 
+// The destination catalog's search (<input data-search=".typecard">): cards whose data-text
+// lacks a typed word are hidden as one types, and groups left empty; without JavaScript the
+// form's ?q= asks the server for the same.
+document.addEventListener("input", (event) => {
+  const selector = event.target.dataset?.search;
+  if (!selector) return;
+  const words = event.target.value.toLowerCase().split(/\s+/).filter(Boolean);
+  let shown = 0;
+  document.querySelectorAll(selector).forEach((card) => {
+    card.hidden = !words.every((word) => card.dataset.text.includes(word));
+    if (!card.hidden) shown += 1;
+  });
+  document.querySelectorAll(".catalog-group").forEach((group) => {
+    group.hidden = !group.querySelector(".typecard:not([hidden])");
+  });
+  const none = document.getElementById("catalog-none");
+  if (none) none.hidden = shown > 0;
+});
+
+// Tables of rows in settings forms (.rows-editor): "Add row" appends an empty copy of the last
+// row; "Remove" takes a row out (the only one left is emptied instead, to stay there to fill).
+document.addEventListener("click", (event) => {
+  const add = event.target.closest("button[data-add-row]");
+  if (add) {
+    const body = add.closest(".rows-editor").querySelector("tbody");
+    const row = body.lastElementChild.cloneNode(true);
+    row.querySelectorAll("input").forEach((input) => { input.value = ""; });
+    body.append(row);
+    row.querySelector("input")?.focus();
+    return;
+  }
+  const remove = event.target.closest("button[data-remove-row]");
+  if (!remove) return;
+  const row = remove.closest("tr");
+  if (row.parentElement.children.length > 1) row.remove();
+  else row.querySelectorAll("input").forEach((input) => { input.value = ""; });
+});
+
 // A link to a form field (<a href="#new-source">, a call to action) puts the cursor in it.
 document.addEventListener("click", (event) => {
   const link = event.target.closest("a[href^='#']");

@@ -3,9 +3,11 @@
 // <pre> holds the JSON, indented). Payloads are attacker-made: the tree is built with
 // textContent only, never markup. Numbers keep their text as written (no float rounding), so
 // this reads JSON itself rather than with JSON.parse. Text that is not JSON is left alone.
-// Content swapped in by htmx is upgraded too (htmx:load).
+// Content swapped in by htmx is upgraded too (htmx:load); other content, by calling
+// window.sluiceJson.upgrade(element). Styles: the .jv rules in app.css.
 (() => {
   const FOLD_DEEPER_THAN = 2; // levels open at first; deeper objects start folded
+  const LARGEST = 200_000; // characters; a larger text (a file's bundle) stays plain text
   const STRING = /"(?:[^"\\\u0000-\u001f]|\\.)*"/y;
 
   // JSON text → a tree of {kind, text | items | entries}; throws on anything else.
@@ -128,6 +130,7 @@
     const text = pre.textContent.trim();
     let tree;
     try {
+      if (text.length > LARGEST) throw new RangeError("too large to draw as a tree");
       tree = parse(text);
     } catch {
       pre.removeAttribute("data-json"); // not JSON (an HTML error page, say): shown as it is

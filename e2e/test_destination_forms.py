@@ -153,7 +153,11 @@ destinations: [{name: amp, type: amplitude, config: {apiKey: amp-key-123456}}]
     page.get_by_role("button", name="Save settings").click()
     expect(page.get_by_role("status")).to_contain_text("Settings saved")
     expect(page.get_by_role("switch", name="Track products once")).to_be_checked()
-    shot(page, "destination-amplitude-switches")
+    page.set_viewport_size({"width": 1440, "height": 900})
+    shot(page, "destination-amplitude-admin-1440")
+    page.set_viewport_size({"width": 390, "height": 844})
+    shot(page, "destination-amplitude-admin-390")
+    fits(page)
 
 
 def test_a_group_call_amplitude_cannot_take_is_filtered_and_the_setting_named(

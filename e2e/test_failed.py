@@ -137,6 +137,8 @@ def test_back_and_forward_leave_the_filter_as_the_address_says(page: Page) -> No
     page.go_forward()
     expect(page.get_by_role("heading", name="Nothing is being retried")).to_be_visible()
     expect(show).to_have_value("retrying")
+    page.goto("/failed?window=ever")  # not a choice: the page shows all time, and so does the form
+    expect(page.get_by_label("Failed in")).to_have_value("all")
 
 
 def test_a_long_group_pages_and_a_viewer_is_offered_no_action(

@@ -40,8 +40,10 @@ function mirrorUrl() {
       if (!control.name || ["hidden", "submit", "button"].includes(control.type)) continue;
       const values = params.getAll(control.name);
       if (control.tagName === "SELECT") {
+        // (a value the select does not offer was not taken either: the page's own choice stands)
+        const offered = [...control.options].some((option) => values.includes(option.value));
         for (const option of control.options) {
-          option.selected = values.length ? values.includes(option.value) : option.defaultSelected;
+          option.selected = offered ? values.includes(option.value) : option.defaultSelected;
         }
       } else if (control.type === "checkbox" || control.type === "radio") {
         control.checked = values.length ? values.includes(control.value) : control.defaultChecked;

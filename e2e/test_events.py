@@ -155,6 +155,24 @@ def test_pause_counts_new_events_and_resume_shows_them(
     expect(rows).to_have_count(6)  # live again
 
 
+def test_paused_through_more_events_than_a_poll_brings(
+    page: Page, gateway: GatewayProcess, database_url: str
+) -> None:
+    hooked(database_url, "burst-e2e-key", "http://127.0.0.1:9/unused")
+    _post(gateway, "burst-e2e-key", _track("b-0", "u"))
+    sign_in(page, "viewer@example.com", then="/events")
+    rows = page.locator("#event-rows tr.event")
+    expect(rows).to_have_count(1)
+    page.get_by_role("button", name="Pause").click()
+    _post(gateway, "burst-e2e-key", *(_track(f"b-{n}", "u") for n in range(1, 61)))
+    resume = page.get_by_role("button", name="50+ new events — resume")
+    expect(resume).to_be_visible(timeout=15_000)  # the newest 50, and word of more
+    resume.click()
+    expect(rows).to_have_count(51)
+    expect(rows.first).to_contain_text("b-60")
+    expect(page.get_by_text("More events arrived meanwhile than are shown above")).to_be_visible()
+
+
 def test_a_failing_poll_shows_the_connection_lost_until_one_succeeds(
     page: Page, web: WebProcess
 ) -> None:

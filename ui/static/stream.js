@@ -42,9 +42,10 @@
   function count() {
     const list = held();
     const waiting = list.querySelectorAll("tr.event").length;
-    const full = waiting >= Number(list.dataset.keep);
+    // More than it kept, or than a poll brings (its answer then ends with a gap row).
+    const more = waiting >= Number(list.dataset.keep) || list.querySelector("tr.gap");
     const note = document.querySelector("[data-resume]");
-    note.textContent = `${waiting}${full ? "+" : ""} new event${waiting === 1 ? "" : "s"} — resume`;
+    note.textContent = `${waiting}${more ? "+" : ""} new event${waiting === 1 ? "" : "s"} — resume`;
     note.hidden = false;
   }
 

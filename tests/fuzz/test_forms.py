@@ -62,8 +62,9 @@ async def _pages(database_url: str) -> list[str]:
             rows = await (await conn.execute(f"SELECT id FROM {table}")).fetchall()
             ids[table] = [row[0] for row in rows]
     pages = ["/", "/connections", "/transformations", "/users", "/account/password", "/failed",
-             "/events", "/stats", "/rejected", "/audit", "/destinations/new?type=webhook",
-             "/destinations/new?type=amplitude", "/destinations/new?type=postgres"]  # fmt: skip
+             "/events", "/stats", "/rejected", "/audit", "/alerts",
+             "/destinations/new?type=webhook", "/destinations/new?type=amplitude",
+             "/destinations/new?type=postgres"]  # fmt: skip
     for table, found in ids.items():
         if table != "users":
             pages += [f"/{table}/{one}" for one in found]

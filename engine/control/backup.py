@@ -1,12 +1,13 @@
 """Backups of what a Sluice installation is configured with — the workspace (sources with their
 write keys, destinations with their secrets and alert rules, transformations, connections), the
-people who sign in (with their password hashes) and the API tokens (their hashes) — and,
-optionally, what it has not delivered yet: events not processed and jobs not settled.
+people who sign in (with their password hashes), the API tokens (their hashes) and the SMTP
+server alerts are mailed through — and, optionally, what it has not delivered yet: events not
+processed and jobs not settled.
 
 A backup is one JSON document. It holds secrets, so it is written readable by its owner only.
 Restoring applies the workspace by name like `sluice config apply`, adds or updates the users
-and tokens, and queues the pending events and jobs again, in their order, for the destinations
-of the same names.
+and tokens, sets the SMTP server (when the backup has one), and queues the pending events and
+jobs again, in their order, for the destinations of the same names.
 """
 
 from datetime import datetime
@@ -15,7 +16,7 @@ from typing import Literal
 import msgspec
 
 from engine import db, specs
-from engine.control import accounts, tokens, workspace
+from engine.control import accounts, settings, tokens, workspace
 from engine.db import Connection
 from engine.errors import ConfigError
 from engine.store import ingest_log, jobs
@@ -37,6 +38,7 @@ class Backup(msgspec.Struct):
     users: list[accounts.Kept]
     api_tokens: list[tokens.Kept]
     pending: Pending | None = None
+    smtp: settings.Smtp | None = None  # (backups made before there was one have none)
 
 
 async def make(conn: Connection, made_at: datetime, *, pending: bool) -> bytes:
@@ -47,7 +49,7 @@ async def make(conn: Connection, made_at: datetime, *, pending: bool) -> bytes:
             FORMAT, VERSION, made_at, await workspace.export(conn),
             await accounts.kept(conn), await tokens.kept(conn),
             Pending(await ingest_log.unprocessed(conn), await jobs.unsettled(conn))
-            if pending else None,
+            if pending else None, await settings.smtp(conn),
         )  # fmt: skip
     return msgspec.json.format(msgspec.json.encode(backup), indent=1)
 
@@ -87,6 +89,8 @@ async def restore(conn: Connection, backup: Backup) -> Restored:
             await accounts.restore(conn, user)
         for token in backup.api_tokens:
             await tokens.restore(conn, token)
+        if backup.smtp is not None:
+            await settings.set_smtp(conn, backup.smtp)
         events = queued = 0
         if backup.pending is not None:
             for event in backup.pending.events:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from email import message_from_bytes
 from email.message import Message
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -28,6 +29,7 @@ from tests.integration.test_events import WORKSPACE
 from tests.integration.test_web_activity import counted, ids
 from tests.integration.test_web_api import bearer
 from tests.integration.test_web_security import app_with
+from tests.integration.test_workspace import sluice
 from tests.servers import free_port
 from tests.sink import Answer, Sink
 
@@ -298,3 +300,22 @@ async def test_an_admin_token_sets_the_smtp_server_through_the_api_its_password_
         assert "smtp-api-secret" not in str(entries)
         assert (await client.delete("/api/v1/settings/smtp")).status_code == 204
         assert (await client.get("/api/v1/settings/smtp")).json() is None
+
+
+def test_a_backup_carries_the_smtp_server_over(
+    database_url: str, other_database_url: str, tmp_path: Path
+) -> None:
+    server = settings.Smtp(host="smtp.example.com", port=465, security="tls", user="alerts",
+                           password="smtp-backup-secret", sender="sluice@example.com")  # fmt: skip
+    apply_config(database_url, WORKSPACE)
+    configured(database_url, server, Rule(destination_id=ids(database_url)["hook"]))
+    file = tmp_path / "sluice.backup"
+    assert sluice(database_url, "backup", str(file)).returncode == 0
+    restored = sluice(other_database_url, "restore", str(file))
+    assert restored.returncode == 0, restored.stderr
+
+    async def smtp() -> settings.Smtp | None:
+        async with connection(other_database_url) as conn:
+            return await settings.smtp(conn)
+
+    assert asyncio.run(smtp()) == server

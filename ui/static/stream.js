@@ -11,7 +11,6 @@
   function pause(button) {
     poller().setAttribute("hx-target", "#event-held");
     button.textContent = "Resume";
-    button.setAttribute("aria-pressed", "true");
     poller().querySelector("[data-live-state]").textContent = "Paused";
     poller().classList.add("paused");
     count();
@@ -26,7 +25,6 @@
     }
     poller().setAttribute("hx-target", "#event-rows");
     button.textContent = "Pause";
-    button.setAttribute("aria-pressed", "false");
     poller().querySelector("[data-live-state]").textContent = "Live";
     poller().classList.remove("paused");
     document.querySelector("[data-resume]").hidden = true;

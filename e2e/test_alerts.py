@@ -59,6 +59,13 @@ def test_a_rule_fires_when_a_sink_fails_and_resolves_with_each_target_told(
             "placeholder", "saved — leave blank to keep it"
         )
         assert SMTP_PASSWORD not in page.content()
+        smtp.get_by_role("button", name="Send a test email").click()
+        expect(page.get_by_role("status")).to_have_text("Test email sent to admin@example.com.")
+        [(envelope, tried)] = mailbox.messages
+        assert (
+            envelope.rcpt_tos == ["admin@example.com"] and tried["Subject"] == "Sluice test email"
+        )
+        mailbox.messages.clear()
 
         page.get_by_role("link", name="Connections").first.click()
         page.get_by_role("link", name="orders hook").first.click()
@@ -129,7 +136,7 @@ def test_a_rule_fires_when_a_sink_fails_and_resolves_with_each_target_told(
     assert "T0SECRET" not in page.content() and "slack-token-e2e" not in page.content()
 
 
-def test_a_viewer_cannot_set_the_smtp_server(page: Page) -> None:
+def test_a_viewer_cannot_set_or_try_the_smtp_server(page: Page) -> None:
     sign_in(page, "viewer@example.com", then="/alerts")
     expect(page.get_by_role("heading", name="Alerts", exact=True)).to_be_visible()
     headers = json.loads(page.evaluate("document.body.getAttribute('hx-headers')"))
@@ -137,3 +144,4 @@ def test_a_viewer_cannot_set_the_smtp_server(page: Page) -> None:
         "/alerts/smtp", form={"host": "evil.example.com", "sender": "a@b.co"}, headers=headers
     )
     assert answer.status == 403
+    assert page.request.post("/alerts/smtp/test", headers=headers).status == 403

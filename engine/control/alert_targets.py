@@ -73,12 +73,22 @@ async def _post(client: httpx.AsyncClient, url: str, body: Any, who: str) -> str
 
 
 async def email(server: Smtp | None, to: list[str], notice: Notice) -> str:
+    subject = f"Sluice alert {notice.status}: {notice.message}"
+    return await _send(server, to, subject, f"{notice.message}\n\n{notice.when().capitalize()}.")
+
+
+async def send_test_email(server: Smtp | None, to: str) -> str:
+    """A test message, so that an admin sees the SMTP settings work before an alert needs them."""
+    said = "Alerts will be mailed through this server."
+    return await _send(server, [to], "Sluice test email", said)
+
+
+async def _send(server: Smtp | None, to: list[str], subject: str, text: str) -> str:
     if server is None:
         return "no SMTP server is set (the Alerts page)"
     message = EmailMessage()
-    message["From"], message["To"] = server.sender, ", ".join(to)
-    message["Subject"] = f"Sluice alert {notice.status}: {notice.message}"[:200]
-    message.set_content(f"{notice.message}\n\n{notice.when().capitalize()}.\n\n-- Sluice\n")
+    message["From"], message["To"], message["Subject"] = server.sender, ", ".join(to), subject[:200]
+    message.set_content(f"{text}\n\n-- Sluice\n")
     try:
         await asyncio.to_thread(_mail, server, message)
     except smtplib.SMTPResponseException as exc:

@@ -10,7 +10,7 @@ from litestar import Request, Response, get, post
 from litestar.params import FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 
-from engine.control import alerts, settings
+from engine.control import alert_targets, alerts, settings
 from engine.db import Connection
 from engine.errors import ConfigError
 from ui.requests import changes, database, signed_in
@@ -47,7 +47,8 @@ async def alerts_page(
 
 async def _page(
     request: Request[Any, Any, Any], *, before: int | None = None, status: int = 200,
-    smtp_error: str | None = None, form: SmtpForm | None = None,
+    smtp_error: str | None = None, form: SmtpForm | None = None, tried: str | None = None,
+    tried_ok: bool = False,
 ) -> Template:  # fmt: skip
     user = signed_in(request)
     async with database(request) as conn:
@@ -57,7 +58,7 @@ async def _page(
     older = history[-1].id if len(history) == _HISTORY else None
     context = {"user": user, "rules": rules, "history": history, "older": older,
                "paged": before is not None, "smtp": smtp, "smtp_error": smtp_error,
-               "form": form}  # fmt: skip
+               "form": form, "tried": tried, "tried_ok": tried_ok}  # fmt: skip
     return Template("alerts.html", context=context, status_code=status)
 
 
@@ -72,6 +73,18 @@ async def save_smtp(
         except ConfigError as exc:
             return await _page(request, status=400, smtp_error=exc.message, form=data)
     return Redirect("/alerts?saved=smtp#smtp", status_code=303)
+
+
+@post("/alerts/smtp/test", opt={"role": "admin"}, status_code=200)
+async def test_smtp(request: Request[Any, Any, Any]) -> Template:
+    """A test email to the admin who asks, through the SMTP server saved."""
+    to = signed_in(request).email
+    async with database(request) as conn:
+        outcome = await alert_targets.send_test_email(await settings.smtp(conn), to)
+        await changes(request, conn).record("settings.smtp_test", to, outcome=outcome)
+    sent = outcome == alert_targets.SENT
+    return await _page(request, tried=f"Test email sent to {to}." if sent else outcome,
+                       tried_ok=sent)  # fmt: skip
 
 
 async def _smtp(conn: Connection, data: SmtpForm) -> settings.Smtp:
@@ -89,4 +102,4 @@ async def _smtp(conn: Connection, data: SmtpForm) -> settings.Smtp:
     )  # fmt: skip
 
 
-handlers = [banner, alerts_page, save_smtp]
+handlers = [banner, alerts_page, save_smtp, test_smtp]

@@ -19,10 +19,12 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from litestar.testing import AsyncTestClient
 
-from engine.control import alerts, audit, settings
+from engine import specs
+from engine.control import alerts, audit, settings, workspace
 from engine.control.alerts import Rule
 from engine.db import connection
 from engine.errors import ConfigError
+from engine.specs import AlertConditions
 from engine.store import counters
 from tests.conftest import apply_config
 from tests.integration.test_events import WORKSPACE
@@ -319,3 +321,28 @@ def test_a_backup_carries_the_smtp_server_over(
             return await settings.smtp(conn)
 
     assert asyncio.run(smtp()) == server
+
+
+def test_the_workspace_file_carries_a_rule_s_slack_and_email_targets(database_url: str) -> None:
+    apply_config(database_url, WORKSPACE)
+    apply_config(
+        database_url,
+        """
+destinations:
+  - name: hook
+    type: webhook
+    config: {webhookUrl: "https://hook.example.com/in"}
+    alerts: {failure_percent: 5, slack_url: "https://hooks.slack.com/services/T/B/x",
+             email_to: [oncall@example.com, lead@example.com]}
+""",
+    )
+
+    async def exported() -> specs.WorkspaceSpec:
+        async with connection(database_url) as conn:
+            return await workspace.export(conn)
+
+    [hook] = [d for d in asyncio.run(exported()).destinations if d.name == "hook"]
+    assert hook.alerts == AlertConditions(
+        failure_percent=5, slack_url="https://hooks.slack.com/services/T/B/x",
+        email_to=["oncall@example.com", "lead@example.com"],
+    )  # fmt: skip

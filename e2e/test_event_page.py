@@ -8,13 +8,14 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 import psycopg
 from playwright.sync_api import Locator, Page, expect
 
-from e2e.conftest import run, shot, sign_in
+from e2e.conftest import DESKTOP, run, shot, sign_in
 from engine import specs
 from engine.control import workspace
 from engine.db import connection
@@ -24,7 +25,6 @@ from tests.sink import Answer, Arrival, Sink
 KEY = "event-page-e2e-key"
 CRM_KEY = "event-page-e2e-crm-key"
 HOSTILE = "<img src=x onerror=alert(1)>"
-DESKTOP = {"width": 1440, "height": 900}
 
 
 def _workspace(sink: str) -> str:
@@ -81,7 +81,7 @@ def _configure(database_url: str, sink: str) -> None:
     run(go())
 
 
-def _send(gateway: GatewayProcess, key: str, *events: dict[str, object]) -> None:
+def _send(gateway: GatewayProcess, key: str, *events: dict[str, Any]) -> None:
     answer = httpx.post(f"{gateway.url}/v1/batch", json={"batch": list(events)}, auth=(key, ""))
     assert answer.status_code == 200, answer.text
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from playwright.sync_api import Dialog, Page, expect
 
-from e2e.conftest import hooked, run, send_events, shot, sign_in
+from e2e.conftest import DESKTOP, PHONE, hooked, run, send_events, shot, sign_in
 from engine import specs
 from engine.control import workspace
 from engine.db import connection
@@ -18,8 +18,6 @@ from tests.servers import GatewayProcess, running_worker
 from tests.sink import Answer, Sink
 
 HOSTILE = "<img src=x onerror=alert(1)>"
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1440, "height": 900}
 
 
 def reload_until(page: Page, selector: str, count: int) -> None:

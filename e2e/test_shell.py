@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from e2e.conftest import hooked, send_events, shot, sign_in
+from e2e.conftest import PHONE, hooked, send_events, shot, sign_in
 from tests.servers import GatewayProcess, WebProcess, running_worker, start_web
 from tests.sink import Sink
 
-PHONE = {"width": 390, "height": 844}
 WRITE_KEY = "shell-write-key-0123456789"
 # Every page a signed-in user reaches from the navigation, and the ones a row links to.
 PAGES = ["/", "/connections", "/events", "/transformations", "/stats", "/failed", "/alerts",

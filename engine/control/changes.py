@@ -216,7 +216,8 @@ class Changes:
         """Changed code makes a new version, which every connection using it runs next."""
         spec = await self._entry("transformation", transformation_id)
         report = await workspace.apply(
-            self._conn, WorkspaceSpec(transformations=[TransformationSpec(spec.name, code)]),
+            self._conn,
+            WorkspaceSpec(transformations=[TransformationSpec(spec.name, code)]),
             self.actor,
         )
         [(_, _, done)] = report.changes

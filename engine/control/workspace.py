@@ -56,9 +56,7 @@ class _Upserted:
     id: UUID | None = None  # (a transformation's)
 
 
-async def apply(
-    conn: Connection, spec: WorkspaceSpec, author: str | None = None
-) -> ApplyReport:
+async def apply(conn: Connection, spec: WorkspaceSpec, author: str | None = None) -> ApplyReport:
     """Upsert every entry by name in one transaction and wake the processes that cache it;
     new transformation versions are saved by `author` (as the audit log names people).
     ConfigError names the entry at fault when one is invalid."""

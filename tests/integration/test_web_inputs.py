@@ -81,7 +81,7 @@ async def test_pages_refuse_nul_in_forms_and_filters_naming_the_field(
         for path, name in filters:
             answer = await client.get(path)
             assert answer.status_code == 400, path
-            assert f"the query parameter &#39;{name}&#39; contains a NUL character" in answer.text
+            assert f"The query parameter &#39;{name}&#39; contains a NUL character" in answer.text
         client.cookies.clear()
         await sign_in(client, "admin@example.com")
         token = await csrf(client)
@@ -93,7 +93,7 @@ async def test_pages_refuse_nul_in_forms_and_filters_naming_the_field(
         ]:
             answer = await client.post(path, data={**form, "_csrf_token": token})
             assert answer.status_code == 400, (path, form)
-            assert f"the field &#39;{name}&#39; contains a" in answer.text, (path, form)
+            assert f"The field &#39;{name}&#39; contains a" in answer.text, (path, form)
     assert _count(database_url) == before
 
 

@@ -1,6 +1,7 @@
 """Settings forms (ui.forms): lists of text rows as tables, every refused field at once."""
 
 import json
+from typing import Any
 
 import pytest
 
@@ -40,7 +41,7 @@ def test_every_refused_field_is_reported_at_once() -> None:
 
 
 def test_masked_rows_sent_back_unchanged_keep_the_saved_secrets() -> None:
-    saved = {"webhookUrl": "https://h.example.com",
+    saved: dict[str, Any] = {"webhookUrl": "https://h.example.com",
              "headers": [{"from": "Authorization", "to": "Bearer s3cret-t0ken-value"}]}  # fmt: skip
     [shown] = [f for f in forms.fields(WEBHOOK, saved) if f.key == "headers"]
     [[name, value]] = shown.rows

@@ -18,11 +18,9 @@ from engine.db import Connection
 from engine.destinations.secrets import mask
 from engine.pipeline.topology import Route, Target, Topology, load
 from engine.position import END, START, Position
-from engine.sql import Queries
 from engine.store import ingest_log, jobs
 from engine.store.ingest_log import Filters, StoredEvent
 
-_Q = Queries.beside(__file__, "events.sql")
 SCAN = 20_000  # events a page of a search walks back through at most
 _EVERY_EVENT = Filters()
 
@@ -195,17 +193,12 @@ async def statuses(conn: Connection, shown: list[StoredEvent]) -> dict[int, list
     if not shown:
         return {}
     topology = await load(conn)
-    times = [e.received_at for e in shown]
-    params = {"txs": [e.tx for e in shown], "ids": [e.id for e in shown],
-              "partitions": [e.partition for e in shown], "since": min(times),
-              "until": max(times), "bundled": _bundled(topology)}  # fmt: skip
     # Read before the jobs, which the processor commits with its position: an event it has
     # read past then has its jobs there to see.
     read = await ingest_log.processor_positions(conn)
     made: dict[int, dict[UUID, list[Made]]] = {}
-    cur = await conn.execute(_Q["newest_jobs"], params)
-    for event_id, *job in await cur.fetchall():
-        found = jobs.MadeOf(*job)
+    page = [(e.position, e.partition, e.received_at) for e in shown]
+    for event_id, found in await jobs.newest_made_of_each(conn, page, _bundled(topology)):
         target = topology.targets.get(found.destination_id)
         made.setdefault(event_id, {})[found.destination_id] = [_made(target, found)]
     return {

@@ -5,8 +5,9 @@ destination and latency bucket; events received per source, call type and name.
 Outcomes: a source's events `received`, `duplicate`, `invalid` and `rejected` (by the gateway,
 which counts them itself; all against `NO_DESTINATION`); per destination `delivered`, `retried`
 (tries that failed and will be tried again), `aborted`, `filtered` (by the destination's event
-filters or call types) and `dropped` (by a transformation). `engine.control.stats` reads them
-back.
+filters or call types), `dropped` (by a transformation), and `replayed` and `discarded` (an
+`aborted` count moved there when the failure is replayed or discarded, so that "failed" means
+failed now). `engine.control.stats` reads them back.
 """
 
 from collections import Counter as Tally

@@ -342,6 +342,19 @@ async def made_of(
     return await db.tuples(conn, _Q["made_of"], params, MadeOf)
 
 
+async def newest_made_of_each(
+    conn: Connection, events: Sequence[tuple[Position, int, datetime]], bundled: Sequence[UUID]
+) -> list[tuple[int, MadeOf]]:
+    """For each of a page of events (position, partition, received at), by ingest id: its
+    newest job at each destination, as `made_of` finds them, without request or answers."""
+    times = [received_at for _, _, received_at in events]
+    params = {"txs": [str(p.tx) for p, _, _ in events], "ids": [p.id for p, _, _ in events],
+              "partitions": [partition for _, partition, _ in events], "since": min(times),
+              "until": max(times), "bundled": list(bundled)}  # fmt: skip
+    cur = await conn.execute(_Q["newest_made_of_each"], params)
+    return [(event_id, MadeOf(*job)) for event_id, *job in await cur.fetchall()]
+
+
 class Unsettled(msgspec.Struct):
     """A job not delivered nor given up yet, as a backup keeps it."""
 

@@ -233,13 +233,19 @@ def test_a_job_made_without_a_request_says_why_and_a_deleted_destination_hides_i
             "HTTP 400 · gave up", timeout=20_000
         )
 
-        # an Amplitude group call with default settings: no request made (or, once such calls
-        # are filtered, left out), never "deleted"
+        # the event as transformed: its page leads to a test run of the transformation on it
+        refunds.get_by_role("link", name="See what its code makes of this event now").click()
+        expect(page.get_by_role("heading", name="breaks on refunds")).to_be_visible()
+        assert '"messageId": "refund-1"' in page.locator("#t-payload").input_value()
+        page.get_by_role("button", name="Test", exact=True).click()
+        expect(page.locator("#result")).to_contain_text("refunds are not mapped yet")
+
+        # an Amplitude group call with default settings: filtered, saying which settings it
+        # needs, never "deleted"
         page.goto(_path(database_url, "group-1"))
         amplitude = _outcome(page, "product analytics")
-        expect(amplitude.locator(".badge")).to_have_text(re.compile("failed|filtered"),
-                                                        timeout=20_000)  # fmt: skip
-        expect(amplitude).to_contain_text(re.compile(r"(no request was made|not sent): .*group"))
+        expect(amplitude.locator(".badge")).to_have_text("filtered", timeout=20_000)
+        expect(amplitude).to_contain_text(re.compile(r"not sent: .*group.*groupTypeTrait"))
         expect(page.get_by_text("the destination was deleted")).to_have_count(0)
         expect(page.locator(".jv")).to_contain_text(f'"plan": "{HOSTILE}"')
         assert page.locator("img[src=x]").count() == 0

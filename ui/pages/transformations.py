@@ -116,9 +116,18 @@ async def transformation_page(
     request: Request[Any, Any, Any],
     transformation_id: FromPath[UUID],
     version: FromQuery[int | None] = None,
+    event: FromQuery[str | None] = None,
 ) -> Template:
-    """The editor; with `version`, also what that version changed from the one before."""
-    page = await _page(request, transformation_id)
+    """The editor; with `version`, also what that version changed from the one before; with
+    `event` (`<tx>:<id>:<received_at>`, linked from an event's page), that event to test on."""
+    picked: dict[str, Any] = {}
+    if event is not None:
+        async with database(request) as conn:
+            found = await ingest_log.event(conn, *_position(event))
+        picked = {"payload": _json(codec.decode(found.payload))} if found else {
+            "note": "That event is gone (past the retention window?): here is the sample event."
+        }  # fmt: skip
+    page = await _page(request, transformation_id, **picked)
     if version is not None:
         history: list[versions.Version] = page.context["history"]
         at = next((i for i, v in enumerate(history) if v.id == version), None)

@@ -11,6 +11,7 @@ import random
 import re
 import secrets
 import string
+import unicodedata
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
@@ -30,6 +31,7 @@ _WRITE_KEY = re.compile(r"[A-Za-z0-9_.~+/=@-]{8,128}")
 _EMAIL = re.compile(r"[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+")  # an alert's recipient
 MAX_RATE = 1_000_000_000  # events per second: a source's or a destination's rate limit
 MAX_NAME = 200  # characters of an entry's name
+MAX_RECIPIENTS = 20  # of an alert rule's email
 _Spec = TypeVar("_Spec")
 
 
@@ -112,6 +114,8 @@ class AlertConditions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=
             raise ConfigError("alerts", "the webhook is an http(s) URL")
         if self.slack_url and not self.slack_url.startswith(("http://", "https://")):
             raise ConfigError("alerts", "the Slack webhook is an http(s) URL")
+        if len(self.email_to) > MAX_RECIPIENTS:
+            raise ConfigError("alerts", f"at most {MAX_RECIPIENTS} addresses (use a list address)")
         if bad := [a for a in self.email_to if not _EMAIL.fullmatch(a)]:
             raise ConfigError("alerts", f"not an email address: {bad[0]!r}")
 
@@ -212,6 +216,8 @@ def check(spec: WorkspaceSpec) -> None:
             label = f"{section}[{i}] ({entry.name})"
             if not entry.name.strip():
                 raise ConfigError(f"{section}[{i}]", "name must not be empty")
+            if any(unicodedata.category(c) == "Cc" for c in entry.name):
+                raise ConfigError(label, "the name holds a control character (a line break?)")
             if len(entry.name) > MAX_NAME:
                 raise ConfigError(f"{section}[{i}]", f"name is over {MAX_NAME} characters")
             if entry.name in seen:

@@ -288,10 +288,8 @@ async def put_smtp(
     request: Request[Any, Any, Any], data: JSONBody[settings.Smtp]
 ) -> settings.Smtp | None:
     async with database(request) as conn:
-        saved = await settings.smtp(conn)
-        keep = saved is not None and data.password in ("", MASK)
-        password = saved.password if saved is not None and keep else data.password
-        await changes(request, conn).set_smtp(msgspec.structs.replace(data, password=password))
+        server = data.keeping_password(await settings.smtp(conn))
+        await changes(request, conn).set_smtp(server)
         return await _smtp(conn)
 
 

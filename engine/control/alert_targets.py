@@ -11,6 +11,7 @@ nothing at that rate, and the appliance takes on no dependency for it.
 import asyncio
 import smtplib
 import ssl
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -86,16 +87,25 @@ async def send_test_email(server: Smtp | None, to: str) -> str:
 async def _send(server: Smtp | None, to: list[str], subject: str, text: str) -> str:
     if server is None:
         return "no SMTP server is set (the Alerts page)"
-    message = EmailMessage()
-    message["From"], message["To"], message["Subject"] = server.sender, ", ".join(to), subject[:200]
-    message.set_content(f"{text}\n\n-- Sluice\n")
+    try:
+        message = EmailMessage()
+        message["From"], message["To"] = server.sender, ", ".join(to)
+        message["Subject"] = _one_line(subject)[:200]  # (a name may hold a line break)
+        message.set_content(f"{text}\n\n-- Sluice\n")
+    except ValueError as exc:  # an address the email library refuses to write
+        return f"the message could not be written: {exc}"
     try:
         await asyncio.to_thread(_mail, server, message)
     except smtplib.SMTPResponseException as exc:
         return f"the SMTP server refused it ({exc.smtp_code})"
-    except (smtplib.SMTPException, OSError) as exc:
+    except (smtplib.SMTPException, OSError, UnicodeError) as exc:  # (non-ASCII credentials)
         return f"the SMTP server did not take it: {type(exc).__name__}"
     return SENT
+
+
+def _one_line(text: str) -> str:
+    """`text` with its control characters (line breaks) as spaces: fit for a header."""
+    return "".join(" " if unicodedata.category(c) == "Cc" else c for c in text)
 
 
 def _mail(server: Smtp, message: EmailMessage) -> None:

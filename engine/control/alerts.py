@@ -9,9 +9,10 @@ rules are evaluated from the per-minute counters.
 """
 
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 import httpx
@@ -191,12 +192,22 @@ async def _tell(
     """The rule's targets told, one after another; what became of each."""
     outcomes = {}
     if rule.webhook_url:
-        outcomes["webhook"] = await alert_targets.webhook(client, rule.webhook_url, notice)
+        outcomes["webhook"] = await _told(alert_targets.webhook(client, rule.webhook_url, notice))
     if rule.slack_url:
-        outcomes["slack"] = await alert_targets.slack(client, rule.slack_url, notice)
+        outcomes["slack"] = await _told(alert_targets.slack(client, rule.slack_url, notice))
     if rule.email_to:
-        outcomes["email"] = await alert_targets.email(smtp, rule.email_to, notice)
+        outcomes["email"] = await _told(alert_targets.email(smtp, rule.email_to, notice))
     return outcomes
+
+
+async def _told(telling: Coroutine[Any, Any, str]) -> str:
+    """A target's outcome, whatever happens: one target's surprise must leave neither the
+    other targets nor the next alerts untold (each is told once, when its state changes)."""
+    try:
+        return await telling
+    except Exception as exc:
+        log.exception("an alert target failed unexpectedly")
+        return f"could not be told: {type(exc).__name__}"
 
 
 async def _noted(conn: Connection, alert: Alert, status: Status, outcomes: dict[str, str]) -> None:

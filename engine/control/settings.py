@@ -2,6 +2,7 @@
 server alerts are mailed through. Stored in the database, like the workspace, so that every
 worker host sends with the same ones."""
 
+import ipaddress
 from typing import Literal
 
 import msgspec
@@ -9,6 +10,7 @@ from psycopg.types.json import Jsonb
 
 from engine import db
 from engine.db import Connection
+from engine.destinations.secrets import MASK
 from engine.errors import ConfigError
 from engine.sql import Queries
 
@@ -33,6 +35,32 @@ class Smtp(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise ConfigError("smtp", "the port is a number from 1 to 65535")
         if "@" not in self.sender:
             raise ConfigError("smtp", "the From address is an email address")
+        if self.security == "none" and self.password and not _loopback(self.host):
+            raise ConfigError(
+                "smtp", "a password is sent only over STARTTLS or TLS (or to a server on this "
+                "host): choose one, or leave the password out")  # fmt: skip
+
+    def keeping_password(self, saved: "Smtp | None") -> "Smtp":
+        """These settings with the saved password when none (or the mask) is given — only for
+        the same server and user: else, say so, since a password is never sent to another
+        server than the one it was typed for (a changed host would otherwise receive it)."""
+        if self.password not in ("", MASK):
+            return self
+        same = saved is not None and (saved.host, saved.port, saved.security, saved.user) == (
+            self.host, self.port, self.security, self.user)  # fmt: skip
+        if saved is not None and saved.password and same:
+            return msgspec.structs.replace(self, password=saved.password)
+        if saved is not None and saved.password and self.user:
+            raise ConfigError("smtp", "the server, its security or the user changed: type the "
+                              "password again")  # fmt: skip
+        return msgspec.structs.replace(self, password="")
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 async def smtp(conn: Connection) -> Smtp | None:

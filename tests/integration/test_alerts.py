@@ -6,6 +6,7 @@ the history keeps."""
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from email import message_from_bytes
 from email.message import Message
 from pathlib import Path
@@ -20,7 +21,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from litestar.testing import AsyncTestClient
 
 from engine import specs
-from engine.control import alerts, audit, settings, workspace
+from engine.control import alert_targets, alerts, audit, settings, workspace
 from engine.control.alerts import Rule
 from engine.db import connection
 from engine.errors import ConfigError
@@ -128,6 +129,10 @@ def test_a_rule_the_database_would_refuse_is_explained() -> None:
         (Rule(destination_id=UUID(int=1), webhook_url="ftp://x"), r"an http\(s\) URL"),
         (Rule(destination_id=UUID(int=1), slack_url="slack.com/x"), r"Slack webhook is an http"),
         (Rule(destination_id=UUID(int=1), email_to=["oncall"]), "not an email address: 'oncall'"),
+        (
+            Rule(destination_id=UUID(int=1), email_to=[f"o{i}@example.com" for i in range(21)]),
+            "at most 20 addresses",
+        ),
     ):
         with pytest.raises(ConfigError, match=words):
             rule.check()
@@ -276,6 +281,31 @@ def test_an_smtp_server_that_refuses_is_noted(database_url: str) -> None:
     assert notice["outcome"] == "the SMTP server did not take it: SMTPNotSupportedError"
 
 
+def test_an_email_the_library_or_server_cannot_take_is_noted_never_raised() -> None:
+    """A line break in the message (a destination's name) stays out of the headers, and an
+    address or credentials the email library refuses make an outcome: the alerts after it are
+    still told."""
+    notice = alert_targets.Notice("firing", "failures", "hooks\r\nBcc: x@evil.example failing",
+                                  UUID(int=1), datetime.now(UTC), None)  # fmt: skip
+    with smtp_server() as (mailbox, port):
+        server = settings.Smtp(host="127.0.0.1", port=port, security="none",
+                               sender="sluice@example.com")  # fmt: skip
+        assert asyncio.run(alert_targets.email(server, ["a@example.com"], notice)) == "sent"
+        [(envelope, message)] = mailbox.messages
+        assert envelope.rcpt_tos == ["a@example.com"]
+        assert message["Subject"] == "Sluice alert firing: hooks  Bcc: x@evil.example failing"
+        assert message["Bcc"] is None
+        bad_sender = settings.Smtp(host="127.0.0.1", port=port, security="none",
+                                   sender="a@example.com\nBcc: x@evil.example")  # fmt: skip
+        told = asyncio.run(alert_targets.email(bad_sender, ["a@example.com"], notice))
+        assert told.startswith("the message could not be written")
+        accented = settings.Smtp(host="127.0.0.1", port=port, security="none", user="ünïcode",
+                                 password="pässword", sender="sluice@example.com")  # fmt: skip
+        told = asyncio.run(alert_targets.email(accented, ["a@example.com"], notice))
+        assert told.startswith("the SMTP server did not take it")
+    assert len(mailbox.messages) == 1
+
+
 async def test_an_admin_token_sets_the_smtp_server_through_the_api_its_password_kept_masked(
     database_url: str,
 ) -> None:
@@ -291,14 +321,21 @@ async def test_an_admin_token_sets_the_smtp_server_through_the_api_its_password_
         assert saved.status_code == 200 and saved.json() == {**server, "password": "****"}
         moved = await client.put("/api/v1/settings/smtp", json={**server, "port": 2465,
                                                                 "password": "****"})  # fmt: skip
-        assert moved.json()["port"] == 2465
+        assert moved.status_code == 400  # (the password goes only where it was typed for)
+        assert "type the password again" in moved.json()["message"]
+        kept_for_it = await client.put("/api/v1/settings/smtp", json={
+            **server, "sender": "alerts@example.com", "password": "****"})  # fmt: skip
+        assert kept_for_it.json()["sender"] == "alerts@example.com"
         refused = await client.put("/api/v1/settings/smtp", json={**server, "port": 0})
         assert refused.status_code == 400 and "65535" in refused.json()["message"]
         async with connection(database_url) as conn:
             kept = await settings.smtp(conn)
             entries = await audit.search(conn, audit.Filters(what="settings"))
         assert kept is not None and kept.password == "smtp-api-secret"  # ("****" kept it)
-        assert [e.after for e in entries][-1] == {**server, "password": "****"}
+        assert [e.after for e in entries] == [  # newest first; what changed
+            {"sender": "alerts@example.com"},
+            {**server, "password": "****"},
+        ]
         assert "smtp-api-secret" not in str(entries)
         assert (await client.delete("/api/v1/settings/smtp")).status_code == 204
         assert (await client.get("/api/v1/settings/smtp")).json() is None

@@ -95,11 +95,10 @@ async def _smtp(conn: Connection, data: SmtpForm) -> settings.Smtp:
         raise ConfigError("smtp", f"the port is a number, not {data.port!r}") from None
     if data.security not in get_args(settings.Security):
         raise ConfigError("smtp", "choose STARTTLS, TLS or none")
-    password = data.password or (saved.password if saved else "")
     return settings.Smtp(
         host=data.host.strip(), port=port, security=cast(settings.Security, data.security),
-        user=data.user.strip(), password=password, sender=data.sender.strip(),
-    )  # fmt: skip
+        user=data.user.strip(), password=data.password, sender=data.sender.strip(),
+    ).keeping_password(saved)  # fmt: skip
 
 
 handlers = [banner, alerts_page, save_smtp, test_smtp]

@@ -132,6 +132,7 @@ async def create_destination(request: Request[Any, Any, Any]) -> Response[Any]:
             for source in (s for s in shape.sources if s.id in picked):
                 await changes(request, conn).connect(source.name, name, True, None)
         except ConfigError as exc:  # (FormErrors too)
+            await conn.rollback()  # (a source gone meanwhile: the destination made goes too)
             return _refused(request, plugin, name, form, exc, sources=shape.sources,
                             picked=picked)  # fmt: skip
     return Redirect(f"/destinations/{made}", status_code=303)

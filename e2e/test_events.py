@@ -234,6 +234,8 @@ def test_the_source_page_streams_its_own_events(
 def test_back_and_forward_show_the_filters_of_the_url(
     page: Page, gateway: GatewayProcess, database_url: str
 ) -> None:
+    """Without data-mirror-url (app.js) Back would show "identify" still chosen: Chromium's
+    form restoring puts back what was last chosen, not what the address says."""
     hooked(database_url, "history-e2e-key", "http://127.0.0.1:9/unused")
     _post(gateway, "history-e2e-key", _track("h-1", "u"),
           {"type": "identify", "userId": "u", "messageId": "h-2"})  # fmt: skip

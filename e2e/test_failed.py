@@ -122,6 +122,8 @@ def test_a_network_error_is_a_sentence_naming_host_and_port(
 
 
 def test_back_and_forward_leave_the_filter_as_the_address_says(page: Page) -> None:
+    """Chromium puts back the choice last made in the form on Back (its form restoring); the
+    page's data-mirror-url (app.js) sets it to what the address says again."""
     sign_in(page, "viewer@example.com", then="/failed")
     show = page.get_by_label("Show")
     expect(show).to_have_value("aborted")

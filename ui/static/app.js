@@ -29,33 +29,6 @@ document.addEventListener("submit", (event) => {
   if (question && !window.confirm(question)) event.preventDefault();
 });
 
-// Filter forms that say what the address says (<form data-mirror-url>): after Back or Forward
-// the browser may show a page from its cache, or restore the controls as they were left, so
-// that the form no longer matches the list. Each control takes its value from the address
-// again, else the one the page was drawn with.
-function mirrorUrl() {
-  const params = new URLSearchParams(window.location.search);
-  document.querySelectorAll("form[data-mirror-url]").forEach((form) => {
-    for (const control of form.elements) {
-      if (!control.name || ["hidden", "submit", "button"].includes(control.type)) continue;
-      const values = params.getAll(control.name);
-      if (control.tagName === "SELECT") {
-        // (a value the select does not offer was not taken either: the page's own choice stands)
-        const offered = [...control.options].some((option) => values.includes(option.value));
-        for (const option of control.options) {
-          option.selected = offered ? values.includes(option.value) : option.defaultSelected;
-        }
-      } else if (control.type === "checkbox" || control.type === "radio") {
-        control.checked = values.length ? values.includes(control.value) : control.defaultChecked;
-      } else {
-        control.value = values.length ? values[0] : control.defaultValue;
-      }
-    }
-  });
-}
-window.addEventListener("pageshow", mirrorUrl);
-document.addEventListener("htmx:historyRestore", mirrorUrl);
-
 // <input type="checkbox" data-select-all=".pick"> checks or clears every ".pick" box.
 document.addEventListener("change", (event) => {
   const selector = event.target.dataset?.selectAll;
@@ -64,13 +37,13 @@ document.addEventListener("change", (event) => {
 });
 
 // Filter forms whose page shows what their URL asks for (<form data-mirror-url>): on Back or
-// Forward the browser gives back what was last typed or chosen in them (its page cache, its
-// form restoring), which the URL may no longer say; they go back to the page's own values.
-function mirrorUrl() {
+// Forward the browser gives back what was last typed or chosen in them (its form restoring, or
+// its page cache: pageshow comes after either), which the URL may no longer say; they go back to
+// the values the page was drawn with, which are the URL's. (No page pushes history through htmx,
+// so there is no htmx history restore to follow.)
+window.addEventListener("pageshow", () => {
   document.querySelectorAll("form[data-mirror-url]").forEach((form) => form.reset());
-}
-window.addEventListener("pageshow", mirrorUrl);
-document.addEventListener("htmx:historyRestore", mirrorUrl);
+});
 
 // Parts of a page that refresh themselves (<section data-poll hx-trigger="every 5s, poll">)
 // rest while the tab is hidden, and catch up as soon as it is shown again.

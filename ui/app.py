@@ -2,6 +2,7 @@
 htmx fragments (jinja2-fragments). Static files (htmx, CSS) are served from `ui/static/`
 (ui/assets.py)."""
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -161,6 +162,7 @@ def create_app(options: WebOptions) -> Litestar:
         app.state.javascript = JavaScript(
             CodeStore(pool).code, max_events=options.transform_max_events
         )
+        app.state.trials = asyncio.Semaphore(transformations.TRIALS_AT_ONCE)
         heartbeat = Heartbeat(pool, "web")
         heartbeat.start()
         try:

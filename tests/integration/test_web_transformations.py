@@ -2,9 +2,11 @@
 versions and what each changed, testing code on a sample or a source's newest event, and who
 may do what."""
 
+import asyncio
 import html
 import re
 
+import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -13,6 +15,8 @@ from tests.integration.test_events import WORKSPACE, stored, track
 from tests.integration.test_web_activity import ids
 from tests.integration.test_web_api import bearer
 from tests.integration.test_web_security import app_with, csrf, sign_in
+from tests.servers import server_dir, start_web
+from ui.pages.transformations import TRIALS_AT_ONCE
 
 TAGGING = """export function transformEvent(event) {
   event.properties = { ...event.properties, tagged: true };
@@ -182,3 +186,37 @@ async def test_a_version_saved_through_the_config_api_is_by_its_token(
         assert saved.status_code == 200 and page is not None
         view = (await client.get(page[1])).text
     assert "<td>token deploy</td>" in view
+
+
+async def test_test_runs_at_once_are_bounded_and_a_refused_one_says_to_try_again(
+    app: Litestar, database_url: str
+) -> None:
+    """Each test run starts a sandbox process; anyone signed in may ask for one, so a web
+    process runs TRIALS_AT_ONCE at a time and refuses more (429) rather than queue them. (A
+    served process: the in-process test client takes requests one at a time.)"""
+    slow = """export function transformEvent(event) {
+  let n = 0;
+  for (let i = 0; i < 400000000; i++) n += i;
+  return event;
+}
+"""
+    with server_dir() as workdir:
+        web = start_web(database_url, workdir)
+        try:
+            async with httpx.AsyncClient(base_url=web.url, follow_redirects=True) as client:
+                await sign_in(client, "viewer@example.com")  # type: ignore[arg-type]
+                listed = (await client.get("/transformations")).text
+                page = re.search(r'href="(/transformations/[0-9a-f-]{36})"', listed)
+                assert page is not None
+                form = {"_csrf_token": await csrf(client), "code": slow,  # type: ignore[arg-type]
+                        "payload": '{"type": "track"}'}  # fmt: skip
+                answers = await asyncio.gather(*[
+                    client.post(f"{page[1]}/test", data=form, headers={"HX-Request": "true"})
+                    for _ in range(TRIALS_AT_ONCE + 1)
+                ])  # fmt: skip
+        finally:
+            web.stop()
+    assert sorted(a.status_code for a in answers) == [200] * TRIALS_AT_ONCE + [429]
+    [refused] = [a for a in answers if a.status_code == 429]
+    assert refused.text == f"{TRIALS_AT_ONCE} tests are running here already: try again in a moment"
+    assert refused.headers["retry-after"] == "2"

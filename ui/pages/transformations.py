@@ -6,17 +6,19 @@ restored: saved again as the newest), and the connections that run it. Saving go
 `engine.control.changes`, like `sluice config apply`, which refuses code that does not compile.
 Viewers may test (it changes and sends nothing) but not save, restore or delete."""
 
+import asyncio
 import difflib
 import json
 import re
+from collections.abc import Coroutine
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import msgspec
 from jinja2_fragments.litestar import HTMXBlockTemplate
 from litestar import Request, Response, get, post
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 
@@ -31,6 +33,8 @@ from engine.transformations.trial import trial
 from ui.pages.destinations import sample_event
 from ui.requests import changes, database, signed_in
 
+TRIALS_AT_ONCE = 2  # test runs of transformations at once, per web process
+T = TypeVar("T")
 STARTER = """export function transformEvent(event, metadata) {
   // Change the event and return it; return null to drop it.
   return event;
@@ -190,11 +194,25 @@ async def test_code(
         context["payload_error"] = ("The test event is too large or too deeply nested", None)
     else:
         if isinstance(event, dict):
-            context["result"] = await trial(data.code, [event])
+            context["result"] = await _bounded(request, trial(data.code, [event]))
         else:
             context["payload_error"] = ("The test event must be one JSON object, in {…}", (1, None))
     return HTMXBlockTemplate(template_name="transformation.html", block_name="result",
                              context=context)  # fmt: skip
+
+
+async def _bounded(request: Request[Any, Any, Any], work: Coroutine[Any, Any, T]) -> T:
+    """A test run, if fewer than TRIALS_AT_ONCE run in this process: each starts a sandbox
+    process of its own (up to its heap and CPU limits), and anyone signed in may ask."""
+    trials: asyncio.Semaphore = request.app.state.trials
+    if trials.locked():
+        work.close()
+        raise HTTPException(
+            status_code=429, headers={"Retry-After": "2"},
+            detail=f"{TRIALS_AT_ONCE} tests are running here already: try again in a moment",
+        )  # fmt: skip
+    async with trials:
+        return await work
 
 
 @get("/transformations/{transformation_id:uuid}/payload")

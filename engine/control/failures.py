@@ -16,7 +16,7 @@ from engine.destinations.secrets import mask
 from engine.pipeline.processing.mapping import Event, Routed, route
 from engine.pipeline.topology import Route, Target, Topology, load
 from engine.sql import Queries
-from engine.store import ingest_log, jobs
+from engine.store import counters, ingest_log, jobs
 from engine.store.jobs import FailedJob, FailureGroup
 from engine.transformations.seam import Transformations
 
@@ -113,8 +113,7 @@ async def groups(
 
 
 def _masked_group(group: FailureGroup, target: Target | None) -> FailureGroup:
-    secrets = target.secrets if target is not None else ()
-    return replace(group, error=None if group.error is None else mask(group.error, secrets))
+    return replace(group, error=None if group.error is None else _text(group.error, target))
 
 
 @dataclass(frozen=True)
@@ -137,13 +136,18 @@ async def outcomes(conn: Connection, since: datetime, destination: str | None) -
 def _masked(job: FailedJob, target: Target | None) -> FailedJob:
     """The job as it may be shown: the destination's secrets masked in request, error, answer
     (without its destination, credentials after `Basic` and `Bearer` still are)."""
-    secrets = target.secrets if target is not None else ()
     return replace(
         job,
         request=target.shown(job.request) if target is not None else mask(job.request, ()),
-        error=None if job.error is None else mask(job.error, secrets),
-        response=None if job.response is None else mask(job.response, secrets),
+        error=None if job.error is None else _text(job.error, target),
+        response=None if job.response is None else _text(job.response, target),
     )
+
+
+def _text(text: str, target: Target | None) -> str:
+    """An error or an answer as anyone may see it (`Target.mask_text`; without its
+    destination, credentials after `Basic` and `Bearer` still masked)."""
+    return target.mask_text(text) if target is not None else mask(text, ())
 
 
 async def now(conn: Connection) -> datetime:
@@ -214,13 +218,8 @@ async def _settle(conn: Connection, settled: list[FailedJob], state: str) -> Non
     """The jobs leave the failed list (`replayed` or `discarded`), and the counters' failures:
     their events are counted as `state` instead, at the minute they failed."""
     await jobs.settle(conn, settled, state)
-    await conn.execute(_Q["uncount"], {
-        "at": [job.failed_at for job in settled],
-        "sources": [job.source_id for job in settled],
-        "destinations": [job.destination_id for job in settled],
-        "events": [job.events for job in settled],
-        "state": state,
-    })  # fmt: skip
+    await counters.settle(conn, [(job.failed_at, job.source_id, job.destination_id, job.events)
+                                 for job in settled], state)  # fmt: skip
 
 
 async def _replay_batch(

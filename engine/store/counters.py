@@ -11,7 +11,8 @@ failed now). `engine.control.stats` reads them back.
 """
 
 from collections import Counter as Tally
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -24,6 +25,9 @@ NO_DESTINATION = UUID(int=0)  # the destination of source-level rows
 Counts = Tally[tuple[UUID, UUID, str]]  # (source id, destination id, outcome) → events
 Latency = Tally[tuple[UUID, int]]  # (destination id, latency bucket) → events delivered
 Names = Tally[tuple[UUID, str, str]]  # (source id, call type, name) → events received
+Settled = tuple[datetime, UUID, UUID, int]  # a failure: (failed at, source, destination, events)
+_Key = tuple[datetime, UUID, UUID]  # (minute, source id, destination id)
+_MINUTE = timedelta(minutes=1)
 
 # Latency buckets: a delivery is counted in the first whose upper bound (seconds) it is under;
 # the last is open-ended. Percentiles are read as a bucket's upper bound.
@@ -71,6 +75,36 @@ async def _add(conn: Connection, query: str, tally: Tally[Any], columns: tuple[s
     keys = sorted(tally)  # a fixed order: concurrent upserts then never deadlock
     params = {name: [key[i] for key in keys] for i, name in enumerate(columns)}
     await conn.execute(_Q[query], {**params, "events": [tally[key] for key in keys]})
+
+
+async def settle(conn: Connection, failures: Sequence[Settled], state: str) -> None:
+    """Failures a person settled stop counting as `aborted`: their events are counted as
+    `state` (`replayed`, `discarded`) instead, at the minute they were counted. The worker
+    counted an abort at its transaction's minute, which, a moment before the attempt's time,
+    may be the previous one: a failure's events are taken from its own minute as far as it
+    holds them, the rest from the minute before."""
+    wanted = Tally[_Key]()
+    for at, source, destination, events in failures:
+        wanted[at.replace(second=0, microsecond=0), source, destination] += events
+    keys = sorted({(m - step, s, d) for m, s, d in wanted for step in (timedelta(0), _MINUTE)})
+    cur = await conn.execute(_Q["aborted_for_settling"], _columns(keys))
+    left: Tally[_Key] = Tally({(m, s, d): n for m, s, d, n in await cur.fetchall()})
+    moved = Tally[_Key]()
+    for (minute, source, destination), events in sorted(wanted.items()):  # the oldest first
+        for counted in ((minute, source, destination), (minute - _MINUTE, source, destination)):
+            taken = min(events, left[counted])
+            left[counted] -= taken
+            moved[counted] += taken
+            events -= taken
+    keys = sorted(key for key, n in moved.items() if n)
+    if keys:
+        await conn.execute(_Q["settle"], {**_columns(keys), "events": [moved[k] for k in keys],
+                                          "state": state})  # fmt: skip
+
+
+def _columns(keys: list[_Key]) -> dict[str, list[Any]]:
+    return {"minutes": [k[0] for k in keys], "sources": [k[1] for k in keys],
+            "destinations": [k[2] for k in keys]}  # fmt: skip
 
 
 async def forget(conn: Connection) -> None:

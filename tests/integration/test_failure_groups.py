@@ -111,3 +111,63 @@ def test_failures_replayed_or_discarded_stop_counting_as_failed(database_url: st
             return {o: activity.count(o) for o in ("aborted", "discarded", "replayed")}
 
     assert asyncio.run(go()) == {"aborted": 1, "discarded": 1, "replayed": 1}
+
+
+def counted_at(database_url: str, jobs: list[int], at: list[str], aborted: dict[str, int]) -> None:
+    """The jobs' failures happened at `at` (seconds after a minute ten minutes ago, '-5' the
+    minute before); the worker counted `aborted` events at these minutes ('0', '-1', …)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        base = "date_trunc('minute', now()) - interval '10 minutes'"
+        for job, seconds in zip(jobs, at, strict=True):
+            conn.execute(f"UPDATE job_attempts SET at = {base} + %s * interval '1 second'"
+                         " WHERE job_id = %s", (float(seconds), job))  # fmt: skip
+        for minute, events in aborted.items():
+            conn.execute(
+                "INSERT INTO stats_minute (minute, source_id, destination_id, outcome, events)"
+                f" SELECT {base} + %s * interval '1 minute', source_id, destination_id,"
+                " 'aborted', %s FROM jobs WHERE id = %s",
+                (int(minute), events, jobs[0]),
+            )
+
+
+def outcomes_counted(database_url: str) -> dict[tuple[int, str], int]:
+    """(minutes before ten minutes ago, outcome) → events, of the rows that hold any."""
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT extract(epoch FROM minute - (date_trunc('minute', now())"
+            " - interval '10 minutes'))::int / 60, outcome, events"
+            " FROM stats_minute WHERE events > 0"
+        ).fetchall()
+    return {(minute, outcome): events for minute, outcome, events in rows}
+
+
+def test_failures_either_side_of_a_minute_settled_in_one_batch_leave_no_failure_counted(
+    database_url: str,
+) -> None:
+    apply_config(database_url, HOOKS)
+    jobs = failing(database_url, "hook-a", 5)
+    # two failed a moment into the next minute, counted by a transaction begun in this one
+    # (whose own failures are counted there too); one counted in the minute before its own
+    counted_at(database_url, jobs, ["0.2", "59.9", "60.1", "60.3", "-50"], {"0": 4, "-2": 1})
+
+    async def go() -> int:
+        async with connection(database_url) as conn:
+            await conn.set_autocommit(True)
+            return await failures.discard(conn, failures.Selection(destination="hook-a"))
+
+    assert asyncio.run(go()) == 5  # (it raised CardinalityViolation, again at each try)
+    assert outcomes_counted(database_url) == {(0, "discarded"): 4, (-2, "discarded"): 1}
+
+
+def test_a_replay_moves_a_failure_counted_partly_in_the_minute_before(database_url: str) -> None:
+    apply_config(database_url, HOOKS)
+    jobs = failing(database_url, "hook-a", 2)
+    counted_at(database_url, jobs, ["0.1", "0.2"], {"0": 1, "-1": 1})
+
+    async def go() -> None:
+        async with connection(database_url) as conn:
+            await conn.set_autocommit(True)
+            await failures.replay(conn, Untouched(), failures.Selection(destination="hook-a"))
+
+    asyncio.run(go())
+    assert outcomes_counted(database_url) == {(0, "replayed"): 1, (-1, "replayed"): 1}

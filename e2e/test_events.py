@@ -173,6 +173,31 @@ def test_paused_through_more_events_than_a_poll_brings(
     expect(page.get_by_text("More events arrived meanwhile than are shown above")).to_be_visible()
 
 
+def test_bursts_leave_one_gap_row_the_newest(
+    page: Page, gateway: GatewayProcess, database_url: str
+) -> None:
+    hooked(database_url, "gaps-e2e-key", "http://127.0.0.1:9/unused")
+    _post(gateway, "gaps-e2e-key", _track("g-0", "u"))
+    sign_in(page, "viewer@example.com", then="/events")
+    rows = page.locator("#event-rows tr.event")
+    gaps = page.locator("#event-rows tr.gap")
+    expect(rows).to_have_count(1)
+    _post(gateway, "gaps-e2e-key", *(_track(f"g-1-{n}", "u") for n in range(60)))
+    expect(rows).to_have_count(51, timeout=15_000)  # a poll's newest 50, and a gap row
+    expect(gaps).to_have_count(1)
+    _post(gateway, "gaps-e2e-key", *(_track(f"g-2-{n}", "u") for n in range(60)))
+    expect(rows).to_have_count(101, timeout=15_000)
+    expect(gaps).to_have_count(1)  # the newest: under the second burst's 50 rows (100 lines)
+    expect(page.locator("#event-rows > tr").nth(100)).to_have_class("gap")
+    # paused through a burst, then resumed: the held gap row is the only one
+    page.get_by_role("button", name="Pause").click()
+    _post(gateway, "gaps-e2e-key", *(_track(f"g-3-{n}", "u") for n in range(60)))
+    page.get_by_role("button", name="50+ new events — resume").click(timeout=15_000)
+    expect(rows).to_have_count(151)
+    expect(gaps).to_have_count(1)
+    expect(page.locator("#event-rows > tr").nth(100)).to_have_class("gap")
+
+
 def test_a_failing_poll_shows_the_connection_lost_until_one_succeeds(
     page: Page, web: WebProcess
 ) -> None:

@@ -67,9 +67,11 @@ document.addEventListener("htmx:configRequest", (event) => {
 });
 
 // Lists that grow at the top (<tbody data-keep="200">, live events) keep their newest rows:
-// an event is two rows, a line and what opens under it.
-document.addEventListener("htmx:afterSwap", (event) => {
-  const list = event.detail.target;
+// an event is two rows, a line and what opens under it. A poll that brought fewer than had
+// arrived ends with a gap row ("more arrived meanwhile"): only the newest one is kept, as one
+// says all there is to say (reload, or search). Lists grown otherwise (stream.js, on resuming)
+// send "sluice:grown".
+function keepNewest(list) {
   const keep = Number(list?.dataset?.keep);
   if (!keep) return;
   const rows = list.querySelectorAll("tr.event");
@@ -81,7 +83,10 @@ document.addEventListener("htmx:afterSwap", (event) => {
     rows[i].nextElementSibling?.remove();
     rows[i].remove();
   }
-});
+  list.querySelectorAll("tr.gap").forEach((gap, i) => { if (i > 0) gap.remove(); });
+}
+document.addEventListener("htmx:afterSwap", (event) => keepNewest(event.detail.target));
+document.addEventListener("sluice:grown", (event) => keepNewest(event.target));
 
 // The main navigation on a narrow screen: the Menu button (shown only with script, so that
 // without it the links simply wrap) folds and unfolds it; Escape folds it again.

@@ -31,8 +31,8 @@
     if (list.children.length) {
       const back = anchor();
       shown().prepend(...list.children);
+      shown().dispatchEvent(new Event("sluice:grown", { bubbles: true })); // (app.js trims it)
       back();
-      document.querySelectorAll('[data-empty-of="event-rows"]').forEach((note) => { note.hidden = true; });
     }
     window.htmx?.trigger(poller(), "poll");
   }

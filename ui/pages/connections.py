@@ -1,8 +1,6 @@
 """The connections page — sources on one side, destinations on the other, lines between — and
 a connection's own page: its transformation and the destination's event filters."""
 
-from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -12,8 +10,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 
-from engine.control import graph, stats, workspace
-from engine.db import Connection
+from engine.control import graph, onboarding, stats, workspace
 from engine.errors import ConfigError
 from engine.specs import ConnectionSpec, DestinationSpec
 from ui.requests import changes, database, signed_in
@@ -31,43 +28,6 @@ class ConnectionForm(msgspec.Struct):
     names: str = ""  # event names, one per line
 
 
-EVER = timedelta(days=36500)  # the counters' whole history
-
-
-@dataclass(frozen=True)
-class FirstSteps:
-    """How far a new workspace is on the way to its first delivered event."""
-
-    source: bool
-    destination: bool
-    connected: bool
-    received: bool
-
-    def next(self) -> str:
-        """The first step not done yet."""
-        return next(
-            step for step, done in zip(
-                ("source", "destination", "connect", "send", "deliver"),
-                (self.source, self.destination, self.connected, self.received, False),
-                strict=True,
-            ) if not done
-        )  # fmt: skip
-
-
-async def first_steps(
-    conn: Connection, shape: graph.Graph, activity: stats.Activity
-) -> FirstSteps | None:
-    """The setup steps, shown until a first event is delivered (None after)."""
-    if not activity.count("delivered"):
-        activity = await stats.recent(conn, EVER)  # (only until the first delivery)
-    if activity.count("delivered"):
-        return None
-    return FirstSteps(
-        bool(shape.sources), bool(shape.destinations), bool(shape.connections),
-        bool(activity.count("received")),
-    )  # fmt: skip
-
-
 @get("/connections")
 async def connections_page(
     request: Request[Any, Any, Any], password: FromQuery[str] = ""
@@ -82,7 +42,7 @@ async def overview(
     async with database(request) as conn:
         workspace_graph = await graph.load(conn)
         activity = await stats.recent(conn)
-        steps = await first_steps(conn, workspace_graph, activity)
+        steps = await onboarding.first_steps(conn, workspace_graph)
     return Template(
         "connections.html",
         context={"user": signed_in(request), "graph": workspace_graph, "activity": activity,

@@ -201,7 +201,11 @@ def test_failures_either_side_of_a_minute_are_discarded_at_once_and_stop_countin
     expect(page.get_by_role("heading", name="Nothing has failed")).to_be_visible()
     page.goto("/stats?window=hour")
     expect(card.locator("figcaption span", has_text="failed")).to_contain_text("failed 0")
+    expect(card).to_contain_text("4 failed, then discarded")  # (they were nowhere)
     shot(page, "stats-discarded")
+    page.set_viewport_size(PHONE)
+    shot(page, "stats-discarded-phone")
+    no_wider_than_the_screen(page)
 
 
 async def configure(database_url: str) -> None:

@@ -45,7 +45,7 @@ async def stats_page(request: Request[Any, Any, Any], window: FromQuery[str] = "
             Layer("delivered", "layer-ok", counts.of("delivered", destination=d.id)),
             Layer("failed", "layer-bad", counts.of("aborted", destination=d.id)),
         ]), {outcome: sum(counts.of(outcome, destination=d.id))
-             for outcome in ("retried", "replayed", "filtered", "dropped")})
+             for outcome in ("retried", "replayed", "discarded", "filtered", "dropped")})
         for d in shape.destinations
     ]  # fmt: skip
     queues = [(d, waiting.get(d.id)) for d in shape.destinations]

@@ -213,10 +213,10 @@ def _made(target: Target | None, job: jobs.MadeOf) -> Made:
     hold them, are not shown (its errors are, with credentials after Basic/Bearer masked)."""
 
     def shown(text: str | None) -> str | None:
-        return None if text is None or target is None else target.mask(text)
+        return None if text is None or target is None else target.mask_text(text)
 
     def error(text: str | None) -> str | None:
-        return None if text is None else mask(text, target.secrets if target else ())
+        return None if text is None else target.mask_text(text) if target else mask(text, ())
 
     attempts = [
         msgspec.structs.replace(t, error=error(t.error), response=shown(t.response))

@@ -48,6 +48,16 @@ def url_secrets(url: str) -> list[str]:
     return found
 
 
+def query_values(url: str) -> list[str]:
+    """The values of a URL's query parameters, as written and as decoded."""
+    try:
+        query = urlsplit(url).query
+    except ValueError:
+        return []
+    values = [value for _, _, value in (pair.partition("=") for pair in query.split("&"))]
+    return [form for value in values if value for form in (value, unquote_plus(value))]
+
+
 def private_url(url: str) -> str:
     """A URL as a viewer sees it: who it signs in as, and every query value, masked."""
     try:

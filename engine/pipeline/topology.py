@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -89,6 +90,19 @@ class Target:
 
     def mask(self, text: str) -> str:
         return secrets.mask(text, self.secrets)
+
+    def mask_text(self, text: str) -> str:
+        """Free text (a vendor's answer, an error) as anyone may see it: no secret, nor any of
+        the settings' private values — a URL's query values among them — which an answer may
+        echo (a debugging endpoint repeats the request it got)."""
+        return secrets.mask(text, (*self.secrets, *self._private_texts))
+
+    @cached_property
+    def _private_texts(self) -> tuple[str, ...]:
+        found = [text for text, _ in self.private]
+        for text in found[:]:
+            found += secrets.query_values(text) if "://" in text else []
+        return tuple(found)
 
     def masked(self, request: Request) -> Request:
         """A request as anyone may see it: no secret anywhere, and the URL and headers without

@@ -90,3 +90,17 @@ def test_a_shown_request_hides_the_urls_credentials_and_every_configured_header_
     # the URL's password and token and the key are secrets: masked in any text shown
     said = target.mask(f"401 for {url}: key-987654 refused, password hunter2-pass")
     assert "hunter2-pass" not in said and "tok-123456" not in said and "key-987654" not in said
+
+
+def test_an_answer_echoing_the_request_shows_none_of_the_private_settings() -> None:
+    """What a vendor answered (a debugging endpoint echoes the request it got) is shown like
+    the request: without the header values and query values a viewer is not shown."""
+    url = "https://hooks.example.com/in?team=T9-growth&token=tok-123456"
+    config = {"webhookUrl": url, "headers": [{"from": "X-Partner-Id", "to": "privval-777"}]}
+    target = Target.of(DestinationSpec(name="hook", type="webhook", config=config))
+    echoed = (
+        f'{{"url": "{url}", "headers": {{"X-Partner-Id": "privval-777"}}, "team": "T9-growth"}}'
+    )
+    shown = target.mask_text(echoed)
+    assert "privval-777" not in shown and "T9-growth" not in shown and "tok-123456" not in shown
+    assert shown == '{"url": "****", "headers": {"X-Partner-Id": "****"}, "team": "****"}'

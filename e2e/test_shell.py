@@ -130,6 +130,38 @@ def test_an_action_without_an_answer_says_the_server_could_not_be_reached(
     expect(page.get_by_role("alert")).to_contain_text("The server could not be reached")
 
 
+# Counts the alert banner's polls that failed, once htmx (and app.js) has handled each, in an
+# attribute of <html> (waiting on a page expression would need eval, which the CSP refuses).
+COUNT_FAILED_POLLS = """document.addEventListener("htmx:afterRequest", (event) => {
+  if (event.detail.elt.id !== "alert-banner" || event.detail.successful) return;
+  const html = document.documentElement;
+  html.dataset.failedPolls = Number(html.dataset.failedPolls || 0) + 1;
+});"""
+
+
+def test_a_failing_background_poll_does_not_toast_while_an_action_does(
+    page: Page, database_url: str
+) -> None:
+    hooked(database_url, WRITE_KEY, "https://hooks.example.com/orders")
+    page.add_init_script(COUNT_FAILED_POLLS)
+    page.route("**/alerts/banner", lambda route: route.fulfill(status=500, body="down"))
+    sign_in(page, "editor@example.com")
+    page.get_by_role("link", name="orders hook").click()
+    expect(page.get_by_role("button", name="Send test event")).to_be_visible()
+    failed = expect(page.locator("html"))
+    failed.to_have_attribute("data-failed-polls", "1")  # the banner's poll, answered 500
+    page.route("**/alerts/banner", lambda route: route.abort("connectionrefused"))
+    page.evaluate("htmx.trigger('#alert-banner', 'poll')")
+    failed.to_have_attribute("data-failed-polls", "2")  # and unanswered
+    toast = page.locator("#toast")
+    expect(toast).to_be_hidden()
+    broken = {"status": 500, "content_type": "text/plain", "body": "broken"}
+    page.route("**/test", lambda route: route.fulfill(**broken))
+    page.get_by_role("button", name="Send test event").click()
+    expect(toast).to_be_visible()
+    expect(toast).to_contain_text("broken")
+
+
 def test_a_viewer_is_not_offered_changes_on_the_shell_pages(page: Page, database_url: str) -> None:
     hooked(database_url, WRITE_KEY, "https://hooks.example.com/orders")
     sign_in(page, "viewer@example.com")

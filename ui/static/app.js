@@ -109,7 +109,8 @@ document.addEventListener("keydown", (event) => {
 
 // An action that went wrong says so (htmx leaves the page as it was on an error answer): the
 // server's own words when it answered a short plain message, else what the status means.
-// Parts with an error display of their own (data-lost, see stream.js) are left to it.
+// Background polls (data-poll) are not actions: during an outage they would toast every few
+// seconds on every page; the live stream shows its own lost state (data-lost, see stream.js).
 const STATUS_MESSAGES = {
   401: "Your session has ended: sign in again.",
   403: "You do not have permission to do this.",
@@ -131,11 +132,12 @@ function answered(xhr) {
   if (plain && text && text.length <= 300) return text;
   return STATUS_MESSAGES[xhr.status] || `The server could not do this (error ${xhr.status}).`;
 }
+const polled = (event) => event.detail.elt?.hasAttribute("data-poll");
 document.addEventListener("htmx:responseError", (event) => {
-  if (!event.detail.elt?.closest("[data-lost]")) toast(answered(event.detail.xhr));
+  if (!polled(event)) toast(answered(event.detail.xhr));
 });
 document.addEventListener("htmx:sendError", (event) => {
-  if (!event.detail.elt?.closest("[data-lost]")) toast("The server could not be reached: check your connection and try again.");
+  if (!polled(event)) toast("The server could not be reached: check your connection and try again.");
 });
 document.addEventListener("click", (event) => {
   const button = event.target.closest("button[data-dismiss]");

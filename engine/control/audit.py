@@ -12,11 +12,19 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from engine import db
+from engine.control import accounts, tokens
 from engine.db import Connection
 from engine.destinations.secrets import CREDENTIAL, MASK, mask
 from engine.sql import Queries
 
 _Q = Queries.beside(__file__, "audit.sql")
+CLI = "cli"  # who the log says made a change from the command line
+# The kinds of action (`destination` of `destination.update`): a new kind is added here.
+KINDS = (
+    "api", "archive", "backup", "config", "connection", "destination", "failed", "login",
+    "logout", "password", "restore", "settings", "source", "token", "transformation", "user",
+    "warehouse",
+)  # fmt: skip
 Values = dict[str, Any]
 
 
@@ -99,5 +107,8 @@ async def search(
 
 
 async def choices(conn: Connection) -> tuple[list[str], list[str]]:
-    """Who appears in the log, and the kinds of things done (for the filters' menus)."""
-    return await db.column(conn, _Q["actors"]), await db.column(conn, _Q["kinds"])
+    """Whom the filters' menus offer, and the kinds of things done. Not the actors the log
+    holds: a failed sign-in records whatever address was typed, so strangers would grow the
+    menu without end (and each page would read the whole log to list it)."""
+    people = [user.email for user in await accounts.everyone(conn)]
+    return people + [token.email for token in await tokens.everyone(conn)] + [CLI], list(KINDS)

@@ -14,9 +14,3 @@ WHERE (%(before_id)s::bigint IS NULL OR id < %(before_id)s::bigint)
   AND (%(until)s::timestamptz IS NULL OR at < %(until)s::timestamptz)
 ORDER BY id DESC
 LIMIT %(limit)s
-
--- name: actors
-SELECT DISTINCT actor FROM audit_log ORDER BY actor
-
--- name: kinds
-SELECT DISTINCT split_part(action, '.', 1) AS kind FROM audit_log ORDER BY kind

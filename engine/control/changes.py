@@ -44,7 +44,7 @@ from engine.specs import (
 )
 from engine.transformations.seam import Transformations
 
-CLI = "cli"  # who the audit log says made a change from the command line
+CLI = audit.CLI  # (named here too, for the command line that makes changes)
 Switchable = Literal["source", "destination", "connection"]
 Deletable = Literal["source", "destination", "transformation"]
 FILTER_KEYS = ("eventFilteringOption", "whitelistedEvents", "blacklistedEvents")

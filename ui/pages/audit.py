@@ -40,6 +40,8 @@ async def audit_page(
     async with database(request) as conn:
         entries = await audit.search(conn, filters, limit=_PAGE, before=before)
         actors, kinds = await audit.choices(conn)
+    if who and who not in actors:  # (a revoked token, a typed address: the filter still shows)
+        actors.append(who)
     asked = {"who": who, "what": what, "period": period, "since": since, "until": until}
     kept = {k: v for k, v in asked.items() if v}
     older = None

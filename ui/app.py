@@ -47,7 +47,6 @@ from ui.pages import (
 )
 
 _HERE = Path(__file__).parent
-_STATIC = assets.Assets(_HERE / "static")  # read once: the files are part of the release
 
 
 @dataclass(frozen=True)
@@ -133,7 +132,6 @@ def _ago(value: datetime) -> str:
 
 
 def _filters(engine: JinjaTemplateEngine) -> None:
-    engine.engine.globals["static"] = _STATIC.url
     engine.engine.filters.update(
         utc=_utc,
         humanize=_humanize,
@@ -149,7 +147,13 @@ def _filters(engine: JinjaTemplateEngine) -> None:
     )
 
 
+def _template_engine(engine: JinjaTemplateEngine, static: assets.Assets) -> None:
+    _filters(engine)
+    engine.engine.globals["static"] = static.url
+
+
 def create_app(options: WebOptions) -> Litestar:
+    static = assets.Assets(_HERE / "static")  # read once: the files are part of the release
     pool = connection_pool(options.database_url, min_size=1, max_size=8)
 
     @asynccontextmanager
@@ -212,7 +216,7 @@ def create_app(options: WebOptions) -> Litestar:
             ),
         ),
         lifespan=[lifespan],
-        state=State({**security.state(pool, options).dict(), "assets": _STATIC}),
+        state=State({**security.state(pool, options).dict(), "assets": static}),
         middleware=[
             security.Sessions(),
             csrf.Tokens(
@@ -224,7 +228,9 @@ def create_app(options: WebOptions) -> Litestar:
         guards=[security.allowed, inputs.screened],
         plugins=[HTMXPlugin()],
         template_config=TemplateConfig(
-            directory=_HERE / "templates", engine=JinjaTemplateEngine, engine_callback=_filters
+            directory=_HERE / "templates",
+            engine=JinjaTemplateEngine,
+            engine_callback=lambda engine: _template_engine(engine, static),
         ),
         exception_handlers=security.exception_handlers,
     )

@@ -88,9 +88,11 @@ def static_file(request: Request[Any, Any, Any], name: FromPath[str]) -> Respons
         "etag": asset.etag,
         "vary": "accept-encoding",
     }
-    if not asset.immutable and request.headers.get("if-none-match") == asset.etag:
-        return Response(b"", status_code=304, headers=headers)
     body = asset.body
     if asset.gzipped is not None and accepts_gzip(request.headers.get("accept-encoding", "")):
+        # (each encoding its own tag: a cache must not answer one with the other's bytes)
         body, headers["content-encoding"] = asset.gzipped, "gzip"
+        headers["etag"] = f'{asset.etag[:-1]}-gzip"'
+    if not asset.immutable and request.headers.get("if-none-match") == headers["etag"]:
+        return Response(b"", status_code=304, headers=headers)
     return Response(body, media_type=asset.media_type, headers=headers)

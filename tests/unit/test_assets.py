@@ -62,8 +62,14 @@ def test_served_hashed_for_a_year_plain_names_revalidated(assets: Assets) -> Non
         plain = client.get("/static/app.css", headers={"accept-encoding": "identity"})
         assert plain.headers["cache-control"] == "max-age=600"
         assert "content-encoding" not in plain.headers and plain.content == CSS
-        again = client.get("/static/app.css", headers={"if-none-match": plain.headers["etag"]})
+        again = client.get("/static/app.css", headers={"if-none-match": plain.headers["etag"],
+                                                        "accept-encoding": "identity"})  # fmt: skip
         assert again.status_code == 304 and again.content == b""
+        packed = client.get("/static/app.css", headers={"accept-encoding": "gzip"})
+        assert packed.headers["etag"] == plain.headers["etag"][:-1] + '-gzip"'  # its own tag
+        stale = client.get("/static/app.css", headers={"if-none-match": plain.headers["etag"],
+                                                        "accept-encoding": "gzip"})  # fmt: skip
+        assert stale.status_code == 200  # (the plain body's tag does not stand for the gzip)
         assert client.get("/static/app.0000000000.css").status_code == 404  # an old release's
         assert client.get("/static/README.md").status_code == 404
         assert client.get("/static/../app.py").status_code == 404

@@ -1,25 +1,29 @@
 // Sluice control plane: the little script the pages need beyond htmx.
-// Copy buttons: <button data-copy="#element-id"> copies that element's text.
-document.addEventListener("click", async (event) => {
-  const button = event.target.closest("button[data-copy]");
-  if (!button) return;
-  const source = document.querySelector(button.dataset.copy);
-  if (!source) return;
-  const text = source.textContent.trim();
+// Copying: window.sluiceCopy(text, button) puts text on the clipboard and says "Copied" on the
+// button for a moment (json-viewer.js uses it too); <button data-copy="#element-id"> copies
+// that element's text.
+window.sluiceCopy = async (text, button) => {
   try {
     await navigator.clipboard.writeText(text);
   } catch {
     // Without a secure context (plain HTTP on a LAN address) there is no clipboard API.
-    const range = document.createRange();
-    range.selectNodeContents(source);
-    const selection = window.getSelection();
-    selection.removeAllRanges();
-    selection.addRange(range);
+    const area = document.createElement("textarea");
+    area.value = text;
+    area.className = "offscreen";
+    document.body.append(area);
+    area.select();
     document.execCommand("copy");
+    area.remove();
+    button.focus(); // (selecting the text took the focus)
   }
-  const label = button.textContent;
+  button.dataset.label ??= button.textContent; // (its own label, not "Copied" on a second click)
   button.textContent = "Copied";
-  setTimeout(() => { button.textContent = label; }, 1500);
+  setTimeout(() => { button.textContent = button.dataset.label; }, 1500);
+};
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-copy]");
+  const source = button && document.querySelector(button.dataset.copy);
+  if (source) window.sluiceCopy(source.textContent.trim(), button);
 });
 
 // Forms that ask first: <form data-confirm="Question?"> (or its submit button with

@@ -109,23 +109,6 @@
     toggle.title = folded ? "Unfold" : "Fold";
   }
 
-  async function copy(text, button) {
-    try {
-      await navigator.clipboard.writeText(text);
-    } catch {
-      // Without a secure context (plain HTTP on a LAN address) there is no clipboard API.
-      const area = document.createElement("textarea");
-      area.value = text;
-      area.className = "jv-offscreen";
-      document.body.append(area);
-      area.select();
-      document.execCommand("copy");
-      area.remove();
-    }
-    button.textContent = "Copied";
-    setTimeout(() => { button.textContent = "Copy"; }, 1500);
-  }
-
   function upgrade(pre) {
     const text = pre.textContent.trim();
     let tree;
@@ -172,7 +155,7 @@
     if (!button) return;
     const viewer = button.closest(".jv");
     const action = button.dataset.jvAction;
-    if (action === "copy") copy(viewer.jsonText, button);
+    if (action === "copy") window.sluiceCopy(viewer.jsonText, button); // (app.js)
     else viewer.querySelectorAll(".jv-block").forEach((block) => setFolded(block, action === "fold"));
   });
   document.addEventListener("htmx:load", (event) => upgradeAll(event.detail.elt));

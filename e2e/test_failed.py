@@ -5,16 +5,18 @@ in words, the filter after Back, and what a viewer is (not) offered."""
 import re
 import socket
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from playwright.sync_api import Dialog, Page, expect
 
 from e2e.conftest import DESKTOP, PHONE, hooked, run, send_events, shot, sign_in
 from engine import specs
-from engine.control import workspace
+from engine.control import failures, workspace
 from engine.db import connection
 from tests.integration.test_failure_groups import counted_at
-from tests.integration.test_failures import HOOKS, failing
+from tests.integration.test_failures import HOOKS, Untouched, failing
 from tests.servers import GatewayProcess, running_worker
 from tests.sink import Answer, Sink
 
@@ -206,6 +208,60 @@ def test_failures_either_side_of_a_minute_are_discarded_at_once_and_stop_countin
     page.set_viewport_size(PHONE)
     shot(page, "stats-discarded-phone")
     no_wider_than_the_screen(page)
+
+
+def test_a_replays_jobs_settled_since_are_named_so_and_a_long_replay_is_followed_no_more(
+    page: Page, database_url: str
+) -> None:
+    run(configure(database_url))
+    failing(database_url, "hook-a", 4)
+    sign_in(page, "editor@example.com", then="/failed")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Replay all 4").click()
+    outcomes = page.locator("#outcomes")
+    expect(outcomes).to_contain_text("4 replayed → 0 delivered, 0 failed again, 4 still sending")
+    asked = parse_qs(urlsplit(outcomes.get_attribute("hx-get") or "").query)
+    since = datetime.fromisoformat(asked["since"][0])
+    made = (int(asked["first_job"][0]), int(asked["last_job"][0]))
+
+    # a replay begun long ago is followed no more, its jobs being sent or not
+    long_ago = {**{k: v[0] for k, v in asked.items()}, "since": (since - timedelta(minutes=11))}
+    page.goto(f"/failed?{urlencode(long_ago)}")
+    expect(outcomes).to_contain_text("4 still sending")
+    expect(outcomes).to_contain_text("No longer followed: the replay began over 10 minutes ago.")
+    expect(outcomes).not_to_have_attribute("hx-get", re.compile(".*"))
+
+    page.goto(f"/failed?{urlencode({k: v[0] for k, v in asked.items()})}")
+    expect(outcomes).to_contain_text("4 still sending")
+    run(settle_again(database_url, made))
+    expect(outcomes).to_have_text(
+        re.compile(
+            r"4 replayed → 1 delivered, 1 failed again, 1 failed again and replayed again,"
+            r"\s+1 failed again and discarded,\s+0 still sending\."
+        )
+    )  # (all three that failed were "failed again")
+    expect(outcomes).not_to_have_attribute("hx-get", re.compile(".*"))
+    for size, name in ((DESKTOP, "desktop"), (PHONE, "phone")):
+        page.set_viewport_size(size)
+        shot(page, f"failed-outcomes-{name}")
+    no_wider_than_the_screen(page)
+
+
+async def settle_again(database_url: str, made: tuple[int, int]) -> None:
+    """A replay's jobs: one delivered, three failed again, of which someone replays one and
+    discards another."""
+    async with connection(database_url) as conn:
+        await conn.set_autocommit(True)
+        cur = await conn.execute("SELECT id FROM jobs WHERE id > %s AND id <= %s ORDER BY id", made)
+        again = [row[0] for row in await cur.fetchall()]
+        for job, state in zip(again, ["delivered", "aborted", "aborted", "aborted"], strict=True):
+            await conn.execute(
+                "INSERT INTO job_attempts (job_id, job_created_at, destination_id, attempt, state)"
+                " SELECT id, created_at, destination_id, 1, %s FROM jobs WHERE id = %s",
+                (state, job),
+            )
+        await failures.replay(conn, Untouched(), failures.Selection(job_ids=(again[2],)))
+        await failures.discard(conn, failures.Selection(job_ids=(again[3],)))
 
 
 async def configure(database_url: str) -> None:

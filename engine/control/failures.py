@@ -118,19 +118,34 @@ def _masked_group(group: FailureGroup, target: Target | None) -> FailureGroup:
 
 @dataclass(frozen=True)
 class Outcomes:
-    """What became of the jobs replays made: delivered, failed again, or still being sent."""
+    """What became of the jobs a replay made: delivered, failed again (and still failed), or
+    failed again and since replayed again or discarded by someone, or still being sent."""
 
     delivered: int
     failed: int
+    replayed: int
+    discarded: int
     sending: int
 
+    @property
+    def total(self) -> int:
+        return self.delivered + self.failed + self.replayed + self.discarded + self.sending
 
-async def outcomes(conn: Connection, since: datetime, destination: str | None) -> Outcomes:
-    """Of the jobs made by replays since `since` (of a destination, by name, or of all)."""
-    states = await jobs.replay_outcomes(conn, since, destination)
-    delivered = states.pop("delivered", 0)
-    sending = states.pop("sending", 0) + states.pop("retry", 0)
-    return Outcomes(delivered, sum(states.values()), sending)  # aborted, replayed, discarded
+
+async def last_job(conn: Connection) -> int:
+    """The last job id handed out: a replay's jobs are among those made between two."""
+    return await jobs.last_id(conn)
+
+
+async def outcomes(
+    conn: Connection, made: jobs.IdRange, since: datetime, destination: str | None
+) -> Outcomes:
+    """Of the jobs made by a replay begun at `since` (of a destination, by name, or of all),
+    their ids in `made` (`last_job` before its first batch and after its last)."""
+    states = await jobs.replay_outcomes(conn, made, since, destination)
+    return Outcomes(states.get("delivered", 0), states.get("aborted", 0),
+                    states.get("replayed", 0), states.get("discarded", 0),
+                    states.get("sending", 0) + states.get("retry", 0))  # fmt: skip
 
 
 def _masked(job: FailedJob, target: Target | None) -> FailedJob:

@@ -282,14 +282,23 @@ async def failure_groups(conn: Connection, which: Failing, limit: int) -> list[F
     return await db.rows(conn, query, params, FailureGroup)
 
 
+IdRange = tuple[int, int]  # job ids in (first, last]
+
+
 async def replay_outcomes(
-    conn: Connection, since: datetime, destination: str | None
+    conn: Connection, made: IdRange, since: datetime, destination: str | None
 ) -> dict[str, int]:
-    """Latest state (`sending`: none yet) → how many of the jobs made by replays since then
-    (of a destination, by name, or of all)."""
-    params = {"since": since, "destination": destination}
+    """Latest state (`sending`: none yet) → how many of the jobs a replay begun at `since`
+    made, among those of ids in `made` (of a destination, by name, or of all)."""
+    params = {"after": made[0], "until": made[1], "since": since, "destination": destination}
     cur = await conn.execute(_Q["replay_outcomes"], params)
     return {state: jobs for state, jobs in await cur.fetchall()}
+
+
+async def last_id(conn: Connection) -> int:
+    """The last job id handed out (not only committed): the jobs made later have greater ids,
+    so two of these bound what was made in between."""
+    return int(await db.value(conn, _Q["last_id"]))
 
 
 async def lock_replays(conn: Connection) -> None:

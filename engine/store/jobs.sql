@@ -150,20 +150,22 @@ ORDER BY jobs DESC, last_at DESC
 LIMIT %(groups)s
 
 -- name: replay_outcomes
--- What became of the jobs replays made since `since` (jobs of an event whose earlier job of
--- the same destination was replayed since): their latest state (`sending`: none yet), how many
--- of each. From the replayed attempts (few, in a small partial index), not from every job
--- made since.
+-- What became of the jobs a replay made (ids in (after, until], made since `since`: a range of
+-- the jobs' id index, however many replays are kept): those of an event whose earlier job of
+-- the same destination was replayed since; their latest state (`sending`: none yet), how many
+-- of each.
 WITH made AS (
-    SELECT DISTINCT n.id, n.created_at
-    FROM job_attempts r
-    JOIN destinations d ON d.id = r.destination_id
-    JOIN jobs o ON o.id = r.job_id AND o.created_at = r.job_created_at
-    JOIN jobs n ON n.ingest_id = o.ingest_id AND n.ingest_tx = o.ingest_tx
-               AND n.destination_id = o.destination_id AND n.id > o.id
-    WHERE r.state = 'replayed' AND r.at >= %(since)s::timestamptz
-      AND (%(destination)s::text IS NULL OR d.name = %(destination)s::text)
-      AND n.created_at >= %(since)s::timestamptz
+    SELECT n.id, n.created_at
+    FROM jobs n
+    WHERE n.id > %(after)s AND n.id <= %(until)s AND n.created_at >= %(since)s::timestamptz
+      AND (%(destination)s::text IS NULL
+           OR n.destination_id = (SELECT id FROM destinations WHERE name = %(destination)s))
+      AND EXISTS (
+          SELECT 1 FROM jobs o
+          JOIN job_attempts r ON r.job_id = o.id AND r.job_created_at = o.created_at
+          WHERE o.ingest_id = n.ingest_id AND o.ingest_tx = n.ingest_tx
+            AND o.destination_id = n.destination_id AND o.id < n.id
+            AND r.state = 'replayed' AND r.at >= %(since)s::timestamptz)
 )
 SELECT coalesce(last.state, 'sending') AS state, count(*)
 FROM made m
@@ -173,6 +175,10 @@ LEFT JOIN LATERAL (
     ORDER BY a.attempt DESC LIMIT 1
 ) last ON true
 GROUP BY 1
+
+-- name: last_id
+-- The last job id handed out: jobs made later have greater ones.
+SELECT coalesce(pg_sequence_last_value('jobs_id_seq'), 0)
 
 -- name: lock_replays
 -- One batch of a replay or discard at a time: the next finds the jobs the last one settled.

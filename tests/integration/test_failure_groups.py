@@ -54,29 +54,31 @@ def test_failures_group_by_destination_status_and_error_and_a_group_is_selected(
     assert chosen == 2
 
 
-def test_a_replays_jobs_are_told_apart_as_sending_delivered_or_failed_again(
+def test_a_replays_jobs_are_told_apart_as_sending_delivered_failed_again_or_settled_since(
     database_url: str,
 ) -> None:
     apply_config(database_url, HOOKS)
-    first = failing(database_url, "hook-a", 3)
+    failing(database_url, "hook-a", 4)
     failing(database_url, "hook-b", 1)  # another destination's: not replayed
+    replayed = failures.Selection(destination="hook-a")
 
-    async def replay() -> tuple[datetime, failures.Outcomes]:
+    async def replay() -> tuple[datetime, tuple[int, int], failures.Outcomes]:
         async with connection(database_url) as conn:
             await conn.set_autocommit(True)
-            since = await failures.now(conn)
-            await failures.replay(conn, Untouched(), failures.Selection(destination="hook-a"))
-            assert await failures.outcomes(conn, since, "hook-b") == failures.Outcomes(0, 0, 0)
-            return since, await failures.outcomes(conn, since, "hook-a")
+            since, first = await failures.now(conn), await failures.last_job(conn)
+            await failures.replay(conn, Untouched(), replayed, since)
+            made = (first, await failures.last_job(conn))
+            nothing = failures.Outcomes(0, 0, 0, 0, 0)
+            assert await failures.outcomes(conn, made, since, "hook-b") == nothing
+            return since, made, await failures.outcomes(conn, made, since, "hook-a")
 
-    since, sending = asyncio.run(replay())
-    assert sending == failures.Outcomes(0, 0, 3)
+    since, made, sending = asyncio.run(replay())
+    assert sending == failures.Outcomes(0, 0, 0, 0, 4)
     with psycopg.connect(database_url, autocommit=True) as conn:
-        made = [row[0] for row in conn.execute(
-            "SELECT id FROM jobs WHERE id > %s AND destination_id ="
-            " (SELECT id FROM destinations WHERE name = 'hook-a') ORDER BY id", (max(first),)
+        again = [row[0] for row in conn.execute(
+            "SELECT id FROM jobs WHERE id > %s AND id <= %s ORDER BY id", made
         ).fetchall()]  # fmt: skip
-        for job, state in zip(made, ["delivered", "aborted"], strict=False):
+        for job, state in zip(again, ["delivered", "aborted", "aborted", "aborted"], strict=False):
             conn.execute(
                 "INSERT INTO job_attempts (job_id, job_created_at, destination_id, attempt, state)"
                 " SELECT id, created_at, destination_id, 1, %s FROM jobs WHERE id = %s",
@@ -85,9 +87,14 @@ def test_a_replays_jobs_are_told_apart_as_sending_delivered_or_failed_again(
 
     async def later() -> failures.Outcomes:
         async with connection(database_url) as conn:
-            return await failures.outcomes(conn, since, "hook-a")
+            await conn.set_autocommit(True)
+            # failed again, then someone replayed one (its new job is another replay's) and
+            # discarded another
+            await failures.replay(conn, Untouched(), failures.Selection(job_ids=(again[2],)))
+            await failures.discard(conn, failures.Selection(job_ids=(again[3],)))
+            return await failures.outcomes(conn, made, since, "hook-a")
 
-    assert asyncio.run(later()) == failures.Outcomes(1, 1, 1)
+    assert asyncio.run(later()) == failures.Outcomes(1, 1, 1, 1, 0)  # (were 3 failed, 1 sending)
 
 
 def test_failures_replayed_or_discarded_stop_counting_as_failed(database_url: str) -> None:

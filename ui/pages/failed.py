@@ -20,6 +20,7 @@ from engine.control import failures, graph
 from engine.control.failures import ReplayReport, Selection
 from engine.db import one_snapshot
 from engine.errors import DatabaseUnavailable
+from ui import inputs
 from ui.requests import changes, database, signed_in
 from ui.security import redirect
 
@@ -27,6 +28,7 @@ PAGE = 100  # jobs of a group per page
 GROUPS = 100  # kinds of failure shown, the most frequent
 WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7), "all": None}
 View = Literal["aborted", "retrying"]
+FOLLOWED = timedelta(minutes=10)  # how long the page asks what a replay's jobs came to
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class Progress:
     until: datetime
     after_at: datetime
     after_id: int
+    first_job: int  # the last job id handed out before it began: its jobs' ids are greater
     replayed: int = 0
     jobs: int = 0
     missing: int = 0
@@ -76,8 +79,8 @@ class Progress:
         done = ReplayReport(self.replayed, self.jobs, self.missing, self.missing_events)
         done.add(step)
         after = cursor or (self.after_at, self.after_id)
-        return Progress(self.scope, self.total, self.until, *after, **asdict(done),
-                        finished=cursor is None)  # fmt: skip
+        return Progress(self.scope, self.total, self.until, *after, self.first_job,
+                        **asdict(done), finished=cursor is None)  # fmt: skip
 
     @classmethod
     def carried(cls, scope: str, form: FormMultiDict) -> "Progress":
@@ -86,7 +89,7 @@ class Progress:
             return cls(
                 scope, int(form["total"]), datetime.fromisoformat(form["until"]),
                 datetime.fromisoformat(form["after_at"]), int(form["after_id"]),
-                replayed=int(form["replayed"]), jobs=int(form["jobs"]),
+                int(form["first_job"]), replayed=int(form["replayed"]), jobs=int(form["jobs"]),
                 missing=int(form["missing"]), missing_events=int(form["missing_events"]),
             )  # fmt: skip
         except (KeyError, ValueError) as exc:
@@ -105,6 +108,8 @@ async def failed_page(
     since: FromQuery[datetime | None] = None,
     after_at: FromQuery[datetime | None] = None,
     after_id: FromQuery[int] = 0,
+    first_job: FromQuery[int] = 0,
+    last_job: FromQuery[int] = 0,
 ) -> Template:
     shown, retrying = Filter.of(destination, window, group), view == "retrying"
     after = (after_at, after_id) if after_at else failures.START
@@ -128,6 +133,7 @@ async def failed_page(
             "total": total, "summary": [(n, *counts[n]) for n in names if n in counts],
             "destinations": names, "windows": list(WINDOWS), "following": following,
             "groups": kinds, "progress": None, "until": until, "since": since,
+            "made": (first_job, last_job),
         },
     )  # fmt: skip
 
@@ -136,14 +142,20 @@ async def failed_page(
 async def replay_outcomes(
     request: Request[Any, Any, Any],
     since: FromQuery[datetime],
+    first_job: FromQuery[int],
+    last_job: FromQuery[int],
     destination: FromQuery[str | None] = None,
 ) -> HTMXBlockTemplate:
-    """What the jobs replayed since `since` came to: the page asks again until none is left
-    being sent."""
+    """What the jobs a replay begun at `since` made (ids in (first_job, last_job]) came to: the
+    page asks again while some are being sent, for `FOLLOWED` at most."""
+    made = (first_job, last_job)
     async with database(request) as conn:
-        found = await failures.outcomes(conn, since, destination or None)
+        found = await failures.outcomes(conn, made, since, destination or None)
+        following = await failures.now(conn) - since < FOLLOWED
     return HTMXBlockTemplate(template_name="failed.html", block_name="outcomes",
-                             context={"outcomes": found, "since": since,
+                             context={"outcomes": found, "since": since, "made": made,
+                                      "following": following,
+                                      "followed_minutes": FOLLOWED // timedelta(minutes=1),
                                       "filter": Filter.of(destination, None)})  # fmt: skip
 
 
@@ -151,7 +163,8 @@ def _chosen(form: FormMultiDict) -> tuple[Filter, str, tuple[int, ...] | None]:
     """The filter, the scope (`selected` jobs or everything `matching`) and the jobs picked."""
     shown = Filter.of(form.get("destination"), form.get("window"), form.get("group"))
     scope = "selected" if form.get("scope") == "selected" else "matching"
-    picked = tuple(int(v) for v in form.getall("job", []) if str(v).isdigit())
+    found = (inputs.whole_number(str(v)) for v in form.getall("job", []))
+    picked = tuple(job for job in found if job is not None)
     return shown, scope, picked if scope == "selected" else None
 
 
@@ -173,7 +186,8 @@ async def replay(request: Request[Any, Any, Any]) -> Response[Any]:
                 total = await changes(request, conn).replaying(
                     shown.selection(until, picked), until, window=shown.window
                 )
-                progress = Progress(scope, total, until, *failures.START)
+                progress = Progress(scope, total, until, *failures.START,
+                                    await failures.last_job(conn))  # fmt: skip
             selection = shown.selection(progress.until, picked)
             while not progress.finished:
                 step, cursor = await failures.replay_step(
@@ -183,6 +197,7 @@ async def replay(request: Request[Any, Any, Any]) -> Response[Any]:
                 progress = progress.advanced(step, cursor)
                 if htmx:
                     break
+            made = (progress.first_job, await failures.last_job(conn))
     except (ValidationException, DatabaseUnavailable) as exc:
         if not htmx:
             raise
@@ -191,20 +206,16 @@ async def replay(request: Request[Any, Any, Any]) -> Response[Any]:
         return HTMXBlockTemplate(template_name="failed.html", block_name="progress",
                                  context=context | {"stopped": reason})  # fmt: skip
     if not htmx:
-        return redirect(
-            request,
-            f"/failed?{shown.query(replayed=progress.replayed, since=progress.until.isoformat())}",
-        )
+        query = shown.query(replayed=progress.replayed, since=progress.until.isoformat(),
+                            first_job=made[0], last_job=made[1])  # fmt: skip
+        return redirect(request, f"/failed?{query}")
     return HTMXBlockTemplate(template_name="failed.html", block_name="progress",
-                             context=context | {"progress": progress})  # fmt: skip
+                             context=context | {"progress": progress, "made": made})  # fmt: skip
 
 
 def _until(form: FormMultiDict) -> datetime | None:
     """The moment the page was drawn: what it showed had failed by then."""
-    try:
-        return datetime.fromisoformat(form.get("until", ""))
-    except ValueError:
-        return None
+    return inputs.moment(form.get("until"))
 
 
 @post("/failed/discard", status_code=303)

@@ -117,7 +117,7 @@ async def render(url: str) -> list[tuple[str, list[float]]]:
         "/events", "/events?type=identify", "/events?name=Event+7", "/events?user=user-42",
         "/events?name=no+such+event", "/events?q=bench-4242", "/events?q=properties.price=42",
         "/events?q=no+such+text", f"/events/{old.tx}/{old.id}?at={old.received_at.isoformat()}",
-        "/failed", "/failed?view=retrying", "/users", "/audit",
+        "/failed", "/failed?view=retrying", "/alerts", "/destinations/new", "/users", "/audit",
     ]  # fmt: skip
     timings = []
     app = create_app(WebOptions(url, "http://127.0.0.1:8080"))

@@ -132,6 +132,8 @@ def test_a_rule_fires_when_a_sink_fails_and_resolves_with_each_target_told(
     page.goto(destination)
     expect(page.locator("#alerts")).to_contain_text("Slack incoming webhook")
     expect(page.locator("#alerts")).to_contain_text("1 address(es)")
+    expect(page.locator("#alerts form, #alerts input:not([type=hidden])")).to_have_count(0)
+    expect(page.locator("#alerts")).to_contain_text("50 %")  # the rule, as text
     page.locator("#alerts").screenshot(path=str(ARTIFACTS / "destination-alerts-card-viewer.png"))
     assert "T0SECRET" not in page.content() and "slack-token-e2e" not in page.content()
 

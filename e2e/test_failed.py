@@ -247,6 +247,22 @@ def test_a_replays_jobs_settled_since_are_named_so_and_a_long_replay_is_followed
     no_wider_than_the_screen(page)
 
 
+def test_what_failed_after_the_page_was_drawn_is_left_for_the_next_replay(
+    page: Page, database_url: str
+) -> None:
+    run(configure(database_url))
+    failing(database_url, "hook-a", 2)
+    sign_in(page, "editor@example.com", then="/failed")
+    replay_all = page.get_by_role("button", name="Replay all 2")
+    expect(replay_all).to_be_visible()
+    failing(database_url, "hook-a", 1)  # after the page was drawn: not what it offers
+    page.on("dialog", lambda dialog: dialog.accept())
+    replay_all.click()
+    expect(page.locator("#progress")).to_contain_text("Replayed 2 failed event(s) as 2 new job(s)")
+    page.get_by_role("link", name="Refresh the list").first.click()
+    expect(page.get_by_role("button", name="Replay all 1")).to_be_visible()
+
+
 async def settle_again(database_url: str, made: tuple[int, int]) -> None:
     """A replay's jobs: one delivered, three failed again, of which someone replays one and
     discards another."""

@@ -19,7 +19,8 @@ from engine.destinations.secrets import mask
 from engine.pipeline.topology import Route, Target, Topology, load
 from engine.position import END, START, Position
 from engine.store import ingest_log, jobs
-from engine.store.ingest_log import Filters, StoredEvent
+from engine.store.ingest_log import Filters as Filters  # (re-exported: the pages filter with it)
+from engine.store.ingest_log import StoredEvent
 
 SCAN = 20_000  # events a page of a search walks back through at most
 _EVERY_EVENT = Filters()
@@ -177,6 +178,14 @@ def _transformation(route: Route | None) -> tuple[UUID, int] | None:
     if route is None or route.transformation_id is None or route.transformation_version is None:
         return None
     return route.transformation_id, route.transformation_version
+
+
+async def stored(
+    conn: Connection, at: Position, received_at: datetime | None = None
+) -> StoredEvent | None:
+    """The event at a position, if still kept (`received_at`, when known, spares looking in
+    every day's partition of the log): one to test a transformation on."""
+    return await ingest_log.event(conn, at, received_at)
 
 
 async def listed(conn: Connection, positions: Sequence[Position]) -> list[StoredEvent]:

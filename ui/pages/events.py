@@ -19,7 +19,6 @@ from litestar.response import Template
 from engine.control import events, graph
 from engine.control.failures import Selection
 from engine.position import END, START, Position
-from engine.store.ingest_log import Filters
 from ui.requests import changes, database, signed_in
 from ui.security import redirect
 
@@ -38,12 +37,12 @@ class Shown:
     user: str = ""
     q: str = ""  # a search: `events.search`
 
-    def filters(self) -> Filters:
+    def filters(self) -> events.Filters:
         try:
             source = UUID(self.source) if self.source else None
         except ValueError:
             source = None
-        found = events.search(self.q) if self.q else Filters()
+        found = events.search(self.q) if self.q else events.Filters()
         return replace(found, source=source, type=self.type or None, name=self.name or None,
                        user=self.user or None)  # fmt: skip
 

@@ -27,8 +27,6 @@ from engine.control import events, graph, versions, workspace
 from engine.errors import ConfigError
 from engine.position import Position
 from engine.specs import TransformationSpec
-from engine.store import ingest_log
-from engine.store.ingest_log import Filters
 from engine.transformations.trial import trial
 from ui.pages.destinations import sample_event
 from ui.requests import changes, database, signed_in
@@ -127,7 +125,7 @@ async def transformation_page(
     picked: dict[str, Any] = {}
     if event is not None:
         async with database(request) as conn:
-            found = await ingest_log.event(conn, *_position(event))
+            found = await events.stored(conn, *_position(event))
         picked = {"payload": _json(codec.decode(found.payload))} if found else {
             "note": "That event is gone (past the retention window?): here is the sample event."
         }  # fmt: skip
@@ -225,11 +223,11 @@ async def payload(
     event, note = None, None
     async with database(request) as conn:
         if kind == "source":
-            newest = await events.recent(conn, Filters(source=_uuid(key)), limit=1)
+            newest = await events.recent(conn, events.Filters(source=_uuid(key)), limit=1)
             found = newest.events[0] if newest.events else None
             note = None if found else "That source has sent nothing yet: here is the sample event."
         elif kind == "event":
-            found = await ingest_log.event(conn, *_position(key))
+            found = await events.stored(conn, *_position(key))
             note = None if found else "That event is gone (past the retention window?)."
         else:
             found = None

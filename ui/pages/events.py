@@ -82,8 +82,8 @@ async def events_page(
     context = {
         "user": signed_in(request), "shown": shown, "page": page, "chips": chips,
         "names": {s.id: s.name for s in sources}, "sources": sources, "call_types": CALL_TYPES,
-        "live": before == END, "cursor": newest or await _start(request), "scan": events.SCAN,
-        "keep": KEEP, "unsettled": events.UNSETTLED,
+        "live": before == END, "cursor": newest or await _start(request), "keep": KEEP,
+        "unsettled": events.UNSETTLED,
     }  # fmt: skip
     if request.headers.get("hx-request"):
         return HTMXBlockTemplate(template_name="events.html", block_name="stream", context=context)

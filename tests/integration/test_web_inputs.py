@@ -109,3 +109,32 @@ async def test_an_address_made_to_break_out_of_html_is_not_an_email(
         assert conn.execute("SELECT count(*) FROM users WHERE email LIKE '%svg%'").fetchone() == (
             0,
         )
+
+
+async def test_numbers_in_other_scripts_digits_are_no_event_not_a_500(database_url: str) -> None:
+    """'²'.isdigit() is True but int('²') fails: places in the log, job ids and times read
+    from addresses, queries and forms take ASCII digits only."""
+    app = await app_with(database_url, "admin", WORKSPACE + f"transformations: [{{name: t, "
+                         f'code: "{CODE}"}}]\n')  # fmt: skip
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT id FROM transformations").fetchone()
+    assert row is not None
+    async with AsyncTestClient(app) as client:
+        await sign_in(client, "admin@example.com")
+        token = await csrf(client)
+        for path, status in [
+            ("/events?before_tx=²&before_id=1", 200), ("/events/live?after_tx=²", 200),
+            ("/events/live?after_tx=1&pending=²:1,1:²,1:1", 200), ("/events/²/1", 404),
+            (f"/transformations/{row[0]}?event=²:1:2026-01-01", 404),
+            (f"/transformations/{row[0]}?event=1:²", 404),
+            (f"/transformations/{row[0]}/payload?pick=event:1:¹", 404),
+            ("/audit?since=²&until=2026-01-01T00:0²", 200),
+        ]:  # fmt: skip
+            answer = await client.get(path)
+            assert answer.status_code == status, (path, answer.text)
+        for path, form in [
+            ("/events/²/1/replay", {"destination": "all", "at": "²"}),
+            ("/failed/replay", {"scope": "selected", "job": "²", "until": "2026-01-0²"}),
+        ]:
+            answer = await client.post(path, data={**form, "_csrf_token": token})
+            assert answer.status_code < 500, (path, answer.text)

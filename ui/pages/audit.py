@@ -10,19 +10,11 @@ from litestar.params import FromQuery
 from litestar.response import Template
 
 from engine.control import audit
+from ui import inputs
 from ui.requests import database, signed_in
 
 _PAGE = 50
 PERIODS = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}
-
-
-def _moment(text: str | None) -> datetime | None:
-    """A time from a datetime-local field (read as UTC, as the page shows times); None when
-    empty or not a time."""
-    try:
-        return datetime.fromisoformat(text).replace(tzinfo=UTC) if text else None
-    except ValueError:
-        return None
 
 
 @get("/audit", opt={"role": "admin"})
@@ -35,8 +27,10 @@ async def audit_page(
     until: FromQuery[str] = "",
     before: FromQuery[int | None] = None,
 ) -> Template:
-    start = datetime.now(UTC) - PERIODS[period] if period in PERIODS else _moment(since)
-    filters = audit.Filters(who or None, what or None, start, None if period else _moment(until))
+    start = datetime.now(UTC) - PERIODS[period] if period in PERIODS else inputs.moment(since)
+    filters = audit.Filters(
+        who or None, what or None, start, None if period else inputs.moment(until)
+    )
     async with database(request) as conn:
         entries = await audit.search(conn, filters, limit=_PAGE, before=before)
         actors, kinds = await audit.choices(conn)

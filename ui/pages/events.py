@@ -19,6 +19,7 @@ from litestar.response import Template
 from engine.control import events, graph
 from engine.control.failures import Selection
 from engine.position import END, START, Position
+from ui import inputs
 from ui.requests import changes, database, signed_in
 from ui.security import redirect
 
@@ -99,12 +100,7 @@ async def _start(request: Request[Any, Any, Any]) -> Position:
 
 def _point(tx: str | None, ingest_id: int, otherwise: Position) -> Position:
     """A place in the log from a page's query, `otherwise` when it is not one."""
-    return Position.of(tx, ingest_id) if tx is not None and _is_tx(tx) else otherwise
-
-
-def _is_tx(value: str | None) -> bool:
-    """A transaction id as text (a 64-bit unsigned number)."""
-    return value is not None and value.isdigit() and len(value) <= 20 and int(value) < 2**64
+    return inputs.position(tx, ingest_id) or otherwise
 
 
 @get("/events/live")
@@ -142,12 +138,9 @@ async def live_events(
 def _positions(text: str | None) -> list[Position]:
     """Rows of a page, as it names them (`tx:id,…`): its first PAGE, newest first, so that a
     poll costs no more than a page however many rows wait (the worker stopped, say)."""
-    found = []
-    for item in (text or "").split(",")[:PAGE]:
-        tx, _, ingest_id = item.partition(":")
-        if _is_tx(tx) and ingest_id.isdigit() and len(ingest_id) <= 19:
-            found.append(Position.of(tx, int(ingest_id)))
-    return found
+    found = (inputs.position(*item.split(":", 1)) for item in (text or "").split(",")[:PAGE]
+             if ":" in item)  # fmt: skip
+    return [at for at in found if at is not None]
 
 
 @get("/events/{tx:str}/{ingest_id:int}")
@@ -160,10 +153,8 @@ async def event_page(
 ) -> Template:
     """One event and what became of it; its `trace` block alone for the list it opens in, or
     for its own page (`own`) refreshing it while a job waits for its answer."""
-    if not _is_tx(tx):
-        raise NotFoundException("there is no such event")
     async with database(request) as conn:
-        found = await events.trace(conn, Position.of(tx, ingest_id), at)
+        found = await events.trace(conn, _place(tx, ingest_id), at)
         names = {s.id: s.name for s in (await graph.load(conn)).sources}
     if found is None:
         raise NotFoundException("there is no such event (any more: past the retention window?)")
@@ -183,11 +174,9 @@ async def replay_event(
     """Send the event again where it failed: to one destination (`destination`, its id) or to
     every one (`all`). The Failed page's replay, of this event's failed jobs."""
     form = await request.form()
-    at = _moment(form.get("at"))
-    if not _is_tx(tx):
-        raise NotFoundException("there is no such event")
+    at, place = inputs.moment(form.get("at")), _place(tx, ingest_id)
     async with database(request, autocommit=True) as conn:  # (a replay commits batch by batch)
-        found = await events.trace(conn, Position.of(tx, ingest_id), at)
+        found = await events.trace(conn, place, at)
         if found is None:
             raise NotFoundException("there is no such event (any more: past the retention window?)")
         event, outcomes = found
@@ -205,11 +194,12 @@ async def replay_event(
     return redirect(request, f"{link}&replayed={replayed}")
 
 
-def _moment(text: str | None) -> datetime | None:
-    try:
-        return datetime.fromisoformat(text or "")
-    except ValueError:
-        return None
+def _place(tx: str, ingest_id: int) -> Position:
+    """An event's place in the log, from its address."""
+    found = inputs.position(tx, ingest_id)
+    if found is None:
+        raise NotFoundException("there is no such event")
+    return found
 
 
 handlers = [events_page, live_events, event_page, replay_event]

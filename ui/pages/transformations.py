@@ -28,6 +28,7 @@ from engine.errors import ConfigError
 from engine.position import Position
 from engine.specs import TransformationSpec
 from engine.transformations.trial import trial
+from ui import inputs
 from ui.pages.destinations import sample_event
 from ui.requests import changes, database, signed_in
 
@@ -250,12 +251,10 @@ def _position(text: str) -> tuple[Position, datetime | None]:
     every day's partition of the log)."""
     tx, _, rest = text.partition(":")
     row, _, received = rest.partition(":")
-    if not (tx.isdigit() and row.isdigit() and int(tx) < 2**64 and int(row) < 2**63):
-        raise NotFoundException("there is no such event")  # (a number PostgreSQL cannot hold)
-    try:
-        return Position.of(tx, int(row)), datetime.fromisoformat(received)
-    except ValueError:
-        return Position.of(tx, int(row)), None
+    found = inputs.position(tx, row)
+    if found is None:
+        raise NotFoundException("there is no such event")
+    return found, inputs.moment(received)
 
 
 @post("/transformations/{transformation_id:uuid}/delete", status_code=303)

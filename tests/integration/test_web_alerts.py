@@ -2,12 +2,16 @@
 rule on a destination's page, and the banner every page loads while an alert fires."""
 
 import re
+import socket
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from engine.control import settings
+from engine.db import connection
 from tests.integration.test_events import WORKSPACE
 from tests.integration.test_web_activity import ids
 from tests.integration.test_web_security import app_with, csrf, sign_in
@@ -92,3 +96,31 @@ async def test_the_banner_shows_what_fires_as_text(app: Litestar, database_url: 
     assert HOSTILE not in banner and "&lt;img src=x onerror=alert(1)&gt;" in banner
     assert f'href="/destinations/{hook}#alerts"' in banner
     assert plain.status_code == 303
+
+
+async def test_a_test_email_holds_no_database_connection_while_the_server_is_waited_for(
+    database_url: str,
+) -> None:
+    app = await app_with(database_url, "admin", WORKSPACE)
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # takes connections, says nothing
+        silent.settimeout(10)
+        server = settings.Smtp(host="127.0.0.1", port=silent.getsockname()[1], security="none",
+                               sender="sluice@example.com")  # fmt: skip
+
+        def called() -> dict[str, int]:
+            """The pool's figures while the send awaits a greeting; then hang up on it."""
+            caller, _ = silent.accept()
+            with caller:
+                return dict(app.state.pool.get_stats())
+
+        async with connection(database_url) as conn:
+            await settings.set_smtp(conn, server)
+        async with AsyncTestClient(app) as client:
+            await sign_in(client, "admin@example.com")
+            form = {"_csrf_token": await csrf(client)}
+            with ThreadPoolExecutor(1) as watching:  # (the client may block this event loop)
+                stats = watching.submit(called)
+                answer = await client.post("/alerts/smtp/test", data=form)
+    assert stats.result()["pool_size"] == stats.result()["pool_available"]  # none lent out
+    assert answer.status_code == 200
+    assert "the SMTP server did not take it" in answer.text

@@ -80,7 +80,11 @@ async def test_smtp(request: Request[Any, Any, Any]) -> Template:
     """A test email to the admin who asks, through the SMTP server saved."""
     to = signed_in(request).email
     async with database(request) as conn:
-        outcome = await alert_targets.send_test_email(await settings.smtp(conn), to)
+        server = await settings.smtp(conn)
+    # No connection is held while the server is waited for (up to its timeout, several times
+    # over): a slow SMTP server must not drain the pool every page needs.
+    outcome = await alert_targets.send_test_email(server, to)
+    async with database(request) as conn:
         await changes(request, conn).record("settings.smtp_test", to, outcome=outcome)
     sent = outcome == alert_targets.SENT
     return await _page(request, tried=f"Test email sent to {to}." if sent else outcome,

@@ -1,7 +1,8 @@
 """Where an alert is told that it fired or resolved: a webhook (a JSON POST), a Slack incoming
 webhook (a message) and email (through the SMTP server an admin sets, `settings.Smtp`). Each
 send says what became of it: "sent", or why not, in words that hold no secret (a webhook's URL
-holds its token: it is never named).
+holds its token: it is never named). Webhooks and Slack are posted by the delivery sender, so
+that a failure reads as a delivery's does.
 
 Email goes through the standard library's smtplib in a thread rather than an asyncio client
 (aiosmtplib): an alert is mailed a few times a day at most, a blocking send in a thread costs
@@ -18,9 +19,9 @@ from email.message import EmailMessage
 from typing import Any, Literal
 from uuid import UUID
 
-import httpx
-
 from engine.control.settings import Smtp
+from engine.destinations.base import Request
+from engine.pipeline.delivery.sender import MalformedRequest, Sender, TransportError
 
 TIMEOUT = 10.0  # seconds a target gets to take a notice
 Status = Literal["firing", "resolved"]
@@ -45,19 +46,19 @@ class Notice:
         return f"fired {start}, resolved {self.ended_at:%Y-%m-%d %H:%M} UTC"
 
 
-async def webhook(client: httpx.AsyncClient, url: str, notice: Notice) -> str:
+async def webhook(sender: Sender, url: str, notice: Notice) -> str:
     body = {"status": notice.status, "alert": notice.kind, "message": notice.message,
             "destination_id": str(notice.destination_id),
             "started_at": notice.started_at.isoformat(),
             "ended_at": notice.ended_at.isoformat() if notice.ended_at else None}  # fmt: skip
-    return await _post(client, url, body, "the webhook")
+    return await _post(sender, url, body, "the webhook")
 
 
-async def slack(client: httpx.AsyncClient, url: str, notice: Notice) -> str:
+async def slack(sender: Sender, url: str, notice: Notice) -> str:
     """A Slack message: what happened, and since when."""
     icon = ":rotating_light:" if notice.status == "firing" else ":white_check_mark:"
     text = f"{icon} *Sluice alert {notice.status}*: {_slack_escaped(notice.message)}"
-    return await _post(client, url, {"text": f"{text}\n_{notice.when()}_"}, "Slack")
+    return await _post(sender, url, {"text": f"{text}\n_{notice.when()}_"}, "Slack")
 
 
 def _slack_escaped(text: str) -> str:
@@ -65,12 +66,14 @@ def _slack_escaped(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-async def _post(client: httpx.AsyncClient, url: str, body: Any, who: str) -> str:
+async def _post(sender: Sender, url: str, body: Any, who: str) -> str:
+    """Sent as deliveries are, so that a failure reads as theirs do ("could not connect to
+    host:443: connection refused"), the URL (which holds a token) never named."""
     try:
-        answer = await client.post(url, json=body, timeout=TIMEOUT)
-    except httpx.HTTPError as exc:
-        return f"{who} could not be reached: {type(exc).__name__}"
-    return SENT if answer.is_success else f"{who} answered {answer.status_code}"
+        answer = await sender.send(Request("POST", url, body=body), TIMEOUT)
+    except (TransportError, MalformedRequest) as exc:
+        return f"{who}: {exc}"
+    return SENT if 200 <= answer.status < 300 else f"{who} answered {answer.status}"
 
 
 async def email(server: Smtp | None, to: list[str], notice: Notice) -> str:

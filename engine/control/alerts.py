@@ -15,13 +15,13 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-import httpx
 import msgspec
 
 from engine import db
 from engine.control import alert_targets, settings
 from engine.control.alert_targets import Notice, Status
 from engine.db import Connection
+from engine.pipeline.delivery.sender import Sender
 from engine.specs import AlertConditions
 from engine.sql import Queries
 
@@ -172,7 +172,7 @@ async def evaluate(conn: Connection) -> tuple[list[Alert], list[Alert]]:
 
 
 async def notify(
-    conn: Connection, client: httpx.AsyncClient, opened: list[Alert],
+    conn: Connection, sender: Sender, opened: list[Alert],
     closed: list[Alert],
 ) -> None:  # fmt: skip
     """Tell each alert that fired or resolved to its rule's targets, noting each outcome."""
@@ -183,18 +183,18 @@ async def notify(
             notice = Notice(status, alert.kind, alert.message, alert.destination_id,
                             alert.started_at, alert.ended_at)  # fmt: skip
             found = await rule(conn, alert.destination_id)
-            await _noted(conn, alert, status, await _tell(client, smtp, found, notice))
+            await _noted(conn, alert, status, await _tell(sender, smtp, found, notice))
 
 
 async def _tell(
-    client: httpx.AsyncClient, smtp: settings.Smtp | None, rule: Rule, notice: Notice
+    sender: Sender, smtp: settings.Smtp | None, rule: Rule, notice: Notice
 ) -> dict[str, str]:
     """The rule's targets told, one after another; what became of each."""
     outcomes = {}
     if rule.webhook_url:
-        outcomes["webhook"] = await _told(alert_targets.webhook(client, rule.webhook_url, notice))
+        outcomes["webhook"] = await _told(alert_targets.webhook(sender, rule.webhook_url, notice))
     if rule.slack_url:
-        outcomes["slack"] = await _told(alert_targets.slack(client, rule.slack_url, notice))
+        outcomes["slack"] = await _told(alert_targets.slack(sender, rule.slack_url, notice))
     if rule.email_to:
         outcomes["email"] = await _told(alert_targets.email(smtp, rule.email_to, notice))
     return outcomes
@@ -227,5 +227,9 @@ async def check(conn: Connection) -> None:
     """Evaluate the rules, then tell the targets what fired or resolved."""
     opened, closed = await evaluate(conn)
     if opened or closed:
-        async with httpx.AsyncClient() as client:
-            await notify(conn, client, opened, closed)
+        sender = Sender()
+        await sender.start()
+        try:
+            await notify(conn, sender, opened, closed)
+        finally:
+            await sender.close()

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import httpx
 import psycopg
 import pytest
 from aiosmtpd.controller import Controller
@@ -25,6 +24,7 @@ from engine.control import alert_targets, alerts, audit, settings, workspace
 from engine.control.alerts import Rule
 from engine.db import connection
 from engine.errors import ConfigError
+from engine.pipeline.delivery.sender import Sender
 from engine.specs import AlertConditions
 from engine.store import counters
 from tests.conftest import apply_config
@@ -39,10 +39,15 @@ from tests.sink import Answer, Sink
 
 def evaluated(database_url: str) -> tuple[list[alerts.Alert], list[alerts.Alert]]:
     async def go() -> tuple[list[alerts.Alert], list[alerts.Alert]]:
-        async with connection(database_url) as conn, httpx.AsyncClient() as client:
-            opened, closed = await alerts.evaluate(conn)
-            await alerts.notify(conn, client, opened, closed)
-            return opened, closed
+        sender = Sender()
+        await sender.start()
+        try:
+            async with connection(database_url) as conn:
+                opened, closed = await alerts.evaluate(conn)
+                await alerts.notify(conn, sender, opened, closed)
+                return opened, closed
+        finally:
+            await sender.close()
 
     return asyncio.run(go())
 
@@ -247,7 +252,8 @@ def test_each_target_that_did_not_take_a_notice_says_why(database_url: str) -> N
     apply_config(database_url, WORKSPACE)
     at = ids(database_url)
     with Sink(lambda arrival: Answer(404, body="no_service")) as slack:
-        closed = f"http://127.0.0.1:{free_port()}/hook?token=secret-in-url"
+        port = free_port()
+        closed = f"http://127.0.0.1:{port}/hook?token=secret-in-url"
         configured(database_url, None, Rule(
             destination_id=at["hook"], failure_percent=10, webhook_url=closed,
             slack_url=f"{slack.url}/services/gone", email_to=["oncall@example.com"],
@@ -257,7 +263,7 @@ def test_each_target_that_did_not_take_a_notice_says_why(database_url: str) -> N
     [alert] = history(database_url)
     outcomes = {n["target"]: n["outcome"] for n in alert.notices}
     assert outcomes == {
-        "webhook": "the webhook could not be reached: ConnectError",
+        "webhook": f"the webhook: could not connect to 127.0.0.1:{port}: connection refused",
         "slack": "Slack answered 404",
         "email": "no SMTP server is set (the Alerts page)",
     }

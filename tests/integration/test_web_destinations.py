@@ -21,7 +21,7 @@ CREATE TRIGGER test_web_gone AFTER INSERT ON destinations
 
 def _rows(database_url: str, query: str) -> list[tuple[object, ...]]:
     with psycopg.connect(database_url) as conn:
-        return conn.execute(query).fetchall()  # type: ignore[arg-type]
+        return conn.execute(query).fetchall()
 
 
 async def test_a_refused_connection_leaves_no_destination_behind(database_url: str) -> None:

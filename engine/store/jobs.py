@@ -223,8 +223,11 @@ class Failing:
     retrying: bool = False
     group: str | None = None  # a kind of failure (FailureGroup.key)
 
-    def _query(self, name: str) -> LiteralString:
-        return _Q.compose(name, **_STATES[self.retrying])
+    def _query(self, name: str, ordered: bool = False) -> LiteralString:
+        """The query `name` on these jobs: `ordered` (oldest failure first) for a page of them,
+        else as they come (to count or group them)."""
+        order = "order" if ordered else "in_any_order"
+        return _Q.compose(name, **_STATES[self.retrying], order=order)
 
     def _params(self, after: tuple[datetime, int] | None, limit: int | None) -> dict[str, Any]:
         after_at, after_id = after or _BEGINNING
@@ -242,7 +245,8 @@ async def failed(
     limit: int | None = None,
 ) -> list[FailedJob]:
     """Those jobs, oldest failure first, after a place in the list (failed at, job id)."""
-    return await db.rows(conn, which._query("failed"), which._params(after, limit), FailedJob)
+    query = which._query("failed", ordered=True)
+    return await db.rows(conn, query, which._params(after, limit), FailedJob)
 
 
 async def count_failed(conn: Connection, which: Failing) -> int:

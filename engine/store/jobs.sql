@@ -89,8 +89,15 @@ WHERE {state}
       SELECT 1 FROM job_attempts b
       WHERE b.job_id = a.job_id AND b.job_created_at = a.job_created_at
         AND b.attempt > a.attempt AND {later})
+{order}
+
+-- name: order
 ORDER BY a.at, a.job_id
 LIMIT %(limit)s
+
+-- name: in_any_order
+-- (Counted or grouped: sorting every one first would be wasted.)
+LIMIT ALL
 
 -- name: aborted
 -- Failed for good.
@@ -137,15 +144,27 @@ md5(coalesce(a.status_code::text, '') || ' ' || regexp_replace(coalesce(a.error,
 -- name: failed_groups
 -- Those jobs by destination and kind of failure, the most frequent first: how many, the first
 -- and last failed, the latest one's job id and error (a sample), and how many errors differ
--- in what the kind leaves out.
-SELECT f.destination_id, f.destination, f.status_code,
-       (array_agg(f.error ORDER BY f.at DESC))[1] AS error, f.key, count(*) AS jobs,
-       sum(j.events) AS events, min(f.at) AS first_at, max(f.at) AS last_at,
-       (array_agg(f.job_id ORDER BY f.at DESC))[1] AS sample_id,
-       count(DISTINCT f.error) AS variants
-FROM (SELECT a.*, {group_key} AS key FROM ({latest}) a) f
-JOIN jobs j ON j.id = f.job_id AND j.created_at = f.job_created_at
-GROUP BY f.destination_id, f.destination, f.status_code, f.key
+-- in what the kind leaves out. Counted per error first, so that the kind is worked out once
+-- for each different error, not for each job; the latest is the greatest (time in µs, job id).
+WITH errors AS (
+    SELECT a.destination_id, a.destination, a.status_code, a.error, count(*) AS jobs,
+           sum(j.events) AS events, min(a.at) AS first_at, max(a.at) AS last_at,
+           max(ARRAY[(extract(epoch FROM a.at) * 1000000)::bigint, a.job_id]) AS latest
+    FROM ({latest}) a
+    JOIN jobs j ON j.id = a.job_id AND j.created_at = a.job_created_at
+    GROUP BY a.destination_id, a.destination, a.status_code, a.error
+), kinds AS (
+    SELECT a.*, {group_key} AS key FROM errors a
+), groups AS (
+    SELECT DISTINCT ON (destination_id, status_code, key)
+           destination_id, destination, status_code, error, key, sum(jobs) OVER kind AS jobs,
+           sum(events) OVER kind AS events, min(first_at) OVER kind AS first_at,
+           max(last_at) OVER kind AS last_at, latest[2] AS sample_id, count(*) OVER kind AS variants
+    FROM kinds
+    WINDOW kind AS (PARTITION BY destination_id, status_code, key)
+    ORDER BY destination_id, status_code, key, latest DESC
+)
+SELECT * FROM groups
 ORDER BY jobs DESC, last_at DESC
 LIMIT %(groups)s
 

@@ -1,5 +1,5 @@
-"""The Failed page's queries with many failed jobs: how long the page's grouping, its count and
-the follow-up of a replay take, and their plans (EXPLAIN ANALYZE).
+"""The Failed page's queries with many failed jobs: how long the page's grouping and its count
+take, and their plans (EXPLAIN ANALYZE).
 
 Fills a private PostgreSQL (unless --database-url is given, whose jobs, if any, are kept)
 with --jobs failed jobs over the last week at two webhooks, in 20 kinds of failure: of every

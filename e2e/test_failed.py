@@ -230,6 +230,7 @@ def test_a_replays_jobs_settled_since_are_named_so_and_a_long_replay_is_followed
     expect(outcomes).to_contain_text("4 still sending")
     expect(outcomes).to_contain_text("No longer followed: the replay began over 10 minutes ago.")
     expect(outcomes).not_to_have_attribute("hx-get", re.compile(".*"))
+    shot(page, "failed-outcomes-followed-no-more")
 
     page.goto(f"/failed?{urlencode({k: v[0] for k, v in asked.items()})}")
     expect(outcomes).to_contain_text("4 still sending")

@@ -162,6 +162,7 @@ async def test_a_body_past_the_bound_is_refused_and_the_connection_closed() -> N
         (b"GET / HTTP/1.1\r\nHost: h\r\nX-Big: " + b"a" * (http.MAX_HEAD_BYTES + 1), 431),
         (b"NOT HTTP AT ALL\r\n\r\n", 400),
         (b"POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nab", 400),
+        (b"POST / HTTP/1.1\r\nContent-Length: \xb2\r\n\r\nab", 400),  # (a digit to str)
         (b"GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", 400),
     ],
 )

@@ -33,8 +33,10 @@ def test_json_is_accepted_too() -> None:
         ("sources: [{name: web, enabled: maybe}]", "sources[0] (web): Expected `bool`"),
         ("sources: [{name: web}, {name: web}]", "sources[1] (web): the name is used twice"),
         ("sources: [{name: ' '}]", "sources[0]: name must not be empty"),
-        ('destinations: [{name: "hooks\\r\\nBcc: x", type: webhook}]',
-         "the name holds a control character"),
+        (
+            'destinations: [{name: "hooks\\r\\nBcc: x", type: webhook}]',
+            "the name holds a control character",
+        ),
         ("sources: [{name: web, write_key: short}]", "write_key must be 8 to 128 letters"),
         (
             "sources: [{name: web, write_key: \"abcdefgh';touch /tmp/PWNED;echo '\"}]",

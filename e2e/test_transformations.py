@@ -97,6 +97,7 @@ def test_edit_test_and_save_a_transformation(page: Page) -> None:
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("alert")).to_contain_text("line 2: SyntaxError")
     assert _value(page, CODE) == BROKEN
+    expect(page.locator(CODE).locator(".error-mark")).to_have_count(1)
     assert list(_marks(page, CODE)) == [2]
 
     _set(page, CODE, TAGGING)
@@ -140,6 +141,7 @@ def test_a_custom_or_real_event_to_test_on(
     expect(alert).to_have_text(
         "The test event is not valid JSON: Expecting value (line 2, column 12)"
     )
+    expect(page.locator(PAYLOAD).locator(".error-mark")).to_have_count(1)  # (marked once settled)
     assert _marks(page, PAYLOAD) == {2: alert.inner_text()}
     shot(page, "transformation-invalid-payload")
     _set(page, PAYLOAD, "[1, 2]")
@@ -153,6 +155,7 @@ def test_a_custom_or_real_event_to_test_on(
     expect(newest).to_contain_text("track “Order Completed” · shop")
     picker.select_option(newest.get_attribute("value"))
     expect(page.locator(PAYLOAD)).to_contain_text('"messageId": "order-77"')
+    expect(page.locator(PAYLOAD).locator(".error-mark")).to_have_count(0)
     assert _marks(page, PAYLOAD) == {}  # (the error was about the event replaced)
     page.get_by_role("button", name="Test").click()
     expect(result).to_contain_text("tagged Order Completed")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from appliance import firstrun, logs, options, roles
+from appliance import certificates, firstrun, logs, options, roles
 from appliance.sdk import DEFAULT_VERSIONS, RUDDERSTACK, SEGMENT, SdkInstallError, install_command
 from appliance.settings import Settings
 from engine import migrate, specs
@@ -169,6 +169,26 @@ def _parser() -> argparse.ArgumentParser:
                              metavar="VERSION", help=f"{SEGMENT} version")  # fmt: skip
     sdk_install.add_argument("--registry", default="https://registry.npmjs.org", metavar="URL")
 
+    certs = sub.add_parser("tls", help="the HTTPS certificate of the gateway and the web UI")
+    certs_sub = certs.add_subparsers(dest="tls_command", required=True, metavar="ACTION")
+    tls_install = certs_sub.add_parser(
+        "install", help="check a certificate and key and put them where the services read them "
+        "(they take them without a restart)",
+    )  # fmt: skip
+    tls_install.add_argument("cert", type=Path, help="PEM certificate chain (the server's first)")
+    tls_install.add_argument("key", type=Path, help="its PEM private key, unencrypted")
+    tls_trial = certs_sub.add_parser(
+        "self-signed", help="make a certificate for NAMEs here, for a trial (browsers and SDKs "
+        "must be told to trust it)",
+    )  # fmt: skip
+    tls_trial.add_argument("names", nargs="+", metavar="NAME", help="host name or IP address")
+    for command in (tls_install, tls_trial):
+        command.add_argument(
+            "--dir", type=Path, default=certificates.DEFAULT_DIR,
+            help="where to put cert.pem and key.pem (default: %(default)s)",
+        )  # fmt: skip
+    certs_sub.add_parser("show", help="the certificate the settings name, and when it expires")
+
     warehouse = sub.add_parser("warehouse", help="warehouse destinations")
     warehouse_sub = warehouse.add_subparsers(dest="warehouse_command", required=True,
                                              metavar="ACTION")  # fmt: skip
@@ -290,6 +310,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
                 print(install_command(args, options.sdk_dir(settings)))
             except (SdkInstallError, OSError) as exc:
                 sys.exit(f"sluice sdk install: {exc}")
+        case "tls":
+            print(certificates.command(args, settings))
         case "warehouse":
             from appliance import warehouse
 

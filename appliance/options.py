@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from appliance.embedded import EmbeddedPostgres
 from appliance.settings import Settings
 from engine.gateway.options import GatewayOptions
+from engine.gateway.redirect import Redirects
+from engine.tls import BadCertificate, Served
 
 if TYPE_CHECKING:
     from engine.pipeline.worker import WorkerOptions
@@ -40,10 +42,69 @@ def local(host: str) -> str:
 
 def gateway_url(settings: Settings) -> str:
     """Where SDKs send events: the public URL, else the gateway as reached from this host."""
-    return settings.public_url or f"http://{local(settings.gateway_host)}:{settings.gateway_port}"
+    return settings.public_url or gateway_local_url(settings)
+
+
+def gateway_local_url(settings: Settings) -> str:
+    """The gateway as reached from this host: over HTTPS when it serves it."""
+    host = local(settings.gateway_host)
+    if settings.gateway_tls_port:
+        return f"https://{host}:{settings.gateway_tls_port}"
+    return f"http://{host}:{settings.gateway_port}"
+
+
+def web_local_url(settings: Settings) -> str:
+    scheme = "https" if settings.tls_cert else "http"
+    return f"{scheme}://{local(settings.web_host)}:{settings.web_port}"
+
+
+def tls_files(settings: Settings) -> tuple[Path, Path] | None:
+    """The HTTPS certificate and key, checked: they make a pair that can be served. None when
+    HTTPS is off; SystemExit, saying what to change, when the settings do not fit."""
+    if settings.tls_cert is None and settings.tls_key is None:
+        if settings.gateway_tls_port:
+            raise SystemExit("sluice: gateway_tls_port needs tls_cert and tls_key (HTTPS)")
+        return None
+    if settings.tls_cert is None or settings.tls_key is None:
+        raise SystemExit("sluice: set both tls_cert and tls_key (HTTPS), or neither")
+    try:
+        Served(settings.tls_cert, settings.tls_key)
+    except BadCertificate as exc:
+        raise SystemExit(f"sluice: HTTPS: {exc}") from exc
+    return settings.tls_cert, settings.tls_key
+
+
+def gateway_ports(settings: Settings) -> list[tuple[str, int]]:
+    """The gateway's listening ports: ("http", "https" or "redirect", port)."""
+    ports = [
+        (kind, port)
+        for kind, port in (
+            ("http", settings.gateway_port),
+            ("https", settings.gateway_tls_port),
+            ("redirect", settings.http_port),
+        )
+        if port
+    ]
+    if not any(kind != "redirect" for kind, _ in ports):
+        raise SystemExit("sluice: the gateway has no port: set gateway_port or gateway_tls_port")
+    return ports
+
+
+def acme_webroot(settings: Settings) -> Path:
+    """Where an ACME client (certbot --webroot) writes the challenges the http_port answers."""
+    return settings.data_dir / "acme"
+
+
+def redirects(settings: Settings) -> Redirects:
+    return Redirects(
+        webroot=acme_webroot(settings),
+        gateway_port=settings.gateway_tls_port or 443,
+        web_port=settings.web_port if settings.tls_cert else None,
+    )
 
 
 def gateway(settings: Settings) -> GatewayOptions:
+    tls = tls_files(settings)
     return GatewayOptions(
         database_url=database_url(settings, "gateway"),
         public_url=settings.public_url,
@@ -55,6 +116,8 @@ def gateway(settings: Settings) -> GatewayOptions:
         spool_dir=spool_dir(settings),
         sdk_dir=sdk_dir(settings),
         spool_max_bytes=settings.spool_max_mb * 1024 * 1024,
+        tls_cert=tls[0] if tls else None,
+        tls_key=tls[1] if tls else None,
     )
 
 
@@ -97,10 +160,13 @@ def worker(settings: Settings, stage: str | None = None) -> "WorkerOptions":
 def web(settings: Settings) -> "WebOptions":
     from ui.app import WebOptions
 
+    tls = tls_files(settings)
     return WebOptions(
         database_url=database_url(settings, "web UI"),
         gateway_url=gateway_url(settings),
-        secure_cookies=settings.web_secure_cookies,
+        # (served over HTTPS here, or a proxy's HTTPS in front)
+        secure_cookies=settings.web_secure_cookies or tls is not None,
+        tls_cert=tls[0] if tls else None,
         test_private_hosts=settings.web_test_private_hosts,
         trusted_proxies=tuple(settings.trusted_proxies),
         transform_max_events=settings.transform_max_events,

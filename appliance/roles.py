@@ -10,14 +10,17 @@ import signal
 import socket
 import subprocess
 import sys
-from typing import TYPE_CHECKING
+import threading
+import time
+from typing import TYPE_CHECKING, Any
 
 import uvloop
-from granian.constants import Interfaces, Loops
+from granian.constants import Interfaces, Loops, SSLProtocols
 from granian.server import Server
 
 from appliance import options, prefork
 from appliance.settings import Settings
+from engine import tls
 from engine.children import die_with_parent
 
 if TYPE_CHECKING:
@@ -25,6 +28,9 @@ if TYPE_CHECKING:
 
     from engine.gateway.app import Gateway
     from engine.gateway.options import GatewayOptions
+    from engine.gateway.redirect import Redirects
+
+    Listeners = list[tuple[str, socket.socket]]  # ("http", "https" or "redirect", its socket)
     from engine.pipeline.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -42,12 +48,17 @@ def serve_gateway(settings: Settings) -> None:
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    sock = prefork.listening_socket(settings.gateway_host, settings.gateway_port, _BACKLOG)
-    run = functools.partial(_gateway_process, gateway_options, sock)
+    listeners = [
+        (kind, prefork.listening_socket(settings.gateway_host, port, _BACKLOG))
+        for kind, port in options.gateway_ports(settings)
+    ]
+    run = functools.partial(_gateway_process, gateway_options, listeners, settings)
     sys.exit(prefork.serve("gateway", settings.gateway_workers, run))
 
 
-def _gateway_process(gateway_options: "GatewayOptions", sock: socket.socket) -> None:
+def _gateway_process(
+    gateway_options: "GatewayOptions", listeners: "Listeners", settings: Settings
+) -> None:
     # Imported here, in the process, after serve_gateway has set PROMETHEUS_MULTIPROC_DIR:
     # prometheus_client picks its (multi-process or not) storage when first imported.
     from engine.gateway.app import Gateway
@@ -58,10 +69,13 @@ def _gateway_process(gateway_options: "GatewayOptions", sock: socket.socket) -> 
     # anyway, so cycles are looked for less often, and the startup objects are left out of it.
     gc.freeze()
     gc.set_threshold(50_000, 20, 50)
-    uvloop.run(_run_gateway(gateway, sock, gateway_options.max_request_bytes))
+    redirects = options.redirects(settings)
+    uvloop.run(_run_gateway(gateway, listeners, redirects, gateway_options.max_request_bytes))
 
 
-async def _run_gateway(gateway: "Gateway", sock: socket.socket, max_body: int) -> None:
+async def _run_gateway(
+    gateway: "Gateway", listeners: "Listeners", redirects: "Redirects", max_body: int
+) -> None:
     from engine.gateway import http
 
     stop = asyncio.Event()
@@ -69,8 +83,15 @@ async def _run_gateway(gateway: "Gateway", sock: socket.socket, max_body: int) -
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await gateway.startup()
+    served = []
+    for kind, sock in listeners:
+        handler = redirects.handle if kind == "redirect" else gateway.handle
+        tls = gateway.tls.context if kind == "https" and gateway.tls is not None else None
+        served.append(
+            http.serve(handler, sock, max_body=max_body, backlog=_BACKLOG, until=stop, tls=tls)
+        )
     try:
-        await http.serve(gateway.handle, sock, max_body=max_body, backlog=_BACKLOG, until=stop)
+        await asyncio.gather(*served)
     finally:
         await gateway.shutdown()
 
@@ -83,7 +104,18 @@ def web_app() -> "Litestar":
 
 
 def serve_web(settings: Settings) -> None:
-    options.web(settings)  # fail here, with the reason, rather than inside granian
+    told = options.web(settings)  # fail here, with the reason, rather than inside granian
+    https: dict[str, Any] = {}
+    if told.tls_cert is not None and settings.tls_key is not None:
+        if not tls.pkcs8(settings.tls_key):
+            raise SystemExit(
+                f"sluice: the web UI needs the key {settings.tls_key} in PKCS#8 form "
+                "(-----BEGIN PRIVATE KEY-----): `sluice tls install` converts it"
+            )
+        https = {"ssl_cert": told.tls_cert, "ssl_key": settings.tls_key,
+                 "ssl_protocol_min": SSLProtocols.tls12}  # fmt: skip
+        served = tls.Served(told.tls_cert, settings.tls_key)
+        threading.Thread(target=_reload_when_renewed, args=(served,), daemon=True).start()
     Server(
         "appliance.roles:web_app",
         factory=True,
@@ -95,7 +127,22 @@ def serve_web(settings: Settings) -> None:
         log_level=settings.log_level.lower(),  # type: ignore[arg-type]
         log_access=False,
         websockets=False,
+        **https,
     ).serve()
+
+
+def _reload_when_renewed(served: "tls.Served") -> None:
+    """Granian's web process reads the certificate when it starts: on a renewal a new one is
+    started (SIGHUP), which takes the new connections, before the old one finishes its own."""
+    while True:
+        time.sleep(tls.CHECK_EVERY)
+        try:
+            if served.refresh():
+                log.info("HTTPS certificate renewed, the web UI's process is replaced: %s",
+                         served.certificate.said())  # fmt: skip
+                os.kill(os.getpid(), signal.SIGHUP)
+        except tls.BadCertificate as exc:
+            log.error("the web UI keeps its HTTPS certificate: %s", exc)
 
 
 def serve_worker(settings: Settings, stage: str | None = None) -> None:

@@ -47,7 +47,21 @@ class Settings(BaseSettings):
         None, description="the gateway URL SDKs use, when it differs from what they request"
     )
     gateway_host: str = "0.0.0.0"
-    gateway_port: int = Field(8080, ge=1, le=65535)
+    gateway_port: int = Field(
+        8080, ge=0, le=65535, description="the gateway's plain-HTTP port; 0: none (HTTPS only)"
+    )
+    gateway_tls_port: int | None = Field(
+        None, ge=1, le=65535, description="the gateway's HTTPS port (443); needs tls_cert"
+    )
+    http_port: int | None = Field(
+        None, ge=1, le=65535, description="a plain-HTTP port (80), served by the gateway: it "
+        "answers ACME HTTP-01 challenges from <data dir>/acme and redirects the rest to HTTPS",
+    )  # fmt: skip
+    tls_cert: Path | None = Field(
+        None, description="PEM certificate chain; with tls_key the web UI answers HTTPS, and "
+        "the gateway on gateway_tls_port; renewed files are put in service without a restart",
+    )  # fmt: skip
+    tls_key: Path | None = Field(None, description="the certificate's private key (PEM)")
     trusted_proxies: list[IPv4Network | IPv6Network] = Field(
         default_factory=list,
         description="load balancers / proxies whose X-Forwarded-For gives the client address",

@@ -4,11 +4,13 @@ htmx fragments (jinja2-fragments). Static files (htmx, CSS) are served from `ui/
 
 import asyncio
 import json
+import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +24,10 @@ from litestar.plugins.htmx import HTMXPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 
-from engine import codec, partitions
+from engine import codec, partitions, tls
 from engine.control import keyring
 from engine.db import borrowed, connection_pool
-from engine.heartbeats import Heartbeat
+from engine.heartbeats import Heartbeat, Report
 from engine.proxies import Networks
 from engine.transformations.runtime import MAX_EVENTS, JavaScript
 from engine.transformations.store import CodeStore
@@ -46,6 +48,7 @@ from ui.pages import (
     users,
 )
 
+log = logging.getLogger(__name__)
 _HERE = Path(__file__).parent
 
 
@@ -58,6 +61,19 @@ class WebOptions:
     trusted_proxies: Networks = ()  # whose X-Forwarded-For names the client (sign-in throttle)
     transform_max_events: int = MAX_EVENTS  # (replays run transformations again)
     initial_password_file: Path | None = None  # removed once an admin chose their password
+    tls_cert: Path | None = None  # the UI is served over HTTPS with this certificate
+
+
+def _report(tls_cert: Path | None) -> Report:
+    """With each heartbeat: when the HTTPS certificate expires (read again each time: the
+    process serving the UI is replaced when it is renewed)."""
+    if tls_cert is None:
+        return {}
+    try:
+        return {tls.REPORT_KEY: tls.describe(tls_cert).expires}
+    except tls.BadCertificate as exc:
+        log.error("cannot tell when the HTTPS certificate expires: %s", exc)
+        return {}
 
 
 @get("/health", opt={"public": True}, sync_to_thread=False, include_in_schema=False)
@@ -167,7 +183,7 @@ def create_app(options: WebOptions) -> Litestar:
             CodeStore(pool).code, max_events=options.transform_max_events
         )
         app.state.trials = asyncio.Semaphore(transformations.TRIALS_AT_ONCE)
-        heartbeat = Heartbeat(pool, "web")
+        heartbeat = Heartbeat(pool, "web", report=partial(_report, options.tls_cert))
         heartbeat.start()
         try:
             yield

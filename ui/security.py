@@ -272,6 +272,11 @@ SECURITY_HEADERS = {
 }
 
 
+# Served over HTTPS (here, not by a proxy in front), the UI tells browsers to come back only
+# over HTTPS for a year: a typed `http://` address or a link never goes out in the clear again.
+STRICT_TRANSPORT_SECURITY = (b"strict-transport-security", b"max-age=31536000")
+
+
 def security_headers(message: Message, scope: Scope) -> None:
     """The app's `before_send` hook: adds SECURITY_HEADERS to every answer that does not set
     them itself — the answers of exception handlers and of unknown paths included, which the
@@ -280,4 +285,6 @@ def security_headers(message: Message, scope: Scope) -> None:
         headers = list(message.get("headers", []))
         present = {name.lower() for name, _ in headers}
         headers += [(k, v) for k, v in SECURITY_HEADERS.items() if k not in present]
+        if scope.get("scheme") == "https":
+            headers.append(STRICT_TRANSPORT_SECURITY)
         message["headers"] = headers

@@ -5,6 +5,7 @@ framework: the ingestion paths are the hottest code in Sluice and need nothing a
 Every error is turned into an HTTP answer in `handle` and nowhere else.
 """
 
+import asyncio
 import base64
 import binascii
 import logging
@@ -42,6 +43,9 @@ from engine.gateway.spool import Spool
 from engine.heartbeats import Heartbeat, Report
 from engine.proxies import client_address, is_trusted
 from engine.store.rejections import Rejection, head_of
+from engine.tls import CHECK_EVERY as TLS_CHECK_EVERY
+from engine.tls import REPORT_KEY as TLS_EXPIRES
+from engine.tls import BadCertificate, Served
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +98,11 @@ class Gateway:
         self._basic_keys: dict[str, str] = {}
         self._spool_held = False
         self._sdk = None if options.sdk_dir is None else SdkDirectory(options.sdk_dir)
+        # HTTPS: the certificate in service, put there again when its files change
+        self.tls = None
+        if options.tls_cert is not None and options.tls_key is not None:
+            self.tls = Served(options.tls_cert, options.tls_key)
+        self._tls_watch: asyncio.Task[None] | None = None
         self._routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/batch"): partial(self._ingest, None),
             ("POST", "/v1/b"): partial(self._ingest, None),
@@ -143,17 +152,34 @@ class Gateway:
         self._rejections.start()
         self._heartbeat.start()
         self._metrics.start()
+        if self.tls is not None:
+            self._tls_watch = asyncio.create_task(self._watch_certificate(), name="tls-watch")
+
+    async def _watch_certificate(self) -> None:
+        """Put a renewed certificate in service: the next handshakes use it."""
+        assert self.tls is not None
+        while True:
+            await asyncio.sleep(TLS_CHECK_EVERY)
+            try:
+                if self.tls.refresh():
+                    log.info(
+                        "HTTPS certificate renewed, in service: %s", self.tls.certificate.said()
+                    )
+                    self._heartbeat.beat_soon()
+            except BadCertificate as exc:
+                log.error("the HTTPS certificate in service stays: %s", exc)
 
     def _report(self) -> Report:
         """With each heartbeat: what waits in this host's spool (for the overview and
-        `sluice status`)."""
+        `sluice status`), and when the HTTPS certificate in service expires."""
+        report = {} if self.tls is None else {TLS_EXPIRES: self.tls.certificate.expires}
         if self._spool is None:
-            return {}
+            return report
         try:
-            return self._spool.report()
+            return report | self._spool.report()
         except OSError as exc:
             log.error("cannot read the spool: %s", exc)
-            return {}
+            return report
 
     def _spool_observed(self, spooled: int, drained: int, size: int) -> None:
         self._metrics.spool(spooled, drained, size)
@@ -162,6 +188,8 @@ class Gateway:
             self._heartbeat.beat_soon()
 
     async def shutdown(self) -> None:
+        if self._tls_watch is not None:
+            self._tls_watch.cancel()
         await self._commit.stop()
         if self._spool is not None:
             await self._spool.stop()

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 import struct
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
@@ -496,14 +497,21 @@ class Server:
 
 
 async def serve(
-    handler: Handler, sock: socket.socket, *, max_body: int, backlog: int, until: asyncio.Event
+    handler: Handler,
+    sock: socket.socket,
+    *,
+    max_body: int,
+    backlog: int,
+    until: asyncio.Event,
+    tls: ssl.SSLContext | None = None,
 ) -> None:
     """Answer on `sock` (bound and listening, maybe shared with other processes) until `until`
-    is set; then let the requests in flight finish."""
-    server = Server(handler, max_body=max_body)
+    is set; then let the requests in flight finish. With `tls`, the connections are HTTPS."""
+    server = Server(handler, max_body=max_body, scheme="https" if tls else "http")
     server.start()
+    handshake = {"ssl": tls, "ssl_handshake_timeout": STALL_TIMEOUT} if tls else {}
     listener = await asyncio.get_running_loop().create_server(
-        server.protocol, sock=sock, backlog=backlog
+        server.protocol, sock=sock, backlog=backlog, **handshake
     )
     await until.wait()
     listener.close()  # (this process's copy of the socket: the others go on accepting)

@@ -29,3 +29,6 @@ class GatewayOptions:
     spool_max_bytes: int = 0
     # browser SDK files served under /sdk/ (engine/gateway/sdk.py)
     sdk_dir: Path | None = None
+    # HTTPS (engine/tls.py): the certificate chain and key, put in service again when they change
+    tls_cert: Path | None = None
+    tls_key: Path | None = None

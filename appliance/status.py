@@ -1,4 +1,5 @@
-"""`sluice status`: which Sluice processes run where, and what waits in the gateway spool.
+"""`sluice status`: which Sluice processes run where, what waits in the gateway spool, and
+when each host's HTTPS certificate expires.
 
 This host's spool is read from its disk, so the command answers while the database is away
 (which is when the spool fills); the processes, and every host's spool, come from the
@@ -11,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from engine import heartbeats
-from engine.control.overview import spools
+from engine.control.overview import HostCertificate, certificates, spools
 from engine.db import connection
 from engine.errors import DatabaseError
 from engine.gateway import spool
@@ -31,6 +32,7 @@ async def status_command(args: argparse.Namespace, url: str, spool_dir: Path) ->
             "spool": {"directory": str(spool_dir), **local},
             "database": "unreachable: " + unreachable if beats is None else "ok",
             "processes": [_process(b) for b in beats or []],
+            "certificates": [_certificate(c) for c in certificates(beats or [])],
         }))  # fmt: skip
     else:
         print(_text(spool_dir, local, beats, unreachable))
@@ -45,6 +47,13 @@ def _process(beat: heartbeats.Beat) -> dict[str, object]:
     }  # fmt: skip
 
 
+def _certificate(certificate: HostCertificate) -> dict[str, object]:
+    return {
+        "host": certificate.host, "expires": certificate.expires.isoformat(),
+        "days_left": certificate.days_left(), "state": certificate.state(),
+    }  # fmt: skip
+
+
 def _text(
     spool_dir: Path, local: dict[str, int], beats: list[heartbeats.Beat] | None, unreachable: str
 ) -> str:
@@ -56,6 +65,8 @@ def _text(
     for host in spools(beats):
         held = _spool_text(host.bytes, host.files, host.damaged)
         lines.append(f"spool on {host.host}: {held} (as of {host.seen_at:%Y-%m-%d %H:%M:%S} UTC)")
+    for certificate in certificates(beats):
+        lines.append(f"HTTPS certificate on {certificate.host}: {_certificate_text(certificate)}")
     if not beats:
         lines.append("no Sluice process has been heard from in the last day")
         return "\n".join(lines)
@@ -69,6 +80,14 @@ def _text(
             f"{seen}{state}"
         )
     return "\n".join(lines)
+
+
+def _certificate_text(certificate: HostCertificate) -> str:
+    state = certificate.state()
+    if state == "ok":
+        return certificate.said()
+    renew = "renew it" if state == "warning" else "renew it now"
+    return f"{certificate.said()}: {renew} (`sluice tls install CERT KEY`)"
 
 
 def _spool_text(held: int, files: int, damaged: int) -> str:

@@ -35,7 +35,7 @@ class Notice:
     status: Status
     kind: str
     message: str
-    destination_id: UUID
+    destination_id: UUID | None  # None: a certificate's alert (a host's, named in the message)
     started_at: datetime
     ended_at: datetime | None
 
@@ -48,7 +48,7 @@ class Notice:
 
 async def webhook(sender: Sender, url: str, notice: Notice) -> str:
     body = {"status": notice.status, "alert": notice.kind, "message": notice.message,
-            "destination_id": str(notice.destination_id),
+            "destination_id": str(notice.destination_id) if notice.destination_id else None,
             "started_at": notice.started_at.isoformat(),
             "ended_at": notice.ended_at.isoformat() if notice.ended_at else None}  # fmt: skip
     return await _post(sender, url, body, "the webhook")

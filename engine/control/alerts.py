@@ -4,6 +4,10 @@ arrive — and an alert fires while the rule's condition holds: a banner in the 
 a notice to the rule's targets (a webhook, Slack, email: `alert_targets`) when it fires and when
 it resolves. Each target's outcome is kept, for the Alerts page's history.
 
+One alert needs no rule: a host's HTTPS certificate within `overview.WARN_DAYS` of expiring
+(or expired) fires until a renewed one is in service. Nobody wants that one silenced by
+default, so every install has it, and it tells every target the rules name.
+
 The worker's processing stage runs `check` every minute (the appliance hands it over): the
 rules are evaluated from the per-minute counters.
 """
@@ -17,8 +21,8 @@ from uuid import UUID
 
 import msgspec
 
-from engine import db
-from engine.control import alert_targets, settings
+from engine import db, heartbeats
+from engine.control import alert_targets, overview, settings
 from engine.control.alert_targets import Notice, Status
 from engine.db import Connection
 from engine.pipeline.delivery.sender import Sender
@@ -30,7 +34,7 @@ _Q = Queries.beside(__file__, "alerts.sql")
 MIN_EVENTS = 10  # a failure share is judged over at least this many deliveries and failures
 EVERY = 60.0  # seconds between checks
 
-Kind = Literal["failures", "silence"]
+Kind = Literal["failures", "silence", "certificate"]
 
 
 class Rule(AlertConditions, kw_only=True):
@@ -42,15 +46,25 @@ class Rule(AlertConditions, kw_only=True):
 @dataclass(frozen=True)
 class Alert:
     id: int
-    destination_id: UUID
+    destination_id: UUID | None  # None for a certificate's alert, which is a host's
     kind: str
     message: str
     started_at: datetime
     ended_at: datetime | None
     notified: str | None  # what became of the latest notices: "sent", or what went wrong
+    host: str | None = None  # a certificate's alert's
     destination: str = ""
     # each target's outcome: {"status": firing/resolved, "target": …, "outcome": "sent" or why}
     notices: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Where an alert is told: a rule's targets, or (a certificate's alert) every rule's."""
+
+    webhooks: list[str]
+    slacks: list[str]
+    emails: list[str]
 
 
 @dataclass(frozen=True)
@@ -151,24 +165,50 @@ def _holding(rule: Rule, measure: _Measure) -> list[tuple[Kind, str]]:
     return holding
 
 
+def _expiring(processes: list[heartbeats.Beat]) -> list[tuple[str, str]]:
+    """The hosts whose certificate is due for an alert, each with what the alert says."""
+    return [
+        (c.host, f"the HTTPS certificate of {c.host} {c.said()}")
+        for c in overview.certificates(processes)
+        if c.state() != "ok"
+    ]
+
+
 async def evaluate(conn: Connection) -> tuple[list[Alert], list[Alert]]:
     """Open the alerts whose condition now holds and close those whose condition cleared, in
     one transaction; the alerts opened and closed (to notify)."""
     async with conn.transaction():
         await conn.execute(_Q["lock"])
-        rules = {r.destination_id: r for r in await db.rows(conn, _Q["rules"], None, Rule)}
-        holding = [
-            (measure.destination_id, kind, message)
-            for measure in await db.rows(conn, _Q["measures"], None, _Measure)
-            for kind, message in _holding(rules[measure.destination_id], measure)
-        ]
-        opened = []
-        for destination, kind, message in holding:
-            alert = {"destination": destination, "kind": kind, "message": message}
-            opened += await db.rows(conn, _Q["open"], alert, Alert)
-        held = {"destinations": [h[0] for h in holding], "kinds": [h[1] for h in holding]}
-        closed = await db.rows(conn, _Q["close"], held, Alert)
-    return opened, closed
+        opened, closed = await _of_rules(conn)
+        certificates_opened, certificates_closed = await _of_certificates(conn)
+    return opened + certificates_opened, closed + certificates_closed
+
+
+async def _of_rules(conn: Connection) -> tuple[list[Alert], list[Alert]]:
+    rules = {r.destination_id: r for r in await db.rows(conn, _Q["rules"], None, Rule)}
+    holding = [
+        (measure.destination_id, kind, message)
+        for measure in await db.rows(conn, _Q["measures"], None, _Measure)
+        for kind, message in _holding(rules[measure.destination_id], measure)
+    ]
+    opened = []
+    for destination, kind, message in holding:
+        alert = {"destination": destination, "kind": kind, "message": message}
+        opened += await db.rows(conn, _Q["open"], alert, Alert)
+    held = {"destinations": [h[0] for h in holding], "kinds": [h[1] for h in holding]}
+    return opened, await db.rows(conn, _Q["close"], held, Alert)
+
+
+async def _of_certificates(conn: Connection) -> tuple[list[Alert], list[Alert]]:
+    """A certificate's alert holds while its host's live processes serve it: it resolves once
+    they serve a renewed one (or none: plain HTTP again, or no such process left)."""
+    expiring = _expiring(await heartbeats.recent(conn))
+    opened = []
+    for host, message in expiring:
+        alert = {"host": host, "message": message}
+        opened += await db.rows(conn, _Q["open_certificate"], alert, Alert)
+    held = {"hosts": [host for host, _ in expiring]}
+    return opened, await db.rows(conn, _Q["close_certificates"], held, Alert)
 
 
 async def notify(
@@ -182,22 +222,43 @@ async def notify(
         for alert in alerts:
             notice = Notice(status, alert.kind, alert.message, alert.destination_id,
                             alert.started_at, alert.ended_at)  # fmt: skip
-            found = await rule(conn, alert.destination_id)
-            await _noted(conn, alert, status, await _tell(sender, smtp, found, notice))
+            targets = await _targets(conn, alert)
+            await _noted(conn, alert, status, await _tell(sender, smtp, targets, notice))
+
+
+async def _targets(conn: Connection, alert: Alert) -> Targets:
+    if alert.destination_id is None:
+        return await db.row(conn, _Q["every_target"], None, Targets) or Targets([], [], [])
+    found = await rule(conn, alert.destination_id)
+    webhooks, slacks = [found.webhook_url or ""], [found.slack_url or ""]
+    return Targets([u for u in webhooks if u], [u for u in slacks if u], found.email_to)
 
 
 async def _tell(
-    sender: Sender, smtp: settings.Smtp | None, rule: Rule, notice: Notice
+    sender: Sender, smtp: settings.Smtp | None, targets: Targets, notice: Notice
 ) -> dict[str, str]:
-    """The rule's targets told, one after another; what became of each."""
+    """The targets told, one after another; what became of each kind (all the webhooks
+    together, all the Slack ones together, one email to every address)."""
     outcomes = {}
-    if rule.webhook_url:
-        outcomes["webhook"] = await _told(alert_targets.webhook(sender, rule.webhook_url, notice))
-    if rule.slack_url:
-        outcomes["slack"] = await _told(alert_targets.slack(sender, rule.slack_url, notice))
-    if rule.email_to:
-        outcomes["email"] = await _told(alert_targets.email(smtp, rule.email_to, notice))
+    if targets.webhooks:
+        told = [await _told(alert_targets.webhook(sender, url, notice)) for url in targets.webhooks]
+        outcomes["webhook"] = _together(told)
+    if targets.slacks:
+        told = [await _told(alert_targets.slack(sender, url, notice)) for url in targets.slacks]
+        outcomes["slack"] = _together(told)
+    if targets.emails:
+        outcomes["email"] = await _told(alert_targets.email(smtp, targets.emails, notice))
     return outcomes
+
+
+def _together(outcomes: list[str]) -> str:
+    """The outcome of several targets of a kind: "sent" when each took it, else what went
+    wrong, and with how many of them when there were several."""
+    failed = [o for o in outcomes if o != alert_targets.SENT]
+    if not failed:
+        return alert_targets.SENT
+    said = "; ".join(dict.fromkeys(failed))
+    return said if len(outcomes) == 1 else f"{len(failed)} of {len(outcomes)}: {said}"
 
 
 async def _told(telling: Coroutine[Any, Any, str]) -> str:

@@ -66,15 +66,37 @@ GROUP BY r.destination_id, d.name
 INSERT INTO alerts (destination_id, kind, message)
 VALUES (%(destination)s, %(kind)s, %(message)s)
 ON CONFLICT (destination_id, kind) WHERE ended_at IS NULL DO NOTHING
-RETURNING id, destination_id, kind, message, started_at, ended_at, notified
+RETURNING id, destination_id, kind, message, started_at, ended_at, notified, host
 
 -- name: close
--- Open alerts whose condition has cleared (not among those still holding).
+-- Open alerts of rules whose condition has cleared (not among those still holding).
 UPDATE alerts SET ended_at = now()
-WHERE ended_at IS NULL
+WHERE ended_at IS NULL AND destination_id IS NOT NULL
   AND (destination_id, kind) NOT IN (
       SELECT * FROM unnest(%(destinations)s::uuid[], %(kinds)s::text[]))
-RETURNING id, destination_id, kind, message, started_at, ended_at, notified
+RETURNING id, destination_id, kind, message, started_at, ended_at, notified, host
+
+-- name: open_certificate
+INSERT INTO alerts (kind, host, message)
+VALUES ('certificate', %(host)s, %(message)s)
+ON CONFLICT (host) WHERE ended_at IS NULL AND kind = 'certificate' DO NOTHING
+RETURNING id, destination_id, kind, message, started_at, ended_at, notified, host
+
+-- name: close_certificates
+-- Open certificate alerts of hosts whose certificate is no longer close to expiring.
+UPDATE alerts SET ended_at = now()
+WHERE ended_at IS NULL AND kind = 'certificate' AND host <> ALL (%(hosts)s::text[])
+RETURNING id, destination_id, kind, message, started_at, ended_at, notified, host
+
+-- name: every_target
+-- Where a certificate's alert goes: every target any rule names, each once.
+SELECT coalesce(array_agg(DISTINCT webhook_url) FILTER (WHERE webhook_url IS NOT NULL),
+                '{}') AS webhooks,
+       coalesce(array_agg(DISTINCT slack_url) FILTER (WHERE slack_url IS NOT NULL),
+                '{}') AS slacks,
+       coalesce((SELECT array_agg(DISTINCT address) FROM alert_rules, unnest(email_to) address),
+                '{}') AS emails
+FROM alert_rules
 
 -- name: notified
 UPDATE alerts SET notified = %(notified)s WHERE id = %(id)s
@@ -94,21 +116,22 @@ FROM alert_rules r JOIN destinations d ON d.id = r.destination_id
 ORDER BY d.name
 
 -- name: recent
-SELECT a.id, a.destination_id, d.name AS destination, a.kind, a.message, a.started_at,
-       a.ended_at, a.notified,
+SELECT a.id, a.destination_id, coalesce(d.name, '') AS destination, a.host, a.kind,
+       a.message, a.started_at, a.ended_at, a.notified,
        coalesce((SELECT json_agg(json_build_object('status', n.status, 'target', n.target,
                                                    'outcome', n.outcome)
                                  ORDER BY n.status, n.target)
                  FROM alert_notices n WHERE n.alert_id = a.id), '[]') AS notices
-FROM alerts a JOIN destinations d ON d.id = a.destination_id
+FROM alerts a LEFT JOIN destinations d ON d.id = a.destination_id
 WHERE %(before)s::bigint IS NULL OR a.id < %(before)s::bigint
 ORDER BY a.id DESC
 LIMIT %(limit)s
 
 -- name: active
-SELECT a.id, a.destination_id, d.name AS destination, a.kind, a.message, a.started_at,
-       a.ended_at, a.notified
-FROM alerts a JOIN destinations d ON d.id = a.destination_id
+-- (a certificate's alert has no destination)
+SELECT a.id, a.destination_id, coalesce(d.name, '') AS destination, a.host, a.kind, a.message,
+       a.started_at, a.ended_at, a.notified
+FROM alerts a LEFT JOIN destinations d ON d.id = a.destination_id
 WHERE a.ended_at IS NULL
 ORDER BY a.started_at
 

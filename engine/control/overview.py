@@ -1,13 +1,14 @@
 """What the control plane's home page says about the running system: which processes are up,
 whether the processor keeps up with what the gateways store, what waits for delivery, the last
-hour's deliveries and failures, what waits to be loaded into each warehouse (its lag), and how
-big the database has grown."""
+hour's deliveries and failures, what waits to be loaded into each warehouse (its lag), how
+big the database has grown, and when each host's HTTPS certificate expires."""
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Literal
 from uuid import UUID
 
-from engine import db, heartbeats
+from engine import db, heartbeats, tls
 from engine.control import stats
 from engine.db import Connection
 from engine.pipeline import leases
@@ -18,6 +19,11 @@ from engine.warehouses import uploads
 
 _Q = Queries.beside(__file__, "overview.sql")
 HOUR = timedelta(hours=1)
+# A certificate this many days or fewer from expiring is shown as a warning, and alerted on
+# (engine/control/alerts.py): time to renew it by hand when the automatic renewal (30 days
+# ahead, as certbot and caddy do) has failed.
+WARN_DAYS = 14
+SERVE_HTTPS = ("gateway", "web")  # the roles whose heartbeats report a certificate
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,37 @@ class HostSpool:
     files: int
     damaged: int  # files set aside as damaged
     seen_at: datetime
+
+
+@dataclass(frozen=True)
+class HostCertificate:
+    """When the HTTPS certificate a host's live gateway and web processes serve expires (the
+    earliest, should they serve different ones: a renewal half taken up)."""
+
+    host: str
+    expires: datetime
+
+    def days_left(self, now: datetime | None = None) -> int:
+        """Whole days from today to the day it expires (UTC), as a calendar counts them."""
+        return (self.expires.date() - (now or datetime.now(UTC)).date()).days
+
+    def state(self, now: datetime | None = None) -> Literal["ok", "warning", "expired"]:
+        now = now or datetime.now(UTC)
+        if self.expires <= now:
+            return "expired"
+        return "warning" if self.days_left(now) <= WARN_DAYS else "ok"
+
+    def said(self, now: datetime | None = None) -> str:
+        """As the overview and alerts say it: "expires 2027-03-01, in 84 days"."""
+        now = now or datetime.now(UTC)
+        days = self.days_left(now)
+        if days == 0:
+            verb = "expired" if self.expires <= now else "expires"
+            return f"{verb} today at {self.expires:%H:%M} UTC"
+        count = f"{abs(days)} day{'' if abs(days) == 1 else 's'}"
+        if self.expires <= now:
+            return f"expired {self.expires:%Y-%m-%d}, {count} ago"
+        return f"expires {self.expires:%Y-%m-%d}, in {count}"
 
 
 @dataclass(frozen=True)
@@ -63,6 +100,10 @@ class Overview:
         """Each host whose spool holds events (or damaged files), as its gateways last said."""
         return spools(self.processes)
 
+    @property
+    def certificates(self) -> list[HostCertificate]:
+        return certificates(self.processes)
+
     def up(self, role: str) -> list[heartbeats.Beat]:
         """The live processes of a role (a worker's stages count as the worker)."""
         return [b for b in self.processes if b.alive and b.role.split("/")[0] == role]
@@ -79,6 +120,20 @@ def spools(processes: list[heartbeats.Beat]) -> list[HostSpool]:
         for host, b in sorted(newest.items())
     ]  # fmt: skip
     return [s for s in found if s.bytes or s.damaged]
+
+
+def certificates(processes: list[heartbeats.Beat]) -> list[HostCertificate]:
+    """Each host serving HTTPS (one whose live gateway or web processes report a certificate),
+    by host name."""
+    earliest: dict[str, int] = {}
+    for beat in processes:
+        expires = beat.report.get(tls.REPORT_KEY)
+        if beat.alive and beat.role in SERVE_HTTPS and expires is not None:
+            earliest[beat.host] = min(expires, earliest.get(beat.host, expires))
+    return [
+        HostCertificate(host, datetime.fromtimestamp(expires, UTC))
+        for host, expires in sorted(earliest.items())
+    ]
 
 
 async def overview(conn: Connection) -> Overview:

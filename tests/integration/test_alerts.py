@@ -31,6 +31,7 @@ from tests.conftest import apply_config
 from tests.integration.test_events import WORKSPACE
 from tests.integration.test_web_activity import counted, ids
 from tests.integration.test_web_api import bearer
+from tests.integration.test_web_home import certified, day
 from tests.integration.test_web_security import app_with
 from tests.integration.test_workspace import sluice
 from tests.servers import free_port
@@ -389,3 +390,66 @@ destinations:
         failure_percent=5, slack_url="https://hooks.slack.com/services/T/B/x",
         email_to=["oncall@example.com", "lead@example.com"],
     )  # fmt: skip
+
+
+def test_a_certificate_close_to_expiring_fires_once_with_no_rule_and_resolves_when_renewed(
+    database_url: str,
+) -> None:
+    """Told to every target the rules name, each once: two rules share a webhook and an
+    address."""
+    apply_config(database_url, WORKSPACE)
+    at = ids(database_url)
+    certified(database_url, ("gw-1", 10, "gateway", "1 second", 30),
+              ("gw-2", 11, "gateway", "1 second", 10), ("gw-2", 12, "web", "1 second", 60),
+              ("gw-3", 13, "web", "1 second", -1))  # fmt: skip
+    with Sink() as hooks, smtp_server() as (mailbox, port):
+        server = settings.Smtp(host="127.0.0.1", port=port, security="none",
+                               sender="sluice@example.com")  # fmt: skip
+        configured(database_url, server, Rule(destination_id=at["hook"], failure_percent=50,
+                   webhook_url=f"{hooks.url}/a", email_to=["oncall@example.com"]))  # fmt: skip
+        configured(database_url, server, Rule(
+            destination_id=at["orders only"], silence_minutes=60, webhook_url=f"{hooks.url}/a",
+            slack_url=f"{hooks.url}/slack", email_to=["oncall@example.com", "lead@example.com"],
+        ))  # fmt: skip
+        opened, closed = evaluated(database_url)
+        again = evaluated(database_url)
+        certified(database_url, ("gw-2", 11, "gateway", "1 second", 90),
+                  ("gw-3", 13, "web", "1 second", 90))  # fmt: skip
+        reopened, resolved = evaluated(database_url)
+        posts = hooks.wait_for(8)
+    assert [(a.kind, a.host, a.destination_id) for a in opened] == [
+        ("certificate", "gw-2", None), ("certificate", "gw-3", None)]  # fmt: skip
+    assert [a.message for a in opened] == [
+        f"the HTTPS certificate of gw-2 expires {day(10)}, in 10 days",
+        f"the HTTPS certificate of gw-3 expired {day(-1)}, 1 day ago",
+    ]
+    assert closed == [] and again == ([], []) and reopened == []
+    assert [a.host for a in resolved] == ["gw-2", "gw-3"]
+    statuses = sorted(p.json()["status"] for p in posts if p.path == "/a")
+    assert statuses == ["firing", "firing", "resolved", "resolved"]
+    texts = sorted(p.json()["text"].split("*")[1] for p in posts if p.path == "/slack")
+    assert texts == ["Sluice alert firing"] * 2 + ["Sluice alert resolved"] * 2
+    first = next(p.json() for p in posts if p.path == "/a")
+    assert first["alert"] == "certificate" and first["destination_id"] is None
+    assert "the HTTPS certificate of gw-" in first["message"]
+    assert len(mailbox.messages) == 4
+    assert {frozenset(envelope.rcpt_tos) for envelope, _ in mailbox.messages} == {
+        frozenset({"oncall@example.com", "lead@example.com"})}  # fmt: skip
+    told = history(database_url)
+    assert [(a.host, a.destination, a.ended_at is not None, a.notified) for a in told] == [
+        ("gw-3", "", True, "sent"), ("gw-2", "", True, "sent")]  # fmt: skip
+    assert {(n["status"], n["target"], n["outcome"]) for n in told[0].notices} == {
+        (s, t, "sent") for s in ("firing", "resolved") for t in ("email", "slack", "webhook")
+    }  # fmt: skip
+
+
+def test_a_certificate_alert_fires_with_no_rule_at_all_and_tells_no_one(
+    database_url: str,
+) -> None:
+    certified(database_url, ("gw-1", 10, "web", "1 second", 14))
+    opened, _ = evaluated(database_url)
+    assert [a.host for a in opened] == ["gw-1"]
+    [alert] = history(database_url)
+    assert alert.ended_at is None and alert.notices == [] and alert.notified is None
+    certified(database_url, ("gw-1", 10, "web", "1 second", 15))
+    assert [a.host for a in evaluated(database_url)[1]] == ["gw-1"]

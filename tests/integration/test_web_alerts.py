@@ -124,3 +124,31 @@ async def test_a_test_email_holds_no_database_connection_while_the_server_is_wai
     assert stats.result()["pool_size"] == stats.result()["pool_available"]  # none lent out
     assert answer.status_code == 200
     assert "the SMTP server did not take it" in answer.text
+
+
+async def test_a_certificate_alert_in_the_banner_and_the_history(
+    app: Litestar, database_url: str
+) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO alerts (kind, host, message) VALUES ('certificate', %s, %s)",
+            (HOSTILE, f"the HTTPS certificate of {HOSTILE} expires 2026-12-17, in 10 days"),
+        )
+        conn.execute(
+            "INSERT INTO alerts (kind, host, message, ended_at) VALUES ('certificate', 'gw-1',"
+            " 'the HTTPS certificate of gw-1 expired 2026-11-01, 1 day ago', now())"
+        )
+    async with AsyncTestClient(app) as client:
+        await sign_in(client, "viewer@example.com")
+        banner = (await client.get("/alerts/banner", headers={"HX-Request": "true"})).text
+        page = (await client.get("/alerts")).text
+    assert banner.count('role="alert"') == 1 and 'href="/#certificates"' in banner
+    assert "expires 2026-12-17, in 10 days" in banner and HOSTILE not in banner
+    history = page[page.index('id="history"') :]
+    messages = re.findall(r'<td class="message">(.*?)</td>', history)
+    assert messages == [
+        "the HTTPS certificate of gw-1 expired 2026-11-01, 1 day ago",
+        "the HTTPS certificate of &lt;img src=x onerror=alert(1)&gt; expires 2026-12-17, in 10"
+        " days",
+    ]
+    assert "Built in, with no rule to set: a host's HTTPS certificate 14 days or fewer" in page

@@ -5,6 +5,7 @@ import asyncio
 import os
 import re
 import socket
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -35,6 +36,28 @@ def beats(database_url: str, *rows: tuple[str, int, str, str]) -> None:
                 " VALUES (%s, %s, %s, now() - %s::interval)",
                 (host, pid, role, ago),
             )
+
+
+def certified(database_url: str, *rows: tuple[str, int, str, str, float | None]) -> None:
+    """Heartbeats whose report says the certificate in service expires in so many days (None:
+    no certificate): (host, pid, role, seen this long ago, days)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for host, pid, role, ago, days in rows:
+            report = "{}" if days is None else f'{{"tls_expires": {expires_in(days)}}}'
+            conn.execute(
+                "INSERT INTO heartbeats (host, pid, role, seen_at, report)"
+                " VALUES (%s, %s, %s, now() - %s::interval, %s)"
+                " ON CONFLICT (host, pid, role) DO UPDATE SET report = EXCLUDED.report",
+                (host, pid, role, ago, report),
+            )
+
+
+def expires_in(days: float) -> int:
+    return int((datetime.now(UTC) + timedelta(days=days)).timestamp())
+
+
+def day(days: float) -> str:
+    return f"{datetime.now(UTC) + timedelta(days=days):%Y-%m-%d}"
 
 
 async def test_processes_up_and_down_processing_behind_and_failures(
@@ -157,3 +180,37 @@ async def test_events_waiting_in_a_hosts_spool_are_shown(app: Litestar, database
     assert "<strong>&lt;b&gt;gw-1&lt;/b&gt;</strong>" in first and "(as of just now)" in first
     assert "1 damaged spool file set aside on <strong>gw-2</strong>" in second
     assert "gw-3" not in "".join(text for _, text in notices)
+
+
+async def test_each_host_s_certificate_and_how_soon_it_expires(
+    app: Litestar, database_url: str
+) -> None:
+    certified(database_url, ("gw-1", 10, "gateway", "1 second", None),
+              ("gw-1", 11, "web", "1 second", None))  # fmt: skip
+    async with AsyncTestClient(app) as client:
+        await sign_in(client, "viewer@example.com")
+        plain = (await client.get("/")).text
+        certified(
+            database_url,
+            ("gw-1", 10, "gateway", "1 second", 45), ("gw-1", 11, "web", "2 seconds", 30),
+            ("gw-2", 12, "gateway", "1 second", 10),
+            ("gw-3", 13, "web", "1 second", -1),
+            ("gw-4", 14, "gateway", "5 minutes", -5),  # not running: serves nothing
+            ("wk-1", 20, "worker/process", "1 second", 3),  # (a worker serves no HTTPS)
+        )  # fmt: skip
+        page = (await client.get("/")).text
+        refresh = (await client.get("/", headers={"HX-Request": "true"})).text
+    assert 'id="certificates"' not in plain and "HTTPS certificate" not in plain
+    card = page[page.index('id="certificates"') :].split("</section>")[0]
+    lines = re.findall(
+        r'<li id="certificate-\d" class="certificate (\w+)"><span class="badge (\w+)">([^<]+)'
+        r"</span>\s*<strong>([^<]+)</strong> <span class=\"meta\">([^<]+)</span>",
+        card,
+    )
+    assert lines == [
+        ("ok", "on", "valid", "gw-1", f"expires {day(30)}, in 30 days"),  # the earliest
+        ("warning", "warn", "expires soon", "gw-2", f"expires {day(10)}, in 10 days"),
+        ("expired", "down", "expired", "gw-3", f"expired {day(-1)}, 1 day ago"),
+    ]
+    assert "HTTPS certificates</h2>" in card and "sluice tls install CERT KEY" in card
+    assert 'id="certificates"' in refresh

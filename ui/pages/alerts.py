@@ -10,7 +10,7 @@ from litestar import Request, Response, get, post
 from litestar.params import FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 
-from engine.control import alert_targets, alerts, settings
+from engine.control import alert_targets, alerts, overview, settings
 from engine.db import Connection
 from engine.errors import ConfigError
 from ui.requests import changes, database, signed_in
@@ -58,7 +58,8 @@ async def _page(
     older = history[-1].id if len(history) == _HISTORY else None
     context = {"user": user, "rules": rules, "history": history, "older": older,
                "paged": before is not None, "smtp": smtp, "smtp_error": smtp_error,
-               "form": form, "tried": tried, "tried_ok": tried_ok}  # fmt: skip
+               "form": form, "tried": tried, "tried_ok": tried_ok,
+               "warn_days": overview.WARN_DAYS}  # fmt: skip
     return Template("alerts.html", context=context, status_code=status)
 
 

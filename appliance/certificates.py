@@ -11,6 +11,7 @@ import contextlib
 import grp
 import ipaddress
 import os
+import secrets
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -65,8 +66,11 @@ def self_signed(names: list[str], into: Path = DEFAULT_DIR) -> tuple[Installed, 
         raise tls.BadCertificate("a self-signed certificate needs at least one host name")
     now = datetime.now(UTC)
     root_key = ec.generate_private_key(ec.SECP256R1())
+    # (named apart from every other trial CA: a client trusting two finds the right one)
     root_name = x509.Name([
-        x509.NameAttribute(NameOID.COMMON_NAME, f"Sluice trial CA for {names[0]}"),
+        x509.NameAttribute(
+            NameOID.COMMON_NAME, f"Sluice trial CA {secrets.token_hex(4)} for {names[0]}"
+        ),
     ])  # fmt: skip
     root = (
         x509.CertificateBuilder()
@@ -77,6 +81,7 @@ def self_signed(names: list[str], into: Path = DEFAULT_DIR) -> tuple[Installed, 
         .not_valid_before(now - timedelta(hours=1))
         .not_valid_after(now + timedelta(days=_TRIAL_DAYS))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(root_key.public_key()), False)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=False,
@@ -105,6 +110,9 @@ def self_signed(names: list[str], into: Path = DEFAULT_DIR) -> tuple[Installed, 
         .add_extension(x509.SubjectAlternativeName([_general_name(n) for n in names]), False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()), False
+        )
         .sign(root_key, hashes.SHA256())
     )
     pem = serialization.Encoding.PEM

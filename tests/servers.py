@@ -5,6 +5,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -81,17 +82,21 @@ def start_gateway(
     settings: Mapping[str, str] | None = None,
     *,
     healthy: bool = True,
+    trusting: Path | None = None,
 ) -> GatewayProcess:
     """A `sluice gateway` process; waits until /health says 200 (or, unless `healthy`, answers
-    at all)."""
+    at all). With `trusting` (the CA file of the certificate its settings name) it serves HTTPS
+    only."""
     port = free_port()
+    ports = {"gateway_port": str(port)}
+    if trusting:
+        ports = {"gateway_port": "0", "gateway_tls_port": str(port)}
     env = _role_env(
-        database_url, workdir, settings,
-        gateway_host="127.0.0.1", gateway_port=str(port), gateway_workers="1",
-    )  # fmt: skip
+        database_url, workdir, settings, gateway_host="127.0.0.1", gateway_workers="1", **ports
+    )
     proc, log = _spawn("gateway", port, env, workdir)
-    gateway = GatewayProcess(proc, log, f"http://127.0.0.1:{port}")
-    _wait_answering(gateway, healthy)
+    gateway = GatewayProcess(proc, log, f"{'https' if trusting else 'http'}://127.0.0.1:{port}")
+    _wait_answering(gateway, healthy, _trust(trusting))
     return gateway
 
 
@@ -127,24 +132,36 @@ def _empty_config(workdir: Path) -> Path:
 
 
 def start_web(
-    database_url: str, workdir: Path, settings: Mapping[str, str] | None = None
+    database_url: str,
+    workdir: Path,
+    settings: Mapping[str, str] | None = None,
+    *,
+    trusting: Path | None = None,
 ) -> WebProcess:
-    """A `sluice web` process (the control plane); waits until /health says 200."""
+    """A `sluice web` process (the control plane); waits until /health says 200. With
+    `trusting` (the CA file of its certificate) it is reached over HTTPS."""
     port = free_port()
     env = _role_env(database_url, workdir, settings, web_host="127.0.0.1", web_port=str(port))
     proc, log = _spawn("web", port, env, workdir)
-    web = WebProcess(proc, log, f"http://127.0.0.1:{port}")
-    _wait_answering(web, True)
+    scheme = "https" if trusting else "http"
+    web = WebProcess(proc, log, f"{scheme}://127.0.0.1:{port}")
+    _wait_answering(web, True, _trust(trusting))
     return web
 
 
-def _wait_answering(server: ServingProcess, healthy: bool) -> None:
+def _trust(ca: Path | None) -> ssl.SSLContext | bool:
+    return ssl.create_default_context(cafile=str(ca)) if ca else True
+
+
+def _wait_answering(
+    server: ServingProcess, healthy: bool, verify: ssl.SSLContext | bool = True
+) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
             raise RuntimeError(f"{server.url} exited:\n{server.output()}")
         with contextlib.suppress(httpx.HTTPError):
-            answer = httpx.get(f"{server.url}/health", timeout=2)
+            answer = httpx.get(f"{server.url}/health", timeout=2, verify=verify)
             if answer.status_code == 200 or not healthy:
                 return
         time.sleep(0.1)

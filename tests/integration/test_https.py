@@ -1,0 +1,381 @@
+"""HTTPS served by Sluice itself: the gateway on its TLS port beside (or instead of) the plain
+one, the web UI over TLS with HSTS and Secure cookies, the plain-HTTP port answering ACME
+challenges and redirecting the rest, and a renewed certificate put in service while requests
+keep coming — none refused, none lost."""
+
+import asyncio
+import re
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from appliance import certificates
+from engine.control import accounts
+from engine.db import connection
+from tests.conftest import WRITE_KEY, ingested
+from tests.servers import GatewayProcess, free_port, start_gateway, start_web
+
+NAME = "localhost"
+
+
+def _trial(into: Path) -> tuple[Path, Path, Path]:
+    """A self-signed pair for localhost and 127.0.0.1 in `into`: (cert, key, the CA to trust)."""
+    done, root = certificates.self_signed([NAME, "127.0.0.1"], into)
+    return done.cert, done.key, root
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> tuple[Path, Path, Path]:
+    return _trial(tmp_path / "tls")
+
+
+@dataclass
+class Https:
+    gateway: GatewayProcess
+    url: str  # its HTTPS port's
+    plain: str  # its redirecting plain-HTTP port's (http_port)
+
+
+@pytest.fixture
+def https_gateway(
+    workspace_config: str, tmp_path: Path, pair: tuple[Path, Path, Path]
+) -> Iterator[Https]:
+    """A gateway with its plain port (for the health check), an HTTPS port and a redirecting
+    port."""
+    cert, key, _ = pair
+    port, redirect = free_port(), free_port()
+    gateway = start_gateway(
+        workspace_config, tmp_path,
+        {"tls_cert": str(cert), "tls_key": str(key), "gateway_tls_port": str(port),
+         "http_port": str(redirect), "web_port": "8443"},
+    )  # fmt: skip
+    try:
+        yield Https(gateway, f"https://{NAME}:{port}", f"http://127.0.0.1:{redirect}")
+    finally:
+        gateway.stop()
+
+
+def _trust(ca: Path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(ca))
+
+
+def _served(url: str, ca: Path | None = None) -> x509.Certificate:
+    """The certificate a TLS handshake with `url`'s host and port presents."""
+    host, port = url.removeprefix("https://").rsplit(":", 1)
+    context = ssl.create_default_context(cafile=str(ca)) if ca else ssl._create_unverified_context()
+    with (
+        socket.create_connection(("127.0.0.1", int(port)), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=host) as wrapped,
+    ):
+        der = wrapped.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der)
+
+
+def _batch(n: int, prefix: str) -> dict[str, Any]:
+    return {"batch": [
+        {"type": "track", "event": "Secured", "userId": f"u{i % 7}", "messageId": f"{prefix}-{i}"}
+        for i in range(n)
+    ]}  # fmt: skip
+
+
+def test_the_gateway_answers_https_and_says_so_to_browser_sdks(
+    https_gateway: Https, pair: tuple[Path, Path, Path], database_url: str
+) -> None:
+    gateway, url = https_gateway.gateway, https_gateway.url
+    with httpx.Client(base_url=url, verify=_trust(pair[2]), auth=(WRITE_KEY, "")) as client:
+        answer = client.post("/v1/batch", json=_batch(3, "tls"))
+        assert answer.status_code == 200, answer.text
+        # With no public URL set, the settings browser SDKs read carry the URL they came by.
+        settings = client.get(f"/v1/projects/{WRITE_KEY}/settings").json()
+        segment = settings["integrations"]["Segment.io"]
+        assert (segment["protocol"], segment["apiHost"]) == ("https", f"{url[8:]}/v1")
+    assert {row["message_id"] for row in ingested(database_url)} >= {"tls-0", "tls-1", "tls-2"}
+    assert gateway.proc.poll() is None
+
+
+def test_the_plain_port_answers_challenges_and_redirects_the_rest(
+    https_gateway: Https, tmp_path: Path
+) -> None:
+    url, plain = https_gateway.url, https_gateway.plain
+    challenges = tmp_path / "acme/.well-known/acme-challenge"
+    challenges.mkdir(parents=True)
+    (challenges / "tok_EN-1").write_text("tok_EN-1.thumbprint")
+    (tmp_path / "secret").write_text("not for the world")
+    with httpx.Client(base_url=plain) as client:
+        answer = client.get("/.well-known/acme-challenge/tok_EN-1")
+        assert (answer.status_code, answer.text) == (200, "tok_EN-1.thumbprint")
+        for probe in (
+            "/.well-known/acme-challenge/..%2F..%2Fsecret",
+            "/.well-known/acme-challenge/missing",
+            "/.well-known/acme-challenge/",
+        ):
+            assert client.get(probe).status_code == 404, probe  # fmt: skip
+        tls_port = url.rsplit(":", 1)[1]
+        posted = client.post("/v1/batch?x=1", json=_batch(1, "plain"),
+                             headers={"host": "events.example.com"})  # fmt: skip
+        assert posted.status_code == 308  # the method and body are kept by who follows it
+        assert posted.headers["location"] == f"https://events.example.com:{tls_port}/v1/batch?x=1"
+        ui = client.get("/events/abc", headers={"host": "events.example.com:80"})
+        assert ui.headers["location"] == "https://events.example.com:8443/events/abc"
+        assert client.get("/", headers={"host": "bad host"}).status_code == 400
+
+
+def test_https_only_gateway_has_no_plain_port(
+    workspace_config: str, tmp_path: Path, pair: tuple[Path, Path, Path]
+) -> None:
+    cert, key, ca = pair
+    settings = {"tls_cert": str(cert), "tls_key": str(key)}
+    gateway = start_gateway(workspace_config, tmp_path, settings, trusting=ca)
+    try:
+        listening = gateway.output()
+        assert gateway.url.startswith("https://")
+        assert httpx.get(f"{gateway.url}/health", verify=_trust(ca)).status_code == 200
+        with pytest.raises((httpx.ConnectError, httpx.RemoteProtocolError)):  # (HTTPS only)
+            httpx.get(gateway.url.replace("https:", "http:") + "/health", timeout=5)
+        assert "Traceback" not in listening
+    finally:
+        gateway.stop()
+
+
+@pytest.mark.parametrize(
+    ("settings", "said"),
+    [
+        ({"tls_cert": "{cert}"}, "set both tls_cert and tls_key"),
+        ({"gateway_tls_port": "8443"}, "gateway_tls_port needs tls_cert and tls_key"),
+        ({"tls_cert": "{cert}", "tls_key": "{other_key}", "gateway_tls_port": "8443"},
+         "cannot be served: the key is not the certificate's"),
+        ({"tls_cert": "{key}", "tls_key": "{key}", "gateway_tls_port": "8443"},
+         "holds no PEM certificate"),
+        ({"tls_cert": "{cert}", "tls_key": "/nowhere/key.pem", "gateway_tls_port": "8443"},
+         "no such file: /nowhere/key.pem"),
+        ({"gateway_port": "0"}, "the gateway has no port"),
+    ],
+)  # fmt: skip
+def test_https_settings_that_do_not_fit_stop_the_gateway_saying_why(
+    tmp_path: Path, settings: dict[str, str], said: str, database_url: str
+) -> None:
+    cert, key, _ = _trial(tmp_path / "one")
+    _, other_key, _ = _trial(tmp_path / "two")
+    values = {"cert": cert, "key": key, "other_key": other_key}
+    env = {f"SLUICE_{k.upper()}": v.format(**values) for k, v in settings.items()}
+    (tmp_path / "empty.toml").touch()
+    done = subprocess.run(
+        [sys.executable, "-m", "appliance", "gateway"], capture_output=True, text=True,
+        env={"PATH": "/usr/bin:/bin", "SLUICE_DATABASE_URL": database_url,
+             "SLUICE_DATA_DIR": str(tmp_path), "SLUICE_CONFIG": str(tmp_path / "empty.toml"),
+             "SLUICE_GATEWAY_PORT": str(free_port()), **env},
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert said in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+class Traffic:
+    """Requests sent without pause from a thread, each on a new connection (a new handshake)
+    or on one kept alive, as SDKs do; every answer counted."""
+
+    def __init__(self, url: str, ca: Path, *, keep_alive: bool) -> None:
+        self.url, self.ca, self.keep_alive = url, ca, keep_alive
+        self.accepted: list[str] = []
+        self.failures: list[str] = []
+        self.serials: set[int] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "Traffic":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        n = 0
+        client = httpx.Client(verify=_trust(self.ca), auth=(WRITE_KEY, ""), timeout=10)
+        while not self._stop.is_set():
+            n += 1
+            batch = _batch(5, f"{'k' if self.keep_alive else 'n'}{n}")
+            if not self.keep_alive:
+                client.close()
+                client = httpx.Client(verify=_trust(self.ca), auth=(WRITE_KEY, ""), timeout=10)
+            try:
+                answer = client.post(f"{self.url}/v1/batch", json=batch)
+            except httpx.HTTPError as exc:
+                self.failures.append(repr(exc))
+                continue
+            if answer.status_code == 200:
+                self.accepted += [e["messageId"] for e in batch["batch"]]
+            else:
+                self.failures.append(f"{answer.status_code} {answer.text}")
+        client.close()
+
+
+def _wait_serving(url: str, serial: int, *, steady: int = 1) -> None:
+    """Until `steady` handshakes in a row with `url` present the certificate with `serial`."""
+    deadline = time.monotonic() + 30
+    seen = 0
+    while seen < steady:
+        seen = seen + 1 if _served(url).serial_number == serial else 0
+        assert time.monotonic() < deadline, "the renewed certificate was not put in service"
+        time.sleep(0.2)
+
+
+def test_a_renewed_certificate_is_served_while_requests_keep_coming(
+    https_gateway: Https,
+    pair: tuple[Path, Path, Path],
+    tmp_path: Path,
+    database_url: str,
+) -> None:
+    gateway, url = https_gateway.gateway, https_gateway.url
+    cert, _, ca = pair
+    before = _served(url, ca).serial_number
+    renewed = tmp_path / "renewal"
+    with Traffic(url, ca, keep_alive=True) as kept, Traffic(url, ca, keep_alive=False) as fresh:
+        while len(kept.accepted) < 50 or len(fresh.accepted) < 50:
+            time.sleep(0.05)
+        # A renewal the way `sluice tls install` writes it: the key first, then the chain. The
+        # new pair is signed by another CA, so the clients are told to trust both.
+        new_cert, new_key, new_ca = _trial(renewed)
+        bundle = tmp_path / "both.pem"
+        bundle.write_bytes(ca.read_bytes() + new_ca.read_bytes())
+        kept.ca = fresh.ca = bundle
+        time.sleep(0.5)  # (clients made from here on trust both)
+        certificates.install(new_cert, new_key, cert.parent)
+        serial = x509.load_pem_x509_certificate(new_cert.read_bytes()).serial_number
+        assert serial != before
+        _wait_serving(url, serial)
+        counted = len(fresh.accepted)
+        while len(fresh.accepted) < counted + 50:  # new handshakes, on the new certificate
+            time.sleep(0.05)
+    assert kept.failures == [] and fresh.failures == []
+    stored = {row["message_id"] for row in ingested(database_url)}
+    assert set(kept.accepted + fresh.accepted) <= stored
+    assert "HTTPS certificate renewed" in gateway.output()
+
+
+def test_a_half_written_renewal_keeps_the_pair_in_service(
+    https_gateway: Https, pair: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    gateway, url = https_gateway.gateway, https_gateway.url
+    cert, key, ca = pair
+    before = _served(url, ca).serial_number
+    new_cert, new_key, new_ca = _trial(tmp_path / "next")
+    key.write_bytes(new_key.read_bytes())  # the key is new, the certificate not yet
+    deadline = time.monotonic() + 30
+    while "the HTTPS certificate in service stays" not in gateway.output():
+        assert time.monotonic() < deadline, gateway.output()
+        time.sleep(0.2)
+    assert _served(url, ca).serial_number == before  # still served, still whole
+    assert "the key is not the certificate's" in gateway.output()
+    cert.write_bytes(new_cert.read_bytes())
+    _wait_serving(url, x509.load_pem_x509_certificate(new_cert.read_bytes()).serial_number)
+    assert httpx.get(f"{url}/health", verify=_trust(new_ca)).status_code == 200
+
+
+def test_the_web_ui_over_https_sends_hsts_and_secure_cookies_and_takes_a_renewal(
+    database_url: str, tmp_path: Path, pair: tuple[Path, Path, Path]
+) -> None:
+    cert, key, ca = pair
+
+    async def admin() -> None:
+        async with connection(database_url) as conn:
+            await accounts.create(conn, "admin@example.com", "admin", "correct horse battery")
+
+    asyncio.run(admin())
+    web = start_web(database_url, tmp_path, {"tls_cert": str(cert), "tls_key": str(key)},
+                    trusting=ca)  # fmt: skip
+    try:
+        base = web.url.replace("127.0.0.1", NAME)
+        with httpx.Client(base_url=base, verify=_trust(ca)) as client:
+            page = client.get("/login")
+            assert page.headers["strict-transport-security"] == "max-age=31536000"
+            token = re.search(r'name="_csrf_token" value="([^"]+)"', page.text)
+            assert token is not None
+            signed = client.post("/login", data={
+                "_csrf_token": token[1], "next": "/", "email": "admin@example.com",
+                "password": "correct horse battery",
+            })  # fmt: skip
+            assert signed.status_code == 303, signed.text
+            cookie = next(v for k, v in signed.headers.multi_items() if k == "set-cookie"
+                          and v.startswith("__Host-sluice_session="))  # fmt: skip
+            assert "Secure" in cookie and "HttpOnly" in cookie
+            assert client.get("/").status_code == 200
+        # A renewal: granian starts a process on the new certificate, then stops the old one
+        # (both take connections for a few seconds).
+        new_cert, new_key, new_ca = _trial(tmp_path / "next")
+        bundle = tmp_path / "both.pem"
+        bundle.write_bytes(ca.read_bytes() + new_ca.read_bytes())
+        answers: list[int | str] = []
+        stop = threading.Event()
+
+        def visits() -> None:  # each on a new connection: a new handshake
+            while not stop.is_set():
+                try:
+                    answers.append(httpx.get(f"{base}/login", verify=_trust(bundle)).status_code)
+                except httpx.HTTPError as exc:
+                    answers.append(repr(exc))
+
+        visitor = threading.Thread(target=visits)
+        visitor.start()
+        try:
+            certificates.install(new_cert, new_key, cert.parent)
+            serial = x509.load_pem_x509_certificate(new_cert.read_bytes()).serial_number
+            _wait_serving(base, serial, steady=25)
+        finally:
+            stop.set()
+            visitor.join()
+        assert len(answers) > 20 and set(answers) == {200}, answers
+        assert httpx.get(f"{base}/health", verify=_trust(new_ca)).status_code == 200
+    finally:
+        web.stop()
+
+
+def test_tls_install_takes_a_pkcs1_rsa_key_and_refuses_an_expired_certificate(
+    tmp_path: Path,
+) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    traditional = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )  # fmt: skip
+    assert traditional.startswith(b"-----BEGIN RSA PRIVATE KEY-----")
+
+    def issued(days: int) -> bytes:
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "rsa.example.com")])
+        now = datetime.now(UTC)
+        built = (
+            x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=400))
+            .not_valid_after(now + timedelta(days=days))
+            .sign(key, hashes.SHA256())
+        )  # fmt: skip
+        return built.public_bytes(serialization.Encoding.PEM)
+
+    (tmp_path / "in.key").write_bytes(traditional)
+    (tmp_path / "in.crt").write_bytes(issued(30))
+    done = certificates.install(tmp_path / "in.crt", tmp_path / "in.key", tmp_path / "tls")
+    assert done.key.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")  # PKCS#8 now
+    assert done.certificate.subject == "rsa.example.com"
+    (tmp_path / "old.crt").write_bytes(issued(-1))
+    with pytest.raises(certificates.tls.BadCertificate, match="the certificate expired on"):
+        certificates.install(tmp_path / "old.crt", tmp_path / "in.key", tmp_path / "tls")
+    assert done.cert.read_bytes() == (tmp_path / "in.crt").read_bytes()  # nothing changed

@@ -209,7 +209,7 @@ async def test_each_host_s_certificate_and_how_soon_it_expires(
     )
     assert lines == [
         ("ok", "on", "valid", "gw-1", f"expires {day(30)}, in 30 days"),  # the earliest
-        ("warning", "warn", "expires soon", "gw-2", f"expires {day(10)}, in 10 days"),
+        ("warning", "warn", "renew soon", "gw-2", f"expires {day(10)}, in 10 days"),
         ("expired", "down", "expired", "gw-3", f"expired {day(-1)}, 1 day ago"),
     ]
     assert "HTTPS certificates</h2>" in card and "sluice tls install CERT KEY" in card

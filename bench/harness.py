@@ -54,7 +54,9 @@ def database(url: str | None, *, local_warehouse: bool = False) -> Iterator[str]
 
 
 @contextlib.contextmanager
-def gateway(url: str, port: int, workers: int) -> Iterator[None]:
+def gateway(url: str, port: int, workers: int, **settings: str) -> Iterator[None]:
+    """A `sluice gateway` with plain HTTP on `port` (and `settings`, SLUICE_* without the
+    prefix), until the block ends."""
     env = {
         **os.environ,
         "SLUICE_DATABASE_URL": url,
@@ -63,6 +65,7 @@ def gateway(url: str, port: int, workers: int) -> Iterator[None]:
         "SLUICE_GATEWAY_WORKERS": str(workers),
         "SLUICE_LOG_LEVEL": "warning",
         "SLUICE_DATA_DIR": tempfile.mkdtemp(),
+        **{f"SLUICE_{name.upper()}": value for name, value in settings.items()},
     }
     proc = subprocess.Popen([sys.executable, "-m", "appliance", "gateway"], env=env)
     try:

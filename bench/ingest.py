@@ -48,7 +48,7 @@ for r = 1, 2000 do
   else body = '{"batch":[' .. table.concat(parts, ",") .. '],"sentAt":"2026-11-27T10:00:00.000Z"}'
   end
   requests[r] = wrk.format("POST", "%s", {["Content-Type"] = "application/json",
-    ["Authorization"] = "Basic %s"}, body)
+    ["Authorization"] = "Basic %s", ["Host"] = "localhost"}, body)
 end
 local i = 0
 request = function()
@@ -80,13 +80,13 @@ def main() -> None:
                 ("single-event /v1/track", "/v1/track", 1),
                 ("10-event /v1/batch", "/v1/batch", 10),
             ):
-                before = _count(url)
-                result = _wrk(port, path, per_request, args)
-                stored = _count(url) - before
-                _report(name, per_request, result, stored)
+                before = count(url)
+                result = wrk(f"http://127.0.0.1:{port}", path, per_request, args)
+                stored = count(url) - before
+                report(name, per_request, result, stored)
 
 
-def _report(name: str, per_request: int, result: dict[str, float], stored: int) -> None:
+def report(name: str, per_request: int, result: dict[str, float], stored: int) -> None:
     ok = result["requests"] - result["errors"]
     print(
         f"{name:<24} {result['rps']:>9,.0f} req/s {result['rps'] * per_request:>9,.0f} events/s"
@@ -97,7 +97,9 @@ def _report(name: str, per_request: int, result: dict[str, float], stored: int) 
         sys.exit("LOST EVENTS: fewer rows stored than events acknowledged")
 
 
-def _wrk(port: int, path: str, per_request: int, args: argparse.Namespace) -> dict[str, float]:
+def wrk(url: str, path: str, per_request: int, args: argparse.Namespace) -> dict[str, float]:
+    """wrk's figures for `args.duration` seconds of `args.connections` kept-alive connections
+    to `url` sending `per_request` events a request to `path`."""
     import base64
 
     auth = base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
@@ -107,7 +109,7 @@ def _wrk(port: int, path: str, per_request: int, args: argparse.Namespace) -> di
         done = subprocess.run(
             ["wrk", "-t", str(args.wrk_threads), "-c", str(args.connections),
              "-d", f"{args.duration}s", "--latency", "-s", script.name,
-             f"http://127.0.0.1:{port}"],
+             url],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
     finally:
@@ -132,7 +134,7 @@ def _ms(match: re.Match[str] | None) -> float:
     return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def _count(url: str) -> int:
+def count(url: str) -> int:
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT count(*) FROM ingested").fetchone()
         assert row is not None

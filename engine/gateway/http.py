@@ -509,10 +509,14 @@ async def serve(
     is set; then let the requests in flight finish. With `tls`, the connections are HTTPS."""
     server = Server(handler, max_body=max_body, scheme="https" if tls else "http")
     server.start()
-    handshake = {"ssl": tls, "ssl_handshake_timeout": STALL_TIMEOUT} if tls else {}
-    listener = await asyncio.get_running_loop().create_server(
-        server.protocol, sock=sock, backlog=backlog, **handshake
-    )
+    loop = asyncio.get_running_loop()
+    if tls is None:
+        listener = await loop.create_server(server.protocol, sock=sock, backlog=backlog)
+    else:
+        listener = await loop.create_server(
+            server.protocol, sock=sock, backlog=backlog, ssl=tls,
+            ssl_handshake_timeout=STALL_TIMEOUT,
+        )  # fmt: skip
     await until.wait()
     listener.close()  # (this process's copy of the socket: the others go on accepting)
     await server.stop(grace=STOP_GRACE)

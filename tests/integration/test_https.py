@@ -27,6 +27,7 @@ from cryptography.x509.oid import NameOID
 from appliance import certificates
 from engine.control import accounts
 from engine.db import connection
+from engine.tls import BadCertificate
 from tests.conftest import WRITE_KEY, ingested
 from tests.servers import GatewayProcess, free_port, start_gateway, start_web
 
@@ -376,6 +377,6 @@ def test_tls_install_takes_a_pkcs1_rsa_key_and_refuses_an_expired_certificate(
     assert done.key.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")  # PKCS#8 now
     assert done.certificate.subject == "rsa.example.com"
     (tmp_path / "old.crt").write_bytes(issued(-1))
-    with pytest.raises(certificates.tls.BadCertificate, match="the certificate expired on"):
+    with pytest.raises(BadCertificate, match="the certificate expired on"):
         certificates.install(tmp_path / "old.crt", tmp_path / "in.key", tmp_path / "tls")
     assert done.cert.read_bytes() == (tmp_path / "in.crt").read_bytes()  # nothing changed

@@ -230,8 +230,8 @@ async def _targets(conn: Connection, alert: Alert) -> Targets:
     if alert.destination_id is None:
         return await db.row(conn, _Q["every_target"], None, Targets) or Targets([], [], [])
     found = await rule(conn, alert.destination_id)
-    webhooks, slacks = [found.webhook_url or ""], [found.slack_url or ""]
-    return Targets([u for u in webhooks if u], [u for u in slacks if u], found.email_to)
+    webhooks = [found.webhook_url] if found.webhook_url else []
+    return Targets(webhooks, [found.slack_url] if found.slack_url else [], found.email_to)
 
 
 async def _tell(

@@ -20,8 +20,8 @@ from engine.warehouses import uploads
 _Q = Queries.beside(__file__, "overview.sql")
 HOUR = timedelta(hours=1)
 # A certificate this many days or fewer from expiring is shown as a warning, and alerted on
-# (engine/control/alerts.py): time to renew it by hand when the automatic renewal (30 days
-# ahead, as certbot and caddy do) has failed.
+# (engine/control/alerts.py): time to renew it by hand when the automatic renewal (certbot's,
+# 30 days ahead) has failed for two weeks.
 WARN_DAYS = 14
 SERVE_HTTPS = ("gateway", "web")  # the roles whose heartbeats report a certificate
 

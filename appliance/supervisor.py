@@ -84,13 +84,16 @@ def _ready(settings: Settings) -> Callable[[], bool]:
     """Whether the gateway and the web UI both answer their health checks."""
 
     checks = (
-        f"http://{options.local(settings.gateway_host)}:{settings.gateway_port}/health",
-        f"http://{options.local(settings.web_host)}:{settings.web_port}/health",
+        f"{options.gateway_local_url(settings)}/health",
+        f"{options.web_local_url(settings)}/health",
     )
 
     def ready() -> bool:
+        # (this host's own servers, by address: a certificate names the host's public name)
         with contextlib.suppress(httpx.HTTPError):
-            return all(httpx.get(url, timeout=0.5).status_code == 200 for url in checks)
+            return all(
+                httpx.get(url, timeout=0.5, verify=False).status_code == 200 for url in checks
+            )
         return False
 
     return ready
@@ -101,8 +104,8 @@ def _announce(settings: Settings, first: firstrun.FirstRun) -> None:
     standard error, framed, after the roles' start-up lines, where it cannot be missed."""
     print(
         f"Sluice is running.\n  gateway: {options.gateway_url(settings)} (listening on "
-        f"{settings.gateway_host}:{settings.gateway_port})\n"
-        f"  web UI:  http://{settings.web_host}:{settings.web_port}\n"
+        f"{settings.gateway_host}:{settings.gateway_tls_port or settings.gateway_port})\n"
+        f"  web UI:  {options.web_local_url(settings)}\n"
         f"{firstrun.instructions(settings, first)}",
         flush=True,
     )

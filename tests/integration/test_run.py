@@ -6,6 +6,7 @@ import queue
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -16,6 +17,7 @@ import httpx
 import psycopg
 import psycopg.conninfo
 
+from appliance import certificates
 from appliance.embedded import WAREHOUSE_NICE, WAREHOUSE_SETTINGS, EmbeddedPostgres
 from tests.servers import free_port, server_dir
 from tests.sink import Sink
@@ -24,7 +26,7 @@ from tests.sink import Sink
 class SluiceRun:
     """A `sluice run` child process whose output is read line by line as it comes."""
 
-    def __init__(self, data_dir: Path, ports: dict[str, int]) -> None:
+    def __init__(self, data_dir: Path, ports: dict[str, int], **settings: str) -> None:
         env = {
             **os.environ,
             "SLUICE_DATA_DIR": str(data_dir),
@@ -36,6 +38,7 @@ class SluiceRun:
             "SLUICE_EMBEDDED_WAREHOUSE_PORT": str(ports["warehouse"]),
             "SLUICE_GATEWAY_WORKERS": "1",
             "SLUICE_WORKER_METRICS_PORT": str(ports["metrics"]),
+            **{f"SLUICE_{name.upper()}": value for name, value in settings.items()},
         }
         env.pop("SLUICE_DATABASE_URL", None)
         self.env = env
@@ -228,5 +231,25 @@ def test_sluice_runs_without_a_local_warehouse_whose_server_cannot_start() -> No
             assert "the local warehouse's PostgreSQL did not start" in said
             assert "SLUICE_EMBEDDED_WAREHOUSE_PORT" in said and "psql -h" not in said
             assert "curl -u" in said  # Sluice itself runs
+        finally:
+            assert run.stop() == 0
+
+
+def test_run_over_https_says_its_https_addresses_once_they_answer(tmp_path: Path) -> None:
+    done, ca = certificates.self_signed(["localhost", "127.0.0.1"], tmp_path / "tls")
+    ports = {name: free_port() for name in ("gateway", "tls", "web", "db", "metrics", "warehouse")}
+    with server_dir() as data_dir:
+        run = SluiceRun(
+            data_dir, ports, tls_cert=str(done.cert), tls_key=str(done.key),
+            gateway_tls_port=str(ports["tls"]), gateway_port="0",
+        )  # fmt: skip
+        try:
+            said = run.read_until(r"Stop with Ctrl-C", timeout=120)
+            assert f"gateway: https://127.0.0.1:{ports['tls']}" in said
+            assert f"web UI:  https://127.0.0.1:{ports['web']}" in said
+            trusting = ssl.create_default_context(cafile=str(ca))
+            for port in (ports["tls"], ports["web"]):  # (announced once both answer)
+                health = httpx.get(f"https://localhost:{port}/health", verify=trusting)
+                assert health.status_code == 200
         finally:
             assert run.stop() == 0

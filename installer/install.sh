@@ -19,6 +19,16 @@ upgrade in place (new package, migrations, one service restarted at a time).
   --web-address ADDR     where the web UI listens (default 127.0.0.1; 0.0.0.0 for every address)
   --web-port PORT        (default 8000)
   --public-url URL       the gateway's URL as SDKs reach it (behind a load balancer)
+  --domain NAME          HTTPS with a certificate for NAME from Let's Encrypt (certbot; NAME's
+                         DNS must point at this host and port 80 be reachable), renewed by
+                         certbot.timer; the gateway on 443 (and 80 for the challenges), the web
+                         UI on 8443
+    --email ADDR         for the CA's expiry notices (default: no address)
+    --acme-directory URL another ACME CA (default: Let's Encrypt's)
+  --tls-cert FILE --tls-key FILE
+                         HTTPS with this certificate chain and key (PEM)
+  --self-signed          HTTPS with a certificate made here for this host (a trial: clients
+                         must trust /etc/sluice/tls/ca.pem)
   --roles LIST           which of gateway,worker,web run on this host (default: all of them
                          the first time, then those enabled)
   --with LIST            optional parts to install, comma-separated: snowflake
@@ -37,6 +47,8 @@ UNITS=/etc/systemd/system
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CHECKOUT=$(dirname "$HERE")
 ROLES=(gateway worker web)
+TLS_DIR=$CONFIG_DIR/tls
+LETS_ENCRYPT=https://acme-v02.api.letsencrypt.org/directory
 
 database_url=""
 wheel=""
@@ -47,6 +59,13 @@ web_port=8000
 public_url=""
 roles=""
 extras=""
+given=" "  # the options given, for those whose default depends on others
+domain=""
+email=""
+acme_directory=$LETS_ENCRYPT
+tls_cert=""
+tls_key=""
+self_signed=false
 
 step=""
 say() { step=$1; printf '==> %s\n' "$1"; }
@@ -66,6 +85,7 @@ on_error() {
 trap 'on_error $LINENO "$BASH_COMMAND"' ERR
 
 while [ $# -gt 0 ]; do
+    given+="$1 "
     case $1 in
         --database-url) database_url=${2:?--database-url needs a URL}; shift 2 ;;
         --wheel) wheel=${2:?--wheel needs a file}; shift 2 ;;
@@ -76,10 +96,18 @@ while [ $# -gt 0 ]; do
         --public-url) public_url=${2:?--public-url needs a URL}; shift 2 ;;
         --roles) roles=${2:?--roles needs a list, e.g. gateway,worker}; shift 2 ;;
         --with) extras=${2:?--with needs a list, e.g. snowflake}; shift 2 ;;
+        --domain) domain=${2:?--domain needs a host name}; shift 2 ;;
+        --email) email=${2:?--email needs an address}; shift 2 ;;
+        --acme-directory) acme_directory=${2:?--acme-directory needs a URL}; shift 2 ;;
+        --tls-cert) tls_cert=${2:?--tls-cert needs a file}; shift 2 ;;
+        --tls-key) tls_key=${2:?--tls-key needs a file}; shift 2 ;;
+        --self-signed) self_signed=true; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; fail "unknown option: $1" ;;
     esac
 done
+
+gave() { [[ $given == *" $1 "* ]]; }
 
 # ---------------------------------------------------------------------------------------------
 say "Checking this host"
@@ -101,6 +129,27 @@ fi
 if [ -n "$wheelhouse" ]; then
     [ -d "$wheelhouse" ] || fail "no such directory: $wheelhouse"
     wheelhouse=$(realpath "$wheelhouse")
+fi
+tls=""  # how this run sets up HTTPS: domain, files or self-signed; "" keeps what there is
+[ -n "$domain" ] && tls+=" domain"
+[ -n "$tls_cert$tls_key" ] && tls+=" files"
+$self_signed && tls+=" self-signed"
+case $tls in
+    *" "*" "*) fail "choose one of --domain, --tls-cert/--tls-key and --self-signed" ;;
+esac
+tls=${tls# }
+if [ "$tls" = domain ]; then
+    [[ $domain =~ ^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$ ]] \
+        || fail "--domain needs a host name (like sluice.example.com), not '$domain'"
+else
+    { gave --email || gave --acme-directory; } && fail "--email and --acme-directory go with --domain"
+fi
+if [ "$tls" = files ]; then
+    [ -n "$tls_cert" ] && [ -n "$tls_key" ] || fail "--tls-cert and --tls-key go together"
+    [ -r "$tls_cert" ] || fail "cannot read the certificate $tls_cert"
+    [ -r "$tls_key" ] || fail "cannot read the key $tls_key"
+    tls_cert=$(realpath "$tls_cert")
+    tls_key=$(realpath "$tls_key")
 fi
 upgrade=false
 [ -e "$PREFIX/current" ] && upgrade=true
@@ -154,6 +203,7 @@ if [ "$ID" = ubuntu ] && [ "${VERSION_ID%%.*}" = 22 ]; then
     python=python3.11
 fi
 [ -z "$database_url" ] && packages+=(postgresql)
+[ "$tls" = domain ] && packages+=(certbot)  # (with certbot.timer, which renews)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" \
@@ -174,6 +224,8 @@ fi
 install -d -m 0755 -o root -g root "$PREFIX" "$PREFIX/releases"
 install -d -m 0750 -o sluice -g sluice "$STATE"
 install -d -m 0750 -o root -g sluice "$CONFIG_DIR"
+# certbot (root) writes the ACME challenges here; the gateway serves them on port 80.
+[ "$tls" = domain ] && install -d -m 0755 -o sluice -g sluice "$STATE/acme"
 
 # ---------------------------------------------------------------------------------------------
 if [ -z "$database_url" ]; then
@@ -223,6 +275,8 @@ else
         echo "# Restart after a change: systemctl restart sluice.target"
         echo "database_url = \"$database_url\""
         echo "data_dir = \"$STATE\""
+        # With HTTPS the gateway has no plain port unless one is asked for.
+        if [ -n "$tls" ] && ! gave --gateway-port; then gateway_port=0; fi
         echo "gateway_port = $gateway_port"
         echo "web_host = \"$web_address\""
         echo "web_port = $web_port"
@@ -230,6 +284,36 @@ else
     } > "$CONFIG.new"
     umask 022
     mv "$CONFIG.new" "$CONFIG"
+fi
+set_setting() {  # $1 = $2 (as TOML) in the configuration file: its line replaced, else added
+    local escaped
+    escaped=$(printf '%s' "$2" | sed 's/[&|\\]/\\&/g')
+    if grep -q "^$1 *=" "$CONFIG"; then
+        sed -i "s|^$1 *=.*|$1 = $escaped|" "$CONFIG"
+    else
+        printf '%s = %s\n' "$1" "$2" >> "$CONFIG"
+    fi
+}
+if [ -n "$tls" ]; then
+    case $tls in
+        domain) tls_name=$domain ;;
+        *) tls_name=$(hostname -f 2>/dev/null || hostname) ;;
+    esac
+    gave --web-address || web_address=0.0.0.0
+    gave --web-port || web_port=8443
+    gave --public-url || public_url="https://$tls_name"
+    set_setting tls_cert "\"$TLS_DIR/cert.pem\""
+    set_setting tls_key "\"$TLS_DIR/key.pem\""
+    set_setting gateway_tls_port 443
+    set_setting web_host "\"$web_address\""
+    set_setting web_port "$web_port"
+    set_setting public_url "\"$public_url\""
+    [ "$tls" = domain ] && set_setting http_port 80
+    kept_port=$(setting gateway_port 8080)
+    if $upgrade && [ "$kept_port" != 0 ]; then
+        echo "    the plain-HTTP gateway port $kept_port stays open for the SDKs that use it; to close it:" \
+            "gateway_port = 0 in $CONFIG, then systemctl restart sluice-gateway"
+    fi
 fi
 chown root:sluice "$CONFIG"
 chmod 0640 "$CONFIG"
@@ -280,6 +364,39 @@ mv -T "$PREFIX/current.new" "$PREFIX/current"
 ln -sf "$PREFIX/current/bin/sluice" /usr/local/bin/sluice
 
 # ---------------------------------------------------------------------------------------------
+# certbot's renewals call `sluice tls install` (its deploy hook): one that another mode replaces
+# would put its certificate back at the next renewal.
+forget_certbot() {
+    local conf
+    for conf in /etc/letsencrypt/renewal/*.conf; do
+        [ -f "$conf" ] && grep -q 'sluice tls install' "$conf" || continue
+        certbot delete --non-interactive --cert-name "$(basename "$conf" .conf)" >/dev/null 2>&1
+        echo "    certbot no longer renews $(basename "$conf" .conf) (--domain again takes it back)"
+    done
+}
+case $tls in
+    files)
+        say "Installing the certificate and key for HTTPS into $TLS_DIR"
+        forget_certbot
+        "$PREFIX/current/bin/sluice" tls install --dir "$TLS_DIR" "$tls_cert" "$tls_key" | sed 's/^/    /'
+        ;;
+    self-signed)
+        say "Making a self-signed certificate for HTTPS in $TLS_DIR"
+        forget_certbot
+        # shellcheck disable=SC2046  # (one name per address)
+        "$PREFIX/current/bin/sluice" tls self-signed --dir "$TLS_DIR" "$tls_name" $(hostname -I) | sed 's/^/    /'
+        ;;
+    domain)
+        if [ ! -f "$TLS_DIR/cert.pem" ]; then
+            # The CA checks this host on port 80, which the gateway answers only once it runs,
+            # and it runs only with a certificate: a placeholder until certbot's is installed.
+            say "Making a placeholder certificate for $domain (until the CA's, a minute from now)"
+            "$PREFIX/current/bin/sluice" tls self-signed --dir "$TLS_DIR" "$domain" | sed -n 's/^/    /;1p'
+        fi
+        ;;
+esac
+
+# ---------------------------------------------------------------------------------------------
 say "Installing the systemd units"
 install -m 0644 "$CHECKOUT"/systemd/sluice.target "$UNITS/"
 for role in "${ROLES[@]}"; do
@@ -300,9 +417,14 @@ echo "    this host runs: ${SERVICES[*]}"
 healthy() {  # $1: URL, $2: its service. Waits up to a minute; gives up on one that keeps failing.
     for _ in $(seq 60); do
         "$release/bin/python" - "$1" <<'EOF' && return 0
-import http.client, sys, urllib.request
+import http.client, ssl, sys, urllib.parse, urllib.request
+url = sys.argv[1]
+# This host's own services, by address: the certificate is for the host's name (or not
+# trusted yet, for a self-signed one), what is checked is that they answer.
+local = urllib.parse.urlsplit(url).hostname == "127.0.0.1"
+context = ssl._create_unverified_context() if local else None
 try:
-    sys.exit(urllib.request.urlopen(sys.argv[1], timeout=2).status != 200)
+    sys.exit(urllib.request.urlopen(url, timeout=2, context=context).status != 200)
 except (OSError, http.client.HTTPException):  # (not answered, or not by Sluice)
     sys.exit(1)
 EOF
@@ -314,11 +436,19 @@ EOF
 local_address() { case $1 in 0.0.0.0|::) echo 127.0.0.1 ;; *) echo "$1" ;; esac; }
 # (the file's values count: an upgrade keeps the file as it is)
 gateway_port=$(setting gateway_port 8080)
+gateway_tls_port=$(setting gateway_tls_port "")
 web_address=$(setting web_host 127.0.0.1)
 web_port=$(setting web_port 8000)
 public_url=$(setting public_url "")
-gateway_health="http://127.0.0.1:$gateway_port/health"
-web_health="http://$(local_address "$web_address"):$web_port/health"
+web_scheme=http
+[ -n "$(setting tls_cert "")" ] && web_scheme=https
+if [ -n "$gateway_tls_port" ]; then
+    gateway_health="https://127.0.0.1:$gateway_tls_port/health"
+    gateway_port=$gateway_tls_port  # (named when it does not start)
+else
+    gateway_health="http://127.0.0.1:$gateway_port/health"
+fi
+web_health="$web_scheme://$(local_address "$web_address"):$web_port/health"
 
 if $upgrade; then
     # One at a time, each back before the next: the gateway stops accepting, commits what it
@@ -350,13 +480,43 @@ fi
 # Older releases than the one before are removed (that one stays, to go back to by hand).
 ls -1d "$PREFIX"/releases/* | head -n -2 | xargs -r rm -rf
 
+if [ "$tls" = domain ]; then
+    say "Getting a certificate for $domain from ${acme_directory} (certbot)"
+    contact=(--register-unsafely-without-email)
+    [ -n "$email" ] && contact=(--email "$email")
+    # The deploy hook puts each certificate issued or renewed in service (certbot.timer renews
+    # with the same webroot and hook): the services take it within seconds, no restart.
+    if ! certbot certonly --webroot -w "$STATE/acme" -d "$domain" --cert-name "$domain" \
+            --server "$acme_directory" --non-interactive --agree-tos "${contact[@]}" \
+            --deploy-hook '/usr/local/bin/sluice tls install "$RENEWED_LINEAGE/fullchain.pem" "$RENEWED_LINEAGE/privkey.pem"' \
+            2>&1 | sed 's/^/    /'; then
+        fail "certbot got no certificate for $domain (its output is above). Check that $domain's DNS
+points at this host and that port 80 of this host can be reached from the internet (a firewall,
+a cloud security group), then run install.sh again. Meanwhile a self-signed placeholder serves."
+    fi
+    # (a certificate certbot already had, not due for renewal, gets no deploy hook: installed here)
+    "$PREFIX/current/bin/sluice" tls install --dir "$TLS_DIR" "/etc/letsencrypt/live/$domain/fullchain.pem" \
+        "/etc/letsencrypt/live/$domain/privkey.pem" | sed 's/^/    /'
+fi
+
 # ---------------------------------------------------------------------------------------------
 step="done"
 echo
 echo "Sluice $("$PREFIX/current/bin/python" -c 'import importlib.metadata as m; print(m.version("sluice"))') is running."
+host_name=$(hostname -f 2>/dev/null || hostname)
 if runs web; then
-    echo "  web UI:  http://$web_address:$web_port"
-    [ "$web_address" = 127.0.0.1 ] && echo "           (from elsewhere: ssh -L $web_port:127.0.0.1:$web_port root@$(hostname -f 2>/dev/null || hostname))"
+    web_name=$web_address
+    if [ "$web_scheme" = https ] && [ "$web_address" = 0.0.0.0 ]; then
+        web_name=$(setting public_url "https://$host_name")  # (the certificate's name)
+        web_name=${web_name#https://}
+        web_name=${web_name%%[:/]*}
+    fi
+    echo "  web UI:  $web_scheme://$web_name:$web_port"
+    [ "$web_address" = 127.0.0.1 ] && echo "           (from elsewhere: ssh -L $web_port:127.0.0.1:$web_port root@$host_name)"
 fi
-runs gateway && echo "  gateway: ${public_url:-http://$(hostname -f 2>/dev/null || hostname):$gateway_port}"
+runs gateway && echo "  gateway: ${public_url:-http://$host_name:$gateway_port}"
+if [ "$web_scheme" = https ] && [ -f "$TLS_DIR/ca.pem" ] \
+        && "$PREFIX/current/bin/sluice" tls show | grep -q 'issued by .*Sluice trial CA'; then
+    echo "  The certificate is self-signed: browsers and SDKs trust it once they trust $TLS_DIR/ca.pem"
+fi
 echo "  Lifecycle: systemctl status|restart|stop sluice.target; logs: journalctl -u 'sluice-*'"

@@ -55,6 +55,11 @@ if $purge; then
         echo "    the database is not on this host: drop it there if it should go too"
     fi
     rm -rf /var/lib/sluice /etc/sluice
+    for conf in /etc/letsencrypt/renewal/*.conf; do  # certbot's renewals for Sluice (--domain)
+        [ -f "$conf" ] && grep -q 'sluice tls install' "$conf" || continue
+        certbot delete --non-interactive --cert-name "$(basename "$conf" .conf)" >/dev/null 2>&1
+        echo "    certbot no longer renews $(basename "$conf" .conf)"
+    done
     id -u sluice >/dev/null 2>&1 && userdel sluice
     echo "Sluice and everything it stored are removed."
 else

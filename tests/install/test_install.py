@@ -4,99 +4,26 @@ sink here, survives a reboot, is upgraded in place while events flow (none lost)
 uninstalled. The tests run in order and share the container."""
 
 import re
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from tests.install.container import GUEST_ADDRESS, HOST_ADDRESS, Container
+from tests.install.conftest import SERVICES, active, install, wait_delivered
+from tests.install.container import GUEST_ADDRESS, Container
 from tests.sink import Sink
 
-CHECKOUT = Path(__file__).resolve().parents[2]
 GATEWAY = f"http://{GUEST_ADDRESS}:8080"
-SERVICES = ("sluice-gateway", "sluice-worker", "sluice-web")
-
-
-@pytest.fixture(scope="module")
-def packages(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Sluice's wheel and every package it needs, made here: the container installs offline
-    from them (its pip never reaches an index), like an air-gapped host would."""
-    wheelhouse = tmp_path_factory.mktemp("wheelhouse")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(wheelhouse),
-         str(CHECKOUT), "pip", "wheel"],
-        check=True, capture_output=True, timeout=900,
-    )  # fmt: skip
-    return wheelhouse
-
-
-@pytest.fixture(scope="module")
-def host(tmp_path_factory: pytest.TempPathFactory, packages: Path) -> Iterator[Container]:
-    with Container.booted(tmp_path_factory.mktemp("container")) as container:
-        # The checkout (as it is, uncommitted changes too) and the packages, as an
-        # administrator would copy them over.
-        subprocess.run(["cp", "-a", str(packages), str(container.root / "root/wheelhouse")],
-                       check=True)  # fmt: skip
-        files = subprocess.run(
-            ["git", "-C", str(CHECKOUT), "ls-files", "-z", "--cached", "--others",
-             "--exclude-standard"],
-            check=True, capture_output=True,
-        ).stdout  # fmt: skip
-        packed = subprocess.run(
-            ["tar", "-C", str(CHECKOUT), "--null", "--files-from=-", "-cf", "-"], input=files,
-            check=True, capture_output=True,
-        ).stdout  # fmt: skip
-        (container.root / "root/sluice").mkdir()
-        subprocess.run(["tar", "-C", str(container.root / "root/sluice"), "-xf", "-"],
-                       input=packed, check=True)  # fmt: skip
-        yield container
-
-
-@pytest.fixture(scope="module")
-def sink() -> Iterator[Sink]:
-    with Sink(host=HOST_ADDRESS) as sink:
-        yield sink
 
 
 class Installed:
     write_key = ""  # the default source's, as the first run said
 
 
-def install(host: Container) -> subprocess.CompletedProcess[str]:
-    wheel = next(p.name for p in (host.root / "root/wheelhouse").glob("sluice-*.whl"))
-    return host.run(
-        f"/root/sluice/installer/install.sh --wheel /root/wheelhouse/{wheel}"
-        " --wheelhouse /root/wheelhouse",
-        check=False,
-    )
-
-
-def active(host: Container) -> dict[str, str]:
-    states = host.run(f"systemctl is-active {' '.join(SERVICES)}", check=False).stdout.split()
-    return dict(zip(SERVICES, states, strict=True))
-
-
 def send(write_key: str, events: list[dict[str, Any]]) -> httpx.Response:
     return httpx.post(f"{GATEWAY}/v1/batch", json={"batch": events}, auth=(write_key, ""),
                       timeout=10)  # fmt: skip
-
-
-def delivered_ids(sink: Sink) -> set[str]:
-    return {body["messageId"] for body in sink.bodies()}
-
-
-def wait_delivered(sink: Sink, ids: set[str], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not ids <= delivered_ids(sink):
-        missing = ids - delivered_ids(sink)
-        assert time.monotonic() < deadline, f"{len(missing)} not delivered, e.g. {min(missing)}"
-        time.sleep(0.25)
 
 
 def test_a_step_that_fails_says_why_and_keeps_what_was_said(host: Container) -> None:

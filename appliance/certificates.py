@@ -1,6 +1,6 @@
-"""`sluice tls`: putting a certificate and key where the services read them, checked and in the
-form they read (the key as PKCS#8), replacing the pair in place (the services put it in service
-without a restart); and a certificate made here, for a trial.
+"""`sluice tls`: putting a certificate and key where the services read them, checked, replacing
+the pair in place (the services put it in service without a restart); and a certificate made
+here, for a trial.
 
 A certificate authority's certificate comes from an ACME client: the installer has certbot
 call `sluice tls install` after each issue and renewal (its deploy hook).
@@ -42,20 +42,10 @@ def install(cert_file: Path, key_file: Path, into: Path = DEFAULT_DIR) -> Instal
     """Copy the pair into `into` (cert.pem, key.pem), each replaced in one step, after checking
     that it can be served; BadCertificate, saying why, when it cannot (nothing is changed)."""
     try:
-        chain, key_pem = cert_file.read_bytes(), key_file.read_bytes()
+        chain, key = cert_file.read_bytes(), key_file.read_bytes()
     except OSError as exc:
         raise tls.BadCertificate(f"cannot read {exc.filename}: {exc.strerror}") from exc
-    try:
-        key = serialization.load_pem_private_key(key_pem, password=None)
-    except (ValueError, TypeError) as exc:
-        raise tls.BadCertificate(
-            f"{key_file} is not an unencrypted PEM private key: {exc}"
-        ) from exc
-    pkcs8 = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )  # fmt: skip
-    return _write(chain, pkcs8, into, shown=(cert_file, key_file))
+    return _write(chain, key, into, shown=(cert_file, key_file))
 
 
 def self_signed(names: list[str], into: Path = DEFAULT_DIR) -> tuple[Installed, Path]:
@@ -117,10 +107,12 @@ def self_signed(names: list[str], into: Path = DEFAULT_DIR) -> tuple[Installed, 
     )
     pem = serialization.Encoding.PEM
     chain = leaf.public_bytes(pem) + root.public_bytes(pem)
-    pkcs8 = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    into.mkdir(parents=True, exist_ok=True)
+    key_pem = key.private_bytes(
+        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    done = _write(chain, key_pem, into, shown=None)
     _replace(into / ROOT, root.public_bytes(pem), mode=0o644)
-    return _write(chain, pkcs8, into, shown=None), into / ROOT
+    return done, into / ROOT
 
 
 def _general_name(name: str) -> x509.GeneralName:

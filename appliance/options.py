@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 from appliance.embedded import EmbeddedPostgres
 from appliance.settings import Settings
 from engine.gateway.options import GatewayOptions
-from engine.gateway.redirect import Redirects
 from engine.tls import BadCertificate, Served
 
 if TYPE_CHECKING:
+    from engine.gateway.redirect import Redirects
     from engine.pipeline.worker import WorkerOptions
     from ui.app import WebOptions
 
@@ -75,19 +75,21 @@ def tls_files(settings: Settings) -> tuple[Path, Path] | None:
 
 
 def gateway_ports(settings: Settings) -> list[tuple[str, int]]:
-    """The gateway's listening ports: ("http", "https" or "redirect", port)."""
-    ports = [
-        (kind, port)
-        for kind, port in (
-            ("http", settings.gateway_port),
-            ("https", settings.gateway_tls_port),
-            ("redirect", settings.http_port),
-        )
-        if port
-    ]
-    if not any(kind != "redirect" for kind, _ in ports):
+    """The gateway's listening ports: ("http", "https" or "redirect", port); SystemExit, saying
+    what to change, when they do not fit together."""
+    named = {"gateway_port": settings.gateway_port, "gateway_tls_port": settings.gateway_tls_port,
+             "http_port": settings.http_port}  # fmt: skip
+    if not settings.gateway_port and not settings.gateway_tls_port:
         raise SystemExit("sluice: the gateway has no port: set gateway_port or gateway_tls_port")
-    return ports
+    if settings.http_port and not settings.gateway_tls_port:
+        raise SystemExit("sluice: http_port redirects to HTTPS: it needs gateway_tls_port")
+    used = [(name, port) for name, port in named.items() if port]
+    for name, port in used:
+        same = [other for other, taken in used if taken == port and other != name]
+        if same:
+            raise SystemExit(f"sluice: {name} and {same[0]} are both {port}: give each its own")
+    kinds = {"gateway_port": "http", "gateway_tls_port": "https", "http_port": "redirect"}
+    return [(kinds[name], port) for name, port in used]
 
 
 def acme_webroot(settings: Settings) -> Path:
@@ -95,8 +97,10 @@ def acme_webroot(settings: Settings) -> Path:
     return settings.data_dir / "acme"
 
 
-def redirects(settings: Settings) -> Redirects:
-    return Redirects(
+def redirects(settings: Settings) -> "Redirects":
+    from engine.gateway import redirect  # (the gateway's HTTP stack: not for every command)
+
+    return redirect.Redirects(
         webroot=acme_webroot(settings),
         gateway_port=settings.gateway_tls_port or 443,
         web_port=settings.web_port if settings.tls_cert else None,

@@ -29,11 +29,10 @@ if TYPE_CHECKING:
     from engine.gateway.app import Gateway
     from engine.gateway.options import GatewayOptions
     from engine.gateway.redirect import Redirects
-
-    Listeners = list[tuple[str, socket.socket]]  # ("http", "https" or "redirect", its socket)
     from engine.pipeline.worker import Worker
 
 log = logging.getLogger(__name__)
+Listeners = list[tuple[str, socket.socket]]  # ("http", "https" or "redirect", its socket)
 _CHILD_GRACE = 30.0
 _STAGE_NAMES = {"process": "processing", "load": "warehouse load"}
 _BACKLOG = 2048
@@ -48,16 +47,23 @@ def serve_gateway(settings: Settings) -> None:
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    listeners = [
-        (kind, prefork.listening_socket(settings.gateway_host, port, _BACKLOG))
-        for kind, port in options.gateway_ports(settings)
-    ]
-    run = functools.partial(_gateway_process, gateway_options, listeners, settings)
+    listeners = []
+    for kind, port in options.gateway_ports(settings):
+        try:
+            sock = prefork.listening_socket(settings.gateway_host, port, _BACKLOG)
+        except OSError as exc:
+            raise SystemExit(
+                f"sluice: the gateway cannot listen on {settings.gateway_host}:{port}: "
+                f"{exc.strerror}"
+            ) from exc
+        listeners.append((kind, sock))
+    redirects = options.redirects(settings)
+    run = functools.partial(_gateway_process, gateway_options, listeners, redirects)
     sys.exit(prefork.serve("gateway", settings.gateway_workers, run))
 
 
 def _gateway_process(
-    gateway_options: "GatewayOptions", listeners: "Listeners", settings: Settings
+    gateway_options: "GatewayOptions", listeners: "Listeners", redirects: "Redirects"
 ) -> None:
     # Imported here, in the process, after serve_gateway has set PROMETHEUS_MULTIPROC_DIR:
     # prometheus_client picks its (multi-process or not) storage when first imported.
@@ -69,7 +75,6 @@ def _gateway_process(
     # anyway, so cycles are looked for less often, and the startup objects are left out of it.
     gc.freeze()
     gc.set_threshold(50_000, 20, 50)
-    redirects = options.redirects(settings)
     uvloop.run(_run_gateway(gateway, listeners, redirects, gateway_options.max_request_bytes))
 
 
@@ -87,13 +92,20 @@ async def _run_gateway(
     for kind, sock in listeners:
         handler = redirects.handle if kind == "redirect" else gateway.handle
         tls = gateway.tls.context if kind == "https" and gateway.tls is not None else None
-        served.append(
-            http.serve(handler, sock, max_body=max_body, backlog=_BACKLOG, until=stop, tls=tls)
+        serving = http.serve(
+            handler, sock, max_body=max_body, backlog=_BACKLOG, until=stop, tls=tls
         )
+        served.append(asyncio.create_task(serving, name=f"serve-{kind}"))
     try:
-        await asyncio.gather(*served)
+        # Each listener serves until told to stop; one that fails stops the others (they
+        # finish their requests) before the process exits and is replaced.
+        done, _ = await asyncio.wait(served, return_when=asyncio.FIRST_EXCEPTION)
     finally:
+        stop.set()
+        await asyncio.gather(*served, return_exceptions=True)
         await gateway.shutdown()
+    for task in done:
+        task.result()
 
 
 def web_app() -> "Litestar":
@@ -104,19 +116,13 @@ def web_app() -> "Litestar":
 
 
 def serve_web(settings: Settings) -> None:
-    told = options.web(settings)  # fail here, with the reason, rather than inside granian
+    options.web(settings)  # fail here, with the reason, rather than inside granian
+    tls_files = options.tls_files(settings)
     https: dict[str, Any] = {}
-    if told.tls_cert is not None and settings.tls_key is not None:
-        if not tls.pkcs8(settings.tls_key):
-            raise SystemExit(
-                f"sluice: the web UI needs the key {settings.tls_key} in PKCS#8 form "
-                "(-----BEGIN PRIVATE KEY-----): `sluice tls install` converts it"
-            )
-        https = {"ssl_cert": told.tls_cert, "ssl_key": settings.tls_key,
+    if tls_files is not None:
+        https = {"ssl_cert": tls_files[0], "ssl_key": tls_files[1],
                  "ssl_protocol_min": SSLProtocols.tls12}  # fmt: skip
-        served = tls.Served(told.tls_cert, settings.tls_key)
-        threading.Thread(target=_reload_when_renewed, args=(served,), daemon=True).start()
-    Server(
+    server = Server(
         "appliance.roles:web_app",
         factory=True,
         address=settings.web_host,
@@ -128,7 +134,17 @@ def serve_web(settings: Settings) -> None:
         log_access=False,
         websockets=False,
         **https,
-    ).serve()
+    )
+    if tls_files is not None:
+        # Granian resolves the files' paths once: asked again before each new process, a
+        # renewal through a symbolic link (certbot's live/ directory) is followed too.
+        server.on_reload(functools.partial(
+            server.build_ssl_context, *tls_files, None, SSLProtocols.tls12, None, [], False
+        ))  # fmt: skip
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # (until granian's handler is in place)
+        served = tls.Served(*tls_files)
+        threading.Thread(target=_reload_when_renewed, args=(served,), daemon=True).start()
+    server.serve()
 
 
 def _reload_when_renewed(served: "tls.Served") -> None:
@@ -143,6 +159,8 @@ def _reload_when_renewed(served: "tls.Served") -> None:
                 os.kill(os.getpid(), signal.SIGHUP)
         except tls.BadCertificate as exc:
             log.error("the web UI keeps its HTTPS certificate: %s", exc)
+        except Exception:  # (the thread must outlive any surprise: renewals depend on it)
+            log.exception("looking for a renewed HTTPS certificate failed")
 
 
 def serve_worker(settings: Settings, stage: str | None = None) -> None:

@@ -10,7 +10,7 @@ stays, until they do.
 import contextlib
 import os
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ from cryptography.x509.oid import NameOID
 
 from engine.errors import SluiceError
 
-Stamp = tuple[tuple[int, int, int], ...]
+Stamp = tuple[tuple[int, int, int, int], ...]
 CHECK_EVERY = 5.0  # seconds between looks at the files for a renewal
 REPORT_KEY = "tls_expires"  # in a heartbeat's report: when the certificate in service expires
 
@@ -80,15 +80,25 @@ def _described(cert: x509.Certificate) -> Certificate:
 
 
 class Served:
-    """The server context of a certificate and key, replaced when the files change."""
+    """A certificate and key in service, replaced when their files change.
+
+    `context` is the one a listener is made with; each handshake is handed over to the
+    context of the newest pair (its server-name callback runs for every client, with or
+    without SNI), which is built whole and checked before it serves: a renewal from an RSA
+    to an ECDSA key leaves nothing of the old pair behind.
+    """
 
     def __init__(self, cert_file: Path, key_file: Path) -> None:
         self.cert_file = cert_file
         self.key_file = key_file
         self._stamp = self._refused = self._stamp_now()
-        self.certificate = describe(cert_file)
+        self.certificate, self._current = self._loaded()
         self.context = _new_context()
-        _load(self.context, cert_file, key_file)
+        _load(self.context, cert_file, key_file)  # (a fallback: the callback hands over first)
+        self.context.sni_callback = self._hand_over
+
+    def _hand_over(self, connection: ssl.SSLObject, name: str | None, _: ssl.SSLContext) -> None:
+        connection.context = self._current
 
     def refresh(self) -> bool:
         """Put the files' pair in service if they changed and match: True when it was.
@@ -98,23 +108,28 @@ class Served:
         if stamp in (self._stamp, self._refused):
             return False
         self._refused = stamp
+        certificate, context = self._loaded()
+        if self._stamp_now() != stamp:
+            return False  # still being written: taken once it stands still
+        self._stamp = stamp
+        self.certificate, self._current = certificate, context
+        return True
+
+    def _loaded(self) -> tuple[Certificate, ssl.SSLContext]:
+        """The files' pair in a context of its own, read once: what it checks is what it
+        serves."""
         try:
             cert, key = self.cert_file.read_bytes(), self.key_file.read_bytes()
         except OSError as exc:
-            raise BadCertificate(f"cannot read the renewed certificate: {exc}") from exc
-        # Checked on a context of its own, then loaded from the very same bytes: the context
-        # in service never holds half of a pair.
+            raise BadCertificate(f"cannot read {exc.filename}: {exc.strerror}") from exc
+        try:
+            certificate = _described(x509.load_pem_x509_certificates(cert)[0])
+        except ValueError as exc:
+            raise BadCertificate(f"{self.cert_file} holds no PEM certificate: {exc}") from exc
+        context = _new_context()
         with _in_memory(cert) as cert_path, _in_memory(key) as key_path:
-            shown = (self.cert_file, self.key_file)
-            try:
-                certificate = _described(x509.load_pem_x509_certificates(cert)[0])
-            except ValueError as exc:
-                raise BadCertificate(f"{self.cert_file} holds no PEM certificate: {exc}") from exc
-            _load(_new_context(), cert_path, key_path, shown)
-            _load(self.context, cert_path, key_path, shown)
-        self._stamp = stamp
-        self.certificate = certificate
-        return True
+            _load(context, cert_path, key_path, shown=(self.cert_file, self.key_file))
+        return certificate, context
 
     def _stamp_now(self) -> Stamp:
         stamps = []
@@ -122,15 +137,18 @@ class Served:
             try:
                 status = path.stat()
             except OSError:
-                stamps.append((0, 0, 0))
-            else:
-                stamps.append((status.st_ino, status.st_mtime_ns, status.st_size))
+                stamps.append((0, 0, 0, 0))
+            else:  # (the change time too: a file made readable is looked at again)
+                stamps.append(
+                    (status.st_ino, status.st_mtime_ns, status.st_ctime_ns, status.st_size)
+                )
         return tuple(stamps)
 
 
 def _new_context() -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.options |= ssl.OP_NO_RENEGOTIATION
     context.set_alpn_protocols(["http/1.1"])
     return context
 
@@ -142,7 +160,7 @@ def _load(
     as given) when it cannot be."""
     shown_cert, shown_key = shown or (cert_file, key_file)
     try:
-        context.load_cert_chain(cert_file, key_file)
+        context.load_cert_chain(cert_file, key_file, password=_refuse_password(shown_key))
     except FileNotFoundError as exc:
         raise BadCertificate(f"no such file: {shown_key}") from exc  # (the certificate was read)
     except PermissionError as exc:
@@ -151,6 +169,18 @@ def _load(
         mismatch = "KEY_VALUES_MISMATCH" in str(exc)
         reason = "the key is not the certificate's" if mismatch else exc.reason or str(exc)
         raise BadCertificate(f"{shown_cert} and {shown_key} cannot be served: {reason}") from exc
+    except OSError as exc:
+        raise BadCertificate(f"{shown_cert} and {shown_key} cannot be served: {exc}") from exc
+
+
+def _refuse_password(key_file: Path) -> Callable[[], bytes]:
+    """OpenSSL's question for an encrypted key's password, answered (rather than asked on a
+    terminal, or failing with EINVAL without one)."""
+
+    def refuse() -> bytes:
+        raise BadCertificate(f"{key_file} is encrypted: give the key without a password")
+
+    return refuse
 
 
 @contextlib.contextmanager
@@ -162,15 +192,6 @@ def _in_memory(data: bytes) -> Iterator[Path]:
         yield Path(f"/proc/self/fd/{fd}")
     finally:
         os.close(fd)
-
-
-def pkcs8(key_file: Path) -> bool:
-    """Whether the key file is in PKCS#8 form (granian, serving the UI, reads no other)."""
-    try:
-        head = key_file.read_bytes()[:4096]
-    except OSError:
-        return False
-    return b"-----BEGIN PRIVATE KEY-----" in head or b"-----BEGIN ENCRYPTED PRIVATE KEY" in head
 
 
 def expiring(certificate: Certificate, now: datetime | None = None) -> float:

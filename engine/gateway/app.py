@@ -168,6 +168,8 @@ class Gateway:
                     self._heartbeat.beat_soon()
             except BadCertificate as exc:
                 log.error("the HTTPS certificate in service stays: %s", exc)
+            except Exception:  # (the task must outlive any surprise: renewals depend on it)
+                log.exception("looking for a renewed HTTPS certificate failed")
 
     def _report(self) -> Report:
         """With each heartbeat: what waits in this host's spool (for the overview and

@@ -5,9 +5,11 @@ everything else to HTTPS with a permanent redirect that keeps the method: the ga
 to the gateway's HTTPS port, the rest (the web UI) to the UI's.
 """
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from engine.gateway.http import Answer, Request
 
@@ -15,6 +17,8 @@ CHALLENGES = Path(".well-known/acme-challenge")
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")  # (ACME tokens are base64url: RFC 8555 §8.3)
 _GATEWAY_PATHS = ("/v1/", "/beacon/", "/pixel/", "/sdk/", "/sourceConfig")
 _TEXT = ("content-type", "text/plain; charset=utf-8")
+_PATH = "/:@!$&'()*+,;=-._~"  # what a path keeps as it is (RFC 3986 pchar, and "/")
+_QUERY = _PATH + "?%"  # (a query string arrives still encoded)
 
 
 @dataclass(frozen=True)
@@ -33,9 +37,11 @@ class Redirects:
         port = self.gateway_port if gateway or self.web_port is None else self.web_port
         if not host:
             return 400, [_TEXT], b"this address answers only with a Host header: use HTTPS\n"
-        target = f"https://{host}{'' if port == 443 else f':{port}'}{path}"
+        # (the path as received was decoded: written out again, nothing in it can end the
+        # header line or leave the path)
+        target = f"https://{host}{'' if port == 443 else f':{port}'}{quote(path, safe=_PATH)}"
         if request.query_string:
-            target += f"?{request.query_string}"
+            target += f"?{quote(request.query_string, safe=_QUERY)}"
         body = f"moved to {target}\n".encode()
         return 308, [("location", target), _TEXT], body
 
@@ -53,7 +59,10 @@ def _hostname(authority: str) -> str:
     """The host name of a Host header (without its port), or "" when it is not one."""
     host = authority.strip().lower()
     if host.startswith("["):  # an IPv6 address
-        end = host.find("]")
-        return host[: end + 1] if end > 0 else ""
+        literal = host[1:].partition("]")[0]
+        try:
+            return f"[{ipaddress.IPv6Address(literal)}]"
+        except ValueError:
+            return ""
     host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
     return host if re.fullmatch(r"[a-z0-9.-]{1,253}", host) else ""

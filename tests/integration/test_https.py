@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -27,7 +28,7 @@ from cryptography.x509.oid import NameOID
 from appliance import certificates
 from engine.control import accounts
 from engine.db import connection
-from engine.tls import BadCertificate
+from engine.tls import BadCertificate, describe
 from tests.conftest import WRITE_KEY, ingested
 from tests.servers import GatewayProcess, free_port, start_gateway, start_web
 
@@ -135,6 +136,20 @@ def test_the_plain_port_answers_challenges_and_redirects_the_rest(
         ui = client.get("/events/abc", headers={"host": "events.example.com:80"})
         assert ui.headers["location"] == "https://events.example.com:8443/events/abc"
         assert client.get("/", headers={"host": "bad host"}).status_code == 400
+        assert client.get("/", headers={"host": "[a/b?c]"}).status_code == 400
+        v6 = client.get("/", headers={"host": "[::1]:80"})
+        assert v6.headers["location"] == "https://[::1]:8443/"
+        # Nothing decoded from the path can end the header or leave the path.
+        for path, written in (
+            ("/%0d%0aSet-Cookie:%20sid=evil", "/%0D%0ASet-Cookie:%20sid=evil"),
+            ("/x%E2%80%A8y", "/x%E2%80%A8y"),
+            ("/caf%C3%A9", "/caf%C3%A9"),
+            ("/a%2F..%2F..%2Fb", "/a/../../b"),
+        ):
+            answer = client.get(path, headers={"host": "h.example"})
+            assert answer.status_code == 308, path
+            assert answer.headers["location"] == f"https://h.example:8443{written}", path
+            assert "set-cookie" not in answer.headers
 
 
 def test_https_only_gateway_has_no_plain_port(
@@ -164,8 +179,13 @@ def test_https_only_gateway_has_no_plain_port(
         ({"tls_cert": "{key}", "tls_key": "{key}", "gateway_tls_port": "8443"},
          "holds no PEM certificate"),
         ({"tls_cert": "{cert}", "tls_key": "/nowhere/key.pem", "gateway_tls_port": "8443"},
-         "no such file: /nowhere/key.pem"),
+         "cannot read /nowhere/key.pem: No such file or directory"),
         ({"gateway_port": "0"}, "the gateway has no port"),
+        ({"http_port": "8081"}, "http_port redirects to HTTPS: it needs gateway_tls_port"),
+        ({"tls_cert": "{cert}", "tls_key": "{key}", "gateway_tls_port": "8443",
+          "http_port": "8443"}, "gateway_tls_port and http_port are both 8443"),
+        ({"tls_cert": "{cert}", "tls_key": "{encrypted_key}", "gateway_tls_port": "8443"},
+         "is encrypted: give the key without a password"),
     ],
 )  # fmt: skip
 def test_https_settings_that_do_not_fit_stop_the_gateway_saying_why(
@@ -173,7 +193,14 @@ def test_https_settings_that_do_not_fit_stop_the_gateway_saying_why(
 ) -> None:
     cert, key, _ = _trial(tmp_path / "one")
     _, other_key, _ = _trial(tmp_path / "two")
-    values = {"cert": cert, "key": key, "other_key": other_key}
+    encrypted_key = tmp_path / "encrypted.pem"
+    encrypted_key.write_bytes(
+        serialization.load_pem_private_key(key.read_bytes(), None).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )  # fmt: skip
+    values = {"cert": cert, "key": key, "other_key": other_key, "encrypted_key": encrypted_key}
     env = {f"SLUICE_{k.upper()}": v.format(**values) for k, v in settings.items()}
     (tmp_path / "empty.toml").touch()
     done = subprocess.run(
@@ -349,7 +376,7 @@ def test_the_web_ui_over_https_sends_hsts_and_secure_cookies_and_takes_a_renewal
         web.stop()
 
 
-def test_tls_install_takes_a_pkcs1_rsa_key_and_refuses_an_expired_certificate(
+def test_tls_install_takes_an_rsa_key_and_refuses_an_expired_or_encrypted_one(
     tmp_path: Path,
 ) -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -374,9 +401,90 @@ def test_tls_install_takes_a_pkcs1_rsa_key_and_refuses_an_expired_certificate(
     (tmp_path / "in.key").write_bytes(traditional)
     (tmp_path / "in.crt").write_bytes(issued(30))
     done = certificates.install(tmp_path / "in.crt", tmp_path / "in.key", tmp_path / "tls")
-    assert done.key.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")  # PKCS#8 now
+    assert done.key.read_bytes() == traditional
     assert done.certificate.subject == "rsa.example.com"
+    for installed in (done.cert, done.key):  # root's, readable by the services' group only
+        assert installed.stat().st_mode & 0o777 == 0o640
+    encrypted = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"secret"),
+    )  # fmt: skip
+    (tmp_path / "encrypted.key").write_bytes(encrypted)
+    with pytest.raises(BadCertificate, match="encrypted: give the key without a password"):
+        certificates.install(tmp_path / "in.crt", tmp_path / "encrypted.key", tmp_path / "tls")
     (tmp_path / "old.crt").write_bytes(issued(-1))
     with pytest.raises(BadCertificate, match="the certificate expired on"):
         certificates.install(tmp_path / "old.crt", tmp_path / "in.key", tmp_path / "tls")
     assert done.cert.read_bytes() == (tmp_path / "in.crt").read_bytes()  # nothing changed
+
+
+def test_a_renewal_to_another_kind_of_key_leaves_nothing_of_the_old_pair(
+    https_gateway: Https, pair: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """From RSA to ECDSA (certbot's default since 2.0): OpenSSL keeps a certificate per kind of
+    key in a context, so a client that takes only RSA could have gone on getting the old one."""
+    cert, _, _ = pair
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    rsa_pair = tmp_path / "rsa"
+    rsa_pair.mkdir()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, NAME)])
+    now = datetime.now(UTC)
+    issued = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=9))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(NAME)]), False)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    (rsa_pair / "cert.pem").write_bytes(issued.public_bytes(serialization.Encoding.PEM))
+    (rsa_pair / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ))  # fmt: skip
+    certificates.install(rsa_pair / "cert.pem", rsa_pair / "key.pem", cert.parent)
+    _wait_serving(https_gateway.url, issued.serial_number)
+    renewed, _ = certificates.self_signed([NAME], tmp_path / "ec")  # ECDSA
+    certificates.install(renewed.cert, renewed.key, cert.parent)
+    serial = x509.load_pem_x509_certificate(renewed.cert.read_bytes()).serial_number
+    _wait_serving(https_gateway.url, serial)
+    only_rsa = ssl._create_unverified_context()
+    only_rsa.maximum_version = ssl.TLSVersion.TLSv1_2
+    only_rsa.set_ciphers("ECDHE-RSA-AES128-GCM-SHA256")
+    port = int(https_gateway.url.rsplit(":", 1)[1])
+    with (
+        pytest.raises(ssl.SSLError),  # no RSA certificate any more: no handshake
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        only_rsa.wrap_socket(raw, server_hostname=NAME),
+    ):
+        pass
+
+
+def test_the_gateway_reports_the_certificate_in_service_with_its_heartbeat(
+    https_gateway: Https, pair: tuple[Path, Path, Path], tmp_path: Path, database_url: str
+) -> None:
+    cert, _, _ = pair
+
+    def reported() -> set[int]:
+        with psycopg.connect(database_url) as conn:
+            rows = conn.execute(
+                "SELECT report->>'tls_expires' FROM heartbeats WHERE role = 'gateway'"
+            ).fetchall()
+        return {int(row[0]) for row in rows if row[0] is not None}
+
+    first = describe(cert).expires
+    deadline = time.monotonic() + 30
+    while reported() != {first}:
+        assert time.monotonic() < deadline, reported()
+        time.sleep(0.2)
+    renewed, _ = certificates.self_signed([NAME], tmp_path / "later")
+    later = x509.load_pem_x509_certificate(renewed.cert.read_bytes())
+    # (made a second later at least: its expiry differs)
+    while int(later.not_valid_after_utc.timestamp()) == first:
+        time.sleep(0.5)
+        renewed, _ = certificates.self_signed([NAME], tmp_path / "later")
+        later = x509.load_pem_x509_certificate(renewed.cert.read_bytes())
+    certificates.install(renewed.cert, renewed.key, cert.parent)
+    deadline = time.monotonic() + 30  # (reported at once: the renewal makes it beat)
+    while reported() != {int(later.not_valid_after_utc.timestamp())}:
+        assert time.monotonic() < deadline, reported()
+        time.sleep(0.2)

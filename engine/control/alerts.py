@@ -166,12 +166,14 @@ def _holding(rule: Rule, measure: _Measure) -> list[tuple[Kind, str]]:
 
 
 def _expiring(processes: list[heartbeats.Beat]) -> list[tuple[str, str]]:
-    """The hosts whose certificate is due for an alert, each with what the alert says."""
+    """The hosts whose certificate is due for an alert, each with what the alert says (its
+    date, not a count of days: the message stays true while the alert is open)."""
     return [
-        (c.host, f"the HTTPS certificate of {c.host} {c.said()}")
+        (c.host, f"the HTTPS certificate of {c.host} "
+                 f"{'expired' if c.state() == 'expired' else 'expires'} on {c.expires:%Y-%m-%d}")
         for c in overview.certificates(processes)
         if c.state() != "ok"
-    ]
+    ]  # fmt: skip
 
 
 async def evaluate(conn: Connection) -> tuple[list[Alert], list[Alert]]:
@@ -201,13 +203,17 @@ async def _of_rules(conn: Connection) -> tuple[list[Alert], list[Alert]]:
 
 async def _of_certificates(conn: Connection) -> tuple[list[Alert], list[Alert]]:
     """A certificate's alert holds while its host's live processes serve it: it resolves once
-    they serve a renewed one (or none: plain HTTP again, or no such process left)."""
-    expiring = _expiring(await heartbeats.recent(conn))
+    they serve a renewed one (or none: plain HTTP again). A host whose serving processes are
+    not heard from (down, restarting) keeps its alert: nothing says the certificate changed."""
+    processes = await heartbeats.recent(conn)
+    expiring = _expiring(processes)
     opened = []
     for host, message in expiring:
         alert = {"host": host, "message": message}
         opened += await db.rows(conn, _Q["open_certificate"], alert, Alert)
-    held = {"hosts": [host for host, _ in expiring]}
+    serving = [b for b in processes if b.role in overview.SERVE_HTTPS]
+    unheard = {b.host for b in serving} - {b.host for b in serving if b.alive}
+    held = {"hosts": [host for host, _ in expiring] + sorted(unheard)}
     return opened, await db.rows(conn, _Q["close_certificates"], held, Alert)
 
 

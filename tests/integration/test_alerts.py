@@ -420,8 +420,8 @@ def test_a_certificate_close_to_expiring_fires_once_with_no_rule_and_resolves_wh
     assert [(a.kind, a.host, a.destination_id) for a in opened] == [
         ("certificate", "gw-2", None), ("certificate", "gw-3", None)]  # fmt: skip
     assert [a.message for a in opened] == [
-        f"the HTTPS certificate of gw-2 expires {day(10)}, in 10 days",
-        f"the HTTPS certificate of gw-3 expired {day(-1)}, 1 day ago",
+        f"the HTTPS certificate of gw-2 expires on {day(10)}",
+        f"the HTTPS certificate of gw-3 expired on {day(-1)}",
     ]
     assert closed == [] and again == ([], []) and reopened == []
     assert [a.host for a in resolved] == ["gw-2", "gw-3"]
@@ -452,4 +452,16 @@ def test_a_certificate_alert_fires_with_no_rule_at_all_and_tells_no_one(
     [alert] = history(database_url)
     assert alert.ended_at is None and alert.notices == [] and alert.notified is None
     certified(database_url, ("gw-1", 10, "web", "1 second", 15))
+    assert [a.host for a in evaluated(database_url)[1]] == ["gw-1"]
+
+
+def test_a_certificate_alert_stays_open_while_its_host_is_not_heard_from(
+    database_url: str,
+) -> None:
+    certified(database_url, ("gw-1", 10, "gateway", "1 second", 10))
+    assert [a.host for a in evaluated(database_url)[0]] == ["gw-1"]
+    with psycopg.connect(database_url, autocommit=True) as conn:  # the host goes down
+        conn.execute("UPDATE heartbeats SET seen_at = now() - interval '1 hour'")
+    assert evaluated(database_url) == ([], [])  # not resolved: nothing says it was renewed
+    certified(database_url, ("gw-1", 11, "gateway", "1 second", None))  # back, plain HTTP
     assert [a.host for a in evaluated(database_url)[1]] == ["gw-1"]

@@ -24,6 +24,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from appliance.settings import Settings
 from engine import tls
+from engine.control.overview import HostCertificate
 
 DEFAULT_DIR = Path("/etc/sluice/tls")
 CERT, KEY, ROOT = "cert.pem", "key.pem", "ca.pem"
@@ -188,9 +189,8 @@ def command(args: argparse.Namespace, settings: Settings) -> str:
             if settings.tls_cert is None:
                 return "HTTPS is off: tls_cert and tls_key are not set"
             certificate = tls.describe(settings.tls_cert)
-            days = tls.expiring(certificate)
-            left = f"expired {-days:.0f} days ago" if days < 0 else f"{days:.0f} days left"
-            return f"{settings.tls_cert}: {certificate.said()} ({left})"
+            served = HostCertificate(settings.node_name, certificate.not_after)
+            return f"{settings.tls_cert}: {certificate.said()} ({served.said()})"
 
 
 def _said(done: Installed) -> str:

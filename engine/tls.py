@@ -12,7 +12,7 @@ import os
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from cryptography import x509
@@ -192,8 +192,3 @@ def _in_memory(data: bytes) -> Iterator[Path]:
         yield Path(f"/proc/self/fd/{fd}")
     finally:
         os.close(fd)
-
-
-def expiring(certificate: Certificate, now: datetime | None = None) -> float:
-    """Days until `certificate` expires (negative once it has)."""
-    return (certificate.not_after - (now or datetime.now(UTC))).total_seconds() / 86400

@@ -58,7 +58,7 @@ def describe(cert_file: Path) -> Certificate:
     except OSError as exc:
         raise BadCertificate(f"cannot read the certificate {cert_file}: {exc.strerror}") from exc
     except ValueError as exc:
-        raise BadCertificate(f"{cert_file} holds no PEM certificate: {exc}") from exc
+        raise BadCertificate(f"{cert_file} holds no PEM certificate") from exc
     return _described(chain[0])
 
 
@@ -125,7 +125,7 @@ class Served:
         try:
             certificate = _described(x509.load_pem_x509_certificates(cert)[0])
         except ValueError as exc:
-            raise BadCertificate(f"{self.cert_file} holds no PEM certificate: {exc}") from exc
+            raise BadCertificate(f"{self.cert_file} holds no PEM certificate") from exc
         context = _new_context()
         with _in_memory(cert) as cert_path, _in_memory(key) as key_path:
             _load(context, cert_path, key_path, shown=(self.cert_file, self.key_file))

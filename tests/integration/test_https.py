@@ -488,3 +488,31 @@ def test_the_gateway_reports_the_certificate_in_service_with_its_heartbeat(
     while reported() != {int(later.not_valid_after_utc.timestamp())}:
         assert time.monotonic() < deadline, reported()
         time.sleep(0.2)
+
+
+def test_the_tls_command_installs_makes_and_shows_certificates(tmp_path: Path) -> None:
+    def sluice(*args: str, **settings: str) -> subprocess.CompletedProcess[str]:
+        (tmp_path / "empty.toml").touch()
+        env = {"PATH": "/usr/bin:/bin", "SLUICE_CONFIG": str(tmp_path / "empty.toml"),
+               **{f"SLUICE_{k.upper()}": v for k, v in settings.items()}}  # fmt: skip
+        return subprocess.run([sys.executable, "-m", "appliance", "tls", *args], env=env,
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+
+    made = sluice("self-signed", "events.example.com", "10.0.0.5", "--dir", str(tmp_path / "a"))
+    assert made.returncode == 0, made.stderr
+    assert "for events.example.com, 10.0.0.5" in made.stdout
+    assert f"trust {tmp_path / 'a/ca.pem'}" in made.stdout
+    assert f'set tls_cert = "{tmp_path / "a/cert.pem"}"' in made.stdout  # (not served yet)
+    installed = sluice(
+        "install", str(tmp_path / "a/cert.pem"), str(tmp_path / "a/key.pem"),
+        "--dir", str(tmp_path / "b"),
+        tls_cert=str(tmp_path / "b/cert.pem"), tls_key=str(tmp_path / "b/key.pem"),
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stderr
+    assert "put it in service within seconds (no restart)" in installed.stdout
+    shown = sluice("show", tls_cert=str(tmp_path / "b/cert.pem"))
+    assert re.search(r"valid until \S+ \S+ UTC \(expires \S+, in 36[45] days\)", shown.stdout)
+    assert "HTTPS is off" in sluice("show").stdout
+    refused = sluice("install", str(tmp_path / "a/key.pem"), str(tmp_path / "a/key.pem"))
+    assert refused.returncode == 1
+    assert refused.stderr == f"sluice: {tmp_path / 'a/key.pem'} holds no PEM certificate\n"

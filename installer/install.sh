@@ -179,6 +179,9 @@ for role in ${roles//,/ }; do
 done
 [ ${#SERVICES[@]} -gt 0 ] || SERVICES=(sluice-gateway sluice-worker sluice-web)
 runs() { [[ " ${SERVICES[*]} " == *" sluice-$1 "* ]]; }
+if [ "$tls" = domain ] && ! runs gateway; then
+    fail "--domain needs the gateway on this host: it answers the CA's challenge on port 80"
+fi
 
 # The database: given, kept from an earlier run (the configuration file has it), or a local
 # one whose role gets a generated password.
@@ -416,12 +419,12 @@ echo "    this host runs: ${SERVICES[*]}"
 # ---------------------------------------------------------------------------------------------
 healthy() {  # $1: URL, $2: its service. Waits up to a minute; gives up on one that keeps failing.
     for _ in $(seq 60); do
-        "$release/bin/python" - "$1" <<'EOF' && return 0
+        "$release/bin/python" - "$1" 127.0.0.1 "$web_local" <<'EOF' && return 0
 import http.client, ssl, sys, urllib.parse, urllib.request
-url = sys.argv[1]
+url, own = sys.argv[1], sys.argv[2:]
 # This host's own services, by address: the certificate is for the host's name (or not
 # trusted yet, for a self-signed one), what is checked is that they answer.
-local = urllib.parse.urlsplit(url).hostname == "127.0.0.1"
+local = urllib.parse.urlsplit(url).hostname in own
 context = ssl._create_unverified_context() if local else None
 try:
     sys.exit(urllib.request.urlopen(url, timeout=2, context=context).status != 200)
@@ -448,7 +451,8 @@ if [ -n "$gateway_tls_port" ]; then
 else
     gateway_health="http://127.0.0.1:$gateway_port/health"
 fi
-web_health="$web_scheme://$(local_address "$web_address"):$web_port/health"
+web_local=$(local_address "$web_address")
+web_health="$web_scheme://$web_local:$web_port/health"
 
 if $upgrade; then
     # One at a time, each back before the next: the gateway stops accepting, commits what it

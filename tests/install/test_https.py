@@ -201,7 +201,7 @@ def test_a_domain_the_ca_cannot_check_says_why_and_serves_a_placeholder(
     assert f"certbot got no certificate for {DOMAIN} (its output is above)" in done.stderr
     assert f"Check that {DOMAIN}'s DNS" in done.stderr and "port 80" in done.stderr
     assert "Certbot failed to authenticate some domains" in done.stdout  # (its own words)
-    assert f'could not resolve URL "http://{DOMAIN}:80/.well-known/acme-challenge/' in (done.stdout)
+    assert f'could not resolve URL "http://{DOMAIN}:80/.well-known/acme-challenge/' in done.stdout
     # An upgrade: the plain port stays, said once.
     assert "the plain-HTTP gateway port 8080 stays open" in done.stdout
     assert setting(host, "gateway_port") == "8080"

@@ -94,7 +94,7 @@ def gateway_ports(settings: Settings) -> list[tuple[str, int]]:
 
 def acme_webroot(settings: Settings) -> Path:
     """Where an ACME client (certbot --webroot) writes the challenges the http_port answers."""
-    return settings.data_dir / "acme"
+    return settings.acme_dir or settings.data_dir / "acme"
 
 
 def redirects(settings: Settings) -> "Redirects":

@@ -55,7 +55,11 @@ class Settings(BaseSettings):
     )
     http_port: int | None = Field(
         None, ge=1, le=65535, description="a plain-HTTP port (80), served by the gateway: it "
-        "answers ACME HTTP-01 challenges from <data dir>/acme and redirects the rest to HTTPS",
+        "answers ACME HTTP-01 challenges from acme_dir and redirects the rest to HTTPS",
+    )  # fmt: skip
+    acme_dir: Path | None = Field(
+        None, description="the webroot an ACME client (certbot --webroot) writes HTTP-01 "
+        "challenges to, for http_port to answer; default <data dir>/acme",
     )  # fmt: skip
     tls_cert: Path | None = Field(
         None, description="PEM certificate chain; with tls_key the web UI answers HTTPS, and "

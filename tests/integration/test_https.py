@@ -64,7 +64,8 @@ def https_gateway(
     gateway = start_gateway(
         workspace_config, tmp_path,
         {"tls_cert": str(cert), "tls_key": str(key), "gateway_tls_port": str(port),
-         "http_port": str(redirect), "web_port": "8443"},
+         "http_port": str(redirect), "web_port": "8443",
+         "acme_dir": str(tmp_path / "webroot")},
     )  # fmt: skip
     try:
         yield Https(gateway, f"https://{NAME}:{port}", f"http://127.0.0.1:{redirect}")
@@ -115,7 +116,7 @@ def test_the_plain_port_answers_challenges_and_redirects_the_rest(
     https_gateway: Https, tmp_path: Path
 ) -> None:
     url, plain = https_gateway.url, https_gateway.plain
-    challenges = tmp_path / "acme/.well-known/acme-challenge"
+    challenges = tmp_path / "webroot/.well-known/acme-challenge"  # (acme_dir)
     challenges.mkdir(parents=True)
     (challenges / "tok_EN-1").write_text("tok_EN-1.thumbprint")
     (tmp_path / "secret").write_text("not for the world")

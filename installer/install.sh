@@ -48,6 +48,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CHECKOUT=$(dirname "$HERE")
 ROLES=(gateway worker web)
 TLS_DIR=$CONFIG_DIR/tls
+ACME=/var/lib/sluice-acme  # certbot's webroot (--domain)
 LETS_ENCRYPT=https://acme-v02.api.letsencrypt.org/directory
 
 database_url=""
@@ -227,8 +228,9 @@ fi
 install -d -m 0755 -o root -g root "$PREFIX" "$PREFIX/releases"
 install -d -m 0750 -o sluice -g sluice "$STATE"
 install -d -m 0750 -o root -g sluice "$CONFIG_DIR"
-# certbot (root) writes the ACME challenges here; the gateway serves them on port 80.
-[ "$tls" = domain ] && install -d -m 0755 -o sluice -g sluice "$STATE/acme"
+# certbot (root) writes the ACME challenges here, the gateway only reads them (port 80): root's,
+# outside the services' own directory, so that no link the sluice user made leads root's writes.
+[ "$tls" = domain ] && install -d -m 0755 -o root -g root "$ACME"
 
 # ---------------------------------------------------------------------------------------------
 if [ -z "$database_url" ]; then
@@ -311,7 +313,10 @@ if [ -n "$tls" ]; then
     set_setting web_host "\"$web_address\""
     set_setting web_port "$web_port"
     set_setting public_url "\"$public_url\""
-    [ "$tls" = domain ] && set_setting http_port 80
+    if [ "$tls" = domain ]; then
+        set_setting http_port 80
+        set_setting acme_dir "\"$ACME\""
+    fi
     kept_port=$(setting gateway_port 8080)
     if $upgrade && [ "$kept_port" != 0 ]; then
         echo "    the plain-HTTP gateway port $kept_port stays open for the SDKs that use it; to close it:" \
@@ -490,7 +495,7 @@ if [ "$tls" = domain ]; then
     [ -n "$email" ] && contact=(--email "$email")
     # The deploy hook puts each certificate issued or renewed in service (certbot.timer renews
     # with the same webroot and hook): the services take it within seconds, no restart.
-    if ! certbot certonly --webroot -w "$STATE/acme" -d "$domain" --cert-name "$domain" \
+    if ! certbot certonly --webroot -w "$ACME" -d "$domain" --cert-name "$domain" \
             --server "$acme_directory" --non-interactive --agree-tos "${contact[@]}" \
             --deploy-hook '/usr/local/bin/sluice tls install "$RENEWED_LINEAGE/fullchain.pem" "$RENEWED_LINEAGE/privkey.pem"' \
             2>&1 | sed 's/^/    /'; then

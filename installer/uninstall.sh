@@ -54,7 +54,7 @@ if $purge; then
     elif [ -f /etc/sluice/sluice.toml ]; then
         echo "    the database is not on this host: drop it there if it should go too"
     fi
-    rm -rf /var/lib/sluice /etc/sluice
+    rm -rf /var/lib/sluice /var/lib/sluice-acme /etc/sluice
     for conf in /etc/letsencrypt/renewal/*.conf; do  # certbot's renewals for Sluice (--domain)
         [ -f "$conf" ] && grep -q 'sluice tls install' "$conf" || continue
         certbot delete --non-interactive --cert-name "$(basename "$conf" .conf)" >/dev/null 2>&1

@@ -243,6 +243,9 @@ def test_a_domain_gets_its_certificate_from_the_ca(
             x509.DNSName(DOMAIN)
             in leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         )
+    # certbot, as root, writes the challenges to a directory of root's, which the gateway reads.
+    assert setting(host, "acme_dir") == "/var/lib/sluice-acme"
+    assert host.run("stat -c '%U %a' /var/lib/sluice-acme").stdout.split() == ["root", "755"]
     # Renewals: Debian's timer runs `certbot renew`, which calls the installer's deploy hook.
     assert host.run("systemctl is-enabled certbot.timer").stdout.strip() == "enabled"
     renewal = (host.root / f"etc/letsencrypt/renewal/{DOMAIN}.conf").read_text()

@@ -22,7 +22,7 @@ upgrade in place (new package, migrations, one service restarted at a time).
   --domain NAME          HTTPS with a certificate for NAME from Let's Encrypt (certbot; NAME's
                          DNS must point at this host and port 80 be reachable), renewed by
                          certbot.timer; the gateway on 443 (and 80 for the challenges), the web
-                         UI on 8443
+                         UI on 8443. Agrees to the CA's terms of service on your behalf
     --email ADDR         for the CA's expiry notices (default: no address)
     --acme-directory URL another ACME CA (default: Let's Encrypt's)
   --tls-cert FILE --tls-key FILE
@@ -49,6 +49,7 @@ CHECKOUT=$(dirname "$HERE")
 ROLES=(gateway worker web)
 TLS_DIR=$CONFIG_DIR/tls
 ACME=/var/lib/sluice-acme  # certbot's webroot (--domain)
+LINEAGE=$TLS_DIR/certbot-lineage  # the name of certbot's lineage the installer got (--domain)
 LETS_ENCRYPT=https://acme-v02.api.letsencrypt.org/directory
 
 database_url=""
@@ -140,8 +141,11 @@ case $tls in
 esac
 tls=${tls# }
 if [ "$tls" = domain ]; then
-    [[ $domain =~ ^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$ ]] \
-        || fail "--domain needs a host name (like sluice.example.com), not '$domain'"
+    label='[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?'  # (RFC 1123: 1 to 63 characters, no hyphen at an end)
+    if ! [[ $domain =~ ^($label\.)+$label$ ]] || [[ $domain =~ ^[0-9.]+$ ]]; then
+        fail "--domain needs a host name in lowercase with at least one dot (like sluice.example.com), not '$domain'"
+    fi
+    [[ $acme_directory == https://* ]] || fail "--acme-directory needs an https:// URL, not '$acme_directory'"
 else
     { gave --email || gave --acme-directory; } && fail "--email and --acme-directory go with --domain"
 fi
@@ -152,6 +156,11 @@ if [ "$tls" = files ]; then
     tls_cert=$(realpath "$tls_cert")
     tls_key=$(realpath "$tls_key")
 fi
+for value in "$public_url" "$web_address"; do  # (written into sluice.toml between quotes)
+    case $value in
+        *'"'*|*'\'*|*$'\n'*|*$'\r'*) fail "--public-url and --web-address cannot hold \", \\ or a line break: '$value'" ;;
+    esac
+done
 upgrade=false
 [ -e "$PREFIX/current" ] && upgrade=true
 if [ -z "$extras" ] && $upgrade; then  # the optional parts the running release has
@@ -304,6 +313,13 @@ if [ -n "$tls" ]; then
         domain) tls_name=$domain ;;
         *) tls_name=$(hostname -f 2>/dev/null || hostname) ;;
     esac
+    if [ "$tls" = files ]; then  # the certificate's name: this host's when it has it, else its first
+        names=$(openssl x509 -in "$tls_cert" -noout -ext subjectAltName 2>/dev/null \
+            | grep -o 'DNS:[^,]*' | sed 's/^DNS://' || true)
+        if [ -n "$names" ] && ! grep -qxF "$tls_name" <<<"$names"; then
+            tls_name=$(head -n 1 <<<"$names")
+        fi
+    fi
     gave --web-address || web_address=0.0.0.0
     gave --web-port || web_port=8443
     gave --public-url || public_url="https://$tls_name"
@@ -372,27 +388,37 @@ mv -T "$PREFIX/current.new" "$PREFIX/current"
 ln -sf "$PREFIX/current/bin/sluice" /usr/local/bin/sluice
 
 # ---------------------------------------------------------------------------------------------
-# certbot's renewals call `sluice tls install` (its deploy hook): one that another mode replaces
-# would put its certificate back at the next renewal.
-forget_certbot() {
-    local conf
-    for conf in /etc/letsencrypt/renewal/*.conf; do
-        [ -f "$conf" ] && grep -q 'sluice tls install' "$conf" || continue
-        certbot delete --non-interactive --cert-name "$(basename "$conf" .conf)" >/dev/null 2>&1
-        echo "    certbot no longer renews $(basename "$conf" .conf) (--domain again takes it back)"
-    done
+# certbot's renewals call `sluice tls install` (its deploy hook): the lineage the installer got
+# (--domain) is recorded in $LINEAGE, and only that one is ever deleted here, once another pair
+# is in service, so that its next renewal does not put its certificate back.
+forget_certbot() {  # $1: the lineage this run keeps (its own --domain), if any
+    local owned
+    owned=$(cat "$LINEAGE" 2>/dev/null || true)
+    [ -n "$owned" ] && [ "$owned" != "${1:-}" ] || return 0
+    if [ "$tls" = files ]; then
+        case $tls_cert:$tls_key in
+            /etc/letsencrypt/live/"$owned"/*|/etc/letsencrypt/archive/"$owned"/*|*:/etc/letsencrypt/live/"$owned"/*|*:/etc/letsencrypt/archive/"$owned"/*)
+                echo "    certbot keeps renewing $owned: the given files are its certificate"
+                return 0 ;;
+        esac
+    fi
+    if [ -f "/etc/letsencrypt/renewal/$owned.conf" ]; then
+        certbot delete --non-interactive --cert-name "$owned" 2>&1 | sed 's/^/    /'
+        echo "    certbot no longer renews $owned (--domain $owned again takes it back)"
+    fi
+    rm -f "$LINEAGE"
 }
 case $tls in
     files)
         say "Installing the certificate and key for HTTPS into $TLS_DIR"
-        forget_certbot
         "$PREFIX/current/bin/sluice" tls install --dir "$TLS_DIR" "$tls_cert" "$tls_key" | sed 's/^/    /'
+        forget_certbot
         ;;
     self-signed)
         say "Making a self-signed certificate for HTTPS in $TLS_DIR"
-        forget_certbot
         # shellcheck disable=SC2046  # (one name per address)
         "$PREFIX/current/bin/sluice" tls self-signed --dir "$TLS_DIR" "$tls_name" $(hostname -I) | sed 's/^/    /'
+        forget_certbot
         ;;
     domain)
         if [ ! -f "$TLS_DIR/cert.pem" ]; then
@@ -412,8 +438,22 @@ for role in "${ROLES[@]}"; do
 done
 for dropins in "$CHECKOUT"/systemd/sluice-*.service.d; do  # (sluice-.service.d: every unit's)
     install -d -m 0755 "$UNITS/${dropins##*/}"
-    install -m 0644 "$dropins"/*.conf "$UNITS/${dropins##*/}/"
+    for conf in "$dropins"/*.conf; do
+        [ "${conf##*/}" = 20-bind-ports.conf ] || install -m 0644 "$conf" "$UNITS/${dropins##*/}/"
+    done
 done
+# The gateway gets CAP_NET_BIND_SERVICE (and the host's user namespace) only when it listens on
+# a port below 1024: a plain-HTTP install keeps the exposure it had without them.
+bind_ports=$UNITS/sluice-gateway.service.d/20-bind-ports.conf
+low_port=false
+for port in "$(setting gateway_tls_port 1024)" "$(setting http_port 1024)" "$(setting gateway_port 8080)"; do
+    if [ "$port" -gt 0 ] && [ "$port" -lt 1024 ]; then low_port=true; fi
+done
+if $low_port; then
+    install -m 0644 "$CHECKOUT/systemd/sluice-gateway.service.d/20-bind-ports.conf" "$bind_ports"
+else
+    rm -f "$bind_ports"
+fi
 systemctl daemon-reload
 systemctl enable --quiet sluice.target "${SERVICES[@]/%/.service}"
 for role in "${ROLES[@]}"; do  # a role this host no longer runs
@@ -506,6 +546,8 @@ a cloud security group), then run install.sh again. Meanwhile a self-signed plac
     # (a certificate certbot already had, not due for renewal, gets no deploy hook: installed here)
     "$PREFIX/current/bin/sluice" tls install --dir "$TLS_DIR" "/etc/letsencrypt/live/$domain/fullchain.pem" \
         "/etc/letsencrypt/live/$domain/privkey.pem" | sed 's/^/    /'
+    forget_certbot "$domain"  # (an earlier --domain's lineage, now that this one serves)
+    printf '%s\n' "$domain" > "$LINEAGE"
 fi
 
 # ---------------------------------------------------------------------------------------------

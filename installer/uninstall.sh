@@ -54,12 +54,13 @@ if $purge; then
     elif [ -f /etc/sluice/sluice.toml ]; then
         echo "    the database is not on this host: drop it there if it should go too"
     fi
+    # certbot's lineage install.sh --domain got (recorded there); no other is touched.
+    owned=$(cat /etc/sluice/tls/certbot-lineage 2>/dev/null || true)
+    if [ -n "$owned" ] && [ -f "/etc/letsencrypt/renewal/$owned.conf" ]; then
+        certbot delete --non-interactive --cert-name "$owned" 2>&1 | sed 's/^/    /'
+        echo "    certbot no longer renews $owned"
+    fi
     rm -rf /var/lib/sluice /var/lib/sluice-acme /etc/sluice
-    for conf in /etc/letsencrypt/renewal/*.conf; do  # certbot's renewals for Sluice (--domain)
-        [ -f "$conf" ] && grep -q 'sluice tls install' "$conf" || continue
-        certbot delete --non-interactive --cert-name "$(basename "$conf" .conf)" >/dev/null 2>&1
-        echo "    certbot no longer renews $(basename "$conf" .conf)"
-    done
     id -u sluice >/dev/null 2>&1 && userdel sluice
     echo "Sluice and everything it stored are removed."
 else

@@ -192,12 +192,40 @@ def test_a_plain_http_install_to_move_to_https(host: Container, sink: Sink) -> N
     wait_delivered(sink, ids(batch))
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--domain", "Sluice.test"], "--domain needs a host name in lowercase with at least"),
+        (["--domain", "a-.sluice.test"], "--domain needs a host name"),
+        (["--domain", "sluice"], "--domain needs a host name"),
+        (["--domain", "10.0.0.1"], "--domain needs a host name"),
+        (["--domain", "sluice.test", "--acme-directory", "http://ca.test/dir"],
+         "--acme-directory needs an https:// URL"),
+        (["--self-signed", "--public-url", 'https://a"b'], "--public-url and --web-address cannot"),
+        (["--self-signed", "--web-address", "0.0.0.0\\"], "--public-url and --web-address cannot"),
+    ],
+)  # fmt: skip
+def test_options_that_do_not_fit_are_refused_before_anything_changes(
+    host: Container, options: list[str], message: str
+) -> None:
+    before = (host.root / "etc/sluice/sluice.toml").read_text()
+    done = install(host, *options)
+    assert done.returncode == 1, said(done)
+    assert message in done.stderr
+    assert (host.root / "etc/sluice/sluice.toml").read_text() == before
+
+
 def test_a_domain_the_ca_cannot_check_says_why_and_serves_a_placeholder(
     host: Container, sink: Sink, pebble: str
 ) -> None:
+    # A setting of the administrator's, which the move to HTTPS keeps.
+    with (host.root / "etc/sluice/sluice.toml").open("a") as config:
+        config.write("retention_days = 45.0\n")
     # pebble's DNS does not know sluice.test yet: the CA cannot reach this host.
     done = install(host, "--domain", DOMAIN, "--acme-directory", pebble, env=PEBBLE_TRUST)
     assert done.returncode == 1, said(done)
+    assert setting(host, "retention_days") == "45.0"
+    assert setting(host, "tls_cert") == "/etc/sluice/tls/cert.pem"
     assert f"certbot got no certificate for {DOMAIN} (its output is above)" in done.stderr
     assert f"Check that {DOMAIN}'s DNS" in done.stderr and "port 80" in done.stderr
     assert "Certbot failed to authenticate some domains" in done.stdout  # (its own words)
@@ -250,6 +278,8 @@ def test_a_domain_gets_its_certificate_from_the_ca(
     assert host.run("systemctl is-enabled certbot.timer").stdout.strip() == "enabled"
     renewal = (host.root / f"etc/letsencrypt/renewal/{DOMAIN}.conf").read_text()
     assert "/usr/local/bin/sluice tls install" in renewal
+    # The lineage the installer owns, the only one it ever deletes.
+    assert (host.root / "etc/sluice/tls/certbot-lineage").read_text() == f"{DOMAIN}\n"
     capabilities = host.run("systemctl show -p CapabilityBoundingSet sluice-gateway").stdout
     assert capabilities.strip() == "CapabilityBoundingSet=cap_net_bind_service"
     batch = events("acme", 10)
@@ -424,6 +454,8 @@ def test_a_certificate_of_ones_own(host: Container, sink: Sink) -> None:
     assert done.returncode == 0, said(done)
     assert f"certbot no longer renews {DOMAIN}" in done.stdout
     assert "No certificates found" in host.run("certbot certificates").stdout
+    assert not (host.root / "etc/sluice/tls/certbot-lineage").exists()
+    assert setting(host, "public_url") == f"https://{DOMAIN}"  # (the certificate's name)
     chain = x509.load_pem_x509_certificates((given / "cert.pem").read_bytes())
     ca = (given / "ca.pem").read_text()
     for port in (443, 8443):

@@ -91,11 +91,14 @@ def test_a_worker_killed_during_a_load_loses_and_doubles_nothing(
                      for n in range(start, start + 500)]  # fmt: skip
             assert client.post("/v1/batch", json={"batch": batch}).status_code == 200
     worker = start_worker(workspace_config, tmp_path)
-    wait_until(lambda: staged_events(workspace_config) >= total, timeout=120)
-    sluice(workspace_config, "warehouse", "sync", "--destination", "wh", "--wait", "0")  # asks
-    wait_until(lambda: query(workspace_config, "SELECT count(*) FROM warehouse_uploads "
-                             "WHERE status = 'loading'")[0][0] > 0, timeout=60)  # fmt: skip
-    worker.kill()  # SIGKILL, in the middle of the load
+    try:  # (a worker left running would fail the next test too)
+        wait_until(lambda: staged_events(workspace_config) >= total, timeout=120)
+        sluice(workspace_config, "warehouse", "sync", "--destination", "wh", "--wait", "0")
+        wait_until(lambda: query(workspace_config, "SELECT count(*) FROM warehouse_uploads "
+                                 "WHERE status = 'loading'")[0][0] > 0, timeout=60)  # fmt: skip
+        worker.kill()  # SIGKILL, in the middle of the load
+    finally:
+        worker.stop()
     assert query(workspace_config, "SELECT status FROM warehouse_uploads") == [("loading",)]
 
     worker = start_worker(workspace_config, tmp_path)  # the same host: its staged files wait

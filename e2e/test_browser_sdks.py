@@ -2,12 +2,9 @@
 gateway (`sluice sdk install` fills its SDK directory from the npm registry): every request
 the page makes goes to the site or to Sluice, and the events arrive."""
 
-import contextlib
-import http.server
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +17,8 @@ from engine import specs
 from engine.control import workspace
 from engine.db import connection
 from tests.conftest import WRITE_KEY, ingested
-from tests.servers import GatewayProcess, free_port, start_gateway
+from tests.servers import GatewayProcess, start_gateway
+from tests.site import site
 
 
 @pytest.fixture(scope="module")
@@ -49,32 +47,6 @@ def sdk_gateway(database_url: str, workdir: Path, sdk_dir: Path) -> Iterator[Gat
         yield gateway
     finally:
         gateway.stop()
-
-
-@contextlib.contextmanager
-def site(html: str) -> Iterator[str]:
-    """A web site of its own origin serving `html` at /."""
-
-    class Page(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = html.encode()
-            self.send_response(200)
-            self.send_header("content-type", "text/html; charset=utf-8")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Page)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def visit(browser: Browser, url: str, database_url: str, expected: set[str]) -> list[str]:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -30,6 +31,7 @@ DEFAULT_DIR = Path("/etc/sluice/tls")
 CERT, KEY, ROOT = "cert.pem", "key.pem", "ca.pem"
 _GROUP = "sluice"  # the services' group: it reads the pair, root alone writes it
 _TRIAL_DAYS = 365
+_KEPT_DAYS = 30  # a trial certificate with fewer days left is made anew by `self-signed --keep`
 
 
 @dataclass(frozen=True)
@@ -116,11 +118,33 @@ def self_signed(names: list[str], into: Path = DEFAULT_DIR) -> tuple[Installed, 
     return done, into / ROOT
 
 
+def kept_trial(names: list[str], into: Path = DEFAULT_DIR) -> Installed | None:
+    """The trial certificate in `into`, when a second `self_signed` need not replace it: signed
+    by the authority beside it (ca.pem, which clients may trust by now), matching its key,
+    valid for every one of `names` and for more than 30 days."""
+    try:
+        certificate = tls.Served(into / CERT, into / KEY).certificate
+        leaf = x509.load_pem_x509_certificates((into / CERT).read_bytes())[0]
+        leaf.verify_directly_issued_by(x509.load_pem_x509_certificate((into / ROOT).read_bytes()))
+    except (tls.BadCertificate, OSError, ValueError, TypeError, InvalidSignature):
+        return None
+    covered = {_general_name(n) for n in certificate.names}
+    if not {_general_name(n) for n in names} <= covered:
+        return None
+    if certificate.not_after - datetime.now(UTC) <= timedelta(days=_KEPT_DAYS):
+        return None
+    return Installed(into / CERT, into / KEY, certificate)
+
+
 def _general_name(name: str) -> x509.GeneralName:
     try:
         return x509.IPAddress(ipaddress.ip_address(name))
     except ValueError:
-        return x509.DNSName(name)
+        pass
+    try:
+        return x509.DNSName(name.lower())
+    except ValueError as exc:  # (not ASCII: an IDN goes in its xn-- form)
+        raise tls.BadCertificate(f"{name!r} is not a host name or an IP address") from exc
 
 
 def _write(chain: bytes, key: bytes, into: Path, shown: tuple[Path, Path] | None) -> Installed:
@@ -176,9 +200,15 @@ def command(args: argparse.Namespace, settings: Settings) -> str:
             done = install(args.cert, args.key, args.dir)
             return f"{_said(done)}\n{_configure(done, settings)}"
         case "self-signed":
-            done, root = self_signed(args.names, args.dir)
+            kept = kept_trial(args.names, args.dir) if args.keep else None
+            if kept is None:
+                done, root = self_signed(args.names, args.dir)
+                said = f"{_said(done)}\n{_configure(done, settings)}"
+            else:
+                root = args.dir / ROOT
+                said = f"{_said(kept, 'kept')}\n{_configure(kept, settings)}"
             return (
-                f"{_said(done)}\n{_configure(done, settings)}\n"
+                f"{said}\n"
                 f"Browsers and SDKs trust it once they trust {root}, e.g.:\n"
                 f"  curl --cacert {root} https://{args.names[0]}/health\n"
                 f"  Debian, Ubuntu: cp {root} /usr/local/share/ca-certificates/sluice-trial.crt"
@@ -193,9 +223,9 @@ def command(args: argparse.Namespace, settings: Settings) -> str:
             return f"{settings.tls_cert}: {certificate.said()} ({served.said()})"
 
 
-def _said(done: Installed) -> str:
+def _said(done: Installed, verb: str = "installed") -> str:
     names = ", ".join(done.certificate.names) or done.certificate.subject
-    return f"installed {done.cert} and {done.key}: {done.certificate.said()}; for {names}"
+    return f"{verb} {done.cert} and {done.key}: {done.certificate.said()}; for {names}"
 
 
 def _configure(done: Installed, settings: Settings) -> str:

@@ -182,6 +182,11 @@ def _parser() -> argparse.ArgumentParser:
         "must be told to trust it)",
     )  # fmt: skip
     tls_trial.add_argument("names", nargs="+", metavar="NAME", help="host name or IP address")
+    tls_trial.add_argument(
+        "--keep", action="store_true", help="keep the trial certificate in --dir when it is "
+        "valid for every NAME for more than 30 days (clients that trust its ca.pem go on "
+        "trusting it)",
+    )  # fmt: skip
     for command in (tls_install, tls_trial):
         command.add_argument(
             "--dir", type=Path, default=certificates.DEFAULT_DIR,

@@ -299,6 +299,29 @@ else
     umask 022
     mv "$CONFIG.new" "$CONFIG"
 fi
+loopback() { case $1 in 127.*|::1|localhost) return 0 ;; *) return 1 ;; esac; }
+url_host() {  # the host of URL $1 (an IPv6 address without its brackets)
+    local rest=${1#*://}
+    rest=${rest%%[/?#]*}
+    rest=${rest##*@}
+    case $rest in
+        \[*) rest=${rest#[}; echo "${rest%%]*}" ;;
+        *) echo "${rest%%:*}" ;;
+    esac
+}
+covers() {  # whether the certificate this run puts in service is valid for host or address $1
+    local check=-checkhost
+    [[ $1 =~ ^[0-9.]+$ || $1 == *:* ]] && check=-checkip
+    case $tls in
+        domain) [ "$check" = -checkhost ] && [ "${1,,}" = "$domain" ] ;;
+        self-signed)  # (its names: this host's and its addresses, as the certificate has them)
+            [ "${1,,}" = "${tls_name,,}" ] && return 0
+            [ "$check" = -checkip ] && [ -n "$1" ] && "$python" -c 'import ipaddress, sys
+sys.exit(ipaddress.ip_address(sys.argv[1]) not in map(ipaddress.ip_address, sys.argv[2:]))' \
+                "$1" $(hostname -I) 2>/dev/null ;;
+        files) openssl x509 -in "$tls_cert" -noout "$check" "$1" 2>/dev/null | grep -q ' does match ' ;;
+    esac
+}
 set_setting() {  # $1 = $2 (as TOML) in the configuration file: its line replaced, else added
     local escaped
     escaped=$(printf '%s' "$2" | sed 's/[&|\\]/\\&/g')
@@ -320,9 +343,36 @@ if [ -n "$tls" ]; then
             tls_name=$(head -n 1 <<<"$names")
         fi
     fi
-    gave --web-address || web_address=0.0.0.0
-    gave --web-port || web_port=8443
-    gave --public-url || public_url="https://$tls_name"
+    # The web UI: where an earlier HTTPS run (or the administrator since) put it stays; the move
+    # from HTTP serves it on 8443 from every address, which is said.
+    if [ -n "$(setting tls_cert "")" ]; then
+        gave --web-address || web_address=$(setting web_host 127.0.0.1)
+        gave --web-port || web_port=$(setting web_port 8000)
+    else
+        gave --web-address || web_address=0.0.0.0
+        gave --web-port || web_port=8443
+    fi
+    if runs web && loopback "$(setting web_host 127.0.0.1)" && ! loopback "$web_address"; then
+        case $web_address in
+            0.0.0.0|::) where="every address of this host" ;;
+            *) where=$web_address ;;
+        esac
+        echo "    the web UI now answers on $where, over HTTPS (port $web_port):" \
+            "--web-address 127.0.0.1 keeps it to this host"
+    fi
+    # The SDKs' URL stays when the new certificate is valid for it (else they would fail).
+    kept_url=$(setting public_url "")
+    if ! gave --public-url; then
+        if [[ $kept_url == https://* ]] && covers "$(url_host "$kept_url")"; then
+            public_url=$kept_url
+        else
+            public_url="https://$tls_name"
+        fi
+    fi
+    if [ -n "$kept_url" ] && [ "$kept_url" != "$public_url" ]; then
+        echo "    public_url (the gateway's URL for the SDKs) is now $public_url, was $kept_url" \
+            "(--public-url sets another)"
+    fi
     set_setting tls_cert "\"$TLS_DIR/cert.pem\""
     set_setting tls_key "\"$TLS_DIR/key.pem\""
     set_setting gateway_tls_port 443
@@ -415,9 +465,9 @@ case $tls in
         forget_certbot
         ;;
     self-signed)
-        say "Making a self-signed certificate for HTTPS in $TLS_DIR"
+        say "Making a self-signed certificate for HTTPS in $TLS_DIR (one valid for more than 30 days is kept)"
         # shellcheck disable=SC2046  # (one name per address)
-        "$PREFIX/current/bin/sluice" tls self-signed --dir "$TLS_DIR" "$tls_name" $(hostname -I) | sed 's/^/    /'
+        "$PREFIX/current/bin/sluice" tls self-signed --keep --dir "$TLS_DIR" "$tls_name" $(hostname -I) | sed 's/^/    /'
         forget_certbot
         ;;
     domain)
@@ -481,6 +531,22 @@ EOF
     done
     return 1
 }
+taken() {  # ": port P is taken by NAME (pid N, UNIT)" for each of the ports $2… that a program
+    # other than the service $1 listens on
+    local service=$1 port found pid unit
+    shift
+    for port in "$@"; do
+        [ "$port" -gt 0 ] || continue
+        if ! command -v ss >/dev/null; then printf ' (is port %s free?)' "$port"; continue; fi
+        found=$(ss -Hltnp "sport = :$port" 2>/dev/null \
+            | sed -n 's/.*users:(("\([^"]*\)",pid=\([0-9]*\),.*/\2 \1/p' | head -n 1 || true)
+        [ -n "$found" ] || continue
+        pid=${found%% *}
+        unit=$(sed -n 's|^0::.*/\([^/]*\.service\)$|\1|p' "/proc/$pid/cgroup" 2>/dev/null || true)
+        [ "$unit" != "$service.service" ] || continue
+        printf ': port %s is taken by %s (pid %s%s)' "$port" "${found#* }" "$pid" "${unit:+, $unit}"
+    done
+}
 local_address() { case $1 in 0.0.0.0|::) echo 127.0.0.1 ;; *) echo "$1" ;; esac; }
 # (the file's values count: an upgrade keeps the file as it is)
 gateway_port=$(setting gateway_port 8080)
@@ -490,9 +556,9 @@ web_port=$(setting web_port 8000)
 public_url=$(setting public_url "")
 web_scheme=http
 [ -n "$(setting tls_cert "")" ] && web_scheme=https
+gateway_ports=("$gateway_port" "$(setting http_port 0)" "${gateway_tls_port:-0}")
 if [ -n "$gateway_tls_port" ]; then
     gateway_health="https://127.0.0.1:$gateway_tls_port/health"
-    gateway_port=$gateway_tls_port  # (named when it does not start)
 else
     gateway_health="http://127.0.0.1:$gateway_port/health"
 fi
@@ -508,8 +574,10 @@ if $upgrade; then
         echo "    $service"
         systemctl restart "$service.service"
         case $service in
-            sluice-gateway) healthy "$gateway_health" "$service" || fail "the gateway did not come back: journalctl -u $service" ;;
-            sluice-web) healthy "$web_health" "$service" || fail "the web UI did not come back: journalctl -u $service" ;;
+            sluice-gateway) healthy "$gateway_health" "$service" \
+                || fail "the gateway did not come back$(taken sluice-gateway "${gateway_ports[@]}"); its log: journalctl -u $service" ;;
+            sluice-web) healthy "$web_health" "$service" \
+                || fail "the web UI did not come back$(taken sluice-web "$web_port"); its log: journalctl -u $service" ;;
             *) systemctl is-active --quiet "$service.service" || fail "$service did not come back: journalctl -u $service" ;;
         esac
     done
@@ -518,11 +586,11 @@ else
     systemctl start sluice.target
     if runs gateway; then
         healthy "$gateway_health" sluice-gateway \
-            || fail "the gateway did not start (is port $gateway_port free?): journalctl -u sluice-gateway"
+            || fail "the gateway did not start$(taken sluice-gateway "${gateway_ports[@]}"); its log: journalctl -u sluice-gateway"
     fi
     if runs web; then
         healthy "$web_health" sluice-web \
-            || fail "the web UI did not start (is port $web_port free?): journalctl -u sluice-web"
+            || fail "the web UI did not start$(taken sluice-web "$web_port"); its log: journalctl -u sluice-web"
     fi
 fi
 
@@ -558,9 +626,8 @@ host_name=$(hostname -f 2>/dev/null || hostname)
 if runs web; then
     web_name=$web_address
     if [ "$web_scheme" = https ] && [ "$web_address" = 0.0.0.0 ]; then
-        web_name=$(setting public_url "https://$host_name")  # (the certificate's name)
-        web_name=${web_name#https://}
-        web_name=${web_name%%[:/]*}
+        web_name=$(url_host "$(setting public_url "https://$host_name")")  # (the certificate's name)
+        [[ $web_name == *:* ]] && web_name="[$web_name]"
     fi
     echo "  web UI:  $web_scheme://$web_name:$web_port"
     [ "$web_address" = 127.0.0.1 ] && echo "           (from elsewhere: ssh -L $web_port:127.0.0.1:$web_port root@$host_name)"

@@ -2,11 +2,10 @@
 an HTTP install moved to HTTPS with `--domain`, whose certificate comes from a real ACME CA
 (pebble, Debian's package, in the container, with pebble-challtestsrv as the DNS it asks),
 through certbot and port 80; a renewal while events flow; a real browser SDK sending over
-HTTPS from a page of another origin; then `--tls-cert/--tls-key` and `--self-signed`, each a
-re-run switching the mode. The tests run in order and share the container."""
+HTTPS from a page of another origin; then another domain, `--tls-cert/--tls-key` and
+`--self-signed`, each a re-run switching the mode; a fresh HTTPS install, and `uninstall.sh
+--purge`. The tests run in order and share the container."""
 
-import contextlib
-import http.server
 import json
 import os
 import re
@@ -16,9 +15,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -30,8 +31,10 @@ from e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.install.conftest import SERVICES, active, install, wait_delivered
 from tests.install.container import GUEST_ADDRESS, HOST_ADDRESS, Container
 from tests.sink import Sink
+from tests.site import site
 
 DOMAIN = "sluice.test"
+OTHER = "events.sluice.test"  # (a second domain, which takes over from the first)
 ACME = "https://127.0.0.1:14000/dir"
 PEBBLE_TRUST = "REQUESTS_CA_BUNDLE=/root/pebble/ca.pem"  # (pebble's own HTTPS, for certbot)
 PEBBLE_CONFIG = {
@@ -56,11 +59,13 @@ class Installed:
 # --- what the container serves ------------------------------------------------------------
 
 
-def served(name: str, port: int = 443) -> x509.Certificate:
-    """The certificate the container serves on `port` to a client asking for `name`."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
+def served(name: str, port: int = 443, trusted: str | None = None) -> x509.Certificate:
+    """The certificate the container serves on `port` to a client asking for `name`; with
+    `trusted` (PEM), checked: its chain leads there and it is `name`'s."""
+    context = ssl.create_default_context(cadata=trusted)
+    if trusted is None:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
     with (
         socket.create_connection((GUEST_ADDRESS, port), timeout=10) as raw,
         context.wrap_socket(raw, server_hostname=name) as tls,
@@ -84,29 +89,17 @@ def wait_served(port: int, new: Callable[[x509.Certificate], bool], name: str = 
         time.sleep(0.1)
 
 
-def verified(name: str, trusted: str, port: int = 443) -> x509.Certificate:
-    """The same, checked: the chain leads to `trusted` (PEM) and the certificate is `name`'s."""
-    context = ssl.create_default_context(cadata=trusted)
-    with (
-        socket.create_connection((GUEST_ADDRESS, port), timeout=10) as raw,
-        context.wrap_socket(raw, server_hostname=name) as tls,
-    ):
-        der = tls.getpeercert(binary_form=True)
-    assert der is not None
-    return x509.load_der_x509_certificate(der)
-
-
 def client(trusted: str) -> httpx.Client:
     return httpx.Client(verify=ssl.create_default_context(cadata=trusted), timeout=10)
 
 
 def send_https(
-    http: httpx.Client, events: list[dict[str, Any]], name: str = DOMAIN
+    http: httpx.Client, events: list[dict[str, Any]], name: str = DOMAIN, key: str = ""
 ) -> httpx.Response:
     """A batch to the gateway's HTTPS port, as a client that resolves `name` to the container."""
     return http.post(
         f"https://{GUEST_ADDRESS}/v1/batch", json={"batch": events},
-        auth=(Installed.write_key, ""), headers={"host": name},
+        auth=(key or Installed.write_key, ""), headers={"host": name},
         extensions={"sni_hostname": name},
     )  # fmt: skip
 
@@ -203,6 +196,7 @@ def test_a_plain_http_install_to_move_to_https(host: Container, sink: Sink) -> N
          "--acme-directory needs an https:// URL"),
         (["--self-signed", "--public-url", 'https://a"b'], "--public-url and --web-address cannot"),
         (["--self-signed", "--web-address", "0.0.0.0\\"], "--public-url and --web-address cannot"),
+        (["--domain", DOMAIN, "--roles", "worker,web"], "--domain needs the gateway on this host"),
     ],
 )  # fmt: skip
 def test_options_that_do_not_fit_are_refused_before_anything_changes(
@@ -230,6 +224,11 @@ def test_a_domain_the_ca_cannot_check_says_why_and_serves_a_placeholder(
     assert f"Check that {DOMAIN}'s DNS" in done.stderr and "port 80" in done.stderr
     assert "Certbot failed to authenticate some domains" in done.stdout  # (its own words)
     assert f'could not resolve URL "http://{DOMAIN}:80/.well-known/acme-challenge/' in done.stdout
+    # The move from HTTP opens the web UI to the network, which is said.
+    assert "the web UI now answers on every address of this host, over HTTPS (port 8443)" in (
+        done.stdout
+    )
+    assert (setting(host, "web_host"), setting(host, "web_port")) == ("0.0.0.0", "8443")
     # An upgrade: the plain port stays, said once.
     assert "the plain-HTTP gateway port 8080 stays open" in done.stdout
     assert setting(host, "gateway_port") == "8080"
@@ -259,6 +258,7 @@ def test_a_domain_gets_its_certificate_from_the_ca(
     assert done.returncode == 0, said(done)
     assert f"  gateway: https://{DOMAIN}" in done.stdout
     assert f"  web UI:  https://{DOMAIN}:8443" in done.stdout
+    assert "now answers on every address" not in done.stdout  # (it did already)
     pebble_ca = (host.root / "root/pebble/ca.pem").read_text()
     with client(pebble_ca) as http:
         root = http.get(f"https://{GUEST_ADDRESS}:15000/roots/0")
@@ -266,7 +266,7 @@ def test_a_domain_gets_its_certificate_from_the_ca(
     Installed.pebble_root = root.text
     for port in (443, 8443):  # the gateway and the web UI, put in service without a restart
         wait_served(port, lambda c: "Pebble" in c.issuer.rfc4514_string())
-        leaf = verified(DOMAIN, Installed.pebble_root, port)
+        leaf = served(DOMAIN, port, Installed.pebble_root)
         assert (
             x509.DNSName(DOMAIN)
             in leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -298,18 +298,28 @@ def test_the_web_ui_over_https_signs_in_with_secure_cookies(host: Container) -> 
     with client(Installed.pebble_root) as http:
         page = http.get(f"{web}/login", **options)
         assert page.status_code == 200
-        assert page.headers["strict-transport-security"].startswith("max-age=")
-        visitor = page.headers["set-cookie"]
-        assert visitor.startswith("__Host-") and "; secure" in visitor.lower(), visitor
+        assert page.headers["strict-transport-security"] == "max-age=31536000"
+        for cookie in page.headers.get_list("set-cookie"):
+            assert cookie.startswith("__Host-") and "; secure" in cookie.lower(), cookie
         token = re.search(r'name="_csrf_token" value="([^"]+)"', page.text)
         assert token is not None
         signed_in = http.post(
             f"{web}/login", data={"_csrf_token": token[1], "email": email,
                                   "password": password, "next": "/"}, **options,
         )  # fmt: skip
-    assert signed_in.status_code == 303, signed_in.text
-    session = signed_in.headers["set-cookie"]
-    assert session.startswith("__Host-") and "; secure" in session.lower(), session
+        assert signed_in.status_code == 303, signed_in.text
+        sessions = [c for c in signed_in.headers.get_list("set-cookie")
+                    if c.startswith("__Host-sluice_session=")]  # fmt: skip
+        assert len(sessions) == 1 and "; secure" in sessions[0].lower(), sessions
+        # The session holds: where it leads (choosing one's own password) is shown.
+        shown = signed_in
+        for _ in range(3):
+            path = urlsplit(shown.headers["location"])._replace(scheme="", netloc="").geturl()
+            shown = http.get(f"{web}{path}", **options)
+            if shown.status_code != 303:
+                break
+        assert shown.status_code == 200, shown.text
+        assert "Sign out" in shown.text
 
 
 def test_port_80_sends_everything_else_to_https(host: Container) -> None:
@@ -323,26 +333,40 @@ def test_a_renewal_while_events_flow_loses_none(host: Container, sink: Sink) -> 
     before = served(DOMAIN).serial_number
     accepted: list[str] = []
     answers: dict[str, int] = {}
+    visits: dict[str, int] = {}
     stop = threading.Event()
+
+    def count(into: dict[str, int], send: Callable[[], httpx.Response]) -> bool:
+        try:
+            status = str(send().status_code)
+        except httpx.HTTPError as exc:
+            status = type(exc).__name__
+        into[status] = into.get(status, 0) + 1
+        return status == "200"
 
     def traffic() -> None:  # like an SDK: a batch not accepted is sent again
         n = 0
-        with client(Installed.pebble_root) as http:
-            while not stop.is_set():
-                batch = [{"type": "track", "userId": f"u{(n + i) % 7}", "event": "Renewal",
-                          "messageId": f"renew-{n + i}"} for i in range(5)]  # fmt: skip
-                try:
-                    status = str(send_https(http, batch).status_code)
-                except httpx.HTTPError as exc:
-                    status = type(exc).__name__
-                answers[status] = answers.get(status, 0) + 1
-                if status == "200":
+        while not stop.is_set():
+            batch = [{"type": "track", "userId": f"u{(n + i) % 7}", "event": "Renewal",
+                      "messageId": f"renew-{n + i}"} for i in range(5)]  # fmt: skip
+            with client(Installed.pebble_root) as http:  # (a new connection: a new handshake)
+                if count(answers, partial(send_https, http, batch)):
                     accepted.extend(e["messageId"] for e in batch)
                     n += 5
-                time.sleep(0.05)  # (about 100 events a second: enough to span it)
+            time.sleep(0.05)  # (about 60 events a second: enough to span it)
 
-    sender = threading.Thread(target=traffic)
-    sender.start()
+    def browsing() -> None:  # the web UI, a new connection each time too
+        while not stop.is_set():
+            with client(Installed.pebble_root) as http:
+                count(visits, partial(
+                    http.get, f"https://{GUEST_ADDRESS}:8443/login",
+                    headers={"host": f"{DOMAIN}:8443"}, extensions={"sni_hostname": DOMAIN},
+                ))  # fmt: skip
+            time.sleep(0.05)
+
+    threads = [threading.Thread(target=traffic), threading.Thread(target=browsing)]
+    for thread in threads:
+        thread.start()
     try:
         time.sleep(1)
         # (without a terminal certbot first sleeps up to 8 minutes, to spread the CA's load)
@@ -356,42 +380,14 @@ def test_a_renewal_while_events_flow_loses_none(host: Container, sink: Sink) -> 
         time.sleep(1)
     finally:
         stop.set()
-        sender.join()
-    verified(DOMAIN, Installed.pebble_root)
-    assert set(answers) == {"200"}, answers  # not one refused or dropped by the renewal
+        for thread in threads:
+            thread.join()
+    served(DOMAIN, trusted=Installed.pebble_root)
+    # Not one refused or dropped by the renewal, on either port.
+    assert set(answers) == {"200"}, answers
+    assert set(visits) == {"200"} and visits["200"] > 20, visits
     assert len(accepted) > 50
     wait_delivered(sink, set(accepted))
-
-
-@contextlib.contextmanager
-def https_site(html: str, folder: Path) -> Iterator[str]:
-    """A web site of its own origin, over HTTPS at this machine's address on the container's
-    link (a certificate from `sluice tls self-signed`): its URL and the CA to trust for it."""
-
-    class Page(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = html.encode()
-            self.send_response(200)
-            self.send_header("content-type", "text/html; charset=utf-8")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    done, _ = certificates.self_signed([HOST_ADDRESS], into=folder)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(done.cert, done.key)
-    server = http.server.ThreadingHTTPServer((HOST_ADDRESS, 0), Page)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"https://{HOST_ADDRESS}:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_browser_sdk_on_another_https_site_sends_there(
@@ -420,7 +416,11 @@ def test_a_browser_sdk_on_another_https_site_sends_there(
     nssdb.mkdir(parents=True)
     subprocess.run(["certutil", "-N", "-d", f"sql:{nssdb}", "--empty-password"], check=True)
     (tmp_path / "pebble-root.pem").write_text(Installed.pebble_root)
-    with https_site(html, tmp_path / "site") as url:
+    # The site, over HTTPS at this machine's address on the container's link.
+    made, _ = certificates.self_signed([HOST_ADDRESS], into=tmp_path / "site")
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(made.cert, made.key)
+    with site(html, HOST_ADDRESS, tls) as url:
         for name, pem in (("pebble", tmp_path / "pebble-root.pem"),
                           ("site", tmp_path / "site/ca.pem")):  # fmt: skip
             subprocess.run(["certutil", "-A", "-d", f"sql:{nssdb}", "-n", name, "-t", "C,,",
@@ -447,37 +447,71 @@ def test_a_browser_sdk_on_another_https_site_sends_there(
     assert track["context"]["library"]["name"] == "RudderLabs JavaScript SDK"
 
 
-def test_a_certificate_of_ones_own(host: Container, sink: Sink) -> None:
-    given = host.root / "root/given"
-    certificates.self_signed([DOMAIN], into=given)  # (any CA's pair: this one is at hand)
-    done = install(host, "--tls-cert", "/root/given/cert.pem", "--tls-key", "/root/given/key.pem")
+def test_another_domain_takes_over_and_the_web_ui_stays_where_it_was(
+    host: Container, sink: Sink, pebble: str
+) -> None:
+    # The administrator moved the web UI to another port and address since.
+    config = host.root / "etc/sluice/sluice.toml"
+    moved = config.read_text().replace("web_port = 8443", "web_port = 9443")
+    config.write_text(moved.replace('web_host = "0.0.0.0"', f'web_host = "{GUEST_ADDRESS}"'))
+    host.run("systemctl restart sluice-web")
+    httpx.post(f"http://{GUEST_ADDRESS}:8055/add-a",
+               json={"host": OTHER, "addresses": [GUEST_ADDRESS]}).raise_for_status()  # fmt: skip
+    done = install(host, "--domain", OTHER, "--acme-directory", pebble, env=PEBBLE_TRUST)
     assert done.returncode == 0, said(done)
+    assert (setting(host, "web_host"), setting(host, "web_port")) == (GUEST_ADDRESS, "9443")
+    assert f"  web UI:  https://{GUEST_ADDRESS}:9443" in done.stdout
+    assert setting(host, "public_url") == f"https://{OTHER}"  # (the old name is not served)
+    assert (
+        f"public_url (the gateway's URL for the SDKs) is now https://{OTHER}, was https://{DOMAIN}"
+        in done.stdout
+    )
+    for port in (443, 9443):
+        wait_served(port, lambda c: OTHER in c.subject.rfc4514_string(), OTHER)
+        served(OTHER, port, Installed.pebble_root)
+    # The first domain's lineage is let go of, once the new one serves: it renews no more.
     assert f"certbot no longer renews {DOMAIN}" in done.stdout
-    assert "No certificates found" in host.run("certbot certificates").stdout
-    assert not (host.root / "etc/sluice/tls/certbot-lineage").exists()
-    assert setting(host, "public_url") == f"https://{DOMAIN}"  # (the certificate's name)
-    chain = x509.load_pem_x509_certificates((given / "cert.pem").read_bytes())
-    ca = (given / "ca.pem").read_text()
-    for port in (443, 8443):
-        wait_served(port, lambda c: c == chain[0])
-        verified(DOMAIN, ca, port)
-    batch = events("own", 5)
-    with client(ca) as http:
-        assert send_https(http, batch).status_code == 200
+    lineages = host.run("certbot certificates").stdout
+    assert f"Certificate Name: {OTHER}" in lineages and f"Name: {DOMAIN}\n" not in lineages
+    assert (host.root / "etc/sluice/tls/certbot-lineage").read_text() == f"{OTHER}\n"
+    batch = events("other-domain", 5)
+    with client(Installed.pebble_root) as http:
+        assert send_https(http, batch, OTHER).status_code == 200
     wait_delivered(sink, ids(batch))
 
 
-def test_a_self_signed_certificate(host: Container, sink: Sink) -> None:
+def test_a_certificate_of_ones_own(host: Container, sink: Sink) -> None:
+    given = host.root / "root/given"
+    certificates.self_signed([DOMAIN, OTHER], into=given)  # (any CA's pair: this one is at hand)
+    done = install(host, "--tls-cert", "/root/given/cert.pem", "--tls-key", "/root/given/key.pem")
+    assert done.returncode == 0, said(done)
+    assert f"certbot no longer renews {OTHER}" in done.stdout
+    assert "No certificates found" in host.run("certbot certificates").stdout
+    assert not (host.root / "etc/sluice/tls/certbot-lineage").exists()
+    # The SDKs' URL stays: the certificate is valid for it too (its first name is another).
+    assert setting(host, "public_url") == f"https://{OTHER}"
+    chain = x509.load_pem_x509_certificates((given / "cert.pem").read_bytes())
+    ca = (given / "ca.pem").read_text()
+    for port in (443, 9443):
+        wait_served(port, lambda c: c == chain[0])
+        served(OTHER, port, ca)
+    batch = events("own", 5)
+    with client(ca) as http:
+        assert send_https(http, batch, OTHER).status_code == 200
+    wait_delivered(sink, ids(batch))
+
+
+def test_a_self_signed_certificate_kept_when_run_again(host: Container, sink: Sink) -> None:
     done = install(host, "--self-signed")
     assert done.returncode == 0, said(done)
     assert "once they trust /etc/sluice/tls/ca.pem" in done.stdout
     name = host.run("hostname -f 2>/dev/null || hostname").stdout.strip()
-    assert setting(host, "public_url") == f"https://{name}"
+    assert setting(host, "public_url") == f"https://{name}"  # (the other name is not served)
     ca = (host.root / "etc/sluice/tls/ca.pem").read_text()
     root = x509.load_pem_x509_certificate(ca.encode())
-    for port in (443, 8443):
+    for port in (443, 9443):
         wait_served(port, lambda c: c.issuer == root.subject, name)
-        verified(name, ca, port)
+        served(name, port, ca)
     batch = events("self-signed", 5)
     with client(ca) as http:  # (the certificate names the container's address too)
         answer = http.post(f"https://{GUEST_ADDRESS}/v1/batch", json={"batch": batch},
@@ -487,20 +521,49 @@ def test_a_self_signed_certificate(host: Container, sink: Sink) -> None:
     plain = events("still-plain", 5)
     assert send_plain(plain).status_code == 200
     wait_delivered(sink, ids(batch) | ids(plain))
+    # Run again: the trial certificate is kept, and the clients that trust its CA.
+    leaf = served(name)
+    again = install(host, "--self-signed")
+    assert again.returncode == 0, said(again)
+    assert "    kept /etc/sluice/tls/cert.pem and /etc/sluice/tls/key.pem" in again.stdout
+    assert (host.root / "etc/sluice/tls/ca.pem").read_text() == ca
+    assert served(name, 443, ca) == leaf
 
 
-def test_a_fresh_install_with_https_has_no_plain_port(host: Container) -> None:
+def test_a_fresh_install_with_https_has_no_plain_port(host: Container, pebble: str) -> None:
     host.run("/root/sluice/installer/uninstall.sh --purge")
-    done = install(host, "--self-signed")
+    # Ports 80 and 443 are other programs': the installer says which.
+    host.run("systemd-run --unit=squatter python3 -m http.server 80")
+    host.run("systemd-run --unit=squatter443 python3 -m http.server 443")
+    first = install(host, "--domain", DOMAIN, "--acme-directory", pebble, env=PEBBLE_TRUST)
+    assert first.returncode == 1, said(first)
+    pids = [host.run(f"systemctl show -p MainPID --value {unit}").stdout.strip()
+            for unit in ("squatter", "squatter443")]  # fmt: skip
+    assert (
+        f"install.sh: the gateway did not start: port 80 is taken by python3 (pid {pids[0]},"
+        f" squatter.service): port 443 is taken by python3 (pid {pids[1]}, squatter443.service);"
+        " its log: journalctl -u sluice-gateway\n"
+    ) in first.stderr, said(first)
+    assert "failed while" not in first.stderr
+    key = re.search(r"curl -u '([^:']+):'", first.stdout)
+    assert key is not None
+    host.run("systemctl stop squatter squatter443")
+    done = install(host, "--domain", DOMAIN, "--acme-directory", pebble, env=PEBBLE_TRUST)
     assert done.returncode == 0, said(done)
     assert "stays open" not in done.stdout
     assert setting(host, "gateway_port") == "0"
-    ca = (host.root / "etc/sluice/tls/ca.pem").read_text()
-    key = re.search(r"curl -u '([^:']+):'", done.stdout)
-    assert key is not None
-    with client(ca) as http:
-        answer = http.post(f"https://{GUEST_ADDRESS}/v1/batch", json={"batch": events("new", 1)},
-                           auth=(key[1], ""))  # fmt: skip
+    wait_served(443, lambda c: "Pebble" in c.issuer.rfc4514_string())  # (after the placeholder)
+    served(DOMAIN, 443, Installed.pebble_root)
+    with client(Installed.pebble_root) as http:
+        answer = send_https(http, events("new", 1), key=key[1])
     assert answer.status_code == 200
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://{GUEST_ADDRESS}:8080/health", timeout=5)
+
+
+def test_uninstall_purge_lets_go_of_the_certbot_lineage(host: Container) -> None:
+    assert (host.root / "etc/sluice/tls/certbot-lineage").read_text() == f"{DOMAIN}\n"
+    done = host.run("/root/sluice/installer/uninstall.sh --purge")
+    assert f"certbot no longer renews {DOMAIN}" in done.stdout
+    assert "No certificates found" in host.run("certbot certificates").stdout
+    assert not (host.root / "etc/sluice").exists()

@@ -5,6 +5,7 @@ keep coming — none refused, none lost."""
 
 import asyncio
 import re
+import shutil
 import socket
 import ssl
 import subprocess
@@ -504,6 +505,25 @@ def test_the_tls_command_installs_makes_and_shows_certificates(tmp_path: Path) -
     assert "for events.example.com, 10.0.0.5" in made.stdout
     assert f"trust {tmp_path / 'a/ca.pem'}" in made.stdout
     assert f'set tls_cert = "{tmp_path / "a/cert.pem"}"' in made.stdout  # (not served yet)
+    # --keep keeps a trial certificate that is still good for the names (clients trusting its
+    # ca.pem go on trusting it), and makes a new one when it is not.
+    first = (tmp_path / "a/ca.pem").read_bytes()
+    kept = sluice("self-signed", "--keep", "10.0.0.5", "Events.example.com", "--dir",
+                  str(tmp_path / "a"))  # fmt: skip
+    assert kept.returncode == 0, kept.stderr
+    assert kept.stdout.startswith(f"kept {tmp_path / 'a/cert.pem'} and ")
+    assert (tmp_path / "a/ca.pem").read_bytes() == first
+    for names in (["events.example.com", "10.0.0.6"], ["other.example.com"]):
+        remade = sluice("self-signed", "--keep", *names, "--dir", str(tmp_path / "a"))
+        assert remade.stdout.startswith("installed "), remade.stdout
+        assert (tmp_path / "a/ca.pem").read_bytes() != first
+        first = (tmp_path / "a/ca.pem").read_bytes()
+    # Not one of its own: a pair whose authority is not the ca.pem beside it.
+    shutil.copy(tmp_path / "a/ca.pem", tmp_path / "other-ca.pem")
+    sluice("self-signed", "other.example.com", "--dir", str(tmp_path / "a"))
+    shutil.copy(tmp_path / "other-ca.pem", tmp_path / "a/ca.pem")
+    mixed = sluice("self-signed", "--keep", "other.example.com", "--dir", str(tmp_path / "a"))
+    assert mixed.stdout.startswith("installed "), mixed.stdout
     installed = sluice(
         "install", str(tmp_path / "a/cert.pem"), str(tmp_path / "a/key.pem"),
         "--dir", str(tmp_path / "b"),
@@ -517,3 +537,12 @@ def test_the_tls_command_installs_makes_and_shows_certificates(tmp_path: Path) -
     refused = sluice("install", str(tmp_path / "a/key.pem"), str(tmp_path / "a/key.pem"))
     assert refused.returncode == 1
     assert refused.stderr == f"sluice: {tmp_path / 'a/key.pem'} holds no PEM certificate\n"
+
+
+def test_a_trial_certificate_near_its_end_is_not_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made, _ = certificates.self_signed(["a.example.com"], tmp_path)
+    assert certificates.kept_trial(["a.example.com"], tmp_path) == made
+    monkeypatch.setattr(certificates, "_KEPT_DAYS", 366)  # (it is good for 365 days)
+    assert certificates.kept_trial(["a.example.com"], tmp_path) is None

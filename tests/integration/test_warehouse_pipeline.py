@@ -4,6 +4,7 @@ a worker killed with SIGKILL in the middle of a load, and every event still ther
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -85,17 +86,22 @@ def test_a_worker_killed_during_a_load_loses_and_doubles_nothing(
     connect_warehouse(workspace_config, warehouse_url)
     total = 6000
     with httpx.Client(base_url=gateway.url, auth=(WRITE_KEY, ""), timeout=30) as client:
-        for start in range(0, total, 500):
+        for start in range(0, total, 200):  # (long texts: the load lasts long enough to kill)
             batch = [{"type": "track", "event": f"Event {n % 7}", "userId": f"u{n % 50}",
-                      "messageId": f"k-{n}", "properties": {"n": n, "text": "x" * 200}}
-                     for n in range(start, start + 500)]  # fmt: skip
+                      "messageId": f"k-{n}", "properties": {"n": n, "text": "x" * 2000}}
+                     for n in range(start, start + 200)]  # fmt: skip
             assert client.post("/v1/batch", json={"batch": batch}).status_code == 200
     worker = start_worker(workspace_config, tmp_path)
     try:  # (a worker left running would fail the next test too)
         wait_until(lambda: staged_events(workspace_config) >= total, timeout=120)
         sluice(workspace_config, "warehouse", "sync", "--destination", "wh", "--wait", "0")
-        wait_until(lambda: query(workspace_config, "SELECT count(*) FROM warehouse_uploads "
-                                 "WHERE status = 'loading'")[0][0] > 0, timeout=60)  # fmt: skip
+        # (looked for often: on a quiet machine the load takes well under a second)
+        deadline = time.monotonic() + 60
+        while (uploads := query(workspace_config, "SELECT status FROM warehouse_uploads")) != [
+            ("loading",)
+        ]:
+            assert time.monotonic() < deadline and uploads in ([], [("waiting",)]), uploads
+            time.sleep(0.005)
         worker.kill()  # SIGKILL, in the middle of the load
     finally:
         worker.stop()

@@ -80,11 +80,11 @@ def failed_jobs(database_url: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.splitlines()]
 
 
-def wait_until(check: Callable[[], object], timeout: float = 30.0, every: float = 0.05) -> None:
+def wait_until(check: Callable[[], object], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < deadline, "timed out"
-        time.sleep(every)
+        time.sleep(0.05)
 
 
 def wait_for_failed(database_url: str, count: int) -> list[dict[str, Any]]:

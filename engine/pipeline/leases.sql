@@ -59,11 +59,12 @@ WHERE (stage, partition) IN (
 DELETE FROM lease_holders WHERE seen_at < now() - interval '1 day'
 
 -- name: check
--- In the transaction that commits work on these partitions: still this worker's? The rows stay
--- locked until the commit, so no one takes them over meanwhile.
+-- In the transaction that commits work on these partitions: still this worker's, now (not as
+-- of the transaction's start: it is best checked just before the commit)? The rows stay locked
+-- until the commit, so no one takes them over meanwhile.
 SELECT partition FROM leases
 WHERE stage = %(stage)s AND holder = %(holder)s AND partition = ANY(%(partitions)s)
-  AND expires_at > now()
+  AND expires_at > clock_timestamp()
 ORDER BY partition
 FOR SHARE
 

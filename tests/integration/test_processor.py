@@ -1,5 +1,6 @@
 """The processor and housekeeping against a real PostgreSQL, in this process."""
 
+import asyncio
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -12,7 +13,9 @@ from engine.db import connection, connection_pool
 from engine.partitions import partition_of
 from engine.pipeline import topology
 from engine.pipeline.housekeeping import housekeep
+from engine.pipeline.leases import LeaseLost, Leases
 from engine.pipeline.metrics import WorkerMetrics
+from engine.pipeline.processing.mapping import route
 from engine.pipeline.processing.processor import Processor
 from engine.transformations.runtime import JavaScript
 from engine.transformations.store import CodeStore
@@ -51,7 +54,9 @@ def _insert(
     )  # fmt: skip
 
 
-async def _processor(url: str, batch_size: int = 2000) -> tuple[Processor, Any]:
+async def _processor(
+    url: str, batch_size: int = 2000, leases: Leases | None = None
+) -> tuple[Processor, Any]:
     pool = connection_pool(url)
     await pool.open()
     async with connection(url) as conn:
@@ -59,6 +64,7 @@ async def _processor(url: str, batch_size: int = 2000) -> tuple[Processor, Any]:
     processor = Processor(
         pool, lambda: view, JavaScript(CodeStore(pool).code), WorkerMetrics(),
         partitions=range(64), dedup_window=timedelta(hours=24), batch_size=batch_size,
+        leases=leases,
     )  # fmt: skip
     return processor, pool
 
@@ -201,6 +207,69 @@ async def test_a_batch_read_ahead_is_used_only_from_where_the_positions_are(
     assert await processor.step() == 0
     await pool.close()
     assert _jobs(database_url) == ["e0", "e1", "e2", "e3", "e5", "e6"]
+
+
+@pytest.fixture
+def routing_held(monkeypatch: pytest.MonkeyPatch) -> tuple[asyncio.Event, asyncio.Event]:
+    """(routing, go): the processor's batches wait in routing, `routing` set, until `go` is."""
+    routing, go = asyncio.Event(), asyncio.Event()
+
+    async def held(*args: Any) -> Any:
+        routing.set()
+        await go.wait()
+        return await route(*args)
+
+    monkeypatch.setattr("engine.pipeline.processing.processor.route", held)
+    return routing, go
+
+
+async def test_a_lease_renewal_does_not_wait_for_a_batch_in_progress(
+    configured: str, routing_held: tuple[asyncio.Event, asyncio.Event]
+) -> None:
+    database_url = configured
+    routing, go = routing_held
+    leases = Leases("process", "host-a:1")
+    processor, pool = await _processor(database_url, leases=leases)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        _insert(conn, _source_id(conn), "e0")
+    async with connection(database_url) as conn:
+        await conn.set_autocommit(True)
+        await leases.renew(conn)
+        step = asyncio.create_task(processor.step())
+        await asyncio.wait_for(routing.wait(), 10)  # the batch's transaction is open...
+        # ...and the leases are renewed meanwhile, not after its commit.
+        assert len(await asyncio.wait_for(leases.renew(conn), 5)) == 64
+        go.set()
+        assert await step == 1
+    await pool.close()
+    assert _jobs(database_url) == ["e0"]
+
+
+async def test_a_batch_whose_lease_is_lost_before_its_commit_commits_nothing(
+    configured: str, routing_held: tuple[asyncio.Event, asyncio.Event]
+) -> None:
+    database_url = configured
+    routing, go = routing_held
+    a, b = Leases("process", "host-a:1", ttl=1), Leases("process", "host-b:1", ttl=1)
+    processor, pool = await _processor(database_url, leases=a)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        _insert(conn, _source_id(conn), "e0")
+    async with connection(database_url) as conn:
+        await conn.set_autocommit(True)
+        await a.renew(conn)
+        step = asyncio.create_task(processor.step())
+        await asyncio.wait_for(routing.wait(), 10)
+        await asyncio.sleep(1.2)  # a's leases expire while its batch is in hand...
+        assert await b.renew(conn) == frozenset(range(64))  # ...and b takes them over
+        go.set()
+        with pytest.raises(LeaseLost):
+            await step
+    await pool.close()
+    assert _jobs(database_url) == []
+    with psycopg.connect(database_url) as conn:  # and its positions did not move
+        assert conn.execute(
+            "SELECT count(*) FROM processor_positions WHERE (tx, id) > ('0', 0)"
+        ).fetchone() == (0,)
 
 
 async def test_expired_partitions_are_dropped_once_every_job_is_settled(configured: str) -> None:

@@ -4,6 +4,11 @@ Writing a batch's jobs and advancing the read positions commit together, under t
 row locks, so a crash anywhere replays the batch from the last committed position: nothing is
 lost or skipped, and the duplicate check (`duplicates`) gives the same answer the second time.
 
+The leases are checked last, just before the commit: the position locks, held from the start,
+already keep any other processor off the partitions, and the lease rows, locked only from the
+check to the commit, do not hold up the renewals (which lock them too) for a whole batch. A
+batch whose lease was lost meanwhile is rolled back.
+
 While there is a backlog, the next batch is read ahead (on another connection) while this one
 is routed and written. A read depends only on where it starts and on what has committed, not
 on the locks, so a batch read ahead from exactly the position the lock then shows is the batch
@@ -110,8 +115,6 @@ class Processor:
         topology = self._topology()
         async with db.borrowed(self._pool) as conn, conn.transaction():
             positions = await ingest_log.lock_processor_positions(conn, self._partitions)
-            if self._leases is not None:
-                await self._leases.check(conn, self._partitions)
             start = min(positions.values())
             rows = await self._read_ahead(start)
             if rows is None:
@@ -138,6 +141,8 @@ class Processor:
                 conn, counters.names_of([(e.source_id, e.payload) for e in events])
             )
             await ingest_log.advance_processor(conn, last, self._partitions)
+            if self._leases is not None:  # last: the lease rows are locked only until commit
+                await self._leases.check(conn, self._partitions)
         self._metrics.processed(len(rows))
         self._metrics.count(routed.counts, topology.names())
         if routed.jobs:

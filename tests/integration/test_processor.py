@@ -7,6 +7,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.types.json import Json, Jsonb
 
 from engine.db import connection, connection_pool
@@ -17,6 +18,8 @@ from engine.pipeline.leases import LeaseLost, Leases
 from engine.pipeline.metrics import WorkerMetrics
 from engine.pipeline.processing.mapping import route
 from engine.pipeline.processing.processor import Processor
+from engine.sql import Queries
+from engine.store import ingest_log
 from engine.transformations.runtime import JavaScript
 from engine.transformations.store import CodeStore
 from tests.conftest import apply_config
@@ -183,6 +186,46 @@ def test_a_repeated_message_id_does_not_make_each_append_cost_more(configured: s
     top = plan[0][0]["Plan"]
     pages = top["Shared Hit Blocks"] + top["Shared Read Blocks"]
     assert pages < 20, f"one more row with a repeated messageId touched {pages} pages"
+
+
+def _nodes(plan: dict[str, Any]) -> list[str]:
+    return [plan["Node Type"]] + [n for sub in plan.get("Plans", []) for n in _nodes(sub)]
+
+
+def test_the_log_is_read_in_index_order_even_with_statistics_the_backlog_outgrew(
+    configured: str,
+) -> None:
+    # A backlog grows past the (tx, id) values of the last ANALYZE: estimating the rows past a
+    # position from them, the planner took tens of thousands for a few hundred and sorted them
+    # all for every batch of 2,000 (an Append and a Sort on disk instead of a Merge Append of
+    # the (tx, id) indexes read in order).
+    fill = sql.SQL("""
+        DO $$ BEGIN FOR t IN 1..{txs} LOOP
+            INSERT INTO ingest_events (source_id, partition, received_at, message_id, payload)
+            SELECT {source}, g % 64, now(), md5(random()::text),
+                   json_build_object('type', 'track', 'userId', 'u' || g, 'p', repeat('x', 400))
+            FROM generate_series(1, {rows}) g;
+            COMMIT;  -- (a transaction each, as the gateway's commits)
+        END LOOP; END $$""")
+    with psycopg.connect(configured, autocommit=True) as conn:
+        source = sql.Literal(_source_id(conn))
+        conn.execute(fill.format(txs=sql.Literal(50), source=source, rows=sql.Literal(20)))
+        day = conn.execute("SELECT tableoid::regclass::text FROM ingest_events LIMIT 1").fetchone()
+        assert day is not None
+        conn.execute(f"ALTER TABLE {day[0]} SET (autovacuum_enabled = false)")
+        conn.execute("ANALYZE ingest_events")
+        conn.execute(fill.format(txs=sql.Literal(1500), source=source, rows=sql.Literal(40)))
+        middle = conn.execute(
+            "SELECT tx::text, id FROM ingest_events ORDER BY tx, id OFFSET 30000 LIMIT 1"
+        ).fetchone()
+        assert middle is not None
+        read = Queries.beside(ingest_log.__file__, "ingest_log.sql")["read"]
+        params = {"tx": middle[0], "id": middle[1], "partitions": list(range(64)), "limit": 2000}
+        found = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {read}", params).fetchone()
+    assert found is not None
+    plan = found[0][0]["Plan"]
+    assert "Sort" not in _nodes(plan) and plan["Actual Rows"] == 2000
+    assert plan["Temp Written Blocks"] == 0 and plan["Shared Hit Blocks"] < 1000
 
 
 async def test_a_batch_read_ahead_is_used_only_from_where_the_positions_are(

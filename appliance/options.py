@@ -115,6 +115,7 @@ def gateway(settings: Settings) -> GatewayOptions:
         max_message_bytes=settings.max_message_bytes,
         max_request_bytes=settings.max_request_bytes,
         commit_window=settings.commit_window_ms / 1000,
+        max_pacing=settings.gateway_max_pacing_ms / 1000,
         processes=settings.gateway_workers,
         trusted_proxies=tuple(settings.trusted_proxies),
         spool_dir=spool_dir(settings),

@@ -35,6 +35,7 @@ from engine.gateway.log_table import LogTable
 from engine.gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from engine.gateway.metrics import GatewayMetrics
 from engine.gateway.options import GatewayOptions
+from engine.gateway.pacing import Pacing
 from engine.gateway.ratelimit import RateLimiter
 from engine.gateway.rejections import RejectionLog
 from engine.gateway.sdk import SdkDirectory, SdkFile
@@ -148,6 +149,8 @@ class Gateway:
             observe=self._metrics.commit,
         )
         self._commit.start()
+        self._pacing = Pacing(self._pool, opts.max_pacing, self._metrics.pacing)
+        self._pacing.start()
         self._rejections = RejectionLog(self._pool)
         self._rejections.start()
         self._heartbeat.start()
@@ -192,6 +195,7 @@ class Gateway:
     async def shutdown(self) -> None:
         if self._tls_watch is not None:
             self._tls_watch.cancel()
+        await self._pacing.stop()
         await self._commit.stop()
         if self._spool is not None:
             await self._spool.stop()
@@ -268,6 +272,7 @@ class Gateway:
                 raise TooLarge(refused[0].reason)
             self._check_rate(source, len(rows))
             await self._commit.append(rows)
+            await self._pacing.wait()  # (committed: only the answer waits)
         except (Rejected, DatabaseUnavailable):
             self._metrics.count(source.name if source else "unknown", "rejected", events)
             raise

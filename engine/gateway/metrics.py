@@ -54,6 +54,13 @@ class GatewayMetrics:
             registry=self._registry,
             multiprocess_mode="max",
         )
+        self._pacing = Gauge(
+            "sluice_gateway_pacing_seconds",
+            "How long each answer waits after its commit while the pipeline on this host is "
+            "starved of CPU (0: not paced)",
+            registry=self._registry,
+            multiprocess_mode="max",
+        )
         self._sdk_metrics = Counter(
             "sluice_gateway_sdk_metric_series",
             "Metric series browser SDKs posted about themselves (analytics-next's /v1/m)",
@@ -91,6 +98,9 @@ class GatewayMetrics:
         self._spooled.inc(spooled)
         self._drained.inc(drained)
         self._spool_bytes.set(size)
+
+    def pacing(self, seconds: float) -> None:
+        self._pacing.set(seconds)
 
     def sdk_metrics(self, series: int) -> None:
         self._sdk_metrics.inc(series)

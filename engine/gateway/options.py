@@ -29,6 +29,9 @@ class GatewayOptions:
     spool_max_bytes: int = 0
     # browser SDK files served under /sdk/ (engine/gateway/sdk.py)
     sdk_dir: Path | None = None
+    # the longest pause an answer gets while the pipeline on this host is starved of CPU
+    # (engine/gateway/pacing.py); 0: never paced
+    max_pacing: float = 0.5
     # HTTPS (engine/tls.py): the certificate chain and key, put in service again when they change
     tls_cert: Path | None = None
     tls_key: Path | None = None

@@ -41,6 +41,7 @@ from engine.pipeline.processing.processor import Processor
 from engine.pipeline.shifts import LeasedStage, Shift
 from engine.pipeline.topology import Following
 from engine.pipeline.wakeups import Wakeups
+from engine.pressure import Publisher as Pressure
 from engine.transformations.runtime import MAX_EVENTS, JavaScript
 from engine.transformations.seam import Transformations
 from engine.transformations.store import CodeStore
@@ -114,11 +115,13 @@ class Worker:
         scheduler = AsyncIOScheduler(timezone=UTC)
         archiver = attempts = backlog = None
         stages: list[LeasedStage] = []
+        pressures: list[Pressure] = []  # (see engine/pressure.py)
         if "process" in opts.stages:
             leases = Leases("process", holder, opts.lease_seconds)
             processing = _Processing(pool, following, javascript, self._metrics, wakeups,
                                      leases, opts.dedup_window)  # fmt: skip
             stages.append(LeasedStage(pool, leases, processing))
+            pressures.append(Pressure(pool, "process", processing.behind))
             channels["sluice_ingest"] = wakeups.ingested
             scheduler.add_job(
                 self._housekeep, "interval", seconds=_HOUSEKEEPING.total_seconds(),
@@ -141,12 +144,15 @@ class Worker:
             backlog = Publisher(pool, routers.held, routers.delivering)
             tasks.append(asyncio.create_task(attempts.run(), name="attempt-log"))
             tasks.append(asyncio.create_task(backlog.run(), name="backlog"))
+            pressures.append(Pressure(pool, "deliver", delivery.behind))
         if "load" in opts.stages and opts.data_dir is not None:
             loading = Loading(pool, following, opts.data_dir / STAGING, opts.node)
             channels["sluice_warehouse"] = loading.wake.set
             tasks.append(asyncio.create_task(loading.run(stop), name="load"))
         for stage in stages:
             tasks.append(asyncio.create_task(stage.run(stop), name=stage.leases.stage))
+        for pressure in pressures:
+            tasks.append(asyncio.create_task(pressure.run(), name="pressure"))
         tasks.append(
             asyncio.create_task(Listener(opts.database_url, channels).run(), name="listen")
         )
@@ -174,6 +180,8 @@ class Worker:
         await asyncio.gather(*tasks, return_exceptions=True)
         if backlog is not None:
             await backlog.clear()
+        for pressure in pressures:
+            await pressure.clear()
         await javascript.close()  # an isolate left open keeps the process from exiting
         await heartbeat.stop()
         log.info("worker stopped")
@@ -226,13 +234,19 @@ class _Processing:
         self._wakeups = wakeups
         self._leases = leases
         self._dedup_window = dedup_window
+        self._processor: Processor | None = None  # the latest shift's
 
     def begin(self, partitions: list[int]) -> Shift:
-        return Processor(
+        self._processor = Processor(
             self._pool, self._following.topology, self._transformations, self._metrics,
             partitions=partitions, dedup_window=self._dedup_window, wakeups=self._wakeups,
             leases=self._leases,
         )  # fmt: skip
+        return self._processor
+
+    def behind(self) -> bool:
+        """More of the ingest log waits than the processor's last batch read."""
+        return self._processor is not None and self._processor.behind
 
 
 class _Delivery:
@@ -251,6 +265,10 @@ class _Delivery:
 
     def begin(self, partitions: list[int]) -> Shift:
         return _DeliveryShift(self, partitions, self.leases.taken_over_of(partitions))
+
+    def behind(self) -> bool:
+        """A router has more jobs waiting than it could read (its buffer is full)."""
+        return any(held.unread_after is not None for held in self.routers.held().values())
 
 
 class _DeliveryShift:

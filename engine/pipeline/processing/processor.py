@@ -71,6 +71,7 @@ class Processor:
         self._wake = asyncio.Event()
         self._stopping = False
         self._ahead: tuple[Position, asyncio.Task[list[Logged]]] | None = None
+        self.behind = False  # the last batch read was a full one
 
     def wake(self) -> None:
         self._wake.set()
@@ -119,6 +120,7 @@ class Processor:
             rows = await self._read_ahead(start)
             if rows is None:
                 rows = await self._read(conn, start)
+            self.behind = len(rows) == self._batch_size  # (more waits: engine/pressure.py)
             if not rows:
                 return 0
             last = rows[-1].position

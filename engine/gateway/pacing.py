@@ -1,0 +1,72 @@
+"""Pacing: the gateway holds its answers back a moment while the pipeline on its host is starved
+of CPU (engine/pressure.py), so that what it accepts can also be delivered.
+
+The pause comes after the commit, before the answer: an event is durable as soon as it would
+be without pacing, and no request is refused. Clients that wait for an answer before sending
+again (every batching SDK, a closed loop of connections) send less; the CPU the gateway and
+PostgreSQL no longer spend taking events in goes to the pipeline. The pause grows by half
+every half second while the pipeline waits for a CPU more than `TARGET` of the time and is
+behind, up to `most`, and shrinks by a third every half second once it is not: it settles
+where intake and delivery meet.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from engine.db import Pool, borrowed
+from engine.errors import DatabaseError
+from engine.pressure import EVERY, on_this_host
+
+log = logging.getLogger(__name__)
+TARGET = 0.10  # the share of the time the pipeline may wait for a CPU, unpaced
+FIRST = 0.002  # seconds: the first pause
+GROW = 1.5
+SHRINK = 0.7
+
+
+class Pacing:
+    def __init__(self, pool: Pool, most: float, observe: Callable[[float], None]) -> None:
+        self._pool = pool
+        self._most = most  # seconds; 0: never paced
+        self._observe = observe
+        self.pause = 0.0  # seconds each answer waits now
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._most > 0:
+            self._task = asyncio.create_task(self._run(), name="pacing")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def wait(self) -> None:
+        """The pause, if there is one now."""
+        if self.pause:
+            await asyncio.sleep(self.pause)
+
+    def adjust(self, level: float) -> None:
+        """The next pause, after the pipeline said `level`."""
+        before = self.pause
+        if level > TARGET:
+            self.pause = min(self._most, max(FIRST, self.pause * GROW))
+        else:
+            self.pause = self.pause * SHRINK if self.pause * SHRINK >= FIRST / 2 else 0.0
+        if self.pause and not before:
+            log.info("answers paced: the pipeline on this host is behind and waits for a CPU "
+                     "%.0f%% of the time", level * 100)  # fmt: skip
+        elif before and not self.pause:
+            log.info("answers no longer paced")
+        self._observe(self.pause)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(EVERY)
+            try:
+                async with borrowed(self._pool) as conn:
+                    level = await on_this_host(conn)
+            except DatabaseError:
+                level = 0.0  # (the database away: nothing is delivered anyway)
+            self.adjust(level)

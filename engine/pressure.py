@@ -1,0 +1,98 @@
+"""The pipeline's pressure: the share of the time a stage process waits for a CPU while its work
+waits for it, said by each stage process of the worker, read by the gateways on its host.
+
+On a host the gateway, the worker and PostgreSQL share, a gateway that takes in all it is sent
+as fast as it can takes the CPU the pipeline needs to deliver it: the backlog grows, and
+delivery falls as intake rises. So every half second each stage process (processing,
+delivery) measures how long its event loop was ready to run but waited for a CPU — the
+kernel's run delay, in /proc/thread-self/schedstat — and, while its stage is behind, says that
+share in `pipeline_pressure`. The gateways on the same host read the highest and pace their
+answers while it is high (engine/gateway/pacing.py), which slows the clients that wait for an
+answer before they send again: every SDK that batches. A stage held up by a slow vendor or by
+PostgreSQL waits on a socket, not for a CPU, so a slow destination never slows intake.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+from engine.db import Connection, Pool, borrowed
+from engine.errors import DatabaseError
+from engine.heartbeats import this_process
+from engine.sql import Queries
+
+log = logging.getLogger(__name__)
+_Q = Queries.beside(__file__, "pressure.sql")
+EVERY = 0.5  # seconds between two measurements of a stage process, and two reads of a gateway
+FRESH = timedelta(seconds=4 * EVERY)  # a level older than this is no longer true
+NOISE = 0.05  # a share below this is said as 0 (and `behind` not even asked)
+_SCHEDSTAT = Path("/proc/thread-self/schedstat")
+
+
+class RunDelay:
+    """The share of the wall-clock time the calling thread waited for a CPU, since the last
+    call. Always 0 where the kernel does not say (no schedstat)."""
+
+    def __init__(self, path: Path = _SCHEDSTAT) -> None:
+        self._path = path
+        self._last = self._read()
+
+    def _read(self) -> tuple[float, int] | None:
+        try:
+            waited = int(self._path.read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            return None
+        return time.monotonic(), waited
+
+    def share(self) -> float:
+        now = self._read()
+        last, self._last = self._last, now
+        if now is None or last is None or now[0] <= last[0]:
+            return 0.0
+        return min(1.0, max(0.0, (now[1] - last[1]) / 1e9 / (now[0] - last[0])))
+
+
+class Publisher:
+    """Says, every `EVERY` seconds, how starved of CPU this process's `stage` is while
+    `behind()` is true (0 while it is not)."""
+
+    def __init__(self, pool: Pool, stage: str, behind: Callable[[], bool]) -> None:
+        self._pool = pool
+        self._key = {**this_process(), "stage": stage}
+        self._behind = behind
+        self._said = 0.0
+
+    async def run(self) -> None:
+        delay = RunDelay()
+        with contextlib.suppress(DatabaseError):
+            async with borrowed(self._pool) as conn:
+                await conn.execute(_Q["forget"])
+        while True:
+            await asyncio.sleep(EVERY)
+            waited = delay.share()  # (measured every time: the share is since the last call)
+            level = round(waited, 2) if waited >= NOISE and self._behind() else 0.0
+            if level == 0 and self._said == 0:
+                continue
+            try:
+                async with borrowed(self._pool) as conn:
+                    await conn.execute(_Q["say"], {**self._key, "level": level})
+                self._said = level
+            except DatabaseError as exc:
+                log.debug("pipeline pressure not said: %s", exc)
+
+    async def clear(self) -> None:
+        """Say nothing any more (on stop)."""
+        with contextlib.suppress(DatabaseError):
+            async with borrowed(self._pool) as conn:
+                await conn.execute(_Q["gone"], self._key)
+
+
+async def on_this_host(conn: Connection) -> float:
+    """The highest level the stage processes of this host said lately."""
+    cur = await conn.execute(_Q["on_host"], {"host": this_process()["host"], "fresh": FRESH})
+    row = await cur.fetchone()
+    return float(row[0]) if row else 0.0

@@ -125,7 +125,8 @@ class Leases:
 
     async def kept(self, conn: Connection, partitions: list[int]) -> set[int]:
         """In the transaction committing work on `partitions`: those still this worker's; they
-        stay so until the commit. Best just before it: renewals wait while the rows are locked."""
+        stay so until the commit (renewals go on meanwhile: see leases.sql). Best just before
+        it, so that a lease lost while the work was done is found."""
         return set(await db.column(conn, _Q["check"], {**self._key, "partitions": partitions}))
 
     async def check(self, conn: Connection, partitions: list[int]) -> None:

@@ -10,13 +10,17 @@ ORDER BY holder
 
 -- name: renew
 -- (Rows are locked in partition order here and in `check`: two transactions taking them in
--- different orders could deadlock.)
+-- different orders could deadlock.) A renewal changes no holder: its lock (NO KEY UPDATE) and
+-- `check`'s (KEY SHARE) do not wait for each other, so a renewal never waits for work being
+-- committed; claiming, releasing and leaving change holders and lock the rows FOR UPDATE, which
+-- waits for (or skips) the `check`s in progress, renewed rows' included (PostgreSQL keeps a
+-- KEY SHARE lock on the row's new version when an update leaves its key alone).
 UPDATE leases SET expires_at = clock_timestamp() + %(ttl)s::interval
 WHERE (stage, partition) IN (
     SELECT stage, partition FROM leases
     WHERE stage = %(stage)s AND holder = %(holder)s AND expires_at > now()
     ORDER BY partition
-    FOR UPDATE
+    FOR NO KEY UPDATE
 )
 RETURNING partition
 
@@ -61,12 +65,12 @@ DELETE FROM lease_holders WHERE seen_at < now() - interval '1 day'
 -- name: check
 -- In the transaction that commits work on these partitions: still this worker's, now (not as
 -- of the transaction's start: it is best checked just before the commit)? The rows stay locked
--- until the commit, so no one takes them over meanwhile.
+-- until the commit, so no one takes them over meanwhile (see `renew`).
 SELECT partition FROM leases
 WHERE stage = %(stage)s AND holder = %(holder)s AND partition = ANY(%(partitions)s)
   AND expires_at > clock_timestamp()
 ORDER BY partition
-FOR SHARE
+FOR KEY SHARE
 
 -- name: holdings
 -- Who works which partitions now, per stage, and — for processing — when the event its

@@ -4,10 +4,9 @@ Writing a batch's jobs and advancing the read positions commit together, under t
 row locks, so a crash anywhere replays the batch from the last committed position: nothing is
 lost or skipped, and the duplicate check (`duplicates`) gives the same answer the second time.
 
-The leases are checked last, just before the commit: the position locks, held from the start,
-already keep any other processor off the partitions, and the lease rows, locked only from the
-check to the commit, do not hold up the renewals (which lock them too) for a whole batch. A
-batch whose lease was lost meanwhile is rolled back.
+The leases are checked last, just before the commit (the position locks, held from the start,
+already keep any other processor off the partitions): a batch whose lease was lost while it was
+worked is rolled back, and the lease rows are locked only from the check to the commit.
 
 While there is a backlog, the next batch is read ahead (on another connection) while this one
 is routed and written. A read depends only on where it starts and on what has committed, not
@@ -143,7 +142,7 @@ class Processor:
                 conn, counters.names_of([(e.source_id, e.payload) for e in events])
             )
             await ingest_log.advance_processor(conn, last, self._partitions)
-            if self._leases is not None:  # last: the lease rows are locked only until commit
+            if self._leases is not None:  # last: see the module docstring
                 await self._leases.check(conn, self._partitions)
         self._metrics.processed(len(rows))
         self._metrics.count(routed.counts, topology.names())

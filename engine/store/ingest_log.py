@@ -151,33 +151,18 @@ async def read(
     return await db.tuples(conn, _Q["read"], params, Logged)
 
 
-def _messages(rows: Sequence[Logged]) -> dict[str, Any]:
-    return {
-        "source_ids": [row.source_id for row in rows],
-        "partitions": [row.partition for row in rows],
-        "received_at": [row.received_at for row in rows],
-        "message_ids": [row.message_id for row in rows],
-    }
-
-
 async def seen(conn: Connection, rows: Sequence[Logged], window: timedelta) -> set[int]:
-    """The indexes of the rows (in commit order, each past the processor's position) whose
-    messageId came earlier within `window`, from the same source and user partition: in a row
-    `remember`ed, or in one an older version wrote. (The rows' own earlier ones are the
-    caller's to compare.)"""
+    """The ids of the rows (the processor's batch in commit order, less those at or before
+    their partition's position, under its lock) whose messageId came earlier within `window`,
+    from the same source and user partition: in a row kept before, or in one an older version
+    wrote. The rows' messageIds, duplicates too, are kept meanwhile, for the batches to come:
+    call it in the transaction that advances the processor past them. (The rows' own earlier
+    ones are the caller's to compare.)"""
     if not rows:
         return set()
-    params = {**_messages(rows), "window": window,
-              "txs": [row.tx for row in rows], "ids": [row.id for row in rows]}  # fmt: skip
-    cur = await conn.execute(_Q["seen"], params)
-    return {i - 1 for (i,) in await cur.fetchall()}  # (WITH ORDINALITY counts from 1)
-
-
-async def remember(conn: Connection, rows: Sequence[Logged]) -> None:
-    """Keep the rows' messageIds for `seen`, duplicates too: in the transaction that advances
-    the processor past them."""
-    if rows:
-        await conn.execute(_Q["remember"], _messages(rows))
+    params = {**rows[0].position.params("first_"), **rows[-1].position.params("last_"),
+              "partitions": sorted({row.partition for row in rows}), "window": window}  # fmt: skip
+    return set(await db.column(conn, _Q["seen"], params))
 
 
 async def lock_processor_positions(

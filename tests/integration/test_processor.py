@@ -58,7 +58,10 @@ def _insert(
 
 
 async def _processor(
-    url: str, batch_size: int = 2000, leases: Leases | None = None
+    url: str,
+    batch_size: int = 2000,
+    leases: Leases | None = None,
+    partitions: range | list[int] = range(64),
 ) -> tuple[Processor, Any]:
     pool = connection_pool(url)
     await pool.open()
@@ -66,7 +69,7 @@ async def _processor(
         view = await topology.load(conn)
     processor = Processor(
         pool, lambda: view, JavaScript(CodeStore(pool).code), WorkerMetrics(),
-        partitions=range(64), dedup_window=timedelta(hours=24), batch_size=batch_size,
+        partitions=partitions, dedup_window=timedelta(hours=24), batch_size=batch_size,
         leases=leases,
     )  # fmt: skip
     return processor, pool
@@ -144,6 +147,32 @@ async def test_a_message_id_repeats_only_from_the_same_source_and_user(configure
         pass
     await pool.close()
     assert _jobs(database_url) == ["m", "m", "m"]
+
+
+async def test_the_ids_kept_are_those_of_the_batchs_partitions_past_their_positions(
+    configured: str,
+) -> None:
+    # The duplicate check reads the batch's rows again between its first and last: the rows of
+    # other partitions and those a previous owner read already lie between them too.
+    database_url = configured
+    mine = [partition_of("u"), partition_of("v")]
+    assert partition_of("w") not in mine and mine[0] != mine[1]
+    processor, pool = await _processor(database_url, partitions=mine)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        source_id = _source_id(conn)
+        for message_id, user in (("u0", "u"), ("v0", "v"), ("w0", "w"), ("u1", "u"), ("v1", "v")):
+            _insert(conn, source_id, message_id, user=user)
+        conn.execute(  # v0 was read by a previous owner of v's partition
+            "UPDATE processor_positions SET (tx, id) = (SELECT tx, id FROM ingested"
+            " WHERE message_id = 'v0') WHERE partition = %s",
+            (mine[1],),
+        )
+    assert await processor.step() == 4
+    await pool.close()
+    assert _jobs(database_url) == ["u0", "u1", "v1"]
+    with psycopg.connect(database_url) as conn:
+        kept = conn.execute("SELECT message_id FROM seen_messages ORDER BY message_id").fetchall()
+    assert kept == [("u0",), ("u1",), ("v1",)]
 
 
 @pytest.mark.parametrize("batch_size", [2000, 1], ids=["one batch", "a batch each"])

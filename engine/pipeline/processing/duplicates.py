@@ -1,10 +1,10 @@
 """Duplicates: an event is one when an earlier event of its source and user partition carried the
 same messageId within the window.
 
-The earlier event is looked for among those the processor has read before (`ingest_log.seen`:
-the message ids it keeps in the transactions that advance its positions) and, in hand, among the
-batch's own earlier events. Both depend on what has committed and on the batch alone, so a batch
-read again after a crash is sifted the same way.
+The earlier event is looked for among those the processor has read before (`ingest_log.seen`,
+which keeps the batch's message ids in the transaction that advances its positions) and, in
+hand, among the batch's own earlier events. Both depend on what has committed and on the batch
+alone, so a batch read again after a crash is sifted the same way.
 """
 
 import bisect
@@ -29,14 +29,13 @@ async def sift(
     earlier = await ingest_log.seen(conn, rows, window)
     firsts, duplicates = [], []
     times: defaultdict[tuple[int, UUID, str], list[datetime]] = defaultdict(list)
-    for i, row in enumerate(rows):
+    for row in rows:
         received = times[row.partition, row.source_id, row.message_id]  # (sorted)
-        if i in earlier or _near(received, row.received_at, window):
+        if row.id in earlier or _near(received, row.received_at, window):
             duplicates.append(row)
         else:
             firsts.append(row)
         bisect.insort(received, row.received_at)
-    await ingest_log.remember(conn, rows)
     return firsts, duplicates
 
 

@@ -10,7 +10,11 @@ under two seconds' worth. Finally it runs at half the highest sustained rate, fo
 Before any load it measures the worker's CPU use while idle.
 
     python -m bench.pipeline [--rates 2500,5000,7500,10000] [--duration 20]
-                             [--workers N] [--one-process-each]
+                             [--workers N] [--one-process-each] [--destination amplitude]
+
+`--destination amplitude` delivers to Amplitude's HTTP V2 API (the sink playing it, through
+the destination's `endpoint`), whose requests carry many events each: the processing stage,
+not the requests, should then be the limit.
 
 `--workers 2 --one-process-each` against `--workers 1 --one-process-each` shows whether the work
 divides between worker processes (they share the partitions through leases).
@@ -28,6 +32,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -40,6 +45,7 @@ IDLE_SECONDS = 10.0
 IN_FLIGHT = 32
 _EVENT = (
     '{"type":"track","event":"Product Viewed","userId":"user-%d","messageId":"%s-%d",'
+    '"timestamp":"%s",'
     '"properties":{"product_id":"sku-100","price":89.0,"currency":"USD"},'
     '"context":{"library":{"name":"analytics-python","version":"2.4.0"},"locale":"en-US"}}'
 )
@@ -81,14 +87,17 @@ def main() -> None:
         "--one-process-each", action="store_true",
         help="each worker runs both stages in one process (SLUICE_WORKER_SPLIT=false)",
     )  # fmt: skip
+    parser.add_argument("--destination", choices=("webhook", "amplitude"), default="webhook")
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     sink_port, gateway_port = free_port(), free_port()
     sink_url = f"http://127.0.0.1:{sink_port}"
-    hook = DestinationSpec(
-        name="sink", type="webhook", config={"webhookUrl": f"{sink_url}/in"},
-        delivery=DeliveryPolicy(concurrency=64),
-    )  # fmt: skip
+    config = {
+        "webhook": {"webhookUrl": f"{sink_url}/in"},
+        "amplitude": {"apiKey": "bench-amplitude-key", "endpoint": sink_url},
+    }[args.destination]
+    hook = DestinationSpec(name="sink", type=args.destination, config=config,
+                           delivery=DeliveryPolicy(concurrency=64))  # fmt: skip
     with database(args.database_url) as url, process("bench.sink", str(sink_port)):
         asyncio.run(prepare(url, [hook]))
         with gateway(url, gateway_port, args.gateway_workers), contextlib.ExitStack() as stack:
@@ -96,7 +105,8 @@ def main() -> None:
                     for _ in range(args.workers)]  # fmt: skip
             gateway_url = f"http://127.0.0.1:{gateway_port}"
             each = ", one process each" if args.one_process_each else ""
-            print(f"{os.cpu_count()} cores; gateway workers {args.gateway_workers}; "
+            print(f"{os.cpu_count()} cores; to a {args.destination} destination; "
+                  f"gateway workers {args.gateway_workers}; "
                   f"{args.workers} worker(s){each}; {PER_REQUEST}-event batches; "
                   f"{args.duration:g} s per rate; "
                   "PostgreSQL, gateway, workers, sink and load on this machine")  # fmt: skip
@@ -154,8 +164,9 @@ async def offer(gateway_url: str, rate: int, duration: float) -> int:
 
         async def send(n: int) -> None:
             nonlocal acked
+            now = datetime.now(UTC).isoformat()  # (what an Amplitude event's `time` says)
             events = ",".join(
-                _EVENT % ((n * PER_REQUEST + i) % 1000, prefix, n * PER_REQUEST + i)
+                _EVENT % ((n * PER_REQUEST + i) % 1000, prefix, n * PER_REQUEST + i, now)
                 for i in range(PER_REQUEST)
             )
             body = ('{"batch":[' + events + "]}").encode()

@@ -1,8 +1,10 @@
 """A fast local destination for the pipeline benchmark: granian serving a tiny RSGI app.
 
 Answers every request 200 and notes, per event, the time from the gateway's `receivedAt` to
-its arrival here. `GET /stats` returns the count and latency percentiles since the last
-`POST /reset`.
+its arrival here: a webhook's request is one event; an Amplitude HTTP V2 batch (`/2/httpapi`,
+a batching destination whose `endpoint` is this sink) holds many, each with its `time`: the
+event's `timestamp`, which the benchmark sets when it sends it. `GET /stats` returns the
+count and latency percentiles since the last `POST /reset`.
 
     python -m bench.sink PORT
 """
@@ -21,7 +23,16 @@ class _Event(msgspec.Struct):
     receivedAt: str
 
 
+class _Stamped(msgspec.Struct):
+    time: int  # ms since the epoch
+
+
+class _Batch(msgspec.Struct):
+    events: list[_Stamped]
+
+
 _decode = msgspec.json.Decoder(_Event).decode
+_decode_batch = msgspec.json.Decoder(_Batch).decode
 
 
 class Sink:
@@ -35,6 +46,9 @@ class Sink:
             return
         if scope.path == "/reset":
             self.latencies = []
+        elif scope.path == "/2/httpapi":
+            now = time.time()
+            self.latencies.extend(now - e.time / 1000 for e in _decode_batch(body).events)
         elif body:
             received = datetime.fromisoformat(_decode(body).receivedAt).timestamp()
             self.latencies.append(time.time() - received)

@@ -26,18 +26,11 @@ SELECT partition, tx::text, id FROM router_positions
 WHERE destination_id = %(destination)s AND partition = ANY(%(partitions)s)
 
 -- name: read
--- A destination's jobs in commit order (see the processor's read), each with what its
--- attempts so far came to: settled jobs are skipped, retried ones resume their budget.
+-- A destination's jobs in commit order (see the processor's read). What the attempts of
+-- those that have any came to is read apart (`attempted`): most have none.
 SELECT j.id, j.tx::text, j.created_at, j.partition, j.user_key, j.source_id, j.request::text,
-       j.events, coalesce(a.settled, false), coalesce(a.attempts, 0), a.first_at, a.next_retry_at,
-       j.received_at
+       j.events, j.received_at
 FROM jobs j
-LEFT JOIN LATERAL (
-    SELECT bool_or(x.state <> 'retry') AS settled, count(*) AS attempts, min(x.at) AS first_at,
-           max(x.next_retry_at) AS next_retry_at
-    FROM job_attempts x
-    WHERE x.job_id = j.id AND x.job_created_at = j.created_at
-) a ON true
 WHERE j.destination_id = %(destination)s
   AND (j.tx, j.id) > (%(tx)s::text::xid8, %(id)s)
   AND j.tx < pg_snapshot_xmin(pg_current_snapshot())
@@ -45,9 +38,19 @@ WHERE j.destination_id = %(destination)s
 ORDER BY j.tx, j.id
 LIMIT %(limit)s
 
+-- name: attempted
+-- What the attempts so far of the jobs read came to, for those that have any: settled jobs
+-- are skipped, retried ones resume their budget. One scan of the attempts' job index for
+-- all the ids at once, in the days the jobs were made.
+SELECT x.job_id, bool_or(x.state <> 'retry'), count(*)::int, min(x.at), max(x.next_retry_at)
+FROM job_attempts x
+WHERE x.job_id = ANY(%(ids)s::bigint[])
+  AND x.job_created_at BETWEEN %(first)s AND %(last)s
+GROUP BY x.job_id
+
 -- name: copy_attempts
 COPY job_attempts (job_id, job_created_at, destination_id, attempt, state, status_code, error,
-                   response, next_retry_at) FROM STDIN
+                   response, next_retry_at) FROM STDIN (FORMAT BINARY)
 
 -- name: save_positions
 INSERT INTO router_positions (destination_id, partition, tx, id)

@@ -501,3 +501,48 @@ async def test_a_users_requests_parted_by_lookups_go_in_order_and_wait_for_a_ret
     # u's second event (a create) waited for its first (an update) to be delivered.
     assert seen == ["/update", "/update", "/create"]
     assert states(database_url) == {"u-0": ["retry", "delivered"], "u-1": ["delivered"]}
+
+
+def _tried_before(url: str, message_id: str, states: list[str]) -> None:
+    """Attempt rows of an earlier run (the last one due again now, if a retry)."""
+    with psycopg.connect(url) as conn:
+        for attempt, state in enumerate(states, 1):
+            conn.execute(
+                "INSERT INTO job_attempts (job_id, job_created_at, destination_id, attempt, state,"
+                " at, next_retry_at) SELECT id, created_at, destination_id, %s, %s,"
+                " now() - interval '1 hour', CASE WHEN %s = 'retry' THEN now() END"
+                " FROM jobs WHERE message_id = %s",
+                (attempt, state, state, message_id),
+            )
+
+
+def _b_fails(arrival: Arrival) -> Answer:
+    return Answer(503, body="down\x00now") if arrival.json()["u"] == "b" else Answer()
+
+
+async def test_a_router_skips_the_jobs_an_earlier_run_settled_and_resumes_the_budget_of_others(
+    database_url: str,
+) -> None:
+    with Sink(_b_fails) as sink:
+        target = dataclasses.replace(
+            batching(dataclasses.replace(BATCHING, batch_size=1), sink.url),
+            policy=DeliveryPolicy(concurrency=2, retry_hours=0, min_attempts=3,
+                                  min_backoff_seconds=0.05, max_backoff_seconds=0.1),
+        )  # fmt: skip
+        _insert_jobs(database_url, target.id, [("a", 0), ("b", 0), ("c", 0)], sink.url)
+        _tried_before(database_url, "a-0", ["delivered"])
+        _tried_before(database_url, "b-0", ["retry", "retry"])
+        async with running(database_url, target):
+            await until(lambda: states(database_url).get("b-0", [])[-1:] == ["aborted"]
+                        and states(database_url).get("c-0") == ["delivered"])  # fmt: skip
+    # a was not sent again; b, tried twice before, had its third and last try.
+    assert sorted(arrival.json()["u"] for arrival in sink.arrivals) == ["b", "c"]
+    assert states(database_url) == {
+        "a-0": ["delivered"], "b-0": ["retry", "retry", "aborted"], "c-0": ["delivered"]
+    }  # fmt: skip
+    with psycopg.connect(database_url) as conn:
+        error, response = conn.execute(
+            "SELECT error, response FROM job_attempts WHERE state = 'aborted'"
+        ).fetchone() or ("", "")
+    # The answer's NUL, which PostgreSQL text cannot hold, is kept as U+FFFD.
+    assert error == "HTTP 503; gave up after 3 attempts" and response == "down\ufffdnow"

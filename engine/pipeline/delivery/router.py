@@ -41,7 +41,7 @@ from engine.pipeline.delivery.sender import Answer, MalformedRequest, Sender, Tr
 from engine.pipeline.topology import Target
 from engine.position import START, Position
 from engine.store import jobs
-from engine.store.jobs import Attempt, Queued
+from engine.store.jobs import Attempt, Queued, Tried
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +163,11 @@ class DestinationRouter:
             paced = self._dispatch()
             wait = min(x for x in (next_poll, due, paced) if x is not None) - time.monotonic()
             if wait > 0 and not (self._read_due and self._pending() < BUFFER):
+                # (`timeout` rather than `wait_for`: no task made for each wait, once per
+                # delivery under load)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait)
+                    async with asyncio.timeout(wait):
+                        await self._wake.wait()
             self._wake.clear()
 
     async def stop(self, grace: float) -> None:
@@ -191,7 +194,7 @@ class DestinationRouter:
     async def _read(self) -> None:
         try:
             async with db.borrowed(self._pool) as conn:
-                rows = await jobs.read(
+                rows, tried = await jobs.read(
                     conn, self.target.id, self._cursor, self._partitions, self._read_limit
                 )
         except DatabaseError as exc:
@@ -200,7 +203,7 @@ class DestinationRouter:
             return
         self._read_due = self._unread = len(rows) == self._read_limit
         for row in rows:
-            self._take_row(row)
+            self._take_row(row, tried.get(row.id))
         if rows:
             self._cursor = rows[-1].position
             # A partition with nothing outstanding is settled up to the cursor: saying so lets
@@ -225,24 +228,26 @@ class DestinationRouter:
                     first = False
         return Held(jobs, events, retrying, oldest, self._cursor if self._unread else None)
 
-    def _take_row(self, row: Queued) -> None:
+    def _take_row(self, row: Queued, tried: Tried | None) -> None:
         position = row.position
         if position <= self._floors.get(row.partition, START):
             return
         line = self._lines.setdefault(row.partition, deque())
-        if row.settled:
+        if tried is not None and tried.settled:
             line.append(_Settled(position))
             self._advance(row.partition)
             return
         job = Pending(
             row.id, position, row.created_at, row.partition, row.user_key, row.source_id,
-            row.request, row.events, row.attempts, row.first_at, row.received_at,
+            row.request, row.events, 0, None, row.received_at,
         )  # fmt: skip
         line.append(job)
         not_before = None
-        if row.next_retry_at is not None:
-            wait = (row.next_retry_at - datetime.now(UTC)).total_seconds()
-            not_before = time.monotonic() + wait if wait > 0 else None
+        if tried is not None:  # tried before (by an earlier run): its budget resumes
+            job.attempts, job.first_attempt = tried.attempts, tried.first_at
+            if tried.next_retry_at is not None:
+                wait = (tried.next_retry_at - datetime.now(UTC)).total_seconds()
+                not_before = time.monotonic() + wait if wait > 0 else None
         self._enqueue(job, not_before)
 
     # How jobs wait for delivery: in per-user lines, one request per user in flight. (A batch

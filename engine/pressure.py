@@ -1,23 +1,29 @@
-"""The pipeline's pressure: the share of the time a stage process waits for a CPU while its work
-waits for it, said by each stage process of the worker, read by the gateways on its host.
+"""The pipeline's pressure: the share of the time a stage process waits for a CPU while it falls
+further behind, said by each stage process of the worker, read by the gateways on its host.
 
 On a host the gateway, the worker and PostgreSQL share, a gateway that takes in all it is sent
 as fast as it can takes the CPU the pipeline needs to deliver it: the backlog grows, and
 delivery falls as intake rises. So every half second each stage process (processing,
 delivery) measures how long its event loop was ready to run but waited for a CPU — the
-kernel's run delay, in /proc/thread-self/schedstat — and, while its stage is behind, says that
-share in `pipeline_pressure`. The gateways on the same host read the highest and pace their
-answers while it is high (engine/gateway/pacing.py), which slows the clients that wait for an
-answer before they send again: every SDK that batches. A stage held up by a slow vendor or by
-PostgreSQL waits on a socket, not for a CPU, so a slow destination never slows intake.
+kernel's run delay, in /proc/thread-self/schedstat — and how far behind its stage is: the age
+of the oldest event it could work on now, while more waits than it has read. It says the
+share in `pipeline_pressure` while that lag is over a second and has grown over the last two
+seconds (intake outruns it), and 0 otherwise. The gateways on the same host read the highest
+and pace their answers while it is high (engine/gateway/pacing.py), which slows the clients
+that wait for an answer before they send again.
+
+Neither alone paces: a backlog that shrinks (a worker catching up after an outage) or a
+stage held up by its vendor (retries, a 429, a rate limit: not counted as behind) or by
+PostgreSQL (it waits on a socket, not for a CPU) leaves intake alone.
 """
 
 import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from engine.db import Connection, Pool, borrowed
@@ -29,7 +35,10 @@ log = logging.getLogger(__name__)
 _Q = Queries.beside(__file__, "pressure.sql")
 EVERY = 0.5  # seconds between two measurements of a stage process, and two reads of a gateway
 FRESH = timedelta(seconds=4 * EVERY)  # a level older than this is no longer true
-NOISE = 0.05  # a share below this is said as 0 (and `behind` not even asked)
+NOISE = 0.05  # a share below this is said as 0
+LAG = 1.0  # seconds: a stage less behind than this is keeping up
+GROWTH = 0.2  # seconds its lag must have grown by over the last `_WINDOW` looks
+_WINDOW = 4  # (two seconds)
 _SCHEDSTAT = Path("/proc/thread-self/schedstat")
 
 
@@ -57,14 +66,25 @@ class RunDelay:
 
 
 class Publisher:
-    """Says, every `EVERY` seconds, how starved of CPU this process's `stage` is while
-    `behind()` is true (0 while it is not)."""
+    """Says, every `EVERY` seconds, how starved of CPU this process's `stage` is while it falls
+    further behind (0 otherwise). `behind_since`: when the oldest event the stage could work
+    on now was received, while more waits than it has read; None while it keeps up."""
 
-    def __init__(self, pool: Pool, stage: str, behind: Callable[[], bool]) -> None:
+    def __init__(self, pool: Pool, stage: str, behind_since: Callable[[], datetime | None]) -> None:
         self._pool = pool
         self._key = {**this_process(), "stage": stage}
-        self._behind = behind
+        self._behind_since = behind_since
+        self._lags: deque[float] = deque(maxlen=_WINDOW + 1)
         self._said = 0.0
+
+    def level(self, waited: float, now: datetime) -> float:
+        """What to say after this look: the share `waited` if it is more than noise and the
+        stage's lag is over `LAG` and has grown by `GROWTH` since `_WINDOW` looks ago."""
+        since = self._behind_since()
+        lag = 0.0 if since is None else (now - since).total_seconds()
+        self._lags.append(lag)
+        growing = len(self._lags) > _WINDOW and lag >= LAG and lag - self._lags[0] >= GROWTH
+        return round(waited, 2) if growing and waited >= NOISE else 0.0
 
     async def run(self) -> None:
         delay = RunDelay()
@@ -73,12 +93,11 @@ class Publisher:
                 await conn.execute(_Q["forget"])
         while True:
             await asyncio.sleep(EVERY)
-            waited = delay.share()  # (measured every time: the share is since the last call)
-            level = round(waited, 2) if waited >= NOISE and self._behind() else 0.0
+            level = self.level(delay.share(), datetime.now(UTC))
             if level == 0 and self._said == 0:
                 continue
             try:
-                async with borrowed(self._pool) as conn:
+                async with borrowed(self._pool, timeout=EVERY) as conn:
                     await conn.execute(_Q["say"], {**self._key, "level": level})
                 self._said = level
             except DatabaseError as exc:

@@ -248,6 +248,13 @@ class Gateway:
     # -- ingestion ------------------------------------------------------------------------
 
     async def _ingest(self, call_type: str | None, request: Request) -> Answer:
+        await self._take_in(call_type, request)
+        # Committed; only the answer waits, holding nothing of the request (docs/gateway.md).
+        await self._pacing.wait()
+        return 200, [_TEXT], b"OK"
+
+    async def _take_in(self, call_type: str | None, request: Request) -> None:
+        """Authenticate, parse and commit a request's events (or raise what is wrong)."""
         source: Source | None = None
         events = 1
         try:
@@ -272,14 +279,12 @@ class Gateway:
                 raise TooLarge(refused[0].reason)
             self._check_rate(source, len(rows))
             await self._commit.append(rows)
-            await self._pacing.wait()  # (committed: only the answer waits)
         except (Rejected, DatabaseUnavailable):
             self._metrics.count(source.name if source else "unknown", "rejected", events)
             raise
         self._metrics.count(source.name, "accepted", len(rows))
         if refused:  # kept once the rest is committed: a request tried again is not kept twice
             self._refuse(source, facts, refused)
-        return 200, [_TEXT], b"OK"
 
     def _refuse(
         self, source: Source, facts: messages.RequestFacts, refused: list[messages.Refusal]

@@ -31,7 +31,7 @@ class GatewayOptions:
     sdk_dir: Path | None = None
     # the longest pause an answer gets while the pipeline on this host is starved of CPU
     # (engine/gateway/pacing.py); 0: never paced
-    max_pacing: float = 0.5
+    max_pacing: float = 0.2
     # HTTPS (engine/tls.py): the certificate chain and key, put in service again when they change
     tls_cert: Path | None = None
     tls_key: Path | None = None

@@ -1,13 +1,13 @@
-"""Pacing: the gateway holds its answers back a moment while the pipeline on its host is starved
-of CPU (engine/pressure.py), so that what it accepts can also be delivered.
+"""Pacing: the gateway holds its answers back a moment while the pipeline on its host falls
+behind for want of CPU (engine/pressure.py), so that what it accepts can also be delivered.
 
 The pause comes after the commit, before the answer: an event is durable as soon as it would
 be without pacing, and no request is refused. Clients that wait for an answer before sending
 again (every batching SDK, a closed loop of connections) send less; the CPU the gateway and
-PostgreSQL no longer spend taking events in goes to the pipeline. The pause grows by half
-every half second while the pipeline waits for a CPU more than `TARGET` of the time and is
-behind, up to `most`, and shrinks by a third every half second once it is not: it settles
-where intake and delivery meet.
+PostgreSQL no longer spend taking events in goes to the pipeline. Every half second the pause
+grows by half while a stage on the host says it waits for a CPU more than `TARGET` of the time
+as it falls further behind (5 ms to begin with, `most` at the most), stays while it says less,
+and shrinks by a fifth once it says nothing: intake settles about where delivery keeps up.
 """
 
 import asyncio
@@ -19,10 +19,10 @@ from engine.errors import DatabaseError
 from engine.pressure import EVERY, on_this_host
 
 log = logging.getLogger(__name__)
-TARGET = 0.10  # the share of the time the pipeline may wait for a CPU, unpaced
-FIRST = 0.002  # seconds: the first pause
+TARGET = 0.10  # the share of the time a stage falling behind may wait for a CPU, unpaced
+FIRST = 0.005  # seconds: the first pause
 GROW = 1.5
-SHRINK = 0.7
+SHRINK = 0.8
 
 
 class Pacing:
@@ -41,6 +41,8 @@ class Pacing:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        self.pause = 0.0
+        self._observe(0.0)
 
     async def wait(self) -> None:
         """The pause, if there is one now."""
@@ -52,11 +54,11 @@ class Pacing:
         before = self.pause
         if level > TARGET:
             self.pause = min(self._most, max(FIRST, self.pause * GROW))
-        else:
+        elif level == 0:
             self.pause = self.pause * SHRINK if self.pause * SHRINK >= FIRST / 2 else 0.0
         if self.pause and not before:
-            log.info("answers paced: the pipeline on this host is behind and waits for a CPU "
-                     "%.0f%% of the time", level * 100)  # fmt: skip
+            log.info("answers paced: the pipeline on this host falls behind and waits for a "
+                     "CPU %.0f%% of the time", level * 100)  # fmt: skip
         elif before and not self.pause:
             log.info("answers no longer paced")
         self._observe(self.pause)
@@ -65,8 +67,8 @@ class Pacing:
         while True:
             await asyncio.sleep(EVERY)
             try:
-                async with borrowed(self._pool) as conn:
+                async with borrowed(self._pool, timeout=EVERY) as conn:
                     level = await on_this_host(conn)
             except DatabaseError:
-                level = 0.0  # (the database away: nothing is delivered anyway)
+                level = 0.0  # (the database away or busy: the pause goes)
             self.adjust(level)

@@ -121,7 +121,7 @@ class Worker:
             processing = _Processing(pool, following, javascript, self._metrics, wakeups,
                                      leases, opts.dedup_window)  # fmt: skip
             stages.append(LeasedStage(pool, leases, processing))
-            pressures.append(Pressure(pool, "process", processing.behind))
+            pressures.append(Pressure(pool, "process", processing.behind_since))
             channels["sluice_ingest"] = wakeups.ingested
             scheduler.add_job(
                 self._housekeep, "interval", seconds=_HOUSEKEEPING.total_seconds(),
@@ -144,7 +144,7 @@ class Worker:
             backlog = Publisher(pool, routers.held, routers.delivering)
             tasks.append(asyncio.create_task(attempts.run(), name="attempt-log"))
             tasks.append(asyncio.create_task(backlog.run(), name="backlog"))
-            pressures.append(Pressure(pool, "deliver", delivery.behind))
+            pressures.append(Pressure(pool, "deliver", routers.behind_since))
         if "load" in opts.stages and opts.data_dir is not None:
             loading = Loading(pool, following, opts.data_dir / STAGING, opts.node)
             channels["sluice_warehouse"] = loading.wake.set
@@ -244,9 +244,9 @@ class _Processing:
         )  # fmt: skip
         return self._processor
 
-    def behind(self) -> bool:
-        """More of the ingest log waits than the processor's last batch read."""
-        return self._processor is not None and self._processor.behind
+    def behind_since(self) -> datetime | None:
+        """See `Processor.behind_since`."""
+        return None if self._processor is None else self._processor.behind_since
 
 
 class _Delivery:
@@ -265,10 +265,6 @@ class _Delivery:
 
     def begin(self, partitions: list[int]) -> Shift:
         return _DeliveryShift(self, partitions, self.leases.taken_over_of(partitions))
-
-    def behind(self) -> bool:
-        """A router has more jobs waiting than it could read (its buffer is full)."""
-        return any(held.unread_after is not None for held in self.routers.held().values())
 
 
 class _DeliveryShift:

@@ -8,8 +8,11 @@ import itertools
 import multiprocessing
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,10 +20,10 @@ import psycopg
 
 from engine.db import connection_pool
 from engine.gateway.pacing import FIRST, TARGET, Pacing
-from engine.pressure import Publisher, RunDelay, on_this_host
+from engine.pressure import EVERY, Publisher, RunDelay, on_this_host
 from tests.conftest import WRITE_KEY, ingested
 from tests.delivery import wait_until
-from tests.servers import GatewayProcess
+from tests.servers import start_gateway
 
 
 def _spin() -> None:
@@ -65,23 +68,23 @@ async def busy(seconds: float) -> None:
         await asyncio.sleep(0)
 
 
-async def test_a_stage_starved_of_cpu_while_behind_says_so_and_nothing_once_it_is_not(
+async def test_a_stage_starved_of_cpu_while_falling_behind_says_so_and_nothing_once_it_is_not(
     database_url: str,
 ) -> None:
-    behind = True
+    behind_since: datetime | None = datetime.now(UTC) - timedelta(seconds=5)  # (and growing)
     pool = connection_pool(database_url)
     await pool.open()
-    publisher = Publisher(pool, "deliver", lambda: behind)
+    publisher = Publisher(pool, "deliver", lambda: behind_since)
     task = asyncio.create_task(publisher.run())
     key = (socket.gethostname(), os.getpid(), "deliver")
     try:
         # Three busy on one CPU: each waits for it about two thirds of the time.
         with one_cpu_shared_with(spinners=2):
             deadline = time.monotonic() + 30
-            while not any(row[:3] == key and row[3] >= 0.3 for row in said(database_url)):
+            while not any(row[:3] == key and row[3] >= 0.5 for row in said(database_url)):
                 assert time.monotonic() < deadline, said(database_url)
                 await busy(0.2)
-        behind = False  # caught up: said as 0, however busy
+        behind_since = None  # caught up: said as 0, however busy
         with one_cpu_shared_with(spinners=2):
             deadline = time.monotonic() + 30
             while said(database_url) != [(*key, 0.0)]:
@@ -94,6 +97,29 @@ async def test_a_stage_starved_of_cpu_while_behind_says_so_and_nothing_once_it_i
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await pool.close()
+
+
+def test_only_a_lag_over_a_second_that_grows_counts() -> None:
+    now = datetime.now(UTC)
+    since: datetime | None = None
+    publisher = Publisher(None, "process", lambda: since)  # type: ignore[arg-type]
+
+    def looks(lags: list[float], waited: float = 0.6) -> list[float]:
+        nonlocal since, now
+        said = []
+        for lag in lags:
+            now += timedelta(seconds=EVERY)
+            since = now - timedelta(seconds=lag)
+            said.append(publisher.level(waited, now))
+        return said
+
+    assert looks([5, 5, 5, 5, 5, 5]) == [0] * 6  # far behind, not falling further: not paced
+    assert looks([5.1, 5.2, 5.3]) == [0, 0.6, 0.6]  # (0.2 s more than two seconds before)
+    assert looks([5.4, 5.5], waited=0.04) == [0, 0]  # (waiting for a CPU that little: noise)
+    assert looks([0.5, 0.6, 0.7, 0.8, 0.9]) == [0] * 5  # growing, but under a second
+    since = None
+    now += timedelta(seconds=EVERY)
+    assert publisher.level(0.9, now) == 0  # caught up
 
 
 def test_run_delay_is_nothing_where_the_kernel_does_not_say(tmp_path: Any) -> None:
@@ -113,6 +139,8 @@ def test_the_pause_grows_while_the_pipeline_is_starved_up_to_its_bound_and_then_
     for _ in range(20):
         pacing.adjust(0.5)
     assert pacing.pause == 0.1  # the bound
+    pacing.adjust(TARGET / 2)  # starved a little: the pause stays
+    assert pacing.pause == 0.1
     steps = 0
     while pacing.pause:
         pacing.adjust(0.0)
@@ -122,7 +150,7 @@ def test_the_pause_grows_while_the_pipeline_is_starved_up_to_its_bound_and_then_
 
 
 def test_a_gateway_paces_its_answers_while_its_host_is_starved_and_keeps_every_event(
-    gateway: GatewayProcess, workspace_config: str
+    workspace_config: str, tmp_path: Path
 ) -> None:
     host = socket.gethostname()
 
@@ -134,22 +162,39 @@ def test_a_gateway_paces_its_answers_while_its_host_is_starved_and_keeps_every_e
                 " at = now()", (host, level),
             )  # fmt: skip
 
-    def paced() -> bool:
-        starved(0.6)
-        return gateway.metric("sluice_gateway_pacing_seconds") > 0
+    gateway = start_gateway(workspace_config, tmp_path, {"gateway_max_pacing_ms": "600"})
+    try:
 
-    wait_until(paced)
-    batch = [{"type": "track", "event": "E", "userId": "u", "messageId": f"p-{n}"}
-             for n in range(5)]  # fmt: skip
-    answer = httpx.post(f"{gateway.url}/v1/batch", json={"batch": batch}, auth=(WRITE_KEY, ""))
-    assert answer.status_code == 200, answer.text
-    assert {e["message_id"] for e in ingested(workspace_config)} == {f"p-{n}" for n in range(5)}
+        def paced_most() -> bool:
+            starved(0.6)
+            return gateway.metric("sluice_gateway_pacing_seconds") == 0.6
 
-    def unpaced() -> bool:
-        starved(0.0)
-        return gateway.metric("sluice_gateway_pacing_seconds") == 0
+        wait_until(paced_most)
+        batch = [{"type": "track", "event": "E", "userId": "u", "messageId": f"p-{n}"}
+                 for n in range(5)]  # fmt: skip
+        answered: list[httpx.Response] = []
+        started = time.monotonic()
+        sending = threading.Thread(target=lambda: answered.append(httpx.post(
+            f"{gateway.url}/v1/batch", json={"batch": batch}, auth=(WRITE_KEY, ""))))  # fmt: skip
+        sending.start()
+        # Committed first; answered once the pause is over.
+        with psycopg.connect(workspace_config, autocommit=True) as conn:
+            while conn.execute("SELECT count(*) FROM ingested").fetchone() != (5,):
+                assert sending.is_alive(), "answered before its events could be seen"
+                time.sleep(0.01)
+            assert sending.is_alive(), "answered before its events could be seen"
+        sending.join()
+        assert time.monotonic() - started >= 0.6
+        assert answered[0].status_code == 200, answered[0].text
+        assert {e["message_id"] for e in ingested(workspace_config)} == {f"p-{n}" for n in range(5)}
 
-    wait_until(unpaced)
+        def unpaced() -> bool:
+            starved(0.0)
+            return gateway.metric("sluice_gateway_pacing_seconds") == 0
+
+        wait_until(unpaced)
+    finally:
+        gateway.stop()
 
 
 async def test_a_gateway_hears_only_its_own_host_and_only_what_is_fresh(database_url: str) -> None:

@@ -212,6 +212,24 @@ class DestinationRouter:
                 if not self._lines.get(partition):
                     self._attempts.position((self.target.id, partition), self._cursor)
 
+    def behind_since(self) -> datetime | None:
+        """While more of its jobs wait than it has read, and nothing but its own pace holds
+        them (no 429 pause, no rate limit): when the oldest job it could send now, never tried
+        yet, was received (for engine/pressure.py). None while it keeps up, or waits for its
+        vendor (a line whose oldest job is being retried is not counted)."""
+        if not self._unread or self.target.policy.rate_limit is not None:
+            return None
+        if time.monotonic() < self._paused_until:
+            return None
+        oldest: datetime | None = None
+        for line in self._lines.values():
+            for job in line:
+                if isinstance(job, Pending) and not job.settled:
+                    if job.attempts == 0 and (oldest is None or job.received_at < oldest):
+                        oldest = job.received_at
+                    break  # (a line is in commit order: its first waiting job is its oldest)
+        return oldest
+
     def held(self) -> Held:
         """What this router holds now: read and not settled yet (for the backlog)."""
         jobs = events = retrying = 0

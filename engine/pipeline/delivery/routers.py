@@ -9,6 +9,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from uuid import UUID
 
@@ -90,6 +91,12 @@ class Routers:
     def held(self) -> dict[UUID, Held]:
         """What each running router holds (none while this worker does not deliver)."""
         return {dest_id: router.held() for dest_id, (router, _) in self._routers.items()}
+
+    def behind_since(self) -> datetime | None:
+        """The oldest of the routers' `behind_since`: None while none is behind on its own."""
+        found = [when for router, _ in self._routers.values()
+                 if (when := router.behind_since()) is not None]  # fmt: skip
+        return min(found, default=None)
 
     def delivering(self) -> list[int]:
         """The partitions delivered now (none while stopped)."""

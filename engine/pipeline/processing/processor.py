@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -70,7 +70,9 @@ class Processor:
         self._wake = asyncio.Event()
         self._stopping = False
         self._ahead: tuple[Position, asyncio.Task[list[Logged]]] | None = None
-        self.behind = False  # the last batch read was a full one
+        # While its last batch was a full one: when that batch's last event was received
+        # (how far behind it is, for engine/pressure.py); None while it keeps up.
+        self.behind_since: datetime | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -85,6 +87,7 @@ class Processor:
             with self._wakeups.on_ingested(self.wake):
                 await self._run()
         finally:
+            self.behind_since = None  # (its partitions may be another's now)
             if self._ahead is not None:  # let it hand its connection back before the pool goes
                 task = self._ahead[1]
                 self._drop_ahead()
@@ -119,7 +122,8 @@ class Processor:
             rows = await self._read_ahead(start)
             if rows is None:
                 rows = await self._read(conn, start)
-            self.behind = len(rows) == self._batch_size  # (more waits: engine/pressure.py)
+            full = len(rows) == self._batch_size
+            self.behind_since = rows[-1].received_at if full else None
             if not rows:
                 return 0
             last = rows[-1].position

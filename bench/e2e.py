@@ -456,10 +456,12 @@ def _machine() -> int:
 
 
 def _children(pid: int) -> list[int]:
+    """(A thread or process that ends meanwhile is no error: ESRCH, or no such file.)"""
     found: list[int] = []
-    with contextlib.suppress(FileNotFoundError):
+    with contextlib.suppress(FileNotFoundError, ProcessLookupError):
         for task in Path(f"/proc/{pid}/task").iterdir():
-            found += [int(child) for child in (task / "children").read_text().split()]
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                found += [int(child) for child in (task / "children").read_text().split()]
     return found
 
 

@@ -408,8 +408,8 @@ def _postgres_ticks(url: str) -> int:
     its cutime/cstime when it reaped them) and its live children's. The server must be local."""
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
-    assert row
-    postmaster = int(_stat(int(row[0]))[1])  # our backend's parent
+        assert row
+        postmaster = int(_stat(int(row[0]))[1])  # our backend's parent (while it is there)
     fields = _stat(postmaster)
     own = sum(int(field) for field in fields[11:15])
     return own + sum(_ticks_of(child) or 0 for child in _children(postmaster))

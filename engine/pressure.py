@@ -12,9 +12,12 @@ seconds (intake outruns it), and 0 otherwise. The gateways on the same host read
 and pace their answers while it is high (engine/gateway/pacing.py), which slows the clients
 that wait for an answer before they send again.
 
-Neither alone paces: a backlog that shrinks (a worker catching up after an outage) or a
-stage held up by its vendor (retries, a 429, a rate limit: not counted as behind) or by
-PostgreSQL (it waits on a socket, not for a CPU) leaves intake alone.
+A backlog that shrinks (a worker catching up after an outage) paces nothing. The processing
+stage has no vendor to wait for: while it falls further behind, intake outruns it whatever
+the cause (CPU, PostgreSQL busy with the gateways' commits), and it says 1. The delivery stage
+says its run-delay share, so that a router held up by its vendor — retries, a 429, a rate
+limit (not counted as behind), a slow answer (it waits on a socket, not for a CPU) — leaves
+intake alone.
 """
 
 import asyncio
@@ -68,23 +71,37 @@ class RunDelay:
 class Publisher:
     """Says, every `EVERY` seconds, how starved of CPU this process's `stage` is while it falls
     further behind (0 otherwise). `behind_since`: when the oldest event the stage could work
-    on now was received, while more waits than it has read; None while it keeps up."""
+    on now was received, while more waits than it has read; None while it keeps up.
 
-    def __init__(self, pool: Pool, stage: str, behind_since: Callable[[], datetime | None]) -> None:
+    `waits_for_vendors`: whether the stage can fall behind for a vendor's sake (a slow answer
+    is not told from a starved router but by the run delay). The processing stage cannot:
+    whatever holds it up — CPU, PostgreSQL busy with the gateways' commits, transformations —
+    intake outruns it, so while it falls further behind it says 1, starved or not."""
+
+    def __init__(
+        self, pool: Pool, stage: str, behind_since: Callable[[], datetime | None],
+        *, waits_for_vendors: bool,
+    ) -> None:  # fmt: skip
         self._pool = pool
         self._key = {**this_process(), "stage": stage}
         self._behind_since = behind_since
+        self._waits_for_vendors = waits_for_vendors
         self._lags: deque[float] = deque(maxlen=_WINDOW + 1)
         self._said = 0.0
 
     def level(self, waited: float, now: datetime) -> float:
-        """What to say after this look: the share `waited` if it is more than noise and the
-        stage's lag is over `LAG` and has grown by `GROWTH` since `_WINDOW` looks ago."""
+        """What to say after this look, while the stage's lag is over `LAG` and has grown by
+        `GROWTH` since `_WINDOW` looks ago: the share `waited` if it is more than noise (1 for
+        a stage that does not wait for vendors); else 0."""
         since = self._behind_since()
         lag = 0.0 if since is None else (now - since).total_seconds()
         self._lags.append(lag)
         growing = len(self._lags) > _WINDOW and lag >= LAG and lag - self._lags[0] >= GROWTH
-        return round(waited, 2) if growing and waited >= NOISE else 0.0
+        if not growing:
+            return 0.0
+        if not self._waits_for_vendors:
+            return 1.0
+        return round(waited, 2) if waited >= NOISE else 0.0
 
     async def run(self) -> None:
         delay = RunDelay()

@@ -5,7 +5,7 @@ The pause comes after the commit, before the answer: an event is durable as soon
 be without pacing, and no request is refused. Clients that wait for an answer before sending
 again (every batching SDK, a closed loop of connections) send less; the CPU the gateway and
 PostgreSQL no longer spend taking events in goes to the pipeline. Every half second the pause
-grows by half while a stage on the host says it waits for a CPU more than `TARGET` of the time
+doubles while a stage on the host says it waits for a CPU more than `TARGET` of the time
 as it falls further behind (5 ms to begin with, `most` at the most), stays while it says less,
 and shrinks by a fifth once it says nothing: intake settles about where delivery keeps up.
 """
@@ -21,7 +21,7 @@ from engine.pressure import EVERY, on_this_host
 log = logging.getLogger(__name__)
 TARGET = 0.10  # the share of the time a stage falling behind may wait for a CPU, unpaced
 FIRST = 0.005  # seconds: the first pause
-GROW = 1.5
+GROW = 2.0
 SHRINK = 0.8
 
 

@@ -121,7 +121,8 @@ class Worker:
             processing = _Processing(pool, following, javascript, self._metrics, wakeups,
                                      leases, opts.dedup_window)  # fmt: skip
             stages.append(LeasedStage(pool, leases, processing))
-            pressures.append(Pressure(pool, "process", processing.behind_since))
+            pressures.append(Pressure(pool, "process", processing.behind_since,
+                                      waits_for_vendors=False))  # fmt: skip
             channels["sluice_ingest"] = wakeups.ingested
             scheduler.add_job(
                 self._housekeep, "interval", seconds=_HOUSEKEEPING.total_seconds(),
@@ -144,7 +145,8 @@ class Worker:
             backlog = Publisher(pool, routers.held, routers.delivering)
             tasks.append(asyncio.create_task(attempts.run(), name="attempt-log"))
             tasks.append(asyncio.create_task(backlog.run(), name="backlog"))
-            pressures.append(Pressure(pool, "deliver", routers.behind_since))
+            pressures.append(Pressure(pool, "deliver", routers.behind_since,
+                                      waits_for_vendors=True))  # fmt: skip
         if "load" in opts.stages and opts.data_dir is not None:
             loading = Loading(pool, following, opts.data_dir / STAGING, opts.node)
             channels["sluice_warehouse"] = loading.wake.set

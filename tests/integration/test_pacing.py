@@ -74,7 +74,7 @@ async def test_a_stage_starved_of_cpu_while_falling_behind_says_so_and_nothing_o
     behind_since: datetime | None = datetime.now(UTC) - timedelta(seconds=5)  # (and growing)
     pool = connection_pool(database_url)
     await pool.open()
-    publisher = Publisher(pool, "deliver", lambda: behind_since)
+    publisher = Publisher(pool, "deliver", lambda: behind_since, waits_for_vendors=True)
     task = asyncio.create_task(publisher.run())
     key = (socket.gethostname(), os.getpid(), "deliver")
     try:
@@ -102,7 +102,7 @@ async def test_a_stage_starved_of_cpu_while_falling_behind_says_so_and_nothing_o
 def test_only_a_lag_over_a_second_that_grows_counts() -> None:
     now = datetime.now(UTC)
     since: datetime | None = None
-    publisher = Publisher(None, "process", lambda: since)  # type: ignore[arg-type]
+    publisher = Publisher(None, "deliver", lambda: since, waits_for_vendors=True)  # type: ignore[arg-type]
 
     def looks(lags: list[float], waited: float = 0.6) -> list[float]:
         nonlocal since, now
@@ -120,6 +120,9 @@ def test_only_a_lag_over_a_second_that_grows_counts() -> None:
     since = None
     now += timedelta(seconds=EVERY)
     assert publisher.level(0.9, now) == 0  # caught up
+    # The processing stage, which has no vendor to wait for, says 1 while it falls behind.
+    publisher = Publisher(None, "process", lambda: since, waits_for_vendors=False)  # type: ignore[arg-type]
+    assert looks([5.0, 5.1, 5.2, 5.3, 5.4], waited=0.0) == [0, 0, 0, 0, 1.0]
 
 
 def test_run_delay_is_nothing_where_the_kernel_does_not_say(tmp_path: Any) -> None:

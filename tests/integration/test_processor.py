@@ -1,7 +1,9 @@
 """The processor and housekeeping against a real PostgreSQL, in this process."""
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -299,44 +301,48 @@ async def test_a_lease_renewal_does_not_wait_for_a_batch_in_progress(
     configured: str, routing_held: tuple[asyncio.Event, asyncio.Event]
 ) -> None:
     database_url = configured
-    routing, go = routing_held
     leases = Leases("process", "host-a:1")
+    async with _batch_in_routing(database_url, leases, routing_held) as (conn, step):
+        # The batch's transaction is open, and the leases are renewed meanwhile, not after
+        # its commit.
+        assert len(await asyncio.wait_for(leases.renew(conn), 5)) == 64
+        routing_held[1].set()
+        assert await step == 1
+    assert _jobs(database_url) == ["e0"]
+
+
+@contextlib.asynccontextmanager
+async def _batch_in_routing(
+    database_url: str, leases: Leases, routing_held: tuple[asyncio.Event, asyncio.Event]
+) -> AsyncIterator[tuple[Any, asyncio.Task[int]]]:
+    """A processor's step on one event (e0) under `leases`, held in routing (until the second
+    event of `routing_held` is set), with a connection of the test's own."""
+    routing, _ = routing_held
     processor, pool = await _processor(database_url, leases=leases)
     with psycopg.connect(database_url, autocommit=True) as conn:
         _insert(conn, _source_id(conn), "e0")
-    async with connection(database_url) as conn:
-        await conn.set_autocommit(True)
-        await leases.renew(conn)
-        step = asyncio.create_task(processor.step())
-        await asyncio.wait_for(routing.wait(), 10)  # the batch's transaction is open...
-        # ...and the leases are renewed meanwhile, not after its commit.
-        assert len(await asyncio.wait_for(leases.renew(conn), 5)) == 64
-        go.set()
-        assert await step == 1
-    await pool.close()
-    assert _jobs(database_url) == ["e0"]
+    try:
+        async with connection(database_url) as conn:
+            await conn.set_autocommit(True)
+            await leases.renew(conn)
+            step = asyncio.create_task(processor.step())
+            await asyncio.wait_for(routing.wait(), 10)
+            yield conn, step
+    finally:
+        await pool.close()
 
 
 async def test_a_batch_whose_lease_is_lost_before_its_commit_commits_nothing(
     configured: str, routing_held: tuple[asyncio.Event, asyncio.Event]
 ) -> None:
     database_url = configured
-    routing, go = routing_held
     a, b = Leases("process", "host-a:1", ttl=1), Leases("process", "host-b:1", ttl=1)
-    processor, pool = await _processor(database_url, leases=a)
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        _insert(conn, _source_id(conn), "e0")
-    async with connection(database_url) as conn:
-        await conn.set_autocommit(True)
-        await a.renew(conn)
-        step = asyncio.create_task(processor.step())
-        await asyncio.wait_for(routing.wait(), 10)
+    async with _batch_in_routing(database_url, a, routing_held) as (conn, step):
         await asyncio.sleep(1.2)  # a's leases expire while its batch is in hand...
         assert await b.renew(conn) == frozenset(range(64))  # ...and b takes them over
-        go.set()
+        routing_held[1].set()
         with pytest.raises(LeaseLost):
             await step
-    await pool.close()
     assert _jobs(database_url) == []
     with psycopg.connect(database_url) as conn:  # and its positions did not move
         assert conn.execute(

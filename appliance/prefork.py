@@ -55,6 +55,10 @@ def serve(name: str, processes: int, run: Callable[[], None]) -> int:
         started = children.pop(pid, None)
         if started is None:
             continue
+        if "PROMETHEUS_MULTIPROC_DIR" in os.environ:  # its gauges no longer count
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
         code = os.waitstatus_to_exitcode(wait_status)
         if stopping:  # (one told to stop before it could say how is stopped all the same)
             status = status or (0 if code in (0, -signal.SIGTERM) else 1)

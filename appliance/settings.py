@@ -89,9 +89,9 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     commit_window_ms: float = Field(2.0, ge=0, le=100)
     gateway_max_pacing_ms: float = Field(
-        200, ge=0, le=2000, description="while the pipeline on this host falls behind for want "
-        "of CPU, the gateway pauses each answer after its commit, this long at most, so that "
-        "clients send less; 0 never pauses",
+        200, ge=0, le=2000, description="while the pipeline on this host falls further behind "
+        "(docs/gateway.md, Pacing), the gateway pauses each answer after its commit, this long "
+        "at most, so that clients send less; 0 never pauses",
     )  # fmt: skip
     spool_max_mb: int = Field(
         1024, ge=0, description="accepted events kept on the data dir while PostgreSQL is "

@@ -249,7 +249,7 @@ class Gateway:
 
     async def _ingest(self, call_type: str | None, request: Request) -> Answer:
         await self._take_in(call_type, request)
-        # Committed; only the answer waits, holding nothing of the request (docs/gateway.md).
+        # Committed; only the answer waits (docs/gateway.md, Pacing).
         await self._pacing.wait()
         return 200, [_TEXT], b"OK"
 

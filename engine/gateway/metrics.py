@@ -52,14 +52,14 @@ class GatewayMetrics:
             "sluice_gateway_spool_bytes",
             "Bytes of spool files on this host (0: nothing waits for the database)",
             registry=self._registry,
-            multiprocess_mode="max",
+            multiprocess_mode="livemax",
         )
         self._pacing = Gauge(
             "sluice_gateway_pacing_seconds",
-            "How long each answer waits after its commit while the pipeline on this host is "
-            "starved of CPU (0: not paced)",
+            "How long each answer waits after its commit while the pipeline on this host falls "
+            "behind (0: not paced; docs/gateway.md, Pacing)",
             registry=self._registry,
-            multiprocess_mode="max",
+            multiprocess_mode="livemax",
         )
         self._sdk_metrics = Counter(
             "sluice_gateway_sdk_metric_series",

@@ -1,13 +1,14 @@
 """Pacing: the gateway holds its answers back a moment while the pipeline on its host falls
-behind for want of CPU (engine/pressure.py), so that what it accepts can also be delivered.
+further behind (engine/pressure.py), so that what it accepts can also be delivered.
 
 The pause comes after the commit, before the answer: an event is durable as soon as it would
 be without pacing, and no request is refused. Clients that wait for an answer before sending
 again (every batching SDK, a closed loop of connections) send less; the CPU the gateway and
 PostgreSQL no longer spend taking events in goes to the pipeline. Every half second the pause
-doubles while a stage on the host says it waits for a CPU more than `TARGET` of the time
-as it falls further behind (5 ms to begin with, `most` at the most), stays while it says less,
-and shrinks by a fifth once it says nothing: intake settles about where delivery keeps up.
+doubles while a stage on the host says more than `TARGET` as it falls further behind (the
+processing stage says 1, the delivery stage the share of the time it waits for a CPU): 5 ms
+to begin with, `most` at the most. It stays while a stage says less, and shrinks by a fifth
+once none says anything: intake settles about where delivery keeps up.
 """
 
 import asyncio
@@ -19,7 +20,7 @@ from engine.errors import DatabaseError
 from engine.pressure import EVERY, on_this_host
 
 log = logging.getLogger(__name__)
-TARGET = 0.10  # the share of the time a stage falling behind may wait for a CPU, unpaced
+TARGET = 0.10  # what a stage falling behind may say (a share of the time waited for a CPU)
 FIRST = 0.005  # seconds: the first pause
 GROW = 2.0
 SHRINK = 0.8
@@ -71,4 +72,7 @@ class Pacing:
                     level = await on_this_host(conn)
             except DatabaseError:
                 level = 0.0  # (the database away or busy: the pause goes)
+            except Exception:  # (never a pause stuck where it was: the task outlives surprises)
+                log.exception("pacing: reading the pipeline's pressure failed")
+                level = 0.0
             self.adjust(level)

@@ -1,7 +1,8 @@
--- How much of the time each of the pipeline's stage processes waits for a CPU while its work
--- waits for it (engine/pressure.py): written every half second by the stage processes, read
--- by the gateways on the same host, which pace their answers while it is high. Unlogged: it
--- says what is true now, and nothing of it is worth a WAL record or surviving a crash.
+-- What each of the pipeline's stage processes says while it falls further behind (1 for the
+-- processor, for the routers the share of the time they wait for a CPU: engine/pressure.py),
+-- every half second, read by the gateways on the same host, which pace their answers while it
+-- is high. Unlogged: it says what is true now, and nothing of it is worth a WAL record or
+-- surviving a crash.
 CREATE UNLOGGED TABLE pipeline_pressure (
     host   text NOT NULL,
     pid    integer NOT NULL,

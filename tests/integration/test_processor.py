@@ -530,3 +530,25 @@ async def test_the_ingest_log_is_frozen_a_day_at_a_time_not_vacuumed_for_inserts
     for parent in logs:
         assert vacuums[f"{parent}_p{past}"] == 1
         assert vacuums[f"{parent}_p{later}"] == 0
+
+
+async def test_how_far_behind_the_processor_is_counts_from_the_newest_event_of_a_full_batch(
+    configured: str,
+) -> None:
+    # (engine/pressure.py: receipts are not in commit order — a spool drained late, gateways on
+    # other hosts — so the newest of the batch, not its last, says how far behind it is.)
+    database_url = configured
+    processor, pool = await _processor(database_url, batch_size=2)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        source_id = _source_id(conn)
+        _insert(conn, source_id, "e0", hours_ago=3)
+        _insert(conn, source_id, "e1", hours_ago=5)  # (spooled: committed after e0)
+        _insert(conn, source_id, "e2", hours_ago=1)
+        received = dict(conn.execute("SELECT message_id, received_at FROM ingested").fetchall())
+    try:
+        assert await processor.step() == 2
+        assert processor.behind_since == received["e0"]  # a full batch: more may wait
+        assert await processor.step() == 1
+        assert processor.behind_since is None  # the rest: caught up
+    finally:
+        await pool.close()

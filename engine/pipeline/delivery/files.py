@@ -63,6 +63,12 @@ class FileRouter(DestinationRouter):
         super().__init__(target, pool, sender, attempts, partitions)
         self._sources: dict[UUID, _Source] = {}
         self._uploads = self._files().uploads(FilesContext(target.id, data_dir))
+
+    def behind_since(self) -> datetime | None:
+        """Never: what holds a file destination's jobs is its files' own timing (a file waits
+        to fill, `file_seconds`) and its store's backoff, per source, not the CPU; a backlog of
+        bundles is cheap to catch up (engine/pressure.py)."""
+        return None
         # Bundles hold up to BUNDLE_EVENTS events: one read never takes more than the buffer.
         self._read_limit = BUFFER // BUNDLE_EVENTS
 

@@ -8,6 +8,7 @@ own lines: every destination has its own task, reader and in-flight budget.
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections import deque
@@ -49,6 +50,7 @@ _POLL = 5.0  # NOTIFY wakes a router when jobs arrive; the poll is the guarantee
 _RETRY = 1.0
 _READ = 2000
 BUFFER = 20_000  # events held in memory per destination
+_LOOKED_PAST = 16  # jobs of a line looked at for `behind_since`
 _TOO_LARGE = 413
 # Characters of a success's answer kept with its attempt, for the event page: a receipt (an
 # id, a count) fits; a failure keeps the sender's longer EXCERPT, to diagnose it.
@@ -216,18 +218,20 @@ class DestinationRouter:
         """While more of its jobs wait than it has read, and nothing but its own pace holds
         them (no 429 pause, no rate limit): when the oldest job it could send now, never tried
         yet, was received (for engine/pressure.py). None while it keeps up, or waits for its
-        vendor (a line whose oldest job is being retried is not counted)."""
+        vendor (jobs being retried are not counted)."""
         if not self._unread or self.target.policy.rate_limit is not None:
             return None
         if time.monotonic() < self._paused_until:
             return None
         oldest: datetime | None = None
         for line in self._lines.values():
-            for job in line:
-                if isinstance(job, Pending) and not job.settled:
-                    if job.attempts == 0 and (oldest is None or job.received_at < oldest):
+            # (A line is in commit order: its first job never tried is the oldest; jobs being
+            # retried, of users of their own, are passed, a few at most.)
+            for job in itertools.islice(line, _LOOKED_PAST):
+                if isinstance(job, Pending) and not job.settled and job.attempts == 0:
+                    if oldest is None or job.received_at < oldest:
                         oldest = job.received_at
-                    break  # (a line is in commit order: its first waiting job is its oldest)
+                    break
         return oldest
 
     def held(self) -> Held:

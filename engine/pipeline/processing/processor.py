@@ -70,7 +70,7 @@ class Processor:
         self._wake = asyncio.Event()
         self._stopping = False
         self._ahead: tuple[Position, asyncio.Task[list[Logged]]] | None = None
-        # While its last batch was a full one: when that batch's last event was received
+        # While its last batch was a full one: when that batch's newest event was received
         # (how far behind it is, for engine/pressure.py); None while it keeps up.
         self.behind_since: datetime | None = None
 
@@ -99,10 +99,12 @@ class Processor:
                 read = await self.step()
             except DatabaseError as exc:
                 log.warning("processor: database error, retrying: %s", exc)
+                self.behind_since = None  # (held up by the database, not by intake)
                 await asyncio.sleep(_RETRY)
                 continue
             except SandboxUnavailable as exc:
                 log.warning("processor: %s; retrying", exc)
+                self.behind_since = None
                 await asyncio.sleep(_RETRY)
                 continue
             except LeaseLost as exc:
@@ -122,9 +124,8 @@ class Processor:
             rows = await self._read_ahead(start)
             if rows is None:
                 rows = await self._read(conn, start)
-            full = len(rows) == self._batch_size
-            self.behind_since = rows[-1].received_at if full else None
             if not rows:
+                self.behind_since = None
                 return 0
             last = rows[-1].position
             if len(rows) == self._batch_size and not self._stopping:
@@ -148,6 +149,10 @@ class Processor:
             await ingest_log.advance_processor(conn, last, self._partitions)
             if self._leases is not None:  # last: see the module docstring
                 await self._leases.check(conn, self._partitions)
+        # (Once committed: a batch tried again and again is not a lag. The newest receipt, as
+        # receipts are not in commit order: a spool's drain, gateways on other hosts.)
+        full = len(rows) == self._batch_size
+        self.behind_since = max(row.received_at for row in rows) if full else None
         self._metrics.processed(len(rows))
         self._metrics.count(routed.counts, topology.names())
         if routed.jobs:

@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -537,14 +537,13 @@ async def test_how_far_behind_the_processor_is_counts_from_the_newest_event_of_a
 ) -> None:
     # (engine/pressure.py: receipts are not in commit order — a spool drained late, gateways on
     # other hosts — so the newest of the batch, not its last, says how far behind it is.)
-    database_url = configured
-    processor, pool = await _processor(database_url, batch_size=2)
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        source_id = _source_id(conn)
-        _insert(conn, source_id, "e0", hours_ago=3)
-        _insert(conn, source_id, "e1", hours_ago=5)  # (spooled: committed after e0)
-        _insert(conn, source_id, "e2", hours_ago=1)
-        received = dict(conn.execute("SELECT message_id, received_at FROM ingested").fetchall())
+    with psycopg.connect(configured, autocommit=True) as conn:
+        for message_id, hours_ago in (("e0", 3), ("e1", 5), ("e2", 1)):  # (e1: spooled)
+            _insert(conn, _source_id(conn), message_id, hours_ago)
+        received: dict[str, datetime] = dict(
+            conn.execute("SELECT message_id, received_at FROM ingested").fetchall()
+        )
+    processor, pool = await _processor(configured, batch_size=2)
     try:
         assert await processor.step() == 2
         assert processor.behind_since == received["e0"]  # a full batch: more may wait

@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import multiprocessing
 import os
+import signal
 import socket
 import threading
 import time
@@ -152,24 +153,24 @@ def test_the_pause_grows_while_the_pipeline_is_starved_up_to_its_bound_and_then_
     assert all(later <= earlier for earlier, later in itertools.pairwise(seen[21:]))
 
 
+def say(database_url: str, level: float) -> None:
+    """What a stage process of this host would say (again and again, as one does)."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO pipeline_pressure (host, pid, stage, level) VALUES (%s, 1, 'process', %s)"
+            " ON CONFLICT (host, pid, stage) DO UPDATE SET level = EXCLUDED.level, at = now()",
+            (socket.gethostname(), level),
+        )
+
+
 def test_a_gateway_paces_its_answers_while_its_host_is_starved_and_keeps_every_event(
     workspace_config: str, tmp_path: Path
 ) -> None:
-    host = socket.gethostname()
-
-    def starved(level: float) -> None:  # (said again and again, as a stage process would)
-        with psycopg.connect(workspace_config) as conn:
-            conn.execute(
-                "INSERT INTO pipeline_pressure (host, pid, stage, level) VALUES (%s, 1, 'process',"
-                " %s) ON CONFLICT (host, pid, stage) DO UPDATE SET level = EXCLUDED.level,"
-                " at = now()", (host, level),
-            )  # fmt: skip
-
     gateway = start_gateway(workspace_config, tmp_path, {"gateway_max_pacing_ms": "600"})
     try:
 
         def paced_most() -> bool:
-            starved(0.6)
+            say(workspace_config, 0.6)
             return gateway.metric("sluice_gateway_pacing_seconds") == 0.6
 
         wait_until(paced_most)
@@ -192,7 +193,7 @@ def test_a_gateway_paces_its_answers_while_its_host_is_starved_and_keeps_every_e
         assert {e["message_id"] for e in ingested(workspace_config)} == {f"p-{n}" for n in range(5)}
 
         def unpaced() -> bool:
-            starved(0.0)
+            say(workspace_config, 0.0)
             return gateway.metric("sluice_gateway_pacing_seconds") == 0
 
         wait_until(unpaced)
@@ -213,3 +214,32 @@ async def test_a_gateway_hears_only_its_own_host_and_only_what_is_fresh(database
             " 0.25), (%s, 4, 'process', 0.5)", (socket.gethostname(), socket.gethostname()),
         )  # fmt: skip
         assert await on_this_host(conn) == 0.5
+
+
+def test_a_gateway_process_killed_while_paced_leaves_no_pause_behind_in_the_metrics(
+    workspace_config: str, tmp_path: Path
+) -> None:
+    def children() -> list[int]:
+        pid = gateway.proc.pid
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+    gateway = start_gateway(workspace_config, tmp_path, {"gateway_workers": "2"})
+    try:
+        wait_until(lambda: len(children()) == 2)
+        first = children()
+
+        def paced() -> bool:
+            say(workspace_config, 0.6)
+            return gateway.metric("sluice_gateway_pacing_seconds") > 0
+
+        wait_until(paced)
+        os.kill(first[0], signal.SIGKILL)  # paced as it dies: its last pause is on file
+        wait_until(lambda: len(children()) == 2 and first[0] not in children())
+
+        def unpaced() -> bool:  # (the one killed no longer counts)
+            say(workspace_config, 0.0)
+            return gateway.metric("sluice_gateway_pacing_seconds") == 0
+
+        wait_until(unpaced)
+    finally:
+        gateway.stop()

@@ -1,16 +1,17 @@
-"""The pipeline's pressure: the share of the time a stage process waits for a CPU while it falls
-further behind, said by each stage process of the worker, read by the gateways on its host.
+"""The pipeline's pressure: whether a stage process of the worker falls further behind (the
+delivery stage: for want of CPU), said by each, read by the gateways on its host.
 
 On a host the gateway, the worker and PostgreSQL share, a gateway that takes in all it is sent
-as fast as it can takes the CPU the pipeline needs to deliver it: the backlog grows, and
-delivery falls as intake rises. So every half second each stage process (processing,
-delivery) measures how long its event loop was ready to run but waited for a CPU — the
-kernel's run delay, in /proc/thread-self/schedstat — and how far behind its stage is: the age
-of the oldest event it could work on now, while more waits than it has read. It says the
-share in `pipeline_pressure` while that lag is over a second and has grown over the last two
-seconds (intake outruns it), and 0 otherwise. The gateways on the same host read the highest
-and pace their answers while it is high (engine/gateway/pacing.py), which slows the clients
-that wait for an answer before they send again.
+as fast as it can takes the CPU (and PostgreSQL's time) the pipeline needs to deliver it: the
+backlog grows, and delivery falls as intake rises. So every half second each stage process
+(processing, delivery) works out how far behind its stage is (`behind_since`: the processor's
+last full batch, a router's oldest job never tried, while more waits than they have read) and
+measures how long its event loop was ready to run but waited for a CPU — the kernel's run
+delay, in /proc/thread-self/schedstat. While the lag is over a second and has grown over the
+last two seconds (intake outruns it), it says so in `pipeline_pressure`, and 0 otherwise. The
+gateways on the same host read the highest and pace their answers while it is high
+(engine/gateway/pacing.py), which slows the clients that wait for an answer before they send
+again.
 
 A backlog that shrinks (a worker catching up after an outage) paces nothing. The processing
 stage has no vendor to wait for: while it falls further behind, intake outruns it whatever

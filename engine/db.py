@@ -25,13 +25,20 @@ Params = Mapping[str, Any] | None
 Query = LiteralString | sql.Composed  # a named query, or one composed with identifiers
 T = TypeVar("T")
 
+# What every pool's sessions take (where no one has given it a value). No JIT: Sluice's statements
+# are short, and compiling one costs PostgreSQL 100-200 ms of CPU each time it runs. The
+# processor's duplicate check, reckoned over `jit_above_cost` once its tables had grown past
+# their statistics, was compiled batch after batch: most of PostgreSQL's CPU under load.
+_EVERY_SESSION = {"jit": "off"}
+
 
 def connection_pool(
     url: str, *, min_size: int = 1, max_size: int = 10, settings: Mapping[str, str] | None = None
 ) -> AsyncConnectionPool:
     """A pool that is not yet open; callers `await pool.open()` inside their event loop. Its
-    sessions take `settings` (server settings a session may change) where no one has given
-    them a value: the server's configuration or the connection's own options win.
+    sessions take `settings` (server settings a session may change), and JIT compilation off,
+    where no one has given them a value: the server's configuration or the connection's own
+    options win.
 
     A short `timeout` makes a request fail fast with "database unavailable" instead of hanging
     while PostgreSQL is down. A short `reconnect_timeout` keeps the pool from backing off for
@@ -46,7 +53,7 @@ def connection_pool(
         reconnect_timeout=2.0,
         open=False,
         kwargs={"application_name": "sluice", "client_encoding": "utf8"},
-        configure=partial(_apply_settings, dict(settings)) if settings else None,
+        configure=partial(_apply_settings, {**_EVERY_SESSION, **(settings or {})}),
         reset=_transactional,
     )
 

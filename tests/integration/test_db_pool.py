@@ -33,6 +33,16 @@ async def test_sessions_take_the_pools_settings(workspace_config: str) -> None:
     assert await _settings(workspace_config, settings, *settings) == ("256kB", "5MB")
 
 
+async def test_sessions_go_without_jit_compilation(workspace_config: str) -> None:
+    """JIT compiled the processor's duplicate check batch after batch once its plan was reckoned
+    dear (100-200 ms of PostgreSQL's CPU each time): every pool turns it off, unless told."""
+    assert await _settings(workspace_config, {}, "jit") == ("off",)
+    assert await _settings(workspace_config, {"work_mem": "5MB"}, "jit", "work_mem") == (
+        "off", "5MB")  # fmt: skip
+    told = make_conninfo(workspace_config, options="-c jit=on")
+    assert await _settings(told, {}, "jit") == ("on",)
+
+
 async def test_a_value_the_connection_gives_wins(workspace_config: str) -> None:
     url = make_conninfo(workspace_config, options="-c backend_flush_after=0")
     found = await _settings(url, {"backend_flush_after": "256kB", "work_mem": "5MB"},
@@ -47,7 +57,7 @@ async def test_a_setting_the_server_refuses_costs_a_warning_not_the_session(
         found = await _settings(workspace_config, {"backend_flush_after": "lots"},
                                 "backend_flush_after")  # fmt: skip
     assert found == ("0",)
-    assert "sessions go without the settings backend_flush_after" in caplog.text
+    assert "sessions go without the settings jit, backend_flush_after" in caplog.text
 
 
 async def test_a_value_past_a_limit_of_postgresql_is_refused_not_taken_for_an_outage(

@@ -10,6 +10,7 @@ filters or call types), `dropped` (by a transformation), and `replayed` and `dis
 failed now). `engine.control.stats` reads them back.
 """
 
+import bisect
 from collections import Counter as Tally
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -38,8 +39,7 @@ RETENTION = timedelta(days=90)
 
 
 def latency_bucket(took: timedelta) -> int:
-    seconds = took.total_seconds()
-    return next(i for i, bound in enumerate(LATENCY_BUCKETS) if seconds < bound)
+    return bisect.bisect_right(LATENCY_BUCKETS, took.total_seconds())
 
 
 def names_of(payloads: list[tuple[UUID, dict[str, Any]]]) -> Names:

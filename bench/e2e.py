@@ -12,11 +12,13 @@ Each run gets a fresh database on the PostgreSQL server of --database-url (dropp
 It reports accepted events/s (wrk's 2xx requests x 10 / s), delivered events/s (the sink's
 count, over the run and over its second half), the backlog (accepted in the database -
 delivered) half-way and at the end and its growth per second in between, how long the backlog
-took to drain and whether every accepted event arrived exactly once, and the CPU cores each
-process group used while wrk ran (from /proc), the machine's busy cores and the load that was
-not ours. A rate is *sustained* when delivered ≈ accepted and the backlog does not grow over the
-second half of the run (here: delivered within 5 % of accepted over the second half, and the
-backlog growing by less than 5 % of the accepted rate). --out appends the figures as one JSON line.
+took to drain and whether every accepted event arrived exactly once, how steady delivery was
+(the events delivered in each second of the load: their 10th, 50th and 90th percentiles, and
+the rate over the first five seconds), and the CPU cores each process group used while wrk
+ran (from /proc), the machine's busy cores and the load that was not ours. A rate is
+*sustained* when delivered ≈ accepted and the backlog does not grow over the second half of the
+run (here: delivered within 5 % of accepted over the second half, and the backlog growing by
+less than 5 % of the accepted rate). --out appends the figures as one JSON line.
 
 The peer's set-up (its build, transformer, config and the GA destination sent to the sink) is
 described in /work/shared/perf/e2e/README.md; --peer-dir is where it was built.
@@ -24,6 +26,7 @@ described in /work/shared/perf/e2e/README.md; --peer-dir is where it was built.
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -78,6 +81,7 @@ class Run:
     machine_busy_cores: float
     other_cores: float
     load_average: float
+    delivered_each_second: list[int]  # what the sink got in each whole second of the load
 
     @property
     def sustained(self) -> bool:
@@ -92,6 +96,7 @@ class Run:
             f"{'sustained' if self.sustained else 'NOT sustained'}",
             f"  accepted {self.accepted_eps:,.0f}/s, delivered {self.delivered_eps:,.0f}/s "
             f"({self.delivered_second_half_eps:,.0f}/s over the second half)",
+            f"  delivered each second: {_spread(self.delivered_each_second)}",
             f"  backlog {self.backlog_mid:,} half-way, {self.backlog_end:,} at the end "
             f"({self.backlog_growth_per_s:+,.0f}/s); drained in {self.drain_seconds:.1f} s",
             f"  {self.delivered:,} delivered of {self.accepted_rows:,} accepted: "
@@ -215,7 +220,7 @@ class Load:
         ticks, postgres, machine = _ticks(self.groups), _postgres_ticks(self.url), _machine()
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.monotonic()
-        output, mid = self._wrk()
+        output, mid, each_second = self._wrk()
         end = self._point()
         seconds = end.at - start
         cpu = _cpu_seconds(ticks, _ticks(self.groups))
@@ -237,11 +242,12 @@ class Load:
             accepted_rows=final.accepted, delivered=final.delivered,
             exactly_once=final.delivered == final.accepted, cpu_cores=cores,
             machine_busy_cores=round(busy, 3), other_cores=round(busy - sum(cores.values()), 3),
-            load_average=load,
+            load_average=load, delivered_each_second=each_second,
         )  # fmt: skip
 
-    def _wrk(self) -> tuple[str, Point]:
-        """wrk's output, and the point half-way through its run."""
+    def _wrk(self) -> tuple[str, Point, list[int]]:
+        """wrk's output, the point half-way through its run, and what the sink got in each
+        whole second of it."""
         args = self.args
         wrk = subprocess.Popen(
             ["wrk", "-t2", f"-c{args.concurrency}", f"-d{args.duration}s",
@@ -251,9 +257,15 @@ class Load:
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         try:
-            time.sleep(args.duration / 2)
-            mid = self._point()
-            return wrk.communicate()[0], mid
+            start, counts, mid = time.monotonic(), [_sink_count()], None
+            for second in range(1, int(args.duration) + 1):
+                time.sleep(max(0.0, start + second - time.monotonic()))
+                counts.append(_sink_count())
+                if mid is None and second >= args.duration / 2:
+                    mid = self._point()
+            assert mid is not None
+            each = [later - earlier for earlier, later in itertools.pairwise(counts)]
+            return wrk.communicate()[0], mid, each
         finally:
             if wrk.poll() is None:  # interrupted
                 wrk.kill()
@@ -463,6 +475,16 @@ def _children(pid: int) -> list[int]:
             with contextlib.suppress(FileNotFoundError, ProcessLookupError):
                 found += [int(child) for child in (task / "children").read_text().split()]
     return found
+
+
+def _spread(counts: list[int]) -> str:
+    """Per-second counts as a line: their 10th, 50th and 90th percentiles, and the first 5 s."""
+    if not counts:
+        return "none"
+    ranked = sorted(counts)
+    p10, p50, p90 = (ranked[int(q * (len(ranked) - 1))] for q in (0.1, 0.5, 0.9))
+    first = sum(counts[:5]) / min(5, len(counts))
+    return f"p10 {p10:,}/s, median {p50:,}/s, p90 {p90:,}/s; {first:,.0f}/s over the first 5 s"
 
 
 def _descendants(pid: int) -> list[int]:

@@ -259,13 +259,15 @@ class Load:
         try:
             start, counts, mid = time.monotonic(), [_sink_count()], None
             for second in range(1, int(args.duration) + 1):
-                time.sleep(max(0.0, start + second - time.monotonic()))
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    wrk.wait(max(0.0, start + second - time.monotonic()))
+                if wrk.poll() is not None:  # (ended early: a part of a second is no figure)
+                    break
                 counts.append(_sink_count())
                 if mid is None and second >= args.duration / 2:
                     mid = self._point()
-            assert mid is not None
             each = [later - earlier for earlier, later in itertools.pairwise(counts)]
-            return wrk.communicate()[0], mid, each
+            return wrk.communicate()[0], mid or self._point(), each
         finally:
             if wrk.poll() is None:  # interrupted
                 wrk.kill()

@@ -53,9 +53,17 @@ def connection_pool(
         reconnect_timeout=2.0,
         open=False,
         kwargs={"application_name": "sluice", "client_encoding": "utf8"},
-        configure=partial(_apply_settings, {**_EVERY_SESSION, **(settings or {})}),
+        configure=partial(_configure, dict(settings or {})),
         reset=_transactional,
     )
+
+
+async def _configure(settings: dict[str, str], conn: Connection) -> None:
+    """A new session's settings: those of every pool, then the pool's own (apart: a server
+    refusing one of the pool's costs it no other)."""
+    await _apply_settings(_EVERY_SESSION, conn)
+    if settings:
+        await _apply_settings(settings, conn)
 
 
 async def _apply_settings(settings: dict[str, str], conn: Connection) -> None:

@@ -8,7 +8,6 @@ secrets too (`url_secrets`); a viewer sees neither a URL's user nor any query va
 (`private_url`).
 """
 
-import functools
 import json
 import re
 from collections.abc import Iterable
@@ -28,17 +27,23 @@ def _forms(secret: str) -> tuple[str, ...]:
 
 
 def mask(text: str, secrets: Iterable[str]) -> str:
-    for secret in _longest_first(tuple(secrets)):
+    return masked(text, forms(secrets))
+
+
+def forms(secrets: Iterable[str]) -> tuple[str, ...]:
+    """Every form of the secrets that `masked` replaces, longest first: a secret that contains
+    another is masked whole. (Worked out once by whoever masks text after text: a router masks
+    every answer it keeps.)"""
+    found = {f for s in secrets if len(s) >= _SHORTEST for f in _forms(s)}
+    return tuple(sorted(found, key=len, reverse=True))
+
+
+def masked(text: str, forms: tuple[str, ...]) -> str:
+    """The text with each of the secrets' `forms` replaced, and any credential after `Basic` or
+    `Bearer`."""
+    for secret in forms:
         text = text.replace(secret, MASK)
     return _SCHEMES.sub(rf"\1\2{MASK}", text)
-
-
-@functools.lru_cache(maxsize=256)
-def _longest_first(secrets: tuple[str, ...]) -> tuple[str, ...]:
-    """The forms of the secrets, longest first: a secret that contains another is masked whole.
-    (Worked out once per set of secrets: a router masks every answer it keeps.)"""
-    forms = {f for s in secrets if len(s) >= _SHORTEST for f in _forms(s)}
-    return tuple(sorted(forms, key=len, reverse=True))
 
 
 def url_secrets(url: str) -> list[str]:

@@ -89,13 +89,21 @@ class Target:
         )  # fmt: skip
 
     def mask(self, text: str) -> str:
-        return secrets.mask(text, self.secrets)
+        return secrets.masked(text, self._secret_forms)
 
     def mask_text(self, text: str) -> str:
         """Free text (a vendor's answer, an error) as anyone may see it: no secret, nor any of
         the settings' private values — a URL's query values among them — which an answer may
         echo (a debugging endpoint repeats the request it got)."""
-        return secrets.mask(text, (*self.secrets, *self._private_texts))
+        return secrets.masked(text, self._text_forms)
+
+    @cached_property
+    def _secret_forms(self) -> tuple[str, ...]:
+        return secrets.forms(self.secrets)
+
+    @cached_property
+    def _text_forms(self) -> tuple[str, ...]:
+        return secrets.forms((*self.secrets, *self._private_texts))
 
     @cached_property
     def _private_texts(self) -> tuple[str, ...]:

@@ -57,7 +57,8 @@ async def test_a_setting_the_server_refuses_costs_a_warning_not_the_session(
         found = await _settings(workspace_config, {"backend_flush_after": "lots"},
                                 "backend_flush_after")  # fmt: skip
     assert found == ("0",)
-    assert "sessions go without the settings jit, backend_flush_after" in caplog.text
+    assert await _settings(workspace_config, {"backend_flush_after": "lots"}, "jit") == ("off",)
+    assert "sessions go without the settings backend_flush_after:" in caplog.text
 
 
 async def test_a_value_past_a_limit_of_postgresql_is_refused_not_taken_for_an_outage(

@@ -6,7 +6,7 @@ be without pacing, and no request is refused. Clients that wait for an answer be
 again (every batching SDK, a closed loop of connections) send less; the CPU the gateway and
 PostgreSQL no longer spend taking events in goes to the pipeline. Every half second the pause
 doubles while a stage on the host says more than `TARGET` as it falls further behind (the
-processing stage says 1, the delivery stage the share of the time it waits for a CPU): 5 ms
+processing stage says 1, the delivery stage the share of the time it waits for a CPU): 20 ms
 to begin with, `most` at the most. It stays while a stage says less, and shrinks by a fifth
 once none says anything: intake settles about where delivery keeps up.
 """
@@ -21,7 +21,7 @@ from engine.pressure import EVERY, on_this_host
 
 log = logging.getLogger(__name__)
 TARGET = 0.10  # what a stage falling behind may say (a share of the time waited for a CPU)
-FIRST = 0.005  # seconds: the first pause
+FIRST = 0.02  # seconds: the first pause (5 ms let twice as much pile up before it bit)
 GROW = 2.0
 SHRINK = 0.8
 
